@@ -1,0 +1,277 @@
+"""The PaymentIntent state machine: a transition table and the one function that applies it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from kassa.domain.errors import AmountError, IllegalTransition, InvalidRequest
+from kassa.domain.money import MAX_AMOUNT, Money
+
+
+class PaymentStatus(StrEnum):
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"  # new without a card, or last attempt failed
+    REQUIRES_CONFIRMATION = "requires_confirmation"  # has a card, waiting for confirm
+    REQUIRES_ACTION = "requires_action"  # PSP asked for customer authentication (3DS)
+    PROCESSING = "processing"  # a PSP call is in flight or its outcome is unknown
+    REQUIRES_CAPTURE = "requires_capture"  # authorised, funds held, waiting for manual capture
+    SUCCEEDED = "succeeded"  # captured (terminal for the intent; refunds don't change it)
+    CANCELED = "canceled"  # voided or abandoned (terminal)
+
+
+S = PaymentStatus
+
+TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
+    {
+        (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION),  # card attached
+        (S.REQUIRES_PAYMENT_METHOD, S.PROCESSING),  # confirm with a card in the same call
+        (S.REQUIRES_PAYMENT_METHOD, S.CANCELED),
+        (S.REQUIRES_CONFIRMATION, S.REQUIRES_CONFIRMATION),  # card replaced
+        (S.REQUIRES_CONFIRMATION, S.PROCESSING),  # confirm
+        (S.REQUIRES_CONFIRMATION, S.CANCELED),
+        (S.REQUIRES_ACTION, S.PROCESSING),  # re-confirm after authentication
+        (S.REQUIRES_ACTION, S.REQUIRES_PAYMENT_METHOD),  # authentication failed
+        (S.REQUIRES_ACTION, S.CANCELED),
+        (S.PROCESSING, S.REQUIRES_ACTION),
+        (S.PROCESSING, S.REQUIRES_CAPTURE),  # authorised (manual) or capture failed
+        (S.PROCESSING, S.SUCCEEDED),  # captured
+        (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD),  # declined
+        (S.PROCESSING, S.CANCELED),  # void confirmed
+        (S.REQUIRES_CAPTURE, S.PROCESSING),  # capture or void in flight
+    }
+)
+
+TERMINAL = frozenset({S.SUCCEEDED, S.CANCELED})
+CANCELABLE = frozenset(
+    {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE}
+)
+CANCELLATION_REASONS = frozenset(
+    {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
+)
+
+
+def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None) -> None:
+    """Move ``payment`` to ``dst`` or raise IllegalTransition; bumps nothing else."""
+    if (payment.status, dst) not in TRANSITIONS:
+        raise IllegalTransition(payment.status.value, dst.value, action=action)
+    payment.status = dst
+
+
+def validate_amount(amount: int, *, param: str = "amount") -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidRequest("Invalid integer", param=param)
+    if amount < 1:
+        raise AmountError("Amount must be at least 1 minor unit.", param=param,
+                          code="amount_too_small")
+    if amount > MAX_AMOUNT:
+        raise AmountError(f"Amount must be no more than {MAX_AMOUNT}.", param=param,
+                          code="amount_too_large")
+
+
+class Operation(StrEnum):
+    """What a PSP attempt does; each attempt's id is the PSP idempotency key."""
+
+    AUTHORIZE = "authorize"
+    CAPTURE = "capture"
+    VOID = "void"
+    REFUND = "refund"
+
+
+class AttemptStatus(StrEnum):
+    STARTED = "started"  # recorded before the PSP call; outcome not yet known
+    SUCCEEDED = "succeeded"  # PSP accepted (authorised, captured, voided, refunded)
+    REQUIRES_ACTION = "requires_action"  # PSP wants customer authentication
+    FAILED = "failed"  # PSP refused (decline, invalid) — final, nothing moved at the PSP
+    UNKNOWN = "unknown"  # timeout / 5xx: recovery must ask the PSP
+
+
+@dataclass(slots=True)
+class PaymentIntent:
+    id: str
+    merchant_id: str
+    amount: Money
+    status: PaymentStatus
+    capture_method: str  # automatic | manual
+    created: int  # unix seconds
+    payment_method: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    amount_capturable: int = 0
+    amount_received: int = 0
+    amount_refunded: int = 0
+    last_payment_error: dict[str, Any] | None = None
+    next_action: dict[str, Any] | None = None
+    canceled_at: int | None = None
+    cancellation_reason: str | None = None
+    latest_charge: str | None = None
+    psp: str | None = None
+    psp_reference: str | None = None
+    pending_attempt_id: str | None = None
+    version: int = 0
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
+
+    # --- commands: each validates, applies the transition and returns nothing -------------
+
+    def attach_payment_method(self, payment_method: str) -> None:
+        if self.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
+            raise IllegalTransition(self.status.value, S.REQUIRES_CONFIRMATION.value,
+                                    action="update the payment method of")
+        self.payment_method = payment_method
+        transition(self, S.REQUIRES_CONFIRMATION)
+
+    def start_authorization(self, attempt_id: str, psp: str) -> None:
+        """Confirm: move to processing with a new authorisation attempt."""
+        if self.payment_method is None:
+            raise InvalidRequest(
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                param="payment_method", code="payment_intent_unexpected_state")
+        transition(self, S.PROCESSING, action="confirm")
+        self.pending_attempt_id = attempt_id
+        self.latest_charge = attempt_id
+        self.psp = psp
+        self.last_payment_error = None
+        self.next_action = None
+
+    def authorization_succeeded(self, *, psp_reference: str, captured: bool) -> None:
+        self.psp_reference = psp_reference
+        self.pending_attempt_id = None
+        if captured:
+            transition(self, S.SUCCEEDED)
+            self.amount_received = self.amount.minor
+            self.amount_capturable = 0
+        else:
+            transition(self, S.REQUIRES_CAPTURE)
+            self.amount_capturable = self.amount.minor
+
+    def authorization_requires_action(self, *, psp_reference: str, next_action: dict[str, Any]
+                                      ) -> None:
+        self.psp_reference = psp_reference
+        self.next_action = next_action
+        transition(self, S.REQUIRES_ACTION)
+        # the attempt stays open: re-confirming continues it after authentication
+
+    def authorization_failed(self, error: dict[str, Any]) -> None:
+        self.pending_attempt_id = None
+        self.next_action = None
+        self.last_payment_error = error
+        self.payment_method = None
+        transition(self, S.REQUIRES_PAYMENT_METHOD)
+
+    def start_capture(self, attempt_id: str, amount_to_capture: int | None) -> int:
+        if self.status is not S.REQUIRES_CAPTURE:
+            raise IllegalTransition(self.status.value, S.PROCESSING.value, action="capture")
+        amount = self.amount_capturable if amount_to_capture is None else amount_to_capture
+        validate_amount(amount, param="amount_to_capture")
+        if amount > self.amount_capturable:
+            raise AmountError(
+                f"The amount to capture ({amount}) exceeds the amount capturable "
+                f"({self.amount_capturable}).",
+                param="amount_to_capture", code="amount_too_large")
+        transition(self, S.PROCESSING, action="capture")
+        self.pending_attempt_id = attempt_id
+        return amount
+
+    def capture_succeeded(self, amount: int) -> None:
+        transition(self, S.SUCCEEDED)
+        self.pending_attempt_id = None
+        self.amount_received = amount
+        self.amount_capturable = 0
+
+    def capture_failed(self) -> None:
+        """The PSP refused the capture: the authorisation is still held."""
+        transition(self, S.REQUIRES_CAPTURE)
+        self.pending_attempt_id = None
+
+    def cancel(self, *, reason: str | None, now: int) -> bool:
+        """Cancel; returns True when a PSP void is needed (funds are held)."""
+        if reason is not None and reason not in CANCELLATION_REASONS:
+            raise InvalidRequest(f"Invalid cancellation_reason: {reason}",
+                                 param="cancellation_reason")
+        if self.status not in CANCELABLE:
+            raise IllegalTransition(self.status.value, S.CANCELED.value, action="cancel")
+        self.cancellation_reason = reason
+        if self.status is S.REQUIRES_CAPTURE:
+            return True
+        transition(self, S.CANCELED, action="cancel")
+        self.canceled_at = now
+        self.next_action = None
+        return False
+
+    def start_void(self, attempt_id: str) -> None:
+        transition(self, S.PROCESSING, action="cancel")
+        self.pending_attempt_id = attempt_id
+
+    def void_succeeded(self, *, now: int) -> None:
+        transition(self, S.CANCELED)
+        self.pending_attempt_id = None
+        self.amount_capturable = 0
+        self.canceled_at = now
+
+    def reserve_refund(self, amount: int | None) -> int:
+        """Validate a refund and count it against the captured amount before the PSP call."""
+        if self.status is not S.SUCCEEDED:
+            raise InvalidRequest(
+                f"This PaymentIntent has a status of {self.status.value}; only succeeded "
+                "payments can be refunded.", param="payment_intent",
+                code="charge_not_refundable" if self.status is not S.CANCELED
+                else "charge_already_refunded")
+        refundable = self.amount_received - self.amount_refunded
+        if refundable <= 0:
+            raise InvalidRequest("Charge has already been refunded.", param="payment_intent",
+                                 code="charge_already_refunded")
+        value = refundable if amount is None else amount
+        validate_amount(value)
+        if value > refundable:
+            raise AmountError(
+                f"Refund amount ({value}) is greater than unrefunded amount on charge "
+                f"({refundable}).", param="amount", code="amount_too_large")
+        self.amount_refunded += value
+        return value
+
+    def release_refund(self, amount: int) -> None:
+        """A refund failed at the PSP: its amount is refundable again."""
+        self.amount_refunded -= amount
+        assert self.amount_refunded >= 0
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # sent to the PSP, outcome not final
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+REFUND_TRANSITIONS: frozenset[tuple[RefundStatus, RefundStatus]] = frozenset(
+    {
+        (RefundStatus.PENDING, RefundStatus.SUCCEEDED),
+        (RefundStatus.PENDING, RefundStatus.FAILED),
+        (RefundStatus.PENDING, RefundStatus.CANCELED),
+        (RefundStatus.SUCCEEDED, RefundStatus.FAILED),  # a PSP may fail a refund later
+    }
+)
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+
+@dataclass(slots=True)
+class Refund:
+    id: str
+    merchant_id: str
+    payment_intent_id: str
+    amount: Money
+    status: RefundStatus
+    created: int
+    reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    failure_reason: str | None = None
+    psp_reference: str | None = None
+    attempt_id: str | None = None
+    version: int = 0
+
+    def move(self, dst: RefundStatus) -> None:
+        if (self.status, dst) not in REFUND_TRANSITIONS:
+            raise IllegalTransition(self.status.value, dst.value, obj="Refund")
+        self.status = dst
