@@ -31,6 +31,8 @@ TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
         (S.REQUIRES_CONFIRMATION, S.PROCESSING),  # confirm
         (S.REQUIRES_CONFIRMATION, S.CANCELED),
         (S.REQUIRES_ACTION, S.PROCESSING),  # re-confirm after authentication
+        (S.REQUIRES_ACTION, S.SUCCEEDED),  # authentication done, PSP captured
+        (S.REQUIRES_ACTION, S.REQUIRES_CAPTURE),  # authentication done, PSP authorised
         (S.REQUIRES_ACTION, S.REQUIRES_PAYMENT_METHOD),  # authentication failed
         (S.REQUIRES_ACTION, S.CANCELED),
         (S.PROCESSING, S.REQUIRES_ACTION),

@@ -1,0 +1,105 @@
+"""The FastAPI application: routers, error mapping, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kassa.api import errors
+from kassa.api.deps import respond
+from kassa.api.routers import balance, events, payment_intents, refunds
+from kassa.domain.errors import KassaError
+from kassa.services.context import Kassa
+from kassa.services.merchants import KeyCache
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def create_app(*, kassa: Kassa | None = None,
+               lifespan_kassa: Callable[[], Awaitable[tuple[Kassa, Callable[[], Awaitable[None]]]]]
+               | None = None,
+               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0
+               ) -> FastAPI:
+    """Either pass a ready ``kassa`` (tests) or ``lifespan_kassa`` that builds one at start-up
+    and returns it with its closer (production, so the pool lives on the server's loop)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        closer = None
+        if lifespan_kassa is not None:
+            app.state.kassa, closer = await lifespan_kassa()
+        try:
+            yield
+        finally:
+            if closer is not None:
+                await closer()
+
+    app = FastAPI(title="kassa", version="0.1.0", lifespan=lifespan,
+                  description="Stripe-shaped payments API with a double-entry ledger.")
+    if kassa is not None:
+        app.state.kassa = kassa
+    app.state.keys = KeyCache(key_cache_seconds)
+
+    for module in (payment_intents, refunds, balance, events):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> Response:
+        checks: dict[str, bool] = {}
+        try:
+            k: Kassa = request.app.state.kassa
+            checks["database"] = await k.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            checks["database"] = False
+        if readiness is not None:
+            checks.update(await readiness())
+        ok = all(checks.values())
+        return Response(orjson.dumps({"status": "ok" if ok else "unavailable",
+                                                    "checks": checks}),
+                        status_code=200 if ok else 503, media_type="application/json")
+
+    @app.exception_handler(KassaError)
+    async def kassa_error(request: Request, exc: KassaError) -> Response:
+        return respond(exc)
+
+    @app.exception_handler(ValidationError)
+    async def validation_error(request: Request, exc: ValidationError) -> Response:
+        return respond(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation_error(request: Request, exc: RequestValidationError
+                                       ) -> Response:
+        return respond(errors.error_body("invalid_request_error", "Invalid request."))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            body = errors.error_body(
+                "invalid_request_error",
+                f"Unrecognized request URL ({request.method}: {request.url.path}).")
+        elif exc.status_code == 405:
+            body = errors.error_body(
+                "invalid_request_error",
+                f"Unrecognized request URL ({request.method}: {request.url.path}). "
+                "This method is not allowed on this resource.")
+        else:
+            body = errors.error_body("invalid_request_error", str(exc.detail))
+        return Response(orjson.dumps(body), status_code=exc.status_code,
+                        media_type="application/json")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(exc)
+
+    return app

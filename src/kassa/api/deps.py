@@ -1,0 +1,111 @@
+"""Shared request plumbing: authentication, parameter parsing, idempotent execution."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from kassa.api import errors
+from kassa.api.params import parse_body
+from kassa.api.schemas import ListQuery
+from kassa.domain.errors import KassaError
+from kassa.services import idempotency
+from kassa.services.context import Kassa
+from kassa.services.merchants import Caller, KeyCache
+from kassa.services.uow import IdempotencyHandle
+
+M = TypeVar("M", bound=BaseModel)
+JSON = "application/json"
+
+
+def kassa(request: Request) -> Kassa:
+    k: Kassa = request.app.state.kassa
+    return k
+
+
+async def authenticate(request: Request, *, secret: bool = True) -> Caller:
+    header = request.headers.get("authorization", "")
+    key = ""
+    if header.lower().startswith("bearer "):
+        key = header[7:].strip()
+    elif header.lower().startswith("basic "):
+        import base64
+        import binascii
+
+        try:
+            key = base64.b64decode(header[6:]).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            key = ""
+    if not key:
+        raise errors.AuthenticationError(
+            "You did not provide an API key. Provide it as a Bearer token: "
+            "'Authorization: Bearer sk_test_...'.", code="api_key_missing")
+    cache: KeyCache = request.app.state.keys
+    caller = await cache.authenticate(kassa(request), key)
+    if caller is None:
+        raise errors.AuthenticationError(f"Invalid API Key provided: {key[:8]}****{key[-4:]}")
+    if secret and caller.kind != "secret":
+        raise errors.PermissionDenied("This API call requires a secret key.")
+    return caller
+
+
+async def params(request: Request, model: type[M]) -> tuple[M, dict[str, Any]]:
+    raw = parse_body(request.headers.get("content-type"), await request.body())
+    return model.model_validate(raw), raw
+
+
+def list_query(request: Request) -> ListQuery:
+    q = request.query_params
+    data: dict[str, Any] = {k: q[k] for k in ("limit", "starting_after", "ending_before")
+                            if k in q}
+    return ListQuery.model_validate(data)
+
+
+def respond(result: object) -> Response:
+    status, body = errors.render(result)
+    return Response(body, status_code=status, media_type=JSON)
+
+
+def list_response(url: str, items: list[dict[str, Any]], has_more: bool) -> Response:
+    return respond({"object": "list", "url": url, "has_more": has_more, "data": items})
+
+
+async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
+                   action: Callable[[IdempotencyHandle | None], Awaitable[dict[str, Any]]]
+                   ) -> Response:
+    """Run a POST under its Idempotency-Key (if any): replay, refuse, or execute once."""
+    k = kassa(request)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return respond(await action(None))
+    begun = await idempotency.begin(k, merchant_id=caller.merchant_id, key=key,
+                                    method=request.method, path=request.url.path, params=raw,
+                                    render=errors.render)
+    if isinstance(begun, idempotency.Replay):
+        return Response(begun.body, status_code=begun.status, media_type=JSON,
+                        headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
+    handle = begun
+    try:
+        result = await action(handle)
+    except KassaError as exc:
+        if not handle.completed:
+            if handle.side_effects:
+                # the saga moved: this outcome is the answer every retry must get
+                await idempotency.complete(k, handle, exc)
+            else:
+                await idempotency.release(k, handle)  # nothing happened: let a retry run
+        raise
+    except BaseException:
+        if not handle.side_effects and not handle.completed:
+            await idempotency.release(k, handle)
+        # else: leave the key locked; after the lock timeout a retry takes over and
+        # resumes from the saga's recovery point
+        raise
+    if not handle.completed:
+        await idempotency.complete(k, handle, result)
+    return Response(errors.render(result)[1], status_code=200, media_type=JSON,
+                    headers={"Idempotency-Key": key})

@@ -1,0 +1,88 @@
+"""Request parameters: JSON bodies, or Stripe's form encoding with bracket notation
+(``metadata[order]=7``, ``expand[]=x``, ``items[0][price]=p``), both into one dict."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from kassa.domain.errors import InvalidRequest
+
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _split(key: str) -> list[str]:
+    head, _, rest = key.partition("[")
+    if not rest:
+        return [key]
+    segments = _SEGMENT.findall("[" + rest)
+    if "[" + rest != "".join(f"[{s}]" for s in segments):
+        raise InvalidRequest(f"Invalid parameter name: {key}", param=key)
+    return [head, *segments]
+
+
+def _insert(target: dict[str, Any], path: list[str], value: str, key: str) -> None:
+    node: Any = target
+    for i, segment in enumerate(path):
+        last = i == len(path) - 1
+        nxt = None if last else path[i + 1]
+        if isinstance(node, list):
+            if segment == "":
+                if last:
+                    node.append(value)
+                    return
+                node.append({} if nxt not in ("",) and not (nxt or "").isdigit() else [])
+                node = node[-1]
+                continue
+            if not segment.isdigit():
+                raise InvalidRequest(f"Invalid array index in {key}", param=key)
+            idx = int(segment)
+            while len(node) <= idx:
+                node.append(None)
+            if last:
+                node[idx] = value
+                return
+            if node[idx] is None:
+                node[idx] = [] if nxt == "" or (nxt or "").isdigit() else {}
+            node = node[idx]
+            continue
+        if not isinstance(node, dict):
+            raise InvalidRequest(f"Conflicting parameter: {key}", param=key)
+        if last:
+            node[segment] = value
+            return
+        if segment not in node:
+            node[segment] = [] if nxt == "" or (nxt or "").isdigit() else {}
+        node = node[segment]
+
+
+def parse_form(body: bytes) -> dict[str, Any]:
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise InvalidRequest("Request body is not valid UTF-8.") from None
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        _insert(out, _split(key), value, key)
+    return out
+
+
+def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype == "application/json" or (not ctype and body.lstrip()[:1] == b"{"):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"Invalid JSON in request body: {exc.msg}.") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("The JSON request body must be an object.")
+        return data
+    if ctype in ("application/x-www-form-urlencoded", ""):
+        return parse_form(body)
+    raise InvalidRequest(f"Unsupported Content-Type: {ctype}. Use "
+                         "application/x-www-form-urlencoded or application/json.")

@@ -1,0 +1,103 @@
+"""Request schemas: strict about what Stripe is strict about (unknown parameters, integer
+amounts), lenient where form encoding makes everything a string."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_INT = re.compile(r"^-?\d{1,30}$")
+
+
+def _integer(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("Invalid integer")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and _INT.match(v.strip()):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    raise ValueError("Invalid integer")
+
+
+def _boolean(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    raise ValueError("Invalid boolean")
+
+
+def _metadata(v: Any) -> Any:
+    if v == "" or v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError("Invalid metadata: must be an object of string keys and values")
+    if len(v) > 50:
+        raise ValueError("Invalid metadata: at most 50 keys")
+    out = {}
+    for k, val in v.items():
+        if val == "" or val is None:
+            continue  # Stripe: an empty value unsets the key
+        if not isinstance(val, str | int | float) or isinstance(val, bool):
+            raise ValueError(f"Invalid metadata value for {k}")
+        if len(str(k)) > 40 or len(str(val)) > 500:
+            raise ValueError("Invalid metadata: keys ≤ 40 and values ≤ 500 characters")
+        out[str(k)] = str(val)
+    return out
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Metadata = Annotated[dict[str, str], BeforeValidator(_metadata)]
+Text = Annotated[str, Field(max_length=1000)]
+Id = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
+
+
+class PaymentIntentCreate(Params):
+    amount: Integer
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    capture_method: Literal["automatic", "automatic_async", "manual"] = "automatic"
+    confirm: Boolean = False
+    payment_method: Id | None = None
+    payment_method_types: list[Literal["card"]] | None = None
+    description: Text | None = None
+    metadata: Metadata | None = None
+    return_url: Annotated[str, Field(max_length=2000)] | None = None
+    confirmation_method: Literal["automatic", "manual"] | None = None
+
+
+class PaymentIntentConfirm(Params):
+    payment_method: Id | None = None
+    return_url: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class PaymentIntentCapture(Params):
+    amount_to_capture: Integer | None = None
+
+
+class PaymentIntentCancel(Params):
+    cancellation_reason: str | None = None
+
+
+class RefundCreate(Params):
+    payment_intent: Id | None = None
+    charge: Id | None = None
+    amount: Integer | None = None
+    reason: str | None = None
+    metadata: Metadata | None = None
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: Annotated[Integer, Field(ge=1, le=100)] = 10
+    starting_after: Id | None = None
+    ending_before: Id | None = None

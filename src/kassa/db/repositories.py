@@ -1,0 +1,584 @@
+"""Named SQL for every table kassa writes; the locking each statement relies on is spelled out.
+
+All functions take an asyncpg connection (or pool for single reads) and are scoped by
+merchant where an object belongs to one. Compare-and-swap updates raise
+ConcurrentModification when the row moved under us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from kassa.domain.errors import ConcurrentModification
+from kassa.domain.ledger import Posting
+from kassa.domain.money import Money
+from kassa.domain.payments import (
+    AttemptStatus,
+    Operation,
+    PaymentIntent,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+# ---------------------------------------------------------------- merchants and keys
+
+
+async def insert_merchant(conn: Conn, *, merchant_id: str, name: str, created: int) -> None:
+    await conn.execute("INSERT INTO merchants (id, name, created) VALUES ($1, $2, $3)",
+                       merchant_id, name, created)
+
+
+async def insert_api_key(conn: Conn, *, key_id: str, merchant_id: str, kind: str,
+                         key_hash: bytes, last4: str, created: int) -> None:
+    await conn.execute(
+        "INSERT INTO api_keys (id, merchant_id, kind, key_hash, last4, created)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        key_id, merchant_id, kind, key_hash, last4, created)
+
+
+async def find_api_key(conn: Conn, key_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, merchant_id, kind, livemode FROM api_keys"
+        " WHERE key_hash = $1 AND revoked_at IS NULL", key_hash)
+
+
+async def revoke_api_key(conn: Conn, *, key_id: str) -> bool:
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id)
+    return bool(status.endswith(" 1"))
+
+
+async def get_merchant(conn: Conn, merchant_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, name, created FROM merchants WHERE id = $1",
+                               merchant_id)
+
+
+async def list_merchants(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, name, created FROM merchants ORDER BY created, id")
+
+
+# ---------------------------------------------------------------- idempotency keys
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRow:
+    fingerprint: bytes
+    locked: bool
+    stale: bool
+    response_status: int | None
+    response_body: bytes | None
+    resource_id: str | None
+
+
+async def claim_idempotency_key(conn: Conn, *, merchant_id: str, key: str, fingerprint: bytes,
+                                method: str, path: str) -> bool:
+    """Insert the key locked by us; False when it already exists (unique constraint)."""
+    row = await conn.fetchrow(
+        "INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)"
+        " VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING 1",
+        merchant_id, key, fingerprint, method, path)
+    return row is not None
+
+
+async def get_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
+                              lock_timeout_s: float) -> IdempotencyRow | None:
+    row = await conn.fetchrow(
+        "SELECT fingerprint, locked_at IS NOT NULL AS locked,"
+        " locked_at < now() - make_interval(secs => $3) AS stale,"
+        " response_status, response_body, resource_id"
+        " FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        merchant_id, key, lock_timeout_s)
+    if row is None:
+        return None
+    return IdempotencyRow(row["fingerprint"], row["locked"], bool(row["stale"]),
+                          row["response_status"], row["response_body"], row["resource_id"])
+
+
+async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
+                                          lock_timeout_s: float) -> bool:
+    """Re-lock a key whose holder died; only one retry can win (row lock + predicate)."""
+    status = await conn.execute(
+        "UPDATE idempotency_keys SET locked_at = now()"
+        " WHERE merchant_id = $1 AND key = $2 AND response_status IS NULL"
+        " AND locked_at < now() - make_interval(secs => $3)",
+        merchant_id, key, lock_timeout_s)
+    return bool(status.endswith(" 1"))
+
+
+async def complete_idempotency_key(conn: Conn, *, merchant_id: str, key: str, status: int,
+                                   body: bytes) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET locked_at = NULL, response_status = $3,"
+        " response_body = $4, completed_at = now() WHERE merchant_id = $1 AND key = $2",
+        merchant_id, key, status, body)
+
+
+async def set_idempotency_resource(conn: Conn, *, merchant_id: str, key: str,
+                                   resource_id: str) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET resource_id = $3 WHERE merchant_id = $1 AND key = $2",
+        merchant_id, key, resource_id)
+
+
+async def release_idempotency_key(conn: Conn, *, merchant_id: str, key: str) -> None:
+    """Forget a key whose request changed nothing, so a retry runs afresh."""
+    await conn.execute(
+        "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2"
+        " AND response_status IS NULL", merchant_id, key)
+
+
+async def expire_idempotency_keys(conn: Conn, *, older_than_hours: float,
+                                  limit: int = 5000) -> int:
+    status = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM idempotency_keys"
+        " WHERE created_at < now() - $1::float8 * interval '1 hour'"
+        " AND (locked_at IS NULL) LIMIT $2))",
+        older_than_hours, limit)
+    return int(status.split()[-1])
+
+
+# ---------------------------------------------------------------- payment intents
+
+_PI_COLUMNS = (
+    "id, merchant_id, amount, currency, status, capture_method, payment_method, description,"
+    " metadata, amount_capturable, amount_received, amount_refunded, last_payment_error,"
+    " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
+    " pending_attempt_id, created, version"
+)
+
+
+def _payment(row: asyncpg.Record) -> PaymentIntent:
+    return PaymentIntent(
+        id=row["id"], merchant_id=row["merchant_id"],
+        amount=Money(row["amount"], row["currency"]), status=PaymentStatus(row["status"]),
+        capture_method=row["capture_method"], created=row["created"],
+        payment_method=row["payment_method"], description=row["description"],
+        metadata=row["metadata"], amount_capturable=row["amount_capturable"],
+        amount_received=row["amount_received"], amount_refunded=row["amount_refunded"],
+        last_payment_error=row["last_payment_error"], next_action=row["next_action"],
+        canceled_at=row["canceled_at"], cancellation_reason=row["cancellation_reason"],
+        latest_charge=row["latest_charge"], psp=row["psp"], psp_reference=row["psp_reference"],
+        pending_attempt_id=row["pending_attempt_id"], version=row["version"],
+    )
+
+
+async def insert_payment(conn: Conn, p: PaymentIntent) -> None:
+    await conn.execute(
+        "INSERT INTO payment_intents (id, merchant_id, amount, currency, status, capture_method,"
+        " payment_method, description, metadata, created)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        p.id, p.merchant_id, p.amount.minor, p.currency, p.status.value, p.capture_method,
+        p.payment_method, p.description, p.metadata, p.created)
+
+
+async def get_payment(conn: Conn, *, merchant_id: str, payment_id: str) -> PaymentIntent | None:
+    row = await conn.fetchrow(
+        f"SELECT {_PI_COLUMNS} FROM payment_intents WHERE id = $1 AND merchant_id = $2",
+        payment_id, merchant_id)
+    return None if row is None else _payment(row)
+
+
+async def get_payment_unscoped(conn: Conn, payment_id: str) -> PaymentIntent | None:
+    """For workers acting on behalf of the platform (recovery); never for API reads."""
+    row = await conn.fetchrow(f"SELECT {_PI_COLUMNS} FROM payment_intents WHERE id = $1",
+                              payment_id)
+    return None if row is None else _payment(row)
+
+
+async def update_payment(conn: Conn, p: PaymentIntent) -> None:
+    """Compare-and-swap on version: the caller read version ``p.version``."""
+    status = await conn.execute(
+        "UPDATE payment_intents SET status = $3, payment_method = $4, description = $5,"
+        " metadata = $6, amount_capturable = $7, amount_received = $8, amount_refunded = $9,"
+        " last_payment_error = $10, next_action = $11, canceled_at = $12,"
+        " cancellation_reason = $13, latest_charge = $14, psp = $15, psp_reference = $16,"
+        " pending_attempt_id = $17, version = version + 1"
+        " WHERE id = $1 AND version = $2",
+        p.id, p.version, p.status.value, p.payment_method, p.description, p.metadata,
+        p.amount_capturable, p.amount_received, p.amount_refunded, p.last_payment_error,
+        p.next_action, p.canceled_at, p.cancellation_reason, p.latest_charge, p.psp,
+        p.psp_reference, p.pending_attempt_id)
+    if not status.endswith(" 1"):
+        raise ConcurrentModification(
+            f"PaymentIntent {p.id} was modified concurrently; retry the request.")
+    p.version += 1
+
+
+async def list_objects(conn: Conn, *, table: str, columns: str, merchant_id: str, limit: int,
+                       starting_after: str | None, ending_before: str | None,
+                       where: str = "", args: tuple[Any, ...] = ()) -> tuple[list[asyncpg.Record],
+                                                                              bool]:
+    """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
+    assert table in {"payment_intents", "refunds", "events", "balance_transactions"}
+    params: list[Any] = [merchant_id, limit + 1, *args]
+    cond = "merchant_id = $1" + (f" AND {where}" if where else "")
+    order = "DESC"
+    if starting_after is not None:
+        params.append(starting_after)
+        cond += (f" AND seq < (SELECT seq FROM {table} WHERE id = ${len(params)}"
+                 " AND merchant_id = $1)")
+    elif ending_before is not None:
+        params.append(ending_before)
+        cond += (f" AND seq > (SELECT seq FROM {table} WHERE id = ${len(params)}"
+                 " AND merchant_id = $1)")
+        order = "ASC"
+    rows = await conn.fetch(
+        f"SELECT {columns} FROM {table} WHERE {cond} ORDER BY seq {order} LIMIT $2", *params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if order == "ASC":
+        rows.reverse()
+    return rows, has_more
+
+
+async def list_payments(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
+                        ending_before: str | None) -> tuple[list[PaymentIntent], bool]:
+    rows, more = await list_objects(conn, table="payment_intents", columns=_PI_COLUMNS,
+                                    merchant_id=merchant_id, limit=limit,
+                                    starting_after=starting_after, ending_before=ending_before)
+    return [_payment(r) for r in rows], more
+
+
+async def object_exists(conn: Conn, *, table: str, merchant_id: str, object_id: str) -> bool:
+    assert table in {"payment_intents", "refunds", "events", "balance_transactions"}
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND merchant_id = $2)",
+        object_id, merchant_id))
+
+
+# ---------------------------------------------------------------- attempts
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: str
+    merchant_id: str
+    payment_intent_id: str
+    operation: Operation
+    psp: str
+    status: AttemptStatus
+    amount: Money
+    capture: bool = False
+    refund_id: str | None = None
+    psp_reference: str | None = None
+    error: dict[str, Any] | None = None
+
+
+def _attempt(row: asyncpg.Record) -> Attempt:
+    return Attempt(
+        id=row["id"], merchant_id=row["merchant_id"], payment_intent_id=row["payment_intent_id"],
+        operation=Operation(row["operation"]), psp=row["psp"],
+        status=AttemptStatus(row["status"]), amount=Money(row["amount"], row["currency"]),
+        capture=row["capture"], refund_id=row["refund_id"], psp_reference=row["psp_reference"],
+        error=row["error"])
+
+
+_ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status, amount,"
+                    " currency, capture, refund_id, psp_reference, error")
+
+
+async def insert_attempt(conn: Conn, a: Attempt) -> None:
+    await conn.execute(
+        "INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation, psp,"
+        " status, amount, currency, capture, psp_reference)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        a.id, a.merchant_id, a.payment_intent_id, a.refund_id, a.operation.value, a.psp,
+        a.status.value, a.amount.minor, a.amount.currency, a.capture, a.psp_reference)
+
+
+async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
+    row = await conn.fetchrow(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE id = $1",
+                              attempt_id)
+    return None if row is None else _attempt(row)
+
+
+async def finish_attempt(conn: Conn, a: Attempt, *, expected: tuple[AttemptStatus, ...]) -> None:
+    """Record an attempt's outcome once: CAS on the open statuses, so a racing recovery
+    worker and the original request cannot both apply it."""
+    status = await conn.execute(
+        "UPDATE attempts SET status = $2, psp_reference = $3, error = $4, updated_at = now()"
+        " WHERE id = $1 AND status = ANY($5::text[])",
+        a.id, a.status.value, a.psp_reference, a.error, [s.value for s in expected])
+    if not status.endswith(" 1"):
+        raise ConcurrentModification(f"attempt {a.id} was already resolved")
+
+
+async def claim_open_attempts(conn: asyncpg.Connection, *, older_than_s: float,
+                              limit: int) -> list[Attempt]:
+    """Open attempts nobody is working on. Call inside a transaction: the rows stay locked
+    (SKIP LOCKED lets several recovery workers share the backlog) and their updated_at is
+    bumped so a crash of this worker hands them to the next one after the same delay."""
+    rows = await conn.fetch(
+        f"UPDATE attempts SET updated_at = now() WHERE id IN ("
+        " SELECT id FROM attempts WHERE status IN ('started', 'unknown')"
+        " AND updated_at < now() - make_interval(secs => $1)"
+        " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_ATTEMPT_COLUMNS}", older_than_s, limit)
+    return [_attempt(r) for r in rows]
+
+
+async def mark_attempt_unknown(conn: Conn, attempt_id: str) -> None:
+    await conn.execute(
+        "UPDATE attempts SET status = 'unknown', updated_at = now()"
+        " WHERE id = $1 AND status = 'started'", attempt_id)
+
+
+# ---------------------------------------------------------------- refunds
+
+_REFUND_COLUMNS = ("id, merchant_id, payment_intent_id, amount, currency, status, reason,"
+                   " metadata, failure_reason, psp_reference, attempt_id, created, version")
+
+
+def _refund(row: asyncpg.Record) -> Refund:
+    return Refund(
+        id=row["id"], merchant_id=row["merchant_id"], payment_intent_id=row["payment_intent_id"],
+        amount=Money(row["amount"], row["currency"]), status=RefundStatus(row["status"]),
+        created=row["created"], reason=row["reason"], metadata=row["metadata"],
+        failure_reason=row["failure_reason"], psp_reference=row["psp_reference"],
+        attempt_id=row["attempt_id"], version=row["version"])
+
+
+async def insert_refund(conn: Conn, r: Refund) -> None:
+    await conn.execute(
+        "INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency, status,"
+        " reason, metadata, attempt_id, created) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+        r.id, r.merchant_id, r.payment_intent_id, r.amount.minor, r.amount.currency,
+        r.status.value, r.reason, r.metadata, r.attempt_id, r.created)
+
+
+async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> Refund | None:
+    if merchant_id is None:
+        row = await conn.fetchrow(f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = $1",
+                                  refund_id)
+    else:
+        row = await conn.fetchrow(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = $1 AND merchant_id = $2",
+            refund_id, merchant_id)
+    return None if row is None else _refund(row)
+
+
+async def update_refund(conn: Conn, r: Refund) -> None:
+    status = await conn.execute(
+        "UPDATE refunds SET status = $3, failure_reason = $4, psp_reference = $5,"
+        " version = version + 1 WHERE id = $1 AND version = $2",
+        r.id, r.version, r.status.value, r.failure_reason, r.psp_reference)
+    if not status.endswith(" 1"):
+        raise ConcurrentModification(f"Refund {r.id} was modified concurrently")
+    r.version += 1
+
+
+async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
+                       ending_before: str | None, payment_intent: str | None
+                       ) -> tuple[list[Refund], bool]:
+    rows, more = await list_objects(
+        conn, table="refunds", columns=_REFUND_COLUMNS, merchant_id=merchant_id, limit=limit,
+        starting_after=starting_after, ending_before=ending_before,
+        where="payment_intent_id = $3" if payment_intent else "",
+        args=(payment_intent,) if payment_intent else ())
+    return [_refund(r) for r in rows], more
+
+
+# ---------------------------------------------------------------- ledger
+
+
+async def post_ledger_transaction(conn: asyncpg.Connection, posting: Posting, *,
+                                  merchant_id: str, source_id: str,
+                                  hold_ref: str | None = None) -> int:
+    """Write one balanced transaction (header + entries) in two statements; the database
+    re-checks balance at COMMIT and refuses a second posting for the same source."""
+    tx_id: int = await conn.fetchval(
+        "INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref)"
+        " VALUES ($1, $2, $3, $4) RETURNING id",
+        posting.kind.value, merchant_id, source_id, hold_ref)
+    await conn.execute(
+        "INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
+        " SELECT $1, a, c, l, m FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])"
+        " AS e(a, c, l, m)",
+        tx_id, [e.account for e in posting.entries],
+        [e.amount.currency for e in posting.entries],
+        [e.layer.value for e in posting.entries], [e.amount.minor for e in posting.entries])
+    return tx_id
+
+
+async def account_balances(conn: Conn, accounts: list[str]) -> list[asyncpg.Record]:
+    """Balance per (account, currency, layer) = sum of its entries (index-only scan)."""
+    return await conn.fetch(
+        "SELECT account, currency, layer, sum(amount)::bigint AS total FROM ledger_entries"
+        " WHERE account = ANY($1::text[]) GROUP BY account, currency, layer", accounts)
+
+
+async def unbalanced_transactions(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT transaction_id, currency, layer, sum(amount)::bigint AS total"
+        " FROM ledger_entries GROUP BY transaction_id, currency, layer"
+        " HAVING sum(amount) <> 0 ORDER BY transaction_id LIMIT $1", limit)
+
+
+async def transactions_with_too_few_entries(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT t.id, count(e.id) AS n FROM ledger_transactions t"
+        " LEFT JOIN ledger_entries e ON e.transaction_id = t.id"
+        " GROUP BY t.id HAVING count(e.id) < 2 ORDER BY t.id LIMIT $1", limit)
+
+
+async def trial_balance(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT currency, layer, sum(amount)::bigint AS total FROM ledger_entries"
+        " GROUP BY currency, layer ORDER BY currency, layer")
+
+
+# ---------------------------------------------------------------- balance transactions
+
+_BT_COLUMNS = ("id, merchant_id, amount, fee, net, currency, type, source, status,"
+               " available_on, created, description")
+
+
+async def insert_balance_transaction(conn: Conn, *, bt_id: str, merchant_id: str, amount: int,
+                                     fee: int, currency: str, type: str, source: str,
+                                     status: str, available_on: int, created: int,
+                                     description: str | None, ledger_transaction_id: int
+                                     ) -> None:
+    await conn.execute(
+        "INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,"
+        " source, status, available_on, created, description, ledger_transaction_id)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+        bt_id, merchant_id, amount, fee, amount - fee, currency, type, source, status,
+        available_on, created, description, ledger_transaction_id)
+
+
+async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
+                                    starting_after: str | None, ending_before: str | None,
+                                    type: str | None) -> tuple[list[asyncpg.Record], bool]:
+    return await list_objects(
+        conn, table="balance_transactions", columns=_BT_COLUMNS, merchant_id=merchant_id,
+        limit=limit, starting_after=starting_after, ending_before=ending_before,
+        where="type = $3" if type else "", args=(type,) if type else ())
+
+
+async def get_balance_transaction(conn: Conn, *, merchant_id: str, bt_id: str
+                                  ) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_BT_COLUMNS} FROM balance_transactions WHERE id = $1 AND merchant_id = $2",
+        bt_id, merchant_id)
+
+
+async def claim_due_balance_transactions(conn: asyncpg.Connection, *, now: int, limit: int
+                                         ) -> list[asyncpg.Record]:
+    """Pending balance transactions whose funds are due; locked for this transaction."""
+    return await conn.fetch(
+        "UPDATE balance_transactions SET status = 'available' WHERE id IN ("
+        " SELECT id FROM balance_transactions WHERE status = 'pending' AND available_on <= $1"
+        " ORDER BY available_on LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, merchant_id, currency, net", now, limit)
+
+
+# ---------------------------------------------------------------- events
+
+
+async def insert_events(conn: Conn, rows: list[tuple[str, str, str, str, dict[str, Any], int]]
+                        ) -> None:
+    """rows: (id, merchant_id, type, object_id, event_json, created)."""
+    await conn.executemany(
+        "INSERT INTO events (id, merchant_id, type, object_id, data, created)"
+        " VALUES ($1, $2, $3, $4, $5, $6)", rows)
+
+
+async def get_event(conn: Conn, *, merchant_id: str, event_id: str) -> dict[str, Any] | None:
+    data: dict[str, Any] | None = await conn.fetchval(
+        "SELECT data FROM events WHERE id = $1 AND merchant_id = $2", event_id, merchant_id)
+    return data
+
+
+async def list_events(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
+                      ending_before: str | None, type: str | None
+                      ) -> tuple[list[dict[str, Any]], bool]:
+    where, args = "", ()
+    if type:
+        if type.endswith(".*"):
+            where, args = "type LIKE $3", (type[:-1] + "%",)
+        else:
+            where, args = "type = $3", (type,)
+    rows, more = await list_objects(conn, table="events", columns="data",
+                                    merchant_id=merchant_id, limit=limit,
+                                    starting_after=starting_after, ending_before=ending_before,
+                                    where=where, args=args)
+    return [r["data"] for r in rows], more
+
+
+# ---------------------------------------------------------------- verification queries
+
+
+async def payment_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Payments whose captured amount differs from what the ledger debited the PSP."""
+    return await conn.fetch(
+        "WITH captured AS ("
+        " SELECT t.source_id AS id, sum(e.amount)::bigint AS captured"
+        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE t.kind = 'capture' AND e.layer = 'posted' AND e.account LIKE 'psp:%'"
+        " GROUP BY t.source_id)"
+        " SELECT p.id, p.amount_received, coalesce(c.captured, 0) AS captured"
+        " FROM payment_intents p LEFT JOIN captured c ON c.id = p.id"
+        " WHERE p.amount_received <> coalesce(c.captured, 0) LIMIT $1", limit)
+
+
+async def refund_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "WITH posted AS ("
+        " SELECT r.payment_intent_id AS id, sum(-e.amount)::bigint AS ledger_refunded"
+        " FROM refunds r JOIN ledger_transactions t ON t.source_id = r.id"
+        " AND t.kind IN ('refund', 'refund_reversal')"
+        " JOIN ledger_entries e ON e.transaction_id = t.id AND e.account LIKE 'psp:%'"
+        " GROUP BY r.payment_intent_id),"
+        " succeeded AS (SELECT payment_intent_id AS id, sum(amount)::bigint AS refunded"
+        " FROM refunds WHERE status = 'succeeded' GROUP BY payment_intent_id)"
+        " SELECT coalesce(s.id, p.id) AS id, coalesce(s.refunded, 0) AS refunded,"
+        " coalesce(p.ledger_refunded, 0) AS ledger_refunded"
+        " FROM succeeded s FULL JOIN posted p ON p.id = s.id"
+        " WHERE coalesce(s.refunded, 0) <> coalesce(p.ledger_refunded, 0) LIMIT $1", limit)
+
+
+async def merchant_balance_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Sum of balance transactions' net must equal the merchant's posted liabilities."""
+    return await conn.fetch(
+        "WITH bt AS (SELECT merchant_id, currency, sum(net)::bigint AS bt_net"
+        " FROM balance_transactions GROUP BY 1, 2),"
+        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
+        " -sum(amount)::bigint AS ledger FROM ledger_entries"
+        " WHERE account LIKE 'merchant:%' AND layer = 'posted' GROUP BY 1, 2)"
+        " SELECT coalesce(bt.merchant_id, led.merchant_id) AS merchant_id,"
+        " coalesce(bt.currency, led.currency) AS currency, coalesce(bt_net, 0) AS bt_net,"
+        " coalesce(ledger, 0) AS ledger FROM bt FULL JOIN led"
+        " ON bt.merchant_id = led.merchant_id AND bt.currency = led.currency"
+        " WHERE coalesce(bt_net, 0) <> coalesce(ledger, 0) LIMIT $1", limit)
+
+
+async def unresolved_or_double_holds(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Holds must be resolved at most once, and holds of finished payments must be resolved."""
+    return await conn.fetch(
+        "SELECT h.source_id AS hold_ref,"
+        " CASE WHEN count(r.id) > 1 THEN 'resolved ' || count(r.id) || ' times'"
+        " ELSE 'never resolved although the payment is ' || max(p.status) END AS problem"
+        " FROM ledger_transactions h"
+        " JOIN attempts a ON a.id = h.source_id"
+        " JOIN payment_intents p ON p.id = a.payment_intent_id"
+        " LEFT JOIN ledger_transactions r ON r.hold_ref = h.source_id"
+        " AND r.kind IN ('capture', 'authorization_release')"
+        " WHERE h.kind = 'authorization_hold'"
+        " GROUP BY h.source_id"
+        " HAVING count(r.id) > 1 OR (count(r.id) = 0"
+        " AND max(p.status) IN ('succeeded', 'canceled')) LIMIT $1", limit)
+
+
+async def ledger_counts(conn: Conn) -> dict[str, int]:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM ledger_transactions) AS transactions,"
+        " (SELECT count(*) FROM ledger_entries) AS entries,"
+        " (SELECT count(*) FROM payment_intents) AS payments")
+    return dict(row) if row else {}

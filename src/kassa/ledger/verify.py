@@ -1,0 +1,49 @@
+"""`kassa ledger verify`: check every ledger invariant against the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from kassa.db import repositories as repo
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
+    report = Report()
+    for row in await repo.unbalanced_transactions(conn):
+        report.problems.append(
+            f"transaction {row['transaction_id']} is unbalanced: {row['currency']} "
+            f"{row['layer']} sums to {row['total']}")
+    for row in await repo.transactions_with_too_few_entries(conn):
+        report.problems.append(f"transaction {row['id']} has {row['n']} entries (< 2)")
+    for row in await repo.trial_balance(conn):
+        if row["total"] != 0:
+            report.problems.append(
+                f"trial balance: {row['currency']} {row['layer']} sums to {row['total']}")
+    for row in await repo.payment_ledger_mismatches(conn):
+        report.problems.append(
+            f"payment {row['id']}: amount_received={row['amount_received']} but ledger "
+            f"captured {row['captured']}")
+    for row in await repo.refund_ledger_mismatches(conn):
+        report.problems.append(
+            f"payment {row['id']}: succeeded refunds={row['refunded']} but ledger refunded "
+            f"{row['ledger_refunded']}")
+    for row in await repo.merchant_balance_mismatches(conn):
+        report.problems.append(
+            f"merchant {row['merchant_id']} {row['currency']}: balance transactions net "
+            f"{row['bt_net']} but ledger liabilities {row['ledger']}")
+    for row in await repo.unresolved_or_double_holds(conn):
+        report.problems.append(f"hold {row['hold_ref']}: {row['problem']}")
+    report.checked = await repo.ledger_counts(conn)
+    return report

@@ -1,0 +1,80 @@
+"""Which outcome the simulator gives a card number: Stripe's test cards, Luhn, brand, expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CardBehaviour:
+    """What the simulated issuer does with one card number."""
+
+    decline_code: str | None = None  # None: approve
+    message: str | None = None
+    requires_3ds: bool = False
+
+
+APPROVE = CardBehaviour()
+
+# Stripe's documented test numbers (https://docs.stripe.com/testing); any other
+# Luhn-valid number is approved, so ordinary-looking cards "just work".
+TEST_CARDS: dict[str, CardBehaviour] = {
+    "4242424242424242": APPROVE,  # visa
+    "4000056655665556": APPROVE,  # visa debit
+    "5555555555554444": APPROVE,  # mastercard
+    "378282246310005": APPROVE,  # amex
+    "6011111111111117": APPROVE,  # discover
+    "4000000000000259": APPROVE,  # approved now, disputed later
+    "4000000000000002": CardBehaviour("generic_decline", "Your card was declined."),
+    "4000000000009995": CardBehaviour("insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009987": CardBehaviour("lost_card", "Your card was declined."),
+    "4000000000009979": CardBehaviour("stolen_card", "Your card was declined."),
+    "4000000000000069": CardBehaviour("expired_card", "Your card has expired."),
+    "4000000000000127": CardBehaviour("incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000000119": CardBehaviour(
+        "processing_error", "An error occurred while processing your card."
+    ),
+    "4000002760003184": CardBehaviour(requires_3ds=True),  # authentication required
+    "4000002500003155": CardBehaviour(requires_3ds=True),  # 3DS2 required
+}
+
+INCORRECT_NUMBER = CardBehaviour("incorrect_number", "Your card number is incorrect.")
+EXPIRED = TEST_CARDS["4000000000000069"]
+
+
+def luhn_valid(number: str) -> bool:
+    if not (12 <= len(number) <= 19) or not number.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def brand_of(number: str) -> str:
+    if len(number) < 4 or not number.isdigit():
+        return "unknown"
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in ("34", "37"):
+        return "amex"
+    if number[:2] in ("51", "52", "53", "54", "55") or 2221 <= int(number[:4]) <= 2720:
+        return "mastercard"
+    if number.startswith(("6011", "65")) or 644 <= int(number[:3]) <= 649:
+        return "discover"
+    return "unknown"
+
+
+def behaviour_of(number: str, exp_month: int, exp_year: int, *, today: tuple[int, int]
+                 ) -> CardBehaviour:
+    """The issuer's answer for a card; ``today`` is (year, month)."""
+    if not luhn_valid(number):
+        return INCORRECT_NUMBER
+    if (exp_year, exp_month) < today:
+        return EXPIRED
+    return TEST_CARDS.get(number, APPROVE)

@@ -1,0 +1,95 @@
+"""The simulator's fault model: configured rates plus a queue of one-shot faults."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+# One-shot faults, each consumed by one mutating request:
+ERROR = "error"  # answer 503 without acting
+ERROR_AFTER_CHARGE = "error_after_charge"  # act, then answer 503 (money moved, caller told no)
+TIMEOUT_BEFORE_CHARGE = "timeout_before_charge"  # hang without acting, then answer 504
+TIMEOUT_AFTER_CHARGE = "timeout_after_charge"  # act, hang, then send the real answer late
+FAULTS = frozenset({ERROR, ERROR_AFTER_CHARGE, TIMEOUT_BEFORE_CHARGE, TIMEOUT_AFTER_CHARGE})
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """Chaos settings; every field can also be changed at runtime via ``POST /_sim/config``."""
+
+    latency_ms: float = 0.0  # added before every /v1 request is handled
+    error_rate: float = 0.0  # share of mutating requests answered 503 without acting
+    timeout_rate: float = 0.0  # share of mutating requests that act, then hang
+    timeout_hang_s: float = 15.0  # how long a "timeout" hangs; longer than client timeouts
+    seed: int | None = None  # makes error_rate/timeout_rate draws reproducible
+
+    def __post_init__(self) -> None:
+        for name in ("latency_ms", "timeout_hang_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0")
+        for name in ("error_rate", "timeout_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 <= value <= 1
+            ):
+                raise ValueError(f"{name} must be a number between 0 and 1")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed,
+                                                                                   int)):
+            raise ValueError("seed must be an integer or null")
+
+    def updated(self, changes: dict[str, Any]) -> SimulatorConfig:
+        """A copy with ``changes`` applied; unknown or invalid fields raise ValueError."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Chaos:
+    """Decides, per mutating request, which fault (if any) it suffers."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.initial = config
+        self.config = config
+        self.injected: Counter[str] = Counter()
+        self.queue: deque[str] = deque()
+        self._rng = random.Random(config.seed)
+
+    def configure(self, config: SimulatorConfig, *, reseed: bool) -> None:
+        self.config = config
+        if reseed:
+            self._rng = random.Random(config.seed)
+
+    def reset(self) -> None:
+        """Back to the configuration given at creation, with no faults queued."""
+        self.queue.clear()
+        self.injected.clear()
+        self.config = self.initial
+        self._rng = random.Random(self.initial.seed)
+
+    def enqueue(self, faults: list[str]) -> None:
+        unknown = [f for f in faults if f not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown faults: {', '.join(map(str, unknown))}; "
+                             f"known: {', '.join(sorted(FAULTS))}")
+        self.queue.extend(faults)
+
+    def next_fault(self) -> str | None:
+        fault: str | None = None
+        if self.queue:
+            fault = self.queue.popleft()
+        else:
+            config = self.config
+            if config.error_rate and self._rng.random() < config.error_rate:
+                fault = ERROR
+            elif config.timeout_rate and self._rng.random() < config.timeout_rate:
+                fault = TIMEOUT_AFTER_CHARGE
+        if fault is not None:
+            self.injected[fault] += 1
+        return fault

@@ -1,0 +1,92 @@
+"""Run the simulator under uvicorn: in this process (``serve``), a thread/task
+(``build_server``) or from the shell (``python -m kassa.psp.simulator.server --port 8001``).
+
+Started from the shell it prints ``kassa simulator listening on http://HOST:PORT`` once
+it accepts connections (useful with ``--port 0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+import uvicorn
+
+from kassa.psp.simulator.app import create_app
+from kassa.psp.simulator.chaos import SimulatorConfig
+
+ANNOUNCEMENT = "kassa simulator listening on "
+
+
+def build_server(host: str = "127.0.0.1", port: int = 8001,
+                 config: SimulatorConfig | None = None, *,
+                 timeout_graceful_shutdown: int = 1) -> uvicorn.Server:
+    """A uvicorn server for a fresh simulator; ``server.config.app.state`` holds its state.
+
+    A short graceful-shutdown timeout keeps a request hanging in a simulated timeout from
+    holding up shutdown.
+    """
+    return uvicorn.Server(_uvicorn_config(host, port, config, timeout_graceful_shutdown))
+
+
+def _uvicorn_config(host: str, port: int, config: SimulatorConfig | None,
+                    timeout_graceful_shutdown: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
+    )
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Prints where it listens once it accepts connections, for whoever started it."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(f"{ANNOUNCEMENT}http://{self.config.host}:{bound_port(self)}", flush=True)
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a started server listens on (the real one when asked for port 0)."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+def serve(host: str = "127.0.0.1", port: int = 8001,
+          config: SimulatorConfig | None = None) -> None:
+    """Serve the simulator until interrupted."""
+    build_server(host, port, config).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kassa.psp.simulator.server",
+                                     description="kassa's simulated acquirer")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-hang-s", type=float, default=SimulatorConfig().timeout_hang_s)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        config = SimulatorConfig(latency_ms=args.latency_ms, error_rate=args.error_rate,
+                                 timeout_rate=args.timeout_rate,
+                                 timeout_hang_s=args.timeout_hang_s, seed=args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1))
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Merchant balances from the ledger, balance transactions, and the pending→available job."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from kassa.db import repositories as repo
+from kassa.domain import ledger
+from kassa.domain.money import Money
+from kassa.services.context import Kassa
+from kassa.services.uow import UnitOfWork
+
+
+async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
+    """Stripe's balance object; liabilities are credit-normal, so the sign flips."""
+    rows = await repo.account_balances(
+        kassa.pool, [ledger.merchant_available(merchant_id), ledger.merchant_pending(merchant_id)])
+    available: dict[str, int] = defaultdict(int)
+    pending: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row["layer"] != "posted":
+            continue  # authorisation holds are not money yet
+        target = available if row["account"].endswith(":available") else pending
+        target[row["currency"]] += -row["total"]
+    currencies = sorted(set(available) | set(pending))
+    return {
+        "object": "balance",
+        "livemode": False,
+        "available": [{"amount": available[c], "currency": c, "source_types": {"card":
+                       available[c]}} for c in currencies],
+        "pending": [{"amount": pending[c], "currency": c, "source_types": {"card": pending[c]}}
+                    for c in currencies],
+    }
+
+
+def _bt(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"], "object": "balance_transaction", "amount": row["amount"],
+        "available_on": row["available_on"], "created": row["created"],
+        "currency": row["currency"], "description": row["description"], "fee": row["fee"],
+        "fee_details": ([{"amount": row["fee"], "currency": row["currency"],
+                          "description": "kassa processing fees", "type": "stripe_fee"}]
+                        if row["fee"] else []),
+        "net": row["net"], "reporting_category": row["type"], "source": row["source"],
+        "status": row["status"], "type": row["type"],
+    }
+
+
+async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: int,
+                                    starting_after: str | None, ending_before: str | None,
+                                    type: str | None) -> tuple[list[dict[str, Any]], bool]:
+    rows, more = await repo.list_balance_transactions(
+        kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, type=type)
+    return [_bt(r) for r in rows], more
+
+
+async def retrieve_balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str
+                                       ) -> dict[str, Any] | None:
+    row = await repo.get_balance_transaction(kassa.pool, merchant_id=merchant_id, bt_id=bt_id)
+    return None if row is None else _bt(row)
+
+
+async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:
+    """Move due captures from merchant pending to available: one ledger transaction per
+    (merchant, currency) per batch; the balance transactions flip in the same commit."""
+    async with UnitOfWork(kassa) as uow:
+        rows = await repo.claim_due_balance_transactions(uow.conn, now=kassa.clock(),
+                                                         limit=limit)
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        for row in rows:
+            sums[(row["merchant_id"], row["currency"])] += row["net"]
+        for (merchant_id, currency), net in sums.items():
+            if net == 0:
+                continue
+            await repo.post_ledger_transaction(
+                uow.conn, ledger.make_available(merchant_id=merchant_id,
+                                                net=Money(net, currency)),
+                merchant_id=merchant_id, source_id=kassa.ids("availability"))
+        await uow.commit(side_effects=False)
+    return len(rows)

@@ -1,0 +1,46 @@
+"""Thin worker loops: recovery of open attempts, funds availability, idempotency expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from kassa.services import balances, idempotency, recovery
+from kassa.services.context import Kassa
+
+log = logging.getLogger(__name__)
+
+ROLES = ("recovery", "availability", "idempotency-expiry")
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
+                stop: asyncio.Event) -> None:
+    """Run ``step`` until ``stop``; a step that did a full batch runs again at once."""
+    while not stop.is_set():
+        try:
+            done = await step()
+        except Exception:
+            log.exception("%s pass failed", name)
+            done = 0
+        if done:
+            continue
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+
+async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float = 2.0,
+              stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    tasks = []
+    if "recovery" in roles:
+        tasks.append(every(interval, lambda: recovery.recover_open_attempts(kassa),
+                           "recovery", stop))
+    if "availability" in roles:
+        tasks.append(every(max(interval, 5.0), lambda: balances.release_available_funds(kassa),
+                           "availability", stop))
+    if "idempotency-expiry" in roles:
+        tasks.append(every(60.0, lambda: idempotency.expire(kassa), "idempotency-expiry", stop))
+    await asyncio.gather(*tasks)
