@@ -182,12 +182,11 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
             return_url = _optional_str(body, "return_url")
         except InvalidRequest as exc:
             return _error(400, "invalid_request_error", str(exc), exc.param)
-        base_url = str(request.base_url).rstrip("/")
         return await mutate(lambda: acquirer.authorize(
             idempotency_key=key, amount=amount, currency=currency, number=number,
             exp_month=exp_month, exp_year=exp_year, cvc=cvc, capture=capture,
             merchant_id=merchant_id, description=description, return_url=return_url,
-            base_url=base_url,
+            base_url=lambda: str(request.base_url).rstrip("/"),
         ))
 
     async def capture(request: Request) -> Response:

@@ -73,8 +73,9 @@ def brand_of(number: str) -> str:
 def behaviour_of(number: str, exp_month: int, exp_year: int, *, today: tuple[int, int]
                  ) -> CardBehaviour:
     """The issuer's answer for a card; ``today`` is (year, month)."""
-    if not luhn_valid(number):
+    known = TEST_CARDS.get(number)  # all Luhn-valid, so the common case skips the check
+    if known is None and not luhn_valid(number):
         return INCORRECT_NUMBER
     if (exp_year, exp_month) < today:
         return EXPIRED
-    return TEST_CARDS.get(number, APPROVE)
+    return known or APPROVE

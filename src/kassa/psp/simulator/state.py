@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +124,8 @@ class Acquirer:
     def authorize(self, *, idempotency_key: str, amount: int, currency: str, number: str,
                   exp_month: int, exp_year: int, cvc: str | None, capture: bool,
                   merchant_id: str, description: str | None, return_url: str | None,
-                  base_url: str) -> Body:
+                  base_url: Callable[[], str]) -> Body:
+        """``base_url`` is called only when the card needs 3DS, to build ``action_url``."""
         # The card is fingerprinted by hash so the PAN is never kept beside the key.
         card_hash = hashlib.sha256(f"{number}|{exp_month}|{exp_year}|{cvc}".encode()).digest()
         fingerprint = ("authorize", amount, currency, card_hash, capture, merchant_id,
@@ -154,7 +156,7 @@ class Acquirer:
             auth.message = behaviour.message
         elif behaviour.requires_3ds:
             auth.status = "requires_action"
-            auth.action_url = f"{base_url}/3ds/{auth.id}"
+            auth.action_url = f"{base_url()}/3ds/{auth.id}"
         elif capture:
             auth.status = "captured"
             auth.amount_captured = amount
