@@ -104,7 +104,9 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
                   payment_method: str | None = None, return_url: str | None = None,
                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
-    if p.status is PaymentStatus.PROCESSING and idempotency is not None and idempotency.took_over:
+    if _took_over(idempotency) and p.status not in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                                                    PaymentStatus.REQUIRES_CONFIRMATION,
+                                                    PaymentStatus.REQUIRES_ACTION):
         # The request that held this key died mid-saga: finish its attempt, then answer.
         return await _finish_orphan(kassa, p, idempotency)
     if p.status is PaymentStatus.REQUIRES_ACTION and payment_method in (None, p.payment_method):
@@ -271,8 +273,14 @@ async def _continue_after_action(kassa: Kassa, p: PaymentIntent,
                                       idempotency=idempotency)
 
 
+def _took_over(idempotency: IdempotencyHandle | None) -> bool:
+    return idempotency is not None and idempotency.took_over
+
+
 async def _finish_orphan(kassa: Kassa, p: PaymentIntent,
-                         idempotency: IdempotencyHandle) -> dict[str, Any]:
+                         idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Answer a retry whose key's first holder died: finish its open attempt (if any) and
+    store the resulting state as the key's response."""
     from kassa.services import recovery  # recovery imports this module
 
     if p.pending_attempt_id is not None:
@@ -299,7 +307,7 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
                   amount_to_capture: int | None = None,
                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
-    if p.status is PaymentStatus.PROCESSING and idempotency is not None and idempotency.took_over:
+    if _took_over(idempotency) and p.status is not PaymentStatus.REQUIRES_CAPTURE:
         return await _finish_orphan(kassa, p, idempotency)
     hold_ref = p.latest_charge
     attempt_id = kassa.ids("attempt")
@@ -360,7 +368,8 @@ async def cancel(kassa: Kassa, *, merchant_id: str, payment_id: str,
                  cancellation_reason: str | None = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
-    if p.status is PaymentStatus.PROCESSING and idempotency is not None and idempotency.took_over:
+    if _took_over(idempotency) and p.status in (PaymentStatus.PROCESSING,
+                                                PaymentStatus.CANCELED):
         return await _finish_orphan(kassa, p, idempotency)
     open_action = p.pending_attempt_id if p.status is PaymentStatus.REQUIRES_ACTION else None
     needs_void = p.cancel(reason=cancellation_reason, now=kassa.clock())

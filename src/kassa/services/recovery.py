@@ -1,9 +1,10 @@
 """Finish sagas whose process died or whose PSP call timed out (ARCHITECTURE §3).
 
 For each open attempt the PSP is asked what happened to the attempt's idempotency key.
-If the PSP never saw an authorisation, nothing was charged and the attempt fails; a
-capture, void or refund the PSP never saw is sent again with the same key. The outcome is
-then recorded by the same step-3 functions the request path uses.
+If the PSP never saw it, the call is sent again with the same key: declaring it failed
+instead would race with the original request still on its way to the PSP, while a repeat
+is deduplicated against it by the PSP. The outcome is then recorded by the same step-3
+functions the request path uses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from kassa.db import repositories as repo
 from kassa.db.repositories import Attempt
 from kassa.domain.payments import Operation
-from kassa.psp.base import Outcome, PSPResult, PSPRetryable, UnknownOperation
+from kassa.psp.base import AuthorizeRequest, Outcome, PSPResult, PSPRetryable, UnknownOperation
 from kassa.services import payments, refunds
 from kassa.services.context import Kassa
 
@@ -32,9 +33,7 @@ async def _ask_psp(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
     ref = attempt.psp_reference or ""
     try:
         if attempt.operation is Operation.AUTHORIZE:
-            # The customer is not here to re-authenticate; fail without charging.
-            return PSPResult(Outcome.DECLINED, "", decline_code="processing_error",
-                             message="The payment could not be completed; please retry.")
+            return await _repeat_authorization(kassa, attempt)
         if attempt.operation is Operation.CAPTURE:
             return await psp.capture(idempotency_key=attempt.id, psp_reference=ref,
                                      amount=attempt.amount)
@@ -44,6 +43,21 @@ async def _ask_psp(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
                                 amount=attempt.amount)
     except PSPRetryable:
         return None
+
+
+async def _repeat_authorization(kassa: Kassa, attempt: Attempt) -> PSPResult:
+    p = await repo.get_payment_unscoped(kassa.pool, attempt.payment_intent_id)
+    assert p is not None
+    card = None
+    if p.payment_method is not None:
+        card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
+                                                   payment_method=p.payment_method)
+    if card is None:  # the card is gone: nothing was charged, nothing can be
+        return PSPResult(Outcome.DECLINED, "", decline_code="processing_error",
+                         message="The payment could not be completed; please retry.")
+    return await kassa.psp(attempt.psp).authorize(AuthorizeRequest(
+        idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
+        merchant_id=p.merchant_id, description=p.description))
 
 
 async def recover_attempt(kassa: Kassa, attempt: Attempt) -> bool:
