@@ -1,0 +1,113 @@
+"""Where the CPU goes: per-role process CPU during a measurement (psutil, when installed),
+and the machine facts printed with every run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    import psutil
+except ImportError:  # the benchmark still runs; it just cannot say where the CPU went
+    psutil = None
+
+
+def machine_facts() -> dict[str, Any]:
+    load1, load5, load15 = os.getloadavg()
+    facts: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+    if psutil is not None:
+        facts["mem_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    return facts
+
+
+def tree(pid: int) -> list[Any]:
+    """A process and all its descendants (psutil.Process objects); [] if it is gone."""
+    if psutil is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def postmaster_of(backend_pid: int) -> int | None:
+    """The postmaster that forked a backend, if that server runs on this machine."""
+    if psutil is None:
+        return None
+    try:
+        parent = psutil.Process(backend_pid).parent()
+    except psutil.Error:
+        return None
+    return parent.pid if parent is not None else None
+
+
+Roles = dict[str, Callable[[], list[Any]]]
+
+
+def _cpu_seconds(proc: Any) -> float | None:
+    try:
+        t = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return float(t.user + t.system)
+
+
+@dataclass
+class CpuSampler:
+    """CPU used per role between start() and stop(), in % of one core (200 % = both cores
+    of a 2-core machine), plus how the whole machine's time split (user/system/iowait/idle).
+
+    Each role is a callable returning its current processes, re-evaluated at stop() so that
+    processes born during the window (new backends, the load generator) are included."""
+
+    roles: Roles
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _system_before: Any = None
+    _wall: float = 0.0
+
+    def start(self) -> None:
+        if psutil is None:
+            return
+        self._before = {role: self._snapshot(fn) for role, fn in self.roles.items()}
+        self._system_before = psutil.cpu_times()
+        self._wall = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        if psutil is None or self._system_before is None:
+            return {}
+        wall = time.monotonic() - self._wall
+        out: dict[str, Any] = {}
+        for role, fn in self.roles.items():
+            before, after = self._before.get(role, {}), self._snapshot(fn)
+            used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+            out[role] = round(100 * used / wall)
+        out["machine"] = self._machine_split()
+        return out
+
+    @staticmethod
+    def _snapshot(fn: Callable[[], list[Any]]) -> dict[int, float]:
+        snap: dict[int, float] = {}
+        for proc in fn():
+            secs = _cpu_seconds(proc)
+            if secs is not None:
+                snap[proc.pid] = secs
+        return snap
+
+    def _machine_split(self) -> dict[str, float]:
+        now = psutil.cpu_times()
+        deltas = {k: getattr(now, k) - getattr(self._system_before, k) for k in now._fields
+                  if not k.startswith("guest")}  # guest time is already counted in user
+        total = sum(deltas.values()) or 1.0
+        shown = ("user", "system", "softirq", "iowait", "steal", "idle")
+        return {k: round(100 * deltas[k] / total, 1) for k in shown if k in deltas}
+
