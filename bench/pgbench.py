@@ -20,7 +20,7 @@ from typing import Any
 R = "@R@"  # marks where a per-transaction unique token goes in the generated SQL
 
 
-def _pi_json() -> str:
+def pi_json() -> str:
     return json.dumps({
         "id": f"pi_{R}", "object": "payment_intent", "amount": 4242, "amount_capturable": 0,
         "amount_received": 4242, "amount_refunded": 0, "canceled_at": None,
@@ -31,11 +31,11 @@ def _pi_json() -> str:
         "status": "succeeded"})
 
 
-def _event_json(kind: str) -> str:
+def event_json(kind: str) -> str:
     # json.dumps' ": " separator matters: pgbench would read `:name` as a variable
     return json.dumps({
         "id": f"evt_{R}", "object": "event", "api_version": "2024-06-20",
-        "created": 1700000000, "data": {"object": json.loads(_pi_json())}, "livemode": False,
+        "created": 1700000000, "data": {"object": json.loads(pi_json())}, "livemode": False,
         "pending_webhooks": 0, "type": kind})
 
 
@@ -46,8 +46,8 @@ def _literal(text: str) -> str:
 
 
 def json_sizes() -> dict[str, int]:
-    return {"event_bytes": len(_event_json("payment_intent.succeeded")),
-            "response_bytes": len(_pi_json())}
+    return {"event_bytes": len(event_json("payment_intent.succeeded")),
+            "response_bytes": len(pi_json())}
 
 
 # Account names contain ':', which pgbench would take for variables, so they are passed
@@ -106,9 +106,9 @@ DEFINES = {"psp_account": "psp:simulator:receivable", "fee_account": "revenue:fe
 
 
 def script() -> str:
-    return (SCRIPT.replace("@CREATED@", _literal(_event_json("payment_intent.created")))
-            .replace("@SUCCEEDED@", _literal(_event_json("payment_intent.succeeded")))
-            .replace("@RESPONSE@", _literal(_pi_json())))
+    return (SCRIPT.replace("@CREATED@", _literal(event_json("payment_intent.created")))
+            .replace("@SUCCEEDED@", _literal(event_json("payment_intent.succeeded")))
+            .replace("@RESPONSE@", _literal(pi_json())))
 
 
 def start(pgbench: Path, dsn: str, workdir: Path, *, clients: int, threads: int,

@@ -243,3 +243,15 @@ async def test_event_retrieve_and_type_filter(client, auth):
     event = (await client.get(f"/v1/events/{listed[0]['id']}", headers=auth)).json()
     assert event["type"] == "payment_intent.succeeded" and event["id"].startswith("evt_")
     assert event["data"]["object"]["status"] == "succeeded"
+
+
+async def test_confirming_an_authorised_payment_does_not_authorise_twice(client, auth, sim,
+                                                                         merchant):
+    pi = (await create(client, auth, payment_method="pm_card_visa", confirm=True,
+                       capture_method="manual")).json()
+    r = await client.post(f"/v1/payment_intents/{pi['id']}/confirm", headers=auth)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "payment_intent_unexpected_state"
+    rows = (await sim.get("/_sim/authorizations")).json()
+    rows = rows["data"] if isinstance(rows, dict) else rows
+    assert len([a for a in rows if a["merchant_id"] == merchant["merchant_id"]]) == 1

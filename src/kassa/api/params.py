@@ -40,9 +40,14 @@ def _insert(target: dict[str, Any], path: list[str], value: str, key: str) -> No
             if not segment.isdigit():
                 raise InvalidRequest(f"Invalid array index in {key}", param=key)
             idx = int(segment)
-            while len(node) <= idx:
+            if idx > len(node):  # indices must be dense: items[5] needs items[0..4] first
+                raise InvalidRequest(f"Invalid array index in {key}: indices must start at 0 "
+                                     "and increase by one", param=key)
+            if idx == len(node):
                 node.append(None)
             if last:
+                if node[idx] is not None:
+                    raise InvalidRequest(f"Conflicting parameter: {key}", param=key)
                 node[idx] = value
                 return
             if node[idx] is None:
@@ -52,6 +57,8 @@ def _insert(target: dict[str, Any], path: list[str], value: str, key: str) -> No
         if not isinstance(node, dict):
             raise InvalidRequest(f"Conflicting parameter: {key}", param=key)
         if last:
+            if isinstance(node.get(segment), dict | list):
+                raise InvalidRequest(f"Conflicting parameter: {key}", param=key)
             node[segment] = value
             return
         if segment not in node:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-_INT = re.compile(r"^-?\d{1,30}$")
+_INT = re.compile(r"^-?[0-9]{1,30}$")  # ASCII digits only: \d admits "١٠٠"
 
 
 def _integer(v: Any) -> Any:

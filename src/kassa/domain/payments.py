@@ -30,7 +30,6 @@ TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
         (S.REQUIRES_CONFIRMATION, S.REQUIRES_CONFIRMATION),  # card replaced
         (S.REQUIRES_CONFIRMATION, S.PROCESSING),  # confirm
         (S.REQUIRES_CONFIRMATION, S.CANCELED),
-        (S.REQUIRES_ACTION, S.PROCESSING),  # re-confirm after authentication
         (S.REQUIRES_ACTION, S.SUCCEEDED),  # authentication done, PSP captured
         (S.REQUIRES_ACTION, S.REQUIRES_CAPTURE),  # authentication done, PSP authorised
         (S.REQUIRES_ACTION, S.REQUIRES_PAYMENT_METHOD),  # authentication failed
@@ -48,6 +47,7 @@ TERMINAL = frozenset({S.SUCCEEDED, S.CANCELED})
 CANCELABLE = frozenset(
     {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE}
 )
+CONFIRMABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION})
 CANCELLATION_REASONS = frozenset(
     {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
 )
@@ -127,6 +127,10 @@ class PaymentIntent:
 
     def start_authorization(self, attempt_id: str, psp: str) -> None:
         """Confirm: move to processing with a new authorisation attempt."""
+        if self.status not in CONFIRMABLE:
+            # processing is also reachable from requires_capture (capture/void in flight);
+            # confirming an authorised payment must not start a second authorisation
+            raise IllegalTransition(self.status.value, S.PROCESSING.value, action="confirm")
         if self.payment_method is None:
             raise InvalidRequest(
                 "You cannot confirm this PaymentIntent because it's missing a payment method.",
@@ -138,9 +142,9 @@ class PaymentIntent:
         self.last_payment_error = None
         self.next_action = None
 
+    # Outcome commands apply the transition first, so a refused one changes nothing.
+
     def authorization_succeeded(self, *, psp_reference: str, captured: bool) -> None:
-        self.psp_reference = psp_reference
-        self.pending_attempt_id = None
         if captured:
             transition(self, S.SUCCEEDED)
             self.amount_received = self.amount.minor
@@ -148,20 +152,23 @@ class PaymentIntent:
         else:
             transition(self, S.REQUIRES_CAPTURE)
             self.amount_capturable = self.amount.minor
+        self.psp_reference = psp_reference
+        self.pending_attempt_id = None
+        self.next_action = None
 
     def authorization_requires_action(self, *, psp_reference: str, next_action: dict[str, Any]
                                       ) -> None:
+        transition(self, S.REQUIRES_ACTION)
         self.psp_reference = psp_reference
         self.next_action = next_action
-        transition(self, S.REQUIRES_ACTION)
         # the attempt stays open: re-confirming continues it after authentication
 
     def authorization_failed(self, error: dict[str, Any]) -> None:
+        transition(self, S.REQUIRES_PAYMENT_METHOD)
         self.pending_attempt_id = None
         self.next_action = None
         self.last_payment_error = error
         self.payment_method = None
-        transition(self, S.REQUIRES_PAYMENT_METHOD)
 
     def start_capture(self, attempt_id: str, amount_to_capture: int | None) -> int:
         if self.status is not S.REQUIRES_CAPTURE:
