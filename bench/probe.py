@@ -54,12 +54,14 @@ def postmaster_of(backend_pid: int) -> int | None:
 Roles = dict[str, Callable[[], list[Any]]]
 
 
-def _cpu_seconds(proc: Any) -> float | None:
+def _cpu_seconds(proc: Any) -> float:
+    """CPU of a live process plus that of its children it has reaped, so a backend that
+    exits during the window still counts (in its postmaster's total)."""
     try:
         t = proc.cpu_times()
     except psutil.Error:
-        return None
-    return float(t.user + t.system)
+        return 0.0
+    return float(t.user + t.system + t.children_user + t.children_system)
 
 
 @dataclass
@@ -68,17 +70,20 @@ class CpuSampler:
     of a 2-core machine), plus how the whole machine's time split (user/system/iowait/idle).
 
     Each role is a callable returning its current processes, re-evaluated at stop() so that
-    processes born during the window (new backends, the load generator) are included."""
+    processes born during the window (new backends, the load generator) are included. The
+    role's total is compared, not each pid's: a process that dies in the window moves its
+    time into its parent's reaped-children counters. Call stop() while the role's root
+    process is still alive."""
 
     roles: Roles
-    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _before: dict[str, float] = field(default_factory=dict)
     _system_before: Any = None
     _wall: float = 0.0
 
     def start(self) -> None:
         if psutil is None:
             return
-        self._before = {role: self._snapshot(fn) for role, fn in self.roles.items()}
+        self._before = {role: self._total(fn) for role, fn in self.roles.items()}
         self._system_before = psutil.cpu_times()
         self._wall = time.monotonic()
 
@@ -88,20 +93,14 @@ class CpuSampler:
         wall = time.monotonic() - self._wall
         out: dict[str, Any] = {}
         for role, fn in self.roles.items():
-            before, after = self._before.get(role, {}), self._snapshot(fn)
-            used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+            used = self._total(fn) - self._before.get(role, 0.0)
             out[role] = round(100 * used / wall)
         out["machine"] = self._machine_split()
         return out
 
     @staticmethod
-    def _snapshot(fn: Callable[[], list[Any]]) -> dict[int, float]:
-        snap: dict[int, float] = {}
-        for proc in fn():
-            secs = _cpu_seconds(proc)
-            if secs is not None:
-                snap[proc.pid] = secs
-        return snap
+    def _total(fn: Callable[[], list[Any]]) -> float:
+        return sum(_cpu_seconds(proc) for proc in fn())
 
     def _machine_split(self) -> dict[str, float]:
         now = psutil.cpu_times()

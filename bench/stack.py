@@ -21,6 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -141,7 +142,11 @@ def spawn(stack: contextlib.ExitStack, name: str, args: list[str], env: dict[str
 
 
 def stop_service(service: Service) -> None:
-    proc = service.proc
+    stop_process(service.proc)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM the process group of a child started with start_new_session; then SIGKILL."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -169,12 +174,16 @@ def wait_healthy(service: Service, url: str, timeout: float = 60.0) -> None:
                        f"{service.log_tail()}")
 
 
-def base_env(workdir: Path) -> dict[str, str]:
-    """Our environment without KASSA_* (a developer's settings must not leak in)."""
+def python_env() -> dict[str, str]:
+    """Our environment without KASSA_* (a developer's settings must not leak in), with
+    this repository importable (for ``python -m bench.load``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KASSA_")}
-    env["KASSA_HOME"] = str(workdir / "kassa-home")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
+
+
+def base_env(workdir: Path) -> dict[str, str]:
+    return python_env() | {"KASSA_HOME": str(workdir / "kassa-home")}
 
 
 def start_simulator(stack: contextlib.ExitStack, workdir: Path) -> tuple[Service, str]:

@@ -119,10 +119,11 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
                     http="httptools", log_level="warning", access_log=False)
 
 
+ROLE_OPTION = typer.Option(None, help="recovery, availability, idempotency-expiry (default: all)")
+
+
 @app.command()
-def worker(role: list[str] = typer.Option(None, help="recovery, availability, "
-                                                      "idempotency-expiry (default: all)")
-           ) -> None:
+def worker(role: list[str] = ROLE_OPTION) -> None:
     """Run background workers (any number of replicas may run)."""
     from kassa.workers.loops import ROLES
 

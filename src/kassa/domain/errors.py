@@ -40,7 +40,8 @@ class NotFound(KassaError):
 class IllegalTransition(KassaError):
     code = "payment_intent_unexpected_state"
 
-    def __init__(self, src: str, dst: str, *, action: str | None = None, obj: str = "PaymentIntent"):
+    def __init__(self, src: str, dst: str, *, action: str | None = None,
+                 obj: str = "PaymentIntent"):
         what = action or f"transition to {dst}"
         super().__init__(
             f"You cannot {what} this {obj} because it has a status of {src}.",

@@ -11,7 +11,8 @@ from kassa.domain.money import MAX_AMOUNT, Money
 
 
 class PaymentStatus(StrEnum):
-    REQUIRES_PAYMENT_METHOD = "requires_payment_method"  # new without a card, or last attempt failed
+    # new without a card, or the last attempt failed
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
     REQUIRES_CONFIRMATION = "requires_confirmation"  # has a card, waiting for confirm
     REQUIRES_ACTION = "requires_action"  # PSP asked for customer authentication (3DS)
     PROCESSING = "processing"  # a PSP call is in flight or its outcome is unknown

@@ -183,7 +183,8 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         attempt.psp_reference = result.psp_reference
         captured = result.outcome is Outcome.CAPTURED
         p.authorization_succeeded(psp_reference=result.psp_reference, captured=captured)
-        event = "payment_intent.succeeded" if captured else "payment_intent.amount_capturable_updated"
+        event = ("payment_intent.succeeded" if captured
+                 else "payment_intent.amount_capturable_updated")
     elif result.outcome is Outcome.REQUIRES_ACTION:
         attempt.status = AttemptStatus.REQUIRES_ACTION
         attempt.psp_reference = result.psp_reference

@@ -1,0 +1,227 @@
+"""Card payments per second through kassa's HTTP API, against pgbench's limit for the
+same SQL on the same server, in one run (ARCHITECTURE §12). ``make bench`` runs this.
+
+    python -m bench.payments [--duration 20] [--merchants 200] [--concurrency 64]
+                             [--rate R] [--hot] [--api-workers 1] [--prefill 1000000]
+
+Setup is automatic and loopback only: a durable (fsync on) embedded PostgreSQL in a temp
+dir under /tmp, or the server of KASSA_BENCH_DATABASE_URL; a fresh migrated database; the
+PSP simulator (zero latency) and ``kassa api`` as subprocesses; N merchants; ANALYZE.
+Scenarios, each with a warm-up that is not counted:
+
+1. closed loop, create+confirm in one call (``confirm=true``), random merchant; then
+   idempotent replays of completed requests with their original keys;
+2. closed loop, create then ``/confirm`` (two calls per payment);
+3. with ``--hot``: scenario 1 with every request on one merchant;
+4. open loop at ``--rate`` payments/s (default: half of scenario 1's throughput),
+   latency measured from each payment's scheduled start;
+5. pgbench: one payment's database work as one hand-written transaction.
+
+The load generator is its own process (bench/load.py). With psutil installed, CPU per
+process group (API, PostgreSQL, simulator, load generator) is printed per scenario.
+Output: a table, then one JSON line (the last line). Ctrl-C stops and removes everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench import pgbench, prefill, probe, report, stack
+from bench.load import client_name
+from bench.stack import REPO, Stack, log
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.payments", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds measured per scenario")
+    p.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds before each")
+    p.add_argument("--concurrency", type=int, default=64, help="closed-loop clients")
+    p.add_argument("--merchants", type=int, default=200)
+    p.add_argument("--rate", type=float, default=None,
+                   help="open-loop payments/s (default: half the closed-loop throughput)")
+    p.add_argument("--hot", action="store_true", help="add a one-merchant scenario")
+    p.add_argument("--replay", type=int, default=1000, help="idempotent replays to time")
+    p.add_argument("--replay-concurrency", type=int, default=16)
+    p.add_argument("--api-workers", type=int, default=1)
+    p.add_argument("--pool-size", type=int, default=None,
+                   help="API database pool per worker (default: kassa's)")
+    p.add_argument("--prefill", type=int, default=0,
+                   help="historical payments bulk-inserted before the run")
+    p.add_argument("--pgbench-clients", type=int, default=16)
+    p.add_argument("--pgbench-jobs", type=int, default=2)
+    p.add_argument("--no-pgbench", action="store_true")
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------ load runs
+
+
+def cpu_roles(st: Stack, postmaster: int | None) -> probe.Roles:
+    roles: probe.Roles = {}
+    if st.api is not None:
+        roles["api"] = lambda pid=st.api.proc.pid: probe.tree(pid)
+    if postmaster is not None:
+        roles["postgres"] = lambda: probe.tree(postmaster)
+    if st.simulator is not None:
+        roles["simulator"] = lambda pid=st.simulator.proc.pid: probe.tree(pid)
+    return roles
+
+
+def run_load(spec: dict[str, Any], roles: probe.Roles) -> dict[str, Any]:
+    """One scenario in a fresh load-generator process; CPU is sampled over its measured
+    window only (after the warm-up, until the last scheduled second)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.load"], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=stack.python_env(), start_new_session=True)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(spec))
+        proc.stdin.close()
+        if proc.stdout.readline().strip() != "started":
+            raise RuntimeError("the load generator did not start")
+        sampler = probe.CpuSampler({**roles, "load": lambda: probe.tree(proc.pid)})
+        time.sleep(spec["warmup"])
+        sampler.start()
+        time.sleep(spec["duration"])
+        cpu = sampler.stop()
+        out = proc.stdout.read()
+        if proc.wait() != 0 or not out.strip():
+            raise RuntimeError(f"the load generator failed (exit {proc.returncode})")
+        return json.loads(out) | {"cpu": cpu}
+    finally:
+        stack.stop_process(proc)
+
+
+def base_spec(args: argparse.Namespace, st: Stack) -> dict[str, Any]:
+    return {"base_url": st.api_url, "keys": st.keys, "duration": args.duration,
+            "warmup": args.warmup, "concurrency": args.concurrency,
+            "replay_concurrency": args.replay_concurrency}
+
+
+def run_scenarios(args: argparse.Namespace, st: Stack, roles: probe.Roles
+                  ) -> dict[str, dict[str, Any]]:
+    spec = base_spec(args, st)
+    c = args.concurrency
+    plan: list[tuple[str, dict[str, Any]]] = [
+        (f"closed c={c}, create+confirm in 1 call", {"flow": "confirm", "replay": args.replay}),
+        (f"closed c={c}, create, then confirm (2 calls)", {"flow": "two_call"}),
+    ]
+    if args.hot:
+        plan.append((f"closed c={c}, 1 call, ONE hot merchant",
+                     {"flow": "confirm", "keys": st.keys[:1]}))
+    results: dict[str, dict[str, Any]] = {}
+    for name, overrides in plan:
+        results[name] = measure(name, spec | overrides, roles)
+    first = next(iter(results.values()))
+    rate = args.rate or max(1.0, round(first["payments_per_s"] / 2))
+    name = f"open loop {rate:.0f}/s, 1 call"
+    results[name] = measure(name, spec | {"flow": "confirm", "mode": "open", "rate": rate},
+                            roles)
+    return results
+
+
+def measure(name: str, spec: dict[str, Any], roles: probe.Roles) -> dict[str, Any]:
+    log(f"running: {name}")
+    res = run_load(spec, roles)
+    log(f"  {res['payments_per_s']} payments/s, p50 {res['latency']['p50_ms']} ms, "
+        f"p99 {res['latency']['p99_ms']} ms, cpu {res.get('cpu')}")
+    return res
+
+
+# ------------------------------------------------------------------------ pgbench
+
+
+def run_pgbench(args: argparse.Namespace, es: contextlib.ExitStack, st: Stack,
+                postmaster: int | None) -> dict[str, Any]:
+    """pgbench in its own fresh database on the same server (same schema, empty tables)."""
+    from kassa.db.embedded import pgbench_path
+
+    dsn = stack.migrated_database(es, st.server_url, "kassa_pgbench")
+    stack.analyze(dsn)
+    c, j, t = args.pgbench_clients, args.pgbench_jobs, max(1, round(args.duration))
+    log(f"running: pgbench -M prepared -c {c} -j {j} -T {t}")
+    proc = pgbench.start(pgbench_path(), dsn, st.workdir, clients=c, threads=j, duration=t,
+                         merchants=args.merchants)
+    roles: probe.Roles = {"pgbench": lambda: probe.tree(proc.pid)}
+    if postmaster is not None:
+        roles["postgres"] = lambda: probe.tree(postmaster)
+    sampler = probe.CpuSampler(roles)
+    sampler.start()
+    time.sleep(max(0.5, t - 0.5))  # stop sampling while pgbench and its backends live
+    cpu = sampler.stop()
+    result = pgbench.finish(proc) | {"cpu": cpu}
+    result["label"] = f"pgbench 1 txn/payment, -M prepared -c {c} -j {j}"
+    result |= pgbench.json_sizes()
+    log(f"  pgbench {result['tps']} tps")
+    return result
+
+
+def ratios(scenarios: dict[str, dict[str, Any]], pg: dict[str, Any] | None
+           ) -> dict[str, float]:
+    if not pg or not pg.get("tps"):
+        return {}
+    return {f"kassa payments/s ÷ pgbench tps [{name}]": res["payments_per_s"] / pg["tps"]
+            for name, res in scenarios.items() if name.startswith("closed")}
+
+
+# ------------------------------------------------------------------------ main
+
+
+def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, dict[str, Any]]:
+    st = stack.build(es, merchants=args.merchants, api_workers=args.api_workers,
+                     pool_size=args.pool_size)
+    if args.prefill:
+        took = prefill.prefill(st.dsn, args.prefill, log)
+        log(f"prefill took {took:.0f}s; VACUUM ANALYZE")
+    stack.analyze(st.dsn, vacuum=bool(args.prefill))
+    return st, stack.server_facts(st.dsn)
+
+
+def benchmark(args: argparse.Namespace, es: contextlib.ExitStack) -> dict[str, Any]:
+    machine = probe.machine_facts()
+    st, facts = setup(args, es)
+    postmaster = probe.postmaster_of(int(facts.pop("backend_pid") or 0))
+    summary: dict[str, Any] = {
+        "bench": "payments", "args": vars(args), "machine": machine, "postgres": facts,
+        "client": client_name(), "loadavg_before_load": probe.machine_facts()["loadavg"]}
+    summary["scenarios"] = run_scenarios(args, st, cpu_roles(st, postmaster))
+    if not args.no_pgbench:
+        summary["pgbench"] = run_pgbench(args, es, st, postmaster)
+    summary["ratios"] = ratios(summary["scenarios"], summary.get("pgbench"))
+    if st.api is not None and (tail := st.api.log_tail(20)):
+        log(f"API log (last lines):\n{tail}")
+    return summary
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    es = contextlib.ExitStack()
+    try:
+        summary = benchmark(args, es)
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # let the clean-up finish
+            signal.signal(sig, signal.SIG_IGN)
+        es.close()
+    print(report.render(summary))
+    print(report.json_line(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
