@@ -18,6 +18,8 @@ the global checks (trial balance, verify) see nothing but these histories.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -26,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hypothesis
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given
 from hypothesis import strategies as st
 
 from kassa import bootstrap
@@ -38,6 +41,7 @@ from kassa.db.migrate import upgrade
 from kassa.domain.errors import (
     AmountError,
     CardError,
+    ConcurrentModification,
     IllegalTransition,
     InvalidRequest,
 )
@@ -48,10 +52,12 @@ from kassa.services import balances, merchants, payments, refunds
 from kassa.services.context import Kassa
 
 S = PaymentStatus
-VISA, DECLINED, THREE_DS = "pm_card_visa", "pm_card_chargeDeclined", "pm_card_authenticationRequired"
+VISA, DECLINED, THREE_DS = ("pm_card_visa", "pm_card_chargeDeclined",
+                            "pm_card_authenticationRequired")
 CURRENCIES = ("usd", "jpy", "kwd")
 MERCHANTS = 3
-MAX_EXAMPLES = 25
+# KASSA_PROPERTY_EXAMPLES=500 for a longer hunt; 25 keeps the suite fast
+MAX_EXAMPLES = int(os.environ.get("KASSA_PROPERTY_EXAMPLES", "25"))
 EXAMPLES_RUN: list[int] = []  # one entry per example, checked by the test that follows
 
 
@@ -95,19 +101,27 @@ class RefundOp:
 Op = Create | Confirm | Capture | Cancel | RefundOp
 
 payment_ref = st.integers(0, 7)
-percent = st.one_of(st.none(), st.integers(1, 130))
-card = st.sampled_from([VISA, VISA, DECLINED, THREE_DS])
+percent = st.one_of(st.none(), st.integers(1, 130))  # > 100: more than allowed
+card = st.sampled_from([VISA, VISA, VISA, DECLINED, THREE_DS])
+create_op = st.builds(
+    Create, merchant=st.integers(0, MERCHANTS - 1), currency=st.sampled_from(CURRENCIES),
+    amount=st.one_of(st.integers(1, 60), st.integers(1, 200_000)),  # tiny: fee == amount
+    payment_method=st.sampled_from([VISA, VISA, VISA, VISA, DECLINED, THREE_DS, None]),
+    capture_method=st.sampled_from(["automatic", "manual"]),
+    confirm=st.sampled_from([True, True, False]))
 operation = st.one_of(
-    st.builds(Create, merchant=st.integers(0, MERCHANTS - 1), currency=st.sampled_from(CURRENCIES),
-              amount=st.one_of(st.integers(1, 60), st.integers(1, 200_000)),
-              payment_method=st.one_of(st.none(), card),
-              capture_method=st.sampled_from(["automatic", "manual"]), confirm=st.booleans()),
+    create_op,
     st.builds(Confirm, payment=payment_ref, payment_method=st.one_of(st.none(), card)),
+    st.builds(Capture, payment=payment_ref, percent=percent),
     st.builds(Capture, payment=payment_ref, percent=percent),
     st.builds(Cancel, payment=payment_ref,
               reason=st.sampled_from([None, "duplicate", "requested_by_customer"])),
     st.builds(RefundOp, payment=payment_ref, percent=percent),
+    st.builds(RefundOp, payment=payment_ref, percent=percent),
 )
+# a few payments first, then anything (including more payments)
+history = st.tuples(st.lists(create_op, min_size=2, max_size=6),
+                    st.lists(operation, min_size=4, max_size=24)).map(lambda t: t[0] + t[1])
 
 
 # --------------------------------------------------------------------- the model
@@ -153,7 +167,6 @@ class History:
     kassa: Kassa
     merchant_ids: list[str]
     payments: list[Expected]
-    skipped_known_bugs: int = 0
 
     def pick(self, ref: int) -> Expected | None:
         return self.payments[ref % len(self.payments)] if self.payments else None
@@ -193,21 +206,13 @@ async def apply(h: History, op: Op) -> None:
     error: type[Exception] | None = None
 
     if isinstance(op, Confirm):
-        if e.status is S.REQUIRES_CAPTURE:
-            h.skipped_known_bugs += 1  # see test_confirming_an_authorised_payment_is_refused
-            return
-        if e.status is S.REQUIRES_ACTION and op.payment_method not in (None, e.payment_method):
-            h.skipped_known_bugs += 1  # see test_confirm_after_action_uses_the_new_card
-            return
-        if e.status is S.REQUIRES_ACTION:
-            error = IllegalTransition  # the customer never authenticated
-        elif e.status in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
+        if e.status in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
             card_ = op.payment_method or e.payment_method
             error = InvalidRequest if card_ is None else e.authorised_with(card_)
         else:
-            # a card given now is not attached to a finished payment, and the missing
-            # card is reported before the state
-            error = InvalidRequest if e.payment_method is None else IllegalTransition
+            # requires_action: the customer never authenticated (same card), or a new card
+            # cannot replace an open attempt; requires_capture: never authorise twice
+            error = IllegalTransition
         await expect(error, payments.confirm(k, merchant_id=e.merchant_id, payment_id=e.id,
                                              payment_method=op.payment_method))
 
@@ -244,6 +249,7 @@ async def apply(h: History, op: Op) -> None:
             assert result["amount"] == (amount or refundable)
             e.refunded += result["amount"]
 
+    event(f"{type(op).__name__} from {before['status']}: {error.__name__ if error else 'ok'}")
     after = await current(k, e)
     if error is not None and error is not CardError:
         assert after == before, f"{op} raised {error.__name__} but changed the payment"
@@ -258,6 +264,7 @@ async def create(h: History, op: Create) -> None:
                            confirm=op.confirm)
     if op.confirm and op.payment_method is None:
         await expect(InvalidRequest, call)
+        event("Create: InvalidRequest")
         return
     e = Expected(id="", merchant_id=merchant_id, currency=op.currency, amount=op.amount,
                  capture_method=op.capture_method, payment_method=op.payment_method,
@@ -265,6 +272,7 @@ async def create(h: History, op: Create) -> None:
                  else S.REQUIRES_PAYMENT_METHOD)
     error = e.authorised_with(op.payment_method) if op.confirm and op.payment_method else None
     result = await expect(error, call)
+    event(f"Create: {error.__name__ if error else 'ok'}")
     e.id = result.payment_intent["id"] if isinstance(result, CardError) else result["id"]
     h.payments.append(e)
     assert_matches(await current(k, e), e, op)
@@ -383,9 +391,10 @@ async def own_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]
 
 
 @pytest.mark.slow
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(ops=st.lists(operation, min_size=1, max_size=20))
+@hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                            HealthCheck.too_slow])
+@given(ops=history)
 async def test_money_is_conserved(own_kassa: Kassa, ops: list[Op]) -> None:
     EXAMPLES_RUN.append(len(ops))
     h = History(kassa=own_kassa, merchant_ids=[
@@ -404,29 +413,25 @@ def test_every_example_ran() -> None:
     assert len(EXAMPLES_RUN) >= MAX_EXAMPLES
 
 
-# --------------------------------------------------------------------- known bugs
+# --------------------------------------------------------------------- regressions
 
 
 @pytest.fixture
 async def scratch_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]:
-    """kassa on a throw-away database: these tests leave payments stuck on purpose."""
+    """kassa on a throw-away database: a regression would leave payments stuck."""
     with fresh_database(server_url) as url:
-        k, close = await bootstrap.build(settings, url, pool_size=2)
+        k, close = await bootstrap.build(settings, url, pool_size=8)
         try:
             yield k
         finally:
             await close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: services/payments.py confirm() -> _authorize() on a requires_capture payment: "
-    "domain start_authorization allows requires_capture -> processing, so kassa sends a "
-    "second authorisation to the PSP (the card is held twice), finish_authorization then "
-    "hits UniqueViolationError on attempts_one_authorization (a 500), and the payment is "
-    "left in processing with a started attempt; expected IllegalTransition and no change"))
 async def test_confirming_an_authorised_payment_is_refused(scratch_kassa: Kassa) -> None:
+    """Was: a second authorisation at the PSP, then UniqueViolationError (500) and the
+    payment stuck in processing with a started attempt."""
     k = scratch_kassa
-    m = (await merchants.create_merchant(k, name="bug"))["merchant_id"]
+    m = (await merchants.create_merchant(k, name="regression"))["merchant_id"]
     pi = await payments.create(k, merchant_id=m, amount=1000, currency="usd",
                                payment_method=VISA, capture_method="manual", confirm=True)
     assert pi["status"] == "requires_capture"
@@ -435,22 +440,72 @@ async def test_confirming_an_authorised_payment_is_refused(scratch_kassa: Kassa)
     assert await payments.retrieve(k, merchant_id=m, payment_id=pi["id"]) == pi
     assert await k.pool.fetchval(
         "SELECT count(*) FROM attempts WHERE payment_intent_id = $1", pi["id"]) == 1
+    await payments.capture(k, merchant_id=m, payment_id=pi["id"], amount_to_capture=400)
+    assert (await verify(k.pool)).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: services/payments.py confirm(): with status requires_action and a different "
-    "payment_method, the new card is ignored (p.payment_method is only replaced in "
-    "requires_payment_method/requires_confirmation) and a new authorisation is sent for the "
-    "old card, leaving the first attempt open in requires_action forever"))
-async def test_confirm_after_action_uses_the_new_card(scratch_kassa: Kassa) -> None:
+async def test_a_new_card_cannot_replace_an_open_3ds_attempt(scratch_kassa: Kassa) -> None:
+    """Was: the new card was silently ignored and a second authorisation was sent for the
+    old card, leaving the first attempt open in requires_action for ever."""
     k = scratch_kassa
-    m = (await merchants.create_merchant(k, name="bug"))["merchant_id"]
+    m = (await merchants.create_merchant(k, name="regression"))["merchant_id"]
     pi = await payments.create(k, merchant_id=m, amount=1000, currency="usd",
                                payment_method=THREE_DS, confirm=True)
     assert pi["status"] == "requires_action"
-    result = await payments.confirm(k, merchant_id=m, payment_id=pi["id"],
-                                    payment_method=VISA)
-    assert (result["status"], result["payment_method"]) == ("succeeded", VISA)
+    with pytest.raises(IllegalTransition):
+        await payments.confirm(k, merchant_id=m, payment_id=pi["id"], payment_method=VISA)
+    assert await payments.retrieve(k, merchant_id=m, payment_id=pi["id"]) == pi
+    assert await k.pool.fetchval(
+        "SELECT count(*) FROM attempts WHERE payment_intent_id = $1", pi["id"]) == 1
+    # cancelling closes the open attempt
+    await payments.cancel(k, merchant_id=m, payment_id=pi["id"])
     assert await k.pool.fetchval(
         "SELECT count(*) FROM attempts WHERE payment_intent_id = $1"
         " AND status IN ('started', 'unknown', 'requires_action')", pi["id"]) == 0
+
+
+# --------------------------------------------------------------------- races
+
+
+async def test_concurrent_partial_refunds_never_exceed_what_was_captured(scratch_kassa: Kassa
+                                                                         ) -> None:
+    k = scratch_kassa
+    m = (await merchants.create_merchant(k, name="race"))["merchant_id"]
+    pi = await payments.create(k, merchant_id=m, amount=10_000, currency="usd",
+                               payment_method=VISA, capture_method="manual", confirm=True)
+    await payments.capture(k, merchant_id=m, payment_id=pi["id"], amount_to_capture=7_000)
+    results = await asyncio.gather(
+        *(refunds.create(k, merchant_id=m, payment_intent=pi["id"], amount=1_500)
+          for _ in range(6)), return_exceptions=True)
+    ok = [r for r in results if isinstance(r, dict)]
+    errors = [r for r in results if not isinstance(r, dict)]
+    assert all(isinstance(e, InvalidRequest | ConcurrentModification) for e in errors), errors
+    assert 1 <= len(ok) <= 4  # 4 x 1,500 <= 7,000 < 5 x 1,500
+    assert all(r["status"] == "succeeded" for r in ok)
+    after = await payments.retrieve(k, merchant_id=m, payment_id=pi["id"])
+    assert after["amount_refunded"] == 1_500 * len(ok) <= after["amount_received"] == 7_000
+    report = await verify(k.pool)
+    assert report.ok, report.problems
+
+
+async def test_capture_racing_cancel_resolves_the_hold_once(scratch_kassa: Kassa) -> None:
+    k = scratch_kassa
+    m = (await merchants.create_merchant(k, name="race"))["merchant_id"]
+    for _ in range(5):
+        pi = await payments.create(k, merchant_id=m, amount=5_000, currency="jpy",
+                                   payment_method=VISA, capture_method="manual", confirm=True)
+        capture, cancel = await asyncio.gather(
+            payments.capture(k, merchant_id=m, payment_id=pi["id"]),
+            payments.cancel(k, merchant_id=m, payment_id=pi["id"]), return_exceptions=True)
+        outcomes = [r for r in (capture, cancel) if isinstance(r, dict)]
+        losers = [r for r in (capture, cancel) if not isinstance(r, dict)]
+        assert len(outcomes) == 1, (capture, cancel)
+        assert all(isinstance(e, IllegalTransition | ConcurrentModification) for e in losers)
+        after = await payments.retrieve(k, merchant_id=m, payment_id=pi["id"])
+        assert after["status"] == outcomes[0]["status"] in ("succeeded", "canceled")
+        resolutions = await k.pool.fetchval(
+            "SELECT count(*) FROM ledger_transactions WHERE hold_ref = $1",
+            pi["latest_charge"])
+        assert resolutions == 1
+    report = await verify(k.pool)
+    assert report.ok, report.problems

@@ -186,6 +186,9 @@ class PaymentIntent:
         return amount
 
     def capture_succeeded(self, amount: int) -> None:
+        if not 0 < amount <= self.amount_capturable:
+            raise AmountError(f"captured {amount} but only {self.amount_capturable} was "
+                              "capturable", param="amount_to_capture")
         transition(self, S.SUCCEEDED)
         self.pending_attempt_id = None
         self.amount_received = amount
@@ -212,6 +215,8 @@ class PaymentIntent:
         return False
 
     def start_void(self, attempt_id: str) -> None:
+        if self.status is not S.REQUIRES_CAPTURE:
+            raise IllegalTransition(self.status.value, S.PROCESSING.value, action="cancel")
         transition(self, S.PROCESSING, action="cancel")
         self.pending_attempt_id = attempt_id
 
@@ -244,8 +249,10 @@ class PaymentIntent:
 
     def release_refund(self, amount: int) -> None:
         """A refund failed at the PSP: its amount is refundable again."""
+        if not 0 < amount <= self.amount_refunded:
+            raise AmountError(f"cannot release {amount}: only {self.amount_refunded} is "
+                              "counted as refunded", param="amount")
         self.amount_refunded -= amount
-        assert self.amount_refunded >= 0
 
 
 class RefundStatus(StrEnum):

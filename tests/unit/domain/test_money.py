@@ -116,7 +116,7 @@ def test_arithmetic_is_exact_integer_arithmetic(a, b, currency):
     x, y = Money(a, currency), Money(b, currency)
     assert (x + y).minor == a + b
     assert (x - y) + y == x
-    assert -(-x) == x
+    assert (-x).minor == -a and -(-x) == x  # noqa: B002 - a double negation, not --
     assert (x < y) == (a < b)
     assert (x <= y) == (a <= b)
 

@@ -136,6 +136,7 @@ CREATE TABLE ledger_transactions (
     source_id   text NOT NULL,                 -- the pi_/ch_/re_/txn_ that caused it
     hold_ref    text,                          -- the hold (authorisation) this resolves
     created_at  timestamptz NOT NULL DEFAULT now(),
+    created_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     UNIQUE (kind, source_id)                   -- each money event posts once
 );
 -- a hold is resolved (captured or released) exactly once
@@ -171,13 +172,8 @@ CREATE TRIGGER ledger_transactions_no_truncate BEFORE TRUNCATE ON ledger_transac
 CREATE FUNCTION kassa_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
-    n integer;
 BEGIN
-    SELECT count(*) INTO n FROM ledger_entries WHERE transaction_id = NEW.transaction_id;
-    IF n < 2 THEN
-        RAISE EXCEPTION 'ledger transaction % has % entries; at least 2 required',
-            NEW.transaction_id, n USING ERRCODE = 'check_violation';
-    END IF;
+    -- the entry count is checked once per transaction by ledger_transactions_have_entries
     SELECT currency, layer, sum(amount) AS total INTO bad
       FROM ledger_entries WHERE transaction_id = NEW.transaction_id
      GROUP BY currency, layer HAVING sum(amount) <> 0 LIMIT 1;
@@ -191,6 +187,38 @@ END $$;
 
 CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kassa_check_balanced();
+
+-- A transaction header without entries would still claim its (kind, source_id) slot or
+-- resolve a hold while moving no money: check its entries at COMMIT too.
+CREATE FUNCTION kassa_check_has_entries() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    SELECT count(*) INTO n FROM ledger_entries WHERE transaction_id = NEW.id;
+    IF n < 2 THEN
+        RAISE EXCEPTION 'ledger transaction % has % entries; at least 2 required', NEW.id, n
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER ledger_transactions_have_entries AFTER INSERT ON ledger_transactions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kassa_check_has_entries();
+
+-- Entries join their transaction only in the database transaction that created it: a
+-- committed ledger transaction can never gain entries later (append-only per transaction).
+CREATE FUNCTION kassa_check_same_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE id = NEW.transaction_id
+                    AND created_xid = pg_current_xact_id()) THEN
+        RAISE EXCEPTION 'ledger transaction % is closed; post a new transaction instead',
+            NEW.transaction_id USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER ledger_entries_same_transaction BEFORE INSERT ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION kassa_check_same_transaction();
 
 -- Stripe's balance transactions: what each money event did to the merchant's balance.
 CREATE TABLE balance_transactions (
@@ -234,6 +262,8 @@ DOWNGRADE = r"""
 DROP TABLE events, balance_transactions, ledger_entries, ledger_transactions, refunds,
     attempts, payment_intents, idempotency_keys, api_keys, merchants;
 DROP FUNCTION kassa_check_balanced();
+DROP FUNCTION kassa_check_has_entries();
+DROP FUNCTION kassa_check_same_transaction();
 DROP FUNCTION kassa_refuse_change();
 """
 
