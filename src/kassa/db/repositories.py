@@ -25,6 +25,23 @@ from kassa.domain.payments import (
 )
 
 Conn = asyncpg.Connection | asyncpg.Pool
+Op = dict[str, Any]
+
+KS409 = "KS409"  # kassa_apply: a compare-and-swap found the row moved
+
+
+async def apply(conn: Conn, ops: list[Op]) -> None:
+    """Apply a unit of work's writes in one round trip (kassa_apply, migration 0002): inside
+    the connection's open transaction, or as one implicit transaction of its own."""
+    if not ops:
+        return
+    try:
+        await conn.execute("SELECT kassa_apply($1::jsonb)", ops)
+    except asyncpg.PostgresError as exc:
+        if getattr(exc, "sqlstate", None) == KS409:
+            raise ConcurrentModification(
+                f"{exc.args[0] if exc.args else 'object'}; retry the request.") from None
+        raise
 
 # ---------------------------------------------------------------- merchants and keys
 
@@ -111,19 +128,20 @@ async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: 
     return bool(status.endswith(" 1"))
 
 
+def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes) -> Op:
+    return {"op": "complete_idempotency", "row": {
+        "merchant_id": merchant_id, "key": key, "status": status, "body": body.decode()}}
+
+
+def op_set_idempotency_resource(*, merchant_id: str, key: str, resource_id: str) -> Op:
+    return {"op": "set_idempotency_resource", "row": {
+        "merchant_id": merchant_id, "key": key, "resource_id": resource_id}}
+
+
 async def complete_idempotency_key(conn: Conn, *, merchant_id: str, key: str, status: int,
                                    body: bytes) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET locked_at = NULL, response_status = $3,"
-        " response_body = $4, completed_at = now() WHERE merchant_id = $1 AND key = $2",
-        merchant_id, key, status, body)
-
-
-async def set_idempotency_resource(conn: Conn, *, merchant_id: str, key: str,
-                                   resource_id: str) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET resource_id = $3 WHERE merchant_id = $1 AND key = $2",
-        merchant_id, key, resource_id)
+    await apply(conn, [op_complete_idempotency(merchant_id=merchant_id, key=key,
+                                               status=status, body=body)])
 
 
 async def release_idempotency_key(conn: Conn, *, merchant_id: str, key: str) -> None:
@@ -169,13 +187,33 @@ def _payment(row: asyncpg.Record) -> PaymentIntent:
     )
 
 
+def _payment_row(p: PaymentIntent) -> dict[str, Any]:
+    return {
+        "id": p.id, "merchant_id": p.merchant_id, "amount": p.amount.minor,
+        "currency": p.currency, "status": p.status.value, "capture_method": p.capture_method,
+        "payment_method": p.payment_method, "description": p.description,
+        "metadata": p.metadata, "amount_capturable": p.amount_capturable,
+        "amount_received": p.amount_received, "amount_refunded": p.amount_refunded,
+        "last_payment_error": p.last_payment_error, "next_action": p.next_action,
+        "canceled_at": p.canceled_at, "cancellation_reason": p.cancellation_reason,
+        "latest_charge": p.latest_charge, "psp": p.psp, "psp_reference": p.psp_reference,
+        "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
+    }
+
+
+def op_insert_payment(p: PaymentIntent) -> Op:
+    return {"op": "insert_payment", "row": _payment_row(p)}
+
+
+def op_update_payment(p: PaymentIntent) -> Op:
+    """Compare-and-swap on the version the caller read; the object takes the next one."""
+    op = {"op": "update_payment", "row": _payment_row(p)}
+    p.version += 1
+    return op
+
+
 async def insert_payment(conn: Conn, p: PaymentIntent) -> None:
-    await conn.execute(
-        "INSERT INTO payment_intents (id, merchant_id, amount, currency, status, capture_method,"
-        " payment_method, description, metadata, created)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        p.id, p.merchant_id, p.amount.minor, p.currency, p.status.value, p.capture_method,
-        p.payment_method, p.description, p.metadata, p.created)
+    await apply(conn, [op_insert_payment(p)])
 
 
 async def get_payment(conn: Conn, *, merchant_id: str, payment_id: str) -> PaymentIntent | None:
@@ -194,21 +232,12 @@ async def get_payment_unscoped(conn: Conn, payment_id: str) -> PaymentIntent | N
 
 async def update_payment(conn: Conn, p: PaymentIntent) -> None:
     """Compare-and-swap on version: the caller read version ``p.version``."""
-    status = await conn.execute(
-        "UPDATE payment_intents SET status = $3, payment_method = $4, description = $5,"
-        " metadata = $6, amount_capturable = $7, amount_received = $8, amount_refunded = $9,"
-        " last_payment_error = $10, next_action = $11, canceled_at = $12,"
-        " cancellation_reason = $13, latest_charge = $14, psp = $15, psp_reference = $16,"
-        " pending_attempt_id = $17, version = version + 1"
-        " WHERE id = $1 AND version = $2",
-        p.id, p.version, p.status.value, p.payment_method, p.description, p.metadata,
-        p.amount_capturable, p.amount_received, p.amount_refunded, p.last_payment_error,
-        p.next_action, p.canceled_at, p.cancellation_reason, p.latest_charge, p.psp,
-        p.psp_reference, p.pending_attempt_id)
-    if not status.endswith(" 1"):
-        raise ConcurrentModification(
-            f"PaymentIntent {p.id} was modified concurrently; retry the request.")
-    p.version += 1
+    version = p.version
+    try:
+        await apply(conn, [op_update_payment(p)])
+    except BaseException:
+        p.version = version
+        raise
 
 
 async def list_objects(conn: Conn, *, table: str, columns: str, merchant_id: str, limit: int,
@@ -284,13 +313,12 @@ _ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status,
                     " currency, capture, refund_id, psp_reference, error")
 
 
-async def insert_attempt(conn: Conn, a: Attempt) -> None:
-    await conn.execute(
-        "INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation, psp,"
-        " status, amount, currency, capture, psp_reference)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        a.id, a.merchant_id, a.payment_intent_id, a.refund_id, a.operation.value, a.psp,
-        a.status.value, a.amount.minor, a.amount.currency, a.capture, a.psp_reference)
+def op_insert_attempt(a: Attempt) -> Op:
+    return {"op": "insert_attempt", "row": {
+        "id": a.id, "merchant_id": a.merchant_id, "payment_intent_id": a.payment_intent_id,
+        "refund_id": a.refund_id, "operation": a.operation.value, "psp": a.psp,
+        "status": a.status.value, "amount": a.amount.minor, "currency": a.amount.currency,
+        "capture": a.capture, "psp_reference": a.psp_reference, "error": a.error}}
 
 
 async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
@@ -299,15 +327,12 @@ async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
     return None if row is None else _attempt(row)
 
 
-async def finish_attempt(conn: Conn, a: Attempt, *, expected: tuple[AttemptStatus, ...]) -> None:
+def op_finish_attempt(a: Attempt, *, expected: tuple[AttemptStatus, ...]) -> Op:
     """Record an attempt's outcome once: CAS on the open statuses, so a racing recovery
     worker and the original request cannot both apply it."""
-    status = await conn.execute(
-        "UPDATE attempts SET status = $2, psp_reference = $3, error = $4, updated_at = now()"
-        " WHERE id = $1 AND status = ANY($5::text[])",
-        a.id, a.status.value, a.psp_reference, a.error, [s.value for s in expected])
-    if not status.endswith(" 1"):
-        raise ConcurrentModification(f"attempt {a.id} was already resolved")
+    return {"op": "finish_attempt", "expected": [s.value for s in expected], "row": {
+        "id": a.id, "status": a.status.value, "psp_reference": a.psp_reference,
+        "error": a.error}}
 
 
 async def claim_open_attempts(conn: asyncpg.Connection, *, older_than_s: float,
@@ -324,10 +349,8 @@ async def claim_open_attempts(conn: asyncpg.Connection, *, older_than_s: float,
     return [_attempt(r) for r in rows]
 
 
-async def mark_attempt_unknown(conn: Conn, attempt_id: str) -> None:
-    await conn.execute(
-        "UPDATE attempts SET status = 'unknown', updated_at = now()"
-        " WHERE id = $1 AND status = 'started'", attempt_id)
+def op_mark_attempt_unknown(attempt_id: str) -> Op:
+    return {"op": "mark_attempt_unknown", "row": {"id": attempt_id}}
 
 
 # ---------------------------------------------------------------- refunds
@@ -345,12 +368,12 @@ def _refund(row: asyncpg.Record) -> Refund:
         attempt_id=row["attempt_id"], version=row["version"])
 
 
-async def insert_refund(conn: Conn, r: Refund) -> None:
-    await conn.execute(
-        "INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency, status,"
-        " reason, metadata, attempt_id, created) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-        r.id, r.merchant_id, r.payment_intent_id, r.amount.minor, r.amount.currency,
-        r.status.value, r.reason, r.metadata, r.attempt_id, r.created)
+def op_insert_refund(r: Refund) -> Op:
+    return {"op": "insert_refund", "row": {
+        "id": r.id, "merchant_id": r.merchant_id, "payment_intent_id": r.payment_intent_id,
+        "amount": r.amount.minor, "currency": r.amount.currency, "status": r.status.value,
+        "reason": r.reason, "metadata": r.metadata, "attempt_id": r.attempt_id,
+        "created": r.created}}
 
 
 async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> Refund | None:
@@ -364,14 +387,12 @@ async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> 
     return None if row is None else _refund(row)
 
 
-async def update_refund(conn: Conn, r: Refund) -> None:
-    status = await conn.execute(
-        "UPDATE refunds SET status = $3, failure_reason = $4, psp_reference = $5,"
-        " version = version + 1 WHERE id = $1 AND version = $2",
-        r.id, r.version, r.status.value, r.failure_reason, r.psp_reference)
-    if not status.endswith(" 1"):
-        raise ConcurrentModification(f"Refund {r.id} was modified concurrently")
+def op_update_refund(r: Refund) -> Op:
+    op = {"op": "update_refund", "row": {
+        "id": r.id, "version": r.version, "status": r.status.value,
+        "failure_reason": r.failure_reason, "psp_reference": r.psp_reference}}
     r.version += 1
+    return op
 
 
 async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
@@ -388,23 +409,16 @@ async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_aft
 # ---------------------------------------------------------------- ledger
 
 
-async def post_ledger_transaction(conn: asyncpg.Connection, posting: Posting, *,
-                                  merchant_id: str, source_id: str,
-                                  hold_ref: str | None = None) -> int:
-    """Write one balanced transaction (header + entries) in two statements; the database
-    re-checks balance at COMMIT and refuses a second posting for the same source."""
-    tx_id: int = await conn.fetchval(
-        "INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref)"
-        " VALUES ($1, $2, $3, $4) RETURNING id",
-        posting.kind.value, merchant_id, source_id, hold_ref)
-    await conn.execute(
-        "INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
-        " SELECT $1, a, c, l, m FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])"
-        " AS e(a, c, l, m)",
-        tx_id, [e.account for e in posting.entries],
-        [e.amount.currency for e in posting.entries],
-        [e.layer.value for e in posting.entries], [e.amount.minor for e in posting.entries])
-    return tx_id
+def op_post_ledger(posting: Posting, *, merchant_id: str, source_id: str,
+                   hold_ref: str | None = None) -> Op:
+    """One balanced transaction (header + entries); the database re-checks balance at
+    COMMIT and refuses a second posting for the same source."""
+    return {"op": "post_ledger", "row": {
+        "kind": posting.kind.value, "merchant_id": merchant_id, "source_id": source_id,
+        "hold_ref": hold_ref,
+        "entries": [{"account": e.account, "currency": e.amount.currency,
+                     "layer": e.layer.value, "amount": e.amount.minor}
+                    for e in posting.entries]}}
 
 
 async def account_balances(conn: Conn, accounts: list[str]) -> list[asyncpg.Record]:
@@ -440,17 +454,15 @@ _BT_COLUMNS = ("id, merchant_id, amount, fee, net, currency, type, source, statu
                " available_on, created, description")
 
 
-async def insert_balance_transaction(conn: Conn, *, bt_id: str, merchant_id: str, amount: int,
-                                     fee: int, currency: str, type: str, source: str,
-                                     status: str, available_on: int, created: int,
-                                     description: str | None, ledger_transaction_id: int
-                                     ) -> None:
-    await conn.execute(
-        "INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,"
-        " source, status, available_on, created, description, ledger_transaction_id)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
-        bt_id, merchant_id, amount, fee, amount - fee, currency, type, source, status,
-        available_on, created, description, ledger_transaction_id)
+def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, fee: int,
+                                  currency: str, type: str, source: str, status: str,
+                                  available_on: int, created: int, description: str | None
+                                  ) -> Op:
+    """Must follow the op_post_ledger of the ledger transaction it describes."""
+    return {"op": "insert_balance_transaction", "row": {
+        "id": bt_id, "merchant_id": merchant_id, "amount": amount, "fee": fee,
+        "currency": currency, "type": type, "source": source, "status": status,
+        "available_on": available_on, "created": created, "description": description}}
 
 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
@@ -482,12 +494,9 @@ async def claim_due_balance_transactions(conn: asyncpg.Connection, *, now: int, 
 # ---------------------------------------------------------------- events
 
 
-async def insert_events(conn: Conn, rows: list[tuple[str, str, str, str, dict[str, Any], int]]
-                        ) -> None:
-    """rows: (id, merchant_id, type, object_id, event_json, created)."""
-    await conn.executemany(
-        "INSERT INTO events (id, merchant_id, type, object_id, data, created)"
-        " VALUES ($1, $2, $3, $4, $5, $6)", rows)
+def op_insert_events(rows: list[dict[str, Any]]) -> Op:
+    """rows: {id, merchant_id, type, object_id, data (the event), created}."""
+    return {"op": "insert_events", "rows": rows}
 
 
 async def get_event(conn: Conn, *, merchant_id: str, event_id: str) -> dict[str, Any] | None:

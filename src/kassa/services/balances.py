@@ -66,17 +66,16 @@ async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:
     """Move due captures from merchant pending to available: one ledger transaction per
     (merchant, currency) per batch; the balance transactions flip in the same commit."""
     async with UnitOfWork(kassa) as uow:
-        rows = await repo.claim_due_balance_transactions(uow.conn, now=kassa.clock(),
-                                                         limit=limit)
+        rows = await repo.claim_due_balance_transactions(await uow.connection(),
+                                                         now=kassa.clock(), limit=limit)
         sums: dict[tuple[str, str], int] = defaultdict(int)
         for row in rows:
             sums[(row["merchant_id"], row["currency"])] += row["net"]
         for (merchant_id, currency), net in sums.items():
             if net == 0:
                 continue
-            await repo.post_ledger_transaction(
-                uow.conn, ledger.make_available(merchant_id=merchant_id,
-                                                net=Money(net, currency)),
-                merchant_id=merchant_id, source_id=kassa.ids("availability"))
+            uow.add(repo.op_post_ledger(
+                ledger.make_available(merchant_id=merchant_id, net=Money(net, currency)),
+                merchant_id=merchant_id, source_id=kassa.ids("availability")))
         await uow.commit(side_effects=False)
     return len(rows)

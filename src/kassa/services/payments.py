@@ -90,12 +90,15 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
             return await _finish_orphan(kassa, p, idempotency)
         if not (confirm and p.status is PaymentStatus.REQUIRES_CONFIRMATION):
             return await _answer(kassa, p, idempotency)
+    elif confirm:
+        # create and confirm's first step commit together: one transaction, not two
+        return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
+                                new=True)
     else:
         async with UnitOfWork(kassa, idempotency) as uow:
-            await repo.insert_payment(uow.conn, p)
+            uow.add(repo.op_insert_payment(p))
             uow.emit(merchant_id=merchant_id, type="payment_intent.created", obj=PI(p))
-            await uow.commit(response=None if confirm else PI(p), resource_id=p.id)
-    if not confirm:
+            await uow.commit(response=PI(p), resource_id=p.id)
         return PI(p)
     return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
 
@@ -120,19 +123,25 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
 
 
 async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
-                     idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+                     idempotency: IdempotencyHandle | None, new: bool = False
+                     ) -> dict[str, Any]:
     assert p.payment_method is not None or p.status is not PaymentStatus.REQUIRES_CONFIRMATION
     psp = kassa.router.choose(p)
     attempt = Attempt(
         id=kassa.ids("charge"), merchant_id=p.merchant_id, payment_intent_id=p.id,
         operation=Operation.AUTHORIZE, psp=psp.name, status=AttemptStatus.STARTED,
         amount=p.amount, capture=p.capture_method == "automatic")
+    created = PI(p) if new else None
     p.start_authorization(attempt.id, psp.name)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key
     async with UnitOfWork(kassa, idempotency) as uow:
-        await repo.update_payment(uow.conn, p)
-        await repo.insert_attempt(uow.conn, attempt)
-        await uow.commit()
+        if created is not None:
+            uow.add(repo.op_insert_payment(p))
+            uow.emit(merchant_id=p.merchant_id, type="payment_intent.created", obj=created)
+        else:
+            uow.add(repo.op_update_payment(p))
+        uow.add(repo.op_insert_attempt(attempt))
+        await uow.commit(resource_id=p.id if created is not None else None)
     assert p.payment_method is not None
     card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
                                                payment_method=p.payment_method)
@@ -153,7 +162,7 @@ async def _leave_unknown(kassa: Kassa, p: PaymentIntent, attempt: Attempt,
                          idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """The PSP did not answer: the payment stays `processing` until recovery learns the truth."""
     async with UnitOfWork(kassa, idempotency) as uow:
-        await repo.mark_attempt_unknown(uow.conn, attempt.id)
+        uow.add(repo.op_mark_attempt_unknown(attempt.id))
         await uow.commit(response=PI(p))
     return PI(p)
 
@@ -203,16 +212,16 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     expected = (*OPEN, AttemptStatus.REQUIRES_ACTION)
     try:
         async with UnitOfWork(kassa, idempotency) as uow:
-            await repo.finish_attempt(uow.conn, attempt, expected=expected)
-            await repo.update_payment(uow.conn, p)
+            uow.add(repo.op_finish_attempt(attempt, expected=expected))
+            uow.add(repo.op_update_payment(p))
             if attempt.status is AttemptStatus.SUCCEEDED:
                 if p.status is PaymentStatus.SUCCEEDED:
-                    await _post_capture(kassa, uow, p, gross=p.amount, held=None)
+                    _post_capture(kassa, uow, p, gross=p.amount, held=None)
                 else:
-                    await repo.post_ledger_transaction(
-                        uow.conn, ledger.authorization_hold(
+                    uow.add(repo.op_post_ledger(
+                        ledger.authorization_hold(
                             merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
-                        merchant_id=p.merchant_id, source_id=attempt.id)
+                        merchant_id=p.merchant_id, source_id=attempt.id))
             uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
             if attempt.status is AttemptStatus.FAILED:
                 error = CardError(str(attempt.error and attempt.error["message"]),
@@ -231,22 +240,23 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     return PI(p)
 
 
-async def _post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Money,
-                        held: Money | None) -> None:
+def _post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Money,
+                  held: Money | None) -> None:
     assert p.psp is not None
     fee = kassa.fees.fee_for(gross)
-    tx_id = await repo.post_ledger_transaction(
-        uow.conn, ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee,
-                                 held=held),
-        merchant_id=p.merchant_id, source_id=p.id,
-        hold_ref=p.latest_charge if held is not None else None)
     now = kassa.clock()
-    await repo.insert_balance_transaction(
-        uow.conn, bt_id=kassa.ids("balance_transaction"), merchant_id=p.merchant_id,
-        amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
-        source=p.latest_charge or p.id, status="pending",
-        available_on=now + kassa.settlement_delay_seconds, created=now,
-        description=p.description, ledger_transaction_id=tx_id)
+    uow.add(
+        repo.op_post_ledger(
+            ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee,
+                           held=held),
+            merchant_id=p.merchant_id, source_id=p.id,
+            hold_ref=p.latest_charge if held is not None else None),
+        repo.op_insert_balance_transaction(
+            bt_id=kassa.ids("balance_transaction"), merchant_id=p.merchant_id,
+            amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
+            source=p.latest_charge or p.id, status="pending",
+            available_on=now + kassa.settlement_delay_seconds, created=now,
+            description=p.description))
 
 
 async def _reload(kassa: Kassa, payment_id: str) -> PaymentIntent:
@@ -319,8 +329,8 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
         operation=Operation.CAPTURE, psp=p.psp, status=AttemptStatus.STARTED,
         amount=Money(amount, p.currency), psp_reference=p.psp_reference)
     async with UnitOfWork(kassa, idempotency) as uow:
-        await repo.update_payment(uow.conn, p)
-        await repo.insert_attempt(uow.conn, attempt)
+        uow.add(repo.op_update_payment(p))
+        uow.add(repo.op_insert_attempt(attempt))
         await uow.commit()
     try:
         result = await kassa.psp(p.psp).capture(
@@ -347,10 +357,10 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         error = InvalidRequest(str(attempt.error["message"]), code="capture_failed")
     try:
         async with UnitOfWork(kassa, idempotency) as uow:
-            await repo.finish_attempt(uow.conn, attempt, expected=OPEN)
-            await repo.update_payment(uow.conn, p)
+            uow.add(repo.op_finish_attempt(attempt, expected=OPEN))
+            uow.add(repo.op_update_payment(p))
             if error is None:
-                await _post_capture(kassa, uow, p, gross=attempt.amount, held=p.amount)
+                _post_capture(kassa, uow, p, gross=attempt.amount, held=p.amount)
                 uow.emit(merchant_id=p.merchant_id, type="payment_intent.succeeded", obj=PI(p))
                 await uow.commit(response=PI(p))
             else:
@@ -383,10 +393,10 @@ async def cancel(kassa: Kassa, *, merchant_id: str, payment_id: str,
                     status=AttemptStatus.FAILED,
                     error={"code": "payment_intent_canceled", "message": "Canceled."},
                     psp_reference=p.psp_reference)
-                await repo.finish_attempt(uow.conn, abandoned,
-                                          expected=(AttemptStatus.REQUIRES_ACTION,))
+                uow.add(repo.op_finish_attempt(abandoned,
+                                               expected=(AttemptStatus.REQUIRES_ACTION,)))
             p.pending_attempt_id = None
-            await repo.update_payment(uow.conn, p)
+            uow.add(repo.op_update_payment(p))
             uow.emit(merchant_id=merchant_id, type="payment_intent.canceled", obj=PI(p))
             await uow.commit(response=PI(p))
         return PI(p)
@@ -397,8 +407,8 @@ async def cancel(kassa: Kassa, *, merchant_id: str, payment_id: str,
         amount=Money(p.amount_capturable, p.currency), psp_reference=p.psp_reference)
     p.start_void(attempt.id)
     async with UnitOfWork(kassa, idempotency) as uow:
-        await repo.update_payment(uow.conn, p)
-        await repo.insert_attempt(uow.conn, attempt)
+        uow.add(repo.op_update_payment(p))
+        uow.add(repo.op_insert_attempt(attempt))
         await uow.commit()
     try:
         result = await kassa.psp(p.psp).void(idempotency_key=attempt.id,
@@ -425,15 +435,15 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         error = InvalidRequest(str(attempt.error["message"]), code="void_failed")
     try:
         async with UnitOfWork(kassa, idempotency) as uow:
-            await repo.finish_attempt(uow.conn, attempt, expected=OPEN)
-            await repo.update_payment(uow.conn, p)
+            uow.add(repo.op_finish_attempt(attempt, expected=OPEN))
+            uow.add(repo.op_update_payment(p))
             if error is None:
                 assert p.latest_charge is not None
-                await repo.post_ledger_transaction(
-                    uow.conn, ledger.authorization_release(
+                uow.add(repo.op_post_ledger(
+                    ledger.authorization_release(
                         merchant_id=p.merchant_id, psp=attempt.psp, held=p.amount),
                     merchant_id=p.merchant_id, source_id=p.latest_charge,
-                    hold_ref=p.latest_charge)
+                    hold_ref=p.latest_charge))
                 uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
                 await uow.commit(response=PI(p))
             else:

@@ -56,9 +56,9 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
                           amount=r.amount, refund_id=r.id, psp_reference=p.psp_reference)
         try:
             async with UnitOfWork(kassa, idempotency) as uow:
-                await repo.update_payment(uow.conn, p)
-                await repo.insert_refund(uow.conn, r)
-                await repo.insert_attempt(uow.conn, attempt)
+                uow.add(repo.op_update_payment(p))
+                uow.add(repo.op_insert_refund(r))
+                uow.add(repo.op_insert_attempt(attempt))
                 uow.emit(merchant_id=merchant_id, type="refund.created", obj=_obj(r, p))
                 await uow.commit(resource_id=r.id)
             break
@@ -71,7 +71,7 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
             idempotency_key=attempt.id, psp_reference=p.psp_reference, amount=r.amount)
     except PSPRetryable:
         async with UnitOfWork(kassa, idempotency) as uow:
-            await repo.mark_attempt_unknown(uow.conn, attempt.id)
+            uow.add(repo.op_mark_attempt_unknown(attempt.id))
             await uow.commit(response=_obj(r, p))
         return _obj(r, p)
     return await finish_refund(kassa, attempt, result, idempotency=idempotency)
@@ -91,12 +91,12 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             async with UnitOfWork(kassa, idempotency) as uow:
                 if result.outcome in (Outcome.REFUNDED, Outcome.REFUND_PENDING):
                     attempt.status = AttemptStatus.SUCCEEDED
-                    await repo.finish_attempt(uow.conn, attempt, expected=payments.OPEN)
+                    uow.add(repo.op_finish_attempt(attempt, expected=payments.OPEN))
                     r.psp_reference = result.psp_reference
                     if result.outcome is Outcome.REFUNDED:
                         r.move(RefundStatus.SUCCEEDED)
-                        await _post_refund(kassa, uow, r, p)
-                    await repo.update_refund(uow.conn, r)
+                        _post_refund(kassa, uow, r, p)
+                    uow.add(repo.op_update_refund(r))
                     if r.status is RefundStatus.SUCCEEDED:
                         charge = objects.charge(p, charge_id=p.latest_charge or p.id)
                         uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
@@ -106,12 +106,12 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                     attempt.status = AttemptStatus.FAILED
                     attempt.error = {"code": result.decline_code or "refund_failed",
                                      "message": result.message or "The refund failed."}
-                    await repo.finish_attempt(uow.conn, attempt, expected=payments.OPEN)
+                    uow.add(repo.op_finish_attempt(attempt, expected=payments.OPEN))
                     r.move(RefundStatus.FAILED)
                     r.failure_reason = "unknown"
-                    await repo.update_refund(uow.conn, r)
+                    uow.add(repo.op_update_refund(r))
                     p.release_refund(r.amount.minor)
-                    await repo.update_payment(uow.conn, p)
+                    uow.add(repo.op_update_payment(p))
                     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
                 await uow.commit(response=_obj(r, p))
             return _obj(r, p)
@@ -127,17 +127,17 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     raise ConcurrentModification("Refund could not be recorded; it will be retried.")
 
 
-async def _post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
+def _post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
     assert p.psp is not None
-    tx_id = await repo.post_ledger_transaction(
-        uow.conn, ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
-        merchant_id=r.merchant_id, source_id=r.id)
     now = kassa.clock()
-    await repo.insert_balance_transaction(
-        uow.conn, bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-        amount=-r.amount.minor, fee=0, currency=r.amount.currency, type="refund", source=r.id,
-        status="available", available_on=now, created=now, description="REFUND FOR PAYMENT",
-        ledger_transaction_id=tx_id)
+    uow.add(
+        repo.op_post_ledger(ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
+                            merchant_id=r.merchant_id, source_id=r.id),
+        repo.op_insert_balance_transaction(
+            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
+            amount=-r.amount.minor, fee=0, currency=r.amount.currency, type="refund",
+            source=r.id, status="available", available_on=now, created=now,
+            description="REFUND FOR PAYMENT"))
 
 
 async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,

@@ -1,5 +1,9 @@
 """Unit of work: one database transaction holding a state change, its ledger postings, its
-outbox events and (when the request carried one) its idempotency key's stored response."""
+outbox events and (when the request carried one) its idempotency key's stored response.
+
+Writes are collected as operations and applied by commit() in a single round trip
+(``kassa_apply``); a unit of work that must also read-and-lock rows (a worker claiming a
+batch) opens an explicit transaction with ``await uow.connection()`` first."""
 
 from __future__ import annotations
 
@@ -36,29 +40,40 @@ class IdempotencyHandle:
 class UnitOfWork:
     kassa: Kassa
     idempotency: IdempotencyHandle | None = None
-    conn: asyncpg.Connection = field(init=False)
+    _ops: list[repo.Op] = field(init=False, default_factory=list)
+    _events: list[dict[str, Any]] = field(init=False, default_factory=list)
+    _conn: asyncpg.Connection | None = field(init=False, default=None)
     _tx: Any = field(init=False, default=None)
-    _events: list[tuple[str, str, str, str, dict[str, Any], int]] = field(
-        init=False, default_factory=list)
     _committed: bool = field(init=False, default=False)
 
     async def __aenter__(self) -> UnitOfWork:
-        self.conn = await self.kassa.pool.acquire()
-        try:
-            self._tx = self.conn.transaction()
-            await self._tx.start()
-        except BaseException:
-            await self.kassa.pool.release(self.conn)
-            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._conn is None:
+            return
         try:
             if not self._committed:
                 await self._tx.rollback()
         finally:
-            await self.kassa.pool.release(self.conn)
+            await self.kassa.pool.release(self._conn)
+
+    async def connection(self) -> asyncpg.Connection:
+        """An explicit transaction for statements that must run before commit()."""
+        if self._conn is None:
+            conn: asyncpg.Connection = await self.kassa.pool.acquire()
+            try:
+                self._tx = conn.transaction()
+                await self._tx.start()
+            except BaseException:
+                await self.kassa.pool.release(conn)
+                raise
+            self._conn = conn
+        return self._conn
+
+    def add(self, *ops: repo.Op) -> None:
+        self._ops.extend(ops)
 
     def emit(self, *, merchant_id: str, type: str, obj: dict[str, Any],
              previous: dict[str, Any] | None = None) -> None:
@@ -66,26 +81,33 @@ class UnitOfWork:
         event_id = self.kassa.ids("event")
         created = self.kassa.clock()
         body = objects.event(id=event_id, type=type, created=created, obj=obj, previous=previous)
-        self._events.append((event_id, merchant_id, type, obj["id"], body, created))
+        self._events.append({"id": event_id, "merchant_id": merchant_id, "type": type,
+                             "object_id": obj["id"], "data": body, "created": created})
 
     async def commit(self, *, response: object = None, side_effects: bool = True,
                      resource_id: str | None = None) -> None:
         """Commit; with ``response`` the idempotency key stores it in the same transaction,
         with ``resource_id`` it records the object this request created (a recovery point)."""
+        ops = self._ops
         if self._events:
-            await repo.insert_events(self.conn, self._events)
+            ops.append(repo.op_insert_events(self._events))
         handle = self.idempotency
         if handle is not None and resource_id is not None:
-            await repo.set_idempotency_resource(self.conn, merchant_id=handle.merchant_id,
-                                                key=handle.key, resource_id=resource_id)
-            handle.resource_id = resource_id
+            ops.append(repo.op_set_idempotency_resource(
+                merchant_id=handle.merchant_id, key=handle.key, resource_id=resource_id))
         if handle is not None and response is not None:
             status, body = handle.render(response)
-            await repo.complete_idempotency_key(self.conn, merchant_id=handle.merchant_id,
-                                                key=handle.key, status=status, body=body)
-        await self._tx.commit()
+            ops.append(repo.op_complete_idempotency(merchant_id=handle.merchant_id,
+                                                    key=handle.key, status=status, body=body))
+        if self._conn is not None:
+            await repo.apply(self._conn, ops)
+            await self._tx.commit()
+        else:
+            await repo.apply(self.kassa.pool, ops)  # one statement, one implicit transaction
         self._committed = True
         if handle is not None:
+            if resource_id is not None:
+                handle.resource_id = resource_id
             if response is not None:
                 handle.completed = True
             if side_effects:
