@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from kassa.config import Settings
 from kassa.db.pool import create_pool
@@ -19,8 +20,12 @@ Closer = Callable[[], Awaitable[None]]
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The outbound client for PSP calls. httpx's API, aiohttp's connection pool: httpcore's
+    pool cost ~3 ms of CPU per call under concurrency here (pool scans, anyio wrappers) and
+    capped the whole payment path near 220/s on two cores."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    return httpx.AsyncClient(limits=limits, timeout=settings.psp_timeout_seconds)
+    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
+                             timeout=settings.psp_timeout_seconds)
 
 
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
