@@ -24,5 +24,5 @@ def alembic_config(dsn: str) -> Config:
     return cfg
 
 
-def upgrade(dsn: str, revision: str = "head") -> None:
+def upgrade(dsn: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(dsn), revision)
