@@ -6,18 +6,21 @@ same SQL on the same server, in one run (ARCHITECTURE §12). ``make bench`` runs
 
 Setup is automatic and loopback only: a durable (fsync on) embedded PostgreSQL in a temp
 dir under /tmp, or the server of KASSA_BENCH_DATABASE_URL; a fresh migrated database; the
-PSP simulator (zero latency) and ``kassa api`` as subprocesses; N merchants; ANALYZE.
+PSP simulator (zero latency) and ``kassa api`` as subprocesses; N merchants; optionally
+``--prefill`` history; a few seconds of priming payments, then (VACUUM) ANALYZE.
 Scenarios, each with a warm-up that is not counted:
 
 1. closed loop, create+confirm in one call (``confirm=true``), random merchant; then
    idempotent replays of completed requests with their original keys;
-2. closed loop, create then ``/confirm`` (two calls per payment);
-3. with ``--hot``: scenario 1 with every request on one merchant;
+2. with ``--hot``: scenario 1 with every request on one merchant;
+3. closed loop, create then ``/confirm`` (two calls per payment);
 4. open loop at ``--rate`` payments/s (default: half of scenario 1's throughput),
    latency measured from each payment's scheduled start;
-5. pgbench: one payment's database work as one hand-written transaction.
+5. pgbench, last and in the same database: one payment's database work as one
+   hand-written transaction (bench/pgbench.py), -M prepared -c 16 -j 2.
 
-The load generator is its own process (bench/load.py). With psutil installed, CPU per
+Finally ``kassa ledger verify`` checks what the run wrote. The load generator is its own
+process (bench/load.py). With psutil installed, CPU per
 process group (API, PostgreSQL, simulator, load generator) is printed per scenario.
 Output: a table, then one JSON line (the last line). Ctrl-C stops and removes everything.
 """
@@ -58,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pgbench-clients", type=int, default=16)
     p.add_argument("--pgbench-jobs", type=int, default=2)
     p.add_argument("--no-pgbench", action="store_true")
+    p.add_argument("--no-verify", action="store_true", help="skip the final ledger verify")
+    p.add_argument("--no-prime", action="store_true",
+                   help="measure on freshly migrated, empty-analyzed tables (see prime())")
     return p.parse_args(argv)
 
 
@@ -106,17 +112,18 @@ def base_spec(args: argparse.Namespace, st: Stack) -> dict[str, Any]:
             "replay_concurrency": args.replay_concurrency}
 
 
+HOT = "closed c={c}, 1 call, ONE hot merchant"
+
+
 def run_scenarios(args: argparse.Namespace, st: Stack, roles: probe.Roles
                   ) -> dict[str, dict[str, Any]]:
     spec = base_spec(args, st)
     c = args.concurrency
     plan: list[tuple[str, dict[str, Any]]] = [
-        (f"closed c={c}, create+confirm in 1 call", {"flow": "confirm", "replay": args.replay}),
-        (f"closed c={c}, create, then confirm (2 calls)", {"flow": "two_call"}),
-    ]
+        (f"closed c={c}, create+confirm in 1 call", {"flow": "confirm", "replay": args.replay})]
     if args.hot:
-        plan.append((f"closed c={c}, 1 call, ONE hot merchant",
-                     {"flow": "confirm", "keys": st.keys[:1]}))
+        plan.append((HOT.format(c=c), {"flow": "confirm", "keys": st.keys[:1]}))
+    plan.append((f"closed c={c}, create, then confirm (2 calls)", {"flow": "two_call"}))
     results: dict[str, dict[str, Any]] = {}
     for name, overrides in plan:
         results[name] = measure(name, spec | overrides, roles)
@@ -139,40 +146,58 @@ def measure(name: str, spec: dict[str, Any], roles: probe.Roles) -> dict[str, An
 # ------------------------------------------------------------------------ pgbench
 
 
-def run_pgbench(args: argparse.Namespace, es: contextlib.ExitStack, st: Stack,
-                postmaster: int | None) -> dict[str, Any]:
-    """pgbench in its own fresh database on the same server (same schema, empty tables)."""
+def run_pgbench(args: argparse.Namespace, st: Stack, postmaster: int | None) -> dict[str, Any]:
+    """pgbench last, in kassa's own database: same server, same tables at the same size
+    (so --prefill applies to it too). Its rows are balanced and use their own ids."""
     from kassa.db.embedded import pgbench_path
 
-    dsn = stack.migrated_database(es, st.server_url, "kassa_pgbench")
-    stack.analyze(dsn)
     c, j, t = args.pgbench_clients, args.pgbench_jobs, max(1, round(args.duration))
     log(f"running: pgbench -M prepared -c {c} -j {j} -T {t}")
-    proc = pgbench.start(pgbench_path(), dsn, st.workdir, clients=c, threads=j, duration=t,
+    proc = pgbench.start(pgbench_path(), st.dsn, st.workdir, clients=c, threads=j, duration=t,
                          merchants=args.merchants)
     roles: probe.Roles = {"pgbench": lambda: probe.tree(proc.pid)}
     if postmaster is not None:
         roles["postgres"] = lambda: probe.tree(postmaster)
     sampler = probe.CpuSampler(roles)
-    sampler.start()
-    time.sleep(max(0.5, t - 0.5))  # stop sampling while pgbench and its backends live
-    cpu = sampler.stop()
-    result = pgbench.finish(proc) | {"cpu": cpu}
+    try:
+        sampler.start()
+        time.sleep(max(0.5, t - 0.5))  # stop sampling while pgbench and its backends live
+        cpu = sampler.stop()
+        result = pgbench.finish(proc) | {"cpu": cpu}
+    finally:
+        stack.stop_process(proc)
     result["label"] = f"pgbench 1 txn/payment, -M prepared -c {c} -j {j}"
     result |= pgbench.json_sizes()
     log(f"  pgbench {result['tps']} tps")
     return result
 
 
-def ratios(scenarios: dict[str, dict[str, Any]], pg: dict[str, Any] | None
-           ) -> dict[str, float]:
-    if not pg or not pg.get("tps"):
-        return {}
-    return {f"kassa payments/s ÷ pgbench tps [{name}]": res["payments_per_s"] / pg["tps"]
-            for name, res in scenarios.items() if name.startswith("closed")}
+def ratios(args: argparse.Namespace, scenarios: dict[str, dict[str, Any]],
+           pg: dict[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if pg and pg.get("tps"):
+        out |= {f"kassa payments/s ÷ pgbench tps [{name}]": res["payments_per_s"] / pg["tps"]
+                for name, res in scenarios.items() if name.startswith("closed")}
+    spread, hot = list(scenarios.values())[0], scenarios.get(HOT.format(c=args.concurrency))
+    if hot and spread["payments_per_s"]:
+        out["hot merchant ÷ spread payments/s"] = hot["payments_per_s"] / spread["payments_per_s"]
+    return out
 
 
 # ------------------------------------------------------------------------ main
+
+
+PRIME_SECONDS = 3.0
+
+
+def prime(args: argparse.Namespace, st: Stack) -> None:
+    """A few seconds of payments before ANALYZE. ANALYZE on empty tables records 0 rows,
+    and the plans then cached for the FK checks and the ledger balance trigger are
+    sequential scans that get slower with every payment (until autovacuum analyzes, up
+    to a minute later). A deployed kassa has rows; this also warms up the API."""
+    log(f"priming: {PRIME_SECONDS:.0f}s of payments, then ANALYZE")
+    run_load(base_spec(args, st) | {"flow": "confirm", "duration": PRIME_SECONDS,
+                                    "warmup": 0.0, "concurrency": 16}, {})
 
 
 def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, dict[str, Any]]:
@@ -180,7 +205,9 @@ def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, di
                      pool_size=args.pool_size)
     if args.prefill:
         took = prefill.prefill(st.dsn, args.prefill, log)
-        log(f"prefill took {took:.0f}s; VACUUM ANALYZE")
+        log(f"prefill took {took:.0f}s")
+    if not args.no_prime:
+        prime(args, st)
     stack.analyze(st.dsn, vacuum=bool(args.prefill))
     return st, stack.server_facts(st.dsn)
 
@@ -190,12 +217,16 @@ def benchmark(args: argparse.Namespace, es: contextlib.ExitStack) -> dict[str, A
     st, facts = setup(args, es)
     postmaster = probe.postmaster_of(int(facts.pop("backend_pid") or 0))
     summary: dict[str, Any] = {
-        "bench": "payments", "args": vars(args), "machine": machine, "postgres": facts,
+        "bench": "payments", "kassa": probe.code_version(REPO), "args": vars(args),
+        "machine": machine, "postgres": facts,
         "client": client_name(), "loadavg_before_load": probe.machine_facts()["loadavg"]}
     summary["scenarios"] = run_scenarios(args, st, cpu_roles(st, postmaster))
     if not args.no_pgbench:
-        summary["pgbench"] = run_pgbench(args, es, st, postmaster)
-    summary["ratios"] = ratios(summary["scenarios"], summary.get("pgbench"))
+        summary["pgbench"] = run_pgbench(args, st, postmaster)
+    summary["ratios"] = ratios(args, summary["scenarios"], summary.get("pgbench"))
+    if not args.no_verify:
+        log("running: kassa ledger verify")
+        summary["ledger_verify"] = stack.verify_ledger(st.dsn)
     if st.api is not None and (tail := st.api.log_tail(20)):
         log(f"API log (last lines):\n{tail}")
     return summary

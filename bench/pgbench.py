@@ -111,13 +111,19 @@ def script() -> str:
             .replace("@RESPONSE@", _literal(pi_json())))
 
 
-def start(pgbench: Path, dsn: str, workdir: Path, *, clients: int, threads: int,
-          duration: int, merchants: int) -> subprocess.Popen[str]:
+def _command(pgbench: Path, dsn: str, workdir: Path, merchants: int, *extra: str
+             ) -> list[str]:
     path = workdir / "payment.sql"
     path.write_text(script())
     defines = [f"--define={k}={v}" for k, v in {**DEFINES, "merchants": merchants}.items()]
-    args = [str(pgbench), "--no-vacuum", "--protocol=prepared", f"--client={clients}",
-            f"--jobs={threads}", f"--time={duration}", f"--file={path}", *defines, dsn]
+    return [str(pgbench), "--no-vacuum", "--protocol=prepared", f"--file={path}", *defines,
+            *extra, dsn]
+
+
+def start(pgbench: Path, dsn: str, workdir: Path, *, clients: int, threads: int,
+          duration: int, merchants: int) -> subprocess.Popen[str]:
+    args = _command(pgbench, dsn, workdir, merchants, f"--client={clients}",
+                    f"--jobs={threads}", f"--time={duration}")
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 

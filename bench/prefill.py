@@ -34,7 +34,7 @@ SELECT g, h, merchant_id, amount, (amount * 290 + 5000) / 10000 + 30 AS fee, cre
                m.ids[1 + g %% cardinality(m.ids)] AS merchant_id,
                100 + (g * 7919) %% 99900 AS amount,
                %(now)s - (g %% 86400) AS created
-          FROM generate_series(%(lo)s, %(hi)s - 1) AS g
+          FROM generate_series(%(lo)s::bigint, %(hi)s - 1) AS g
          CROSS JOIN (SELECT array_agg(id ORDER BY id) AS ids FROM merchants) AS m) AS s
 """,
     "ANALYZE hist",

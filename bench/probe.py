@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 try:
@@ -27,6 +29,19 @@ def machine_facts() -> dict[str, Any]:
     if psutil is not None:
         facts["mem_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
     return facts
+
+
+def code_version(repo: Path) -> dict[str, Any]:
+    """The commit under test, and whether src/ has uncommitted edits (others edit it)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "src_dirty": bool(git("status", "--porcelain", "--", "src"))}
 
 
 def tree(pid: int) -> list[Any]:
@@ -95,7 +110,11 @@ class CpuSampler:
         for role, fn in self.roles.items():
             used = self._total(fn) - self._before.get(role, 0.0)
             out[role] = round(100 * used / wall)
-        out["machine"] = self._machine_split()
+        machine = self._machine_split()
+        busy = 100 - machine.get("idle", 0) - machine.get("iowait", 0) - machine.get("steal", 0)
+        # whatever ran outside our process trees: other users' jobs, the kernel's softirqs
+        out["others"] = max(0, round(busy * (os.cpu_count() or 1) - sum(out.values())))
+        out["machine"] = machine
         return out
 
     @staticmethod

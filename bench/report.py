@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-CPU_ROLES = ("api", "postgres", "simulator", "load", "pgbench")
+CPU_ROLES = ("api", "postgres", "simulator", "load", "pgbench", "others")
 HEADER = (f"{'scenario':<44} {'pay/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  "
-          f"CPU % of one core (api pg sim load)")
+          f"CPU % of one core (api pg sim load others)")
 
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
+
+
+NOISY_OTHERS = 25  # % of a core used outside our processes that makes a row suspect
 
 
 def _cpu(cpu: dict[str, Any]) -> str:
@@ -19,7 +22,8 @@ def _cpu(cpu: dict[str, Any]) -> str:
         return "(no psutil)"
     shown = " ".join(f"{cpu[r]}" for r in CPU_ROLES if r in cpu)
     m = cpu.get("machine", {})
-    return f"{shown}  [machine idle {m.get('idle', '?')}% iowait {m.get('iowait', '?')}%]"
+    noisy = "  NOISY: other jobs used the CPU" if cpu.get("others", 0) > NOISY_OTHERS else ""
+    return f"{shown}  [idle {m.get('idle', '?')}% iowait {m.get('iowait', '?')}%]{noisy}"
 
 
 def row(label: str, rate: float | None, latency: dict[str, Any] | None,
@@ -56,14 +60,15 @@ def scenario_lines(name: str, res: dict[str, Any]) -> list[str]:
 
 def pgbench_lines(pg: dict[str, Any], label: str) -> list[str]:
     cpu = pg.get("cpu", {})
-    shown = " ".join(f"{r} {cpu[r]}" for r in ("postgres", "pgbench") if r in cpu)
+    shown = " ".join(f"{r} {cpu[r]}" for r in ("postgres", "pgbench", "others") if r in cpu)
     return [f"{label:<44} {pg['tps']:>8.1f} tps, latency avg {pg['latency_avg_ms']} ms, "
             f"failed {pg['failed']:.0f}  CPU% {shown}"]
 
 
 def machine_lines(summary: dict[str, Any]) -> list[str]:
-    m, pg = summary["machine"], summary["postgres"]
+    m, pg, code = summary["machine"], summary["postgres"], summary["kassa"]
     lines = [
+        f"kassa {code['commit']}{' + uncommitted src/ edits' if code['src_dirty'] else ''}",
         f"machine: nproc {m['nproc']}, load average {m['loadavg']} at start, "
         f"{summary['loadavg_before_load']} before the load; python {m['python']}, "
         f"client {summary.get('client', '?')}",
@@ -74,7 +79,8 @@ def machine_lines(summary: dict[str, Any]) -> list[str]:
     a = summary["args"]
     lines.append(f"run: {a['merchants']} merchants, api workers {a['api_workers']}, "
                  f"c={a['concurrency']}, {a['duration']}s per scenario (+{a['warmup']}s "
-                 f"warm-up), prefilled {a['prefill']:,} payments")
+                 f"warm-up), prefilled {a['prefill']:,} payments, "
+                 f"{'not primed' if a['no_prime'] else 'primed + ANALYZE'}")
     return lines
 
 
@@ -86,6 +92,9 @@ def render(summary: dict[str, Any]) -> str:
         lines += pgbench_lines(pg, pg["label"])
     for name, ratio in summary.get("ratios", {}).items():
         lines.append(f"ratio {name}: {ratio:.3f}")
+    if v := summary.get("ledger_verify"):
+        state = "OK" if v["ok"] else "FAILED: " + "; ".join(v["problems"])
+        lines.append(f"ledger verify: {state} {v['checked']}")
     return "\n".join(lines)
 
 

@@ -189,7 +189,8 @@ def base_env(workdir: Path) -> dict[str, str]:
 def start_simulator(stack: contextlib.ExitStack, workdir: Path) -> tuple[Service, str]:
     port = free_port()
     service = spawn(stack, "simulator",
-                    [sys.executable, "-m", "kassa.psp.simulator.server", "--port", str(port)],
+                    [sys.executable, "-m", "kassa.psp.simulator.server", "--port", str(port),
+                     "--latency-ms", "0"],
                     base_env(workdir), workdir)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(service, url + "/healthz")
@@ -231,6 +232,23 @@ async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
 def create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
     """N merchants through the service layer; returns their secret keys."""
     return asyncio.run(_create_merchants(dsn, simulator_url, n))
+
+
+async def _verify_ledger(dsn: str) -> dict[str, Any]:
+    from kassa.db.pool import create_pool
+    from kassa.ledger.verify import verify
+
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        report = await verify(pool)
+    finally:
+        await pool.close()
+    return {"ok": report.ok, "checked": report.checked, "problems": report.problems[:5]}
+
+
+def verify_ledger(dsn: str) -> dict[str, Any]:
+    """`kassa ledger verify` on what the run wrote: a sanity check, not a measurement."""
+    return asyncio.run(_verify_ledger(dsn))
 
 
 # ------------------------------------------------------------------------ the whole stack

@@ -10,11 +10,14 @@ from httpx_aiohttp import AiohttpTransport
 from kassa.config import Settings
 from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
+from kassa.events.relay import Relay
 from kassa.psp.base import PSPAdapter
 from kassa.psp.router import DefaultRouter
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.services.context import Kassa
+from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
+from kassa.webhooks.delivery import WebhookSender
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -33,8 +36,10 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     pool = await create_pool(dsn, min_size=2, max_size=pool_size or settings.db_pool_size)
     client = http or http_client(settings)
     psps: dict[str, PSPAdapter] = {
-        "simulator": SimulatorAdapter(client, settings.simulator_base_url(),
-                                      timeout=settings.psp_timeout_seconds),
+        "simulator": SimulatorAdapter(
+            client, settings.simulator_base_url(), timeout=settings.psp_timeout_seconds,
+            webhook_secrets=settings.simulator_webhook_secrets(),
+            webhook_tolerance_s=settings.psp_webhook_tolerance_seconds),
     }
     kassa = Kassa(
         pool=pool, psps=psps, router=DefaultRouter(psps, settings.default_psp),
@@ -52,3 +57,84 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         await pool.close()
 
     return kassa, close
+
+
+def build_relay(settings: Settings, kassa: Kassa) -> Relay | None:
+    """The outbox relay to Kafka, when KASSA_KAFKA_BOOTSTRAP is set (None otherwise: then
+    consumers read the same stream from GET /v1/events)."""
+    if not settings.kafka_bootstrap:
+        return None
+    from kassa.events.kafka import KafkaOptions, KafkaPublisher
+
+    def path(p: object) -> str | None:
+        return None if p is None else str(p)
+
+    password = settings.kafka_sasl_password
+    options = KafkaOptions(
+        bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic,
+        client_id=settings.kafka_client_id, idempotence=settings.kafka_idempotence,
+        create_topic=settings.kafka_create_topic, partitions=settings.kafka_topic_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=password.get_secret_value() if password is not None else None,
+        ssl_cafile=path(settings.kafka_ssl_cafile), ssl_certfile=path(settings.kafka_ssl_certfile),
+        ssl_keyfile=path(settings.kafka_ssl_keyfile))
+    return Relay(pool=kassa.pool, publisher=KafkaPublisher(options), name=settings.relay_name,
+                 batch_size=settings.relay_batch_size)
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    """What the webhook endpoint use cases need from configuration."""
+    return WebhookPolicy(production=settings.env == "production",
+                         rotation_grace_seconds=settings.webhook_rotation_grace_seconds,
+                         max_endpoints_per_merchant=settings.webhook_max_endpoints_per_merchant)
+
+
+def webhook_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The outbound client for merchant webhooks: the same fast transport as PSP calls,
+    sized to the sender's concurrency; in production its DNS refuses non-public addresses
+    (SSRF, including rebinding after the endpoint was registered)."""
+    import aiohttp
+
+    from kassa.webhooks.delivery import PublicOnlyResolver
+
+    production = settings.env == "production"
+    size = settings.webhook_max_in_flight
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=size, limit_per_host=0, ssl=httpx.create_ssl_context(),
+            resolver=PublicOnlyResolver() if production else None)
+        return aiohttp.ClientSession(connector=connector)
+
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, client=session),
+                             timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+
+
+def build_webhook_sender(settings: Settings, kassa: Kassa, *,
+                         http: httpx.AsyncClient | None = None) -> tuple[WebhookSender, Closer]:
+    """The webhook sender (worker role ``webhooks``) with its own HTTP client."""
+    from kassa.webhooks.backoff import RetrySchedule
+    from kassa.webhooks.delivery import DeliveryConfig
+
+    client = http or webhook_http_client(settings)
+    config = DeliveryConfig(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        lease_margin_seconds=settings.webhook_lease_margin_seconds,
+        max_in_flight=settings.webhook_max_in_flight,
+        per_endpoint=settings.webhook_per_endpoint_concurrency,
+        batch_size=settings.webhook_batch_size,
+        poll_interval_seconds=settings.webhook_poll_interval_seconds,
+        schedule=RetrySchedule(base_seconds=settings.webhook_retry_base_seconds,
+                               cap_seconds=settings.webhook_retry_cap_seconds,
+                               window_seconds=settings.webhook_retry_window_seconds),
+        production=settings.env == "production")
+
+    async def close() -> None:
+        if http is None:
+            await client.aclose()
+
+    return WebhookSender(kassa.pool, client, config), close

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8001
     simulator_url: str | None = None  # unset: the simulator `kassa dev` starts
+    # Inbound PSP webhooks from the simulator: HMAC key shared with it (several, comma
+    # separated, while rotating; `kassa dev` makes one up when unset), the timestamp
+    # tolerance that refuses replays, and where the simulator sends them (default in
+    # `kassa dev`: this API's /psp/simulator/webhooks).
+    simulator_webhook_secret: SecretStr | None = None
+    simulator_webhook_url: str | None = None
+    psp_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    psp_webhooks_interval_seconds: float = 0.5  # psp-webhooks worker idle poll
     default_psp: str = "simulator"
     psp_timeout_seconds: float = 10.0
     db_pool_size: int = Field(default=16, ge=1, le=200)
@@ -35,9 +43,45 @@ class Settings(BaseSettings):
     fee_fixed_cents: int = 30
     api_key_cache_seconds: float = 5.0  # revocation takes effect within this time
     api_workers: int = 1
+    # Event stream (README "Event stream"): unset, consumers read GET /v1/events instead.
+    kafka_bootstrap: str | None = None  # host:port[,host:port…]; enables the relay worker
+    kafka_topic: str = "kassa.events"  # one topic for every event family, keyed by payment
+    kafka_create_topic: bool = True  # create it at relay start-up if missing
+    kafka_topic_partitions: int = Field(default=12, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
+    kafka_idempotence: bool = True  # off only for brokers without InitProducerId
+    kafka_client_id: str = "kassa-relay"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT",
+                                     "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    relay_name: str = "kafka"  # the stored position's name; one active relay per name
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_interval_seconds: float = 0.2  # idle poll
+    # Merchant webhooks (README "Webhooks").
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)  # 2xx within this = delivered
+    webhook_lease_margin_seconds: float = Field(default=5.0, gt=0)  # lease = timeout + margin
+    webhook_max_in_flight: int = Field(default=256, ge=1)  # open requests per sender
+    webhook_per_endpoint_concurrency: int = Field(default=8, ge=1)  # per sender and endpoint
+    webhook_batch_size: int = Field(default=256, ge=1, le=5000)  # deliveries per claim
+    webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)  # idle queue poll
+    webhook_retry_base_seconds: float = Field(default=60.0, gt=0)  # first retry within this
+    webhook_retry_cap_seconds: float = Field(default=6 * 3600.0, gt=0)  # longest single wait
+    webhook_retry_window_seconds: float = Field(default=3 * 24 * 3600.0, gt=0)  # then dead
+    webhook_rotation_grace_seconds: float = Field(default=24 * 3600.0, ge=0)  # old secret
+    webhook_max_endpoints_per_merchant: int = Field(default=32, ge=1)
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds
 
     def simulator_base_url(self) -> str:
         return self.simulator_url or f"http://{self.simulator_host}:{self.simulator_port}"
+
+    def simulator_webhook_secrets(self) -> list[str]:
+        secret = self.simulator_webhook_secret
+        raw = secret.get_secret_value() if secret is not None else ""
+        return [s.strip() for s in raw.split(",") if s.strip()]

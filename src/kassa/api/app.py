@@ -15,7 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassa.api import errors
 from kassa.api.deps import respond
-from kassa.api.routers import balance, events, payment_intents, refunds
+from kassa.api.routers import (
+    balance,
+    disputes,
+    events,
+    payment_intents,
+    psp_webhooks,
+    refunds,
+    webhook_endpoints,
+)
 from kassa.domain.errors import KassaError
 from kassa.services.context import Kassa
 from kassa.services.merchants import KeyCache
@@ -50,7 +58,8 @@ def create_app(*, kassa: Kassa | None = None,
         app.state.kassa = kassa
     app.state.keys = KeyCache(key_cache_seconds)
 
-    for module in (payment_intents, refunds, balance, events):
+    for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
+                   psp_webhooks):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -26,6 +26,8 @@ class TxKind(StrEnum):
     REFUND = "refund"
     REFUND_REVERSAL = "refund_reversal"  # refund failed after it was posted
     AVAILABILITY = "availability"  # merchant pending -> available after settlement delay
+    DISPUTE = "dispute"  # chargeback: disputed amount plus dispute fee taken from the merchant
+    DISPUTE_REVERSAL = "dispute_reversal"  # dispute won: amount and fee returned
 
 
 def merchant_pending(merchant_id: str) -> str:
@@ -132,3 +134,23 @@ def make_available(*, merchant_id: str, net: Money) -> Posting:
         Entry(merchant_pending(merchant_id), net),
         Entry(merchant_available(merchant_id), -net),
     ))
+
+
+def dispute(*, merchant_id: str, psp: str, amount: Money, fee: Money) -> Posting:
+    """Chargeback: Dr merchant available amount+fee / Cr psp receivable amount /
+    Cr revenue:fees fee (the issuer pulls the amount back from the PSP)."""
+    return Posting(TxKind.DISPUTE, _nonzero([
+        Entry(merchant_available(merchant_id), amount + fee),
+        Entry(psp_receivable(psp), -amount),
+        Entry(REVENUE_FEES, -fee),
+    ]))
+
+
+def dispute_reversal(*, merchant_id: str, psp: str, amount: Money, fee: Money) -> Posting:
+    """Dispute won: the exact mirror of :func:`dispute`, fee included (Stripe returns the
+    dispute fee when the merchant wins)."""
+    return Posting(TxKind.DISPUTE_REVERSAL, _nonzero([
+        Entry(psp_receivable(psp), amount),
+        Entry(REVENUE_FEES, fee),
+        Entry(merchant_available(merchant_id), -(amount + fee)),
+    ]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from kassa.db import psp_repository as psp_repo
 from kassa.db import repositories as repo
 
 
@@ -45,5 +46,10 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"{row['bt_net']} but ledger liabilities {row['ledger']}")
     for row in await repo.unresolved_or_double_holds(conn):
         report.problems.append(f"hold {row['hold_ref']}: {row['problem']}")
+    for row in await psp_repo.dispute_ledger_mismatches(conn):
+        report.problems.append(
+            f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
+            f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
+            f"{row['expected_reinstated']}")
     report.checked = await repo.ledger_counts(conn)
     return report

@@ -7,15 +7,23 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
     PSPError
      ├── PSPRetryable      5xx, connection refused/reset: nothing happened *or* unknown
      │    └── PSPTimeout   no answer in time: outcome unknown, ask get_status later
-     └── PSPRejected       4xx: the PSP refused the request itself (not a decline)
+     ├── PSPRejected       4xx: the PSP refused the request itself (not a decline)
+     └── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
+
+Inbound webhooks are verified and normalised by ``parse_webhook`` into :class:`PSPEvent`s:
+each names the PSP object it is about (``object_ref``) and its place in that object's
+history (``sequence``), so kassa can apply them once and in order whatever order they
+arrive in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from kassa.domain.disputes import DisputeStatus
 from kassa.domain.money import Money
 
 
@@ -27,6 +35,7 @@ class Outcome(StrEnum):
     VOIDED = "voided"
     REFUNDED = "refunded"
     REFUND_PENDING = "refund_pending"
+    CAPTURE_PENDING = "capture_pending"  # accepted; the PSP confirms or fails it later
     FAILED = "failed"  # the operation was refused (e.g. capture of an expired auth)
 
 
@@ -48,6 +57,11 @@ class PSPRejected(PSPError):
 
 class UnknownOperation(PSPError):
     """get_status: the PSP has no record of this idempotency key (the call never arrived)."""
+
+
+class WebhookRejected(PSPError):
+    """parse_webhook: not provably from the PSP (unsigned, bad signature, stale timestamp)
+    or not readable; the receiver answers 400 and stores nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +102,59 @@ class PSPResult:
     raw_status: str | None = None  # the PSP's own status word, for diagnostics
 
 
+class PSPEventType(StrEnum):
+    """Asynchronous outcomes a PSP reports by webhook, normalised."""
+
+    CAPTURE_SUCCEEDED = "capture.succeeded"  # a capture answered pending is confirmed
+    CAPTURE_FAILED = "capture.failed"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"  # a pending refund failed, or a succeeded one bounced
+    DISPUTE_CREATED = "dispute.created"
+    DISPUTE_UPDATED = "dispute.updated"
+    DISPUTE_CLOSED = "dispute.closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PSPDispute:
+    """The dispute as the PSP sees it when it sent the event (a full snapshot)."""
+
+    psp_dispute_id: str
+    status: DisputeStatus
+    amount: Money
+    reason: str
+    evidence_due_by: int | None = None
+    created: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PSPEvent:
+    """One verified inbound webhook event.
+
+    ``reference`` is kassa's own idempotency key that the PSP echoes: for capture and refund
+    events the attempt that made the operation, for dispute events the attempt that
+    authorised the payment. ``object_ref``/``sequence`` order events about one PSP object
+    (a dispute, a capture, a refund): a lower sequence than one already applied is stale.
+    """
+
+    psp: str
+    event_id: str
+    type: PSPEventType
+    object_ref: str
+    sequence: int
+    created: int
+    psp_reference: str  # the authorisation at the PSP
+    reference: str | None = None
+    operation_reference: str | None = None  # the PSP's id of the capture/refund
+    amount: Money | None = None
+    failure_code: str | None = None
+    message: str | None = None
+    dispute: PSPDispute | None = None
+
+
 @runtime_checkable
 class PSPAdapter(Protocol):
-    """Payment calls. Inbound webhooks, settlement reports and payouts join this
-    protocol with the issues that need them (parse_webhook, settlement_report, payout)."""
+    """Payment calls, inbound webhooks and dispute responses. Settlement reports and
+    payouts join this protocol with the issues that need them."""
 
     name: str
 
@@ -111,4 +174,24 @@ class PSPAdapter(Protocol):
         Raises UnknownOperation if the PSP never received it, so the caller knows that
         repeating the call is safe and nothing was charged.
         """
+        ...
+
+    async def parse_webhook(self, *, headers: Mapping[str, str], body: bytes,
+                            now: int) -> Sequence[PSPEvent]:
+        """Verify an inbound webhook against the raw ``body`` and normalise its events.
+
+        Raises WebhookRejected when it is unsigned, wrongly signed, outside the timestamp
+        tolerance around ``now`` (a replay) or malformed. Event types kassa does not act on
+        are verified and dropped (an empty sequence), so the PSP still gets its 200.
+        """
+        ...
+
+    async def submit_dispute_evidence(self, *, psp_dispute_id: str,
+                                      evidence: Mapping[str, str]) -> None:
+        """Send the merchant's evidence to the issuer (idempotent: resending the same
+        evidence is a no-op)."""
+        ...
+
+    async def accept_dispute(self, *, psp_dispute_id: str) -> None:
+        """Concede the dispute (idempotent)."""
         ...

@@ -337,12 +337,17 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
             idempotency_key=attempt.id, psp_reference=p.psp_reference, amount=attempt.amount)
     except PSPRetryable:
         return await _leave_unknown(kassa, p, attempt, idempotency)
+    if result.outcome is Outcome.CAPTURE_PENDING:
+        # the PSP confirms or refuses later by webhook; recovery polls if that never comes
+        return await _leave_unknown(kassa, p, attempt, idempotency)
     return await finish_capture(kassa, attempt, result, payment=p, idempotency=idempotency)
 
 
 async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                          payment: PaymentIntent | None = None,
                          idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    if result.outcome is Outcome.CAPTURE_PENDING:  # not an outcome yet: nothing to record
+        return PI(await _reload(kassa, attempt.payment_intent_id))
     p = payment or await _reload(kassa, attempt.payment_intent_id)
     error: InvalidRequest | None = None
     attempt.psp_reference = result.psp_reference or attempt.psp_reference

@@ -6,12 +6,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from kassa.services import balances, idempotency, recovery
+from kassa.events.relay import Relay
+from kassa.services import balances, idempotency, psp_webhooks, recovery
 from kassa.services.context import Kassa
+from kassa.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
 
-ROLES = ("recovery", "availability", "idempotency-expiry")
+ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
+         "psp-webhooks")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -32,7 +35,9 @@ async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
 
 
 async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float = 2.0,
-              stop: asyncio.Event | None = None) -> None:
+              stop: asyncio.Event | None = None, relay: Relay | None = None,
+              relay_interval: float = 0.2, webhook_sender: WebhookSender | None = None,
+              psp_webhooks_interval: float = 0.5) -> None:
     stop = stop or asyncio.Event()
     tasks = []
     if "recovery" in roles:
@@ -43,4 +48,11 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
                            "availability", stop))
     if "idempotency-expiry" in roles:
         tasks.append(every(60.0, lambda: idempotency.expire(kassa), "idempotency-expiry", stop))
+    if "relay" in roles and relay is not None:  # only when Kafka is configured (bootstrap)
+        tasks.append(every(relay_interval, relay.pass_once, "relay", stop))
+    if "webhooks" in roles and webhook_sender is not None:  # built by bootstrap
+        tasks.append(webhook_sender.run(stop))
+    if "psp-webhooks" in roles:  # inbound PSP events: any number of replicas (SKIP LOCKED)
+        tasks.append(every(psp_webhooks_interval, lambda: psp_webhooks.apply_pending(kassa),
+                           "psp-webhooks", stop))
     await asyncio.gather(*tasks)

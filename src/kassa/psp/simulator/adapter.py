@@ -8,28 +8,39 @@ references.
 Error mapping: ``httpx.TimeoutException`` → PSPTimeout; other transport errors (refused,
 reset, protocol) and 5xx → PSPRetryable; other 4xx → PSPRejected; ``get_status`` 404 →
 UnknownOperation. Declines and refused operations are results, never exceptions.
+
+Webhooks: ``parse_webhook`` checks the ``Sim-Signature`` HMAC over the raw body with the
+shared secret (any of several while rotating) and a timestamp tolerance, then maps the
+simulator's event to a :class:`PSPEvent` — also only here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from kassa.domain.money import Money
+from kassa.domain.disputes import DisputeStatus
+from kassa.domain.money import Money, UnknownCurrency
 from kassa.psp.base import (
     AuthorizeRequest,
     Outcome,
+    PSPDispute,
     PSPError,
+    PSPEvent,
+    PSPEventType,
     PSPRejected,
     PSPResult,
     PSPRetryable,
     PSPTimeout,
     UnknownOperation,
+    WebhookRejected,
 )
+from kassa.psp.simulator import signature
 
 # The simulator's status words, mapped to kassa's outcomes in this one place.
 AUTHORIZATION_OUTCOMES: dict[str, Outcome] = {
@@ -45,6 +56,21 @@ OPERATION_OUTCOMES: dict[str, Outcome] = {
     "refunded": Outcome.REFUNDED,
     "failed": Outcome.FAILED,
 }
+PENDING_OUTCOMES: dict[str, Outcome] = {  # by operation object
+    "capture": Outcome.CAPTURE_PENDING,
+    "refund": Outcome.REFUND_PENDING,
+}
+EVENT_TYPES: dict[str, PSPEventType] = {
+    "capture.succeeded": PSPEventType.CAPTURE_SUCCEEDED,
+    "capture.failed": PSPEventType.CAPTURE_FAILED,
+    "refund.succeeded": PSPEventType.REFUND_SUCCEEDED,
+    "refund.failed": PSPEventType.REFUND_FAILED,
+    "dispute.created": PSPEventType.DISPUTE_CREATED,
+    "dispute.updated": PSPEventType.DISPUTE_UPDATED,
+    "dispute.closed": PSPEventType.DISPUTE_CLOSED,
+}
+DISPUTE_STATUSES: dict[str, DisputeStatus] = {s.value: s for s in DisputeStatus}
+MAX_WEBHOOK_BYTES = 256 * 1024
 
 _JSON_HEADERS = {"content-type": "application/json"}
 _PAN_LIKE = re.compile(r"\d{12,19}")
@@ -54,11 +80,14 @@ class SimulatorAdapter:
     """Talks to a running simulator (``kassa.psp.simulator.app``) over HTTP."""
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *, name: str = "simulator",
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, webhook_secrets: Sequence[str] = (),
+                 webhook_tolerance_s: int = signature.DEFAULT_TOLERANCE_S) -> None:
         self.name = name
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._webhook_secrets = tuple(s for s in webhook_secrets if s)
+        self._webhook_tolerance_s = webhook_tolerance_s
 
     async def authorize(self, request: AuthorizeRequest) -> PSPResult:
         card: dict[str, Any] = {
@@ -111,6 +140,64 @@ class SimulatorAdapter:
                                    "get_status", idempotency_key)
         return _to_result(payload)
 
+    async def submit_dispute_evidence(self, *, psp_dispute_id: str,
+                                      evidence: Mapping[str, str]) -> None:
+        await self._send("POST", f"/v1/disputes/{_seg(psp_dispute_id)}/evidence",
+                         {"evidence": dict(evidence), "submit": True}, "dispute evidence",
+                         psp_dispute_id)
+
+    async def accept_dispute(self, *, psp_dispute_id: str) -> None:
+        await self._send("POST", f"/v1/disputes/{_seg(psp_dispute_id)}/accept", {},
+                         "dispute acceptance", psp_dispute_id)
+
+    async def parse_webhook(self, *, headers: Mapping[str, str], body: bytes,
+                            now: int) -> Sequence[PSPEvent]:
+        if len(body) > MAX_WEBHOOK_BYTES:
+            raise WebhookRejected("webhook body too large")
+        try:
+            signature.verify(headers.get(signature.HEADER.lower()) or
+                             headers.get(signature.HEADER), body,
+                             secrets=self._webhook_secrets, now=now,
+                             tolerance_s=self._webhook_tolerance_s)
+        except signature.SignatureError as exc:
+            raise WebhookRejected(str(exc)) from None
+        try:
+            payload = orjson.loads(body)
+            event = self._event(payload)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError,
+                UnknownCurrency) as exc:
+            raise WebhookRejected(f"malformed simulator event ({type(exc).__name__})") from None
+        return [] if event is None else [event]
+
+    def _event(self, payload: dict[str, Any]) -> PSPEvent | None:
+        kind = EVENT_TYPES.get(payload["type"])
+        if kind is None:
+            return None  # verified, but nothing kassa acts on
+        obj = payload["data"]["object"]
+        sequence = payload["sequence"]
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
+            raise ValueError("sequence")
+        common: dict[str, Any] = {
+            "psp": self.name, "event_id": _text(payload["id"]), "type": kind,
+            "object_ref": _text(obj["id"]), "sequence": sequence,
+            "created": int(payload["created"]), "psp_reference": _text(obj["authorization"]),
+            "amount": Money(int(obj["amount"]), _text(obj["currency"])),
+        }
+        if obj.get("object") == "dispute":
+            status = DISPUTE_STATUSES[obj["status"]]
+            due = obj.get("evidence_due_by")
+            return PSPEvent(
+                **common, reference=_text(obj["authorization_idempotency_key"]),
+                dispute=PSPDispute(
+                    psp_dispute_id=_text(obj["id"]), status=status, amount=common["amount"],
+                    reason=_text(obj["reason"]), evidence_due_by=None if due is None
+                    else int(due), created=int(obj["created"])))
+        message = obj.get("message")
+        return PSPEvent(**common, reference=_text(obj["idempotency_key"]),
+                        operation_reference=_text(obj["id"]),
+                        failure_code=obj.get("failure_code"),
+                        message=_redact(str(message)) if message else None)
+
     async def _send(self, method: str, path: str, body: dict[str, Any] | None,
                     operation: str, idempotency_key: str) -> dict[str, Any]:
         where = f"{self.name} {operation} (key {idempotency_key!r})"
@@ -156,6 +243,8 @@ def _parse_result(payload: dict[str, Any]) -> PSPResult:
     is_authorization = payload.get("object") == "authorization"
     outcomes = AUTHORIZATION_OUTCOMES if is_authorization else OPERATION_OUTCOMES
     outcome = outcomes.get(status)
+    if status == "pending" and not is_authorization:
+        outcome = PENDING_OUTCOMES.get(str(payload.get("object")))
     if outcome is None:
         raise PSPError(f"simulator answered an unknown status {status!r}")
     currency = payload["currency"]
@@ -179,6 +268,12 @@ def _parse_result(payload: dict[str, Any]) -> PSPResult:
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise ValueError("expected a short non-empty string")
+    return value
 
 
 def _error_message(response: httpx.Response) -> str:

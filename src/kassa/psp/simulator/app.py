@@ -46,8 +46,38 @@ Payment API
 ``GET /v1/authorizations/{id}`` → the authorization's current state.
 ``GET /v1/operations/{idempotency_key}`` → the result of the operation sent with that key:
     for an authorization its *current* state (after 3DS it shows authorized/captured/
-    declined), for capture/void/refund the stored result; 404 if the key never arrived
-    (or arrived but was refused by a fault before acting).
+    declined), for a capture/refund its current result (``pending`` until it settles; a
+    refund may later turn ``failed``), for a void the stored result; 404 if the key never
+    arrived (or arrived but was refused by a fault before acting).
+
+Asynchronous outcomes
+---------------------
+With ``capture_mode: pending`` a capture answers ``status: pending`` and settles later;
+with ``refund_mode: pending`` likewise for refunds. They settle ``async_outcome`` after
+``async_delay_ms`` (null: only when told, ``POST /_sim/operations/{key}/settle {"outcome":
+"succeeded"|"failed"}``). Card 4000000000005126's refunds succeed, then fail later the same
+way. Cards 4000000000000259 (fraudulent) and 4000000000002685 (product_not_received) are
+disputed as soon as they are captured; 4000000000001976 opens an inquiry
+(``warning_needs_response``). A charged-back authorization refuses refunds
+(``charge_disputed``).
+
+Disputes: ``GET /v1/disputes/{id}``; ``POST /v1/disputes/{id}/evidence`` ``{evidence:
+{field: text}, submit: bool}`` (submitting moves it to ``under_review``; submitted
+``uncategorized_text`` ``winning_evidence``/``losing_evidence`` decides it at once, as in
+Stripe's test mode); ``POST /v1/disputes/{id}/accept`` (lost). 409 when the dispute is not
+in a state that allows it; repeating a completed submission or acceptance is a no-op.
+
+Webhooks
+--------
+Every outcome above (``capture.succeeded|failed``, ``refund.succeeded|failed``,
+``dispute.created|updated|closed``; captures and refunds also when they succeed at once)
+is an event ``{id: "simevt_…", object: "event", type, created, sequence, data: {object}}``
+where ``sequence`` counts 1, 2, … per object (``data.object.id``). Events are POSTed to
+``webhook_url`` signed ``Sim-Signature: t=<unix>,v1=<hex HMAC-SHA256(webhook_secret,
+"<t>.<body>")>`` (see ``signature.py``), after ``webhook_delay_ms`` plus up to
+``webhook_jitter_ms`` (so later events can overtake earlier ones), retried on non-2xx
+up to ``webhook_max_attempts`` times, and delivered twice at ``webhook_duplicate_rate``.
+With ``webhook_hold`` they queue until flushed.
 
 Idempotency: every POST under ``/v1`` carries ``idempotency_key`` (≤ 255 chars). The same
 key with the same parameters replays the stored response and does nothing again; the same
@@ -80,15 +110,22 @@ A retry with the same key after any of these is safe: the action happens at most
 
 Control and inspection (for tests)
 ----------------------------------
-``GET|POST /_sim/config`` (POST: any of ``latency_ms, error_rate, timeout_rate,
-timeout_hang_s, seed``; answers the full config), ``POST /_sim/faults``,
+``GET|POST /_sim/config`` (POST: any field of ``SimulatorConfig`` — faults, asynchronous
+modes, webhook settings; answers the full config, secret masked), ``POST /_sim/faults``,
 ``GET /_sim/authorizations`` (``[{id, idempotency_key, amount, currency, status,
 amount_captured, amount_refunded, merchant_id}]``), ``GET /_sim/stats`` (``{authorizations,
 authorizations_by_status, captures, voids, refunds, failed_operations, replays,
 idempotency_conflicts, operations, faults_injected, faults_pending}``; captures/voids/
 refunds count successful operations only, replays are not counted again),
 ``POST /_sim/reset`` (forget everything; config back to the one given at creation),
-``GET /healthz``.
+``GET /healthz``; webhooks: ``GET /_sim/webhooks`` (every event with its deliveries),
+``POST /_sim/webhooks/flush {"order": "fifo"|"reverse"|"shuffle", "duplicate": bool,
+"seed"?}`` (send every undelivered event now, one after another; answers the deliveries),
+``POST /_sim/webhooks/{event_id}/resend``; ``POST /_sim/operations/{key}/settle``;
+disputes by authorization: ``GET /_sim/disputes``, ``POST /_sim/disputes/{authorization}/
+open {"reason"?, "amount"?, "inquiry"?}``, ``POST /_sim/disputes/{authorization}/close
+{"outcome": "won"|"lost"|"warning_closed"}``, ``POST /_sim/disputes/{authorization}/
+escalate`` (inquiry → chargeback).
 """
 
 from __future__ import annotations
@@ -99,6 +136,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -118,19 +156,45 @@ from kassa.psp.simulator.state import (
     Acquirer,
     AuthorizationNotFound,
     Body,
+    Conflict,
     IdempotencyConflict,
     InvalidRequest,
+    NotFound,
 )
+from kassa.psp.simulator.webhooks import WebhookSender
 
 __all__ = ["SimulatorConfig", "create_app"]
 
 MAX_KEY_LENGTH = 255
 
 
-def create_app(config: SimulatorConfig | None = None) -> Starlette:
-    """A fresh simulator with its own in-memory state (``app.state.acquirer``)."""
+def create_app(config: SimulatorConfig | None = None, *,
+               webhook_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """A fresh simulator with its own in-memory state (``app.state.acquirer``).
+
+    ``webhook_transport`` replaces the network for outbound webhooks (tests)."""
     acquirer = Acquirer()
     chaos = Chaos(config or SimulatorConfig())
+    sender = WebhookSender(chaos, webhook_transport)
+    acquirer.notify = sender.record
+
+    def on_pending(key: str, outcome: str) -> None:
+        """Settle ``key`` after ``async_delay_ms`` (unless settling waits to be told)."""
+        delay = chaos.config.async_delay_ms
+        if delay is None:
+            return
+        settle_as = outcome or chaos.config.async_outcome
+
+        async def later() -> None:
+            await asyncio.sleep(delay / 1000)
+            try:
+                acquirer.settle(key, settle_as)
+            except (NotFound, Conflict):
+                pass  # settled by hand meanwhile, or forgotten by a reset
+
+        sender.spawn(later())
+
+    acquirer.on_pending = on_pending
 
     async def mutate(perform: Callable[[], Body]) -> Response:
         """Run one validated mutating operation through the fault model."""
@@ -147,8 +211,12 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
             result = perform()  # synchronous: key check and write happen with no await between
         except AuthorizationNotFound as exc:
             return _error(404, "not_found", f"No such authorization: {exc.args[0]!r}.")
+        except NotFound as exc:
+            return _error(404, "not_found", f"No such object: {exc.args[0]!r}.")
         except IdempotencyConflict as exc:
             return _error(409, "idempotency_error", str(exc))
+        except Conflict as exc:
+            return _error(409, "invalid_state", str(exc))
         except InvalidRequest as exc:
             return _error(400, "invalid_request_error", str(exc), exc.param)
         if fault == TIMEOUT_AFTER_CHARGE:
@@ -199,7 +267,8 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         except InvalidRequest as exc:
             return _error(400, "invalid_request_error", str(exc), exc.param)
         return await mutate(lambda: acquirer.capture(
-            idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency))
+            idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency,
+            pending=chaos.config.capture_mode == "pending"))
 
     async def void(request: Request) -> Response:
         auth_id = request.path_params["id"]
@@ -220,7 +289,34 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         except InvalidRequest as exc:
             return _error(400, "invalid_request_error", str(exc), exc.param)
         return await mutate(lambda: acquirer.refund(
-            idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency))
+            idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency,
+            pending=chaos.config.refund_mode == "pending"))
+
+    async def get_dispute(request: Request) -> Response:
+        try:
+            return _json(acquirer.dispute(request.path_params["id"]).view())
+        except NotFound:
+            return _error(404, "not_found", "No such dispute.")
+
+    async def dispute_evidence(request: Request) -> Response:
+        dispute_id = request.path_params["id"]
+        try:
+            body = await _body(request)
+            evidence = body.get("evidence", {})
+            if not isinstance(evidence, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in evidence.items()):
+                raise InvalidRequest("evidence must be an object of strings", "evidence")
+            submit = body.get("submit", False)
+            if not isinstance(submit, bool):
+                raise InvalidRequest("submit must be a boolean", "submit")
+        except InvalidRequest as exc:
+            return _error(400, "invalid_request_error", str(exc), exc.param)
+        return await mutate(lambda: acquirer.submit_evidence(dispute_id, evidence,
+                                                             submit=submit))
+
+    async def dispute_accept(request: Request) -> Response:
+        dispute_id = request.path_params["id"]
+        return await mutate(lambda: acquirer.accept_dispute(dispute_id))
 
     async def get_authorization(request: Request) -> Response:
         if chaos.config.latency_ms:
@@ -313,9 +409,76 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         return _json(stats)
 
     async def sim_reset(request: Request) -> Response:
+        await sender.reset()
         acquirer.reset()
         chaos.reset()
         return _json({"reset": True})
+
+    async def sim_webhooks(request: Request) -> Response:
+        return _json(sender.listing())
+
+    async def sim_webhooks_flush(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            order = body.get("order", "fifo")
+            duplicate = body.get("duplicate", False)
+            seed = body.get("seed")
+            if not isinstance(duplicate, bool):
+                raise InvalidRequest("duplicate must be a boolean", "duplicate")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise InvalidRequest("seed must be an integer", "seed")
+            delivered = await sender.flush(order=str(order), duplicate=duplicate, seed=seed)
+        except (InvalidRequest, ValueError) as exc:
+            return _error(400, "invalid_request_error", str(exc))
+        return _json({"delivered": delivered})
+
+    async def sim_webhooks_resend(request: Request) -> Response:
+        event = sender.find(request.path_params["id"])
+        if event is None:
+            return _error(404, "not_found", "No such event.")
+        delivery = await sender.deliver(event)
+        return _json({"event": event.id, **delivery.view()})
+
+    async def sim_settle(request: Request) -> Response:
+        try:
+            outcome = (await _body(request)).get("outcome")
+            return _json(acquirer.settle(request.path_params["key"], str(outcome)))
+        except InvalidRequest as exc:
+            return _error(400, "invalid_request_error", str(exc), exc.param)
+        except NotFound:
+            return _error(404, "not_found", "No capture or refund was received with this key.")
+        except Conflict as exc:
+            return _error(409, "invalid_state", str(exc))
+
+    async def sim_disputes(request: Request) -> Response:
+        return _json([d.view() for d in acquirer.disputes.values()])
+
+    async def sim_dispute_control(request: Request) -> Response:
+        auth_id = request.path_params["authorization"]
+        action = request.path_params["action"]
+        try:
+            body = await _body(request)
+            if action == "open":
+                reason = body.get("reason", "fraudulent")
+                if not isinstance(reason, str) or not reason:
+                    raise InvalidRequest("reason must be a string", "reason")
+                inquiry = body.get("inquiry", False)
+                if not isinstance(inquiry, bool):
+                    raise InvalidRequest("inquiry must be a boolean", "inquiry")
+                amount = _optional_int(body, "amount", minimum=1, maximum=MAX_AMOUNT)
+                return _json(acquirer.open_dispute(auth_id, reason=reason, amount=amount,
+                                                   inquiry=inquiry))
+            if action == "close":
+                return _json(acquirer.close_dispute(auth_id, str(body.get("outcome"))))
+            if action == "escalate":
+                return _json(acquirer.escalate_dispute(auth_id))
+            return _error(404, "not_found", f"Unknown dispute action {action!r}.")
+        except InvalidRequest as exc:
+            return _error(400, "invalid_request_error", str(exc), exc.param)
+        except (AuthorizationNotFound, NotFound):
+            return _error(404, "not_found", "No such authorization or dispute.")
+        except Conflict as exc:
+            return _error(409, "invalid_state", str(exc))
 
     async def healthz(request: Request) -> Response:
         return _json({"status": "ok"})
@@ -327,6 +490,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         Route("/v1/authorizations/{id}/void", void, methods=["POST"]),
         Route("/v1/authorizations/{id}/refunds", refund, methods=["POST"]),
         Route("/v1/operations/{key:path}", get_operation, methods=["GET"]),
+        Route("/v1/disputes/{id}", get_dispute, methods=["GET"]),
+        Route("/v1/disputes/{id}/evidence", dispute_evidence, methods=["POST"]),
+        Route("/v1/disputes/{id}/accept", dispute_accept, methods=["POST"]),
         Route("/3ds/{id}", three_ds_page, methods=["GET"]),
         Route("/3ds/{id}/complete", three_ds_complete, methods=["POST"]),
         Route("/_sim/config", sim_config, methods=["GET", "POST"]),
@@ -334,10 +500,18 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         Route("/_sim/authorizations", sim_authorizations, methods=["GET"]),
         Route("/_sim/stats", sim_stats, methods=["GET"]),
         Route("/_sim/reset", sim_reset, methods=["POST"]),
+        Route("/_sim/webhooks", sim_webhooks, methods=["GET"]),
+        Route("/_sim/webhooks/flush", sim_webhooks_flush, methods=["POST"]),
+        Route("/_sim/webhooks/{id}/resend", sim_webhooks_resend, methods=["POST"]),
+        Route("/_sim/operations/{key:path}/settle", sim_settle, methods=["POST"]),
+        Route("/_sim/disputes", sim_disputes, methods=["GET"]),
+        Route("/_sim/disputes/{authorization}/{action}", sim_dispute_control,
+              methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
     app.state.acquirer = acquirer
     app.state.chaos = chaos
+    app.state.webhooks = sender
     return app
 
 

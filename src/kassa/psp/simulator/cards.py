@@ -12,6 +12,9 @@ class CardBehaviour:
     decline_code: str | None = None  # None: approve
     message: str | None = None
     requires_3ds: bool = False
+    dispute_reason: str | None = None  # disputed by the cardholder once captured
+    inquiry: bool = False  # the dispute starts as an inquiry (warning_needs_response)
+    refund_fails: bool = False  # refunds succeed, then fail later (refund.failed webhook)
 
 
 APPROVE = CardBehaviour()
@@ -24,7 +27,10 @@ TEST_CARDS: dict[str, CardBehaviour] = {
     "5555555555554444": APPROVE,  # mastercard
     "378282246310005": APPROVE,  # amex
     "6011111111111117": APPROVE,  # discover
-    "4000000000000259": APPROVE,  # approved now, disputed later
+    "4000000000000259": CardBehaviour(dispute_reason="fraudulent"),  # disputed after capture
+    "4000000000002685": CardBehaviour(dispute_reason="product_not_received"),
+    "4000000000001976": CardBehaviour(dispute_reason="fraudulent", inquiry=True),
+    "4000000000005126": CardBehaviour(refund_fails=True),  # refunds bounce asynchronously
     "4000000000000002": CardBehaviour("generic_decline", "Your card was declined."),
     "4000000000009995": CardBehaviour("insufficient_funds", "Your card has insufficient funds."),
     "4000000000009987": CardBehaviour("lost_card", "Your card was declined."),

@@ -15,6 +15,10 @@ TIMEOUT_AFTER_CHARGE = "timeout_after_charge"  # act, hang, then send the real a
 FAULTS = frozenset({ERROR, ERROR_AFTER_CHARGE, TIMEOUT_BEFORE_CHARGE, TIMEOUT_AFTER_CHARGE})
 
 
+OPERATION_MODES = ("immediate", "pending")
+ASYNC_OUTCOMES = ("succeeded", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
     """Chaos settings; every field can also be changed at runtime via ``POST /_sim/config``."""
@@ -24,13 +28,48 @@ class SimulatorConfig:
     timeout_rate: float = 0.0  # share of mutating requests that act, then hang
     timeout_hang_s: float = 15.0  # how long a "timeout" hangs; longer than client timeouts
     seed: int | None = None  # makes error_rate/timeout_rate draws reproducible
+    # -- asynchronous outcomes
+    capture_mode: str = "immediate"  # pending: captures answer `pending`, a webhook settles
+    refund_mode: str = "immediate"  # pending: refunds answer `pending`, a webhook settles
+    async_outcome: str = "succeeded"  # how pending operations settle
+    # when pending operations settle (and refund_fails cards bounce); null: only when told
+    # by POST /_sim/operations/{key}/settle
+    async_delay_ms: float | None = 200.0
+    # -- outbound webhooks
+    webhook_url: str | None = None  # where events are POSTed; null: recorded, not sent
+    webhook_secret: str | None = None  # HMAC-SHA256 key for the Sim-Signature header
+    webhook_hold: bool = False  # queue events until POST /_sim/webhooks/flush
+    webhook_delay_ms: float = 0.0  # before each event's first delivery
+    webhook_jitter_ms: float = 0.0  # extra random delay per event: later events overtake
+    webhook_duplicate_rate: float = 0.0  # share of events delivered twice
+    webhook_max_attempts: int = 5  # deliveries retried on non-2xx with backoff
+    webhook_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("latency_ms", "timeout_hang_s"):
+        for name in ("latency_ms", "timeout_hang_s", "webhook_delay_ms", "webhook_jitter_ms",
+                     "webhook_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")
-        for name in ("error_rate", "timeout_rate"):
+        if self.async_delay_ms is not None and (
+            isinstance(self.async_delay_ms, bool)
+            or not isinstance(self.async_delay_ms, int | float) or self.async_delay_ms < 0
+        ):
+            raise ValueError("async_delay_ms must be a number >= 0 or null")
+        for name, allowed in (("capture_mode", OPERATION_MODES), ("refund_mode", OPERATION_MODES),
+                              ("async_outcome", ASYNC_OUTCOMES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        for name in ("webhook_url", "webhook_secret"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty string or null")
+        if not isinstance(self.webhook_hold, bool):
+            raise ValueError("webhook_hold must be a boolean")
+        if isinstance(self.webhook_max_attempts, bool) or not isinstance(
+                self.webhook_max_attempts, int) or self.webhook_max_attempts < 1:
+            raise ValueError("webhook_max_attempts must be an integer >= 1")
+        for name in ("error_rate", "timeout_rate", "webhook_duplicate_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (
                 0 <= value <= 1
@@ -48,7 +87,11 @@ class SimulatorConfig:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as JSON; the webhook secret is never echoed."""
+        out = asdict(self)
+        if out["webhook_secret"] is not None:
+            out["webhook_secret"] = "********"
+        return out
 
 
 class Chaos:
@@ -79,6 +122,13 @@ class Chaos:
             raise ValueError(f"unknown faults: {', '.join(map(str, unknown))}; "
                              f"known: {', '.join(sorted(FAULTS))}")
         self.queue.extend(faults)
+
+    def draw(self, rate: float) -> bool:
+        """True with probability ``rate`` (from the seeded generator)."""
+        return bool(rate) and self._rng.random() < rate
+
+    def uniform(self, high: float) -> float:
+        return self._rng.uniform(0, high) if high else 0.0
 
     def next_fault(self) -> str | None:
         fault: str | None = None

@@ -8,13 +8,14 @@ it accepts connections (useful with ``--port 0``).
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 
 import uvicorn
 
 from kassa.psp.simulator.app import create_app
-from kassa.psp.simulator.chaos import SimulatorConfig
+from kassa.psp.simulator.chaos import OPERATION_MODES, SimulatorConfig
 
 ANNOUNCEMENT = "kassa simulator listening on "
 
@@ -75,11 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout-rate", type=float, default=0.0)
     parser.add_argument("--timeout-hang-s", type=float, default=SimulatorConfig().timeout_hang_s)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--webhook-url", default=os.environ.get("KASSA_SIMULATOR_WEBHOOK_URL"),
+                        help="where to POST webhooks (e.g. kassa's /psp/simulator/webhooks)")
+    parser.add_argument("--capture-mode", choices=OPERATION_MODES, default="immediate")
+    parser.add_argument("--refund-mode", choices=OPERATION_MODES, default="immediate")
     args = parser.parse_args(argv)
+    # the signing secret comes from the environment only, never the command line
+    secret = os.environ.get("KASSA_SIMULATOR_WEBHOOK_SECRET", "").split(",")[0].strip()
     try:
         config = SimulatorConfig(latency_ms=args.latency_ms, error_rate=args.error_rate,
                                  timeout_rate=args.timeout_rate,
-                                 timeout_hang_s=args.timeout_hang_s, seed=args.seed)
+                                 timeout_hang_s=args.timeout_hang_s, seed=args.seed,
+                                 webhook_url=args.webhook_url, webhook_secret=secret or None,
+                                 capture_mode=args.capture_mode, refund_mode=args.refund_mode)
     except ValueError as exc:
         parser.error(str(exc))
     server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1))

@@ -1,7 +1,12 @@
-"""The simulated acquirer's books: authorizations and idempotent operations, in memory.
+"""The simulated acquirer's books: authorizations, idempotent operations and disputes, in
+memory.
 
 Every method here is synchronous on purpose: the simulator runs on one event loop, so no
 other request can run between the idempotency-key check and the write that follows it.
+Asynchronous outcomes (a pending capture or refund settling, a refund bouncing, a dispute
+opening or closing) are reported through ``notify(type, object)``, which the app turns
+into signed webhooks; ``on_pending(key, outcome)`` asks the app to settle an operation
+later.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from typing import Any
 from kassa.psp.simulator.cards import behaviour_of, brand_of
 
 Body = dict[str, Any]
+Notify = Callable[[str, Body], object]
+OnPending = Callable[[str, str], None]
+
+EVIDENCE_DAYS = 7  # how long a merchant has to answer a dispute
 
 
 class InvalidRequest(Exception):
@@ -33,6 +42,14 @@ class IdempotencyConflict(Exception):
 
 class AuthorizationNotFound(Exception):
     """No authorization has this id (answered 404, not stored under its key)."""
+
+
+class NotFound(Exception):
+    """No dispute or operation has this id (answered 404)."""
+
+
+class Conflict(Exception):
+    """The object is not in a state that allows this (answered 409)."""
 
 
 @dataclass(slots=True)
@@ -54,6 +71,10 @@ class Authorization:
     action_url: str | None = None
     return_url: str | None = None
     description: str | None = None
+    pending_capture: str | None = None  # key of a capture answered `pending`
+    dispute_reason: str | None = None  # the card is disputed once captured
+    inquiry: bool = False
+    refund_fails: bool = False
 
     def view(self) -> Body:
         return {
@@ -85,6 +106,44 @@ class Operation:
     fingerprint: tuple[Any, ...]
     authorization_id: str
     response: Body  # the body answered the first time, replayed verbatim
+    current: Body | None = None  # capture/refund: the result now (a pending one settles)
+
+
+@dataclass(slots=True)
+class SimDispute:
+    """A cardholder's dispute of one captured authorization."""
+
+    id: str
+    authorization_id: str
+    authorization_key: str  # the merchant's idempotency key of the authorization
+    amount: int
+    currency: str
+    reason: str
+    status: str  # Stripe's dispute statuses
+    created: int
+    evidence_due_by: int
+    evidence: dict[str, str] = field(default_factory=dict)
+    submitted: bool = False
+
+    def view(self) -> Body:
+        return {
+            "id": self.id,
+            "object": "dispute",
+            "authorization": self.authorization_id,
+            "authorization_idempotency_key": self.authorization_key,
+            "amount": self.amount,
+            "currency": self.currency,
+            "reason": self.reason,
+            "status": self.status,
+            "evidence": dict(self.evidence),
+            "evidence_due_by": self.evidence_due_by,
+            "created": self.created,
+        }
+
+
+OPEN_DISPUTE = frozenset({"warning_needs_response", "warning_under_review", "needs_response",
+                          "under_review"})
+CHARGEBACK = frozenset({"needs_response", "under_review", "lost"})  # refunds refused
 
 
 @dataclass(slots=True)
@@ -93,12 +152,20 @@ class Acquirer:
 
     authorizations: dict[str, Authorization] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
+    disputes: dict[str, SimDispute] = field(default_factory=dict)  # by authorization id
     counts: Counter[str] = field(default_factory=Counter)
+    notify: Notify | None = None
+    on_pending: OnPending | None = None
 
     def reset(self) -> None:
         self.authorizations.clear()
         self.operations.clear()
+        self.disputes.clear()
         self.counts.clear()
+
+    def _emit(self, type: str, obj: Body) -> None:
+        if self.notify is not None:
+            self.notify(type, obj)
 
     # -- idempotency ---------------------------------------------------------------
 
@@ -116,7 +183,8 @@ class Acquirer:
 
     def _record(self, key: str, kind: str, fingerprint: tuple[Any, ...], auth_id: str,
                 response: Body) -> Body:
-        self.operations[key] = Operation(kind, fingerprint, auth_id, response)
+        current = dict(response) if kind in ("capture", "refund") else None
+        self.operations[key] = Operation(kind, fingerprint, auth_id, response, current)
         return response
 
     # -- operations ------------------------------------------------------------------
@@ -149,6 +217,9 @@ class Acquirer:
             created=int(time.time()),
             return_url=return_url,
             description=description,
+            dispute_reason=behaviour.dispute_reason,
+            inquiry=behaviour.inquiry,
+            refund_fails=behaviour.refund_fails,
         )
         if behaviour.decline_code is not None:
             auth.status = "declined"
@@ -162,10 +233,14 @@ class Acquirer:
             auth.amount_captured = amount
         self.authorizations[auth.id] = auth
         self.counts["authorizations"] += 1
-        return self._record(idempotency_key, "authorize", fingerprint, auth.id, auth.view())
+        response = self._record(idempotency_key, "authorize", fingerprint, auth.id, auth.view())
+        if auth.status == "captured":
+            self._after_capture(auth)
+        return response
 
     def capture(self, *, idempotency_key: str, authorization_id: str, amount: int | None,
-                currency: str | None) -> Body:
+                currency: str | None, pending: bool = False) -> Body:
+        """``pending``: accept the capture now and settle it later (``settle``)."""
         fingerprint = ("capture", authorization_id, amount, currency)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
@@ -175,18 +250,32 @@ class Acquirer:
         failure: tuple[str, str] | None = None
         if auth.status == "captured":
             failure = ("already_captured", "This authorization has already been captured.")
+        elif auth.pending_capture is not None:
+            failure = ("capture_pending", "A capture of this authorization is pending.")
         elif auth.status != "authorized":
             failure = _not_in_state(auth.status)
         elif amount > auth.amount:
             failure = ("amount_too_large",
                        f"Capture amount {amount} exceeds the authorized {auth.amount}.")
+        if failure is None and pending:
+            auth.pending_capture = idempotency_key
+            response = self._record(idempotency_key, "capture", fingerprint, auth.id,
+                                    self._result("capture", "pending", idempotency_key, auth,
+                                                 amount, None))
+            if self.on_pending is not None:
+                self.on_pending(idempotency_key, "")
+            return response
         if failure is None:
             auth.status = "captured"
             auth.amount_captured = amount  # one capture; the remainder is released
             self.counts["captures"] += 1
-        return self._record(idempotency_key, "capture", fingerprint, auth.id,
-                            self._result("capture", "captured", idempotency_key, auth, amount,
-                                         failure))
+        response = self._record(idempotency_key, "capture", fingerprint, auth.id,
+                                self._result("capture", "captured", idempotency_key, auth,
+                                             amount, failure))
+        if failure is None:
+            self._emit("capture.succeeded", response)
+            self._after_capture(auth)
+        return response
 
     def void(self, *, idempotency_key: str, authorization_id: str) -> Body:
         fingerprint = ("void", authorization_id)
@@ -200,6 +289,8 @@ class Acquirer:
         elif auth.status == "captured":
             failure = ("already_captured",
                        "A captured authorization cannot be voided; refund it instead.")
+        elif auth.pending_capture is not None:
+            failure = ("capture_pending", "A capture of this authorization is pending.")
         elif auth.status not in ("authorized", "requires_action"):
             failure = _not_in_state(auth.status)
         if failure is None:
@@ -210,7 +301,9 @@ class Acquirer:
                                          failure))
 
     def refund(self, *, idempotency_key: str, authorization_id: str, amount: int | None,
-               currency: str | None) -> Body:
+               currency: str | None, pending: bool = False) -> Body:
+        """``pending``: answer `pending` and settle later; a ``refund_fails`` card's refund
+        succeeds now and bounces later (both through ``on_pending``)."""
         fingerprint = ("refund", authorization_id, amount, currency)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
@@ -218,21 +311,172 @@ class Acquirer:
         auth = self._authorization(authorization_id, currency)
         refundable = auth.amount_captured - auth.amount_refunded
         amount = refundable if amount is None else amount
+        dispute = self.disputes.get(auth.id)
         failure: tuple[str, str] | None = None
         if auth.status != "captured":
             failure = ("not_captured", f"Only a captured authorization can be refunded "
                                        f"(this one is {auth.status}).")
+        elif dispute is not None and dispute.status in CHARGEBACK:
+            failure = ("charge_disputed", "This charge has been charged back; it cannot be "
+                                          "refunded as well.")
         elif refundable == 0:
             failure = ("already_refunded", "This authorization has been fully refunded.")
         elif amount > refundable:
             failure = ("amount_too_large",
                        f"Refund amount {amount} exceeds the refundable {refundable}.")
         if failure is None:
-            auth.amount_refunded += amount
-            self.counts["refunds"] += 1
-        return self._record(idempotency_key, "refund", fingerprint, auth.id,
-                            self._result("refund", "refunded", idempotency_key, auth, amount,
-                                         failure))
+            auth.amount_refunded += amount  # reserved now; given back if it fails
+            if not pending:
+                self.counts["refunds"] += 1
+        status = "pending" if failure is None and pending else "refunded"
+        response = self._record(idempotency_key, "refund", fingerprint, auth.id,
+                                self._result("refund", status, idempotency_key, auth, amount,
+                                             failure))
+        if failure is None and status == "refunded":
+            self._emit("refund.succeeded", response)
+        if failure is None and (pending or auth.refund_fails) and self.on_pending is not None:
+            self.on_pending(idempotency_key, "failed" if auth.refund_fails else "")
+        return response
+
+    def settle(self, idempotency_key: str, outcome: str) -> Body:
+        """Settle a pending capture or refund (``succeeded``/``failed``), or bounce a
+        succeeded refund (``failed``); reported by webhook. Returns the new result."""
+        if outcome not in ("succeeded", "failed"):
+            raise InvalidRequest("outcome must be succeeded or failed", "outcome")
+        op = self.operations.get(idempotency_key)
+        if op is None or op.current is None:
+            raise NotFound(idempotency_key)
+        auth = self.authorizations[op.authorization_id]
+        current = op.current
+        amount = int(current["amount"])
+        if op.kind == "capture" and current["status"] == "pending":
+            auth.pending_capture = None
+            if outcome == "succeeded":
+                auth.status = "captured"
+                auth.amount_captured = amount
+                self.counts["captures"] += 1
+                current.update(status="captured")
+            else:
+                current.update(status="failed", failure_code="capture_failed",
+                               message="The issuer refused the capture.")
+                self.counts["failed_operations"] += 1
+            self._emit(f"capture.{outcome}", dict(current))
+            if outcome == "succeeded":
+                self._after_capture(auth)
+        elif op.kind == "refund" and current["status"] in ("pending", "refunded"):
+            if current["status"] == "refunded" and outcome == "succeeded":
+                raise Conflict("This refund has already succeeded.")
+            if outcome == "succeeded":
+                self.counts["refunds"] += 1
+                current.update(status="refunded")
+            else:
+                if current["status"] == "refunded":
+                    self.counts["refunds"] -= 1
+                auth.amount_refunded -= amount
+                current.update(status="failed", failure_code="refund_failed",
+                               message="The refund could not be delivered to the card.")
+                self.counts["failed_operations"] += 1
+            self._emit(f"refund.{outcome}", dict(current))
+        else:
+            raise Conflict(f"This {op.kind} is {current['status']}; nothing to settle.")
+        return dict(current)
+
+    # -- disputes --------------------------------------------------------------------
+
+    def _after_capture(self, auth: Authorization) -> None:
+        if auth.dispute_reason is not None and auth.id not in self.disputes:
+            self.open_dispute(auth.id, reason=auth.dispute_reason, inquiry=auth.inquiry)
+
+    def open_dispute(self, authorization_id: str, *, reason: str = "fraudulent",
+                     amount: int | None = None, inquiry: bool = False) -> Body:
+        auth = self._authorization(authorization_id, None)
+        if auth.id in self.disputes:
+            raise Conflict("This authorization is already disputed.")
+        disputable = auth.amount_captured - auth.amount_refunded
+        amount = disputable if amount is None else amount
+        if auth.status != "captured" or not 0 < amount <= disputable:
+            raise Conflict(f"Only captured, unrefunded money can be disputed "
+                           f"(disputable: {disputable}).")
+        now = int(time.time())
+        dispute = SimDispute(
+            id=f"sdp_{secrets.token_hex(12)}", authorization_id=auth.id,
+            authorization_key=auth.idempotency_key, amount=amount, currency=auth.currency,
+            reason=reason, status="warning_needs_response" if inquiry else "needs_response",
+            created=now, evidence_due_by=now + EVIDENCE_DAYS * 86400)
+        self.disputes[auth.id] = dispute
+        self.counts["disputes"] += 1
+        self._emit("dispute.created", dispute.view())
+        return dispute.view()
+
+    def dispute(self, dispute_id: str) -> SimDispute:
+        for dispute in self.disputes.values():
+            if dispute.id == dispute_id:
+                return dispute
+        raise NotFound(dispute_id)
+
+    def dispute_of(self, authorization_id: str) -> SimDispute:
+        dispute = self.disputes.get(authorization_id)
+        if dispute is None:
+            raise NotFound(authorization_id)
+        return dispute
+
+    def _move_dispute(self, dispute: SimDispute, status: str) -> Body:
+        dispute.status = status
+        closed = status in ("won", "lost", "warning_closed")
+        self._emit("dispute.closed" if closed else "dispute.updated", dispute.view())
+        return dispute.view()
+
+    def close_dispute(self, authorization_id: str, outcome: str) -> Body:
+        """The issuer decides (test control)."""
+        if outcome not in ("won", "lost", "warning_closed"):
+            raise InvalidRequest("outcome must be won, lost or warning_closed", "outcome")
+        dispute = self.dispute_of(authorization_id)
+        if dispute.status not in OPEN_DISPUTE:
+            raise Conflict(f"The dispute is already {dispute.status}.")
+        if outcome == "warning_closed" and not dispute.status.startswith("warning_"):
+            raise Conflict("Only an inquiry closes as warning_closed.")
+        return self._move_dispute(dispute, outcome)
+
+    def escalate_dispute(self, authorization_id: str) -> Body:
+        """An inquiry becomes a chargeback (test control)."""
+        dispute = self.dispute_of(authorization_id)
+        if not dispute.status.startswith("warning_") or dispute.status == "warning_closed":
+            raise Conflict(f"Only an open inquiry can escalate; this one is {dispute.status}.")
+        dispute.submitted = False
+        return self._move_dispute(dispute, "needs_response")
+
+    def submit_evidence(self, dispute_id: str, evidence: dict[str, str], *, submit: bool
+                        ) -> Body:
+        """Store (and with ``submit`` send) evidence. Like Stripe's test mode, submitted
+        ``uncategorized_text`` of ``winning_evidence``/``losing_evidence`` decides at once."""
+        dispute = self.dispute(dispute_id)
+        if dispute.submitted or dispute.status not in ("warning_needs_response",
+                                                       "needs_response"):
+            if submit and dispute.submitted and evidence == dispute.evidence:
+                return dispute.view()  # a repeated submission: already done
+            raise Conflict(f"Evidence can no longer be changed (the dispute is "
+                           f"{dispute.status}).")
+        dispute.evidence = dict(evidence)
+        if not submit:
+            return dispute.view()
+        dispute.submitted = True
+        inquiry = dispute.status.startswith("warning_")
+        view = self._move_dispute(dispute, "warning_under_review" if inquiry
+                                  else "under_review")
+        decided = {"winning_evidence": "won", "losing_evidence": "lost"}.get(
+            evidence.get("uncategorized_text", ""))
+        if decided is not None:
+            view = self._move_dispute(dispute, decided)
+        return view
+
+    def accept_dispute(self, dispute_id: str) -> Body:
+        """The merchant concedes: the dispute is lost."""
+        dispute = self.dispute(dispute_id)
+        if dispute.status == "lost":
+            return dispute.view()
+        if dispute.status not in ("warning_needs_response", "needs_response"):
+            raise Conflict(f"The dispute is {dispute.status}; it can no longer be accepted.")
+        return self._move_dispute(dispute, "lost")
 
     def complete_authentication(self, authorization_id: str, *, succeeded: bool
                                 ) -> Authorization:
@@ -249,6 +493,7 @@ class Acquirer:
         elif auth.capture_requested:
             auth.status = "captured"
             auth.amount_captured = auth.amount
+            self._after_capture(auth)
         else:
             auth.status = "authorized"
         return auth
@@ -256,13 +501,14 @@ class Acquirer:
     # -- reads -----------------------------------------------------------------------
 
     def operation_view(self, idempotency_key: str) -> Body | None:
-        """An operation's result; for an authorization, its *current* state."""
+        """An operation's result; for an authorization, its *current* state, for a capture
+        or refund its current result (a pending one settles, a refund may bounce)."""
         op = self.operations.get(idempotency_key)
         if op is None:
             return None
         if op.kind == "authorize":
             return self.authorizations[op.authorization_id].view()
-        return op.response
+        return dict(op.current) if op.current is not None else op.response
 
     def authorization_list(self) -> list[Body]:
         return [
@@ -291,6 +537,7 @@ class Acquirer:
             "replays": self.counts["replays"],
             "idempotency_conflicts": self.counts["idempotency_conflicts"],
             "operations": len(self.operations),
+            "disputes": self.counts["disputes"],
         }
 
     # -- helpers ---------------------------------------------------------------------

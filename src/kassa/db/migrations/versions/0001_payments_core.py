@@ -145,7 +145,9 @@ CREATE UNIQUE INDEX ledger_transactions_hold_resolved_once ON ledger_transaction
 
 CREATE TABLE ledger_entries (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    transaction_id bigint NOT NULL REFERENCES ledger_transactions(id),
+    -- no FOREIGN KEY: ledger_entries_same_transaction checks the header exists (and is
+    -- this database transaction's), which an FK check would only repeat
+    transaction_id bigint NOT NULL,
     account        text NOT NULL,
     currency       text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
     layer          text NOT NULL CHECK (layer IN ('posted', 'pending')),
@@ -169,45 +171,37 @@ CREATE TRIGGER ledger_transactions_append_only BEFORE UPDATE OR DELETE ON ledger
 CREATE TRIGGER ledger_transactions_no_truncate BEFORE TRUNCATE ON ledger_transactions
     FOR EACH STATEMENT EXECUTE FUNCTION kassa_refuse_change();
 
-CREATE FUNCTION kassa_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad record;
-BEGIN
-    -- the entry count is checked once per transaction by ledger_transactions_have_entries
-    SELECT currency, layer, sum(amount) AS total INTO bad
-      FROM ledger_entries WHERE transaction_id = NEW.transaction_id
-     GROUP BY currency, layer HAVING sum(amount) <> 0 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % is unbalanced: % % sums to %',
-            NEW.transaction_id, bad.currency, bad.layer, bad.total
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kassa_check_balanced();
-
--- A transaction header without entries would still claim its (kind, source_id) slot or
--- resolve a hold while moving no money: check its entries at COMMIT too.
-CREATE FUNCTION kassa_check_has_entries() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Checked once per ledger transaction at COMMIT (not once per entry): by then every entry
+-- is in, because entries can only join a header created in the same database transaction
+-- (ledger_entries_same_transaction below).
+CREATE FUNCTION kassa_check_balanced() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     n integer;
+    bad record;
 BEGIN
     SELECT count(*) INTO n FROM ledger_entries WHERE transaction_id = NEW.id;
     IF n < 2 THEN
         RAISE EXCEPTION 'ledger transaction % has % entries; at least 2 required', NEW.id, n
             USING ERRCODE = 'check_violation';
     END IF;
+    SELECT currency, layer, sum(amount) AS total INTO bad
+      FROM ledger_entries WHERE transaction_id = NEW.id
+     GROUP BY currency, layer HAVING sum(amount) <> 0 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger transaction % is unbalanced: % % sums to %',
+            NEW.id, bad.currency, bad.layer, bad.total USING ERRCODE = 'check_violation';
+    END IF;
     RETURN NULL;
 END $$;
 
-CREATE CONSTRAINT TRIGGER ledger_transactions_have_entries AFTER INSERT ON ledger_transactions
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kassa_check_has_entries();
+CREATE CONSTRAINT TRIGGER ledger_transactions_balanced AFTER INSERT ON ledger_transactions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kassa_check_balanced();
 
 -- Entries join their transaction only in the database transaction that created it: a
 -- committed ledger transaction can never gain entries later (append-only per transaction).
-CREATE FUNCTION kassa_check_same_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION kassa_check_same_transaction() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE id = NEW.transaction_id
                     AND created_xid = pg_current_xact_id()) THEN
@@ -262,7 +256,6 @@ DOWNGRADE = r"""
 DROP TABLE events, balance_transactions, ledger_entries, ledger_transactions, refunds,
     attempts, payment_intents, idempotency_keys, api_keys, merchants;
 DROP FUNCTION kassa_check_balanced();
-DROP FUNCTION kassa_check_has_entries();
 DROP FUNCTION kassa_check_same_transaction();
 DROP FUNCTION kassa_refuse_change();
 """

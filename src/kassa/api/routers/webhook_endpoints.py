@@ -1,0 +1,163 @@
+"""/v1/webhook_endpoints: create, list, retrieve, update, delete, rotate_secret, deliveries;
+and /v1/events/{id}/redeliver."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BeforeValidator, Field
+
+from kassa.api import deps
+from kassa.api.schemas import Boolean, Id, Integer, Metadata, Params
+from kassa.services import webhooks
+from kassa.services.webhooks import WebhookPolicy
+
+router = APIRouter(tags=["webhook_endpoints"])
+PREFIX = "/v1/webhook_endpoints"
+
+
+def _event_list(v: Any) -> Any:
+    """``enabled_events[]=a&enabled_events[]=b``, a JSON list, or one string (``*``)."""
+    return [v] if isinstance(v, str) else v
+
+
+def _metadata_update(v: Any) -> Any:
+    """Like create's metadata, but an empty value is kept: it removes that key."""
+    if v == "" or v is None:
+        return {}
+    if not isinstance(v, dict) or len(v) > 50:
+        raise ValueError("Invalid metadata: an object of at most 50 string keys and values")
+    out: dict[str, str | None] = {}
+    for k, val in v.items():
+        if val is None or val == "":
+            out[str(k)] = None
+        elif not isinstance(val, str | int | float) or isinstance(val, bool):
+            raise ValueError(f"Invalid metadata value for {k}")
+        elif len(str(k)) > 40 or len(str(val)) > 500:
+            raise ValueError("Invalid metadata: keys ≤ 40 and values ≤ 500 characters")
+        else:
+            out[str(k)] = str(val)
+    return out
+
+
+EventList = Annotated[list[Annotated[str, Field(max_length=100)]],
+                      BeforeValidator(_event_list), Field(max_length=100)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+Description = Annotated[str, Field(max_length=5000)]
+
+
+class WebhookEndpointCreate(Params):
+    url: Url
+    enabled_events: EventList
+    description: Description | None = None
+    metadata: Metadata | None = None
+    api_version: str | None = None  # accepted for SDK compatibility; events are one version
+
+
+class WebhookEndpointUpdate(Params):
+    url: Url | None = None
+    enabled_events: EventList | None = None
+    description: Description | None = None
+    disabled: Boolean | None = None
+    metadata: Annotated[dict[str, str | None], BeforeValidator(_metadata_update)] | None = None
+
+
+class WebhookEndpointRotateSecret(Params):
+    expires_in: Annotated[Integer, Field(ge=0)] | None = None  # seconds the old secret signs
+
+
+class EventRedeliver(Params):
+    endpoint: Id | None = None
+
+
+@functools.cache
+def _configured_policy() -> WebhookPolicy:
+    from kassa import bootstrap
+    from kassa.config import Settings
+
+    return bootstrap.webhook_policy(Settings())
+
+
+def policy(request: Request) -> WebhookPolicy:
+    """The app's policy when one was set on app.state (tests), else from the environment."""
+    configured: WebhookPolicy | None = getattr(request.app.state, "webhook_policy", None)
+    return configured if configured is not None else _configured_policy()
+
+
+@router.post(PREFIX)
+async def create_webhook_endpoint(request: Request) -> Response:
+    caller = await deps.authenticate(request)
+    body, raw = await deps.params(request, WebhookEndpointCreate)
+    return await deps.run_post(request, caller, raw, lambda idem: webhooks.create_endpoint(
+        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
+        url=body.url, enabled_events=body.enabled_events, description=body.description,
+        metadata=body.metadata, idempotency=idem))
+
+
+@router.get(PREFIX)
+async def list_webhook_endpoints(request: Request) -> Response:
+    caller = await deps.authenticate(request)
+    q = deps.list_query(request)
+    items, more = await webhooks.list_endpoints(
+        deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
+        starting_after=q.starting_after, ending_before=q.ending_before)
+    return deps.list_response(PREFIX, items, more)
+
+
+@router.get(PREFIX + "/{endpoint_id}")
+async def retrieve_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    return deps.respond(await webhooks.retrieve_endpoint(
+        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id))
+
+
+@router.post(PREFIX + "/{endpoint_id}")
+async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    body, raw = await deps.params(request, WebhookEndpointUpdate)
+    return await deps.run_post(request, caller, raw, lambda idem: webhooks.update_endpoint(
+        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
+        endpoint_id=endpoint_id, url=body.url, enabled_events=body.enabled_events,
+        description=body.description, disabled=body.disabled, metadata=body.metadata,
+        idempotency=idem))
+
+
+@router.delete(PREFIX + "/{endpoint_id}")
+async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    _, raw = await deps.params(request, Params)
+    return await deps.run_post(request, caller, raw, lambda idem: webhooks.delete_endpoint(
+        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
+        idempotency=idem))
+
+
+@router.post(PREFIX + "/{endpoint_id}/rotate_secret")
+async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    body, raw = await deps.params(request, WebhookEndpointRotateSecret)
+    return await deps.run_post(request, caller, raw, lambda idem: webhooks.rotate_secret(
+        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
+        endpoint_id=endpoint_id, grace_seconds=body.expires_in, idempotency=idem))
+
+
+@router.get(PREFIX + "/{endpoint_id}/deliveries")
+async def list_webhook_deliveries(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    q = deps.list_query(request)
+    items, more = await webhooks.list_deliveries(
+        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
+        limit=q.limit, starting_after=q.starting_after, ending_before=q.ending_before,
+        status=request.query_params.get("status"))
+    return deps.list_response(f"{PREFIX}/{endpoint_id}/deliveries", items, more)
+
+
+@router.post("/v1/events/{event_id}/redeliver", tags=["events"])
+async def redeliver_event(request: Request, event_id: str) -> Response:
+    caller = await deps.authenticate(request)
+    body, raw = await deps.params(request, EventRedeliver)
+    return await deps.run_post(request, caller, raw, lambda idem: webhooks.redeliver(
+        deps.kassa(request), merchant_id=caller.merchant_id, event_id=event_id,
+        endpoint_id=body.endpoint, idempotency=idem))

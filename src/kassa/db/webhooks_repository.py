@@ -1,0 +1,426 @@
+"""Named SQL for merchant webhooks (migration 0003): endpoints, deliveries, attempts.
+
+Deliveries are a work queue: ``next_attempt_at <= now()`` means due. A sender claims a
+batch with ``FOR UPDATE SKIP LOCKED`` and, in the same statement, leases it by moving
+``next_attempt_at`` to the end of the lease; the outcome is recorded only if the lease is
+still the one it took (compare-and-swap on ``next_attempt_at``), so a sender that outlived
+its lease cannot overwrite the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+_ENDPOINT_COLUMNS = "id, merchant_id, url, description, metadata, enabled_events, status, created"
+
+_DELIVERY_COLUMNS = (
+    "d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.attempt_count,"
+    " floor(extract(epoch FROM d.next_attempt_at))::bigint AS next_attempt_at,"
+    " floor(extract(epoch FROM d.last_attempt_at))::bigint AS last_attempt_at,"
+    " d.last_status_code, d.last_duration_ms, d.last_error,"
+    " floor(extract(epoch FROM d.created_at))::bigint AS created,"
+    " floor(extract(epoch FROM d.completed_at))::bigint AS completed_at"
+)
+
+# ---------------------------------------------------------------- endpoints
+
+
+async def lock_merchant(conn: asyncpg.Connection, merchant_id: str) -> bool:
+    """Serialises endpoint creation per merchant (the per-merchant limit); inside a
+    transaction. NO KEY UPDATE does not block the key-share locks of foreign keys."""
+    return bool(await conn.fetchval(
+        "SELECT true FROM merchants WHERE id = $1 FOR NO KEY UPDATE", merchant_id))
+
+
+async def count_endpoints(conn: Conn, merchant_id: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1", merchant_id))
+
+
+async def insert_endpoint(conn: Conn, *, endpoint_id: str, merchant_id: str, url: str,
+                          description: str | None, metadata: dict[str, str],
+                          enabled_events: list[str], secret: str, created: int
+                          ) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        "INSERT INTO webhook_endpoints (id, merchant_id, url, description, metadata,"
+        " enabled_events, status, secret, created)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7, $8)"
+        f" RETURNING {_ENDPOINT_COLUMNS}",
+        endpoint_id, merchant_id, url, description, metadata, enabled_events, secret, created)
+    return row
+
+
+async def get_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str,
+                       for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+        f" WHERE id = $1 AND merchant_id = $2{lock}", endpoint_id, merchant_id)
+    return row
+
+
+async def list_endpoints(conn: Conn, *, merchant_id: str, limit: int,
+                         starting_after: str | None, ending_before: str | None
+                         ) -> tuple[list[asyncpg.Record], bool]:
+    """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
+    params: list[Any] = [merchant_id, limit + 1]
+    cond = "merchant_id = $1"
+    order = "DESC"
+    if starting_after is not None:
+        params.append(starting_after)
+        cond += (" AND seq < (SELECT seq FROM webhook_endpoints WHERE id = $3"
+                 " AND merchant_id = $1)")
+    elif ending_before is not None:
+        params.append(ending_before)
+        cond += (" AND seq > (SELECT seq FROM webhook_endpoints WHERE id = $3"
+                 " AND merchant_id = $1)")
+        order = "ASC"
+    rows = await conn.fetch(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE {cond}"
+        f" ORDER BY seq {order} LIMIT $2", *params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if order == "ASC":
+        rows.reverse()
+    return rows, has_more
+
+
+async def update_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str, url: str,
+                          description: str | None, metadata: dict[str, str],
+                          enabled_events: list[str], status: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "UPDATE webhook_endpoints SET url = $3, description = $4, metadata = $5,"
+        " enabled_events = $6, status = $7 WHERE id = $1 AND merchant_id = $2"
+        f" RETURNING {_ENDPOINT_COLUMNS}",
+        endpoint_id, merchant_id, url, description, metadata, enabled_events, status)
+    return row
+
+
+async def unpark_deliveries(conn: Conn, *, endpoint_id: str) -> int:
+    """Deliveries parked while the endpoint was disabled become due again."""
+    status = await conn.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now()"
+        " WHERE endpoint_id = $1 AND next_attempt_at IS NULL"
+        " AND status IN ('pending', 'retrying')", endpoint_id)
+    return int(status.split()[-1])
+
+
+async def delete_endpoint(conn: asyncpg.Connection, *, merchant_id: str, endpoint_id: str
+                          ) -> bool:
+    """The endpoint, its deliveries and their attempts (cascade); inside a transaction."""
+    deleted = await conn.fetchval(
+        "DELETE FROM webhook_endpoints WHERE id = $1 AND merchant_id = $2 RETURNING true",
+        endpoint_id, merchant_id)
+    if not deleted:
+        return False
+    await conn.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = $1", endpoint_id)
+    return True
+
+
+async def rotate_secret(conn: Conn, *, merchant_id: str, endpoint_id: str, secret: str,
+                        grace_seconds: float) -> asyncpg.Record | None:
+    """The current secret keeps signing for ``grace_seconds`` next to the new one (an older
+    previous secret is dropped); no grace: it stops at once."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "UPDATE webhook_endpoints SET"
+        " previous_secret = CASE WHEN $4 > 0 THEN secret END,"
+        " previous_secret_expires_at = CASE WHEN $4 > 0"
+        "   THEN now() + make_interval(secs => $4) END,"
+        " secret = $3"
+        f" WHERE id = $1 AND merchant_id = $2 RETURNING {_ENDPOINT_COLUMNS}",
+        endpoint_id, merchant_id, secret, float(grace_seconds))
+    return row
+
+
+# ---------------------------------------------------------------- the delivery queue
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    failures: int  # consecutive failures so far
+    attempt_count: int
+    lease: datetime  # next_attempt_at as leased: the compare-and-swap token
+    age_seconds: float  # since the delivery was (re)scheduled: the retry window
+    url: str | None  # None: the endpoint was deleted
+    endpoint_enabled: bool
+    secrets: tuple[str, ...]  # every secret that signs now (two during a rotation)
+    body: bytes  # the event exactly as stored
+
+
+# One statement, so one round trip and one short transaction: pick due deliveries, at
+# most ``free`` per endpoint this sender already has requests open to (none for endpoints
+# at their cap) and ``per_endpoint`` for the others, lock them (SKIP LOCKED: concurrent
+# senders take disjoint rows), lease them, and return what sending needs. The inner scan
+# reads the due index in order; the re-check of next_attempt_at at the locking level
+# skips rows another sender leased after this statement's snapshot was taken.
+_CLAIM = """
+WITH busy AS (
+    SELECT b.endpoint_id, b.free FROM unnest($3::text[], $4::int[]) AS b(endpoint_id, free)
+), candidates AS (
+    SELECT c.id, c.endpoint_id,
+           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id)
+             AS rank
+      FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
+             WHERE d.next_attempt_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM busy b
+                                WHERE b.endpoint_id = d.endpoint_id AND b.free <= 0)
+             ORDER BY d.next_attempt_at LIMIT $5) c
+), picked AS (
+    SELECT d.id FROM webhook_deliveries d
+      JOIN candidates c ON c.id = d.id
+      LEFT JOIN busy b ON b.endpoint_id = c.endpoint_id
+     WHERE c.rank <= coalesce(b.free, $6) AND d.next_attempt_at <= now()
+     ORDER BY d.next_attempt_at LIMIT $1
+       FOR UPDATE OF d SKIP LOCKED
+), leased AS (
+    UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+      FROM picked WHERE d.id = picked.id
+    RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.failures, d.attempt_count,
+              d.next_attempt_at AS lease,
+              extract(epoch FROM now() - d.scheduled_at)::float8 AS age_seconds
+)
+SELECT l.*, w.url, coalesce(w.status = 'enabled', false) AS endpoint_enabled,
+       CASE WHEN w.id IS NULL THEN ARRAY[]::text[]
+            WHEN w.previous_secret IS NOT NULL AND w.previous_secret_expires_at > now()
+            THEN ARRAY[w.secret, w.previous_secret]
+            ELSE ARRAY[w.secret] END AS secrets,
+       e.data::text AS body
+  FROM leased l
+  LEFT JOIN webhook_endpoints w ON w.id = l.endpoint_id
+  LEFT JOIN events e ON e.id = l.event_id
+"""
+
+
+async def claim_due(conn: Conn, *, limit: int, lease_seconds: float, per_endpoint: int,
+                    busy: dict[str, int], scan_limit: int) -> list[ClaimedDelivery]:
+    """Claim and lease up to ``limit`` due deliveries. ``busy`` maps endpoints this sender
+    already has requests open to onto how many more it may start (0: skip them)."""
+    rows = await conn.fetch(_CLAIM, limit, lease_seconds, list(busy), list(busy.values()),
+                            scan_limit, per_endpoint)
+    return [ClaimedDelivery(
+        id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
+        event_type=r["event_type"], failures=r["failures"], attempt_count=r["attempt_count"],
+        lease=r["lease"], age_seconds=r["age_seconds"], url=r["url"],
+        endpoint_enabled=r["endpoint_enabled"], secrets=tuple(r["secrets"]),
+        body=(r["body"] or "").encode()) for r in rows]
+
+
+# Outcomes of a batch of attempts in one statement: the attempt rows always (they
+# happened), the delivery only where our lease still holds.
+_RECORD = """
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        id bigint, lease timestamptz, status text, retry_in float8, succeeded boolean,
+        status_code integer, duration_ms integer, error text, response text,
+        attempted_at float8)
+), updated AS (
+    UPDATE webhook_deliveries d SET
+        status = r.status,
+        attempt_count = d.attempt_count + 1,
+        failures = CASE WHEN r.succeeded THEN 0 ELSE d.failures + 1 END,
+        next_attempt_at = CASE WHEN r.status = 'retrying'
+                               THEN now() + make_interval(secs => r.retry_in) END,
+        last_attempt_at = to_timestamp(r.attempted_at),
+        last_status_code = r.status_code,
+        last_duration_ms = r.duration_ms,
+        last_error = r.error,
+        completed_at = CASE WHEN r.status IN ('delivered', 'dead') THEN now() END
+      FROM r WHERE d.id = r.id AND d.next_attempt_at = r.lease
+    RETURNING d.id
+), attempts AS (
+    INSERT INTO webhook_attempts (delivery_id, attempted_at, succeeded, status_code,
+                                  duration_ms, error, response_excerpt)
+    SELECT r.id, to_timestamp(r.attempted_at), r.succeeded, r.status_code, r.duration_ms,
+           r.error, r.response
+      FROM r WHERE EXISTS (SELECT 1 FROM webhook_deliveries x WHERE x.id = r.id)
+)
+SELECT id FROM updated
+"""
+
+
+async def record_attempts(conn: Conn, outcomes: list[dict[str, Any]]) -> set[int]:
+    """outcomes: {id, lease (ISO text), status, retry_in, succeeded, status_code,
+    duration_ms, error, response, attempted_at (unix)}. Returns the deliveries whose
+    lease still held (the others were taken over; their attempt rows are still kept)."""
+    if not outcomes:
+        return set()
+    for _ in range(3):
+        try:
+            rows = await conn.fetch(_RECORD, outcomes)
+            return {r["id"] for r in rows}
+        except asyncpg.ForeignKeyViolationError:
+            continue  # an endpoint (and its deliveries) was deleted meanwhile: re-filter
+    rows = await conn.fetch(_RECORD, outcomes)
+    return {r["id"] for r in rows}
+
+
+async def release(conn: Conn, leases: list[tuple[int, datetime]]) -> None:
+    """Hand leased deliveries back at once (a sender stopping before it sent them)."""
+    if leases:
+        await conn.execute(
+            "UPDATE webhook_deliveries d SET next_attempt_at = now()"
+            " FROM unnest($1::bigint[], $2::timestamptz[]) AS r(id, lease)"
+            " WHERE d.id = r.id AND d.next_attempt_at = r.lease",
+            [i for i, _ in leases], [lease for _, lease in leases])
+
+
+async def park(conn: Conn, leases: list[tuple[int, datetime]]) -> None:
+    """Deliveries of a disabled endpoint wait, unattempted, until it is enabled again."""
+    if leases:
+        await conn.execute(
+            "UPDATE webhook_deliveries d SET next_attempt_at = NULL"
+            " FROM unnest($1::bigint[], $2::timestamptz[]) AS r(id, lease)"
+            " WHERE d.id = r.id AND d.next_attempt_at = r.lease",
+            [i for i, _ in leases], [lease for _, lease in leases])
+
+
+async def delete_deliveries(conn: Conn, delivery_ids: list[int]) -> None:
+    """Deliveries whose endpoint no longer exists."""
+    if delivery_ids:
+        await conn.execute(
+            "DELETE FROM webhook_deliveries d WHERE d.id = ANY($1::bigint[])"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id)",
+            delivery_ids)
+
+
+async def sweep_parked(conn: Conn, *, limit: int = 10_000) -> int:
+    """Repair the races of enable/disable/delete with concurrent claims: parked deliveries
+    of enabled endpoints become due, those of deleted endpoints go."""
+    unparked = await conn.execute(
+        "UPDATE webhook_deliveries d SET next_attempt_at = now() WHERE d.id IN ("
+        " SELECT p.id FROM webhook_deliveries p JOIN webhook_endpoints w"
+        " ON w.id = p.endpoint_id AND w.status = 'enabled'"
+        " WHERE p.next_attempt_at IS NULL AND p.status IN ('pending', 'retrying')"
+        " LIMIT $1) AND d.next_attempt_at IS NULL", limit)
+    orphans = await conn.execute(
+        "DELETE FROM webhook_deliveries d WHERE d.id IN ("
+        " SELECT p.id FROM webhook_deliveries p"
+        " WHERE p.next_attempt_at IS NULL AND p.status IN ('pending', 'retrying')"
+        " AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = p.endpoint_id)"
+        " LIMIT $1)", limit)
+    return int(unparked.split()[-1]) + int(orphans.split()[-1])
+
+
+# ---------------------------------------------------------------- reading deliveries
+
+
+async def list_deliveries(conn: Conn, *, merchant_id: str, endpoint_id: str, limit: int,
+                          starting_after: int | None, ending_before: int | None,
+                          status: str | None) -> tuple[list[asyncpg.Record], bool]:
+    """An endpoint's deliveries, newest first; returns (rows, has_more)."""
+    params: list[Any] = [endpoint_id, merchant_id, limit + 1]
+    cond = "d.endpoint_id = $1 AND d.merchant_id = $2"
+    order = "DESC"
+    if status is not None:
+        params.append(status)
+        cond += f" AND d.status = ${len(params)}"
+    if starting_after is not None:
+        params.append(starting_after)
+        cond += f" AND d.id < ${len(params)}"
+    elif ending_before is not None:
+        params.append(ending_before)
+        cond += f" AND d.id > ${len(params)}"
+        order = "ASC"
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE {cond}"
+        f" ORDER BY d.id {order} LIMIT $3", *params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if order == "ASC":
+        rows.reverse()
+    return rows, has_more
+
+
+async def attempts_for(conn: Conn, delivery_ids: list[int]) -> dict[int, list[asyncpg.Record]]:
+    rows = await conn.fetch(
+        "SELECT delivery_id, floor(extract(epoch FROM attempted_at))::bigint AS attempted_at,"
+        " succeeded, status_code, duration_ms, error, response_excerpt"
+        " FROM webhook_attempts WHERE delivery_id = ANY($1::bigint[])"
+        " ORDER BY delivery_id, id", delivery_ids)
+    out: dict[int, list[asyncpg.Record]] = {}
+    for r in rows:
+        out.setdefault(r["delivery_id"], []).append(r)
+    return out
+
+
+async def deliveries_of_event(conn: Conn, *, merchant_id: str, event_id: str
+                              ) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d"
+        " WHERE d.event_id = $1 AND d.merchant_id = $2 ORDER BY d.id", event_id, merchant_id)
+
+
+async def pending_counts(conn: Conn, *, merchant_id: str, event_ids: list[str]
+                         ) -> dict[str, int]:
+    """Per event: deliveries not (yet) answered with a 2xx, as Stripe's pending_webhooks."""
+    rows = await conn.fetch(
+        "SELECT event_id, count(*) AS n FROM webhook_deliveries"
+        " WHERE event_id = ANY($1::text[]) AND merchant_id = $2 AND status <> 'delivered'"
+        " GROUP BY event_id", event_ids, merchant_id)
+    return {r["event_id"]: int(r["n"]) for r in rows}
+
+
+async def list_dead(conn: Conn, *, merchant_id: str | None, limit: int) -> list[asyncpg.Record]:
+    """Dead deliveries, most recently given up first (operators' view, all merchants)."""
+    return await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS}, d.merchant_id, w.url FROM webhook_deliveries d"
+        " LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id"
+        " WHERE d.status = 'dead' AND ($1::text IS NULL OR d.merchant_id = $1)"
+        " ORDER BY d.completed_at DESC, d.id DESC LIMIT $2", merchant_id, limit)
+
+
+async def event_exists(conn: Conn, *, merchant_id: str, event_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND merchant_id = $2)",
+        event_id, merchant_id))
+
+
+async def event_merchant(conn: Conn, event_id: str) -> str | None:
+    """For operators acting on an event id (the CLI); never for API reads."""
+    merchant: str | None = await conn.fetchval(
+        "SELECT merchant_id FROM events WHERE id = $1", event_id)
+    return merchant
+
+
+# ---------------------------------------------------------------- redelivery
+
+_RESCHEDULE = (
+    "status = 'pending', next_attempt_at = now(), scheduled_at = now(), failures = 0,"
+    " completed_at = NULL")
+
+
+async def redeliver_event(conn: Conn, *, merchant_id: str, event_id: str
+                          ) -> list[asyncpg.Record]:
+    """Schedule the event's delivered and dead deliveries again (a fresh retry window)."""
+    return await conn.fetch(
+        f"WITH d AS (UPDATE webhook_deliveries SET {_RESCHEDULE}"
+        " WHERE event_id = $1 AND merchant_id = $2 AND status IN ('delivered', 'dead')"
+        " RETURNING *)"
+        f" SELECT {_DELIVERY_COLUMNS} FROM d ORDER BY d.id", event_id, merchant_id)
+
+
+async def redeliver_to_endpoint(conn: Conn, *, merchant_id: str, event_id: str,
+                                endpoint_id: str) -> list[asyncpg.Record]:
+    """Schedule the event for one of the merchant's endpoints: a new delivery if it never
+    had one, else its delivered or dead one again (a pending one is left as it is)."""
+    return await conn.fetch(
+        "WITH d AS (INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id,"
+        " event_type)"
+        " SELECT w.id, e.merchant_id, e.id, e.type FROM events e"
+        " JOIN webhook_endpoints w ON w.id = $3 AND w.merchant_id = e.merchant_id"
+        " WHERE e.id = $1 AND e.merchant_id = $2"
+        " ON CONFLICT (event_id, endpoint_id) DO UPDATE SET"
+        " status = 'pending', next_attempt_at = now(), scheduled_at = now(), failures = 0,"
+        " completed_at = NULL WHERE webhook_deliveries.status IN ('delivered', 'dead')"
+        " RETURNING *)"
+        f" SELECT {_DELIVERY_COLUMNS} FROM d", event_id, merchant_id, endpoint_id)

@@ -1,0 +1,273 @@
+"""Dispute use cases: apply what the PSP reports, let the merchant answer (evidence) or
+concede (close), and read disputes — each change with its ledger postings, balance
+transactions and events in one transaction.
+
+Answering calls the PSP first and records the result after (no transaction is held open
+across the call); if kassa dies in between, the PSP's own webhook records the change.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import asyncpg
+
+from kassa.db import psp_repository as psp_repo
+from kassa.db import repositories as repo
+from kassa.domain import disputes, ledger
+from kassa.domain.disputes import Dispute, DisputeChange, DisputeStatus
+from kassa.domain.errors import (
+    AmountError,
+    ConcurrentModification,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+)
+from kassa.domain.money import Money
+from kassa.domain.payments import Operation, PaymentStatus
+from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
+from kassa.services.balances import _bt as balance_transaction_view
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+
+CAS_RETRIES = 8
+
+
+class Deferred(Exception):
+    """The event cannot be applied yet (what it builds on is not recorded); retry later."""
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def _bt_row(bt_id: str, d: Dispute, *, amount: int, fee: int, now: int, description: str
+            ) -> dict[str, Any]:
+    return {"id": bt_id, "merchant_id": d.merchant_id, "amount": amount, "fee": fee,
+            "net": amount - fee, "currency": d.amount.currency, "type": "adjustment",
+            "source": d.id, "status": "available", "available_on": now, "created": now,
+            "description": description}
+
+
+async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Dispute, *,
+                  fresh: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The dispute object; ``fresh`` balance transactions are not committed yet."""
+    refundable = 0
+    if d.status in (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW):
+        p = await repo.get_payment(conn, merchant_id=d.merchant_id,
+                                   payment_id=d.payment_intent_id)
+        refundable = 0 if p is None else p.amount_received - p.amount_refunded
+    fresh = fresh or []
+    known = {row["id"] for row in fresh}
+    ids = [i for i in (d.withdrawal_balance_transaction, d.reinstatement_balance_transaction)
+           if i is not None and i not in known]
+    rows: list[Any] = []
+    if ids:
+        rows = list(await psp_repo.balance_transactions(conn, merchant_id=d.merchant_id,
+                                                        ids=ids))
+    return disputes.view(d, now=kassa.clock(), refundable=refundable,
+                         balance_transactions=[balance_transaction_view(r)
+                                               for r in [*rows, *fresh]])
+
+
+# ------------------------------------------------------------------------- money
+
+
+def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
+          ) -> list[dict[str, Any]]:
+    """Queue the ledger postings and balance transactions a change calls for; returns the
+    new balance transactions (for the events)."""
+    now = kassa.clock()
+    rows = []
+    if change.withdraw:
+        bt_id = kassa.ids("balance_transaction")
+        d.withdrawal_balance_transaction = bt_id
+        row = _bt_row(bt_id, d, amount=-d.amount.minor, fee=d.fee.minor, now=now,
+                      description=f"Chargeback withdrawal for {d.charge}")
+        uow.add(repo.op_post_ledger(
+            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount, fee=d.fee),
+            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+        rows.append(row)
+    if change.reinstate:
+        bt_id = kassa.ids("balance_transaction")
+        d.reinstatement_balance_transaction = bt_id
+        row = _bt_row(bt_id, d, amount=d.amount.minor, fee=-d.fee.minor, now=now,
+                      description=f"Chargeback reversal for {d.charge}")
+        uow.add(repo.op_post_ledger(
+            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount,
+                                    fee=d.fee),
+            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+        rows.append(row)
+    return rows
+
+
+def _bt_op(row: dict[str, Any]) -> repo.Op:
+    return repo.op_insert_balance_transaction(
+        bt_id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
+        currency=row["currency"], type=row["type"], source=row["source"],
+        status=row["status"], available_on=row["available_on"], created=row["created"],
+        description=row["description"])
+
+
+async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Dispute,
+                  change: DisputeChange | None, *, new: bool) -> dict[str, Any]:
+    """Write the dispute, its money and its events into ``uow``; returns the object."""
+    fresh = _post(kassa, uow, d, change) if change is not None else []
+    if new:
+        await psp_repo.insert_dispute(conn, d)
+    else:
+        await psp_repo.update_dispute(conn, d)
+    obj = await _render(kassa, conn, d, fresh=fresh)
+    types = change.event_types if change is not None else ["charge.dispute.updated"]
+    for type_ in types:
+        uow.emit(merchant_id=d.merchant_id, type=type_, obj=obj)
+    return obj
+
+
+# ------------------------------------------------------------------------- from the PSP
+
+
+async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
+                          ) -> tuple[str, str | None]:
+    """Apply a dispute snapshot from the PSP inside ``uow``; returns (inbox status, note).
+
+    Creates the dispute the first time (in whatever status it has reached, so a
+    ``closed`` that overtook its ``created`` still posts both movements), otherwise moves
+    it forward. Money follows the status change, so a repeat moves nothing.
+    """
+    snapshot = event.dispute
+    assert snapshot is not None
+    conn = await uow.connection()
+    d = await psp_repo.lock_dispute_by_psp(conn, psp=event.psp,
+                                           psp_dispute_id=snapshot.psp_dispute_id)
+    if d is not None:
+        try:
+            change = d.psp_status(snapshot.status, evidence_due_by=snapshot.evidence_due_by)
+        except IllegalTransition as exc:
+            return "ignored", f"stale: {exc.message}"
+        if change is None:
+            await psp_repo.update_dispute(conn, d)  # the evidence deadline may have moved
+            return "ignored", f"no change: already {d.status.value}"
+        await _record(kassa, uow, conn, d, change, new=False)
+        return "applied", None
+    attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
+    if attempt is None or attempt.operation is not Operation.AUTHORIZE \
+            or attempt.psp != event.psp:
+        return "failed", f"no authorisation attempt {event.reference!r} at {event.psp}"
+    p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
+    assert p is not None
+    if p.psp_reference != event.psp_reference:
+        return "failed", (f"payment {p.id} has PSP reference {p.psp_reference!r}, the "
+                          f"dispute {event.psp_reference!r}")
+    if p.status is not PaymentStatus.SUCCEEDED:
+        raise Deferred(f"payment {p.id} is {p.status.value}; its capture is not recorded yet")
+    try:
+        d, change = disputes.open_from_psp(
+            dispute_id=kassa.ids("dp"), merchant_id=p.merchant_id, payment_intent_id=p.id,
+            charge=attempt.id, amount_received=Money(p.amount_received, p.currency),
+            psp=event.psp, psp_dispute_id=snapshot.psp_dispute_id, amount=snapshot.amount,
+            reason=snapshot.reason, status=snapshot.status,
+            evidence_due_by=snapshot.evidence_due_by, created=kassa.clock())
+    except AmountError as exc:
+        return "failed", exc.message
+    await _record(kassa, uow, conn, d, change, new=True)
+    return "applied", None
+
+
+# ------------------------------------------------------------------------- merchant API
+
+
+async def load(kassa: Kassa, *, merchant_id: str, dispute_id: str,
+               conn: asyncpg.Connection | asyncpg.Pool | None = None) -> Dispute:
+    d = await psp_repo.get_dispute(conn or kassa.pool, merchant_id=merchant_id,
+                                   dispute_id=dispute_id)
+    if d is None:
+        raise NotFound(f"No such dispute: '{dispute_id}'", param="dispute")
+    return d
+
+
+async def retrieve(kassa: Kassa, *, merchant_id: str, dispute_id: str) -> dict[str, Any]:
+    d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
+    return await _render(kassa, kassa.pool, d)
+
+
+async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
+                ending_before: str | None, payment_intent: str | None = None,
+                charge: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+    items, more = await psp_repo.list_disputes(
+        kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, payment_intent=payment_intent, charge=charge)
+    return [await _render(kassa, kassa.pool, d) for d in items], more
+
+
+async def update(kassa: Kassa, *, merchant_id: str, dispute_id: str,
+                 evidence: Mapping[str, str] | None = None,
+                 metadata: Mapping[str, str] | None = None, submit: bool = False,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """Save evidence (text fields) and metadata; ``submit`` sends the evidence to the
+    issuer through the PSP and moves the dispute to under review."""
+    d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
+    evidence = dict(evidence or {})
+    if evidence or submit:
+        probe = copy.deepcopy(d)  # validate before anything leaves kassa
+        probe.update_evidence(evidence, submit=submit, now=kassa.clock())
+        if submit:
+            await _call_psp(kassa.psp(d.psp).submit_dispute_evidence(
+                psp_dispute_id=d.psp_dispute_id, evidence=probe.evidence))
+    for _ in range(CAS_RETRIES):
+        d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
+        change: DisputeChange | None = None
+        if evidence or submit:
+            if submit and d.status not in disputes.RESPONDABLE:
+                # the PSP's own webhook recorded the submission (or the decision) first
+                d.evidence = {k: v for k, v in {**d.evidence, **evidence}.items() if v}
+            else:
+                change = d.update_evidence(evidence, submit=submit, now=kassa.clock())
+        if metadata is not None:
+            d.metadata = {**d.metadata, **metadata}
+        try:
+            async with UnitOfWork(kassa, idempotency) as uow:
+                conn = await uow.connection()
+                obj = await _record(kassa, uow, conn, d, change, new=False)
+                await uow.commit(response=obj)
+            return obj
+        except ConcurrentModification:
+            continue
+    raise ConcurrentModification("The dispute is changing concurrently; retry.")
+
+
+async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
+                idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """Concede the dispute (Stripe's ``close``): it is lost, and the funds stay withdrawn."""
+    d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
+    copy.deepcopy(d).accept()  # refuse before telling the PSP
+    await _call_psp(kassa.psp(d.psp).accept_dispute(psp_dispute_id=d.psp_dispute_id))
+    for _ in range(CAS_RETRIES):
+        d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
+        if d.status is DisputeStatus.LOST:  # the PSP's webhook recorded it first
+            obj = await _render(kassa, kassa.pool, d)
+            async with UnitOfWork(kassa, idempotency) as uow:
+                await uow.commit(response=obj)
+            return obj
+        change = d.accept()
+        try:
+            async with UnitOfWork(kassa, idempotency) as uow:
+                conn = await uow.connection()
+                obj = await _record(kassa, uow, conn, d, change, new=False)
+                await uow.commit(response=obj)
+            return obj
+        except ConcurrentModification:
+            continue
+    raise ConcurrentModification("The dispute is changing concurrently; retry.")
+
+
+async def _call_psp(call: Awaitable[None]) -> None:
+    try:
+        await call
+    except PSPRetryable:
+        raise ConcurrentModification(
+            "The payment processor is unavailable; retry the request.") from None
+    except PSPRejected as exc:
+        raise InvalidRequest(f"The payment processor refused the request: {exc}",
+                             code="dispute_not_updatable") from None

@@ -1,0 +1,224 @@
+"""Inbound PSP webhooks: verify and store them (``receive``, answering at once), then apply
+each exactly once, in order per PSP object (``apply_pending``, the psp-webhooks worker).
+
+Guarantees, and what provides them:
+
+- A forged, unsigned or replayed delivery changes nothing: the adapter verifies the
+  signature over the raw body and the timestamp tolerance before anything is stored.
+- A duplicate delivery changes nothing: the inbox is unique on (psp, PSP event id).
+- An event is applied at most once: a worker claims it with ``FOR UPDATE SKIP LOCKED`` and
+  marks it done in the transaction that applies it (disputes, refunds); a capture outcome
+  is recorded by the payment saga's own step 3, whose compare-and-swap on the attempt
+  lets exactly one writer (this worker, recovery or the request itself) record it.
+- Stale events are ignored: each event names its PSP object and its sequence in that
+  object's history; one at or below the highest sequence applied for the object is
+  stale, and the state machines refuse moves backwards (``refund.succeeded`` after
+  ``refund.failed``, ``created`` after ``closed``).
+- An event that builds on something kassa has not recorded yet (a refund outcome before
+  the refund call's own answer, a dispute before its capture) is deferred with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kassa.db import psp_repository as psp_repo
+from kassa.db import repositories as repo
+from kassa.domain import ledger, objects
+from kassa.domain.errors import IllegalTransition, InvalidRequest, NotFound
+from kassa.domain.payments import Operation, RefundStatus
+from kassa.psp.base import (
+    Outcome,
+    PSPEvent,
+    PSPEventType,
+    PSPResult,
+    WebhookRejected,
+)
+from kassa.services import disputes, payments, refunds
+from kassa.services.context import Kassa
+from kassa.services.disputes import Deferred
+from kassa.services.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 30  # then the event is `failed`, kept for an operator
+MAX_BACKOFF_S = 300.0
+
+# Stripe's refund failure reasons; anything else a PSP says becomes `unknown`.
+REFUND_FAILURE_REASONS = frozenset({"charge_for_pending_refund_disputed", "declined",
+                                    "expired_or_canceled_card", "insufficient_funds",
+                                    "lost_or_stolen_card", "merchant_request", "unknown"})
+
+Verdict = tuple[str, str | None]  # (inbox status, note)
+
+
+def backoff(attempts: int) -> float:
+    return min(MAX_BACKOFF_S, 0.5 * float(2 ** min(attempts, 20)))
+
+
+async def receive(kassa: Kassa, *, psp: str, headers: Mapping[str, str], body: bytes
+                  ) -> dict[str, Any]:
+    """Verify a delivery and store its events; duplicates are acknowledged and dropped."""
+    adapter = kassa.psps.get(psp)
+    if adapter is None:
+        raise NotFound(f"No such PSP: '{psp}'", param="psp")
+    try:
+        events = await adapter.parse_webhook(headers=headers, body=body, now=kassa.clock())
+    except WebhookRejected as exc:
+        log.warning("refused a %s webhook: %s", psp, exc)
+        raise InvalidRequest(f"Webhook refused: {exc}.",
+                             code="webhook_signature_invalid") from None
+    new = await psp_repo.insert_events(kassa.pool, events)
+    return {"received": True, "events": len(events), "duplicates": len(events) - new}
+
+
+async def apply_pending(kassa: Kassa, *, limit: int = 100) -> int:
+    """One pass of the psp-webhooks worker: apply up to ``limit`` due events."""
+    done = 0
+    while done < limit and await apply_next(kassa) is not None:
+        done += 1
+    return done
+
+
+async def apply_next(kassa: Kassa) -> str | None:
+    """Claim the oldest due event and apply it; returns what became of it (applied,
+    ignored, failed, deferred, error), or None when nothing is due."""
+    claimed: psp_repo.InboxEvent | None = None
+    try:
+        async with UnitOfWork(kassa) as uow:
+            conn = await uow.connection()
+            claimed = await psp_repo.claim_next_event(conn)
+            if claimed is None:
+                return None
+            event = claimed.event
+            # the object's row lock also serialises workers holding events about it
+            last = await psp_repo.lock_object_version(conn, psp=event.psp,
+                                                      object_ref=event.object_ref)
+            status: str
+            note: str | None
+            if event.sequence <= last:
+                status, note = "ignored", (f"stale: sequence {event.sequence}, "
+                                           f"{last} already applied")
+            else:
+                try:
+                    async with conn.transaction():  # a savepoint: a deferral writes nothing
+                        status, note = await _apply(kassa, uow, event)
+                except Deferred as deferred:
+                    status = await psp_repo.defer_event(
+                        conn, inbox_id=claimed.id, delay_s=backoff(claimed.attempts),
+                        result=f"deferred: {deferred}", max_attempts=MAX_ATTEMPTS)
+                    await uow.commit(side_effects=False)
+                    return "deferred" if status == "pending" else status
+                if status == "applied":
+                    await psp_repo.set_object_version(conn, psp=event.psp,
+                                                      object_ref=event.object_ref,
+                                                      sequence=event.sequence)
+            await psp_repo.finish_event(conn, inbox_id=claimed.id, status=status, result=note)
+            await uow.commit(side_effects=False)
+        log.info("psp event %s %s (%s #%d): %s%s", event.event_id, event.type.value,
+                 event.object_ref, event.sequence, status, f" ({note})" if note else "")
+        return status
+    except Exception as exc:
+        if claimed is None:
+            raise
+        # Rolled back (e.g. a compare-and-swap lost to a concurrent change): count the
+        # attempt and try again later in a fresh transaction.
+        log.warning("applying psp event %s failed; will retry", claimed.event.event_id,
+                    exc_info=True)
+        await psp_repo.defer_event(kassa.pool, inbox_id=claimed.id,
+                                   delay_s=backoff(claimed.attempts),
+                                   result=f"error: {type(exc).__name__}: {exc}",
+                                   max_attempts=MAX_ATTEMPTS)
+        return "error"
+
+
+async def _apply(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
+    if event.type in (PSPEventType.CAPTURE_SUCCEEDED, PSPEventType.CAPTURE_FAILED):
+        return await _capture_outcome(kassa, event)
+    if event.type in (PSPEventType.REFUND_SUCCEEDED, PSPEventType.REFUND_FAILED):
+        return await _refund_outcome(kassa, uow, event)
+    return await disputes.apply_psp_event(kassa, uow, event)
+
+
+async def _capture_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
+    """A capture the PSP answered ``pending`` is confirmed or refused. Recorded by the
+    capture saga's step 3 (its own transaction), exactly as recovery records it."""
+    attempt = await repo.get_attempt(kassa.pool, event.reference) if event.reference else None
+    if attempt is None or attempt.operation is not Operation.CAPTURE \
+            or attempt.psp != event.psp:
+        return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
+    if attempt.status not in payments.OPEN:
+        return "ignored", f"capture already recorded ({attempt.status.value})"
+    if event.amount is not None and event.amount != attempt.amount:
+        return "failed", f"the PSP reports {event.amount}, kassa asked for {attempt.amount}"
+    succeeded = event.type is PSPEventType.CAPTURE_SUCCEEDED
+    result = PSPResult(Outcome.CAPTURED if succeeded else Outcome.FAILED,
+                       psp_reference=event.operation_reference or attempt.psp_reference or "",
+                       amount=event.amount, decline_code=event.failure_code,
+                       message=event.message)
+    try:
+        await payments.finish_capture(kassa, attempt, result)
+    except IllegalTransition as exc:
+        return "ignored", f"stale: {exc.message}"
+    except InvalidRequest:
+        pass  # a refused capture is recorded, then reported to the caller as an error
+    current = await repo.get_attempt(kassa.pool, attempt.id)
+    assert current is not None
+    if current.status in payments.OPEN:
+        raise RuntimeError(f"capture attempt {attempt.id} is still open")
+    return "applied", None
+
+
+async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
+    """A pending refund settles, or a settled one bounces (its posting is reversed and the
+    amount becomes refundable again)."""
+    conn = await uow.connection()
+    attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
+    if attempt is None or attempt.operation is not Operation.REFUND \
+            or attempt.psp != event.psp or attempt.refund_id is None:
+        return "ignored", f"no refund attempt {event.reference!r} at {event.psp}"
+    if attempt.status in payments.OPEN:
+        # The refund call's own answer comes first (its saga records pending/succeeded);
+        # recovery resolves the attempt if that answer was lost.
+        raise Deferred(f"refund attempt {attempt.id} is still {attempt.status.value}")
+    r = await repo.get_refund(conn, merchant_id=None, refund_id=attempt.refund_id)
+    p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
+    assert r is not None and p is not None and p.psp is not None
+    if event.type is PSPEventType.REFUND_SUCCEEDED:
+        if r.status is not RefundStatus.PENDING:
+            return "ignored", f"refund is already {r.status.value}"
+        r.move(RefundStatus.SUCCEEDED)
+        r.psp_reference = event.operation_reference or r.psp_reference
+        uow.add(repo.op_update_refund(r))
+        refunds._post_refund(kassa, uow, r, p)
+        charge = objects.charge(p, charge_id=p.latest_charge or p.id)
+        uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
+        uow.emit(merchant_id=r.merchant_id, type="refund.updated",
+                 obj=objects.refund(r, charge=p.latest_charge))
+        return "applied", None
+    if r.status not in (RefundStatus.PENDING, RefundStatus.SUCCEEDED):
+        return "ignored", f"refund is already {r.status.value}"
+    was_posted = r.status is RefundStatus.SUCCEEDED
+    r.move(RefundStatus.FAILED)
+    r.failure_reason = (event.failure_code if event.failure_code in REFUND_FAILURE_REASONS
+                        else "unknown")
+    uow.add(repo.op_update_refund(r))
+    p.release_refund(r.amount.minor)  # refundable again
+    uow.add(repo.op_update_payment(p))
+    if was_posted:
+        now = kassa.clock()
+        uow.add(
+            repo.op_post_ledger(ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp,
+                                                       amount=r.amount),
+                                merchant_id=r.merchant_id, source_id=r.id),
+            repo.op_insert_balance_transaction(
+                bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
+                amount=r.amount.minor, fee=0, currency=r.amount.currency,
+                type="refund_failure", source=r.id, status="available", available_on=now,
+                created=now, description="REFUND FAILURE"))
+    refund_obj = objects.refund(r, charge=p.latest_charge)
+    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=refund_obj)
+    uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=refund_obj)
+    return "applied", None
