@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from kassa.api import errors
 from kassa.api.params import parse_body
 from kassa.api.schemas import ListQuery
-from kassa.domain.errors import KassaError
+from kassa.domain.errors import IdempotencyInFlight, KassaError
 from kassa.services import idempotency
 from kassa.services.context import Kassa
 from kassa.services.merchants import Caller, KeyCache
@@ -82,16 +82,38 @@ async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
     key = request.headers.get("idempotency-key")
     if key is None:
         return respond(await action(None))
-    begun = await idempotency.begin(k, merchant_id=caller.merchant_id, key=key,
-                                    method=request.method, path=request.url.path, params=raw,
-                                    render=errors.render)
-    if isinstance(begun, idempotency.Replay):
-        return Response(begun.body, status_code=begun.status, media_type=JSON,
-                        headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
-    handle = begun
+    handle = idempotency.prepare(merchant_id=caller.merchant_id, key=key,
+                                 method=request.method, path=request.url.path, params=raw,
+                                 render=errors.render)
+    for _ in range(3):
+        try:
+            result = await _run_claimed(k, handle, action)
+        except idempotency.IdempotencyKeyTaken:
+            existing = await idempotency.resolve_existing(k, handle)
+            if isinstance(existing, idempotency.Replay):
+                return Response(existing.body, status_code=existing.status, media_type=JSON,
+                                headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
+            if existing is not None:
+                handle = existing  # took over a dead holder's key: resume its saga
+            continue
+        return Response(errors.render(result)[1], status_code=200, media_type=JSON,
+                        headers={"Idempotency-Key": key})
+    raise IdempotencyInFlight("The Idempotency-Key is changing hands; retry the request.",
+                              param="Idempotency-Key")
+
+
+async def _run_claimed(k: Kassa, handle: IdempotencyHandle,
+                       action: Callable[[IdempotencyHandle | None], Awaitable[dict[str, Any]]]
+                       ) -> dict[str, Any]:
     try:
         result = await action(handle)
+    except idempotency.IdempotencyKeyTaken:
+        raise
     except KassaError as exc:
+        if not handle.claimed and await idempotency.key_exists(k, handle):
+            # refused before its first commit, but the key belongs to an earlier request:
+            # that request's answer (or its takeover) decides, not this error
+            raise idempotency.IdempotencyKeyTaken() from exc
         if not handle.completed:
             if handle.side_effects:
                 # the saga moved: this outcome is the answer every retry must get
@@ -107,5 +129,4 @@ async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
         raise
     if not handle.completed:
         await idempotency.complete(k, handle, result)
-    return Response(errors.render(result)[1], status_code=200, media_type=JSON,
-                    headers={"Idempotency-Key": key})
+    return result

@@ -30,6 +30,10 @@ Op = dict[str, Any]
 KS409 = "KS409"  # kassa_apply: a compare-and-swap found the row moved
 
 
+class IdempotencyKeyTaken(Exception):
+    """A unit of work tried to claim an Idempotency-Key that already exists."""
+
+
 async def apply(conn: Conn, ops: list[Op]) -> None:
     """Apply a unit of work's writes in one round trip (kassa_apply, migration 0002): inside
     the connection's open transaction, or as one implicit transaction of its own."""
@@ -37,6 +41,10 @@ async def apply(conn: Conn, ops: list[Op]) -> None:
         return
     try:
         await conn.execute("SELECT kassa_apply($1::jsonb)", ops)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "idempotency_keys_pkey":
+            raise IdempotencyKeyTaken() from None
+        raise
     except asyncpg.PostgresError as exc:
         if getattr(exc, "sqlstate", None) == KS409:
             raise ConcurrentModification(
@@ -93,16 +101,6 @@ class IdempotencyRow:
     resource_id: str | None
 
 
-async def claim_idempotency_key(conn: Conn, *, merchant_id: str, key: str, fingerprint: bytes,
-                                method: str, path: str) -> bool:
-    """Insert the key locked by us; False when it already exists (unique constraint)."""
-    row = await conn.fetchrow(
-        "INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)"
-        " VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING 1",
-        merchant_id, key, fingerprint, method, path)
-    return row is not None
-
-
 async def get_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
                               lock_timeout_s: float) -> IdempotencyRow | None:
     row = await conn.fetchrow(
@@ -126,6 +124,13 @@ async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: 
         " AND locked_at < now() - make_interval(secs => $3)",
         merchant_id, key, lock_timeout_s)
     return bool(status.endswith(" 1"))
+
+
+def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, method: str,
+                         path: str) -> Op:
+    return {"op": "claim_idempotency", "row": {
+        "merchant_id": merchant_id, "key": key, "fingerprint": fingerprint.hex(),
+        "method": method, "path": path}}
 
 
 def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes) -> Op:

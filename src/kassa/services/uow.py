@@ -30,6 +30,14 @@ class IdempotencyHandle:
     merchant_id: str
     key: str
     render: Renderer
+    fingerprint: bytes = b""
+    method: str = "POST"
+    path: str = ""
+    # The key's row is inserted by the request's first commit, together with its first
+    # state change (one round trip fewer than claiming it up front). Nothing a request
+    # does before that commit is visible, so two racing requests still meet at the
+    # unique key: the loser's whole unit of work rolls back.
+    claimed: bool = False
     took_over: bool = False  # a previous holder died; the payment may be mid-saga
     resource_id: str | None = None  # recovery point: the object the first run created
     side_effects: bool = False  # something committed (a PSP call may be in flight)
@@ -89,9 +97,13 @@ class UnitOfWork:
         """Commit; with ``response`` the idempotency key stores it in the same transaction,
         with ``resource_id`` it records the object this request created (a recovery point)."""
         ops = self._ops
+        handle = self.idempotency
+        if handle is not None and not handle.claimed:
+            ops.insert(0, repo.op_claim_idempotency(
+                merchant_id=handle.merchant_id, key=handle.key, fingerprint=handle.fingerprint,
+                method=handle.method, path=handle.path))
         if self._events:
             ops.append(repo.op_insert_events(self._events))
-        handle = self.idempotency
         if handle is not None and resource_id is not None:
             ops.append(repo.op_set_idempotency_resource(
                 merchant_id=handle.merchant_id, key=handle.key, resource_id=resource_id))
@@ -106,6 +118,7 @@ class UnitOfWork:
             await repo.apply(self.kassa.pool, ops)  # one statement, one implicit transaction
         self._committed = True
         if handle is not None:
+            handle.claimed = True
             if resource_id is not None:
                 handle.resource_id = resource_id
             if response is not None:

@@ -108,6 +108,12 @@ BEGIN
             SELECT e.id, e.merchant_id, e.type, e.object_id, e.data, e.created
             FROM jsonb_to_recordset(o->'rows') AS e(id text, merchant_id text, type text,
                 object_id text, data jsonb, created bigint);
+        WHEN 'claim_idempotency' THEN
+            -- first write of a request that carries an Idempotency-Key: a duplicate key
+            -- fails here (unique violation) and rolls the whole unit of work back
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)
+            VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
+                    r->>'method', r->>'path', now());
         WHEN 'set_idempotency_resource' THEN
             UPDATE idempotency_keys SET resource_id = r->>'resource_id'
             WHERE merchant_id = r->>'merchant_id' AND key = r->>'key';
