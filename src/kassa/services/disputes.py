@@ -157,11 +157,11 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
         return "failed", f"no authorisation attempt {event.reference!r} at {event.psp}"
     p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
     assert p is not None
+    if p.status is not PaymentStatus.SUCCEEDED:
+        raise Deferred(f"payment {p.id} is {p.status.value}; its capture is not recorded yet")
     if p.psp_reference != event.psp_reference:
         return "failed", (f"payment {p.id} has PSP reference {p.psp_reference!r}, the "
                           f"dispute {event.psp_reference!r}")
-    if p.status is not PaymentStatus.SUCCEEDED:
-        raise Deferred(f"payment {p.id} is {p.status.value}; its capture is not recorded yet")
     try:
         d, change = disputes.open_from_psp(
             dispute_id=kassa.ids("dp"), merchant_id=p.merchant_id, payment_intent_id=p.id,

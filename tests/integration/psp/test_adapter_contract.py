@@ -9,12 +9,14 @@ a PSP's test server cannot offer calls ``pytest.skip``.
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import httpx
+import orjson
 import pytest
 
 from kassa.domain.money import Money
@@ -27,8 +29,9 @@ from kassa.psp.base import (
     PSPRetryable,
     PSPTimeout,
     UnknownOperation,
+    WebhookRejected,
 )
-from kassa.psp.simulator import SimulatorAdapter
+from kassa.psp.simulator import SimulatorAdapter, SimulatorConfig, signature
 from kassa.vault.test_cards import TEST_PAYMENT_METHODS
 from tests.support.simulator_server import running_simulator
 
@@ -49,6 +52,11 @@ class PSPHarness(Protocol):
         ``timeout_after_charge`` (acts, then hangs ``hang_s``)."""
         ...
 
+    async def dispute_webhook(self, adapter: PSPAdapter) -> tuple[dict[str, str], bytes]:
+        """Headers and raw body of a webhook the PSP sends when a captured payment made
+        through ``adapter`` is disputed."""
+        ...
+
 
 class SimulatorHarness:
     def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
@@ -56,7 +64,8 @@ class SimulatorHarness:
         self._base_url = base_url
 
     def adapter(self, *, timeout: float = 5.0, base_url: str | None = None) -> PSPAdapter:
-        return SimulatorAdapter(self._client, base_url or self._base_url, timeout=timeout)
+        return SimulatorAdapter(self._client, base_url or self._base_url, timeout=timeout,
+                                webhook_secrets=[WEBHOOK_SECRET])
 
     async def authorizations_with_key(self, idempotency_key: str) -> int:
         listed = (await self._client.get(f"{self._base_url}/_sim/authorizations")).json()
@@ -66,11 +75,24 @@ class SimulatorHarness:
         await self._client.post(f"{self._base_url}/_sim/config", json={"timeout_hang_s": hang_s})
         await self._client.post(f"{self._base_url}/_sim/faults", json={"faults": [fault]})
 
+    async def dispute_webhook(self, adapter: PSPAdapter) -> tuple[dict[str, str], bytes]:
+        card = TEST_PAYMENT_METHODS["pm_card_createDispute"]
+        await adapter.authorize(authorize_request(card, capture=True))
+        # the simulator holds its events; this is the body and header it would POST
+        (event,) = (await self._client.get(f"{self._base_url}/_sim/webhooks")).json()
+        body = orjson.dumps({k: event[k] for k in ("id", "object", "type", "created",
+                                                    "sequence", "data")})
+        return {signature.HEADER: signature.header(WEBHOOK_SECRET, int(time.time()), body)}, body
+
+
+WEBHOOK_SECRET = "whsec_contract"
+
 
 @pytest.fixture(scope="module")
 def contract_simulator_url() -> Iterator[str]:
     """Its own simulator, so resetting it between tests disturbs no other suite."""
-    with running_simulator() as url:
+    with running_simulator(SimulatorConfig(webhook_secret=WEBHOOK_SECRET,
+                                           webhook_hold=True)) as url:
         yield url
 
 
@@ -268,4 +290,29 @@ async def test_capture_of_an_unknown_reference_is_rejected(psp: PSPHarness) -> N
     with pytest.raises(PSPRejected):
         await psp.adapter().capture(idempotency_key=key(), psp_reference="nope_unknown",
                                     amount=EUR_10)
+
+
+async def test_a_genuine_webhook_is_verified_and_normalised(psp: PSPHarness) -> None:
+    adapter = psp.adapter()
+    headers, body = await psp.dispute_webhook(adapter)
+
+    events = await adapter.parse_webhook(headers=headers, body=body, now=int(time.time()))
+
+    assert events and all(e.psp == adapter.name and e.event_id and e.sequence >= 1
+                          for e in events)
+    assert any(e.dispute is not None and e.dispute.amount == EUR_10 for e in events)
+
+
+async def test_an_unsigned_or_altered_webhook_is_rejected(psp: PSPHarness) -> None:
+    adapter = psp.adapter()
+    headers, body = await psp.dispute_webhook(adapter)
+    now = int(time.time())
+
+    with pytest.raises(WebhookRejected):
+        await adapter.parse_webhook(headers={}, body=body, now=now)
+    with pytest.raises(WebhookRejected):
+        await adapter.parse_webhook(headers=headers, body=body.replace(b"1000", b"9000"),
+                                    now=now)
+    with pytest.raises(WebhookRejected):  # replayed an hour later
+        await adapter.parse_webhook(headers=headers, body=body, now=now + 3600)
 
