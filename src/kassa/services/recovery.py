@@ -63,8 +63,8 @@ async def _repeat_authorization(kassa: Kassa, attempt: Attempt) -> PSPResult:
 async def recover_attempt(kassa: Kassa, attempt: Attempt) -> bool:
     """Resolve one open attempt; True when its outcome was recorded."""
     result = await _ask_psp(kassa, attempt)
-    if result is None:
-        return False
+    if result is None or result.outcome is Outcome.CAPTURE_PENDING:
+        return False  # still open at the PSP: ask again on a later pass (or its webhook)
     try:
         if attempt.operation is Operation.AUTHORIZE:
             await payments.finish_authorization(kassa, attempt, result)
