@@ -11,10 +11,11 @@ holds the horizon back (later commits wait behind it) instead of being skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 # Advisory locks keyed (class, hashtext(name)): the two-int form lives in its own key space,
 # apart from any bigint-keyed advisory lock elsewhere in kassa.
@@ -66,7 +67,7 @@ async def fetch_events(conn: Conn, *, after: Position, limit: int) -> list[async
     charges, disputes) or else the object itself (payment intents). ``body`` is the event
     JSON as stored, passed through without decoding."""
     # ORDER BY names e.xid: a bare "xid" would sort by the text output column (9 > 10).
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)"
         " SELECT e.xid::text AS xid, e.seq, e.id, e.type, e.merchant_id,"
         "  coalesce(e.data #>> '{data,object,payment_intent}', e.object_id) AS key,"
@@ -76,6 +77,7 @@ async def fetch_events(conn: Conn, *, after: Position, limit: int) -> list[async
         "  AND e.xid < (SELECT xmin FROM horizon)"
         " ORDER BY e.xid, e.seq LIMIT $3",
         str(after.xid), after.seq, limit)
+    return rows
 
 
 async def save_position(conn: Conn, *, name: str, position: Position, published: int) -> bool:
@@ -98,6 +100,7 @@ async def backlog(conn: Conn, *, after: Position) -> int:
 
 
 async def list_positions(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT name, xid::text AS xid, seq, published, updated_at FROM relay_positions"
         " ORDER BY name")
+    return rows

@@ -120,18 +120,23 @@ class Relay:
             return self._conn
         conn: asyncpg.Connection = await self.pool.acquire()
         try:
-            if not await rrepo.try_lead(conn, self.name):
-                await self.pool.release(conn)
-                return None
-            self._position = (await rrepo.load_position(conn, self.name)).position
+            leading = await rrepo.try_lead(conn, self.name)
+            if leading:
+                self._position = (await rrepo.load_position(conn, self.name)).position
         except BaseException:
-            await self.pool.release(conn)  # asyncpg's reset also drops advisory locks
+            conn.terminate()  # it may hold the lock: end the session rather than pool it
+            await self.pool.release(conn)
             raise
+        if not leading:
+            await self.pool.release(conn)
+            return None
         log.info("relay %r leading from %s", self.name, self._position)
         self._conn = conn
         return conn
 
     async def _abdicate(self) -> None:
+        """Give the lock back before the connection returns to the pool (kassa's pool does
+        not reset sessions on release); a connection that cannot is closed instead."""
         conn, self._conn = self._conn, None
         self._position = None
         if conn is None:
@@ -139,7 +144,9 @@ class Relay:
         try:
             if not conn.is_closed():
                 await rrepo.stop_leading(conn, self.name)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            pass
+        except BaseException as exc:
+            conn.terminate()  # the lock ends with the session
+            if not isinstance(exc, Exception):
+                raise
         finally:
             await self.pool.release(conn)
