@@ -68,12 +68,13 @@ class Settings(BaseSettings):
     webhook_max_in_flight: int = Field(default=256, ge=1)  # open requests per sender
     webhook_per_endpoint_concurrency: int = Field(default=8, ge=1)  # per sender and endpoint
     webhook_batch_size: int = Field(default=256, ge=1, le=5000)  # deliveries per claim
-    webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)  # idle queue poll
+    webhook_poll_interval_seconds: float = Field(default=0.2, gt=0)  # idle queue poll
     webhook_retry_base_seconds: float = Field(default=60.0, gt=0)  # first retry within this
     webhook_retry_cap_seconds: float = Field(default=6 * 3600.0, gt=0)  # longest single wait
     webhook_retry_window_seconds: float = Field(default=3 * 24 * 3600.0, gt=0)  # then dead
     webhook_rotation_grace_seconds: float = Field(default=24 * 3600.0, ge=0)  # old secret
     webhook_max_endpoints_per_merchant: int = Field(default=32, ge=1)
+    webhook_retention_days: float = Field(default=30.0, ge=0)  # finished deliveries; 0: keep
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
         return self.simulator_url or f"http://{self.simulator_host}:{self.simulator_port}"
 
     def simulator_webhook_secrets(self) -> list[str]:
-        secret = self.simulator_webhook_secret
-        raw = secret.get_secret_value() if secret is not None else ""
+        secret: object = self.simulator_webhook_secret
+        # model_copy(update=…) skips validation, so a plain str may arrive here too
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else str(secret or "")
         return [s.strip() for s in raw.split(",") if s.strip()]
