@@ -92,10 +92,11 @@ def webhook_policy(settings: Settings) -> WebhookPolicy:
                          max_endpoints_per_merchant=settings.webhook_max_endpoints_per_merchant)
 
 
-def webhook_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The outbound client for merchant webhooks: the same fast transport as PSP calls,
-    sized to the sender's concurrency; in production its DNS refuses non-public addresses
-    (SSRF, including rebinding after the endpoint was registered)."""
+def webhook_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The outbound transport for merchant webhooks: aiohttp's connection pool behind
+    httpx's transport interface (as for PSP calls), sized to the sender's concurrency; in
+    production its DNS refuses non-public addresses (SSRF, including rebinding after the
+    endpoint was registered)."""
     import aiohttp
 
     from kassa.webhooks.delivery import PublicOnlyResolver
@@ -110,17 +111,17 @@ def webhook_http_client(settings: Settings) -> httpx.AsyncClient:
         return aiohttp.ClientSession(connector=connector)
 
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, client=session),
-                             timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    return AiohttpTransport(limits=limits, client=session)
 
 
 def build_webhook_sender(settings: Settings, kassa: Kassa, *,
-                         http: httpx.AsyncClient | None = None) -> tuple[WebhookSender, Closer]:
-    """The webhook sender (worker role ``webhooks``) with its own HTTP client."""
+                         transport: httpx.AsyncBaseTransport | None = None
+                         ) -> tuple[WebhookSender, Closer]:
+    """The webhook sender (worker role ``webhooks``) with its own connection pool."""
     from kassa.webhooks.backoff import RetrySchedule
     from kassa.webhooks.delivery import DeliveryConfig
 
-    client = http or webhook_http_client(settings)
+    owned = transport or webhook_transport(settings)
     config = DeliveryConfig(
         timeout_seconds=settings.webhook_timeout_seconds,
         lease_margin_seconds=settings.webhook_lease_margin_seconds,
@@ -131,10 +132,11 @@ def build_webhook_sender(settings: Settings, kassa: Kassa, *,
         schedule=RetrySchedule(base_seconds=settings.webhook_retry_base_seconds,
                                cap_seconds=settings.webhook_retry_cap_seconds,
                                window_seconds=settings.webhook_retry_window_seconds),
-        production=settings.env == "production")
+        production=settings.env == "production",
+        retention_days=settings.webhook_retention_days)
 
     async def close() -> None:
-        if http is None:
-            await client.aclose()
+        if transport is None:
+            await owned.aclose()
 
-    return WebhookSender(kassa.pool, client, config), close
+    return WebhookSender(kassa.pool, owned, config), close

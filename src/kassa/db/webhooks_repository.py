@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _ENDPOINT_COLUMNS = "id, merchant_id, url, description, metadata, enabled_events, status, created"
 
@@ -157,62 +157,89 @@ class ClaimedDelivery:
     body: bytes  # the event exactly as stored
 
 
-# One statement, so one round trip and one short transaction: pick due deliveries, at
-# most ``free`` per endpoint this sender already has requests open to (none for endpoints
-# at their cap) and ``per_endpoint`` for the others, lock them (SKIP LOCKED: concurrent
-# senders take disjoint rows), lease them, and return what sending needs. The inner scan
-# reads the due index in order; the re-check of next_attempt_at at the locking level
-# skips rows another sender leased after this statement's snapshot was taken.
+# One statement, so one round trip and one short transaction. It reads a bounded window
+# of the earliest due deliveries (the cost of a claim does not grow with the backlog)
+# and, per endpoint in due order:
+#   - takes up to ``free`` of them (this sender's open slots for the endpoint;
+#     ``per_endpoint`` when it has none open), at most ``limit`` in all: locked (SKIP
+#     LOCKED: concurrent senders take disjoint rows), leased and returned;
+#   - for an endpoint this sender finds slow (``pace`` > 0: seconds per delivery at its
+#     concurrency cap), moves the rest to when the endpoint can plausibly take them,
+#     ``(rank - free) * pace`` from now (at most ``max_deferral``), unattempted: a slow or
+#     hanging endpoint's backlog cannot fill every window of every sender and hold back
+#     the others, and it comes back at the pace the endpoint answers (no retry storm);
+#   - leaves the rest due (a fast endpoint at its cap frees a slot within milliseconds).
+# The re-check of next_attempt_at at the locking level skips rows another sender leased
+# after this statement's snapshot was taken.
 _CLAIM = """
 WITH busy AS (
-    SELECT b.endpoint_id, b.free FROM unnest($3::text[], $4::int[]) AS b(endpoint_id, free)
-), candidates AS (
-    SELECT c.id, c.endpoint_id,
-           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id)
+    SELECT * FROM unnest($3::text[], $4::int[], $5::float8[]) AS b(endpoint_id, free, pace)
+), due AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
+     WHERE d.next_attempt_at <= now()
+     ORDER BY d.next_attempt_at LIMIT $6
+), ranked AS (
+    SELECT d.id, d.next_attempt_at, coalesce(b.free, $7) AS free,
+           coalesce(b.pace, 0) AS pace,
+           row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
              AS rank
-      FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
-             WHERE d.next_attempt_at <= now()
-               AND NOT EXISTS (SELECT 1 FROM busy b
-                                WHERE b.endpoint_id = d.endpoint_id AND b.free <= 0)
-             ORDER BY d.next_attempt_at LIMIT $5) c
-), picked AS (
+      FROM due d LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
+), chosen AS (
+    SELECT r.id,
+           r.rank <= r.free AND sum((r.rank <= r.free)::int)
+             OVER (ORDER BY r.next_attempt_at, r.id) <= $1 AS take,
+           CASE WHEN r.rank > r.free AND r.pace > 0
+                THEN least((r.rank - r.free) * r.pace, $8) END AS defer_s
+      FROM ranked r
+), locked AS (
     SELECT d.id FROM webhook_deliveries d
-      JOIN candidates c ON c.id = d.id
-      LEFT JOIN busy b ON b.endpoint_id = c.endpoint_id
-     WHERE c.rank <= coalesce(b.free, $6) AND d.next_attempt_at <= now()
-     ORDER BY d.next_attempt_at LIMIT $1
+     WHERE d.id = ANY (ARRAY(SELECT id FROM chosen WHERE take OR defer_s IS NOT NULL))
+       AND d.next_attempt_at <= now()
        FOR UPDATE OF d SKIP LOCKED
 ), leased AS (
-    UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
-      FROM picked WHERE d.id = picked.id
+    UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(
+               secs => CASE WHEN c.take THEN $2 ELSE c.defer_s END)
+      FROM locked l JOIN chosen c ON c.id = l.id
+     WHERE d.id = l.id
     RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.failures, d.attempt_count,
               d.next_attempt_at AS lease,
-              extract(epoch FROM now() - d.scheduled_at)::float8 AS age_seconds
+              extract(epoch FROM now() - d.scheduled_at)::float8 AS age_seconds, c.take
 )
 SELECT l.*, w.url, coalesce(w.status = 'enabled', false) AS endpoint_enabled,
        CASE WHEN w.id IS NULL THEN ARRAY[]::text[]
             WHEN w.previous_secret IS NOT NULL AND w.previous_secret_expires_at > now()
             THEN ARRAY[w.secret, w.previous_secret]
             ELSE ARRAY[w.secret] END AS secrets,
-       e.data::text AS body
+       CASE WHEN l.take THEN e.data::text END AS body
   FROM leased l
-  LEFT JOIN webhook_endpoints w ON w.id = l.endpoint_id
-  LEFT JOIN events e ON e.id = l.event_id
+  LEFT JOIN webhook_endpoints w ON w.id = l.endpoint_id AND l.take
+  LEFT JOIN events e ON e.id = l.event_id AND l.take
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """What this sender knows of an endpoint when it claims."""
+
+    free: int  # how many more requests it may open to it
+    pace: float = 0.0  # seconds per delivery when slow (0: not slow; never deferred)
+
+
 async def claim_due(conn: Conn, *, limit: int, lease_seconds: float, per_endpoint: int,
-                    busy: dict[str, int], scan_limit: int) -> list[ClaimedDelivery]:
-    """Claim and lease up to ``limit`` due deliveries. ``busy`` maps endpoints this sender
-    already has requests open to onto how many more it may start (0: skip them)."""
-    rows = await conn.fetch(_CLAIM, limit, lease_seconds, list(busy), list(busy.values()),
-                            scan_limit, per_endpoint)
-    return [ClaimedDelivery(
+                    busy: dict[str, Busy], window: int, max_deferral: float = 60.0
+                    ) -> tuple[list[ClaimedDelivery], int]:
+    """Claim and lease up to ``limit`` due deliveries among the ``window`` earliest due.
+    Returns them and how many deliveries of slow endpoints were deferred."""
+    rows = await conn.fetch(_CLAIM, limit, lease_seconds, list(busy),
+                            [b.free for b in busy.values()], [b.pace for b in busy.values()],
+                            window, per_endpoint, max_deferral)
+    claimed = [ClaimedDelivery(
         id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
         event_type=r["event_type"], failures=r["failures"], attempt_count=r["attempt_count"],
         lease=r["lease"], age_seconds=r["age_seconds"], url=r["url"],
         endpoint_enabled=r["endpoint_enabled"], secrets=tuple(r["secrets"]),
-        body=(r["body"] or "").encode()) for r in rows]
+        body=(r["body"] or "").encode()) for r in rows if r["take"]]
+    return claimed, len(rows) - len(claimed)
 
 
 # Outcomes of a batch of attempts in one statement: the attempt rows always (they
@@ -264,16 +291,6 @@ async def record_attempts(conn: Conn, outcomes: list[dict[str, Any]]) -> set[int
     return {r["id"] for r in rows}
 
 
-async def release(conn: Conn, leases: list[tuple[int, datetime]]) -> None:
-    """Hand leased deliveries back at once (a sender stopping before it sent them)."""
-    if leases:
-        await conn.execute(
-            "UPDATE webhook_deliveries d SET next_attempt_at = now()"
-            " FROM unnest($1::bigint[], $2::timestamptz[]) AS r(id, lease)"
-            " WHERE d.id = r.id AND d.next_attempt_at = r.lease",
-            [i for i, _ in leases], [lease for _, lease in leases])
-
-
 async def park(conn: Conn, leases: list[tuple[int, datetime]]) -> None:
     """Deliveries of a disabled endpoint wait, unattempted, until it is enabled again."""
     if leases:
@@ -309,6 +326,18 @@ async def sweep_parked(conn: Conn, *, limit: int = 10_000) -> int:
         " AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = p.endpoint_id)"
         " LIMIT $1)", limit)
     return int(unparked.split()[-1]) + int(orphans.split()[-1])
+
+
+async def expire_finished(conn: Conn, *, older_than_days: float, limit: int = 5000) -> int:
+    """Forget delivered and dead deliveries (and their attempts) created before the
+    retention period, oldest first; scans from the oldest id, so each pass is cheap."""
+    status = await conn.execute(
+        "DELETE FROM webhook_deliveries WHERE id IN ("
+        " SELECT id FROM webhook_deliveries"
+        " WHERE created_at < now() - make_interval(secs => $1 * 86400)"
+        " AND status IN ('delivered', 'dead') ORDER BY id LIMIT $2)",
+        float(older_than_days), limit)
+    return int(status.split()[-1])
 
 
 # ---------------------------------------------------------------- reading deliveries
@@ -353,13 +382,6 @@ async def attempts_for(conn: Conn, delivery_ids: list[int]) -> dict[int, list[as
     return out
 
 
-async def deliveries_of_event(conn: Conn, *, merchant_id: str, event_id: str
-                              ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d"
-        " WHERE d.event_id = $1 AND d.merchant_id = $2 ORDER BY d.id", event_id, merchant_id)
-
-
 async def pending_counts(conn: Conn, *, merchant_id: str, event_ids: list[str]
                          ) -> dict[str, int]:
     """Per event: deliveries not (yet) answered with a 2xx, as Stripe's pending_webhooks."""
@@ -372,11 +394,12 @@ async def pending_counts(conn: Conn, *, merchant_id: str, event_ids: list[str]
 
 async def list_dead(conn: Conn, *, merchant_id: str | None, limit: int) -> list[asyncpg.Record]:
     """Dead deliveries, most recently given up first (operators' view, all merchants)."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {_DELIVERY_COLUMNS}, d.merchant_id, w.url FROM webhook_deliveries d"
         " LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id"
         " WHERE d.status = 'dead' AND ($1::text IS NULL OR d.merchant_id = $1)"
         " ORDER BY d.completed_at DESC, d.id DESC LIMIT $2", merchant_id, limit)
+    return rows
 
 
 async def event_exists(conn: Conn, *, merchant_id: str, event_id: str) -> bool:
@@ -402,18 +425,19 @@ _RESCHEDULE = (
 async def redeliver_event(conn: Conn, *, merchant_id: str, event_id: str
                           ) -> list[asyncpg.Record]:
     """Schedule the event's delivered and dead deliveries again (a fresh retry window)."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"WITH d AS (UPDATE webhook_deliveries SET {_RESCHEDULE}"
         " WHERE event_id = $1 AND merchant_id = $2 AND status IN ('delivered', 'dead')"
         " RETURNING *)"
         f" SELECT {_DELIVERY_COLUMNS} FROM d ORDER BY d.id", event_id, merchant_id)
+    return rows
 
 
 async def redeliver_to_endpoint(conn: Conn, *, merchant_id: str, event_id: str,
                                 endpoint_id: str) -> list[asyncpg.Record]:
     """Schedule the event for one of the merchant's endpoints: a new delivery if it never
     had one, else its delivered or dead one again (a pending one is left as it is)."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "WITH d AS (INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id,"
         " event_type)"
         " SELECT w.id, e.merchant_id, e.id, e.type FROM events e"
@@ -424,3 +448,4 @@ async def redeliver_to_endpoint(conn: Conn, *, merchant_id: str, event_id: str,
         " completed_at = NULL WHERE webhook_deliveries.status IN ('delivered', 'dead')"
         " RETURNING *)"
         f" SELECT {_DELIVERY_COLUMNS} FROM d", event_id, merchant_id, endpoint_id)
+    return rows

@@ -9,9 +9,13 @@ sender, when the lease ends. A request is only started while its whole timeout f
 the lease, so two senders never have one delivery in flight at the same time.
 
 Fairness: this sender keeps at most ``per_endpoint`` requests open to one endpoint and
-does not claim more for an endpoint at that cap, so a hanging endpoint holds a few slots
-for one timeout each and every other endpoint's deliveries keep flowing. Its own backlog
-stays due and unleased (no retry storm, no lease churn) until a slot frees.
+claims no more for an endpoint at that cap, so a hanging endpoint holds a few slots for
+one timeout each while every other endpoint's deliveries keep flowing. A claim looks at
+a bounded window of the earliest due deliveries. The backlog of a slow endpoint (its
+requests take ``slow_seconds`` or more) is moved, unattempted, to when the endpoint can
+plausibly take it at its measured pace (at most ``max_deferral_seconds`` ahead), so it
+cannot fill every window of every sender and hold back the others; nor is it retried
+faster than the endpoint answers (no retry storm).
 
 Written by hand rather than on a job-queue library: the claim, lease, per-endpoint cap
 and batched recording each had to stay one round trip (PERFORMANCE.md), which the
@@ -21,6 +25,7 @@ Postgres-backed queue libraries do not offer.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import socket
@@ -64,8 +69,12 @@ class DeliveryConfig:
     max_in_flight: int = 256  # open requests per sender
     per_endpoint: int = 8  # open requests per sender and endpoint
     batch_size: int = 256  # deliveries claimed per statement
-    poll_interval_seconds: float = 0.5  # when the queue is empty
+    claim_window: int = 1024  # earliest due deliveries one claim looks at
+    slow_seconds: float = 0.25  # an endpoint answering this slowly gets its backlog paced
+    max_deferral_seconds: float = 60.0  # a paced delivery is looked at again by then
+    poll_interval_seconds: float = 0.2  # when the queue is empty
     sweep_interval_seconds: float = 30.0  # repair parked deliveries (enable/delete races)
+    retention_days: float = 30.0  # finished deliveries and their attempts kept this long
     schedule: RetrySchedule = field(default_factory=RetrySchedule)
     production: bool = False  # never connect to non-public IP literals
     response_excerpt_bytes: int = 1024  # kept per attempt
@@ -84,6 +93,7 @@ class SenderStats:
     dead: int = 0
     lost_leases: int = 0  # outcomes that arrived after another sender took over
     parked: int = 0
+    deferred: int = 0  # due deliveries of slow endpoints moved to their expected turn
 
 
 class PublicOnlyResolver(ThreadedResolver):
@@ -97,22 +107,32 @@ class PublicOnlyResolver(ThreadedResolver):
         results = await super().resolve(host, port, family)
         refused = rules.refused_addresses([r["host"] for r in results])
         if refused:
-            raise OSError(f"refused to connect to {host}: it resolves to non-public "
-                          f"address(es) {', '.join(refused)}")
+            raise OSError(errno.EACCES, f"refused: {host} resolves to non-public "
+                                        f"address(es) {', '.join(refused)}")
         return results
 
 
 class WebhookSender:
-    def __init__(self, pool: asyncpg.Pool, http: httpx.AsyncClient, config: DeliveryConfig,
+    def __init__(self, pool: asyncpg.Pool, transport: httpx.AsyncBaseTransport,
+                 config: DeliveryConfig,
                  *, clock: Callable[[], float] = time.time,
                  draw: Callable[[], float] = random.random) -> None:
         self.pool = pool
-        self.http = http
+        # An httpx transport rather than an AsyncClient: the client's layers (URL merging,
+        # auth and redirect flows, a cookie jar that would carry one endpoint's cookies to
+        # the next) doubled the CPU per delivery here; none of them is wanted for a signed
+        # POST that must not follow redirects. Tests inject httpx.MockTransport or this.
+        self.transport = transport
+        timeout = config.timeout_seconds
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout,
+                          "pool": timeout}
         self.config = config
         self.clock = clock
         self.draw = draw
         self.stats = SenderStats()
-        self._open: dict[str, int] = {}  # endpoint id -> requests in flight
+        self._open: dict[str, dict[int, float]] = {}  # endpoint -> delivery -> started
+        self._slow: dict[str, float] = {}  # endpoint -> recent request seconds, if slow
+        self._latency: dict[str, float] = {}  # endpoint -> moving average request seconds
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[dict[str, Any]] = []
@@ -134,9 +154,10 @@ class WebhookSender:
                 self._slot_freed.clear()
                 try:
                     claimed, limit = await self.claim_and_send()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except Exception:  # the database went away, or a bug: log, wait, go on
                     log.exception("webhook claim failed")
                     claimed, limit = 0, 1
+                    await asyncio.sleep(1.0)
                 if claimed and claimed >= limit and self._in_flight < self.config.max_in_flight:
                     continue  # a full batch: there is probably more
                 await self._idle(stop, woken_by_slots=claimed > 0 or self._in_flight > 0)
@@ -171,14 +192,15 @@ class WebhookSender:
         if free <= 0:
             return 0, 0
         limit = min(cfg.batch_size, free)
-        busy = {ep: max(cfg.per_endpoint - n, 0) for ep, n in self._open.items() if n}
         started = time.monotonic()
-        claimed = await repo.claim_due(self.pool, limit=limit, lease_seconds=cfg.lease_seconds,
-                                       per_endpoint=cfg.per_endpoint, busy=busy,
-                                       scan_limit=limit * 4)
+        claimed, deferred = await repo.claim_due(
+            self.pool, limit=limit, lease_seconds=cfg.lease_seconds,
+            per_endpoint=cfg.per_endpoint, busy=self._busy(started),
+            window=max(cfg.claim_window, limit), max_deferral=cfg.max_deferral_seconds)
         # the database set the lease after `started`: this deadline is never later than it
         deadline = started + cfg.lease_seconds
         self.stats.claimed += len(claimed)
+        self.stats.deferred += deferred
         orphans: list[int] = []
         parked: list[tuple[int, Any]] = []
         for d in claimed:
@@ -186,6 +208,11 @@ class WebhookSender:
                 orphans.append(d.id)
             elif not d.endpoint_enabled:
                 parked.append((d.id, d.lease))
+            elif not d.body:  # the event itself is gone (pruned): nothing to send, ever
+                self._outcomes.append(self._outcome(
+                    d, status="dead", status_code=None, error="the event is no longer stored",
+                    attempted_at=self.clock(), duration_ms=0, excerpt=None, retry_in=None))
+                self._outcome_ready.set()
             else:
                 self._start(d, deadline)
         if orphans:
@@ -195,8 +222,40 @@ class WebhookSender:
             self.stats.parked += len(parked)
         return len(claimed), limit
 
+    def _busy(self, now: float) -> dict[str, repo.Busy]:
+        """Per endpoint with open requests or known to be slow: the slots left, and the
+        seconds per delivery it manages at its cap when that is slow."""
+        cfg = self.config
+        busy: dict[str, repo.Busy] = {}
+        for endpoint_id, latency in self._slow.items():
+            busy[endpoint_id] = repo.Busy(free=cfg.per_endpoint,
+                                          pace=latency / cfg.per_endpoint)
+        for endpoint_id, requests in self._open.items():
+            # a request still open counts as slow as it has been so far (a hanging endpoint)
+            latency = max(self._latency.get(endpoint_id, 0.0), now - min(requests.values()))
+            pace = latency / cfg.per_endpoint if latency >= cfg.slow_seconds else 0.0
+            busy[endpoint_id] = repo.Busy(free=max(cfg.per_endpoint - len(requests), 0),
+                                          pace=pace)
+        return busy
+
+    def _observe(self, endpoint_id: str, seconds: float) -> None:
+        """Moving average of an endpoint's request time (timeouts count in full)."""
+        previous = self._latency.get(endpoint_id)
+        latency = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+        if len(self._latency) > 10_000 and previous is None:
+            self._latency.clear()
+            self._slow.clear()
+        self._latency[endpoint_id] = latency
+        if latency >= self.config.slow_seconds:
+            if endpoint_id not in self._slow:
+                log.warning("webhook endpoint %s answers slowly (%.2f s on average): its "
+                            "backlog is paced", endpoint_id, latency)
+            self._slow[endpoint_id] = latency
+        elif self._slow.pop(endpoint_id, None) is not None:
+            log.warning("webhook endpoint %s answers in %.2f s again", endpoint_id, latency)
+
     def _start(self, d: ClaimedDelivery, deadline: float) -> None:
-        self._open[d.endpoint_id] = self._open.get(d.endpoint_id, 0) + 1
+        self._open.setdefault(d.endpoint_id, {})[d.id] = time.monotonic()
         self._in_flight += 1
         task = asyncio.create_task(self._deliver(d, deadline))
         self._tasks.add(task)
@@ -210,15 +269,15 @@ class WebhookSender:
                 log.warning("webhook delivery %s not sent: lease too short", d.id)
                 return
             outcome = await self.attempt(d)
+            self._observe(d.endpoint_id, outcome["duration_ms"] / 1000)
             self._outcomes.append(outcome)
             self._outcome_ready.set()
         except Exception:  # a bug must not kill the sender; the lease hands it on
             log.exception("webhook delivery %s failed unexpectedly", d.id)
         finally:
-            n = self._open.get(d.endpoint_id, 1) - 1
-            if n:
-                self._open[d.endpoint_id] = n
-            else:
+            requests = self._open.get(d.endpoint_id, {})
+            requests.pop(d.id, None)
+            if not requests:
                 self._open.pop(d.endpoint_id, None)
             self._in_flight -= 1
             self._slot_freed.set()
@@ -249,13 +308,16 @@ class WebhookSender:
             error = refused
         else:
             try:
-                async with asyncio.timeout(cfg.timeout_seconds):
-                    async with self.http.stream(
-                            "POST", d.url, content=d.body,
-                            headers=self.headers(d, int(attempted_at)),
-                            timeout=cfg.timeout_seconds) as response:
+                request = httpx.Request("POST", d.url, content=d.body,
+                                        headers=self.headers(d, int(attempted_at)),
+                                        extensions={"timeout": self._timeouts})
+                async with asyncio.timeout(cfg.timeout_seconds):  # the whole request
+                    response = await self.transport.handle_async_request(request)
+                    try:
                         status_code = response.status_code
                         excerpt = await self._read_excerpt(response)
+                    finally:
+                        await response.aclose()
             except TimeoutError:
                 error = f"timed out after {cfg.timeout_seconds:g} s"
             except Exception as exc:  # httpx errors, refused DNS, protocol errors: a failure
@@ -278,10 +340,19 @@ class WebhookSender:
                 self.stats.dead += 1
                 log.warning("webhook delivery %s of %s to %s is dead after %d attempts: %s",
                             d.id, d.event_id, d.url, d.attempt_count + 1, error)
+        return self._outcome(d, status=status, status_code=status_code, error=error,
+                             attempted_at=attempted_at, duration_ms=duration_ms,
+                             excerpt=excerpt, retry_in=retry_in)
+
+    @staticmethod
+    def _outcome(d: ClaimedDelivery, *, status: str, status_code: int | None,
+                 error: str | None, attempted_at: float, duration_ms: int,
+                 excerpt: str | None, retry_in: float | None) -> dict[str, Any]:
+        """A row for repo.record_attempts."""
         return {"id": d.id, "lease": d.lease.isoformat(), "status": status,
-                "retry_in": retry_in, "succeeded": succeeded, "status_code": status_code,
-                "duration_ms": duration_ms, "error": error, "response": excerpt,
-                "attempted_at": attempted_at}
+                "retry_in": retry_in, "succeeded": status == "delivered",
+                "status_code": status_code, "duration_ms": duration_ms, "error": error,
+                "response": excerpt, "attempted_at": attempted_at}
 
     async def _read_excerpt(self, response: httpx.Response) -> str | None:
         """The start of the answer for the attempt log; reads no more than the limit."""
@@ -324,7 +395,7 @@ class WebhookSender:
             self._outcome_ready.clear()
             try:
                 await self.flush()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except Exception:  # kept queued; until recorded, the leases protect them
                 log.exception("recording webhook attempts failed; retrying")
                 self._outcome_ready.set()
                 await asyncio.sleep(0.5)
@@ -344,6 +415,8 @@ class WebhookSender:
     async def _sweep(self) -> None:
         try:
             await repo.sweep_parked(self.pool)
+            if self.config.retention_days:
+                await repo.expire_finished(self.pool, older_than_days=self.config.retention_days)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.exception("webhook sweep failed")
 

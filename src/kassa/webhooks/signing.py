@@ -19,7 +19,7 @@ SCHEME = "v1"
 def compute_signature(secret: str, timestamp: int, payload: bytes) -> str:
     """Hex HMAC-SHA256 of ``"<timestamp>.<payload>"`` keyed with the whole secret string."""
     message = str(timestamp).encode() + b"." + payload
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), message, hashlib.sha256).hex()  # one-shot: C speed
 
 
 def signature_header(payload: bytes, secrets: Iterable[str], timestamp: int) -> str:

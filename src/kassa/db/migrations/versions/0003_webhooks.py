@@ -11,7 +11,10 @@ down_revision = "0002"
 
 # Fan-out is a statement-level trigger on the outbox: the deliveries commit with the event
 # (a crash can lose neither), and kassa_apply's one INSERT per unit of work fires it once.
-# For a merchant without endpoints it costs one probe of a small partial index.
+# For a merchant without endpoints it costs the trigger call and one probe of a small
+# partial index: ~25 µs of PostgreSQL CPU per outbox INSERT on the 2-core machine, about
+# 3 % of a payment's database work (python -m bench.webhooks, phase 1); row-level and
+# WHEN-guarded variants measured no cheaper.
 #
 # webhook_deliveries carries no foreign key to webhook_endpoints: every insert would take
 # a KEY SHARE lock on the endpoint row, which every payment of a busy merchant shares
@@ -86,13 +89,18 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
 
+-- The EXISTS probe first: for a merchant without endpoints (most payments) it spares the
+-- INSERT's executor start-up (opening webhook_deliveries and its indexes).
 CREATE FUNCTION kassa_fan_out_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id, event_type)
-    SELECT w.id, e.merchant_id, e.id, e.type
-      FROM new_events e
-      JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id AND w.status = 'enabled'
-     WHERE e.type = ANY (w.enabled_events) OR '*' = ANY (w.enabled_events);
+    IF EXISTS (SELECT 1 FROM new_events e JOIN webhook_endpoints w
+                 ON w.merchant_id = e.merchant_id AND w.status = 'enabled') THEN
+        INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id, event_type)
+        SELECT w.id, e.merchant_id, e.id, e.type
+          FROM new_events e
+          JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id AND w.status = 'enabled'
+         WHERE e.type = ANY (w.enabled_events) OR '*' = ANY (w.enabled_events);
+    END IF;
     RETURN NULL;
 END $$;
 
