@@ -47,8 +47,8 @@ def kassa_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.P
             proc.stderr.close()
 
 
-async def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(base: str, proc: subprocess.Popen[bytes], within: float = 30) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as c:
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import uvicorn
-
 import stripe
+import uvicorn
 
 # the SDK's httpx transport passes bytes as data=, which httpx deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -27,7 +26,7 @@ def kassa_url(kassa):
 
 async def test_stripe_sdk_round_trip(kassa_url, merchant):
     server, task = kassa_url
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     http = stripe.HTTPXClient()
