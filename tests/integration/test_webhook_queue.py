@@ -139,8 +139,8 @@ async def test_per_endpoint_cap_and_slow_endpoints(kassa, merchant_id, endpoints
     # once this sender knows slow answers slowly (2 s a request, 3 at a time), its due
     # rows move, unattempted, to when it can take them: 2/3 s apart, at most 10 s ahead
     got, deferred = await repo.claim_due(kassa.pool, limit=100, lease_seconds=30,
-                                         per_endpoint=3, busy={slow: repo.Busy(0, 2 / 3)},
-                                         window=400, max_deferral=10)
+                                         per_endpoint=3, busy={slow: repo.Busy(0, 2 / 3, 10)},
+                                         window=400)
     assert [d.endpoint_id for d in got if d.endpoint_id in (slow, fast)] == [fast] * 3
     assert deferred == 20  # both batches of events reached slow (it takes "*")
     async with kassa.pool.acquire() as conn:

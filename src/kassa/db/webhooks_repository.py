@@ -165,7 +165,7 @@ class ClaimedDelivery:
 #     LOCKED: concurrent senders take disjoint rows), leased and returned;
 #   - for an endpoint this sender finds slow (``pace`` > 0: seconds per delivery at its
 #     concurrency cap), moves the rest to when the endpoint can plausibly take them,
-#     ``(rank - free) * pace`` from now (at most ``max_deferral``), unattempted: a slow or
+#     ``(rank - free) * pace`` from now (at most ``max_defer``), unattempted: a slow or
 #     hanging endpoint's backlog cannot fill every window of every sender and hold back
 #     the others, and it comes back at the pace the endpoint answers (no retry storm);
 #   - leaves the rest due (a fast endpoint at its cap frees a slot within milliseconds).
@@ -173,14 +173,15 @@ class ClaimedDelivery:
 # after this statement's snapshot was taken.
 _CLAIM = """
 WITH busy AS (
-    SELECT * FROM unnest($3::text[], $4::int[], $5::float8[]) AS b(endpoint_id, free, pace)
+    SELECT * FROM unnest($3::text[], $4::int[], $5::float8[], $8::float8[])
+                    AS b(endpoint_id, free, pace, max_defer)
 ), due AS (
     SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
      WHERE d.next_attempt_at <= now()
      ORDER BY d.next_attempt_at LIMIT $6
 ), ranked AS (
     SELECT d.id, d.next_attempt_at, coalesce(b.free, $7) AS free,
-           coalesce(b.pace, 0) AS pace,
+           coalesce(b.pace, 0) AS pace, b.max_defer,
            row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
              AS rank
       FROM due d LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
@@ -189,7 +190,7 @@ WITH busy AS (
            r.rank <= r.free AND sum((r.rank <= r.free)::int)
              OVER (ORDER BY r.next_attempt_at, r.id) <= $1 AS take,
            CASE WHEN r.rank > r.free AND r.pace > 0
-                THEN least((r.rank - r.free) * r.pace, $8) END AS defer_s
+                THEN least((r.rank - r.free) * r.pace, r.max_defer) END AS defer_s
       FROM ranked r
 ), locked AS (
     SELECT d.id FROM webhook_deliveries d
@@ -223,16 +224,16 @@ class Busy:
 
     free: int  # how many more requests it may open to it
     pace: float = 0.0  # seconds per delivery when slow (0: not slow; never deferred)
+    max_defer: float = 0.0  # how far ahead its rows may be moved
 
 
 async def claim_due(conn: Conn, *, limit: int, lease_seconds: float, per_endpoint: int,
-                    busy: dict[str, Busy], window: int, max_deferral: float = 60.0
-                    ) -> tuple[list[ClaimedDelivery], int]:
+                    busy: dict[str, Busy], window: int) -> tuple[list[ClaimedDelivery], int]:
     """Claim and lease up to ``limit`` due deliveries among the ``window`` earliest due.
     Returns them and how many deliveries of slow endpoints were deferred."""
     rows = await conn.fetch(_CLAIM, limit, lease_seconds, list(busy),
                             [b.free for b in busy.values()], [b.pace for b in busy.values()],
-                            window, per_endpoint, max_deferral)
+                            window, per_endpoint, [b.max_defer for b in busy.values()])
     claimed = [ClaimedDelivery(
         id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
         event_type=r["event_type"], failures=r["failures"], attempt_count=r["attempt_count"],

@@ -11,11 +11,13 @@ the lease, so two senders never have one delivery in flight at the same time.
 Fairness: this sender keeps at most ``per_endpoint`` requests open to one endpoint and
 claims no more for an endpoint at that cap, so a hanging endpoint holds a few slots for
 one timeout each while every other endpoint's deliveries keep flowing. A claim looks at
-a bounded window of the earliest due deliveries. The backlog of a slow endpoint (its
-requests take ``slow_seconds`` or more) is moved, unattempted, to when the endpoint can
-plausibly take it at its measured pace (at most ``max_deferral_seconds`` ahead), so it
-cannot fill every window of every sender and hold back the others; nor is it retried
-faster than the endpoint answers (no retry storm).
+a bounded window of the earliest due deliveries. The backlog of a slow endpoint (at its
+cap, its requests taking ``slow_seconds`` or more) is moved, unattempted, to when the
+endpoint can plausibly take it at its measured pace, so it cannot fill every window of
+every sender and hold back the others; nor is it retried faster than the endpoint
+answers (no retry storm). A move is at most ten request times ahead (and at most
+``max_deferral_seconds``): an endpoint that only looked slow, because this sender was
+starved of CPU, costs its deliveries seconds, not minutes.
 
 Written by hand rather than on a job-queue library: the claim, lease, per-endpoint cap
 and batched recording each had to stay one round trip (PERFORMANCE.md), which the
@@ -131,7 +133,7 @@ class WebhookSender:
         self.draw = draw
         self.stats = SenderStats()
         self._open: dict[str, dict[int, float]] = {}  # endpoint -> delivery -> started
-        self._slow: dict[str, float] = {}  # endpoint -> recent request seconds, if slow
+        self._slow: dict[str, float] = {}  # endpoints reported slow (for the log)
         self._latency: dict[str, float] = {}  # endpoint -> moving average request seconds
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -196,7 +198,7 @@ class WebhookSender:
         claimed, deferred = await repo.claim_due(
             self.pool, limit=limit, lease_seconds=cfg.lease_seconds,
             per_endpoint=cfg.per_endpoint, busy=self._busy(started),
-            window=max(cfg.claim_window, limit), max_deferral=cfg.max_deferral_seconds)
+            window=max(cfg.claim_window, limit))
         # the database set the lease after `started`: this deadline is never later than it
         deadline = started + cfg.lease_seconds
         self.stats.claimed += len(claimed)
@@ -223,19 +225,20 @@ class WebhookSender:
         return len(claimed), limit
 
     def _busy(self, now: float) -> dict[str, repo.Busy]:
-        """Per endpoint with open requests or known to be slow: the slots left, and the
-        seconds per delivery it manages at its cap when that is slow."""
+        """Per endpoint with open requests: the slots left and, when it is at its cap and
+        slow, the seconds per delivery it manages and how far ahead to move the rest."""
         cfg = self.config
         busy: dict[str, repo.Busy] = {}
-        for endpoint_id, latency in self._slow.items():
-            busy[endpoint_id] = repo.Busy(free=cfg.per_endpoint,
-                                          pace=latency / cfg.per_endpoint)
         for endpoint_id, requests in self._open.items():
+            free = max(cfg.per_endpoint - len(requests), 0)
             # a request still open counts as slow as it has been so far (a hanging endpoint)
             latency = max(self._latency.get(endpoint_id, 0.0), now - min(requests.values()))
-            pace = latency / cfg.per_endpoint if latency >= cfg.slow_seconds else 0.0
-            busy[endpoint_id] = repo.Busy(free=max(cfg.per_endpoint - len(requests), 0),
-                                          pace=pace)
+            if free == 0 and latency >= cfg.slow_seconds:
+                busy[endpoint_id] = repo.Busy(
+                    free=0, pace=latency / cfg.per_endpoint,
+                    max_defer=min(cfg.max_deferral_seconds, 10 * latency))
+            else:
+                busy[endpoint_id] = repo.Busy(free=free)
         return busy
 
     def _observe(self, endpoint_id: str, seconds: float) -> None:
@@ -248,11 +251,11 @@ class WebhookSender:
         self._latency[endpoint_id] = latency
         if latency >= self.config.slow_seconds:
             if endpoint_id not in self._slow:
-                log.warning("webhook endpoint %s answers slowly (%.2f s on average): its "
-                            "backlog is paced", endpoint_id, latency)
+                log.info("webhook endpoint %s answers slowly (%.2f s on average): its "
+                         "backlog is paced", endpoint_id, latency)
             self._slow[endpoint_id] = latency
         elif self._slow.pop(endpoint_id, None) is not None:
-            log.warning("webhook endpoint %s answers in %.2f s again", endpoint_id, latency)
+            log.info("webhook endpoint %s answers in %.2f s again", endpoint_id, latency)
 
     def _start(self, d: ClaimedDelivery, deadline: float) -> None:
         self._open.setdefault(d.endpoint_id, {})[d.id] = time.monotonic()

@@ -12,9 +12,9 @@ down_revision = "0002"
 # Fan-out is a statement-level trigger on the outbox: the deliveries commit with the event
 # (a crash can lose neither), and kassa_apply's one INSERT per unit of work fires it once.
 # For a merchant without endpoints it costs the trigger call and one probe of a small
-# partial index: ~25 µs of PostgreSQL CPU per outbox INSERT on the 2-core machine, about
-# 3 % of a payment's database work (python -m bench.webhooks, phase 1); row-level and
-# WHEN-guarded variants measured no cheaper.
+# partial index: 5-20 µs of PostgreSQL CPU per unit of work's outbox write (kassa_apply)
+# on the 2-core machine, within the noise of a whole payment (python -m bench.webhooks,
+# phase 1). Row-level, WHEN-guarded and in-kassa_apply variants measured no cheaper.
 #
 # webhook_deliveries carries no foreign key to webhook_endpoints: every insert would take
 # a KEY SHARE lock on the endpoint row, which every payment of a busy merchant shares
