@@ -58,7 +58,7 @@ CURRENCIES = ("usd", "jpy", "kwd")
 MERCHANTS = 3
 # KASSA_PROPERTY_EXAMPLES=500 for a longer hunt; 25 keeps the suite fast
 MAX_EXAMPLES = int(os.environ.get("KASSA_PROPERTY_EXAMPLES", "25"))
-EXAMPLES_RUN: list[int] = []  # one entry per example, checked by the test that follows
+EXAMPLES_RUN: list[int] = []  # one entry per example, checked by the examples_run fixture
 
 
 # --------------------------------------------------------------------- operations
@@ -390,27 +390,29 @@ async def own_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]
             await close()
 
 
+@pytest.fixture(scope="module")
+def examples_run() -> Iterator[list[int]]:
+    """Guards the async Hypothesis wiring: after the property test, every example must have
+    run (a test that silently ran no example proves nothing); fails at teardown otherwise."""
+    EXAMPLES_RUN.clear()
+    yield EXAMPLES_RUN
+    assert len(EXAMPLES_RUN) >= MAX_EXAMPLES, f"only {len(EXAMPLES_RUN)} examples ran"
+
+
 @pytest.mark.slow
 @hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture,
                                             HealthCheck.too_slow])
 @given(ops=history)
-async def test_money_is_conserved(own_kassa: Kassa, ops: list[Op]) -> None:
-    EXAMPLES_RUN.append(len(ops))
+async def test_money_is_conserved(own_kassa: Kassa, examples_run: list[int],
+                                  ops: list[Op]) -> None:
+    examples_run.append(len(ops))
     h = History(kassa=own_kassa, merchant_ids=[
         (await merchants.create_merchant(own_kassa, name=f"property {n}"))["merchant_id"]
         for n in range(MERCHANTS)], payments=[])
     for op in ops:
         await apply(h, op)
     await check_invariants(h)
-
-
-@pytest.mark.slow
-def test_every_example_ran() -> None:
-    """Guards the async Hypothesis wiring: a test that silently ran no example proves nothing."""
-    if not EXAMPLES_RUN:
-        pytest.skip("test_money_is_conserved was not run in this session")
-    assert len(EXAMPLES_RUN) >= MAX_EXAMPLES
 
 
 # --------------------------------------------------------------------- regressions
