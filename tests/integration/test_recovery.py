@@ -149,3 +149,28 @@ async def test_recovery_racing_the_request_records_once(impatient, merchant, sim
         assert await conn.fetchval("SELECT count(*) FROM ledger_transactions"
                                    " WHERE source_id = $1", pi["id"]) == 1
     assert await sim_count(sim, mid) == 1
+
+
+async def test_outcome_is_recorded_when_the_payment_row_moved_during_the_psp_call(
+        impatient, merchant, sim):
+    """A CAS miss on the payment (not the attempt) must not drop the PSP's answer."""
+    import asyncio
+
+    mid = merchant["merchant_id"]
+    pi = await new_payment(impatient, mid)
+    await sim.post("/_sim/config", json={"latency_ms": 200})
+    confirm = asyncio.create_task(payments.confirm(impatient, merchant_id=mid,
+                                                   payment_id=pi["id"]))
+    await asyncio.sleep(0.1)
+    async with impatient.pool.acquire() as conn:
+        await conn.execute("UPDATE payment_intents SET version = version + 1 WHERE id = $1",
+                           pi["id"])
+    done = await confirm
+    assert done["status"] == "succeeded"
+    async with impatient.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT status FROM attempts WHERE payment_intent_id = $1",
+                                   pi["id"]) == "succeeded"
+        assert await conn.fetchval("SELECT count(*) FROM ledger_transactions"
+                                   " WHERE source_id = $1", pi["id"]) == 1
+    assert await sim_count(sim, mid) == 1
+    assert (await verify(impatient.pool)).ok

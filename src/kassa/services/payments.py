@@ -182,7 +182,8 @@ def decline_error(result: PSPResult) -> dict[str, Any]:
 
 async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                                payment: PaymentIntent | None = None,
-                               idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+                               idempotency: IdempotencyHandle | None = None,
+                               retries: int = 3) -> dict[str, Any]:
     """Step 3 of confirm: record what the PSP did. Safe to race with recovery (CAS)."""
     p = payment or await _reload(kassa, attempt.payment_intent_id)
     event: str
@@ -232,9 +233,8 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
             else:
                 await uow.commit(response=PI(p))
     except ConcurrentModification:
-        # someone else (recovery or the original request) recorded this attempt first
-        current = await _reload(kassa, attempt.payment_intent_id)
-        return PI(current)
+        return await _after_cas_miss(kassa, attempt, result, finish_authorization,
+                                     idempotency, retries)
     if error is not None:
         raise error
     return PI(p)
@@ -257,6 +257,24 @@ def _post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mon
             source=p.latest_charge or p.id, status="pending",
             available_on=now + kassa.settlement_delay_seconds, created=now,
             description=p.description))
+
+
+async def _after_cas_miss(kassa: Kassa, attempt: Attempt, result: PSPResult,
+                          finish: Any, idempotency: IdempotencyHandle | None,
+                          retries: int) -> dict[str, Any]:
+    """Step 3 lost a compare-and-swap. If the attempt was recorded by someone else
+    (recovery, a PSP webhook, the original request), answer with the current state; if
+    only the payment row moved, the PSP's outcome must still be recorded: retry on a
+    fresh read rather than drop it."""
+    current = await repo.get_attempt(kassa.pool, attempt.id)
+    if current is not None and current.status in (*OPEN, AttemptStatus.REQUIRES_ACTION) \
+            and retries > 0:
+        attempt.status = current.status
+        attempt.error = None
+        out: dict[str, Any] = await finish(kassa, attempt, result, idempotency=idempotency,
+                                           retries=retries - 1)
+        return out
+    return PI(await _reload(kassa, attempt.payment_intent_id))
 
 
 async def _reload(kassa: Kassa, payment_id: str) -> PaymentIntent:
@@ -345,7 +363,8 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
 
 async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                          payment: PaymentIntent | None = None,
-                         idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+                         idempotency: IdempotencyHandle | None = None,
+                         retries: int = 3) -> dict[str, Any]:
     if result.outcome is Outcome.CAPTURE_PENDING:  # not an outcome yet: nothing to record
         return PI(await _reload(kassa, attempt.payment_intent_id))
     p = payment or await _reload(kassa, attempt.payment_intent_id)
@@ -371,7 +390,8 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             else:
                 await uow.commit(response=error)
     except ConcurrentModification:
-        return PI(await _reload(kassa, attempt.payment_intent_id))
+        return await _after_cas_miss(kassa, attempt, result, finish_capture, idempotency,
+                                     retries)
     if error is not None:
         raise error
     return PI(p)
@@ -425,7 +445,8 @@ async def cancel(kassa: Kassa, *, merchant_id: str, payment_id: str,
 
 async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       payment: PaymentIntent | None = None,
-                      idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+                      idempotency: IdempotencyHandle | None = None,
+                      retries: int = 3) -> dict[str, Any]:
     p = payment or await _reload(kassa, attempt.payment_intent_id)
     error: InvalidRequest | None = None
     if result.outcome is Outcome.VOIDED:
@@ -454,7 +475,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             else:
                 await uow.commit(response=error)
     except ConcurrentModification:
-        return PI(await _reload(kassa, attempt.payment_intent_id))
+        return await _after_cas_miss(kassa, attempt, result, finish_void, idempotency, retries)
     if error is not None:
         raise error
     return PI(p)
