@@ -8,6 +8,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from kassa.config import Settings
+from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
@@ -50,8 +51,13 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         idempotency_retention_hours=settings.idempotency_retention_hours,
         recovery_after_seconds=settings.recovery_after_seconds,
     )
+    if settings.db_write_batch > 1:
+        kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,
+                                   max_inflight=settings.db_write_flushes)
 
     async def close() -> None:
+        if isinstance(kassa.writer, BatchWriter):
+            await kassa.writer.close()
         if http is None:
             await client.aclose()
         await pool.close()

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     default_psp: str = "simulator"
     psp_timeout_seconds: float = 10.0
     db_pool_size: int = Field(default=16, ge=1, le=200)
+    # Group commit (db/batch_writer.py): concurrent requests' saga steps share a database
+    # transaction, up to this many units each (1 turns it off), with at most
+    # `db_write_flushes` such transactions in flight per process.
+    db_write_batch: int = Field(default=32, ge=1, le=32)
+    db_write_flushes: int = Field(default=2, ge=1, le=16)
     # An attempt still `started` this long after its last update is presumed orphaned
     # (the process that made it died); must exceed psp_timeout_seconds.
     recovery_after_seconds: float = 30.0

@@ -41,15 +41,32 @@ async def apply(conn: Conn, ops: list[Op]) -> None:
         return
     try:
         await conn.execute("SELECT kassa_apply($1::jsonb)", ops)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "idempotency_keys_pkey":
-            raise IdempotencyKeyTaken() from None
-        raise
     except asyncpg.PostgresError as exc:
-        if getattr(exc, "sqlstate", None) == KS409:
-            raise ConcurrentModification(
-                f"{exc.args[0] if exc.args else 'object'}; retry the request.") from None
-        raise
+        mapped = unit_error(getattr(exc, "sqlstate", None),
+                            getattr(exc, "constraint_name", None),
+                            exc.args[0] if exc.args else "")
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def unit_error(sqlstate: str | None, constraint: str | None, message: str
+               ) -> Exception | None:
+    """The exception a unit of work's refusal maps to, or None for a real failure."""
+    if sqlstate == "23505" and constraint == "idempotency_keys_pkey":
+        return IdempotencyKeyTaken()
+    if sqlstate == KS409:
+        return ConcurrentModification(f"{message or 'object'}; retry the request.")
+    return None
+
+
+async def apply_batch(conn: Conn, units: list[list[Op]]) -> list[dict[str, Any] | None]:
+    """Several units of work in one transaction (kassa_apply_batch, migration 0006), each in
+    its own subtransaction: per unit None (applied) or {sqlstate, constraint, message}."""
+    result: list[dict[str, Any] | None] = await conn.fetchval(
+        "SELECT kassa_apply_batch($1::jsonb)", units)
+    return result
+
 
 # ---------------------------------------------------------------- merchants and keys
 

@@ -22,6 +22,13 @@ class PaymentMethodResolver(Protocol):
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None: ...
 
 
+class Writer(Protocol):
+    """Applies a unit of work's writes in a transaction of its own (db/batch_writer.py
+    shares one transaction among concurrent units)."""
+
+    async def apply(self, ops: list[dict[str, object]]) -> None: ...
+
+
 class Router(Protocol):
     def choose(self, payment: PaymentIntent) -> PSPAdapter: ...
 
@@ -47,6 +54,7 @@ class Kassa:
     recovery_after_seconds: float = 30.0
     clock: Callable[[], int] = unix_now
     ids: Callable[[str], str] = new_id
+    writer: Writer | None = None  # None: each unit of work is its own transaction
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]

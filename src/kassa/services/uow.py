@@ -114,6 +114,8 @@ class UnitOfWork:
         if self._conn is not None:
             await repo.apply(self._conn, ops)
             await self._tx.commit()
+        elif self.kassa.writer is not None:
+            await self.kassa.writer.apply(ops)  # may share a transaction with other requests
         else:
             await repo.apply(self.kassa.pool, ops)  # one statement, one implicit transaction
         self._committed = True

@@ -1,0 +1,131 @@
+"""Group commit (db/batch_writer.py): units of work from concurrent requests share one
+transaction, yet each keeps exactly the outcome it would have had on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import asyncpg
+import pytest
+
+from kassa.db import repositories as repo
+from kassa.db.batch_writer import BatchWriter
+from kassa.domain.errors import ConcurrentModification
+from kassa.ledger.verify import verify
+from kassa.services import payments
+from kassa.services.context import Kassa
+
+
+def claim(mid: str, key: str) -> list[repo.Op]:
+    return [repo.op_claim_idempotency(merchant_id=mid, key=key, fingerprint=b"\x01" * 32,
+                                      method="POST", path="/v1/test")]
+
+
+def cas_miss() -> list[repo.Op]:
+    return [{"op": "update_payment", "row": {"id": "pi_" + secrets.token_hex(8),
+                                             "version": 0, "status": "succeeded"}}]
+
+
+def unbalanced(mid: str) -> list[repo.Op]:
+    return [{"op": "post_ledger", "row": {
+        "kind": "capture", "merchant_id": mid, "source_id": "pi_" + secrets.token_hex(8),
+        "hold_ref": None, "entries": [
+            {"account": "psp:simulator:receivable", "currency": "usd", "layer": "posted",
+             "amount": 100},
+            {"account": f"merchant:{mid}:pending", "currency": "usd", "layer": "posted",
+             "amount": -99}]}}]
+
+
+async def claimed_keys(k: Kassa, mid: str) -> set[str]:
+    rows = await k.pool.fetch("SELECT key FROM idempotency_keys WHERE merchant_id = $1", mid)
+    return {r["key"] for r in rows}
+
+
+async def run_together(w: BatchWriter, units: list[list[repo.Op]]) -> list[BaseException | None]:
+    """Submit all units before the writer's flush task runs: one batch (max_inflight=1)."""
+    return list(await asyncio.gather(*(w.apply(u) for u in units), return_exceptions=True))
+
+
+async def test_concurrent_units_share_a_transaction_and_all_apply(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    out = await run_together(w, [claim(mid, f"k{i}") for i in range(20)])
+    assert out == [None] * 20
+    assert w.stats() == {"batches": 1, "units": 20, "units_per_batch": 20.0}
+    assert await claimed_keys(kassa, mid) == {f"k{i}" for i in range(20)}
+
+
+async def test_refused_units_fail_alone_with_their_own_error(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    out = await run_together(w, [claim(mid, "a"), cas_miss(), claim(mid, "a"),
+                                 claim(mid, "b")])
+    assert out[0] is None and out[3] is None
+    assert isinstance(out[1], ConcurrentModification)
+    assert isinstance(out[2], repo.IdempotencyKeyTaken)  # saw the first unit's insert
+    assert w.batches == 1
+    assert await claimed_keys(kassa, mid) == {"a", "b"}
+
+
+async def test_a_unit_failing_at_commit_does_not_take_the_others_down(kassa):
+    """The deferred ledger check fails the whole batch at COMMIT; every unit is then
+    applied on its own, so only the unbalanced one is refused."""
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    out = await run_together(w, [claim(mid, "x"), unbalanced(mid), claim(mid, "y")])
+    assert out[0] is None and out[2] is None
+    assert isinstance(out[1], asyncpg.CheckViolationError)
+    assert "unbalanced" in str(out[1])
+    assert await claimed_keys(kassa, mid) == {"x", "y"}
+    assert (await verify(kassa.pool)).ok
+
+
+async def test_other_unit_errors_are_the_exact_errors_of_a_lone_unit(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    event = {"id": "evt_" + secrets.token_hex(8), "merchant_id": mid, "type": "t",
+             "object_id": "pi_x", "data": {}, "created": 0}
+    await repo.apply(kassa.pool, [repo.op_insert_events([event])])
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    out = await run_together(w, [claim(mid, "p"), [repo.op_insert_events([event])]])
+    assert out[0] is None
+    assert isinstance(out[1], asyncpg.UniqueViolationError)
+    assert out[1].constraint_name == "events_pkey"
+
+
+async def test_a_unit_cancelled_while_queued_is_never_applied(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    first = asyncio.create_task(w.apply(claim(mid, "first")))
+    await asyncio.sleep(0)  # the flush task has taken "first" and is in flight
+    queued = asyncio.create_task(w.apply(claim(mid, "queued")))
+    await asyncio.sleep(0)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await first
+    await w.close()
+    assert await claimed_keys(kassa, mid) == {"first"}
+
+
+async def test_batches_form_under_load_and_the_books_balance(kassa, merchant):
+    """Real payments through the services, 40 at once: fewer transactions than units, every
+    payment succeeded once, and the ledger verifies."""
+    mid = merchant["merchant_id"]
+    assert isinstance(kassa.writer, BatchWriter)  # bootstrap turns group commit on
+    before = kassa.writer.stats()
+
+    async def pay() -> dict:
+        return await payments.create(kassa, merchant_id=mid, amount=1234, currency="usd",
+                                     payment_method="pm_card_visa", confirm=True)
+
+    done = await asyncio.gather(*(pay() for _ in range(40)))
+    assert {p["status"] for p in done} == {"succeeded"}
+    after = kassa.writer.stats()
+    units = after["units"] - before["units"]
+    assert units >= 80  # two saga steps per payment
+    assert after["batches"] - before["batches"] < units
+    count = await kassa.pool.fetchval(
+        "SELECT count(*) FROM ledger_transactions WHERE merchant_id = $1", mid)
+    assert count == 40
+    assert (await verify(kassa.pool)).ok
