@@ -20,6 +20,7 @@ original keys to time idempotent replays.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import sys
@@ -321,6 +322,10 @@ def _event_loop_runner() -> Any:
 
 def main() -> None:
     spec = Spec(**json.load(sys.stdin))
+    # the measuring instrument must not pause: full collections here would show up as
+    # server latency (same tuning as kassa.bootstrap.tune_gc)
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     result = _event_loop_runner()(run(spec))
     sys.stdout.write(json.dumps(result) + "\n")
 

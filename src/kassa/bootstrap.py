@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -30,6 +31,20 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
                              timeout=settings.psp_timeout_seconds)
+
+
+def tune_gc() -> None:
+    """Call once a long-running process has built everything it keeps (app, pools, codecs).
+
+    CPython's full (oldest generation) collection walks every tracked object; in the API
+    that is ~150,000 objects of FastAPI, pydantic and module state, and each pass paused
+    all requests for 70-110 ms every few seconds under load (measured with gc.callbacks).
+    gc.freeze() moves what exists now out of the collector's sight for good, and a larger
+    young-generation threshold runs the cheap collections less often. Cycles created later
+    are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,

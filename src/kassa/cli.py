@@ -228,6 +228,7 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
     from kassa.workers import loops
 
     kassa, close = await bootstrap.build(settings, dsn, pool_size=4)
+    bootstrap.tune_gc()
     relay = bootstrap.build_relay(settings, kassa) if "relay" in roles else None
     sender = close_sender = None
     if "webhooks" in roles:
@@ -330,6 +331,7 @@ async def _dev(settings: Settings, dsn: str) -> None:
             break
         await asyncio.sleep(0.05)
     if sim.started and api_server.started:
+        bootstrap.tune_gc()
         base = f"http://{settings.host}:{settings.port}"
         typer.echo(
             f"\nkassa is running\n"

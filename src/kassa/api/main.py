@@ -17,7 +17,9 @@ def app_factory() -> FastAPI:
     dsn = settings.database_url
 
     async def build():  # type: ignore[no-untyped-def]
-        return await bootstrap.build(settings, dsn)
+        built = await bootstrap.build(settings, dsn)
+        bootstrap.tune_gc()
+        return built
 
     async def simulator_ready() -> dict[str, bool]:
         if settings.default_psp != "simulator":

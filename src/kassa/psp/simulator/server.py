@@ -8,6 +8,7 @@ it accepts connections (useful with ``--port 0``).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import socket
 import sys
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1))
+    # it keeps every authorisation in memory: full collections would otherwise pause it
+    # for longer and longer (see kassa.bootstrap.tune_gc)
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     server.run()
     if not server.started:
         sys.exit(1)
