@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-workers", type=int, default=1)
     p.add_argument("--pool-size", type=int, default=None,
                    help="API database pool per worker (default: kassa's)")
+    p.add_argument("--write-batch", type=int, default=None,
+                   help="KASSA_DB_WRITE_BATCH for the API (1: no group commit)")
+    p.add_argument("--write-flushes", type=int, default=None,
+                   help="KASSA_DB_WRITE_FLUSHES for the API")
     p.add_argument("--prefill", type=int, default=0,
                    help="historical payments bulk-inserted before the run")
     p.add_argument("--pgbench-clients", type=int, default=16)
@@ -201,8 +205,11 @@ def prime(args: argparse.Namespace, st: Stack) -> None:
 
 
 def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, dict[str, Any]]:
+    env = {name: str(value) for name, value in (("KASSA_DB_WRITE_BATCH", args.write_batch),
+                                                ("KASSA_DB_WRITE_FLUSHES", args.write_flushes))
+           if value is not None}
     st = stack.build(es, merchants=args.merchants, api_workers=args.api_workers,
-                     pool_size=args.pool_size)
+                     pool_size=args.pool_size, api_env=env)
     if args.prefill:
         took = prefill.prefill(st.dsn, args.prefill, log)
         log(f"prefill took {took:.0f}s")

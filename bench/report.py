@@ -80,7 +80,9 @@ def machine_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"run: {a['merchants']} merchants, api workers {a['api_workers']}, "
                  f"c={a['concurrency']}, {a['duration']}s per scenario (+{a['warmup']}s "
                  f"warm-up), prefilled {a['prefill']:,} payments, "
-                 f"{'not primed' if a['no_prime'] else 'primed + ANALYZE'}")
+                 f"{'not primed' if a['no_prime'] else 'primed + ANALYZE'}, group commit "
+                 f"batch {a.get('write_batch') or 'default'}, "
+                 f"flushes {a.get('write_flushes') or 'default'}")
     return lines
 
 

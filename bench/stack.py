@@ -198,13 +198,15 @@ def start_simulator(stack: contextlib.ExitStack, workdir: Path) -> tuple[Service
 
 
 def start_api(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator_url: str,
-              workers: int, pool_size: int | None) -> tuple[Service, str]:
+              workers: int, pool_size: int | None, extra_env: dict[str, str] | None = None
+              ) -> tuple[Service, str]:
     port = free_port()
     env = base_env(workdir) | {
         "KASSA_DATABASE_URL": dsn, "KASSA_SIMULATOR_URL": simulator_url,
         "KASSA_PORT": str(port), "KASSA_API_WORKERS": str(workers)}
     if pool_size:
         env["KASSA_DB_POOL_SIZE"] = str(pool_size)
+    env |= extra_env or {}
     service = spawn(stack, "api", [sys.executable, "-m", "kassa.cli", "api"], env, workdir)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(service, url + "/healthz")
@@ -273,7 +275,7 @@ def workdir(stack: contextlib.ExitStack) -> Path:
 
 
 def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
-          pool_size: int | None) -> Stack:
+          pool_size: int | None, api_env: dict[str, str] | None = None) -> Stack:
     """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd)."""
     wd = workdir(stack)
     server_url = start_server(stack, wd)
@@ -284,7 +286,8 @@ def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
     st.keys = create_merchants(dsn, st.simulator_url, merchants)
     log(f"{len(st.keys)} merchants created")
     st.api, st.api_url = start_api(stack, wd, dsn=dsn, simulator_url=st.simulator_url,
-                                   workers=api_workers, pool_size=pool_size)
+                                   workers=api_workers, pool_size=pool_size,
+                                   extra_env=api_env)
     log(f"API ({api_workers} worker(s)) healthy at {st.api_url}")
     return st
 
