@@ -49,7 +49,15 @@ def tune_gc() -> None:
 
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
                 http: httpx.AsyncClient | None = None) -> tuple[Kassa, Closer]:
-    pool = await create_pool(dsn, min_size=2, max_size=pool_size or settings.db_pool_size)
+    size = pool_size or settings.db_pool_size
+    # Every query the services run finds its rows through an index. A prepared statement's
+    # plan is cached for the connection's life; planned on a fresh deploy (tables empty,
+    # statistics saying so) it would be a sequential scan, re-run against an ever larger
+    # table until autovacuum's first ANALYZE (tests/integration/test_fresh_deploy_plans.py).
+    # Off, PostgreSQL scans a whole table only where no index can serve the query.
+    # (`kassa ledger verify` and other reports use pools of their own, without this.)
+    pool = await create_pool(dsn, min_size=min(2, size), max_size=size,
+                             server_settings={"enable_seqscan": "off"})
     client = http or http_client(settings)
     psps: dict[str, PSPAdapter] = {
         "simulator": SimulatorAdapter(

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import hypothesis
-import psycopg
 import pytest
 from hypothesis import HealthCheck, event, given
 from hypothesis import strategies as st
@@ -37,7 +33,6 @@ from hypothesis import strategies as st
 from kassa import bootstrap
 from kassa.config import Settings
 from kassa.db import repositories as repo
-from kassa.db.migrate import upgrade
 from kassa.domain.errors import (
     AmountError,
     CardError,
@@ -50,6 +45,7 @@ from kassa.domain.payments import CANCELABLE, PaymentStatus
 from kassa.ledger.verify import verify
 from kassa.services import balances, merchants, payments, refunds
 from kassa.services.context import Kassa
+from tests.support.databases import migrated_database
 
 S = PaymentStatus
 VISA, DECLINED, THREE_DS = ("pm_card_visa", "pm_card_chargeDeclined",
@@ -361,28 +357,9 @@ async def check_invariants(h: History) -> None:
 # --------------------------------------------------------------------- the tests
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"kassa_property_{uuid.uuid4().hex[:10]}"
-    admin = _with_database(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 async def own_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]:
-    with fresh_database(server_url) as url:
+    with migrated_database(server_url, "kassa_property") as url:
         k, close = await bootstrap.build(settings, url, pool_size=6)
         try:
             yield k
@@ -421,7 +398,7 @@ async def test_money_is_conserved(own_kassa: Kassa, examples_run: list[int],
 @pytest.fixture
 async def scratch_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]:
     """kassa on a throw-away database: a regression would leave payments stuck."""
-    with fresh_database(server_url) as url:
+    with migrated_database(server_url, "kassa_property") as url:
         k, close = await bootstrap.build(settings, url, pool_size=8)
         try:
             yield k

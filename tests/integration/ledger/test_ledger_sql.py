@@ -11,25 +11,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import psycopg
 import pytest
 
 from kassa import bootstrap
 from kassa.config import Settings
 from kassa.db import repositories as repo
-from kassa.db.migrate import upgrade
 from kassa.db.pool import create_pool
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
 from kassa.domain.payments import PaymentIntent, PaymentStatus
 from kassa.ledger.verify import verify
 from kassa.services import merchants, payments, refunds
+from tests.support.databases import migrated_database
 
 ENTRY_SQL = ("INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
              " VALUES ($1, $2, $3, $4, $5)")
@@ -185,7 +182,7 @@ async def test_a_zero_amount_entry_is_refused(conn):
 
 async def test_a_transaction_without_entries_fails_at_commit(server_url):
     # on a database of its own: if it commits it is exactly what verify() reports
-    with fresh_database(server_url) as url:
+    with migrated_database(server_url, "kassa_ledger") as url:
         c = await asyncpg.connect(url)
         try:
             tr = c.transaction()
@@ -445,31 +442,11 @@ async def test_cas_exactly_one_of_several_racers_wins(pool):
 # --------------------------------------------------------------------- verify
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A migrated database nobody else writes to, dropped afterwards."""
-    name = f"kassa_ledger_{uuid.uuid4().hex[:10]}"
-    admin = _with_database(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 async def private_kassa(server_url: str, settings: Settings) -> AsyncIterator[SimpleNamespace]:
     """kassa on its own database, with a little real traffic: captures (automatic, partial
     manual), a void, a decline and refunds."""
-    with fresh_database(server_url) as url:
+    with migrated_database(server_url, "kassa_ledger") as url:
         k, close = await bootstrap.build(settings, url, pool_size=4)
         try:
             m = (await merchants.create_merchant(k, name="verify"))["merchant_id"]
