@@ -130,18 +130,23 @@ def run_scenarios(args: argparse.Namespace, st: Stack, roles: probe.Roles
     plan.append((f"closed c={c}, create, then confirm (2 calls)", {"flow": "two_call"}))
     results: dict[str, dict[str, Any]] = {}
     for name, overrides in plan:
-        results[name] = measure(name, spec | overrides, roles)
+        results[name] = measure(name, spec | overrides, roles, st.dsn)
     first = next(iter(results.values()))
     rate = args.rate or max(1.0, round(first["payments_per_s"] / 2))
     name = f"open loop {rate:.0f}/s, 1 call"
     results[name] = measure(name, spec | {"flow": "confirm", "mode": "open", "rate": rate},
-                            roles)
+                            roles, st.dsn)
     return results
 
 
-def measure(name: str, spec: dict[str, Any], roles: probe.Roles) -> dict[str, Any]:
+def measure(name: str, spec: dict[str, Any], roles: probe.Roles, dsn: str
+            ) -> dict[str, Any]:
     log(f"running: {name}")
+    commits = stack.commits(dsn)
     res = run_load(spec, roles)
+    succeeded = res.get("outcomes", {}).get("succeeded", 0)
+    if succeeded:  # everything the load did, warm-up included, over all its payments
+        res["commits_per_payment"] = round((stack.commits(dsn) - commits) / succeeded, 3)
     log(f"  {res['payments_per_s']} payments/s, p50 {res['latency']['p50_ms']} ms, "
         f"p99 {res['latency']['p99_ms']} ms, cpu {res.get('cpu')}")
     return res

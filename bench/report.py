@@ -44,6 +44,9 @@ def scenario_lines(name: str, res: dict[str, Any]) -> list[str]:
     lines = [row(name, res.get("payments_per_s"), res.get("latency"), res.get("cpu", {}))]
     if res.get("confirm_latency"):
         lines.append(row("  └ the confirm call alone", None, res["confirm_latency"]))
+    if res.get("commits_per_payment") is not None:
+        lines.append(f"  └ ≈{res['commits_per_payment']:.2f} database transactions per payment, "
+                     "reads included (the writes alone were 2 before group commit)")
     if "offered_rate" in res:
         lines.append(f"  └ offered {res['offered_rate']:.0f}/s, issued {res['issued']} in "
                      f"{res['window_s']:.0f}s + warm-up")

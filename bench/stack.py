@@ -96,6 +96,16 @@ def analyze(dsn: str, *, vacuum: bool = False) -> None:
             conn.execute("CHECKPOINT")
 
 
+def commits(dsn: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database; the counters are
+    flushed by each backend within a second, so read this after the load has settled)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database"
+                           " WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def server_facts(dsn: str) -> dict[str, str | int | None]:
     """Version and the settings that decide write throughput; the postmaster pid if local."""
     names = ("fsync", "synchronous_commit", "shared_buffers", "full_page_writes",
