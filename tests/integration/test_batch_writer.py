@@ -4,6 +4,7 @@ transaction, yet each keeps exactly the outcome it would have had on its own."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 
 import asyncpg
@@ -11,10 +12,13 @@ import pytest
 
 from kassa.db import repositories as repo
 from kassa.db.batch_writer import BatchWriter
+from kassa.db.pool import create_pool
 from kassa.domain.errors import ConcurrentModification
 from kassa.ledger.verify import verify
 from kassa.services import payments
 from kassa.services.context import Kassa
+from kassa.services.uow import UnitOfWork
+from tests.support.pg_proxy import LosingProxy
 
 
 def claim(mid: str, key: str) -> list[repo.Op]:
@@ -97,15 +101,88 @@ async def test_a_unit_cancelled_while_queued_is_never_applied(kassa):
     mid = "acct_bw_" + secrets.token_hex(6)
     w = BatchWriter(kassa.pool, max_inflight=1)
     first = asyncio.create_task(w.apply(claim(mid, "first")))
-    await asyncio.sleep(0)  # the flush task has taken "first" and is in flight
+    await asyncio.sleep(0)  # "first" is queued and has started the flush task
     queued = asyncio.create_task(w.apply(claim(mid, "queued")))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the flush task took "first" alone; "queued" waits behind it
+    assert w.batches == 1 and not queued.done()
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
     await first
     await w.close()
     assert await claimed_keys(kassa, mid) == {"first"}
+
+
+async def test_a_unit_whose_caller_went_away_in_flight_still_commits(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool, max_inflight=1)
+    tasks = [asyncio.create_task(w.apply(claim(mid, k))) for k in ("a", "b")]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # both are in the flush now
+    assert w.batches == 1
+    tasks[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    await tasks[1]
+    await w.close()
+    assert await claimed_keys(kassa, mid) == {"a", "b"}  # the transaction was not undone
+
+
+async def test_a_lost_reply_is_an_unknown_outcome_never_a_refusal(kassa, dsn):
+    """The batch commits but its answer never arrives. Each caller must get the error a
+    lone unit would get (connection lost: outcome unknown), not "key taken" or "modified
+    concurrently" from blindly re-applying committed work: a caller that believes its
+    write was refused does it again (a second refund, a second payment)."""
+    proxy = LosingProxy(dsn)
+    pool = await create_pool(await proxy.start(), min_size=1, max_size=1)
+    try:
+        w = BatchWriter(pool, max_inflight=1)
+        mid = "acct_bw_" + secrets.token_hex(6)
+        assert await run_together(w, [claim(mid, "w1"), claim(mid, "w2")]) == [None, None]
+        proxy.armed = True
+        out = await run_together(w, [claim(mid, f"k{i}") for i in range(3)])
+        assert proxy.lost.is_set()
+        for o in out:
+            assert isinstance(o, asyncpg.PostgresConnectionError | OSError), repr(o)
+            assert not isinstance(o, repo.IdempotencyKeyTaken | ConcurrentModification)
+        assert await claimed_keys(kassa, mid) == {"w1", "w2", "k0", "k1", "k2"}
+    finally:
+        await pool.close()
+        await proxy.close()
+
+
+async def test_a_unit_waiting_for_a_lock_does_not_hold_back_its_batch(kassa):
+    """Another transaction holds the key one unit wants: that unit leaves the batch
+    (lock_timeout) and waits on its own; the others commit at once."""
+    mid = "acct_bw_" + secrets.token_hex(6)
+    holder = await kassa.pool.acquire()
+    tx = holder.transaction()
+    await tx.start()
+    try:
+        await repo.apply(holder, claim(mid, "held"))  # uncommitted: "held" is locked
+        w = BatchWriter(kassa.pool, max_inflight=1)
+        waiting = asyncio.create_task(w.apply(claim(mid, "held")))
+        others = [asyncio.create_task(w.apply(claim(mid, k))) for k in ("p", "q")]
+        await asyncio.wait_for(asyncio.gather(*others), timeout=5)
+        assert await claimed_keys(kassa, mid) == {"p", "q"}
+        assert not waiting.done()
+    finally:
+        await tx.rollback()  # the holder gives the key up
+        await kassa.pool.release(holder)
+    await asyncio.wait_for(waiting, timeout=5)
+    assert await claimed_keys(kassa, mid) == {"held", "p", "q"}
+
+
+async def test_units_with_their_own_transaction_bypass_the_writer(kassa):
+    mid = "acct_bw_" + secrets.token_hex(6)
+    w = BatchWriter(kassa.pool)
+    k = dataclasses.replace(kassa, writer=w)
+    async with UnitOfWork(k) as uow:
+        await uow.connection()  # an explicit transaction: reads and locks come first
+        uow.add(*claim(mid, "own"))
+        await uow.commit()
+    assert w.stats()["units"] == 0
+    assert await claimed_keys(kassa, mid) == {"own"}
 
 
 async def test_batches_form_under_load_and_the_books_balance(kassa, merchant):
@@ -128,4 +205,13 @@ async def test_batches_form_under_load_and_the_books_balance(kassa, merchant):
     count = await kassa.pool.fetchval(
         "SELECT count(*) FROM ledger_transactions WHERE merchant_id = $1", mid)
     assert count == 40
+    assert (await verify(kassa.pool)).ok
+
+
+async def test_without_group_commit_each_unit_is_its_own_transaction(kassa, merchant):
+    """KASSA_DB_WRITE_BATCH=1: no writer; the same saga commits unit by unit."""
+    k = dataclasses.replace(kassa, writer=None)
+    pi = await payments.create(k, merchant_id=merchant["merchant_id"], amount=777,
+                               currency="usd", payment_method="pm_card_visa", confirm=True)
+    assert pi["status"] == "succeeded" and pi["amount_received"] == 777
     assert (await verify(kassa.pool)).ok

@@ -15,17 +15,21 @@ Outcomes stay exactly those of ``repositories.apply``, unit by unit:
 - applied: ``apply`` returns once the batch's transaction has committed;
 - refused (compare-and-swap miss, Idempotency-Key taken): that unit alone was rolled back
   (its own subtransaction) and raises what ``repositories.apply`` raises;
-- any other error of one unit, or a batch that failed as a whole inside PostgreSQL
-  (rolled back, e.g. a deferred ledger check at COMMIT): the units concerned are applied
-  again one by one, so each gets its own, exact result;
-- the batch's fate unknown (connection lost mid-commit): every unit in it raises that
-  error, as a single unit would; recovery decides from what the database holds.
+- any other error of one unit (inside the batch a unit gives up waiting for a row lock
+  after 20 ms: one waiting unit must not stall the others, nor deadlock two batches), or
+  a batch that PostgreSQL refused as a whole (rolled back, e.g. a deferred ledger check
+  at COMMIT): the units concerned are applied again one by one, so each gets its own,
+  exact result;
+- the batch's fate unknown (connection lost, server shut down: the COMMIT may have gone
+  through): every unit in it raises that error, exactly as a lone unit would, never a
+  refusal; recovery and the Idempotency-Key decide from what the database holds.
 A unit whose caller is cancelled while still queued is dropped, never applied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +41,7 @@ from kassa.db import repositories as repo
 # PostgreSQL caches 64 subtransaction ids per backend (one per unit here); past that every
 # other session's snapshot has to consult pg_subtrans.
 MAX_BATCH = 32
+RETRY_CONCURRENCY = 4  # units re-applied on their own at once, per flush
 
 
 @dataclass(slots=True)
@@ -95,35 +100,52 @@ class BatchWriter:
     async def _flush(self, batch: list[_Unit]) -> None:
         self.batches += 1
         self.units += len(batch)
-        if len(batch) == 1:
-            await self._one(batch[0])
-            return
         try:
-            results = await repo.apply_batch(self._pool, [u.ops for u in batch])
-        except asyncpg.PostgresError:
-            # refused inside PostgreSQL, so rolled back as a whole: give every unit its
-            # own transaction and its own answer
-            await asyncio.gather(*(self._one(u) for u in batch))
-            return
-        except BaseException as exc:  # the batch's fate is unknown: same for each unit
-            for u in batch:
-                _settle(u, exc)
+            if len(batch) == 1:
+                await self._one(batch[0])
+            else:
+                await self._many(batch)
+        except BaseException as exc:
+            for u in batch:  # never leave a caller waiting, whatever went wrong here
+                _settle(u, _fresh(exc))
             if not isinstance(exc, Exception):
                 raise
-            return
-        retry: list[_Unit] = []
-        for unit, result in zip(batch, results, strict=True):
-            if result is None:
-                _settle(unit, None)
-                continue
-            refused = repo.unit_error(result.get("sqlstate"), result.get("constraint"),
-                                      result.get("message") or "")
-            if refused is not None:
-                _settle(unit, refused)
+
+    async def _many(self, batch: list[_Unit]) -> None:
+        async with self._pool.acquire() as conn:
+            try:
+                results = await repo.apply_batch(conn, [u.ops for u in batch])
+            except Exception as exc:
+                if not _rolled_back(exc, conn):
+                    # the reply was lost: the batch may or may not have committed. Every
+                    # unit gets what a lone unit would have got (recovery and the
+                    # Idempotency-Key sort it out); never a refusal, which would invite
+                    # the caller to do the work again.
+                    for u in batch:
+                        _settle(u, _fresh(exc))
+                    return
+                retry = batch  # refused inside PostgreSQL, so rolled back as a whole
             else:
-                retry.append(unit)  # e.g. a deadlock with another batch: try on its own
-        if retry:
-            await asyncio.gather(*(self._one(u) for u in retry))
+                retry = []
+                for unit, result in zip(batch, results, strict=True):
+                    if result is None:
+                        _settle(unit, None)
+                        continue
+                    refused = repo.unit_error(result.get("sqlstate"), result.get("constraint"),
+                                              result.get("message") or "")
+                    if refused is not None:
+                        _settle(unit, refused)
+                    else:
+                        retry.append(unit)  # e.g. it waited on another batch's lock
+        # each on its own transaction for its own, exact answer; a few at a time so that
+        # other requests' reads still find pool connections
+        gate = asyncio.Semaphore(RETRY_CONCURRENCY)
+
+        async def one(unit: _Unit) -> None:
+            async with gate:
+                await self._one(unit)
+
+        await asyncio.gather(*(one(u) for u in retry))
 
     async def _one(self, unit: _Unit) -> None:
         try:
@@ -143,6 +165,38 @@ class BatchWriter:
     def stats(self) -> dict[str, Any]:
         return {"batches": self.batches, "units": self.units,
                 "units_per_batch": round(self.units / self.batches, 2) if self.batches else 0}
+
+
+# Errors that leave a statement's outcome unknown even though PostgreSQL sent them:
+# connection failures (class 08) and the server shutting down or crashing (57P01-57P03),
+# which can arrive after the COMMIT went through.
+_FATE_UNKNOWN_STATES = ("57P01", "57P02", "57P03")
+
+
+def _rolled_back(exc: Exception, conn: asyncpg.Connection) -> bool:
+    """Did PostgreSQL refuse the batch (so nothing of it committed)? Only an error the
+    server reported on a connection that is still alive says so."""
+    if not isinstance(exc, asyncpg.PostgresError) or isinstance(
+            exc, asyncpg.PostgresConnectionError):
+        return False
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("08") or state in _FATE_UNKNOWN_STATES:
+        return False
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool already took a lost connection back
+        return False
+
+
+def _fresh(exc: BaseException) -> BaseException:
+    """A copy per caller, so that raising it in many requests does not chain their
+    tracebacks together."""
+    try:
+        clone = copy.copy(exc)
+    except Exception:
+        return exc
+    clone.__traceback__ = None
+    return clone
 
 
 def _settle(unit: _Unit, exc: BaseException | None) -> None:

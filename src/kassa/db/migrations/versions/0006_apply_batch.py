@@ -24,6 +24,11 @@ down_revision = ("0003", "0004", "0005")
 # own, so only the faulty one is refused. (SET CONSTRAINTS ALL IMMEDIATE per unit would
 # pin the failure on its unit but cost ~0.2 ms per payment; an unbalanced posting is a
 # bug, not a business outcome.)
+# lock_timeout: a unit that would wait for a row another transaction holds (two requests
+# on one payment or one Idempotency-Key) gives up after 20 ms with 55P03 and is re-applied
+# on its own after the batch, so it neither stalls the other units until that transaction
+# ends nor lets two batches deadlock (which PostgreSQL resolves only after deadlock_timeout,
+# 1 s). kassa_apply on its own waits as long as it takes.
 # Callers keep batches at 32 units or fewer: PostgreSQL caches 64 subtransaction ids per
 # backend; beyond that other sessions' snapshots get slower.
 #
@@ -39,7 +44,7 @@ UPGRADE = r"""
 ALTER FUNCTION kassa_apply(jsonb) SET enable_seqscan = off;
 
 CREATE FUNCTION kassa_apply_batch(units jsonb) RETURNS jsonb LANGUAGE plpgsql
-SET enable_seqscan = off AS $$
+SET enable_seqscan = off SET lock_timeout = '20ms' AS $$
 DECLARE
     results jsonb := '[]';
     u jsonb;
