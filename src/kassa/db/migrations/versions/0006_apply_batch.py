@@ -1,5 +1,5 @@
 """kassa_apply_batch(units): many concurrent requests' units of work in one transaction;
-unit-of-work plans that never scan a whole table; the merge point of 0003/0004/0005.
+also the merge point of the 0003/0004/0005 branches.
 
 Revision ID: 0006
 Revises: 0003, 0004, 0005
@@ -32,19 +32,11 @@ down_revision = ("0003", "0004", "0005")
 # Callers keep batches at 32 units or fewer: PostgreSQL caches 64 subtransaction ids per
 # backend; beyond that other sessions' snapshots get slower.
 #
-# enable_seqscan = off on both functions: every statement they run (and the foreign-key
-# and ledger triggers those fire) looks rows up by key. PL/pgSQL caches its plans per
-# session; plans made while the tables were small (a fresh deploy, before autovacuum's
-# first ANALYZE) were sequential scans that then ran against ever larger tables:
-# throughput fell from ~450/s to ~200/s within half a minute of a fresh start, with
-# 55 million rows read by sequential scans (pg_stat_user_tables). With the setting:
-# 626-759/s and no sequential scan at all, same test. Where no index fits, PostgreSQL
-# still scans; the setting only makes that the last resort.
+# Plans: the service pools run with enable_seqscan = off (bootstrap.py), which covers the
+# statements here and the triggers they fire; no per-function setting on top of it.
 UPGRADE = r"""
-ALTER FUNCTION kassa_apply(jsonb) SET enable_seqscan = off;
-
 CREATE FUNCTION kassa_apply_batch(units jsonb) RETURNS jsonb LANGUAGE plpgsql
-SET enable_seqscan = off SET lock_timeout = '20ms' AS $$
+SET lock_timeout = '20ms' AS $$
 DECLARE
     results jsonb := '[]';
     u jsonb;
@@ -74,4 +66,3 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION kassa_apply_batch(jsonb)")
-    op.execute("ALTER FUNCTION kassa_apply(jsonb) RESET enable_seqscan")
