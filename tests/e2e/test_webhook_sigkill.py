@@ -4,10 +4,8 @@ held are leased, not lost; when the lease ends another sender delivers every eve
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import kassa_process
 from tests.support.webhook_receiver import WebhookReceiver, create_endpoint, eventually, pay
 
 pytestmark = pytest.mark.slow
@@ -22,24 +21,14 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def webhook_worker(dsn: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test",
+    env = {"KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test",
            "KASSA_WEBHOOK_TIMEOUT_SECONDS": "3", "KASSA_WEBHOOK_LEASE_MARGIN_SECONDS": "1",
            "KASSA_WEBHOOK_POLL_INTERVAL_SECONDS": "0.05",
            "KASSA_WEBHOOK_RETRY_BASE_SECONDS": "0.1", "KASSA_WEBHOOK_RETRY_CAP_SECONDS": "0.5",
            "KASSA_WEBHOOK_PER_ENDPOINT_CONCURRENCY": "6"}
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker", "--role",
-                                 "webhooks"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with kassa_process(["worker", "--role", "webhooks"], env, log=log,
+                       stop_timeout=15) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def test_sigkill_mid_delivery_loses_nothing(client, auth, kassa, dsn, tmp_path):
