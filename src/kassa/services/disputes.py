@@ -227,11 +227,7 @@ async def update(kassa: Kassa, *, merchant_id: str, dispute_id: str,
         if metadata is not None:
             d.metadata = {**d.metadata, **metadata}
         try:
-            async with UnitOfWork(kassa, idempotency) as uow:
-                conn = await uow.connection()
-                obj = await _record(kassa, uow, conn, d, change, new=False)
-                await uow.commit(response=obj)
-            return obj
+            return await _save_answer(kassa, d, change, idempotency)
         except ConcurrentModification:
             continue
     raise ConcurrentModification("The dispute is changing concurrently; retry.")
@@ -252,14 +248,20 @@ async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
             return obj
         change = d.accept()
         try:
-            async with UnitOfWork(kassa, idempotency) as uow:
-                conn = await uow.connection()
-                obj = await _record(kassa, uow, conn, d, change, new=False)
-                await uow.commit(response=obj)
-            return obj
+            return await _save_answer(kassa, d, change, idempotency)
         except ConcurrentModification:
             continue
     raise ConcurrentModification("The dispute is changing concurrently; retry.")
+
+
+async def _save_answer(kassa: Kassa, d: Dispute, change: DisputeChange | None,
+                       idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Record a merchant's change to an existing dispute with the response it answers."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        obj = await _record(kassa, uow, conn, d, change, new=False)
+        await uow.commit(response=obj)
+    return obj
 
 
 async def _call_psp(call: Awaitable[None]) -> None:
