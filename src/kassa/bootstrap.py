@@ -16,7 +16,8 @@ from kassa.events.relay import Relay
 from kassa.psp.base import PSPAdapter
 from kassa.psp.router import DefaultRouter
 from kassa.psp.simulator.adapter import SimulatorAdapter
-from kassa.services.context import Kassa
+from kassa.api.errors import render
+from kassa.services.context import Kassa, WatchPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
 from kassa.webhooks.delivery import WebhookSender
@@ -75,6 +76,17 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         idempotency_lock_timeout_seconds=settings.idempotency_lock_timeout_seconds,
         idempotency_retention_hours=settings.idempotency_retention_hours,
         recovery_after_seconds=settings.recovery_after_seconds,
+        watch=WatchPolicy(
+            pending_poll_seconds=settings.pending_poll_seconds,
+            action_poll_seconds=settings.action_poll_seconds,
+            action_expiry_seconds=settings.action_expiry_seconds,
+            backoff_cap_seconds=settings.recovery_backoff_cap_seconds,
+            max_tries=settings.recovery_max_tries,
+            # a claimed attempt may need a status query and a repeated call
+            lease_seconds=2 * settings.psp_timeout_seconds + 30.0,
+            hold_validity_seconds={"simulator": settings.simulator_hold_validity_seconds}),
+        render=render,
+        public_url=settings.public_base_url(),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     # (the process that made it died); must exceed psp_timeout_seconds.
     recovery_after_seconds: float = 30.0
     recovery_interval_seconds: float = 2.0
+    # What recovery watches (services/recovery.py): first looks at a pending capture or
+    # refund and at an open 3-D Secure authentication, the backoff cap, the bound on
+    # unresolved looks before an attempt `needs_attention`, how long a customer has to
+    # complete 3-D Secure, and how long the simulator's authorisations hold funds.
+    pending_poll_seconds: float = Field(default=30.0, gt=0)
+    action_poll_seconds: float = Field(default=15.0, gt=0)
+    action_expiry_seconds: float = Field(default=3600.0, gt=0)
+    recovery_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    recovery_max_tries: int = Field(default=20, ge=1)
+    simulator_hold_validity_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # This API as the customer's browser reaches it (the PSP sends customers back to
+    # <public_url>/psp/<psp>/return/<attempt> after 3-D Secure); unset: http://host:port.
+    public_url: str | None = None
     # A request holding an idempotency key this long is presumed dead; a retry takes over.
     idempotency_lock_timeout_seconds: float = 60.0
     idempotency_retention_hours: float = Field(default=24.0, ge=24.0)
@@ -83,6 +96,9 @@ class Settings(BaseSettings):
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds
+
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def simulator_base_url(self) -> str:
         return self.simulator_url or f"http://{self.simulator_host}:{self.simulator_port}"

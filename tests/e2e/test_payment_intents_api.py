@@ -101,19 +101,49 @@ async def test_decline_is_402_and_payment_can_be_retried(client, auth):
         "payment_intent.created", "payment_intent.payment_failed", "payment_intent.succeeded"]
 
 
+async def complete_3ds(client, url: str, result: str = "succeed") -> httpx.Response:
+    """Complete the simulator's 3-D Secure page like a customer's browser: the simulator
+    sends the customer back to kassa's return endpoint, which may redirect onwards."""
+    async with httpx.AsyncClient() as customer:
+        r = await customer.post(url + "/complete", data={"result": result})
+    assert r.status_code == 303, r.text
+    location = httpx.URL(r.headers["location"])
+    assert location.path.startswith("/psp/simulator/return/")
+    return await client.get(location.path)  # kassa, in-process
+
+
 async def test_three_d_secure(client, auth, simulator_url):
     pi = (await create(client, auth, payment_method="pm_card_authenticationRequired",
                        confirm=True)).json()
     assert pi["status"] == "requires_action"
     url = pi["next_action"]["redirect_to_url"]["url"]
     assert url.startswith(simulator_url)
+    assert pi["next_action"]["redirect_to_url"]["return_url"] is None
     r = await client.post(f"/v1/payment_intents/{pi['id']}/confirm", headers=auth)
     assert r.status_code == 400  # authentication not complete yet
-    async with httpx.AsyncClient() as customer:
-        assert (await customer.post(url + "/complete", json={"result": "succeed"})
-                ).status_code == 200
+    back = await complete_3ds(client, url)
+    assert back.status_code == 200 and "succeeded" in back.text
+    # recorded when the customer came back: no second confirm needed
+    got = (await client.get(f"/v1/payment_intents/{pi['id']}", headers=auth)).json()
+    assert got["status"] == "succeeded" and got["amount_received"] == 2000, got
     r = await client.post(f"/v1/payment_intents/{pi['id']}/confirm", headers=auth)
-    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+    assert r.status_code == 400
+
+
+async def test_three_d_secure_return_url_sees_the_final_status(client, auth):
+    pi = (await create(client, auth, payment_method="pm_card_authenticationRequired",
+                       confirm=True, return_url="https://shop.example/done?order=7")).json()
+    assert pi["next_action"]["redirect_to_url"]["return_url"] == \
+        "https://shop.example/done?order=7"
+    back = await complete_3ds(client, pi["next_action"]["redirect_to_url"]["url"], "fail")
+    assert back.status_code == 303
+    target = httpx.URL(back.headers["location"])
+    assert (target.host, target.path) == ("shop.example", "/done")
+    assert dict(target.params) == {"order": "7", "payment_intent": pi["id"],
+                                   "redirect_status": "failed"}
+    got = (await client.get(f"/v1/payment_intents/{pi['id']}", headers=auth)).json()
+    assert got["status"] == "requires_payment_method"
+    assert got["last_payment_error"]["decline_code"] == "authentication_failed"
 
 
 async def test_cancel_before_confirm_and_illegal_transitions(client, auth):

@@ -20,6 +20,7 @@ from kassa.api.routers import (
     disputes,
     events,
     payment_intents,
+    psp_returns,
     psp_webhooks,
     refunds,
     webhook_endpoints,
@@ -59,7 +60,7 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   psp_webhooks):
+                   psp_webhooks, psp_returns):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -17,7 +17,7 @@ import asyncpg
 from kassa.domain.disputes import Dispute, DisputeStatus
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
-from kassa.psp.base import PSPDispute, PSPEvent, PSPEventType
+from kassa.psp.base import Outcome, PSPDispute, PSPEvent, PSPEventType
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -43,7 +43,9 @@ def event_to_json(e: PSPEvent) -> dict[str, Any]:
             "object_ref": e.object_ref, "sequence": e.sequence, "created": e.created,
             "psp_reference": e.psp_reference, "reference": e.reference,
             "operation_reference": e.operation_reference, "amount": _money(e.amount),
-            "failure_code": e.failure_code, "message": e.message, "dispute": dispute}
+            "failure_code": e.failure_code, "message": e.message, "dispute": dispute,
+            "outcome": None if e.outcome is None else e.outcome.value,
+            "decline_code": e.decline_code}
 
 
 def event_from_json(d: dict[str, Any]) -> PSPEvent:
@@ -62,7 +64,9 @@ def event_from_json(d: dict[str, Any]) -> PSPEvent:
                     reference=d.get("reference"),
                     operation_reference=d.get("operation_reference"),
                     amount=_from_money(d.get("amount")), failure_code=d.get("failure_code"),
-                    message=d.get("message"), dispute=dispute)
+                    message=d.get("message"), dispute=dispute,
+                    outcome=None if d.get("outcome") is None else Outcome(d["outcome"]),
+                    decline_code=d.get("decline_code"))
 
 
 # ---------------------------------------------------------------- inbox

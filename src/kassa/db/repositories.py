@@ -16,12 +16,14 @@ from kassa.domain.errors import ConcurrentModification
 from kassa.domain.ledger import Posting
 from kassa.domain.money import Money
 from kassa.domain.payments import (
+    Attempt,
     AttemptStatus,
     Operation,
     PaymentIntent,
     PaymentStatus,
     Refund,
     RefundStatus,
+    VoidPurpose,
 )
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -150,9 +152,15 @@ def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, meth
         "method": method, "path": path}}
 
 
-def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes) -> Op:
-    return {"op": "complete_idempotency", "row": {
-        "merchant_id": merchant_id, "key": key, "status": status, "body": body.decode()}}
+def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes,
+                            only_open: bool = False) -> Op:
+    """Store the key's answer. ``only_open``: unless one is stored already (recovery
+    answering for a request that died)."""
+    row: dict[str, Any] = {"merchant_id": merchant_id, "key": key, "status": status,
+                           "body": body.decode()}
+    if only_open:
+        row["only_open"] = True
+    return {"op": "complete_idempotency", "row": row}
 
 
 def op_set_idempotency_resource(*, merchant_id: str, key: str, resource_id: str) -> Op:
@@ -307,40 +315,34 @@ async def object_exists(conn: Conn, *, table: str, merchant_id: str, object_id: 
 # ---------------------------------------------------------------- attempts
 
 
-@dataclass(slots=True)
-class Attempt:
-    id: str
-    merchant_id: str
-    payment_intent_id: str
-    operation: Operation
-    psp: str
-    status: AttemptStatus
-    amount: Money
-    capture: bool = False
-    refund_id: str | None = None
-    psp_reference: str | None = None
-    error: dict[str, Any] | None = None
-
-
 def _attempt(row: asyncpg.Record) -> Attempt:
     return Attempt(
         id=row["id"], merchant_id=row["merchant_id"], payment_intent_id=row["payment_intent_id"],
         operation=Operation(row["operation"]), psp=row["psp"],
         status=AttemptStatus(row["status"]), amount=Money(row["amount"], row["currency"]),
         capture=row["capture"], refund_id=row["refund_id"], psp_reference=row["psp_reference"],
-        error=row["error"])
+        error=row["error"], return_url=row["return_url"],
+        idempotency_key=row["idempotency_key"],
+        purpose=None if row["purpose"] is None else VoidPurpose(row["purpose"]),
+        tries=row["tries"], created=int(row["created_at"].timestamp()))
 
 
 _ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status, amount,"
-                    " currency, capture, refund_id, psp_reference, error")
+                    " currency, capture, refund_id, psp_reference, error, return_url,"
+                    " idempotency_key, purpose, tries, created_at")
 
 
-def op_insert_attempt(a: Attempt) -> Op:
+def op_insert_attempt(a: Attempt, *, check_after_s: float) -> Op:
+    """Insert an attempt; recovery looks at it ``check_after_s`` from now unless its
+    outcome is recorded first."""
     return {"op": "insert_attempt", "row": {
         "id": a.id, "merchant_id": a.merchant_id, "payment_intent_id": a.payment_intent_id,
         "refund_id": a.refund_id, "operation": a.operation.value, "psp": a.psp,
         "status": a.status.value, "amount": a.amount.minor, "currency": a.amount.currency,
-        "capture": a.capture, "psp_reference": a.psp_reference, "error": a.error}}
+        "capture": a.capture, "psp_reference": a.psp_reference, "error": a.error,
+        "return_url": a.return_url, "idempotency_key": a.idempotency_key,
+        "purpose": None if a.purpose is None else a.purpose.value,
+        "check_after_s": check_after_s}}
 
 
 async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
@@ -349,26 +351,61 @@ async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
     return None if row is None else _attempt(row)
 
 
-def op_finish_attempt(a: Attempt, *, expected: tuple[AttemptStatus, ...]) -> Op:
+def op_finish_attempt(a: Attempt, *, expected: tuple[AttemptStatus, ...],
+                      check_after_s: float | None = None) -> Op:
     """Record an attempt's outcome once: CAS on the open statuses, so a racing recovery
-    worker and the original request cannot both apply it."""
+    worker and the original request cannot both apply it. ``check_after_s``: the new
+    status still waits on the PSP or the customer; recovery looks again then."""
     return {"op": "finish_attempt", "expected": [s.value for s in expected], "row": {
         "id": a.id, "status": a.status.value, "psp_reference": a.psp_reference,
-        "error": a.error}}
+        "error": a.error, "check_after_s": check_after_s}}
 
 
-async def claim_open_attempts(conn: asyncpg.Connection, *, older_than_s: float,
-                              limit: int) -> list[Attempt]:
-    """Open attempts nobody is working on. Call inside a transaction: the rows stay locked
-    (SKIP LOCKED lets several recovery workers share the backlog) and their updated_at is
-    bumped so a crash of this worker hands them to the next one after the same delay."""
+async def claim_due_attempts(conn: Conn, *, lease_s: float, limit: int) -> list[Attempt]:
+    """Attempts whose next look is due, leased to this caller for ``lease_s`` (moved out
+    of everyone else's sight until then; SKIP LOCKED lets replicas share the backlog).
+    The lease must cover the work: a caller that dies hands them on when it ends."""
     rows = await conn.fetch(
-        f"UPDATE attempts SET updated_at = now() WHERE id IN ("
-        " SELECT id FROM attempts WHERE status IN ('started', 'unknown')"
-        " AND updated_at < now() - make_interval(secs => $1)"
-        " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        f" RETURNING {_ATTEMPT_COLUMNS}", older_than_s, limit)
+        f"UPDATE attempts SET next_check_at = now() + make_interval(secs => $1) WHERE id IN ("
+        " SELECT id FROM attempts WHERE next_check_at <= now()"
+        " ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_ATTEMPT_COLUMNS}", lease_s, limit)
     return [_attempt(r) for r in rows]
+
+
+async def reschedule_attempt(conn: Conn, attempt_id: str, *, delay_s: float | None,
+                             count_try: bool, give_up_after: int | None = None,
+                             note: str | None = None) -> AttemptStatus | None:
+    """After a look that settled nothing: look again in ``delay_s`` (None: never). With
+    ``count_try`` the look counts; an open or pending attempt past ``give_up_after``
+    tries becomes needs_attention (its error says why). Returns the status it has now,
+    None if it changed meanwhile (someone recorded it)."""
+    row = await conn.fetchrow(
+        "UPDATE attempts SET tries = tries + $2::int,"
+        " status = CASE WHEN $3::int IS NOT NULL AND tries + $2::int >= $3::int"
+        "   AND status IN ('started', 'unknown', 'pending') THEN 'needs_attention'"
+        "   ELSE status END,"
+        " error = CASE WHEN $3::int IS NOT NULL AND tries + $2::int >= $3::int"
+        "   AND status IN ('started', 'unknown', 'pending')"
+        "   THEN jsonb_build_object('code', 'recovery_exhausted', 'message', $4::text,"
+        "     'was', status) ELSE error END,"
+        " next_check_at = now() + make_interval(secs => $5::double precision),"
+        " updated_at = now()"
+        " WHERE id = $1 AND next_check_at IS NOT NULL RETURNING status",
+        attempt_id, 1 if count_try else 0, give_up_after, note or "", delay_s)
+    return None if row is None else AttemptStatus(row["status"])
+
+
+async def list_stuck_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt]:
+    rows = await conn.fetch(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE status = 'needs_attention'"
+        " ORDER BY updated_at LIMIT $1", limit)
+    return [_attempt(r) for r in rows]
+
+
+async def count_stuck_attempts(conn: Conn) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM attempts WHERE status = 'needs_attention'"))
 
 
 def op_mark_attempt_unknown(attempt_id: str) -> Op:
@@ -613,3 +650,11 @@ async def ledger_counts(conn: Conn) -> dict[str, int]:
         " (SELECT count(*) FROM ledger_entries) AS entries,"
         " (SELECT count(*) FROM payment_intents) AS payments")
     return dict(row) if row else {}
+
+
+async def payment_charged_back(conn: Conn, payment_id: str) -> bool:
+    """A chargeback (not an inquiry) is open or lost on this payment: the cardholder's
+    bank took the money back, so refunding it too would pay them twice."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM disputes WHERE payment_intent_id = $1"
+        " AND status IN ('needs_response', 'under_review', 'lost'))", payment_id))

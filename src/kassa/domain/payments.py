@@ -34,8 +34,9 @@ TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
         (S.REQUIRES_ACTION, S.SUCCEEDED),  # authentication done, PSP captured
         (S.REQUIRES_ACTION, S.REQUIRES_CAPTURE),  # authentication done, PSP authorised
         (S.REQUIRES_ACTION, S.REQUIRES_PAYMENT_METHOD),  # authentication failed
-        (S.REQUIRES_ACTION, S.CANCELED),
-        (S.PROCESSING, S.REQUIRES_ACTION),
+        # canceling an open authentication voids it at the PSP first (via processing)
+        (S.REQUIRES_ACTION, S.PROCESSING),  # void of the authentication in flight
+        (S.PROCESSING, S.REQUIRES_ACTION),  # 3DS asked, or its void refused
         (S.PROCESSING, S.REQUIRES_CAPTURE),  # authorised (manual) or capture failed
         (S.PROCESSING, S.SUCCEEDED),  # captured
         (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD),  # declined
@@ -49,9 +50,10 @@ CANCELABLE = frozenset(
     {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE}
 )
 CONFIRMABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION})
-CANCELLATION_REASONS = frozenset(
+CANCELLATION_REASONS = frozenset(  # what a merchant may give; kassa itself sets "automatic"
     {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
 )
+AUTOMATIC = "automatic"  # canceled by kassa: the authorisation hold expired
 
 
 def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None) -> None:
@@ -85,8 +87,46 @@ class AttemptStatus(StrEnum):
     STARTED = "started"  # recorded before the PSP call; outcome not yet known
     SUCCEEDED = "succeeded"  # PSP accepted (authorised, captured, voided, refunded)
     REQUIRES_ACTION = "requires_action"  # PSP wants customer authentication
+    PENDING = "pending"  # PSP accepted a capture/refund; its outcome comes later
     FAILED = "failed"  # PSP refused (decline, invalid) — final, nothing moved at the PSP
     UNKNOWN = "unknown"  # timeout / 5xx: recovery must ask the PSP
+    # recovery gave up after its bounded tries: an operator must look (the payment stays
+    # where it was; `kassa attempts list --stuck`)
+    NEEDS_ATTENTION = "needs_attention"
+
+
+# the PSP call's outcome is not known yet: whoever learns it records it (CAS on these)
+OPEN_ATTEMPT = (AttemptStatus.STARTED, AttemptStatus.UNKNOWN, AttemptStatus.NEEDS_ATTENTION)
+
+
+class VoidPurpose(StrEnum):
+    """Why a void was sent; decides what a successful void makes of the payment."""
+
+    CANCEL = "cancel"  # the merchant canceled
+    ACTION_EXPIRED = "action_expired"  # 3-D Secure not completed in time
+    HOLD_EXPIRED = "hold_expired"  # an uncaptured authorisation reached its validity
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One PSP call sequence; its id is the PSP idempotency key."""
+
+    id: str
+    merchant_id: str
+    payment_intent_id: str
+    operation: Operation
+    psp: str
+    status: AttemptStatus
+    amount: Money
+    capture: bool = False
+    refund_id: str | None = None
+    psp_reference: str | None = None
+    error: dict[str, Any] | None = None
+    return_url: str | None = None  # the merchant's, for 3-D Secure
+    idempotency_key: str | None = None  # the request's: its answer is stored with the outcome
+    purpose: VoidPurpose | None = None
+    tries: int = 0  # recovery's unresolved looks since the last change
+    created: int = 0  # unix seconds
 
 
 @dataclass(slots=True)
@@ -145,10 +185,12 @@ class PaymentIntent:
 
     # Outcome commands apply the transition first, so a refused one changes nothing.
 
-    def authorization_succeeded(self, *, psp_reference: str, captured: bool) -> None:
+    def authorization_succeeded(self, *, psp_reference: str, captured: bool,
+                                received: int | None = None) -> None:
+        """``received``: what the PSP captured when it is not the whole amount."""
         if captured:
             transition(self, S.SUCCEEDED)
-            self.amount_received = self.amount.minor
+            self.amount_received = self.amount.minor if received is None else received
             self.amount_capturable = 0
         else:
             transition(self, S.REQUIRES_CAPTURE)
@@ -200,14 +242,15 @@ class PaymentIntent:
         self.pending_attempt_id = None
 
     def cancel(self, *, reason: str | None, now: int) -> bool:
-        """Cancel; returns True when a PSP void is needed (funds are held)."""
+        """Cancel; returns True when a PSP void is needed (funds are held, or an
+        authentication is open at the PSP and could still complete)."""
         if reason is not None and reason not in CANCELLATION_REASONS:
             raise InvalidRequest(f"Invalid cancellation_reason: {reason}",
                                  param="cancellation_reason")
         if self.status not in CANCELABLE:
             raise IllegalTransition(self.status.value, S.CANCELED.value, action="cancel")
         self.cancellation_reason = reason
-        if self.status is S.REQUIRES_CAPTURE:
+        if self.status in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION):
             return True
         transition(self, S.CANCELED, action="cancel")
         self.canceled_at = now
@@ -215,7 +258,8 @@ class PaymentIntent:
         return False
 
     def start_void(self, attempt_id: str) -> None:
-        if self.status is not S.REQUIRES_CAPTURE:
+        """A void is in flight: of the held funds, or of an open authentication."""
+        if self.status not in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION):
             raise IllegalTransition(self.status.value, S.PROCESSING.value, action="cancel")
         transition(self, S.PROCESSING, action="cancel")
         self.pending_attempt_id = attempt_id
@@ -225,6 +269,23 @@ class PaymentIntent:
         self.pending_attempt_id = None
         self.amount_capturable = 0
         self.canceled_at = now
+        self.next_action = None
+
+    def authentication_expired(self, error: dict[str, Any]) -> None:
+        """3-D Secure was not completed in time and the PSP voided it: a new payment
+        method (or a new confirmation) is needed, as Stripe does."""
+        transition(self, S.REQUIRES_PAYMENT_METHOD)
+        self.pending_attempt_id = None
+        self.next_action = None
+        self.last_payment_error = error
+        self.cancellation_reason = None
+
+    def void_failed(self, *, was: PaymentStatus) -> None:
+        """The PSP refused the void: back where the payment was."""
+        transition(self, was)
+        # an open authentication is the payment's pending attempt again
+        self.pending_attempt_id = self.latest_charge if was is S.REQUIRES_ACTION else None
+        self.cancellation_reason = None
 
     def reserve_refund(self, amount: int | None) -> int:
         """Validate a refund and count it against the captured amount before the PSP call."""

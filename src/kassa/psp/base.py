@@ -5,10 +5,18 @@ crash or timeout can never move money twice at the PSP. PSP-specific statuses ar
 to :class:`Outcome` inside each adapter's own module and nowhere else.
 
     PSPError
-     ├── PSPRetryable      5xx, connection refused/reset: nothing happened *or* unknown
-     │    └── PSPTimeout   no answer in time: outcome unknown, ask get_status later
-     ├── PSPRejected       4xx: the PSP refused the request itself (not a decline)
+     ├── PSPRefused            4xx: the PSP refused the request itself (not a decline);
+     │                         nothing moved, repeating it will not help (alias PSPRejected)
+     ├── PSPRetryable          repeating the call with the same key is safe
+     │    ├── PSPUnavailable   provably not processed (connection refused, DNS failure)
+     │    └── PSPOutcomeUnknown  may have been processed: 5xx, reset after sending, an
+     │         │               unreadable answer; resolve it with get_status / a repeat
+     │         └── PSPTimeout  no answer in time
+     ├── UnknownOperation      get_status: the PSP never received this key
      └── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
+
+The saga runner (services/saga.py) maps these to what it records: a refusal is a recorded
+failure of the attempt, the two retryable classes leave the attempt to recovery.
 
 Inbound webhooks are verified and normalised by ``parse_webhook`` into :class:`PSPEvent`s:
 each names the PSP object it is about (``object_ref``) and its place in that object's
@@ -44,15 +52,28 @@ class PSPError(Exception):
 
 
 class PSPRetryable(PSPError):
-    """The PSP could not be reached or answered 5xx; the call may be repeated with its key."""
+    """The call may be repeated with its key; whether the PSP acted is not known here."""
 
 
-class PSPTimeout(PSPRetryable):
+class PSPUnavailable(PSPRetryable):
+    """Provably not processed: the request never reached the PSP (connection refused, DNS
+    failure). Only this class may ever fail over to another PSP."""
+
+
+class PSPOutcomeUnknown(PSPRetryable):
+    """The PSP may have acted: a 5xx, a connection reset after sending, an answer kassa
+    cannot read. Recovery resolves it at the same PSP."""
+
+
+class PSPTimeout(PSPOutcomeUnknown):
     """No answer in time; the PSP may or may not have acted."""
 
 
-class PSPRejected(PSPError):
-    """The PSP refused the request as invalid (4xx); repeating it will not help."""
+class PSPRefused(PSPError):
+    """The PSP refused the request as invalid (4xx); nothing moved, repeating will not help."""
+
+
+PSPRejected = PSPRefused  # the name earlier code used
 
 
 class UnknownOperation(PSPError):
@@ -86,6 +107,8 @@ class AuthorizeRequest:
     capture: bool  # True: authorise and capture in one call (automatic capture)
     merchant_id: str
     description: str | None = None
+    # where the PSP sends the customer after 3-D Secure: kassa's own return endpoint for
+    # this attempt (derived from the attempt id, so a repeated call is the same call)
     return_url: str | None = None
 
 
@@ -105,6 +128,9 @@ class PSPResult:
 class PSPEventType(StrEnum):
     """Asynchronous outcomes a PSP reports by webhook, normalised."""
 
+    # the outcome of an authorisation that waited on the customer (3-D Secure): the
+    # event's ``outcome`` says authorized, captured or declined
+    AUTHORIZATION_UPDATED = "authorization.updated"
     CAPTURE_SUCCEEDED = "capture.succeeded"  # a capture answered pending is confirmed
     CAPTURE_FAILED = "capture.failed"
     REFUND_SUCCEEDED = "refund.succeeded"
@@ -149,6 +175,8 @@ class PSPEvent:
     failure_code: str | None = None
     message: str | None = None
     dispute: PSPDispute | None = None
+    outcome: Outcome | None = None  # AUTHORIZATION_UPDATED: what the authorisation became
+    decline_code: str | None = None
 
 
 @runtime_checkable

@@ -33,6 +33,33 @@ class Router(Protocol):
     def choose(self, payment: PaymentIntent) -> PSPAdapter: ...
 
 
+# (status, body) the client gets for a result or an error: the API layer's renderer, so
+# that whoever records an outcome (recovery too) stores the answer a retry must replay
+Renderer = Callable[[object], tuple[int, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPolicy:
+    """How recovery watches attempts that wait (ARCHITECTURE §3): first looks, backoff,
+    the bound on unresolved looks, and the deadlines of authentications and holds."""
+
+    recovery_after_seconds: float = 30.0  # a `started` attempt is presumed orphaned
+    pending_poll_seconds: float = 30.0  # first look at a pending capture/refund
+    action_poll_seconds: float = 15.0  # first look at an open 3-D Secure authentication
+    action_expiry_seconds: float = 3600.0  # then it is voided (requires_payment_method)
+    backoff_cap_seconds: float = 3600.0
+    max_tries: int = 20  # unresolved looks before needs_attention
+    lease_seconds: float = 60.0  # a claimed attempt is hidden from other workers this long
+    hold_validity_seconds: Mapping[str, float] = field(default_factory=dict)
+    default_hold_validity_seconds: float = 7 * 24 * 3600.0  # like Stripe's card auths
+
+    def hold_validity(self, psp: str) -> float:
+        return self.hold_validity_seconds.get(psp, self.default_hold_validity_seconds)
+
+    def backoff(self, first: float, tries: int) -> float:
+        return min(self.backoff_cap_seconds, first * float(2 ** min(tries, 20)))
+
+
 def new_id(kind: str) -> str:
     return ids.encode(ids.PREFIXES.get(kind, kind), os.urandom(18))
 
@@ -55,6 +82,10 @@ class Kassa:
     clock: Callable[[], int] = unix_now
     ids: Callable[[str], str] = new_id
     writer: Writer | None = None  # None: each unit of work is its own transaction
+    watch: WatchPolicy = field(default_factory=WatchPolicy)
+    render: Renderer | None = None  # bootstrap wires the API's renderer
+    # where a PSP sends the customer back after 3-D Secure (this API's /psp/return/…)
+    public_url: str = "http://127.0.0.1:8000"
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]

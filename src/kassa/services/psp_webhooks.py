@@ -26,9 +26,8 @@ from typing import Any
 
 from kassa.db import psp_repository as psp_repo
 from kassa.db import repositories as repo
-from kassa.domain import ledger, objects
-from kassa.domain.errors import IllegalTransition, InvalidRequest, NotFound
-from kassa.domain.payments import Operation, RefundStatus
+from kassa.domain.errors import IllegalTransition, InvalidRequest, KassaError, NotFound
+from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, RefundStatus
 from kassa.psp.base import (
     Outcome,
     PSPEvent,
@@ -36,7 +35,7 @@ from kassa.psp.base import (
     PSPResult,
     WebhookRejected,
 )
-from kassa.services import disputes, payments, refunds
+from kassa.services import disputes, refunds, saga
 from kassa.services.context import Kassa
 from kassa.services.disputes import Deferred
 from kassa.services.uow import UnitOfWork
@@ -45,11 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 30  # then the event is `failed`, kept for an operator
 MAX_BACKOFF_S = 300.0
-
-# Stripe's refund failure reasons; anything else a PSP says becomes `unknown`.
-REFUND_FAILURE_REASONS = frozenset({"charge_for_pending_refund_disputed", "declined",
-                                    "expired_or_canceled_card", "insufficient_funds",
-                                    "lost_or_stolen_card", "merchant_request", "unknown"})
 
 Verdict = tuple[str, str | None]  # (inbox status, note)
 
@@ -135,6 +129,8 @@ async def apply_next(kassa: Kassa) -> str | None:
 
 
 async def _apply(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
+    if event.type is PSPEventType.AUTHORIZATION_UPDATED:
+        return await _authorization_outcome(kassa, event)
     if event.type in (PSPEventType.CAPTURE_SUCCEEDED, PSPEventType.CAPTURE_FAILED):
         return await _capture_outcome(kassa, event)
     if event.type in (PSPEventType.REFUND_SUCCEEDED, PSPEventType.REFUND_FAILED):
@@ -142,33 +138,51 @@ async def _apply(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
     return await disputes.apply_psp_event(kassa, uow, event)
 
 
+async def _record(kassa: Kassa, attempt: Attempt, result: PSPResult) -> Verdict:
+    """Record an outcome through the operation's finisher (its own transaction, exactly
+    as the request or recovery would), then check it is recorded."""
+    before = attempt.status
+    try:
+        await saga.finish(kassa, attempt, result)
+    except IllegalTransition as exc:
+        return "ignored", f"stale: {exc.message}"
+    except KassaError:
+        pass  # a refused operation or a decline is recorded, then reported as an error
+    current = await repo.get_attempt(kassa.pool, attempt.id)
+    assert current is not None
+    if current.status is before:
+        raise RuntimeError(f"attempt {attempt.id} is still {before.value}")
+    return "applied", None
+
+
+async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
+    """How an authorisation that waited on the customer (3-D Secure) ended."""
+    attempt = await repo.get_attempt(kassa.pool, event.reference) if event.reference else None
+    if attempt is None or attempt.operation is not Operation.AUTHORIZE \
+            or attempt.psp != event.psp:
+        return "ignored", f"no authorisation attempt {event.reference!r} at {event.psp}"
+    if attempt.status not in saga.RECORDABLE or event.outcome is None \
+            or event.outcome is Outcome.REQUIRES_ACTION:
+        return "ignored", f"authorisation already recorded ({attempt.status.value})"
+    result = PSPResult(event.outcome, psp_reference=event.psp_reference, amount=event.amount,
+                       decline_code=event.decline_code, message=event.message)
+    return await _record(kassa, attempt, result)
+
+
 async def _capture_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
-    """A capture the PSP answered ``pending`` is confirmed or refused. Recorded by the
-    capture saga's step 3 (its own transaction), exactly as recovery records it."""
+    """A capture the PSP answered ``pending`` is confirmed or refused."""
     attempt = await repo.get_attempt(kassa.pool, event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.CAPTURE \
             or attempt.psp != event.psp:
         return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
-    if attempt.status not in payments.OPEN:
+    if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
         return "ignored", f"capture already recorded ({attempt.status.value})"
-    if event.amount is not None and event.amount != attempt.amount:
-        return "failed", f"the PSP reports {event.amount}, kassa asked for {attempt.amount}"
     succeeded = event.type is PSPEventType.CAPTURE_SUCCEEDED
     result = PSPResult(Outcome.CAPTURED if succeeded else Outcome.FAILED,
                        psp_reference=event.operation_reference or attempt.psp_reference or "",
                        amount=event.amount, decline_code=event.failure_code,
                        message=event.message)
-    try:
-        await payments.finish_capture(kassa, attempt, result)
-    except IllegalTransition as exc:
-        return "ignored", f"stale: {exc.message}"
-    except InvalidRequest:
-        pass  # a refused capture is recorded, then reported to the caller as an error
-    current = await repo.get_attempt(kassa.pool, attempt.id)
-    assert current is not None
-    if current.status in payments.OPEN:
-        raise RuntimeError(f"capture attempt {attempt.id} is still open")
-    return "applied", None
+    return await _record(kassa, attempt, result)
 
 
 async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
@@ -179,46 +193,21 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     if attempt is None or attempt.operation is not Operation.REFUND \
             or attempt.psp != event.psp or attempt.refund_id is None:
         return "ignored", f"no refund attempt {event.reference!r} at {event.psp}"
-    if attempt.status in payments.OPEN:
+    if attempt.status in OPEN_ATTEMPT:
         # The refund call's own answer comes first (its saga records pending/succeeded);
         # recovery resolves the attempt if that answer was lost.
         raise Deferred(f"refund attempt {attempt.id} is still {attempt.status.value}")
+    succeeded = event.type is PSPEventType.REFUND_SUCCEEDED
+    if attempt.status is AttemptStatus.PENDING:
+        result = PSPResult(Outcome.REFUNDED if succeeded else Outcome.FAILED,
+                           psp_reference=event.operation_reference or "",
+                           amount=event.amount, decline_code=event.failure_code,
+                           message=event.message)
+        return await _record(kassa, attempt, result)
     r = await repo.get_refund(conn, merchant_id=None, refund_id=attempt.refund_id)
     p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
     assert r is not None and p is not None and p.psp is not None
-    if event.type is PSPEventType.REFUND_SUCCEEDED:
-        if r.status is not RefundStatus.PENDING:
-            return "ignored", f"refund is already {r.status.value}"
-        r.move(RefundStatus.SUCCEEDED)
-        r.psp_reference = event.operation_reference or r.psp_reference
-        uow.add(repo.op_update_refund(r))
-        refunds._post_refund(kassa, uow, r, p)
-        charge = objects.charge(p, charge_id=p.latest_charge or p.id)
-        uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
-        uow.emit(merchant_id=r.merchant_id, type="refund.updated",
-                 obj=objects.refund(r, charge=p.latest_charge))
-        return "applied", None
-    if r.status not in (RefundStatus.PENDING, RefundStatus.SUCCEEDED):
+    if succeeded or r.status is not RefundStatus.SUCCEEDED:
         return "ignored", f"refund is already {r.status.value}"
-    was_posted = r.status is RefundStatus.SUCCEEDED
-    r.move(RefundStatus.FAILED)
-    r.failure_reason = (event.failure_code if event.failure_code in REFUND_FAILURE_REASONS
-                        else "unknown")
-    uow.add(repo.op_update_refund(r))
-    p.release_refund(r.amount.minor)  # refundable again
-    uow.add(repo.op_update_payment(p))
-    if was_posted:
-        now = kassa.clock()
-        uow.add(
-            repo.op_post_ledger(ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp,
-                                                       amount=r.amount),
-                                merchant_id=r.merchant_id, source_id=r.id),
-            repo.op_insert_balance_transaction(
-                bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-                amount=r.amount.minor, fee=0, currency=r.amount.currency,
-                type="refund_failure", source=r.id, status="available", available_on=now,
-                created=now, description="REFUND FAILURE"))
-    refund_obj = objects.refund(r, charge=p.latest_charge)
-    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=refund_obj)
-    uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=refund_obj)
+    refunds.bounce(kassa, uow, r, p, event.failure_code)
     return "applied", None

@@ -1,98 +1,112 @@
-"""Finish sagas whose process died or whose PSP call timed out (ARCHITECTURE §3).
+"""Recovery: every attempt that waits is looked at until it ends (ARCHITECTURE §3).
 
-For each open attempt the PSP is asked what happened to the attempt's idempotency key.
-If the PSP never saw it, the call is sent again with the same key: declaring it failed
-instead would race with the original request still on its way to the PSP, while a repeat
-is deduplicated against it by the PSP. The outcome is then recorded by the same step-3
-functions the request path uses.
+Attempts carry ``next_check_at``; a pass claims the due ones under a lease that covers the
+work (so other replicas do not take them while they are worked), handles them
+concurrently, and schedules the next look:
+
+- open (``started``/``unknown``; a process died or the PSP did not answer): the PSP is
+  asked what happened to the attempt's key; a call it never received is repeated with the
+  same key (saga.resolve). Unresolved looks back off; after ``max_tries`` the attempt is
+  ``needs_attention`` (``kassa attempts list --stuck``, counted in the log) and is still
+  looked at, at the backoff cap, so a PSP that comes back settles it.
+- ``pending`` capture or refund: polled the same way until the PSP says how it ended.
+- ``requires_action`` (3-D Secure): polled until the customer's outcome is known; past
+  ``action_expiry_seconds`` it is voided (expiry.py).
+- a ``succeeded`` authorisation that is still only a hold: at the PSP's validity deadline
+  it is voided and the hold released (expiry.py).
+
+Each look reports what really happened (recorded, recorded elsewhere, unresolved,
+needs_attention, expired, released); only ``recorded``/``expired`` count as done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from kassa.db import repositories as repo
-from kassa.db.repositories import Attempt
-from kassa.domain.payments import Operation
-from kassa.psp.base import AuthorizeRequest, Outcome, PSPResult, PSPRetryable, UnknownOperation
-from kassa.services import payments, refunds
+from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation
+from kassa.services import expiry, saga
 from kassa.services.context import Kassa
 
 log = logging.getLogger(__name__)
 
-
-async def _ask_psp(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
-    psp = kassa.psp(attempt.psp)
-    try:
-        return await psp.get_status(idempotency_key=attempt.id)
-    except UnknownOperation:
-        pass
-    except PSPRetryable:
-        return None  # still unreachable: try again on the next pass
-    # The PSP never received the call, so repeating it with the same key is safe.
-    ref = attempt.psp_reference or ""
-    try:
-        if attempt.operation is Operation.AUTHORIZE:
-            return await _repeat_authorization(kassa, attempt)
-        if attempt.operation is Operation.CAPTURE:
-            return await psp.capture(idempotency_key=attempt.id, psp_reference=ref,
-                                     amount=attempt.amount)
-        if attempt.operation is Operation.VOID:
-            return await psp.void(idempotency_key=attempt.id, psp_reference=ref)
-        return await psp.refund(idempotency_key=attempt.id, psp_reference=ref,
-                                amount=attempt.amount)
-    except PSPRetryable:
-        return None
+CONCURRENCY = 16  # attempts looked at together in one pass
 
 
-async def _repeat_authorization(kassa: Kassa, attempt: Attempt) -> PSPResult:
-    p = await repo.get_payment_unscoped(kassa.pool, attempt.payment_intent_id)
-    assert p is not None
-    card = None
-    if p.payment_method is not None:
-        card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
-                                                   payment_method=p.payment_method)
-    if card is None:  # the card is gone: nothing was charged, nothing can be
-        return PSPResult(Outcome.DECLINED, "", decline_code="processing_error",
-                         message="The payment could not be completed; please retry.")
-    return await kassa.psp(attempt.psp).authorize(AuthorizeRequest(
-        idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
-        merchant_id=p.merchant_id, description=p.description))
-
-
-async def recover_attempt(kassa: Kassa, attempt: Attempt) -> bool:
-    """Resolve one open attempt; True when its outcome was recorded."""
-    result = await _ask_psp(kassa, attempt)
-    if result is None or result.outcome is Outcome.CAPTURE_PENDING:
-        return False  # still open at the PSP: ask again on a later pass (or its webhook)
-    try:
-        if attempt.operation is Operation.AUTHORIZE:
-            await payments.finish_authorization(kassa, attempt, result)
-        elif attempt.operation is Operation.CAPTURE:
-            await payments.finish_capture(kassa, attempt, result)
-        elif attempt.operation is Operation.VOID:
-            await payments.finish_void(kassa, attempt, result)
-        else:
-            await refunds.finish_refund(kassa, attempt, result)
-    except Exception as exc:  # a decline surfaces as CardError: recorded, not a failure
-        from kassa.domain.errors import KassaError
-
-        if not isinstance(exc, KassaError):
-            raise
-    log.info("recovered attempt %s (%s): %s", attempt.id, attempt.operation, result.outcome)
-    return True
-
-
-async def recover_open_attempts(kassa: Kassa, *, limit: int = 100) -> int:
-    """One pass of the recovery worker; returns how many attempts were resolved."""
+async def look(kassa: Kassa, attempt: Attempt) -> str:
+    """One look at a claimed attempt; returns what happened."""
+    watch = kassa.watch
+    if attempt.status is AttemptStatus.SUCCEEDED and attempt.operation is Operation.AUTHORIZE:
+        return await expiry.expire_hold(kassa, attempt)
+    if attempt.status is AttemptStatus.REQUIRES_ACTION:
+        deadline = attempt.created + watch.action_expiry_seconds
+        if time.time() >= deadline:
+            return await expiry.expire_authentication(kassa, attempt)
+        verdict = await saga.resolve(kassa, attempt)
+        if verdict == "unresolved":
+            delay = min(watch.backoff(watch.action_poll_seconds, attempt.tries),
+                        max(1.0, deadline - time.time()))
+            await _reschedule(kassa, attempt, delay, give_up=False)
+        return verdict
+    if attempt.status in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
+        verdict = await saga.resolve(kassa, attempt)
+        if verdict == "unresolved":
+            first = watch.pending_poll_seconds if attempt.status is AttemptStatus.PENDING \
+                else max(kassa.recovery_after_seconds, 1.0)
+            status = await _reschedule(kassa, attempt, watch.backoff(first, attempt.tries),
+                                       give_up=True)
+            if status is AttemptStatus.NEEDS_ATTENTION:
+                return "needs_attention"
+        return verdict
+    # nothing to wait for any more (recorded while it was due): stop watching it
     async with kassa.pool.acquire() as conn:
-        claimed = await repo.claim_open_attempts(conn, older_than_s=kassa.recovery_after_seconds,
-                                                 limit=limit)
-    done = 0
-    for attempt in claimed:
+        await repo.reschedule_attempt(conn, attempt.id, delay_s=None, count_try=False)
+    return "recorded_elsewhere"
+
+
+async def _reschedule(kassa: Kassa, attempt: Attempt, delay: float, *,
+                      give_up: bool) -> AttemptStatus | None:
+    watch = kassa.watch
+    if attempt.status is AttemptStatus.NEEDS_ATTENTION:
+        delay = watch.backoff_cap_seconds
+    async with kassa.pool.acquire() as conn:
+        status = await repo.reschedule_attempt(
+            conn, attempt.id, delay_s=delay, count_try=True,
+            give_up_after=watch.max_tries if give_up else None,
+            note=f"no outcome from {attempt.psp} after {watch.max_tries} looks")
+    if status is AttemptStatus.NEEDS_ATTENTION and attempt.status is not status:
+        log.error("attempt %s (%s %s at %s) needs attention: recovery could not learn its "
+                  "outcome after %d looks", attempt.id, attempt.operation.value,
+                  attempt.payment_intent_id, attempt.psp, watch.max_tries)
+    return status
+
+
+async def recover_open_attempts(kassa: Kassa, *, limit: int = CONCURRENCY) -> int:
+    """One pass of the recovery worker; returns how many attempts it settled."""
+    async with kassa.pool.acquire() as conn:
+        claimed = await repo.claim_due_attempts(conn, lease_s=kassa.watch.lease_seconds,
+                                                limit=limit)
+    if not claimed:
+        return 0
+
+    async def one(attempt: Attempt) -> str:
         try:
-            if await recover_attempt(kassa, attempt):
-                done += 1
+            verdict = await look(kassa, attempt)
         except Exception:
-            log.exception("recovery of attempt %s failed; will retry", attempt.id)
+            log.exception("looking at attempt %s failed; it is looked at again after its "
+                          "lease", attempt.id)
+            return "error"
+        log.info("attempt %s (%s, %s): %s", attempt.id, attempt.operation.value,
+                 attempt.status.value, verdict)
+        return verdict
+
+    verdicts = await asyncio.gather(*(one(a) for a in claimed))
+    done = sum(v in ("recorded", "expired") for v in verdicts)
+    stuck = sum(v == "needs_attention" for v in verdicts)
+    if stuck:
+        async with kassa.pool.acquire() as conn:
+            total = await repo.count_stuck_attempts(conn)
+        log.error("recovery: %d attempt(s) need attention (%d in all)", stuck, total)
     return done

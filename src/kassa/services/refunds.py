@@ -1,28 +1,40 @@
-"""Refund use cases: several partial refunds up to the captured amount, each a saga like confirm."""
+"""Refunds: several partial refunds up to the captured amount, each a saga like confirm.
+
+A refund the PSP answers ``pending`` keeps its attempt ``pending`` until the PSP's webhook
+or recovery's poll settles it; one that succeeded and later bounces is reversed
+(``bounce``). A payment that was charged back is not refundable (``charge_disputed``):
+the cardholder already has the money back.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kassa.db import repositories as repo
-from kassa.db.repositories import Attempt
 from kassa.domain import ledger, objects
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.money import Money
 from kassa.domain.payments import (
+    OPEN_ATTEMPT,
     REFUND_REASONS,
+    Attempt,
     AttemptStatus,
     Operation,
     PaymentIntent,
     Refund,
     RefundStatus,
 )
-from kassa.psp.base import Outcome, PSPResult, PSPRetryable
-from kassa.services import payments
+from kassa.psp.base import Outcome, PSPResult
+from kassa.services import saga
+from kassa.services.confirm import load
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 CAS_RETRIES = 8
+# Stripe's refund failure reasons; anything else a PSP says becomes `unknown`.
+FAILURE_REASONS = frozenset({"charge_for_pending_refund_disputed", "declined",
+                             "expired_or_canceled_card", "insufficient_funds",
+                             "lost_or_stolen_card", "merchant_request", "unknown"})
 
 
 def _obj(r: Refund, p: PaymentIntent) -> dict[str, Any]:
@@ -43,8 +55,12 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
     # step 1: reserve the amount on the payment (CAS; retried when refunds race) and
     # record the refund and its attempt together
     for _ in range(CAS_RETRIES):
-        p = await payments.load(kassa, merchant_id=merchant_id, payment_id=payment_intent)
+        p = await load(kassa, merchant_id=merchant_id, payment_id=payment_intent)
         value = p.reserve_refund(amount)
+        if await repo.payment_charged_back(kassa.pool, p.id):
+            raise InvalidRequest(f"Charge {p.latest_charge} has been charged back; it cannot "
+                                 "be refunded as well.", param="payment_intent",
+                                 code="charge_disputed")
         assert p.psp is not None and p.psp_reference is not None
         r = Refund(id=kassa.ids("refund"), merchant_id=merchant_id, payment_intent_id=p.id,
                    amount=Money(value, p.currency), status=RefundStatus.PENDING,
@@ -58,7 +74,7 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
             async with UnitOfWork(kassa, idempotency) as uow:
                 uow.add(repo.op_update_payment(p))
                 uow.add(repo.op_insert_refund(r))
-                uow.add(repo.op_insert_attempt(attempt))
+                saga.begin(kassa, uow, attempt, idempotency)
                 uow.emit(merchant_id=merchant_id, type="refund.created", obj=_obj(r, p))
                 await uow.commit(resource_id=r.id)
             break
@@ -66,68 +82,61 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
             continue
     else:
         raise ConcurrentModification("Too many concurrent refunds on this payment; retry.")
-    try:
-        result = await kassa.psp(p.psp).refund(
-            idempotency_key=attempt.id, psp_reference=p.psp_reference, amount=r.amount)
-    except PSPRetryable:
-        async with UnitOfWork(kassa, idempotency) as uow:
-            uow.add(repo.op_mark_attempt_unknown(attempt.id))
-            await uow.commit(response=_obj(r, p))
-        return _obj(r, p)
-    return await finish_refund(kassa, attempt, result, idempotency=idempotency)
+    psp, ref = kassa.psp(p.psp), p.psp_reference
+    return await saga.run(
+        kassa, attempt,
+        lambda: psp.refund(idempotency_key=attempt.id, psp_reference=ref, amount=r.amount),
+        payment=p, unknown_answer=_obj(r, p), idempotency=idempotency)
 
 
 async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
+                        payment: PaymentIntent | None = None,
                         idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Step 3: record the PSP's answer; post the ledger on success, release the reserved
     amount on failure. CAS on the attempt makes it safe to race with recovery."""
     assert attempt.refund_id is not None
+    was = attempt.status
+    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
+    p = await saga.reload(kassa, attempt.payment_intent_id)
+    assert r is not None
+    if result.outcome is Outcome.REFUND_PENDING and was is AttemptStatus.PENDING:
+        return _obj(r, p)  # still pending
     attempt.psp_reference = result.psp_reference or attempt.psp_reference
-    for _ in range(CAS_RETRIES):
-        r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
-        p = await repo.get_payment_unscoped(kassa.pool, attempt.payment_intent_id)
-        assert r is not None and p is not None
-        try:
-            async with UnitOfWork(kassa, idempotency) as uow:
-                if result.outcome in (Outcome.REFUNDED, Outcome.REFUND_PENDING):
-                    attempt.status = AttemptStatus.SUCCEEDED
-                    uow.add(repo.op_finish_attempt(attempt, expected=payments.OPEN))
-                    r.psp_reference = result.psp_reference
-                    if result.outcome is Outcome.REFUNDED:
-                        r.move(RefundStatus.SUCCEEDED)
-                        _post_refund(kassa, uow, r, p)
-                    uow.add(repo.op_update_refund(r))
-                    if r.status is RefundStatus.SUCCEEDED:
-                        charge = objects.charge(p, charge_id=p.latest_charge or p.id)
-                        uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
-                        uow.emit(merchant_id=r.merchant_id, type="refund.updated",
-                                 obj=_obj(r, p))
-                else:
-                    attempt.status = AttemptStatus.FAILED
-                    attempt.error = {"code": result.decline_code or "refund_failed",
-                                     "message": result.message or "The refund failed."}
-                    uow.add(repo.op_finish_attempt(attempt, expected=payments.OPEN))
-                    r.move(RefundStatus.FAILED)
-                    r.failure_reason = "unknown"
-                    uow.add(repo.op_update_refund(r))
-                    p.release_refund(r.amount.minor)
-                    uow.add(repo.op_update_payment(p))
-                    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
-                await uow.commit(response=_obj(r, p))
-            return _obj(r, p)
-        except ConcurrentModification:
-            current = await repo.get_attempt(kassa.pool, attempt.id)
-            assert current is not None
-            if current.status not in payments.OPEN:  # recorded by someone else
-                r = await repo.get_refund(kassa.pool, merchant_id=None,
-                                          refund_id=attempt.refund_id)
-                assert r is not None
-                return _obj(r, p)
-            attempt.status = current.status  # the payment row moved; re-read and retry
-    raise ConcurrentModification("Refund could not be recorded; it will be retried.")
+    check_after: float | None = None
+    async with UnitOfWork(kassa, idempotency) as uow:
+        if result.outcome in (Outcome.REFUNDED, Outcome.REFUND_PENDING):
+            r.psp_reference = result.psp_reference or r.psp_reference
+            if result.outcome is Outcome.REFUNDED:
+                attempt.status = AttemptStatus.SUCCEEDED
+                r.move(RefundStatus.SUCCEEDED)
+                post_refund(kassa, uow, r, p)
+                charge = objects.charge(p, charge_id=p.latest_charge or p.id)
+                uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
+                uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=_obj(r, p))
+            else:  # the PSP settles it later; recovery polls in case its webhook is lost
+                attempt.status = AttemptStatus.PENDING
+                check_after = kassa.watch.pending_poll_seconds
+            uow.add(repo.op_update_refund(r))
+        else:
+            attempt.status = AttemptStatus.FAILED
+            attempt.error = {"code": result.decline_code or "refund_failed",
+                             "message": result.message or "The refund failed."}
+            r.move(RefundStatus.FAILED)
+            r.failure_reason = (result.decline_code if result.decline_code in FAILURE_REASONS
+                                else "unknown")
+            uow.add(repo.op_update_refund(r))
+            p.release_refund(r.amount.minor)
+            uow.add(repo.op_update_payment(p))
+            uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
+            if was is AttemptStatus.PENDING:  # it was reported pending before
+                uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=_obj(r, p))
+        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
+        await saga.commit_outcome(kassa, uow, attempt, _obj(r, p), idempotency)
+    return _obj(r, p)
 
 
-def _post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
+def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
     assert p.psp is not None
     now = kassa.clock()
     uow.add(
@@ -140,21 +149,53 @@ def _post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> 
             description="REFUND FOR PAYMENT"))
 
 
+def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
+           failure_code: str | None) -> None:
+    """A refund that succeeded failed later at the PSP (the card could not take it): its
+    posting is reversed and the amount is refundable again."""
+    assert p.psp is not None
+    r.move(RefundStatus.FAILED)
+    r.failure_reason = failure_code if failure_code in FAILURE_REASONS else "unknown"
+    uow.add(repo.op_update_refund(r))
+    p.release_refund(r.amount.minor)
+    uow.add(repo.op_update_payment(p))
+    now = kassa.clock()
+    uow.add(
+        repo.op_post_ledger(ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp,
+                                                   amount=r.amount),
+                            merchant_id=r.merchant_id, source_id=r.id),
+        repo.op_insert_balance_transaction(
+            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
+            amount=r.amount.minor, fee=0, currency=r.amount.currency,
+            type="refund_failure", source=r.id, status="available", available_on=now,
+            created=now, description="REFUND FAILURE"))
+    refund_obj = _obj(r, p)
+    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=refund_obj)
+    uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=refund_obj)
+
+
+async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
+    return await kassa.psp(attempt.psp).refund(
+        idempotency_key=attempt.id, psp_reference=attempt.psp_reference or "",
+        amount=attempt.amount)
+
+
+saga.register(Operation.REFUND, finish_refund, repeat)
+
+
 async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,
                          idempotency: IdempotencyHandle) -> dict[str, Any]:
-    from kassa.services import recovery
-
     r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     assert r is not None and r.attempt_id is not None
     attempt = await repo.get_attempt(kassa.pool, r.attempt_id)
-    if attempt is not None and attempt.status in payments.OPEN:
-        await recovery.recover_attempt(kassa, attempt)
+    if attempt is not None and attempt.status in OPEN_ATTEMPT:
+        await saga.resolve(kassa, attempt, idempotency)
     r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
-    p = await payments.load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id) \
-        if r else None
-    assert r is not None and p is not None
-    async with UnitOfWork(kassa, idempotency) as uow:
-        await uow.commit(response=_obj(r, p))
+    assert r is not None
+    p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
+    if not idempotency.completed:
+        async with UnitOfWork(kassa, idempotency) as uow:
+            await uow.commit(response=_obj(r, p))
     return _obj(r, p)
 
 
@@ -162,7 +203,7 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, refund_id: str) -> dict[st
     r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     if r is None:
         raise NotFound(f"No such refund: '{refund_id}'", param="id")
-    p = await payments.load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
+    p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
     return _obj(r, p)
 
 

@@ -178,10 +178,13 @@ async def test_close_concedes_the_dispute(world: World):
         "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed"]
     r = await world.api.post(f"/v1/disputes/{d['id']}/close", headers=world.auth)
     assert r.status_code == 400
-    # a charged-back payment cannot be refunded as well (the PSP refuses it)
+    # a charged-back payment cannot be refunded as well: kassa refuses it, as Stripe does,
+    # without asking the PSP
+    before = (await world.sim.get("/_sim/stats")).json()["failed_operations"]
     r = await world.api.post("/v1/refunds", headers=world.auth,
                              data={"payment_intent": pi["id"]})
-    assert r.json()["status"] == "failed", r.text
+    assert r.status_code == 400 and r.json()["error"]["code"] == "charge_disputed", r.text
+    assert (await world.sim.get("/_sim/stats")).json()["failed_operations"] == before
     got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth)).json()
     assert got["amount_refunded"] == 0
     await assert_ledger_ok(world)

@@ -17,6 +17,7 @@ from kassa.psp.simulator import signature
 from kassa.services import psp_webhooks, recovery
 from kassa.workers import loops
 from tests.integration.psp.conftest import SECRET, World
+from tests.support.recovery import make_due
 
 
 async def ledger_kinds(world: World, source_id: str) -> list[str]:
@@ -276,18 +277,16 @@ async def test_pending_capture_without_webhook_is_finished_by_recovery(world: Wo
     pi = await world.pay(capture_method="manual", amount=3000)
     r = await world.api.post(f"/v1/payment_intents/{pi['id']}/capture", headers=world.auth)
     assert r.json()["status"] == "processing"
-    world.kassa.recovery_after_seconds = 0.0
-    try:
-        await recovery.recover_open_attempts(world.kassa)  # still pending: nothing recorded
-        got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth))
-        assert got.json()["status"] == "processing"
-        key = await world.kassa.pool.fetchval(
-            "SELECT id FROM attempts WHERE payment_intent_id = $1 AND operation = 'capture'",
-            pi["id"])
-        await world.sim.post(f"/_sim/operations/{key}/settle", json={"outcome": "succeeded"})
-        await recovery.recover_open_attempts(world.kassa)  # the webhook never came
-    finally:
-        world.kassa.recovery_after_seconds = 30.0
+    assert await make_due(world.kassa, pi["id"]) == 1  # the pending capture is watched
+    await recovery.recover_open_attempts(world.kassa)  # still pending: nothing recorded
+    got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth))
+    assert got.json()["status"] == "processing"
+    key = await world.kassa.pool.fetchval(
+        "SELECT id FROM attempts WHERE payment_intent_id = $1 AND operation = 'capture'",
+        pi["id"])
+    await world.sim.post(f"/_sim/operations/{key}/settle", json={"outcome": "succeeded"})
+    assert await make_due(world.kassa, pi["id"]) == 1  # looked at again after its backoff
+    await recovery.recover_open_attempts(world.kassa)  # the webhook never came
     got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth)).json()
     assert got["status"] == "succeeded"
     await world.flush()  # the late webhook is then a no-op

@@ -67,10 +67,16 @@ ALLOWED: list[tuple[S, S, str, Command, dict[str, Any]]] = [
      lambda p: p.authorization_succeeded(psp_reference="sim_2", captured=False), {}),
     (S.REQUIRES_ACTION, S.REQUIRES_PAYMENT_METHOD, "authorization_failed",
      lambda p: p.authorization_failed(ERROR), {}),
-    (S.REQUIRES_ACTION, S.CANCELED, "cancel",
-     lambda p: p.cancel(reason="requested_by_customer", now=NOW), {}),
+    (S.REQUIRES_ACTION, S.PROCESSING, "start_void (of the open authentication)",
+     lambda p: p.start_void("att_v"), {}),
     (S.PROCESSING, S.REQUIRES_ACTION, "authorization_requires_action",
      lambda p: p.authorization_requires_action(psp_reference="sim_2", next_action=ACTION), {}),
+    (S.PROCESSING, S.REQUIRES_ACTION, "void_failed (the authentication stays open)",
+     lambda p: p.void_failed(was=S.REQUIRES_ACTION), {}),
+    (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD, "authentication_expired",
+     lambda p: p.authentication_expired(ERROR), {}),
+    (S.PROCESSING, S.REQUIRES_CAPTURE, "void_failed (the hold stays)",
+     lambda p: p.void_failed(was=S.REQUIRES_CAPTURE), {"amount_capturable": 1000}),
     (S.PROCESSING, S.REQUIRES_CAPTURE, "authorization_succeeded(authorised)",
      lambda p: p.authorization_succeeded(psp_reference="sim_2", captured=False), {}),
     (S.PROCESSING, S.REQUIRES_CAPTURE, "capture_failed",
@@ -263,12 +269,24 @@ def test_capture_failure_keeps_the_hold():
 # --------------------------------------------------------------------- cancel
 
 
-@pytest.mark.parametrize("src", sorted(CANCELABLE - {S.REQUIRES_CAPTURE}))
+@pytest.mark.parametrize("src", sorted(CANCELABLE - {S.REQUIRES_CAPTURE, S.REQUIRES_ACTION}))
 def test_cancel_without_held_funds_is_immediate(src):
     p = make(src, next_action=ACTION if src is S.REQUIRES_ACTION else None)
     assert p.cancel(reason="duplicate", now=NOW) is False
     assert p.status is S.CANCELED
     assert (p.canceled_at, p.cancellation_reason, p.next_action) == (NOW, "duplicate", None)
+
+
+def test_cancel_during_authentication_needs_a_void():
+    """The customer could still complete 3-D Secure at the PSP: void it there first."""
+    p = make(S.REQUIRES_ACTION, next_action=ACTION, pending_attempt_id="ch_1",
+             latest_charge="ch_1")
+    assert p.cancel(reason="abandoned", now=NOW) is True
+    assert p.status is S.REQUIRES_ACTION
+    p.start_void("att_v")
+    assert (p.status, p.pending_attempt_id) == (S.PROCESSING, "att_v")
+    p.void_failed(was=S.REQUIRES_ACTION)  # the customer completed first
+    assert (p.status, p.pending_attempt_id) == (S.REQUIRES_ACTION, "ch_1")
 
 
 def test_cancel_with_held_funds_needs_a_void():

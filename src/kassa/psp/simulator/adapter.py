@@ -5,9 +5,11 @@ which capture/void/refund take back; a capture/void/refund result carries that
 operation's own id (``simop_…``), like Stripe's refund ids or Adyen's modification
 references.
 
-Error mapping: ``httpx.TimeoutException`` → PSPTimeout; other transport errors (refused,
-reset, protocol) and 5xx → PSPRetryable; other 4xx → PSPRejected; ``get_status`` 404 →
-UnknownOperation. Declines and refused operations are results, never exceptions.
+Error mapping: ``httpx.TimeoutException`` → PSPTimeout; a connection that could not be
+opened (refused, DNS) → PSPUnavailable (the request never left); other transport errors
+(reset, protocol), 5xx and an answer kassa cannot read → PSPOutcomeUnknown; other 4xx →
+PSPRefused; ``get_status`` 404 → UnknownOperation. Declines and refused operations are
+results, never exceptions.
 
 Webhooks: ``parse_webhook`` checks the ``Sim-Signature`` HMAC over the raw body with the
 shared secret (any of several while rotating) and a timestamp tolerance, then maps the
@@ -30,13 +32,13 @@ from kassa.psp.base import (
     AuthorizeRequest,
     Outcome,
     PSPDispute,
-    PSPError,
     PSPEvent,
     PSPEventType,
-    PSPRejected,
+    PSPOutcomeUnknown,
+    PSPRefused,
     PSPResult,
-    PSPRetryable,
     PSPTimeout,
+    PSPUnavailable,
     UnknownOperation,
     WebhookRejected,
 )
@@ -61,6 +63,7 @@ PENDING_OUTCOMES: dict[str, Outcome] = {  # by operation object
     "refund": Outcome.REFUND_PENDING,
 }
 EVENT_TYPES: dict[str, PSPEventType] = {
+    "authorization.updated": PSPEventType.AUTHORIZATION_UPDATED,
     "capture.succeeded": PSPEventType.CAPTURE_SUCCEEDED,
     "capture.failed": PSPEventType.CAPTURE_FAILED,
     "refund.succeeded": PSPEventType.REFUND_SUCCEEDED,
@@ -177,12 +180,24 @@ class SimulatorAdapter:
         sequence = payload["sequence"]
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
             raise ValueError("sequence")
+        authorization = obj["id"] if obj.get("object") == "authorization" \
+            else obj["authorization"]
         common: dict[str, Any] = {
             "psp": self.name, "event_id": _text(payload["id"]), "type": kind,
             "object_ref": _text(obj["id"]), "sequence": sequence,
-            "created": int(payload["created"]), "psp_reference": _text(obj["authorization"]),
+            "created": int(payload["created"]), "psp_reference": _text(authorization),
             "amount": Money(int(obj["amount"]), _text(obj["currency"])),
         }
+        if kind is PSPEventType.AUTHORIZATION_UPDATED:
+            outcome = AUTHORIZATION_OUTCOMES[obj["status"]]
+            if outcome is Outcome.CAPTURED:
+                common["amount"] = Money(int(obj["amount_captured"]), _text(obj["currency"]))
+            code = obj.get("decline_code")
+            message = obj.get("message")
+            return PSPEvent(**common, reference=_text(obj["idempotency_key"]),
+                            operation_reference=_text(obj["id"]), outcome=outcome,
+                            decline_code=None if code is None else _text(code),
+                            message=_redact(str(message)) if message else None)
         if obj.get("object") == "dispute":
             status = DISPUTE_STATUSES[obj["status"]]
             due = obj.get("evidence_due_by")
@@ -212,30 +227,36 @@ class SimulatorAdapter:
         except httpx.TimeoutException as exc:
             raise PSPTimeout(f"{where}: no answer within {self._timeout}s "
                              f"({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:
+            # no connection was made, so the request was never sent
+            raise PSPUnavailable(f"{where}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise PSPRetryable(f"{where}: {type(exc).__name__}") from exc
+            raise PSPOutcomeUnknown(f"{where}: {type(exc).__name__}") from exc
         status = response.status_code
         if status >= 500:
-            raise PSPRetryable(f"{where}: HTTP {status} {_error_message(response)}")
+            raise PSPOutcomeUnknown(f"{where}: HTTP {status} {_error_message(response)}")
         if status == 404 and operation == "get_status":
             raise UnknownOperation(f"{where}: the simulator never received this operation")
         if status >= 400:
-            raise PSPRejected(f"{where}: HTTP {status} {_error_message(response)}")
+            raise PSPRefused(f"{where}: HTTP {status} {_error_message(response)}")
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             # The answer is unreadable, so the outcome is unknown: ask get_status later.
-            raise PSPRetryable(f"{where}: HTTP {status} with a body that is not JSON") from exc
+            raise PSPOutcomeUnknown(f"{where}: HTTP {status} with a body that is not JSON"
+                                    ) from exc
         if not isinstance(payload, dict):
-            raise PSPRetryable(f"{where}: HTTP {status} with an unexpected body")
+            raise PSPOutcomeUnknown(f"{where}: HTTP {status} with an unexpected body")
         return payload
 
 
 def _to_result(payload: dict[str, Any]) -> PSPResult:
     try:
         return _parse_result(payload)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PSPError(f"simulator answered a malformed result ({type(exc).__name__})") from exc
+    except (KeyError, TypeError, ValueError, UnknownCurrency) as exc:
+        # kassa cannot tell what the PSP did: recovery asks again
+        raise PSPOutcomeUnknown(f"simulator answered a malformed result "
+                                f"({type(exc).__name__})") from exc
 
 
 def _parse_result(payload: dict[str, Any]) -> PSPResult:
@@ -246,7 +267,7 @@ def _parse_result(payload: dict[str, Any]) -> PSPResult:
     if status == "pending" and not is_authorization:
         outcome = PENDING_OUTCOMES.get(str(payload.get("object")))
     if outcome is None:
-        raise PSPError(f"simulator answered an unknown status {status!r}")
+        raise ValueError(f"simulator answered an unknown status {status!r}")
     currency = payload["currency"]
     if is_authorization:
         minor = payload["amount_captured"] if outcome is Outcome.CAPTURED else payload["amount"]

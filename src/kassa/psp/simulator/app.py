@@ -133,6 +133,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -161,6 +162,7 @@ from kassa.psp.simulator.state import (
     InvalidRequest,
     NotFound,
 )
+from kassa.psp.simulator.store import SqliteStore
 from kassa.psp.simulator.webhooks import WebhookSender
 
 __all__ = ["SimulatorConfig", "create_app"]
@@ -169,11 +171,13 @@ MAX_KEY_LENGTH = 255
 
 
 def create_app(config: SimulatorConfig | None = None, *,
-               webhook_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """A fresh simulator with its own in-memory state (``app.state.acquirer``).
+               webhook_transport: httpx.AsyncBaseTransport | None = None,
+               state_path: Path | None = None) -> Starlette:
+    """A simulator with its own state (``app.state.acquirer``): in memory, or kept in the
+    SQLite file ``state_path`` across restarts (``kassa dev``, ``kassa simulator``).
 
     ``webhook_transport`` replaces the network for outbound webhooks (tests)."""
-    acquirer = Acquirer()
+    acquirer = Acquirer.open(SqliteStore(state_path) if state_path is not None else None)
     chaos = Chaos(config or SimulatorConfig())
     sender = WebhookSender(chaos, webhook_transport)
     acquirer.notify = sender.record
@@ -196,8 +200,22 @@ def create_app(config: SimulatorConfig | None = None, *,
 
     acquirer.on_pending = on_pending
 
+    resumed = False
+
+    def resume_pending() -> None:
+        """Operations still pending when the simulator last stopped settle as usual (run
+        on the first request: the server runs without lifespan events)."""
+        nonlocal resumed
+        if resumed:
+            return
+        resumed = True
+        for key, op in list(acquirer.operations.items()):
+            if op.current is not None and op.current.get("status") == "pending":
+                on_pending(key, "")
+
     async def mutate(perform: Callable[[], Body]) -> Response:
         """Run one validated mutating operation through the fault model."""
+        resume_pending()
         config = chaos.config
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
@@ -327,6 +345,7 @@ def create_app(config: SimulatorConfig | None = None, *,
         return _json(auth.view())
 
     async def get_operation(request: Request) -> Response:
+        resume_pending()
         if chaos.config.latency_ms:
             await asyncio.sleep(chaos.config.latency_ms / 1000)
         result = acquirer.operation_view(request.path_params["key"])

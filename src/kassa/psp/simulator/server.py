@@ -12,6 +12,7 @@ import gc
 import os
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -23,19 +24,22 @@ ANNOUNCEMENT = "kassa simulator listening on "
 
 def build_server(host: str = "127.0.0.1", port: int = 8001,
                  config: SimulatorConfig | None = None, *,
-                 timeout_graceful_shutdown: int = 1) -> uvicorn.Server:
+                 timeout_graceful_shutdown: int = 1,
+                 state_path: Path | None = None) -> uvicorn.Server:
     """A uvicorn server for a fresh simulator; ``server.config.app.state`` holds its state.
 
     A short graceful-shutdown timeout keeps a request hanging in a simulated timeout from
     holding up shutdown.
     """
-    return uvicorn.Server(_uvicorn_config(host, port, config, timeout_graceful_shutdown))
+    return uvicorn.Server(_uvicorn_config(host, port, config, timeout_graceful_shutdown,
+                                          state_path))
 
 
 def _uvicorn_config(host: str, port: int, config: SimulatorConfig | None,
-                    timeout_graceful_shutdown: int) -> uvicorn.Config:
+                    timeout_graceful_shutdown: int,
+                    state_path: Path | None = None) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(config),
+        create_app(config, state_path=state_path),
         host=host,
         port=port,
         loop="uvloop",
@@ -62,9 +66,9 @@ def bound_port(server: uvicorn.Server) -> int:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8001,
-          config: SimulatorConfig | None = None) -> None:
-    """Serve the simulator until interrupted."""
-    build_server(host, port, config).run()
+          config: SimulatorConfig | None = None, *, state_path: Path | None = None) -> None:
+    """Serve the simulator until interrupted (its books kept in ``state_path`` if given)."""
+    build_server(host, port, config, state_path=state_path).run()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="where to POST webhooks (e.g. kassa's /psp/simulator/webhooks)")
     parser.add_argument("--capture-mode", choices=OPERATION_MODES, default="immediate")
     parser.add_argument("--refund-mode", choices=OPERATION_MODES, default="immediate")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="SQLite file that keeps the books across restarts")
     args = parser.parse_args(argv)
     # the signing secret comes from the environment only, never the command line
     secret = os.environ.get("KASSA_SIMULATOR_WEBHOOK_SECRET", "").split(",")[0].strip()
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                                  capture_mode=args.capture_mode, refund_mode=args.refund_mode)
     except ValueError as exc:
         parser.error(str(exc))
-    server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1))
+    server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1, args.state))
     # it keeps every authorisation in memory: full collections would otherwise pause it
     # for longer and longer (see kassa.bootstrap.tune_gc)
     gc.freeze()

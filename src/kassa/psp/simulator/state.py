@@ -4,28 +4,54 @@ memory.
 Every method here is synchronous on purpose: the simulator runs on one event loop, so no
 other request can run between the idempotency-key check and the write that follows it.
 Asynchronous outcomes (a pending capture or refund settling, a refund bouncing, a dispute
-opening or closing) are reported through ``notify(type, object)``, which the app turns
-into signed webhooks; ``on_pending(key, outcome)`` asks the app to settle an operation
-later.
+opening or closing, a 3-D Secure authentication completed) are reported through
+``notify(type, object)``, which the app turns into signed webhooks; ``on_pending(key,
+outcome)`` asks the app to settle an operation later.
+
+With a ``store`` (store.py) every mutating call writes what it changed before it returns,
+and ``Acquirer.open`` reads it all back: the books survive a restart, as a PSP's do.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kassa.psp.simulator.cards import behaviour_of, brand_of
+from kassa.psp.simulator.store import SqliteStore
 
 Body = dict[str, Any]
 Notify = Callable[[str, Body], object]
 OnPending = Callable[[str, str], None]
 
 EVIDENCE_DAYS = 7  # how long a merchant has to answer a dispute
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fingerprint(*parts: object) -> str:
+    """A request's identity under its idempotency key, as a string that survives storage."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def persisted(method: F) -> F:
+    """Write what the call changed to the store before its answer leaves (also when it
+    raised after changing something)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Acquirer, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.save()
+
+    return wrapper  # type: ignore[return-value]
 
 
 class InvalidRequest(Exception):
@@ -103,7 +129,7 @@ class Operation:
     """One request received under an idempotency key and the answer it got."""
 
     kind: str  # authorize | capture | void | refund
-    fingerprint: tuple[Any, ...]
+    fingerprint: str
     authorization_id: str
     response: Body  # the body answered the first time, replayed verbatim
     current: Body | None = None  # capture/refund: the result now (a pending one settles)
@@ -156,12 +182,60 @@ class Acquirer:
     counts: Counter[str] = field(default_factory=Counter)
     notify: Notify | None = None
     on_pending: OnPending | None = None
+    store: SqliteStore | None = None
+    # what the current call changed, written by save()
+    _dirty_auths: set[str] = field(default_factory=set)
+    _dirty_ops: set[str] = field(default_factory=set)
+    _dirty_disputes: set[str] = field(default_factory=set)
+
+    @classmethod
+    def open(cls, store: SqliteStore | None) -> Acquirer:
+        """An acquirer with the books ``store`` kept (empty without one)."""
+        acquirer = cls(store=store)
+        if store is None:
+            return acquirer
+        saved = store.load()
+        for a in saved["authorizations"]:
+            acquirer.authorizations[a["id"]] = Authorization(**a)
+        for key, o in saved["operations"].items():
+            acquirer.operations[key] = Operation(**o)
+        for d in saved["disputes"]:
+            acquirer.disputes[d["authorization_id"]] = SimDispute(**d)
+        acquirer.counts.update(saved["counts"])
+        return acquirer
+
+    def touch(self, *, auth: str | None = None, key: str | None = None,
+              dispute: str | None = None) -> None:
+        """Mark an object changed by this call (by authorization id / operation key)."""
+        if auth is not None:
+            self._dirty_auths.add(auth)
+        if key is not None:
+            self._dirty_ops.add(key)
+        if dispute is not None:
+            self._dirty_disputes.add(dispute)
+
+    def save(self) -> None:
+        if self.store is not None and (self._dirty_auths or self._dirty_ops
+                                       or self._dirty_disputes):
+            self.store.save(
+                authorizations=[self.authorizations[i] for i in self._dirty_auths
+                                if i in self.authorizations],
+                operations=[(k, self.operations[k]) for k in self._dirty_ops
+                            if k in self.operations],
+                disputes=[self.disputes[i] for i in self._dirty_disputes
+                          if i in self.disputes],
+                counts=dict(self.counts))
+        self._dirty_auths.clear()
+        self._dirty_ops.clear()
+        self._dirty_disputes.clear()
 
     def reset(self) -> None:
         self.authorizations.clear()
         self.operations.clear()
         self.disputes.clear()
         self.counts.clear()
+        if self.store is not None:
+            self.store.clear()
 
     def _emit(self, type: str, obj: Body) -> None:
         if self.notify is not None:
@@ -169,7 +243,7 @@ class Acquirer:
 
     # -- idempotency ---------------------------------------------------------------
 
-    def _replay(self, key: str, fingerprint: tuple[Any, ...]) -> Body | None:
+    def _replay(self, key: str, fingerprint: str) -> Body | None:
         op = self.operations.get(key)
         if op is None:
             return None
@@ -181,14 +255,16 @@ class Acquirer:
         self.counts["replays"] += 1
         return op.response
 
-    def _record(self, key: str, kind: str, fingerprint: tuple[Any, ...], auth_id: str,
+    def _record(self, key: str, kind: str, fingerprint: str, auth_id: str,
                 response: Body) -> Body:
         current = dict(response) if kind in ("capture", "refund") else None
         self.operations[key] = Operation(kind, fingerprint, auth_id, response, current)
+        self.touch(auth=auth_id, key=key)
         return response
 
     # -- operations ------------------------------------------------------------------
 
+    @persisted
     def authorize(self, *, idempotency_key: str, amount: int, currency: str, number: str,
                   exp_month: int, exp_year: int, cvc: str | None, capture: bool,
                   merchant_id: str, description: str | None, return_url: str | None,
@@ -196,8 +272,8 @@ class Acquirer:
         """``base_url`` is called only when the card needs 3DS, to build ``action_url``."""
         # The card is fingerprinted by hash so the PAN is never kept beside the key.
         card_hash = hashlib.sha256(f"{number}|{exp_month}|{exp_year}|{cvc}".encode()).digest()
-        fingerprint = ("authorize", amount, currency, card_hash, capture, merchant_id,
-                       description, return_url)
+        fingerprint = _fingerprint("authorize", amount, currency, card_hash, capture,
+                                   merchant_id, description, return_url)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
@@ -238,10 +314,11 @@ class Acquirer:
             self._after_capture(auth)
         return response
 
+    @persisted
     def capture(self, *, idempotency_key: str, authorization_id: str, amount: int | None,
                 currency: str | None, pending: bool = False) -> Body:
         """``pending``: accept the capture now and settle it later (``settle``)."""
-        fingerprint = ("capture", authorization_id, amount, currency)
+        fingerprint = _fingerprint("capture", authorization_id, amount, currency)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
@@ -277,8 +354,9 @@ class Acquirer:
             self._after_capture(auth)
         return response
 
+    @persisted
     def void(self, *, idempotency_key: str, authorization_id: str) -> Body:
-        fingerprint = ("void", authorization_id)
+        fingerprint = _fingerprint("void", authorization_id)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
@@ -300,11 +378,12 @@ class Acquirer:
                             self._result("void", "voided", idempotency_key, auth, auth.amount,
                                          failure))
 
+    @persisted
     def refund(self, *, idempotency_key: str, authorization_id: str, amount: int | None,
                currency: str | None, pending: bool = False) -> Body:
         """``pending``: answer `pending` and settle later; a ``refund_fails`` card's refund
         succeeds now and bounces later (both through ``on_pending``)."""
-        fingerprint = ("refund", authorization_id, amount, currency)
+        fingerprint = _fingerprint("refund", authorization_id, amount, currency)
         replay = self._replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
@@ -338,6 +417,7 @@ class Acquirer:
             self.on_pending(idempotency_key, "failed" if auth.refund_fails else "")
         return response
 
+    @persisted
     def settle(self, idempotency_key: str, outcome: str) -> Body:
         """Settle a pending capture or refund (``succeeded``/``failed``), or bounce a
         succeeded refund (``failed``); reported by webhook. Returns the new result."""
@@ -347,6 +427,7 @@ class Acquirer:
         if op is None or op.current is None:
             raise NotFound(idempotency_key)
         auth = self.authorizations[op.authorization_id]
+        self.touch(auth=auth.id, key=idempotency_key)
         current = op.current
         amount = int(current["amount"])
         if op.kind == "capture" and current["status"] == "pending":
@@ -387,6 +468,7 @@ class Acquirer:
         if auth.dispute_reason is not None and auth.id not in self.disputes:
             self.open_dispute(auth.id, reason=auth.dispute_reason, inquiry=auth.inquiry)
 
+    @persisted
     def open_dispute(self, authorization_id: str, *, reason: str = "fraudulent",
                      amount: int | None = None, inquiry: bool = False) -> Body:
         auth = self._authorization(authorization_id, None)
@@ -404,6 +486,7 @@ class Acquirer:
             reason=reason, status="warning_needs_response" if inquiry else "needs_response",
             created=now, evidence_due_by=now + EVIDENCE_DAYS * 86400)
         self.disputes[auth.id] = dispute
+        self.touch(dispute=auth.id)
         self.counts["disputes"] += 1
         self._emit("dispute.created", dispute.view())
         return dispute.view()
@@ -422,10 +505,12 @@ class Acquirer:
 
     def _move_dispute(self, dispute: SimDispute, status: str) -> Body:
         dispute.status = status
+        self.touch(dispute=dispute.authorization_id)
         closed = status in ("won", "lost", "warning_closed")
         self._emit("dispute.closed" if closed else "dispute.updated", dispute.view())
         return dispute.view()
 
+    @persisted
     def close_dispute(self, authorization_id: str, outcome: str) -> Body:
         """The issuer decides (test control)."""
         if outcome not in ("won", "lost", "warning_closed"):
@@ -437,6 +522,7 @@ class Acquirer:
             raise Conflict("Only an inquiry closes as warning_closed.")
         return self._move_dispute(dispute, outcome)
 
+    @persisted
     def escalate_dispute(self, authorization_id: str) -> Body:
         """An inquiry becomes a chargeback (test control)."""
         dispute = self.dispute_of(authorization_id)
@@ -445,6 +531,7 @@ class Acquirer:
         dispute.submitted = False
         return self._move_dispute(dispute, "needs_response")
 
+    @persisted
     def submit_evidence(self, dispute_id: str, evidence: dict[str, str], *, submit: bool
                         ) -> Body:
         """Store (and with ``submit`` send) evidence. Like Stripe's test mode, submitted
@@ -457,6 +544,7 @@ class Acquirer:
             raise Conflict(f"Evidence can no longer be changed (the dispute is "
                            f"{dispute.status}).")
         dispute.evidence = dict(evidence)
+        self.touch(dispute=dispute.authorization_id)
         if not submit:
             return dispute.view()
         dispute.submitted = True
@@ -469,6 +557,7 @@ class Acquirer:
             view = self._move_dispute(dispute, decided)
         return view
 
+    @persisted
     def accept_dispute(self, dispute_id: str) -> Body:
         """The merchant concedes: the dispute is lost."""
         dispute = self.dispute(dispute_id)
@@ -478,6 +567,7 @@ class Acquirer:
             raise Conflict(f"The dispute is {dispute.status}; it can no longer be accepted.")
         return self._move_dispute(dispute, "lost")
 
+    @persisted
     def complete_authentication(self, authorization_id: str, *, succeeded: bool
                                 ) -> Authorization:
         """Finish 3DS; an authorization no longer awaiting it is left as it is."""
@@ -486,6 +576,7 @@ class Acquirer:
             raise AuthorizationNotFound(authorization_id)
         if auth.status != "requires_action":
             return auth
+        self.touch(auth=auth.id)
         if not succeeded:
             auth.status = "declined"
             auth.decline_code = "authentication_failed"
@@ -493,9 +584,13 @@ class Acquirer:
         elif auth.capture_requested:
             auth.status = "captured"
             auth.amount_captured = auth.amount
-            self._after_capture(auth)
+            self.counts["captures"] += 1
         else:
             auth.status = "authorized"
+        # the merchant's PSP learns the outcome by webhook, as from a real acquirer
+        self._emit("authorization.updated", auth.view())
+        if auth.status == "captured":
+            self._after_capture(auth)
         return auth
 
     # -- reads -----------------------------------------------------------------------

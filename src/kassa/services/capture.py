@@ -1,0 +1,160 @@
+"""Capture an authorised PaymentIntent (full or partial): a saga, and its finisher.
+
+A capture the PSP only accepts (``pending``) keeps its attempt ``pending`` until the PSP's
+webhook or recovery's poll settles it. A capture the PSP refuses because the authorisation
+expired releases the hold: the payment is ``canceled`` (``automatic``), as at Stripe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kassa.db import repositories as repo
+from kassa.domain import ledger, objects
+from kassa.domain.errors import InvalidRequest
+from kassa.domain.money import Money
+from kassa.domain.payments import (
+    AUTOMATIC,
+    OPEN_ATTEMPT,
+    Attempt,
+    AttemptStatus,
+    Operation,
+    PaymentIntent,
+    PaymentStatus,
+)
+from kassa.psp.base import Outcome, PSPResult
+from kassa.services import saga
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+
+PI = objects.payment_intent
+EXPIRED = frozenset({"authorization_expired", "expired_authorization"})
+
+
+async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
+                  amount_to_capture: int | None = None,
+                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    from kassa.services.confirm import finish_orphan, load, took_over
+
+    p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
+    if took_over(idempotency) and p.status is not PaymentStatus.REQUIRES_CAPTURE:
+        return await finish_orphan(kassa, p, idempotency)
+    hold_ref = p.latest_charge
+    attempt_id = kassa.ids("attempt")
+    amount = p.start_capture(attempt_id, amount_to_capture)
+    assert p.psp is not None and p.psp_reference is not None and hold_ref is not None
+    attempt = Attempt(
+        id=attempt_id, merchant_id=merchant_id, payment_intent_id=p.id,
+        operation=Operation.CAPTURE, psp=p.psp, status=AttemptStatus.STARTED,
+        amount=Money(amount, p.currency), psp_reference=p.psp_reference)
+    async with UnitOfWork(kassa, idempotency) as uow:
+        uow.add(repo.op_update_payment(p))
+        saga.begin(kassa, uow, attempt, idempotency)
+        await uow.commit()
+    psp, ref = kassa.psp(p.psp), p.psp_reference
+    return await saga.run(
+        kassa, attempt,
+        lambda: psp.capture(idempotency_key=attempt.id, psp_reference=ref,
+                            amount=attempt.amount),
+        payment=p, unknown_answer=PI(p), idempotency=idempotency)
+
+
+async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
+                         payment: PaymentIntent | None = None,
+                         idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    was = attempt.status
+    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    p = payment or await saga.reload(kassa, attempt.payment_intent_id)
+    if result.outcome is Outcome.CAPTURE_PENDING and was is AttemptStatus.PENDING:
+        return PI(p)  # still pending: nothing new to record
+    error: InvalidRequest | None = None
+    check_after: float | None = None
+    attempt.psp_reference = result.psp_reference or attempt.psp_reference
+    async with UnitOfWork(kassa, idempotency) as uow:
+        if result.outcome is Outcome.CAPTURE_PENDING:
+            # the PSP confirms or refuses later; recovery polls in case its webhook is lost
+            attempt.status = AttemptStatus.PENDING
+            check_after = kassa.watch.pending_poll_seconds
+        elif result.outcome is Outcome.CAPTURED:
+            attempt.status = AttemptStatus.SUCCEEDED
+            captured = attempt.amount
+            if result.amount is not None and result.amount != attempt.amount:
+                captured = _psp_amount(attempt, result, p)
+            p.capture_succeeded(captured.minor)
+            post_capture(kassa, uow, p, gross=captured, held=p.amount)
+            uow.emit(merchant_id=p.merchant_id, type="payment_intent.succeeded", obj=PI(p))
+        elif result.decline_code in EXPIRED:
+            # the PSP let the authorisation lapse: nothing can be captured, the hold is gone
+            attempt.status = AttemptStatus.FAILED
+            attempt.error = {"message": result.message or "The authorization has expired.",
+                             "code": "charge_expired_for_capture"}
+            p.capture_failed()
+            p.cancellation_reason = AUTOMATIC
+            p.start_void(attempt.id)
+            p.void_succeeded(now=kassa.clock())
+            release_hold(uow, p, attempt.psp)
+            uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
+            error = InvalidRequest(str(attempt.error["message"]),
+                                   code="charge_expired_for_capture")
+        else:
+            attempt.status = AttemptStatus.FAILED
+            attempt.error = {"message": result.message or
+                             "The capture was refused by the processor.",
+                             "code": result.decline_code or "capture_failed"}
+            p.capture_failed()
+            error = InvalidRequest(str(attempt.error["message"]), code="capture_failed")
+        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
+        uow.add(repo.op_update_payment(p))
+        await saga.commit_outcome(kassa, uow, attempt, error or PI(p), idempotency)
+    if error is not None:
+        raise error
+    return PI(p)
+
+
+def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
+    """The PSP captured another amount than asked: record what moved, flagged."""
+    assert result.amount is not None
+    if result.amount.currency != p.currency or \
+            not 0 < result.amount.minor <= p.amount_capturable:
+        raise InvalidRequest(f"{attempt.psp} reports {result.amount} captured for "
+                             f"{attempt.id}, outside the capturable {p.amount_capturable}",
+                             code="psp_amount_mismatch")
+    attempt.error = {"code": "psp_amount_mismatch",
+                     "message": f"asked {attempt.amount}, the PSP captured {result.amount}"}
+    return result.amount
+
+
+def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Money,
+                 held: Money | None) -> None:
+    assert p.psp is not None
+    fee = kassa.fees.fee_for(gross)
+    now = kassa.clock()
+    uow.add(
+        repo.op_post_ledger(
+            ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee,
+                           held=held),
+            merchant_id=p.merchant_id, source_id=p.id,
+            hold_ref=p.latest_charge if held is not None else None),
+        repo.op_insert_balance_transaction(
+            bt_id=kassa.ids("balance_transaction"), merchant_id=p.merchant_id,
+            amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
+            source=p.latest_charge or p.id, status="pending",
+            available_on=now + kassa.settlement_delay_seconds, created=now,
+            description=p.description))
+
+
+def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:
+    """The authorisation is void at the PSP: release its ledger hold (once: hold_ref)."""
+    assert p.latest_charge is not None
+    uow.add(repo.op_post_ledger(
+        ledger.authorization_release(merchant_id=p.merchant_id, psp=psp, held=p.amount),
+        merchant_id=p.merchant_id, source_id=p.latest_charge, hold_ref=p.latest_charge))
+
+
+async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
+    return await kassa.psp(attempt.psp).capture(
+        idempotency_key=attempt.id, psp_reference=attempt.psp_reference or "",
+        amount=attempt.amount)
+
+
+saga.register(Operation.CAPTURE, finish_capture, repeat)

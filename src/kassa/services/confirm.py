@@ -1,0 +1,313 @@
+"""Create and confirm a PaymentIntent: the authorisation saga and its finisher.
+
+Confirm commits a `started` authorisation attempt with the intent's move to `processing`,
+calls the PSP (services/saga.py) and records what it did. 3-D Secure leaves the attempt
+`requires_action`; its outcome is recorded by whoever learns it first — the customer's
+return from the PSP's page (``record_return``), the PSP's webhook, recovery's poll, or a
+second confirm — always through ``finish_authorization``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kassa.db import repositories as repo
+from kassa.domain import ledger, objects
+from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
+from kassa.domain.money import Money, UnknownCurrency, normalize_currency
+from kassa.domain.payments import (
+    OPEN_ATTEMPT,
+    Attempt,
+    AttemptStatus,
+    Operation,
+    PaymentIntent,
+    PaymentStatus,
+    validate_amount,
+)
+from kassa.psp.base import Outcome, PSPResult
+from kassa.services import saga
+from kassa.services.capture import post_capture
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+
+log = logging.getLogger(__name__)
+PI = objects.payment_intent
+
+
+async def load(kassa: Kassa, *, merchant_id: str, payment_id: str) -> PaymentIntent:
+    p = await repo.get_payment(kassa.pool, merchant_id=merchant_id, payment_id=payment_id)
+    if p is None:
+        raise NotFound(f"No such payment_intent: '{payment_id}'", param="intent")
+    return p
+
+
+async def answer(kassa: Kassa, p: PaymentIntent,
+                 idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Store the current state as the key's response (after a takeover) and return it."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        await uow.commit(response=PI(p))
+    return PI(p)
+
+
+async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> None:
+    card = await kassa.payment_methods.resolve(merchant_id=merchant_id, payment_method=pm)
+    if card is None:
+        raise InvalidRequest(f"No such PaymentMethod: '{pm}'", param="payment_method",
+                             code="resource_missing")
+
+
+async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
+                 capture_method: str = "automatic", payment_method: str | None = None,
+                 description: str | None = None, metadata: dict[str, str] | None = None,
+                 confirm: bool = False, return_url: str | None = None,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    validate_amount(amount)
+    try:
+        currency = normalize_currency(currency)
+    except UnknownCurrency:
+        raise InvalidRequest(f"Invalid currency: {currency}. Currency must be a supported "
+                             "ISO 4217 code.", param="currency", code="invalid_currency") from None
+    if capture_method not in ("automatic", "manual"):
+        raise InvalidRequest(f"Invalid capture_method: {capture_method}", param="capture_method")
+    if payment_method is not None:
+        await _check_payment_method(kassa, merchant_id, payment_method)
+    p = PaymentIntent(
+        id=kassa.ids("payment_intent"), merchant_id=merchant_id,
+        amount=Money(amount, currency), capture_method=capture_method,
+        status=(PaymentStatus.REQUIRES_CONFIRMATION if payment_method
+                else PaymentStatus.REQUIRES_PAYMENT_METHOD),
+        created=kassa.clock(), payment_method=payment_method, description=description,
+        metadata=metadata or {})
+    if confirm and payment_method is None:
+        raise InvalidRequest("You must provide a payment_method to confirm.",
+                             param="payment_method", code="parameter_missing")
+    if idempotency is not None and idempotency.took_over and idempotency.resource_id:
+        # The previous holder of this key created the intent, then died before answering.
+        p = await load(kassa, merchant_id=merchant_id, payment_id=idempotency.resource_id)
+        if p.status is PaymentStatus.PROCESSING:
+            return await finish_orphan(kassa, p, idempotency)
+        if not (confirm and p.status is PaymentStatus.REQUIRES_CONFIRMATION):
+            return await answer(kassa, p, idempotency)
+    elif confirm:
+        # create and confirm's first step commit together: one transaction, not two
+        return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
+                                new=True)
+    else:
+        async with UnitOfWork(kassa, idempotency) as uow:
+            uow.add(repo.op_insert_payment(p))
+            uow.emit(merchant_id=merchant_id, type="payment_intent.created", obj=PI(p))
+            await uow.commit(response=PI(p), resource_id=p.id)
+        return PI(p)
+    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
+
+
+async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
+                  payment_method: str | None = None, return_url: str | None = None,
+                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
+    if took_over(idempotency) and p.status not in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                                                   PaymentStatus.REQUIRES_CONFIRMATION,
+                                                   PaymentStatus.REQUIRES_ACTION):
+        # The request that held this key died mid-saga: finish its attempt, then answer.
+        return await finish_orphan(kassa, p, idempotency)
+    if p.status is PaymentStatus.REQUIRES_ACTION and payment_method in (None, p.payment_method):
+        return await _continue_after_action(kassa, p, idempotency)
+    if payment_method is not None:
+        await _check_payment_method(kassa, merchant_id, payment_method)
+        if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                        PaymentStatus.REQUIRES_CONFIRMATION):
+            p.payment_method = payment_method
+    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
+
+
+async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
+                     idempotency: IdempotencyHandle | None, new: bool = False
+                     ) -> dict[str, Any]:
+    psp = kassa.router.choose(p)
+    attempt = Attempt(
+        id=kassa.ids("charge"), merchant_id=p.merchant_id, payment_intent_id=p.id,
+        operation=Operation.AUTHORIZE, psp=psp.name, status=AttemptStatus.STARTED,
+        amount=p.amount, capture=p.capture_method == "automatic", return_url=return_url)
+    created = PI(p) if new else None
+    p.start_authorization(attempt.id, psp.name)
+    # step 1: the recovery point — from here on the attempt id is the PSP idempotency key
+    async with UnitOfWork(kassa, idempotency) as uow:
+        if created is not None:
+            uow.add(repo.op_insert_payment(p))
+            uow.emit(merchant_id=p.merchant_id, type="payment_intent.created", obj=created)
+        else:
+            uow.add(repo.op_update_payment(p))
+        saga.begin(kassa, uow, attempt, idempotency)
+        await uow.commit(resource_id=p.id if created is not None else None)
+    assert p.payment_method is not None
+    card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
+                                               payment_method=p.payment_method)
+    if card is None:  # removed between validation and now
+        result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
+                           message="The payment method is no longer available.")
+        return await saga.finish(kassa, attempt, result, payment=p, idempotency=idempotency)
+    request = saga.authorize_request(kassa, attempt, p, card)
+    return await saga.run(kassa, attempt, lambda: psp.authorize(request), payment=p,
+                          unknown_answer=PI(p), idempotency=idempotency)
+
+
+def decline_error(result: PSPResult) -> dict[str, Any]:
+    code = "card_declined"
+    if result.decline_code in ("expired_card", "incorrect_cvc", "incorrect_number",
+                               "processing_error"):
+        code = result.decline_code
+    return {
+        "type": "card_error",
+        "code": code,
+        "decline_code": result.decline_code,
+        "message": result.message or "Your card was declined.",
+    }
+
+
+def _next_action(result: PSPResult, attempt: Attempt) -> dict[str, Any]:
+    return {"type": "redirect_to_url",
+            "redirect_to_url": {"url": result.action_url, "return_url": attempt.return_url}}
+
+
+async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
+                               payment: PaymentIntent | None = None,
+                               idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """Step 3 of confirm: record what the PSP did with the authorisation."""
+    was = attempt.status
+    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    p = payment or await saga.reload(kassa, attempt.payment_intent_id)
+    if result.outcome is Outcome.REQUIRES_ACTION and was is AttemptStatus.REQUIRES_ACTION:
+        return PI(p)  # nothing new: the customer has not finished yet
+    event: str
+    check_after: float | None = None
+    if result.outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
+        attempt.status = AttemptStatus.SUCCEEDED
+        attempt.psp_reference = result.psp_reference
+        captured = result.outcome is Outcome.CAPTURED
+        received = p.amount.minor
+        if captured and result.amount is not None and result.amount != attempt.amount:
+            received = _psp_amount(attempt, result, p)
+        p.authorization_succeeded(psp_reference=result.psp_reference, captured=captured,
+                                  received=received)
+        event = ("payment_intent.succeeded" if captured
+                 else "payment_intent.amount_capturable_updated")
+        if not captured:  # recovery voids the hold when the PSP's validity ends
+            check_after = kassa.watch.hold_validity(attempt.psp)
+    elif result.outcome is Outcome.REQUIRES_ACTION:
+        attempt.status = AttemptStatus.REQUIRES_ACTION
+        attempt.psp_reference = result.psp_reference
+        p.authorization_requires_action(psp_reference=result.psp_reference,
+                                        next_action=_next_action(result, attempt))
+        event = "payment_intent.requires_action"
+        check_after = kassa.watch.action_poll_seconds
+    else:
+        attempt.status = AttemptStatus.FAILED
+        attempt.psp_reference = result.psp_reference or None
+        err = decline_error(result)
+        attempt.error = err
+        p.authorization_failed({**err, "payment_method": {"id": p.payment_method}})
+        event = "payment_intent.payment_failed"
+    async with UnitOfWork(kassa, idempotency) as uow:
+        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
+        uow.add(repo.op_update_payment(p))
+        if attempt.status is AttemptStatus.SUCCEEDED:
+            if p.status is PaymentStatus.SUCCEEDED:
+                post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
+                             held=None)
+            else:
+                uow.add(repo.op_post_ledger(
+                    ledger.authorization_hold(
+                        merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
+                    merchant_id=p.merchant_id, source_id=attempt.id))
+        uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
+        outcome: object = PI(p)
+        if attempt.status is AttemptStatus.FAILED:
+            assert attempt.error is not None
+            outcome = CardError(str(attempt.error["message"]),
+                                decline_code=result.decline_code,
+                                code=str(attempt.error["code"]), payment_intent=PI(p))
+        await saga.commit_outcome(kassa, uow, attempt, outcome, idempotency)
+    if isinstance(outcome, CardError):
+        raise outcome
+    return PI(p)
+
+
+def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> int:
+    """The PSP captured another amount than kassa asked: its amount is what moved, so it
+    is what is recorded (and flagged on the attempt and in the log)."""
+    assert result.amount is not None
+    if result.amount.currency != p.currency or not 0 < result.amount.minor <= p.amount.minor:
+        raise InvalidRequest(f"{attempt.psp} reports {result.amount} captured for "
+                             f"{attempt.id}, outside what was authorised ({p.amount})",
+                             code="psp_amount_mismatch")
+    attempt.error = {"code": "psp_amount_mismatch",
+                     "message": f"asked {attempt.amount}, the PSP captured {result.amount}"}
+    log.warning("attempt %s: %s", attempt.id, attempt.error["message"])
+    return result.amount.minor
+
+
+async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
+    return await saga.repeat_authorization(kassa, attempt)
+
+
+saga.register(Operation.AUTHORIZE, finish_authorization, repeat)
+
+
+async def _continue_after_action(kassa: Kassa, p: PaymentIntent,
+                                 idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Re-confirm after customer authentication: ask the PSP how the attempt ended."""
+    assert p.pending_attempt_id is not None
+    attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+    assert attempt is not None
+    result = await saga.ask(kassa, attempt)
+    if result is None:
+        from kassa.domain.errors import ConcurrentModification
+
+        raise ConcurrentModification(
+            "The payment processor is unavailable; retry the confirmation.")
+    if result.outcome is Outcome.REQUIRES_ACTION:
+        raise IllegalTransition(p.status.value, PaymentStatus.PROCESSING.value,
+                                action="confirm (authentication is not complete) for")
+    return await saga.finish(kassa, attempt, result, payment=p, idempotency=idempotency)
+
+
+async def record_return(kassa: Kassa, *, psp: str, attempt_id: str) -> tuple[PaymentIntent,
+                                                                             Attempt]:
+    """The customer came back from the PSP's 3-D Secure page: record the outcome now, so
+    the merchant's return_url already shows the final status."""
+    attempt = await repo.get_attempt(kassa.pool, attempt_id)
+    if attempt is None or attempt.psp != psp or attempt.operation is not Operation.AUTHORIZE:
+        raise NotFound(f"No such authentication: '{attempt_id}'", param="attempt")
+    if attempt.status is AttemptStatus.REQUIRES_ACTION:
+        await saga.resolve(kassa, attempt)
+        attempt = await repo.get_attempt(kassa.pool, attempt_id) or attempt
+    return await saga.reload(kassa, attempt.payment_intent_id), attempt
+
+
+def took_over(idempotency: IdempotencyHandle | None) -> bool:
+    return idempotency is not None and idempotency.took_over
+
+
+async def finish_orphan(kassa: Kassa, p: PaymentIntent,
+                        idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Answer a retry whose key's first holder died: finish its open attempt (if any),
+    answering as the original request would have."""
+    if p.pending_attempt_id is not None:
+        attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+        if attempt is not None and attempt.status in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
+            if await saga.resolve(kassa, attempt, idempotency) == "recorded":
+                done = await repo.get_attempt(kassa.pool, attempt.id)
+                assert done is not None
+                return await saga.answer_recorded(kassa, done, idempotency)
+            current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
+            return PI(current)  # still unknown: the key stays the retry's to resolve
+    current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
+    if current.status is PaymentStatus.REQUIRES_PAYMENT_METHOD and current.last_payment_error:
+        err = current.last_payment_error
+        error = CardError(str(err.get("message")), decline_code=err.get("decline_code"),
+                          code=str(err.get("code", "card_declined")), payment_intent=PI(current))
+        async with UnitOfWork(kassa, idempotency) as uow:
+            await uow.commit(response=error)
+        raise error
+    return await answer(kassa, current, idempotency)
