@@ -277,7 +277,8 @@ async def test_pending_capture_without_webhook_is_finished_by_recovery(world: Wo
     pi = await world.pay(capture_method="manual", amount=3000)
     r = await world.api.post(f"/v1/payment_intents/{pi['id']}/capture", headers=world.auth)
     assert r.json()["status"] == "processing"
-    assert await make_due(world.kassa, pi["id"]) == 1  # the pending capture is watched
+    # watched: the pending capture, and the hold it captures (until its expiry)
+    assert await make_due(world.kassa, pi["id"]) == 2
     await recovery.recover_open_attempts(world.kassa)  # still pending: nothing recorded
     got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth))
     assert got.json()["status"] == "processing"
@@ -285,7 +286,7 @@ async def test_pending_capture_without_webhook_is_finished_by_recovery(world: Wo
         "SELECT id FROM attempts WHERE payment_intent_id = $1 AND operation = 'capture'",
         pi["id"])
     await world.sim.post(f"/_sim/operations/{key}/settle", json={"outcome": "succeeded"})
-    assert await make_due(world.kassa, pi["id"]) == 1  # looked at again after its backoff
+    assert await make_due(world.kassa, pi["id"]) == 2  # looked at again after backoff
     await recovery.recover_open_attempts(world.kassa)  # the webhook never came
     got = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth)).json()
     assert got["status"] == "succeeded"

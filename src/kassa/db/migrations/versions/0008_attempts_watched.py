@@ -1,8 +1,8 @@
 """Attempts that recovery watches until they end: 3-D Secure, pending captures and
 refunds, authorisation holds, bounded retries, the request's Idempotency-Key.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007_dispute_withdrawn
 
 - ``next_check_at``: when recovery looks at the attempt next (null: nothing to wait for).
   Every open, pending or requires_action attempt and every uncaptured authorisation hold
@@ -20,8 +20,8 @@ complete_idempotency learns ``only_open``).
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007_dispute_withdrawn"
 
 SCHEMA = r"""
 ALTER TABLE attempts
