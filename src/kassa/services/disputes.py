@@ -2,8 +2,13 @@
 concede (close), and read disputes — each change with its ledger postings, balance
 transactions and events in one transaction.
 
-Answering calls the PSP first and records the result after (no transaction is held open
-across the call); if kassa dies in between, the PSP's own webhook records the change.
+An answer that reaches the PSP (submitted evidence, a concession) runs in three steps, like
+a payment saga (ARCHITECTURE §3, §4): claim the Idempotency-Key, call the PSP, record the
+result with the key's stored answer. No transaction is held open across the call. Claiming
+first means a reused key with other parameters, or a request racing its twin, is refused
+before anything leaves kassa. If kassa dies after the claim, the key's lock goes stale and
+a retry with the same key takes it over and repeats the PSP call (idempotent at the PSP);
+if it dies after the call, the PSP's own webhook records the change as well.
 """
 
 from __future__ import annotations
@@ -211,10 +216,17 @@ async def update(kassa: Kassa, *, merchant_id: str, dispute_id: str,
     evidence = dict(evidence or {})
     if evidence or submit:
         probe = copy.deepcopy(d)  # validate before anything leaves kassa
-        probe.update_evidence(evidence, submit=submit, now=kassa.clock())
+        if submit and _resuming(idempotency) and d.status not in disputes.RESPONDABLE:
+            # this key's earlier holder died after its PSP call and the PSP's webhook
+            # recorded the submission: send the same evidence again (a no-op at the PSP)
+            sent = {k: v for k, v in {**d.evidence, **evidence}.items() if v}
+        else:
+            probe.update_evidence(evidence, submit=submit, now=kassa.clock())
+            sent = probe.evidence
         if submit:
+            await _claim_key(kassa, idempotency)
             await _call_psp(kassa.psp(d.psp).submit_dispute_evidence(
-                psp_dispute_id=d.psp_dispute_id, evidence=probe.evidence))
+                psp_dispute_id=d.psp_dispute_id, evidence=sent))
     for _ in range(CAS_RETRIES):
         d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
         change: DisputeChange | None = None
@@ -237,7 +249,11 @@ async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Concede the dispute (Stripe's ``close``): it is lost, and the funds stay withdrawn."""
     d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
-    copy.deepcopy(d).accept()  # refuse before telling the PSP
+    if not (_resuming(idempotency) and d.status is DisputeStatus.LOST):
+        copy.deepcopy(d).accept()  # refuse before telling the PSP
+    # (resuming a dead holder's concession the PSP's webhook already recorded: the
+    # repeated acceptance below is a no-op at the PSP)
+    await _claim_key(kassa, idempotency)
     await _call_psp(kassa.psp(d.psp).accept_dispute(psp_dispute_id=d.psp_dispute_id))
     for _ in range(CAS_RETRIES):
         d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
@@ -252,6 +268,25 @@ async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
         except ConcurrentModification:
             continue
     raise ConcurrentModification("The dispute is changing concurrently; retry.")
+
+
+def _resuming(idempotency: IdempotencyHandle | None) -> bool:
+    """This request took over the Idempotency-Key of an earlier holder that died."""
+    return idempotency is not None and idempotency.took_over
+
+
+async def _claim_key(kassa: Kassa, idempotency: IdempotencyHandle | None) -> None:
+    """Claim the Idempotency-Key before the PSP hears of the answer (ARCHITECTURE §4).
+
+    A key already taken raises IdempotencyKeyTaken here, so the caller answers from the
+    earlier request (different parameters: 400, still running: 409, done: its replay)
+    without a PSP call. The claim records no side effect: if the PSP then refuses or is
+    unreachable, the key is released and a retry runs afresh (the PSP call is idempotent);
+    if the process dies, the lock goes stale and a retry takes the key over."""
+    if idempotency is None or idempotency.claimed:
+        return
+    async with UnitOfWork(kassa, idempotency) as uow:
+        await uow.commit(side_effects=False)
 
 
 async def _save_answer(kassa: Kassa, d: Dispute, change: DisputeChange | None,
