@@ -14,6 +14,7 @@ if it dies after the call, the PSP's own webhook records the change as well.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -38,6 +39,8 @@ from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 CAS_RETRIES = 8
+
+log = logging.getLogger(__name__)
 
 
 class Deferred(Exception):
@@ -82,29 +85,40 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
 def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
           ) -> list[dict[str, Any]]:
     """Queue the ledger postings and balance transactions a change calls for; returns the
-    new balance transactions (for the events)."""
+    new balance transactions (for the events). What a withdrawal takes is fixed first
+    (``record_withdrawal``); a reversal returns exactly that."""
     now = kassa.clock()
     rows = []
     if change.withdraw:
+        withdrawn = _withdrawn(d)
         bt_id = kassa.ids("balance_transaction")
         d.withdrawal_balance_transaction = bt_id
-        row = _bt_row(bt_id, d, amount=-d.amount.minor, fee=d.fee.minor, now=now,
-                      description=f"Chargeback withdrawal for {d.charge}")
+        note = d.withdrawal_note()
+        row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
+                      description=f"Chargeback withdrawal for {d.charge}"
+                      + (f" ({note})" if note else ""))
         uow.add(repo.op_post_ledger(
-            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount, fee=d.fee),
+            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
             merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
         rows.append(row)
     if change.reinstate:
+        withdrawn = _withdrawn(d)
         bt_id = kassa.ids("balance_transaction")
         d.reinstatement_balance_transaction = bt_id
-        row = _bt_row(bt_id, d, amount=d.amount.minor, fee=-d.fee.minor, now=now,
+        row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
                       description=f"Chargeback reversal for {d.charge}")
         uow.add(repo.op_post_ledger(
-            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount,
+            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
                                     fee=d.fee),
             merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
         rows.append(row)
     return rows
+
+
+def _withdrawn(d: Dispute) -> Money:
+    if d.amount_withdrawn is None:  # the database refuses this too (migration 0007)
+        raise AssertionError(f"dispute {d.id}: its withdrawal was not fixed before posting")
+    return d.amount_withdrawn
 
 
 def _bt_op(row: dict[str, Any]) -> repo.Op:
@@ -118,6 +132,14 @@ def _bt_op(row: dict[str, Any]) -> repo.Op:
 async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Dispute,
                   change: DisputeChange | None, *, new: bool) -> dict[str, Any]:
     """Write the dispute, its money and its events into ``uow``; returns the object."""
+    if change is not None and change.withdraw:
+        # read under a share lock in the posting's transaction: a refund committing
+        # meanwhile is either counted here or waits for this chargeback to commit
+        disputable = await psp_repo.lock_disputable(conn, payment_id=d.payment_intent_id)
+        d.record_withdrawal(disputable)
+        if d.withdrawal_bounded:
+            log.warning("dispute %s of payment %s: %s", d.id, d.payment_intent_id,
+                        d.withdrawal_note())
     fresh = _post(kassa, uow, d, change) if change is not None else []
     if new:
         await psp_repo.insert_dispute(conn, d)
@@ -155,7 +177,7 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
             await psp_repo.update_dispute(conn, d)  # the evidence deadline may have moved
             return "ignored", f"no change: already {d.status.value}"
         await _record(kassa, uow, conn, d, change, new=False)
-        return "applied", None
+        return "applied", d.withdrawal_note() if change.withdraw else None
     attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.AUTHORIZE \
             or attempt.psp != event.psp:
@@ -177,7 +199,7 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
     except AmountError as exc:
         return "failed", exc.message
     await _record(kassa, uow, conn, d, change, new=True)
-    return "applied", None
+    return "applied", d.withdrawal_note() if change.withdraw else None
 
 
 # ------------------------------------------------------------------------- merchant API
