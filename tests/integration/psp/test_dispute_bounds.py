@@ -6,6 +6,8 @@ Ledger, balance transactions, balances and `kassa ledger verify` at every step."
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from tests.integration.psp.conftest import World
@@ -151,4 +153,36 @@ async def test_a_dispute_for_more_than_the_charge_is_refused_into_the_inbox(worl
     assert await dispute_of(world, pi) is None
     ((status, note),) = await dispute_note(world, sim_id)
     assert status == "failed" and "not within the captured 5000" in str(note)
+    await assert_ledger_ok(world)
+
+
+async def test_a_chargeback_waits_for_a_refund_reservation_committing_and_counts_it(
+        world: World):
+    """Two connections race: a refund's reservation on the payment row is committing while
+    the chargeback is applied. The chargeback's share lock waits for it and bounds the
+    withdrawal by it, never reading the payment from before the refund."""
+    pi = await world.pay(amount=4000)
+    auth_id = await world.authorization(pi)
+    await world.sim.post(f"/_sim/disputes/{auth_id}/open", json={"inquiry": True})
+    await world.flush()
+    await world.apply()
+    await world.sim.post(f"/_sim/disputes/{auth_id}/escalate")
+    await world.flush()  # in kassa's inbox, not applied yet
+    async with world.kassa.pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        # what a refund's first step does to the payment (reserve 10.00), not yet committed
+        await conn.execute("UPDATE payment_intents SET amount_refunded = amount_refunded"
+                           " + 1000 WHERE id = $1", pi["id"])
+        applying = asyncio.create_task(world.apply())
+        await asyncio.sleep(0.5)
+        assert not applying.done(), "the chargeback read the payment under a reservation"
+        await tx.commit()
+        assert await asyncio.wait_for(applying, 10) == 1
+    d = await dispute_of(world, pi)
+    assert d["status"] == "needs_response"
+    assert [(b["amount"], b["fee"]) for b in d["balance_transactions"]] == [(-3000, FEE)]
+    # no refund was really made: put the payment back as it was for the books' check
+    await world.kassa.pool.execute("UPDATE payment_intents SET amount_refunded ="
+                                   " amount_refunded - 1000 WHERE id = $1", pi["id"])
     await assert_ledger_ok(world)
