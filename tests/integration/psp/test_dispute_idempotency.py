@@ -9,6 +9,7 @@ tripwire before the request, and any mutating request reaching the simulator con
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -36,7 +37,7 @@ async def sim_events(world: World, pi: dict) -> list[str]:
     """The dispute events the simulator emitted for a payment's dispute."""
     sim_id = (await sim_dispute(world, pi))["id"]
     return [e["type"] for e in (await world.sim.get("/_sim/webhooks")).json()
-            if e["data"].get("id") == sim_id]
+            if e["data"]["object"].get("id") == sim_id]
 
 
 async def test_a_key_reused_for_another_concession_never_reaches_the_psp(world: World):
@@ -46,6 +47,7 @@ async def test_a_key_reused_for_another_concession_never_reaches_the_psp(world: 
     r = await world.api.post(f"/v1/disputes/{a['id']}/close", headers=key)
     assert r.status_code == 200 and r.json()["status"] == "lost", r.text
     events_b = await sim_events(world, pi_b)
+    assert events_b == ["dispute.created"]
     async with no_psp_call(world):
         r = await world.api.post(f"/v1/disputes/{b['id']}/close", headers=key)
         assert r.status_code == 400, r.text
@@ -72,6 +74,7 @@ async def test_a_key_reused_after_submitted_evidence_never_concedes(world: World
     first = await world.api.post(f"/v1/disputes/{a['id']}", headers=key, data=form)
     assert first.status_code == 200 and first.json()["status"] == "under_review", first.text
     events_a = await sim_events(world, pi_a)
+    assert events_a == ["dispute.created", "dispute.updated"]  # → under_review, once
     async with no_psp_call(world):
         # same key, same request: the stored answer, no second submission
         again = await world.api.post(f"/v1/disputes/{a['id']}", headers=key, data=form)
@@ -96,6 +99,29 @@ async def test_while_the_first_answer_runs_its_twin_gets_409_without_a_psp_call(
         assert r.status_code == 409, r.text
         assert r.json()["error"]["type"] == "idempotency_error"
     assert (await sim_dispute(world, pi))["status"] == "needs_response"
+
+
+async def test_two_concessions_racing_with_one_key_reach_the_psp_once(world: World):
+    """Two real requests with the same key, the PSP slow: the first claims the key and
+    concedes; its twin, arriving while the PSP is still answering, gets 409 and never
+    reaches the PSP; a retry afterwards replays the first answer."""
+    pi, d = await disputed(world, amount=2500)
+    path = f"/v1/disputes/{d['id']}/close"
+    headers = {**world.auth, "Idempotency-Key": "answer-race"}
+    await world.configure(latency_ms=600)
+    try:
+        first = asyncio.create_task(world.api.post(path, headers=headers))
+        await asyncio.sleep(0.3)  # the first is waiting on the PSP now
+        twin = await world.api.post(path, headers=headers)
+        first_answer = await first
+    finally:
+        await world.configure(latency_ms=0)
+    assert twin.status_code == 409, twin.text
+    assert first_answer.status_code == 200 and first_answer.json()["status"] == "lost"
+    assert await sim_events(world, pi) == ["dispute.created", "dispute.closed"]
+    again = await world.api.post(path, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first_answer.json()
 
 
 async def age_lock(world: World, key: str) -> None:
