@@ -185,3 +185,26 @@ async def test_a_submission_whose_process_died_after_the_psp_call_is_answered_by
     assert (sim["status"], sim["evidence"]) == ("under_review", {"customer_name": "Ada"})
     again = await world.api.post(path, headers=headers, content=body)
     assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == r.json()
+
+
+async def test_a_psp_refusal_after_the_claim_releases_the_key(world: World):
+    """The issuer decided at the PSP before kassa heard of it: the concession passes
+    kassa's own checks, claims the key, and the PSP refuses it. Nothing was recorded, so
+    the key is released: the same key may be used again at once (no 409, no replay)."""
+    pi, d = await disputed(world, amount=2500)
+    auth_id = await world.authorization(pi)
+    r = await world.sim.post(f"/_sim/disputes/{auth_id}/close", json={"outcome": "won"})
+    assert r.status_code == 200, r.text  # the PSP's dispute.closed is held
+    headers = {**world.auth, "Idempotency-Key": "answer-6"}
+    r = await world.api.post(f"/v1/disputes/{d['id']}/close", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "dispute_not_updatable", r.text
+    row = await world.kassa.pool.fetchrow(
+        "SELECT 1 FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        world.merchant_id, "answer-6")
+    assert row is None
+    await world.flush()
+    await world.apply()
+    r = await world.api.post(f"/v1/disputes/{d['id']}/close", headers=headers)
+    assert r.status_code == 400 and r.headers.get("Idempotent-Replayed") is None, r.text
+    assert (await world.api.get(f"/v1/disputes/{d['id']}", headers=world.auth)
+            ).json()["status"] == "won"
