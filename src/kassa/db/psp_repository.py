@@ -162,7 +162,8 @@ async def get_inbox_event(conn: Conn, *, psp: str, psp_event_id: str) -> asyncpg
 _DISPUTE_COLUMNS = (
     "id, merchant_id, payment_intent_id, charge, psp, psp_dispute_id, amount, fee, currency,"
     " status, reason, evidence, evidence_due_by, submission_count, metadata,"
-    " withdrawal_balance_transaction, reinstatement_balance_transaction, created, version"
+    " withdrawal_balance_transaction, reinstatement_balance_transaction, created, version,"
+    " amount_withdrawn"
 )
 
 
@@ -177,6 +178,8 @@ def _dispute(row: asyncpg.Record) -> Dispute:
         metadata=row["metadata"],
         withdrawal_balance_transaction=row["withdrawal_balance_transaction"],
         reinstatement_balance_transaction=row["reinstatement_balance_transaction"],
+        amount_withdrawn=None if row["amount_withdrawn"] is None
+        else Money(row["amount_withdrawn"], row["currency"]),
         version=row["version"])
 
 
@@ -199,11 +202,11 @@ async def lock_dispute_by_psp(conn: asyncpg.Connection, *, psp: str, psp_dispute
 async def insert_dispute(conn: Conn, d: Dispute) -> None:
     await conn.execute(
         f"INSERT INTO disputes ({_DISPUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-        " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         d.id, d.merchant_id, d.payment_intent_id, d.charge, d.psp, d.psp_dispute_id,
         d.amount.minor, d.fee.minor, d.amount.currency, d.status.value, d.reason, d.evidence,
         d.evidence_due_by, d.submission_count, d.metadata, d.withdrawal_balance_transaction,
-        d.reinstatement_balance_transaction, d.created, d.version)
+        d.reinstatement_balance_transaction, d.created, d.version, _minor(d.amount_withdrawn))
 
 
 async def update_dispute(conn: Conn, d: Dispute) -> None:
@@ -211,13 +214,30 @@ async def update_dispute(conn: Conn, d: Dispute) -> None:
     status = await conn.execute(
         "UPDATE disputes SET status = $3, evidence = $4, evidence_due_by = $5,"
         " submission_count = $6, metadata = $7, withdrawal_balance_transaction = $8,"
-        " reinstatement_balance_transaction = $9, version = version + 1"
-        " WHERE id = $1 AND version = $2",
+        " reinstatement_balance_transaction = $9, amount_withdrawn = $10,"
+        " version = version + 1 WHERE id = $1 AND version = $2",
         d.id, d.version, d.status.value, d.evidence, d.evidence_due_by, d.submission_count,
-        d.metadata, d.withdrawal_balance_transaction, d.reinstatement_balance_transaction)
+        d.metadata, d.withdrawal_balance_transaction, d.reinstatement_balance_transaction,
+        _minor(d.amount_withdrawn))
     if not status.endswith(" 1"):
         raise ConcurrentModification(f"dispute {d.id} was modified concurrently; retry.")
     d.version += 1
+
+
+def _minor(m: Money | None) -> int | None:
+    return None if m is None else m.minor
+
+
+async def lock_disputable(conn: asyncpg.Connection, *, payment_id: str) -> Money:
+    """What of a payment a chargeback can still take (captured and not refunded, pending
+    refunds counted), read under a share lock for the caller's transaction: a refund's
+    compare-and-swap on the payment waits for the chargeback to commit."""
+    row = await conn.fetchrow(
+        "SELECT amount_received - amount_refunded AS disputable, currency"
+        " FROM payment_intents WHERE id = $1 FOR SHARE", payment_id)
+    if row is None:
+        raise LookupError(f"payment {payment_id} of a dispute does not exist")
+    return Money(row["disputable"], row["currency"])
 
 
 async def list_disputes(conn: Conn, *, merchant_id: str, limit: int,
@@ -262,8 +282,9 @@ async def balance_transactions(conn: Conn, *, merchant_id: str, ids: Sequence[st
 
 
 async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Disputes whose status and ledger disagree: a chargeback must have taken amount+fee
-    from the merchant and amount from the PSP receivable exactly once, a won dispute must
+    """Disputes whose status and ledger disagree: a chargeback must have taken what it
+    withdrew (``amount_withdrawn``, at most the amount) plus the fee from the merchant and
+    the withdrawn amount from the PSP receivable exactly once, a won dispute must
     have returned both, and no other dispute posting may exist."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "WITH led AS ("
@@ -281,11 +302,13 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
         " expected AS ("
         " SELECT id, status,"
         "  CASE WHEN status IN ('needs_response', 'under_review', 'won', 'lost')"
-        "   THEN amount + fee ELSE 0 END AS withdrawn,"
+        "   THEN amount_withdrawn + fee ELSE 0 END AS withdrawn,"
         "  CASE WHEN status IN ('needs_response', 'under_review', 'won', 'lost')"
-        "   THEN amount ELSE 0 END AS psp_withdrawn,"
-        "  CASE WHEN status = 'won' THEN amount + fee ELSE 0 END AS reinstated,"
-        "  CASE WHEN status = 'won' THEN amount ELSE 0 END AS psp_reinstated"
+        "   THEN amount_withdrawn ELSE 0 END AS psp_withdrawn,"
+        "  CASE WHEN status = 'won' THEN amount_withdrawn + fee"
+        "   ELSE 0 END AS reinstated,"
+        "  CASE WHEN status = 'won' THEN amount_withdrawn ELSE 0 END"
+        "   AS psp_reinstated"
         " FROM disputes)"
         " SELECT coalesce(x.id, led.id) AS id, x.status,"
         "  coalesce(x.withdrawn, 0) AS expected_withdrawn, coalesce(led.withdrawn, 0) AS withdrawn,"

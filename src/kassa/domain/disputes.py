@@ -6,6 +6,17 @@ leave the merchant when a dispute first reaches a chargeback status and come bac
 included, when it is won — Stripe's documented behaviour ("if the dispute is ruled in your
 favor … Stripe will also refund the network dispute fee", support.stripe.com dispute fees
 FAQ). Inquiries (``warning_*``) move no money unless they escalate.
+
+What a dispute can take is bounded by the payment, as at Stripe: a dispute is for at most
+the charge amount (a PSP reporting more, or another currency, describes no charge kassa
+recorded: the event is refused into the inbox as ``failed`` for an operator), and refunds
+made before the chargeback reduce what it withdraws ("once the payment has been fully
+refunded, no further funds will be withdrawn … as a result of this dispute", Stripe's
+``is_charge_refundable``). Such a dispute is recorded with the amount the PSP reports, so
+the merchant sees and can answer it before the deadline, but the ledger withdraws only what
+was captured and not refunded (``amount_withdrawn``, possibly 0; the fee is still charged)
+and the change is flagged (the inbox note, a warning log, the balance transaction's
+description). A refund during an inquiry followed by its escalation is the common case.
 """
 
 from __future__ import annotations
@@ -138,6 +149,9 @@ class Dispute:
     metadata: dict[str, str] = field(default_factory=dict)
     withdrawal_balance_transaction: str | None = None
     reinstatement_balance_transaction: str | None = None
+    # what the chargeback took from the merchant (None until it did): the amount, bounded
+    # by what of the payment was captured and not refunded at that moment
+    amount_withdrawn: Money | None = None
     version: int = 0
 
     @property
@@ -147,6 +161,30 @@ class Dispute:
     @property
     def has_evidence(self) -> bool:
         return any(self.evidence.values())
+
+    @property
+    def withdrawal_bounded(self) -> bool:
+        """The chargeback withdrew less than the disputed amount (refunds came first)."""
+        return self.amount_withdrawn is not None and self.amount_withdrawn < self.amount
+
+    def record_withdrawal(self, disputable: Money) -> Money:
+        """Fix what the chargeback withdraws, given what of the payment is captured and not
+        refunded (``disputable``): the disputed amount, never more than that (module
+        docstring). Called once, by whoever posts a change that withdraws."""
+        if disputable.currency != self.amount.currency:
+            raise AmountError(f"dispute currency {self.amount.currency} differs from the "
+                              f"payment's {disputable.currency}", param="amount")
+        self.amount_withdrawn = Money(max(0, min(self.amount.minor, disputable.minor)),
+                                      self.amount.currency)
+        return self.amount_withdrawn
+
+    def withdrawal_note(self) -> str | None:
+        """Why the chargeback withdrew less than the disputed amount (None: it did not)."""
+        if self.amount_withdrawn is None or not self.withdrawal_bounded:
+            return None
+        return (f"bounded: withdrew {self.amount_withdrawn.minor} of the disputed "
+                f"{self.amount.minor} {self.amount.currency}; the rest of the payment was "
+                "refunded before the chargeback")
 
     # --- commands ------------------------------------------------------------------
 

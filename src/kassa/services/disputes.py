@@ -2,13 +2,19 @@
 concede (close), and read disputes — each change with its ledger postings, balance
 transactions and events in one transaction.
 
-Answering calls the PSP first and records the result after (no transaction is held open
-across the call); if kassa dies in between, the PSP's own webhook records the change.
+An answer that reaches the PSP (submitted evidence, a concession) runs in three steps, like
+a payment saga (ARCHITECTURE §3, §4): claim the Idempotency-Key, call the PSP, record the
+result with the key's stored answer. No transaction is held open across the call. Claiming
+first means a reused key with other parameters, or a request racing its twin, is refused
+before anything leaves kassa. If kassa dies after the claim, the key's lock goes stale and
+a retry with the same key takes it over and repeats the PSP call (idempotent at the PSP);
+if it dies after the call, the PSP's own webhook records the change as well.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -33,6 +39,8 @@ from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 CAS_RETRIES = 8
+
+log = logging.getLogger(__name__)
 
 
 class Deferred(Exception):
@@ -77,29 +85,40 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
 def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
           ) -> list[dict[str, Any]]:
     """Queue the ledger postings and balance transactions a change calls for; returns the
-    new balance transactions (for the events)."""
+    new balance transactions (for the events). What a withdrawal takes is fixed first
+    (``record_withdrawal``); a reversal returns exactly that."""
     now = kassa.clock()
     rows = []
     if change.withdraw:
+        withdrawn = _withdrawn(d)
         bt_id = kassa.ids("balance_transaction")
         d.withdrawal_balance_transaction = bt_id
-        row = _bt_row(bt_id, d, amount=-d.amount.minor, fee=d.fee.minor, now=now,
-                      description=f"Chargeback withdrawal for {d.charge}")
+        note = d.withdrawal_note()
+        row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
+                      description=f"Chargeback withdrawal for {d.charge}"
+                      + (f" ({note})" if note else ""))
         uow.add(repo.op_post_ledger(
-            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount, fee=d.fee),
+            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
             merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
         rows.append(row)
     if change.reinstate:
+        withdrawn = _withdrawn(d)
         bt_id = kassa.ids("balance_transaction")
         d.reinstatement_balance_transaction = bt_id
-        row = _bt_row(bt_id, d, amount=d.amount.minor, fee=-d.fee.minor, now=now,
+        row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
                       description=f"Chargeback reversal for {d.charge}")
         uow.add(repo.op_post_ledger(
-            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=d.amount,
+            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
                                     fee=d.fee),
             merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
         rows.append(row)
     return rows
+
+
+def _withdrawn(d: Dispute) -> Money:
+    if d.amount_withdrawn is None:  # the database refuses this too (migration 0007)
+        raise AssertionError(f"dispute {d.id}: its withdrawal was not fixed before posting")
+    return d.amount_withdrawn
 
 
 def _bt_op(row: dict[str, Any]) -> repo.Op:
@@ -113,6 +132,14 @@ def _bt_op(row: dict[str, Any]) -> repo.Op:
 async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Dispute,
                   change: DisputeChange | None, *, new: bool) -> dict[str, Any]:
     """Write the dispute, its money and its events into ``uow``; returns the object."""
+    if change is not None and change.withdraw:
+        # read under a share lock in the posting's transaction: a refund committing
+        # meanwhile is either counted here or waits for this chargeback to commit
+        disputable = await psp_repo.lock_disputable(conn, payment_id=d.payment_intent_id)
+        d.record_withdrawal(disputable)
+        if d.withdrawal_bounded:
+            log.warning("dispute %s of payment %s: %s", d.id, d.payment_intent_id,
+                        d.withdrawal_note())
     fresh = _post(kassa, uow, d, change) if change is not None else []
     if new:
         await psp_repo.insert_dispute(conn, d)
@@ -150,7 +177,7 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
             await psp_repo.update_dispute(conn, d)  # the evidence deadline may have moved
             return "ignored", f"no change: already {d.status.value}"
         await _record(kassa, uow, conn, d, change, new=False)
-        return "applied", None
+        return "applied", d.withdrawal_note() if change.withdraw else None
     attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.AUTHORIZE \
             or attempt.psp != event.psp:
@@ -172,7 +199,7 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
     except AmountError as exc:
         return "failed", exc.message
     await _record(kassa, uow, conn, d, change, new=True)
-    return "applied", None
+    return "applied", d.withdrawal_note() if change.withdraw else None
 
 
 # ------------------------------------------------------------------------- merchant API
@@ -211,10 +238,17 @@ async def update(kassa: Kassa, *, merchant_id: str, dispute_id: str,
     evidence = dict(evidence or {})
     if evidence or submit:
         probe = copy.deepcopy(d)  # validate before anything leaves kassa
-        probe.update_evidence(evidence, submit=submit, now=kassa.clock())
+        if submit and _resuming(idempotency) and d.status not in disputes.RESPONDABLE:
+            # this key's earlier holder died after its PSP call and the PSP's webhook
+            # recorded the submission: send the same evidence again (a no-op at the PSP)
+            sent = {k: v for k, v in {**d.evidence, **evidence}.items() if v}
+        else:
+            probe.update_evidence(evidence, submit=submit, now=kassa.clock())
+            sent = probe.evidence
         if submit:
+            await _claim_key(kassa, idempotency)
             await _call_psp(kassa.psp(d.psp).submit_dispute_evidence(
-                psp_dispute_id=d.psp_dispute_id, evidence=probe.evidence))
+                psp_dispute_id=d.psp_dispute_id, evidence=sent))
     for _ in range(CAS_RETRIES):
         d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
         change: DisputeChange | None = None
@@ -237,7 +271,11 @@ async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Concede the dispute (Stripe's ``close``): it is lost, and the funds stay withdrawn."""
     d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
-    copy.deepcopy(d).accept()  # refuse before telling the PSP
+    if not (_resuming(idempotency) and d.status is DisputeStatus.LOST):
+        copy.deepcopy(d).accept()  # refuse before telling the PSP
+    # (resuming a dead holder's concession the PSP's webhook already recorded: the
+    # repeated acceptance below is a no-op at the PSP)
+    await _claim_key(kassa, idempotency)
     await _call_psp(kassa.psp(d.psp).accept_dispute(psp_dispute_id=d.psp_dispute_id))
     for _ in range(CAS_RETRIES):
         d = await load(kassa, merchant_id=merchant_id, dispute_id=dispute_id)
@@ -252,6 +290,25 @@ async def close(kassa: Kassa, *, merchant_id: str, dispute_id: str,
         except ConcurrentModification:
             continue
     raise ConcurrentModification("The dispute is changing concurrently; retry.")
+
+
+def _resuming(idempotency: IdempotencyHandle | None) -> bool:
+    """This request took over the Idempotency-Key of an earlier holder that died."""
+    return idempotency is not None and idempotency.took_over
+
+
+async def _claim_key(kassa: Kassa, idempotency: IdempotencyHandle | None) -> None:
+    """Claim the Idempotency-Key before the PSP hears of the answer (ARCHITECTURE §4).
+
+    A key already taken raises IdempotencyKeyTaken here, so the caller answers from the
+    earlier request (different parameters: 400, still running: 409, done: its replay)
+    without a PSP call. The claim records no side effect: if the PSP then refuses or is
+    unreachable, the key is released and a retry runs afresh (the PSP call is idempotent);
+    if the process dies, the lock goes stale and a retry takes the key over."""
+    if idempotency is None or idempotency.claimed:
+        return
+    async with UnitOfWork(kassa, idempotency) as uow:
+        await uow.commit(side_effects=False)
 
 
 async def _save_answer(kassa: Kassa, d: Dispute, change: DisputeChange | None,

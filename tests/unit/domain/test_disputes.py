@@ -130,6 +130,44 @@ def test_disputed_amount_must_be_within_the_capture():
                       evidence_due_by=None, created=0)
 
 
+@pytest.mark.parametrize(("disputable", "withdrawn", "bounded"), [
+    (5000, 5000, False),  # nothing refunded
+    (9000, 5000, False),  # a partial dispute of a larger charge takes what is disputed
+    (3000, 3000, True),  # 20.00 refunded before the chargeback: it takes the 30.00 left
+    (0, 0, True),  # fully refunded: no funds, only the fee
+])
+def test_a_chargeback_withdraws_at_most_what_was_captured_and_not_refunded(
+        disputable, withdrawn, bounded):
+    d, change = new(amount=5000, received=9000)
+    assert change.withdraw and d.amount_withdrawn is None  # fixed when it is posted
+    assert d.record_withdrawal(Money(disputable, "usd")) == Money(withdrawn, "usd")
+    assert d.amount_withdrawn == Money(withdrawn, "usd") and d.amount == Money(5000, "usd")
+    assert d.withdrawal_bounded is bounded
+    note = d.withdrawal_note()
+    assert (note is not None) is bounded
+    if note is not None:
+        assert f"withdrew {withdrawn} of the disputed 5000 usd" in note
+
+
+def test_withdrawal_in_another_currency_is_refused():
+    d, _ = new()
+    with pytest.raises(AmountError):
+        d.record_withdrawal(Money(5000, "eur"))
+    assert d.amount_withdrawn is None
+
+
+@given(amount=st.integers(1, MAX_AMOUNT), received=st.integers(1, MAX_AMOUNT),
+       refunded=st.integers(0, MAX_AMOUNT))
+def test_withdrawal_never_exceeds_the_dispute_or_what_the_payment_holds(
+        amount, received, refunded):
+    refunded = min(refunded, received)
+    amount = min(amount, received)
+    d, _ = new(amount=amount, received=received)
+    got = d.record_withdrawal(Money(received - refunded, "usd")).minor
+    assert 0 <= got <= amount and got <= received - refunded
+    assert got == min(amount, received - refunded)  # and no less than both allow
+
+
 def test_unknown_reason_becomes_general():
     d, _ = open_from_psp(dispute_id="dp", merchant_id=M, payment_intent_id="pi", charge="ch",
                          amount_received=Money(5000, "usd"), psp=PSP, psp_dispute_id="x",
