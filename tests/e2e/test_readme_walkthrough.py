@@ -38,7 +38,7 @@ from tests.support.readme import (
 BANNER_TIMEOUT_S = 60
 WALKTHROUGH_TIMEOUT_S = 90
 # the banner line a user copies the key from (see `kassa dev`)
-SECRET_KEY = re.compile(r"secret key:\s*(sk_test_\w+)")
+SECRET_KEY = re.compile(r"(?:secret key:\s*|export SK=)(sk_test_\w+)")
 
 
 def free_port() -> int:
@@ -170,6 +170,12 @@ def test_every_api_example_is_in_the_walkthrough() -> None:
     marked = walkthrough(README.read_text())
     assert {b.language for b in marked} == {"sh", "python"}
     assert any("import stripe" in b.text for b in marked), "the Stripe SDK example runs too"
+
+
+def test_every_python_example_is_valid_python() -> None:
+    for block in fenced_blocks(README.read_text()):
+        if block.language == "python":
+            compile(block.text, f"README.md line {block.line}", "exec")
 
 
 def test_readme_says_up_front_what_kassa_does_and_does_not_yet() -> None:
