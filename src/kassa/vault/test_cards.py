@@ -31,7 +31,12 @@ TEST_PAYMENT_METHODS: dict[str, Card] = {
     "pm_card_chargeDeclinedProcessingError": _card("4000000000000119", "visa"),
     "pm_card_authenticationRequired": _card("4000002760003184", "visa"),
     "pm_card_threeDSecure2Required": _card("4000002500003155", "visa"),
-    "pm_card_createDispute": _card("4000000000000259", "visa"),
+    # disputed by the cardholder as soon as the payment is captured
+    "pm_card_createDispute": _card("4000000000000259", "visa"),  # fraudulent
+    "pm_card_createDisputeProductNotReceived": _card("4000000000002685", "visa"),
+    "pm_card_createDisputeInquiry": _card("4000000000001976", "visa"),  # an inquiry first
+    # the payment succeeds; each refund succeeds, then fails later (refund.failed)
+    "pm_card_refundFail": _card("4000000000005126", "visa"),
 }
 
 

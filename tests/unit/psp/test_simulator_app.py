@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from kassa.psp.simulator import SimulatorConfig, create_app
+from kassa.psp.simulator.cards import TEST_CARDS
 from kassa.vault.test_cards import TEST_PAYMENT_METHODS, lookup_test_payment_method
 
 BASE = "http://simulator.test"
@@ -137,6 +138,9 @@ async def test_authorize_with_capture_captures_everything(simulator: httpx.Async
         ("pm_card_authenticationRequired", "requires_action", None),
         ("pm_card_threeDSecure2Required", "requires_action", None),
         ("pm_card_createDispute", "authorized", None),
+        ("pm_card_createDisputeProductNotReceived", "authorized", None),
+        ("pm_card_createDisputeInquiry", "authorized", None),
+        ("pm_card_refundFail", "authorized", None),
     ],
 )
 async def test_test_payment_methods_drive_the_simulator(
@@ -150,7 +154,9 @@ async def test_test_payment_methods_drive_the_simulator(
 
 
 def test_test_payment_methods_are_complete_and_hide_the_pan() -> None:
-    assert len(TEST_PAYMENT_METHODS) == 15
+    # every behaviour the simulator has (disputes, refund failures …) is reachable through
+    # the API, which takes payment-method ids, not card numbers
+    assert {card.number for card in TEST_PAYMENT_METHODS.values()} == set(TEST_CARDS)
     assert lookup_test_payment_method("pm_card_unknown") is None
     card = TEST_PAYMENT_METHODS["pm_card_visa"]
     assert card.number not in repr(card)
