@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from kassa.api import errors
 from kassa.api.params import parse_body
 from kassa.api.schemas import ListQuery
-from kassa.domain.errors import IdempotencyInFlight, KassaError
+from kassa.domain.errors import ConcurrentModification, IdempotencyInFlight, KassaError
 from kassa.services import idempotency
 from kassa.services.context import Kassa
 from kassa.services.merchants import Caller, KeyCache
@@ -115,7 +115,11 @@ async def _run_claimed(k: Kassa, handle: IdempotencyHandle,
             # that request's answer (or its takeover) decides, not this error
             raise idempotency.IdempotencyKeyTaken() from exc
         if not handle.completed:
-            if handle.side_effects:
+            if isinstance(exc, ConcurrentModification) and handle.side_effects:
+                # retryable, so not the key's final answer: the next retry takes the key
+                # over and resumes the saga
+                await idempotency.unlock(k, handle)
+            elif handle.side_effects:
                 # the saga moved: this outcome is the answer every retry must get
                 await idempotency.complete(k, handle, exc)
             else:

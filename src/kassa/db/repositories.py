@@ -174,6 +174,14 @@ async def complete_idempotency_key(conn: Conn, *, merchant_id: str, key: str, st
                                                status=status, body=body)])
 
 
+async def unlock_idempotency_key(conn: Conn, *, merchant_id: str, key: str) -> None:
+    """Hand an unanswered key to the next retry at once (its lock is stale from now on),
+    which takes it over and resumes the saga from its recovery point."""
+    await conn.execute(
+        "UPDATE idempotency_keys SET locked_at = '-infinity'"
+        " WHERE merchant_id = $1 AND key = $2 AND response_status IS NULL", merchant_id, key)
+
+
 async def release_idempotency_key(conn: Conn, *, merchant_id: str, key: str) -> None:
     """Forget a key whose request changed nothing, so a retry runs afresh."""
     await conn.execute(

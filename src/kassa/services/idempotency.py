@@ -22,7 +22,7 @@ from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, Renderer, UnitOfWork
 
 __all__ = ["IdempotencyKeyTaken", "Replay", "prepare", "resolve_existing", "complete",
-           "release", "expire", "fingerprint", "key_exists"]
+           "release", "unlock", "expire", "fingerprint", "key_exists"]
 
 MAX_KEY_LENGTH = 255
 
@@ -90,6 +90,14 @@ async def complete(kassa: Kassa, handle: IdempotencyHandle, response: object) ->
     """Store the response (claiming the key too if nothing was committed before)."""
     async with UnitOfWork(kassa, handle) as uow:
         await uow.commit(response=response, side_effects=False)
+
+
+async def unlock(kassa: Kassa, handle: IdempotencyHandle) -> None:
+    """A retryable refusal (409 after lost compare-and-swaps) is no final answer: the key
+    stays unanswered and the next retry takes it over at once."""
+    if handle.claimed:
+        await repo.unlock_idempotency_key(kassa.pool, merchant_id=handle.merchant_id,
+                                          key=handle.key)
 
 
 async def release(kassa: Kassa, handle: IdempotencyHandle) -> None:

@@ -104,7 +104,12 @@ Applied to the mutating ``/v1`` POSTs only, after the request has been validated
 - One-shot faults queued with ``POST /_sim/faults {"faults": [...]}`` are consumed one per
   mutating request, in order, before the rates are consulted: ``error`` (503, no action),
   ``error_after_charge`` (act, then 503), ``timeout_before_charge`` (hang without acting,
-  then 504), ``timeout_after_charge`` (act, hang, then the real answer).
+  then 504), ``timeout_after_charge`` (act, hang, then the real answer), ``refuse`` (400
+  without acting), ``garbage_after_charge`` (act, then a 200 whose body is not JSON).
+- ``authorization_validity_s``: an authorization not captured within it has expired; a
+  capture then fails with ``authorization_expired`` (a void still succeeds).
+- State: with ``state_path`` (``kassa dev``/``kassa simulator``) the books are kept in a
+  SQLite file and survive restarts, as a real acquirer's do.
 
 A retry with the same key after any of these is safe: the action happens at most once.
 
@@ -148,6 +153,8 @@ from kassa.domain.money import EXPONENTS, MAX_AMOUNT, Money
 from kassa.psp.simulator.chaos import (
     ERROR,
     ERROR_AFTER_CHARGE,
+    GARBAGE_AFTER_CHARGE,
+    REFUSE,
     TIMEOUT_AFTER_CHARGE,
     TIMEOUT_BEFORE_CHARGE,
     Chaos,
@@ -225,6 +232,8 @@ def create_app(config: SimulatorConfig | None = None, *,
         if fault == TIMEOUT_BEFORE_CHARGE:
             await asyncio.sleep(chaos.config.timeout_hang_s)
             return _error(504, "simulated_timeout", "Simulated timeout; nothing was done.")
+        if fault == REFUSE:
+            return _error(400, "simulated_refusal", "Simulated refusal; nothing was done.")
         try:
             result = perform()  # synchronous: key check and write happen with no await between
         except AuthorizationNotFound as exc:
@@ -241,6 +250,8 @@ def create_app(config: SimulatorConfig | None = None, *,
             await asyncio.sleep(chaos.config.timeout_hang_s)
         elif fault == ERROR_AFTER_CHARGE:
             return _error(503, "simulated_error", "Simulated acquirer error after acting.")
+        elif fault == GARBAGE_AFTER_CHARGE:
+            return Response(b"<html>proxy error", status_code=200, media_type="text/html")
         return _json(result)
 
     async def authorize(request: Request) -> Response:
@@ -286,7 +297,8 @@ def create_app(config: SimulatorConfig | None = None, *,
             return _error(400, "invalid_request_error", str(exc), exc.param)
         return await mutate(lambda: acquirer.capture(
             idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency,
-            pending=chaos.config.capture_mode == "pending"))
+            pending=chaos.config.capture_mode == "pending",
+            validity_s=chaos.config.authorization_validity_s))
 
     async def void(request: Request) -> Response:
         auth_id = request.path_params["id"]

@@ -12,7 +12,10 @@ ERROR = "error"  # answer 503 without acting
 ERROR_AFTER_CHARGE = "error_after_charge"  # act, then answer 503 (money moved, caller told no)
 TIMEOUT_BEFORE_CHARGE = "timeout_before_charge"  # hang without acting, then answer 504
 TIMEOUT_AFTER_CHARGE = "timeout_after_charge"  # act, hang, then send the real answer late
-FAULTS = frozenset({ERROR, ERROR_AFTER_CHARGE, TIMEOUT_BEFORE_CHARGE, TIMEOUT_AFTER_CHARGE})
+REFUSE = "refuse"  # answer 400 without acting (the PSP refuses the request itself)
+GARBAGE_AFTER_CHARGE = "garbage_after_charge"  # act, then answer 200 with an unreadable body
+FAULTS = frozenset({ERROR, ERROR_AFTER_CHARGE, TIMEOUT_BEFORE_CHARGE, TIMEOUT_AFTER_CHARGE,
+                    REFUSE, GARBAGE_AFTER_CHARGE})
 
 
 OPERATION_MODES = ("immediate", "pending")
@@ -44,10 +47,13 @@ class SimulatorConfig:
     webhook_duplicate_rate: float = 0.0  # share of events delivered twice
     webhook_max_attempts: int = 5  # deliveries retried on non-2xx with backoff
     webhook_timeout_s: float = 10.0
+    # how long an uncaptured authorisation holds funds; a later capture fails with
+    # `authorization_expired` (card networks: about 7 days)
+    authorization_validity_s: float = 7 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "timeout_hang_s", "webhook_delay_ms", "webhook_jitter_ms",
-                     "webhook_timeout_s"):
+                     "webhook_timeout_s", "authorization_validity_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")

@@ -316,7 +316,8 @@ class Acquirer:
 
     @persisted
     def capture(self, *, idempotency_key: str, authorization_id: str, amount: int | None,
-                currency: str | None, pending: bool = False) -> Body:
+                currency: str | None, pending: bool = False,
+                validity_s: float | None = None) -> Body:
         """``pending``: accept the capture now and settle it later (``settle``)."""
         fingerprint = _fingerprint("capture", authorization_id, amount, currency)
         replay = self._replay(idempotency_key, fingerprint)
@@ -331,6 +332,9 @@ class Acquirer:
             failure = ("capture_pending", "A capture of this authorization is pending.")
         elif auth.status != "authorized":
             failure = _not_in_state(auth.status)
+        elif validity_s is not None and time.time() > auth.created + validity_s:
+            failure = ("authorization_expired",
+                       "The authorization expired before it was captured.")
         elif amount > auth.amount:
             failure = ("amount_too_large",
                        f"Capture amount {amount} exceeds the authorized {auth.amount}.")
