@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from kassa.api.errors import render
 from kassa.config import Settings
 from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
@@ -16,7 +17,6 @@ from kassa.events.relay import Relay
 from kassa.psp.base import PSPAdapter
 from kassa.psp.router import DefaultRouter
 from kassa.psp.simulator.adapter import SimulatorAdapter
-from kassa.api.errors import render
 from kassa.services.context import Kassa, WatchPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
