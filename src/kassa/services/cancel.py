@@ -26,7 +26,6 @@ from kassa.domain.errors import IllegalTransition, InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     AUTOMATIC,
-    OPEN_ATTEMPT,
     Attempt,
     AttemptStatus,
     Operation,
@@ -108,10 +107,7 @@ async def void(kassa: Kassa, p: PaymentIntent, purpose: VoidPurpose,
     if purpose is VoidPurpose.HOLD_EXPIRED:
         p.cancellation_reason = AUTOMATIC
     p.start_void(attempt.id)
-    async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
-        saga.begin(kassa, uow, attempt, idempotency)
-        await uow.commit()
+    await saga.commit_start(kassa, p, attempt, idempotency)
     psp, ref = kassa.psp(p.psp), p.psp_reference
     return await saga.run(kassa, attempt,
                           lambda: psp.void(idempotency_key=attempt.id, psp_reference=ref),
@@ -121,8 +117,7 @@ async def void(kassa: Kassa, p: PaymentIntent, purpose: VoidPurpose,
 async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       payment: PaymentIntent | None = None,
                       idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    was = attempt.status
-    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     auth = await repo.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
     authenticating = auth is not None and auth.status is AttemptStatus.REQUIRES_ACTION

@@ -15,7 +15,6 @@ from kassa.domain.errors import InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     AUTOMATIC,
-    OPEN_ATTEMPT,
     Attempt,
     AttemptStatus,
     Operation,
@@ -47,10 +46,7 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
         id=attempt_id, merchant_id=merchant_id, payment_intent_id=p.id,
         operation=Operation.CAPTURE, psp=p.psp, status=AttemptStatus.STARTED,
         amount=Money(amount, p.currency), psp_reference=p.psp_reference)
-    async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
-        saga.begin(kassa, uow, attempt, idempotency)
-        await uow.commit()
+    await saga.commit_start(kassa, p, attempt, idempotency)
     psp, ref = kassa.psp(p.psp), p.psp_reference
     return await saga.run(
         kassa, attempt,
@@ -62,8 +58,7 @@ async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
 async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                          payment: PaymentIntent | None = None,
                          idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    was = attempt.status
-    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     if result.outcome is Outcome.CAPTURE_PENDING and was is AttemptStatus.PENDING:
         return PI(p)  # still pending: nothing new to record

@@ -174,8 +174,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                                payment: PaymentIntent | None = None,
                                idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Step 3 of confirm: record what the PSP did with the authorisation."""
-    was = attempt.status
-    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     if result.outcome is Outcome.REQUIRES_ACTION and was is AttemptStatus.REQUIRES_ACTION:
         return PI(p)  # nothing new: the customer has not finished yet

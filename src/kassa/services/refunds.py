@@ -95,8 +95,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     """Step 3: record the PSP's answer; post the ledger on success, release the reserved
     amount on failure. CAS on the attempt makes it safe to race with recovery."""
     assert attempt.refund_id is not None
-    was = attempt.status
-    expected = OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
+    was, expected = saga.cas_on(attempt)
     r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
     p = await saga.reload(kassa, attempt.payment_intent_id)
     assert r is not None

@@ -83,6 +83,15 @@ def begin(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
     uow.add(repo.op_insert_attempt(attempt, check_after_s=kassa.recovery_after_seconds))
 
 
+async def commit_start(kassa: Kassa, p: PaymentIntent, attempt: Attempt,
+                       idempotency: IdempotencyHandle | None) -> None:
+    """Step 1 of an operation on an existing payment: its move and the attempt, together."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        uow.add(repo.op_update_payment(p))
+        begin(kassa, uow, attempt, idempotency)
+        await uow.commit()
+
+
 # ------------------------------------------------------------------------ step 2
 
 
@@ -134,6 +143,13 @@ async def run(kassa: Kassa, attempt: Attempt, send: Callable[[], Awaitable[PSPRe
 
 
 # ------------------------------------------------------------------------ step 3
+
+
+def cas_on(attempt: Attempt) -> tuple[AttemptStatus, tuple[AttemptStatus, ...]]:
+    """(the status a finisher found, the statuses its compare-and-swap accepts): any open
+    one while the outcome is unknown, else exactly the waiting status it read."""
+    was = attempt.status
+    return was, OPEN_ATTEMPT if was in OPEN_ATTEMPT else (was,)
 
 
 async def finish(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
