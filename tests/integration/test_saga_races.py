@@ -9,7 +9,7 @@ from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
 from kassa.domain.payments import Operation
 from kassa.ledger.verify import verify
-from kassa.services import saga
+from kassa.services import flows
 
 PAY = {"amount": "2500", "currency": "usd", "payment_method": "pm_card_visa"}
 
@@ -17,16 +17,16 @@ PAY = {"amount": "2500", "currency": "usd", "payment_method": "pm_card_visa"}
 async def test_a_retryable_409_is_not_the_keys_answer(client, auth, kassa, monkeypatch):
     pi = (await client.post("/v1/payment_intents", headers=auth,
                             data={**PAY, "capture_method": "manual", "confirm": "true"})).json()
-    real = saga.FINISHERS[Operation.CAPTURE]
+    real = flows.FINISHERS[Operation.CAPTURE]
 
     async def always_loses(*args, **kwargs):
         raise ConcurrentModification("lost every compare-and-swap")
 
-    monkeypatch.setitem(saga.FINISHERS, Operation.CAPTURE, always_loses)
+    monkeypatch.setitem(flows.FINISHERS, Operation.CAPTURE, always_loses)
     key = {"Idempotency-Key": str(uuid.uuid4())}
     r = await client.post(f"/v1/payment_intents/{pi['id']}/capture", headers={**auth, **key})
     assert r.status_code == 409, r.text
-    monkeypatch.setitem(saga.FINISHERS, Operation.CAPTURE, real)
+    monkeypatch.setitem(flows.FINISHERS, Operation.CAPTURE, real)
     # the retry is not answered 409 again: it takes the key over and finishes the capture
     r = await client.post(f"/v1/payment_intents/{pi['id']}/capture", headers={**auth, **key})
     assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
@@ -38,18 +38,18 @@ async def test_a_retryable_409_is_not_the_keys_answer(client, auth, kassa, monke
 
 async def test_losing_step_3_to_a_decline_answers_402_like_the_winner(client, auth, kassa,
                                                                      monkeypatch):
-    real = saga.FINISHERS[Operation.AUTHORIZE]
+    real = flows.FINISHERS[Operation.AUTHORIZE]
 
     async def recovery_wins_first(kassa_, attempt, result, **kwargs):
         # recovery records the same outcome just before this request's step 3
         await real(kassa_, replace(attempt), result, payment=None, idempotency=None)
         return await real(kassa_, attempt, result, **kwargs)
 
-    monkeypatch.setitem(saga.FINISHERS, Operation.AUTHORIZE, recovery_wins_first)
+    monkeypatch.setitem(flows.FINISHERS, Operation.AUTHORIZE, recovery_wins_first)
     key = {"Idempotency-Key": str(uuid.uuid4())}
     data = {**PAY, "payment_method": "pm_card_chargeDeclined", "confirm": "true"}
     r = await client.post("/v1/payment_intents", headers={**auth, **key}, data=data)
-    monkeypatch.setitem(saga.FINISHERS, Operation.AUTHORIZE, real)
+    monkeypatch.setitem(flows.FINISHERS, Operation.AUTHORIZE, real)
     assert r.status_code == 402, r.text
     assert r.json()["error"]["type"] == "card_error"
     again = await client.post("/v1/payment_intents", headers={**auth, **key}, data=data)

@@ -37,6 +37,7 @@ from kassa.psp.base import Outcome, PSPResult
 from kassa.services import saga
 from kassa.services.capture import release_hold
 from kassa.services.context import Kassa
+from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 PI = objects.payment_intent
@@ -51,8 +52,6 @@ AUTHENTICATION_EXPIRED = {
 async def cancel(kassa: Kassa, *, merchant_id: str, payment_id: str,
                  cancellation_reason: str | None = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    from kassa.services.confirm import finish_orphan, load, took_over
-
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
     if took_over(idempotency) and p.status in (PaymentStatus.PROCESSING,
                                                PaymentStatus.CANCELED):
@@ -173,5 +172,3 @@ async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
     return await kassa.psp(attempt.psp).void(idempotency_key=attempt.id,
                                             psp_reference=attempt.psp_reference or "")
 
-
-saga.register(Operation.VOID, finish_void, repeat)

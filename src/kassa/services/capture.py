@@ -24,6 +24,7 @@ from kassa.domain.payments import (
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import saga
 from kassa.services.context import Kassa
+from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 PI = objects.payment_intent
@@ -33,8 +34,6 @@ EXPIRED = frozenset({"authorization_expired", "expired_authorization"})
 async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
                   amount_to_capture: int | None = None,
                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    from kassa.services.confirm import finish_orphan, load, took_over
-
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
     if took_over(idempotency) and p.status is not PaymentStatus.REQUIRES_CAPTURE:
         return await finish_orphan(kassa, p, idempotency)
@@ -151,5 +150,3 @@ async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
         idempotency_key=attempt.id, psp_reference=attempt.psp_reference or "",
         amount=attempt.amount)
 
-
-saga.register(Operation.CAPTURE, finish_capture, repeat)

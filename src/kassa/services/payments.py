@@ -10,8 +10,9 @@ from kassa.db import repositories as repo
 from kassa.domain import objects
 from kassa.services.cancel import cancel
 from kassa.services.capture import capture
-from kassa.services.confirm import confirm, create, load
+from kassa.services.confirm import confirm, create
 from kassa.services.context import Kassa
+from kassa.services.resume import load
 
 __all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve"]
 

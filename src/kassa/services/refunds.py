@@ -26,8 +26,8 @@ from kassa.domain.payments import (
 )
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import saga
-from kassa.services.confirm import load
 from kassa.services.context import Kassa
+from kassa.services.resume import load
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 CAS_RETRIES = 8
@@ -178,8 +178,6 @@ async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
         idempotency_key=attempt.id, psp_reference=attempt.psp_reference or "",
         amount=attempt.amount)
 
-
-saga.register(Operation.REFUND, finish_refund, repeat)
 
 
 async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,

@@ -5,7 +5,7 @@
 2. ``call`` sends the PSP call outside any transaction and sorts what came back into the
    three PSP error classes: a *refusal* (4xx) becomes a recorded failure of the attempt;
    *unavailable* and *outcome unknown* leave the attempt to recovery (``None``).
-3. ``finish`` records the outcome through the operation's one finisher (``FINISHERS``),
+3. ``finish`` records the outcome through the operation's one finisher (flows.py),
    used alike by the request, recovery (``resolve``), the customer's 3-D Secure return and
    PSP webhooks. A compare-and-swap miss is retried on a fresh read while the attempt is
    still open; once someone else recorded it, the answer is the one that writer gave
@@ -61,15 +61,17 @@ class Repeater(Protocol):
     async def __call__(self, kassa: Kassa, attempt: Attempt) -> PSPResult: ...
 
 
-# One finisher per operation; each flow module registers its own at import.
-FINISHERS: dict[Operation, Finisher] = {}
-# How recovery repeats an operation the PSP never received (same key, same parameters).
-REPEATERS: dict[Operation, Repeater] = {}
+def finisher_of(operation: Operation) -> Finisher:
+    # the table lives in flows.py, which imports every flow (and they import this module)
+    from kassa.services.flows import FINISHERS
+
+    return FINISHERS[operation]
 
 
-def register(operation: Operation, finisher: Finisher, repeater: Repeater) -> None:
-    FINISHERS[operation] = finisher
-    REPEATERS[operation] = repeater
+def repeater_of(operation: Operation) -> Repeater:
+    from kassa.services.flows import REPEATERS
+
+    return REPEATERS[operation]
 
 
 # ------------------------------------------------------------------------ step 1
@@ -157,7 +159,7 @@ async def finish(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Record ``result`` through the operation's finisher; raises the answer's error
     (a decline's CardError…) exactly as the original request would."""
-    finisher = FINISHERS[attempt.operation]
+    finisher = finisher_of(attempt.operation)
     for _ in range(CAS_RETRIES + 1):
         try:
             return await finisher(kassa, attempt, result, payment=payment,
@@ -252,7 +254,7 @@ async def ask(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
     except PSPRefused as exc:
         log.warning("%s refused the status query for %s: %s", attempt.psp, attempt.id, exc)
         return None
-    return await call(attempt, lambda: REPEATERS[attempt.operation](kassa, attempt))
+    return await call(attempt, lambda: repeater_of(attempt.operation)(kassa, attempt))
 
 
 async def repeat_authorization(kassa: Kassa, attempt: Attempt) -> PSPResult:

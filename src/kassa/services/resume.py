@@ -1,0 +1,60 @@
+"""Resume a saga whose request died: a retry that took its Idempotency-Key over finishes
+the open attempt (if any) and answers as the original request would have. Also the one
+read every flow starts from (``load``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kassa.db import repositories as repo
+from kassa.domain import objects
+from kassa.domain.errors import CardError, NotFound
+from kassa.domain.payments import OPEN_ATTEMPT, AttemptStatus, PaymentIntent, PaymentStatus
+from kassa.services import saga
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+
+PI = objects.payment_intent
+
+
+async def load(kassa: Kassa, *, merchant_id: str, payment_id: str) -> PaymentIntent:
+    p = await repo.get_payment(kassa.pool, merchant_id=merchant_id, payment_id=payment_id)
+    if p is None:
+        raise NotFound(f"No such payment_intent: '{payment_id}'", param="intent")
+    return p
+
+
+async def answer(kassa: Kassa, p: PaymentIntent,
+                 idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Store the current state as the key's response (after a takeover) and return it."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        await uow.commit(response=PI(p))
+    return PI(p)
+
+
+def took_over(idempotency: IdempotencyHandle | None) -> bool:
+    return idempotency is not None and idempotency.took_over
+
+
+async def finish_orphan(kassa: Kassa, p: PaymentIntent,
+                        idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """Answer a retry whose key's first holder died: finish its open attempt (if any),
+    answering as the original request would have."""
+    if p.pending_attempt_id is not None:
+        attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+        if attempt is not None and attempt.status in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
+            if await saga.resolve(kassa, attempt, idempotency) == "recorded":
+                done = await repo.get_attempt(kassa.pool, attempt.id)
+                assert done is not None
+                return await saga.answer_recorded(kassa, done, idempotency)
+            current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
+            return PI(current)  # still unknown: the key stays the retry's to resolve
+    current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
+    if current.status is PaymentStatus.REQUIRES_PAYMENT_METHOD and current.last_payment_error:
+        err = current.last_payment_error
+        error = CardError(str(err.get("message")), decline_code=err.get("decline_code"),
+                          code=str(err.get("code", "card_declined")), payment_intent=PI(current))
+        async with UnitOfWork(kassa, idempotency) as uow:
+            await uow.commit(response=error)
+        raise error
+    return await answer(kassa, current, idempotency)
