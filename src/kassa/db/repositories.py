@@ -153,13 +153,15 @@ def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, meth
 
 
 def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes,
-                            only_open: bool = False) -> Op:
-    """Store the key's answer. ``only_open``: unless one is stored already (recovery
-    answering for a request that died)."""
+                            for_attempt: str | None = None) -> Op:
+    """Store the key's answer. ``for_attempt``: recovery (or a webhook) answering for the
+    request that started this attempt — unless an answer is stored already, and only if
+    the key is that request's (not reused after it expired)."""
     row: dict[str, Any] = {"merchant_id": merchant_id, "key": key, "status": status,
                            "body": body.decode()}
-    if only_open:
+    if for_attempt is not None:
         row["only_open"] = True
+        row["for_attempt"] = for_attempt
     return {"op": "complete_idempotency", "row": row}
 
 
@@ -381,13 +383,15 @@ async def claim_due_attempts(conn: Conn, *, lease_s: float, limit: int) -> list[
     return [_attempt(r) for r in rows]
 
 
-async def reschedule_attempt(conn: Conn, attempt_id: str, *, delay_s: float | None,
+async def reschedule_attempt(conn: Conn, attempt: Attempt, *, delay_s: float | None,
                              count_try: bool, give_up_after: int | None = None,
                              note: str | None = None) -> AttemptStatus | None:
     """After a look that settled nothing: look again in ``delay_s`` (None: never). With
     ``count_try`` the look counts; an open or pending attempt past ``give_up_after``
-    tries becomes needs_attention (its error says why). Returns the status it has now,
-    None if it changed meanwhile (someone recorded it)."""
+    tries becomes needs_attention (its error says why). Only if the attempt is still as
+    the look found it (status and tries): a finisher that recorded it meanwhile set its
+    own next look, which must not be overwritten. Returns the status it has now, None if
+    it changed meanwhile."""
     row = await conn.fetchrow(
         "UPDATE attempts SET tries = tries + $2::int,"
         " status = CASE WHEN $3::int IS NOT NULL AND tries + $2::int >= $3::int"
@@ -399,9 +403,22 @@ async def reschedule_attempt(conn: Conn, attempt_id: str, *, delay_s: float | No
         "     'was', status) ELSE error END,"
         " next_check_at = now() + make_interval(secs => $5::double precision),"
         " updated_at = now()"
-        " WHERE id = $1 AND next_check_at IS NOT NULL RETURNING status",
-        attempt_id, 1 if count_try else 0, give_up_after, note or "", delay_s)
+        " WHERE id = $1 AND status = $6 AND tries = $7 AND next_check_at IS NOT NULL"
+        " RETURNING status",
+        attempt.id, 1 if count_try else 0, give_up_after, note or "", delay_s,
+        attempt.status.value, attempt.tries)
     return None if row is None else AttemptStatus(row["status"])
+
+
+async def flag_attempt(conn: Conn, attempt_id: str, *, note: str, recheck_s: float) -> None:
+    """An outcome kassa cannot record as it is: needs_attention, with the reason."""
+    await conn.execute(
+        "UPDATE attempts SET status = 'needs_attention', updated_at = now(),"
+        " error = jsonb_build_object('code', 'unrecordable_outcome', 'message', $2::text,"
+        "   'was', status),"
+        " next_check_at = now() + make_interval(secs => $3::double precision)"
+        " WHERE id = $1 AND status IN ('started', 'unknown', 'pending', 'requires_action',"
+        " 'needs_attention')", attempt_id, note, recheck_s)
 
 
 async def list_stuck_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt]:

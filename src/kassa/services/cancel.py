@@ -113,6 +113,10 @@ async def void(kassa: Kassa, p: PaymentIntent, purpose: VoidPurpose,
                           payment=p, unknown_answer=PI(p), idempotency=idempotency)
 
 
+# a void the PSP refuses because nothing is authorised any more: as good as done
+ALREADY_VOID = frozenset({"authorization_expired", "already_voided", "authorization_voided"})
+
+
 async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       payment: PaymentIntent | None = None,
                       idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
@@ -121,10 +125,12 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     auth = await repo.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
     authenticating = auth is not None and auth.status is AttemptStatus.REQUIRES_ACTION
     ours = p.status is PaymentStatus.PROCESSING and p.pending_attempt_id == attempt.id
+    voided = result.outcome is Outcome.VOIDED or result.decline_code in ALREADY_VOID
     error: InvalidRequest | None = None
     event: str | None = None
+    store = True
     async with UnitOfWork(kassa, idempotency) as uow:
-        if result.outcome is Outcome.VOIDED:
+        if voided:
             attempt.status = AttemptStatus.SUCCEEDED
             if authenticating:
                 assert auth is not None
@@ -133,9 +139,13 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 auth.error = {"code": "payment_intent_authentication_failure",
                               "message": "The authentication was voided."}
                 uow.add(repo.op_finish_attempt(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
-            if not ours:  # a webhook moved the payment meanwhile (e.g. authorised)
-                p.start_void(attempt.id)
-            if attempt.purpose is VoidPurpose.ACTION_EXPIRED and authenticating:
+            if not ours and p.status in (PaymentStatus.REQUIRES_CAPTURE,
+                                         PaymentStatus.REQUIRES_ACTION):
+                p.start_void(attempt.id)  # a webhook moved it meanwhile (e.g. authorised)
+                ours = True
+            if not ours:
+                pass  # already canceled or failed by the time this void is recorded
+            elif attempt.purpose is VoidPurpose.ACTION_EXPIRED and authenticating:
                 p.authentication_expired(AUTHENTICATION_EXPIRED)
                 event = "payment_intent.payment_failed"
             else:
@@ -146,22 +156,26 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         else:
             attempt.status = AttemptStatus.FAILED
             attempt.error = {"message": result.message or "The processor refused to void.",
-                             "code": "void_failed"}
+                             "code": "void_failed", "psp_code": result.decline_code}
             if ours:
                 p.void_failed(was=PaymentStatus.REQUIRES_ACTION if authenticating
                               else PaymentStatus.REQUIRES_CAPTURE)
             error = InvalidRequest(str(attempt.error["message"]), code="void_failed")
+            # refused while authenticating: the customer may have completed first, and
+            # the cancel goes on from what that made of the payment (not its answer yet)
+            store = not authenticating
         uow.add(repo.op_finish_attempt(attempt, expected=expected))
-        uow.add(repo.op_update_payment(p))
+        if ours:
+            uow.add(repo.op_update_payment(p))
         if event is not None:
             uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
-        await saga.commit_outcome(kassa, uow, attempt, error or PI(p),
-                                  None if error is not None and authenticating
-                                  else idempotency)
-    if error is not None and authenticating:
-        # the customer may have completed first: learn how the authorisation ended
+        if store:
+            await saga.commit_outcome(kassa, uow, attempt, error or PI(p), idempotency)
+        else:
+            await uow.commit()
+    if not store:
         assert auth is not None
-        await saga.resolve(kassa, auth)
+        await saga.resolve(kassa, auth)  # learn how the authorisation ended
         return PI(await saga.reload(kassa, p.id))
     if error is not None:
         raise error

@@ -92,9 +92,10 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                                    code="charge_expired_for_capture")
         else:
             attempt.status = AttemptStatus.FAILED
+            # code: what the caller is answered (answer_recorded repeats it); psp_code: why
             attempt.error = {"message": result.message or
                              "The capture was refused by the processor.",
-                             "code": result.decline_code or "capture_failed"}
+                             "code": "capture_failed", "psp_code": result.decline_code}
             p.capture_failed()
             error = InvalidRequest(str(attempt.error["message"]), code="capture_failed")
         uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
@@ -110,9 +111,8 @@ def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
     assert result.amount is not None
     if result.amount.currency != p.currency or \
             not 0 < result.amount.minor <= p.amount_capturable:
-        raise InvalidRequest(f"{attempt.psp} reports {result.amount} captured for "
-                             f"{attempt.id}, outside the capturable {p.amount_capturable}",
-                             code="psp_amount_mismatch")
+        raise saga.Unrecordable(f"{attempt.psp} reports {result.amount} captured for "
+                             f"{attempt.id}, outside the capturable {p.amount_capturable}")
     attempt.error = {"code": "psp_amount_mismatch",
                      "message": f"asked {attempt.amount}, the PSP captured {result.amount}"}
     return result.amount

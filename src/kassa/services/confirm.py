@@ -163,6 +163,10 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     if result.outcome is Outcome.REQUIRES_ACTION and was is AttemptStatus.REQUIRES_ACTION:
         return PI(p)  # nothing new: the customer has not finished yet
+    if result.outcome is Outcome.VOIDED:
+        # kassa's own void (cancel, expiry) got there first: that void's finisher records
+        # it; as a decline it would reopen a canceled payment
+        return PI(p)
     event: str
     check_after: float | None = None
     if result.outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
@@ -177,7 +181,9 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         event = ("payment_intent.succeeded" if captured
                  else "payment_intent.amount_capturable_updated")
         if not captured:  # recovery voids the hold when the PSP's validity ends
-            check_after = kassa.watch.hold_validity(attempt.psp)
+            created = attempt.created or kassa.clock()
+            check_after = max(0.0, created + kassa.watch.hold_validity(attempt.psp)
+                              - kassa.clock())
     elif result.outcome is Outcome.REQUIRES_ACTION:
         attempt.status = AttemptStatus.REQUIRES_ACTION
         attempt.psp_reference = result.psp_reference
@@ -222,9 +228,8 @@ def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> int:
     is what is recorded (and flagged on the attempt and in the log)."""
     assert result.amount is not None
     if result.amount.currency != p.currency or not 0 < result.amount.minor <= p.amount.minor:
-        raise InvalidRequest(f"{attempt.psp} reports {result.amount} captured for "
-                             f"{attempt.id}, outside what was authorised ({p.amount})",
-                             code="psp_amount_mismatch")
+        raise saga.Unrecordable(f"{attempt.psp} reports {result.amount} captured for "
+                             f"{attempt.id}, outside what was authorised ({p.amount})")
     attempt.error = {"code": "psp_amount_mismatch",
                      "message": f"asked {attempt.amount}, the PSP captured {result.amount}"}
     log.warning("attempt %s: %s", attempt.id, attempt.error["message"])

@@ -12,6 +12,8 @@ nothing stays held or completable there that kassa's books do not show.
 
 from __future__ import annotations
 
+import time
+
 from kassa.db import repositories as repo
 from kassa.domain.errors import KassaError
 from kassa.domain.payments import Attempt, PaymentStatus, VoidPurpose
@@ -21,29 +23,50 @@ from kassa.services.context import Kassa
 
 async def expire_authentication(kassa: Kassa, attempt: Attempt) -> str:
     p = await saga.reload(kassa, attempt.payment_intent_id)
-    if p.status is not PaymentStatus.REQUIRES_ACTION or p.pending_attempt_id != attempt.id:
-        return "stale"  # moved on meanwhile; its finisher stopped watching it
-    try:
-        await cancel.void(kassa, p, VoidPurpose.ACTION_EXPIRED, None)
-    except KassaError:
-        pass  # recorded (e.g. the customer completed first); the void's attempt says so
-    return "expired"
+    if p.status is PaymentStatus.REQUIRES_ACTION and p.pending_attempt_id == attempt.id:
+        try:
+            await cancel.void(kassa, p, VoidPurpose.ACTION_EXPIRED, None)
+        except KassaError:
+            pass  # refused: the customer may have completed first (recorded if so)
+    # until the void is recorded (it marks this attempt failed, or the customer's outcome
+    # is), look again: a void whose answer was lost is resolved by its own attempt
+    return await _settled_or_again(kassa, attempt, "expired")
 
 
 async def expire_hold(kassa: Kassa, attempt: Attempt) -> str:
+    validity = kassa.watch.hold_validity(attempt.psp)
+    deadline = attempt.created + validity  # counted from the authorisation, not its record
     p = await saga.reload(kassa, attempt.payment_intent_id)
-    if p.latest_charge == attempt.id and p.status is PaymentStatus.REQUIRES_CAPTURE:
+    held = p.latest_charge == attempt.id and p.status is PaymentStatus.REQUIRES_CAPTURE
+    if held and time.time() < deadline:
+        async with kassa.pool.acquire() as conn:
+            await repo.reschedule_attempt(conn, attempt, count_try=False,
+                                          delay_s=deadline - time.time())
+        return "unresolved"
+    if held:
         try:
             await cancel.void(kassa, p, VoidPurpose.HOLD_EXPIRED, None)
         except KassaError:
             pass  # refused: still held, looked at again below
-        p = await saga.reload(kassa, attempt.payment_intent_id)
+    p = await saga.reload(kassa, attempt.payment_intent_id)
     done = p.latest_charge != attempt.id or p.status in (PaymentStatus.SUCCEEDED,
                                                          PaymentStatus.CANCELED)
     # until the hold is captured or released, keep looking (a void in flight may fail)
     async with kassa.pool.acquire() as conn:
         await repo.reschedule_attempt(
-            conn, attempt.id, count_try=not done,
+            conn, attempt, count_try=not done,
             delay_s=None if done else kassa.watch.backoff(kassa.recovery_after_seconds or 1.0,
                                                           attempt.tries))
-    return "expired" if done else "unresolved"
+    return "expired" if done and held else "released" if done else "unresolved"
+
+
+async def _settled_or_again(kassa: Kassa, attempt: Attempt, verdict: str) -> str:
+    current = await repo.get_attempt(kassa.pool, attempt.id)
+    if current is not None and current.status is attempt.status:
+        async with kassa.pool.acquire() as conn:
+            await repo.reschedule_attempt(
+                conn, attempt, count_try=True,
+                delay_s=kassa.watch.backoff(kassa.recovery_after_seconds or 1.0,
+                                            attempt.tries))
+        return "unresolved"
+    return verdict

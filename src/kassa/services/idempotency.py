@@ -73,7 +73,8 @@ async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
         return IdempotencyHandle(
             merchant_id=handle.merchant_id, key=handle.key, render=handle.render,
             fingerprint=handle.fingerprint, method=handle.method, path=handle.path,
-            claimed=True, took_over=True, resource_id=row.resource_id)
+            # the key's row exists only because the first holder committed something
+            claimed=True, took_over=True, resource_id=row.resource_id, side_effects=True)
     raise IdempotencyInFlight(
         "There is currently another in-progress request using this Idempotency-Key; "
         "retry this request later.", param="Idempotency-Key")

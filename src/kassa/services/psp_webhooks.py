@@ -193,12 +193,13 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     if attempt is None or attempt.operation is not Operation.REFUND \
             or attempt.psp != event.psp or attempt.refund_id is None:
         return "ignored", f"no refund attempt {event.reference!r} at {event.psp}"
-    if attempt.status in OPEN_ATTEMPT:
+    if attempt.status in (AttemptStatus.STARTED, AttemptStatus.UNKNOWN):
         # The refund call's own answer comes first (its saga records pending/succeeded);
         # recovery resolves the attempt if that answer was lost.
         raise Deferred(f"refund attempt {attempt.id} is still {attempt.status.value}")
     succeeded = event.type is PSPEventType.REFUND_SUCCEEDED
-    if attempt.status is AttemptStatus.PENDING:
+    if attempt.status in (AttemptStatus.PENDING, AttemptStatus.NEEDS_ATTENTION):
+        # pending, or recovery gave up asking: the PSP's own word settles it
         result = PSPResult(Outcome.REFUNDED if succeeded else Outcome.FAILED,
                            psp_reference=event.operation_reference or "",
                            amount=event.amount, decline_code=event.failure_code,

@@ -62,7 +62,7 @@ async def look(kassa: Kassa, attempt: Attempt) -> str:
         return verdict
     # nothing to wait for any more (recorded while it was due): stop watching it
     async with kassa.pool.acquire() as conn:
-        await repo.reschedule_attempt(conn, attempt.id, delay_s=None, count_try=False)
+        await repo.reschedule_attempt(conn, attempt, delay_s=None, count_try=False)
     return "recorded_elsewhere"
 
 
@@ -73,7 +73,7 @@ async def _reschedule(kassa: Kassa, attempt: Attempt, delay: float, *,
         delay = watch.backoff_cap_seconds
     async with kassa.pool.acquire() as conn:
         status = await repo.reschedule_attempt(
-            conn, attempt.id, delay_s=delay, count_try=True,
+            conn, attempt, delay_s=delay, count_try=True,
             give_up_after=watch.max_tries if give_up else None,
             note=f"no outcome from {attempt.psp} after {watch.max_tries} looks")
     if status is AttemptStatus.NEEDS_ATTENTION and attempt.status is not status:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kassa.db import repositories as repo
 from kassa.domain import objects
-from kassa.domain.errors import CardError, NotFound
+from kassa.domain.errors import CardError, ConcurrentModification, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, AttemptStatus, PaymentIntent, PaymentStatus
 from kassa.services import saga
 from kassa.services.context import Kassa
@@ -47,8 +47,11 @@ async def finish_orphan(kassa: Kassa, p: PaymentIntent,
                 done = await repo.get_attempt(kassa.pool, attempt.id)
                 assert done is not None
                 return await saga.answer_recorded(kassa, done, idempotency)
-            current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
-            return PI(current)  # still unknown: the key stays the retry's to resolve
+            # still unknown at the PSP: no answer yet. 409, and the key stays open, so
+            # the next retry (or recovery, storing the real outcome) answers it
+            raise ConcurrentModification(
+                "The outcome of this request's payment attempt is not known yet; retry "
+                "with the same Idempotency-Key later.")
     current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
     if current.status is PaymentStatus.REQUIRES_PAYMENT_METHOD and current.last_payment_error:
         err = current.last_payment_error

@@ -51,6 +51,12 @@ CAS_RETRIES = 3
 RECORDABLE = (*OPEN_ATTEMPT, AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION)
 
 
+class Unrecordable(Exception):
+    """The PSP reports something kassa's books cannot take as it is (a capture above what
+    was authorised, in another currency): the attempt goes to needs_attention with the
+    PSP's answer, for an operator, instead of guessing."""
+
+
 class Finisher(Protocol):
     async def __call__(self, kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                        payment: PaymentIntent | None,
@@ -82,6 +88,7 @@ def begin(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
     """Add the attempt's insert to step 1; recovery looks at it if nobody records it."""
     if idempotency is not None:
         attempt.idempotency_key = idempotency.key
+    attempt.created = attempt.created or kassa.clock()
     uow.add(repo.op_insert_attempt(attempt, check_after_s=kassa.recovery_after_seconds))
 
 
@@ -164,6 +171,16 @@ async def finish(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         try:
             return await finisher(kassa, attempt, result, payment=payment,
                                   idempotency=idempotency)
+        except Unrecordable as exc:
+            log.error("attempt %s needs attention: %s", attempt.id, exc)
+            async with kassa.pool.acquire() as conn:
+                await repo.flag_attempt(conn, attempt.id, note=str(exc),
+                                        recheck_s=kassa.watch.backoff_cap_seconds)
+            now = PI(await reload(kassa, attempt.payment_intent_id))
+            if idempotency is not None:  # answered like a timeout: the outcome is open
+                async with UnitOfWork(kassa, idempotency) as uow:
+                    await uow.commit(response=now)
+            return now
         except ConcurrentModification:
             current = await repo.get_attempt(kassa.pool, attempt.id)
             if current is None or current.status not in RECORDABLE:
@@ -228,7 +245,7 @@ def store_answer(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, answer: object
     status, body = kassa.render(answer)
     uow.add(repo.op_complete_idempotency(merchant_id=attempt.merchant_id,
                                          key=attempt.idempotency_key, status=status,
-                                         body=body, only_open=True))
+                                         body=body, for_attempt=attempt.id))
 
 
 async def reload(kassa: Kassa, payment_id: str) -> PaymentIntent:
@@ -305,4 +322,6 @@ async def resolve(kassa: Kassa, attempt: Attempt,
     current = await repo.get_attempt(kassa.pool, attempt.id)
     if current is None or current.status is before:
         return "unresolved"
+    if current.status is AttemptStatus.NEEDS_ATTENTION:
+        return "needs_attention"
     return "recorded"

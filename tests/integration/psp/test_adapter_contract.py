@@ -25,6 +25,7 @@ from kassa.psp.base import (
     Card,
     Outcome,
     PSPAdapter,
+    PSPOutcomeUnknown,
     PSPRejected,
     PSPRetryable,
     PSPTimeout,
@@ -272,18 +273,21 @@ async def test_connection_refused_is_retryable(psp: PSPHarness) -> None:
         await adapter.authorize(authorize_request(capture=True))
 
 
-async def test_rejected_request_is_not_retryable_and_hides_the_card(psp: PSPHarness) -> None:
+async def test_key_conflict_is_outcome_unknown_and_hides_the_card(psp: PSPHarness) -> None:
     adapter = psp.adapter()
     request = authorize_request(capture=False)
     await adapter.authorize(request)
-    # The same key with a different amount is a client error, not a PSP failure.
+    # The same key with a different amount: the PSP holds the key for a request it may
+    # have acted on, so this is no refusal; get_status says what happened under the key.
     conflicting = authorize_request(capture=False, amount=Money(999, "eur"),
                                     idempotency_key=request.idempotency_key)
 
-    with pytest.raises(PSPRejected) as caught:
+    with pytest.raises(PSPOutcomeUnknown) as caught:
         await adapter.authorize(conflicting)
 
     assert VISA.number not in str(caught.value)
+    assert (await adapter.get_status(idempotency_key=request.idempotency_key)).outcome \
+        is Outcome.AUTHORIZED
 
 
 async def test_capture_of_an_unknown_reference_is_rejected(psp: PSPHarness) -> None:

@@ -7,7 +7,8 @@ references.
 
 Error mapping: ``httpx.TimeoutException`` → PSPTimeout; a connection that could not be
 opened (refused, DNS) → PSPUnavailable (the request never left); other transport errors
-(reset, protocol), 5xx and an answer kassa cannot read → PSPOutcomeUnknown; other 4xx →
+(reset, protocol), 5xx, a 409 ``idempotency_error`` (the key is the PSP's already) and an
+answer kassa cannot read → PSPOutcomeUnknown; 429 → PSPUnavailable; other 4xx →
 PSPRefused; ``get_status`` 404 → UnknownOperation. Declines and refused operations are
 results, never exceptions.
 
@@ -237,6 +238,12 @@ class SimulatorAdapter:
             raise PSPOutcomeUnknown(f"{where}: HTTP {status} {_error_message(response)}")
         if status == 404 and operation == "get_status":
             raise UnknownOperation(f"{where}: the simulator never received this operation")
+        if status == 429:  # rate limited: refused before acting, a later repeat may pass
+            raise PSPUnavailable(f"{where}: HTTP 429 {_error_message(response)}")
+        if status == 409 and _error_type(response) == "idempotency_error":
+            # the PSP holds this key for another request: it may have acted on it, so this
+            # is not a refusal; get_status tells what it did
+            raise PSPOutcomeUnknown(f"{where}: HTTP 409 {_error_message(response)}")
         if status >= 400:
             raise PSPRefused(f"{where}: HTTP {status} {_error_message(response)}")
         try:
@@ -295,6 +302,14 @@ def _text(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 255:
         raise ValueError("expected a short non-empty string")
     return value
+
+
+def _error_type(response: httpx.Response) -> str | None:
+    try:
+        kind = orjson.loads(response.content)["error"]["type"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _error_message(response: httpx.Response) -> str:

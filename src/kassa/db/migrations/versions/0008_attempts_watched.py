@@ -36,10 +36,16 @@ ALTER TABLE attempts ADD CONSTRAINT attempts_status_check CHECK (status IN ('sta
 UPDATE attempts SET next_check_at = updated_at + interval '30 seconds'
     WHERE status IN ('started', 'unknown');
 UPDATE attempts SET next_check_at = now() WHERE status = 'requires_action';
+-- holds not yet captured or released (also those with a capture or void in flight)
 UPDATE attempts a SET next_check_at = a.created_at + interval '7 days'
     FROM payment_intents p
-    WHERE p.id = a.payment_intent_id AND p.status = 'requires_capture'
+    WHERE p.id = a.payment_intent_id AND p.status IN ('requires_capture', 'processing')
+      AND p.latest_charge = a.id
       AND a.operation = 'authorize' AND a.status = 'succeeded' AND NOT a.capture;
+-- refunds the PSP answered pending were recorded as succeeded attempts: now pending
+UPDATE attempts a SET status = 'pending', next_check_at = now()
+    FROM refunds r
+    WHERE r.attempt_id = a.id AND r.status = 'pending' AND a.status = 'succeeded';
 DROP INDEX attempts_open;
 CREATE INDEX attempts_due ON attempts (next_check_at) WHERE next_check_at IS NOT NULL;
 CREATE INDEX attempts_stuck ON attempts (updated_at) WHERE status = 'needs_attention';
@@ -92,7 +98,9 @@ BEGIN
             SELECT id, merchant_id, payment_intent_id, refund_id, operation, psp, status,
                 amount, currency, coalesce(capture, false), psp_reference, error, return_url,
                 idempotency_key, purpose,
-                now() + make_interval(secs => (r->>'check_after_s')::double precision)
+                -- a replica of the previous release sends none: watch it like 0007 did
+                now() + make_interval(secs => coalesce((r->>'check_after_s')::double precision,
+                                                       30))
             FROM jsonb_populate_record(NULL::attempts, r);
         WHEN 'finish_attempt' THEN
             -- check_after_s: the new status still waits (3-D Secure, a pending capture or
@@ -162,7 +170,11 @@ BEGIN
                 response_status = (r->>'status')::integer,
                 response_body = convert_to(r->>'body', 'UTF8'), completed_at = now()
             WHERE merchant_id = r->>'merchant_id' AND key = r->>'key'
-                AND (r->>'only_open' IS NULL OR completed_at IS NULL);
+                AND (r->>'only_open' IS NULL OR completed_at IS NULL)
+                -- for_attempt: the key the attempt was started under, not one reused
+                -- after it expired (the key row is as old as the attempt or older)
+                AND (r->>'for_attempt' IS NULL OR created_at <= (SELECT a.created_at
+                     FROM attempts a WHERE a.id = r->>'for_attempt'));
         ELSE
             RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
         END CASE;
