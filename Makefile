@@ -2,28 +2,40 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One venv, two stamps: `make run` installs what the service needs, `make test`/`make lint`
+# add the test tools. Each stamp is newer than pyproject.toml once its install succeeded.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test bench lint clean
+.PHONY: install install-dev run test bench lint clean
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+install-dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# .[dev] includes everything `.` needs, so it satisfies `make run` too.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(RUN_STAMP)
 
 run: install
 	$(BIN)/kassa dev
 
-test: install
+test: install-dev
 	$(BIN)/pytest -q
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.payments
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src/kassa/domain src/kassa/services src/kassa/ledger
 

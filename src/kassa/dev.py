@@ -11,8 +11,9 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 from kassa.config import Settings
 from kassa.runtime import STOP_SIGNALS, database, listen, say, stop_on_signals
@@ -42,10 +43,10 @@ def run(settings: Settings) -> None:
     say("stopped")
 
 
-def _run(coro):  # type: ignore[no-untyped-def]
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     import uvloop
 
-    return uvloop.run(coro)
+    uvloop.run(coro)
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,

