@@ -97,6 +97,7 @@ def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
         if settings.migration_database_url:
             raise StartupError("KASSA_MIGRATION_DATABASE_URL is set but KASSA_DATABASE_URL "
                                "is not", "set both (your own PostgreSQL), or neither (embedded)")
+        stop_on_signals()  # SIGTERM/SIGHUP unwind through `finally`, which stops the server
         embedded = _embedded(settings)
         migration_dsn = dsn = embedded.dsn
     try:

@@ -9,13 +9,11 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
@@ -23,6 +21,13 @@ from urllib.parse import quote
 import psycopg
 from psycopg import errors, sql
 
+from kassa.db.embedded_processes import HOST, read_postmaster_pid
+from kassa.db.embedded_processes import Postmaster as _Postmaster
+from kassa.db.embedded_processes import free_port as _free_port
+from kassa.db.embedded_processes import is_postgres_process as _is_postgres_process
+from kassa.db.embedded_processes import owner_alive as _owner_alive
+from kassa.db.embedded_processes import port_is_free as _port_is_free
+from kassa.db.embedded_processes import write_owner as _write_owner
 from kassa.db.embedded_root import (
     OsUser,
     can_reach,
@@ -43,8 +48,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
-HOST = "127.0.0.1"
-
 PORT_FILE = "kassa-port"
 # "<pid> <start time>" of the process that started (or adopted) the running server: a server
 # whose owner is gone was left over by a crash, and the next start adopts it.
@@ -89,16 +92,6 @@ class PortInUse(RuntimeError):
     def __init__(self, port: int) -> None:
         super().__init__(f"port {port} on {HOST} is already in use")
         self.port = port
-
-
-@dataclass(frozen=True)
-class _Postmaster:
-    """The parts of PGDATA/postmaster.pid we use."""
-
-    pid: int
-    port: int | None
-    listen: str
-    status: str
 
 
 class EmbeddedPostgres:
@@ -269,23 +262,7 @@ class EmbeddedPostgres:
             os.close(fd)
 
     def _read_postmaster_pid(self) -> _Postmaster | None:
-        try:
-            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-        except (FileNotFoundError, PermissionError):
-            return None
-        if not lines or not lines[0].strip().isdigit():
-            return None
-
-        def line(i: int) -> str:
-            return lines[i].strip() if len(lines) > i else ""
-
-        port = line(3)
-        return _Postmaster(
-            pid=int(line(0)),
-            port=int(port) if port.isdigit() else None,
-            listen=line(5),
-            status=line(7),
-        )
+        return read_postmaster_pid(self.data_dir)
 
     def _live_postmaster(self) -> _Postmaster | None:
         info = self._read_postmaster_pid()
@@ -541,72 +518,6 @@ class EmbeddedPostgres:
 
 
 # -- module helpers ---------------------------------------------------------------------------
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process `pid` (field 22 of /proc/pid/stat), to tell a live owner
-    from an unrelated process that got its pid later; None when unknown."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat_line.rsplit(")", 1)[1].split()[19]
-
-
-def _write_owner(path: Path) -> None:
-    path.write_text(f"{os.getpid()} {_process_start(os.getpid()) or ''}\n")
-
-
-def _owner_alive(path: Path) -> bool:
-    try:
-        pid_text, _, started = path.read_text().strip().partition(" ")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now = _process_start(pid)
-    return not started or now is None or now == started
-
-
-def _is_postgres_process(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by someone else
-    # After a reboot or crash the pid in a stale postmaster.pid may belong to an unrelated
-    # process; on Linux, check it really is a postgres.
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
-    except OSError:
-        return True
-    return comm in {"postgres", "postmaster"}
-
-
-def _port_is_free(port: int) -> bool:
-    # SO_REUSEADDR like postgres itself uses: otherwise TIME_WAIT sockets left by the last
-    # shutdown would make the previous port look taken and we'd hop ports on every restart.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _socket_path_ok(directory: Path, port: int) -> bool:
