@@ -39,5 +39,10 @@ lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src/kassa/domain src/kassa/services src/kassa/ledger
 
+# As root in a private directory the embedded server's data lives elsewhere (README "Two
+# commands"), reached through the .kassa/pgdata symlink: remove it there too.
 clean:
+	@target=$$(readlink -f .kassa/pgdata 2>/dev/null); case "$$target" in \
+	  */kassa-embedded/*/pgdata|/var/lib/kassa/embedded/*/pgdata) rm -rf "$${target%/pgdata}";; \
+	esac
 	rm -rf $(VENV) .kassa .pytest_cache .hypothesis
