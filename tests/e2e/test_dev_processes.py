@@ -188,20 +188,42 @@ def plain_user() -> Iterator[pwd.struct_passwd]:
         subprocess.run(["userdel", name], check=False, capture_output=True)
 
 
-def _python_for(user: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
-    """An interpreter `user` may run with kassa and its dependencies importable: ours, or
-    (when ours lives in a private directory, e.g. pyenv under /root) the system's of the same
-    version with our site-packages and source on its path."""
-    if subprocess.run(["test", "-x", sys.executable], user=user.pw_uid,
-                      check=False).returncode == 0:
+def _user_can(user: pwd.struct_passwd, *args: str) -> bool:
+    try:
+        return subprocess.run(args, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                              capture_output=True, check=False, cwd="/").returncode == 0
+    except PermissionError:  # the interpreter itself is out of reach
+        return False
+
+
+def _python_for(user: pwd.struct_passwd, into: Path) -> tuple[str, dict[str, str]]:
+    """An interpreter `user` may run with kassa and its dependencies importable: ours when it
+    can, else (ours, or this checkout, lives in a private directory: pyenv under /root, a
+    clone in `mktemp -d`) the system's of the same version with hard-linked (or copied)
+    twins of kassa's source and our site-packages in `into`, a directory of the user's."""
+    if _user_can(user, sys.executable, "-c", "import kassa.cli"):
         return sys.executable, {}
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system = shutil.which(version, path="/usr/local/bin:/usr/bin")
-    if system is None:
+    if system is None or not _user_can(user, system, "-c", "pass"):
         pytest.skip(f"no {version} that {user.pw_name} may run")
-    src = str(Path(kassa.__file__).resolve().parent.parent)
-    paths = [src, *(p for p in sys.path if p.startswith(sys.prefix) and "site-packages" in p)]
-    return system, {"PYTHONPATH": os.pathsep.join(paths)}
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    sources = [Path(kassa.__file__).resolve().parent.parent,
+               *(Path(p) for p in sys.path if p.startswith(sys.prefix) and p.endswith(
+                   "site-packages"))]
+    paths = []
+    for i, source in enumerate(sources):
+        twin = into / "python" / str(i)
+        shutil.copytree(source, twin, symlinks=True, copy_function=link_or_copy,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        paths.append(str(twin))
+    return system, {"PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def test_a_plain_user_in_a_private_directory(plain_user):
@@ -212,7 +234,7 @@ def test_a_plain_user_in_a_private_directory(plain_user):
     os.chown(project, plain_user.pw_uid, plain_user.pw_gid)
     before = _modes(private)
     try:
-        python, path = _python_for(plain_user)
+        python, path = _python_for(plain_user, private)
         env = dev_env(HOME=str(private), **path)
         dev = DevProcess(env, project, user=plain_user.pw_uid, python=python)
         try:
