@@ -186,6 +186,9 @@ def explain(exc: BaseException) -> tuple[str, str, int]:
         err = exc.errors()[0]
         name = "KASSA_" + str(err["loc"][0]).upper() if err["loc"] else "a KASSA_ setting"
         return f"invalid setting {name}: {err['msg']}", f"fix or unset {name}", 2
+    if _is_bad_url(exc):
+        return (f"the database URL is not valid: {str(exc).strip().splitlines()[0]}",
+                "set KASSA_DATABASE_URL to postgresql://user[:password]@host[:port]/database", 2)
     if _is_connection_error(exc):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return (f"cannot connect to the database: {first}",
@@ -193,6 +196,13 @@ def explain(exc: BaseException) -> tuple[str, str, int]:
     first = (str(exc).strip().splitlines() or [""])[0]
     return (f"unexpected error: {type(exc).__name__}: {first}",
             "run again with --debug for the traceback", 1)
+
+
+def _is_bad_url(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.ProgrammingError) and (
+        "dsn" in str(exc) or "connection" in str(exc) or "URI" in str(exc))
 
 
 def _is_connection_error(exc: BaseException) -> bool:

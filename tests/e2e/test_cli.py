@@ -195,3 +195,8 @@ def test_start_up_errors_are_two_lines_and_tracebacks_only_with_debug():
     assert bad.stderr.strip().splitlines() == [
         "kassa: invalid setting KASSA_PORT: Input should be a valid integer, unable to parse "
         "string as an integer", "kassa: fix or unset KASSA_PORT"]
+    url = kassa("ledger", "verify", dsn="not a url")
+    assert url.returncode == 2
+    cause, remedy = url.stderr.strip().splitlines()
+    assert cause.startswith("kassa: the database URL is not valid")
+    assert "KASSA_DATABASE_URL" in remedy

@@ -136,3 +136,26 @@ def test_grants_refuse_a_role_that_would_not_be_restricted(server_url):
         assert out.returncode == 2
         assert "does not exist" in out.stderr and "CREATE ROLE" in out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_a_serving_role_never_granted_is_told_to_run_migrate(server_url):
+    with login_role(server_url, "kassa_app") as app, \
+            empty_database(server_url, "kassa_roles") as url:
+        assert kassa_cli("migrate", env={"KASSA_DATABASE_URL": url}).returncode == 0
+        out = kassa_cli("ledger", "verify", env={"KASSA_DATABASE_URL": with_user(url, app)})
+        assert out.returncode == 2, out.stderr
+        cause, remedy = out.stderr.strip().splitlines()
+        assert f"the role {app} may not read kassa's tables" in cause
+        assert "KASSA_MIGRATION_DATABASE_URL" in remedy
+
+
+def test_a_migration_role_without_create_rights_gets_two_lines(server_url):
+    with login_role(server_url, "kassa_app") as app, \
+            empty_database(server_url, "kassa_roles") as url:
+        with psycopg.connect(url, autocommit=True) as conn:  # as PostgreSQL 15+ does
+            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        out = kassa_cli("migrate", env={"KASSA_DATABASE_URL": with_user(url, app)})
+        assert out.returncode == 2, out.stderr
+        cause, remedy = out.stderr.strip().splitlines()
+        assert cause.startswith("kassa: a migration failed: permission denied for schema public")
+        assert "schema owner" in remedy

@@ -81,7 +81,13 @@ def require_current(dsn: str) -> None:
         if conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,):
             applied: set[str] = set()
         else:
-            applied = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
+            try:
+                applied = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise StartupError(
+                    f"the role {role_of(dsn) or 'of KASSA_DATABASE_URL'} may not read kassa's "
+                    "tables", "run `kassa migrate` with the owner's KASSA_MIGRATION_DATABASE_URL"
+                    " and this role in KASSA_DATABASE_URL: it grants the privileges") from exc
     known = {rev.revision for rev in script.walk_revisions()}
     if applied - known:
         return
@@ -153,7 +159,15 @@ def migrate(migration_dsn: str, *, service_role: str | None = None,
             on_wait: Callable[[int | None], None] | None = None) -> None:
     """`kassa migrate` / `kassa dev`: upgrade, then (when a serving role is named) grant it
     its privileges, both under the migration lock."""
-    upgrade(migration_dsn, on_wait=on_wait)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        upgrade(migration_dsn, on_wait=on_wait)
+    except DBAPIError as exc:  # alembic's engine wraps the database's own error
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        raise StartupError(f"a migration failed: {first}",
+                           "migrate as the schema owner (KASSA_MIGRATION_DATABASE_URL); "
+                           "--debug shows the statement") from exc
     if service_role:
         with psycopg.connect(migration_dsn, autocommit=True) as lock:
             # GRANTs racing on the same objects fail ("tuple concurrently updated").
