@@ -120,8 +120,13 @@ def _embedded(settings: Settings):  # type: ignore[no-untyped-def]
     embedded = EmbeddedPostgres(settings.home.resolve() / "pgdata",
                                 port=settings.embedded_db_port)
     try:
-        with signals_deferred():
-            embedded.start()
+        try:
+            with signals_deferred():
+                embedded.start()
+        except KeyboardInterrupt:  # asked to stop while starting: stop what did start
+            with signals_deferred():
+                embedded.stop()
+            raise
     except PortInUse as exc:
         raise port_in_use("127.0.0.1", exc.port, "KASSA_EMBEDDED_DB_PORT") from exc
     except RuntimeError as exc:

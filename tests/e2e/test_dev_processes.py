@@ -252,3 +252,29 @@ def test_a_plain_user_in_a_private_directory(plain_user):
         assert _modes(private) == before
     finally:
         shutil.rmtree(private)
+
+
+@pytest.mark.parametrize("moment", ["initdb", "server start"])
+def test_a_stop_signal_during_start_up_leaves_no_server(tmp_path, moment):
+    home = tmp_path / "home"
+    env = {**dev_env(KASSA_HOME=str(home)), "KASSA_DATABASE_URL": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "kassa.cli", "migrate"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        data_dir = home / "pgdata"
+        marker = "PG_VERSION" if moment == "initdb" else "postmaster.pid"
+        deadline = time.monotonic() + 60
+        while not (data_dir / marker).exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0, err  # interrupted, not finished
+        pid_file = data_dir.resolve() / "postmaster.pid"
+        if pid_file.exists():
+            assert _gone_within(_postmaster_pid(data_dir.resolve())), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        EmbeddedPostgres(home / "pgdata").destroy()
