@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from kassa.config import Settings
-from kassa.runtime import check_free, database, main_entry
+from kassa.runtime import check_free, database, main_entry, redacted
 
 
 class _App(typer.Typer):
@@ -67,18 +67,9 @@ def migrate(grant_to: str = typer.Option(
 
         role = service_role(settings)
         target = settings.migration_database_url or dsn
-        typer.echo(f"migrated {_redacted(target)}"
+        typer.echo(f"migrated {redacted(target)}"
                    + (f"; serving role {role} granted its privileges" if role else ""))
 
-
-def _redacted(dsn: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @merchants_app.command("create")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kassa.config import Settings
-from kassa.runtime import STOP_SIGNALS, database, listen, say, stop_on_signals
+from kassa.runtime import STOP_SIGNALS, database, listen, redacted, say, stop_on_signals
 from kassa.startup_errors import StartupError
 
 
@@ -133,7 +133,7 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"\nkassa is running (Ctrl-C stops everything)\n"
             f"  API:        {base}   (docs: {base}/docs, health: {base}/healthz)\n"
             f"  simulator:  {settings.simulator_base_url()}\n"
-            f"  database:   {dsn}\n"
+            f"  database:   {redacted(dsn)}\n"
             f"  merchant:   {seeded['merchant_id']}\n"
             f"  CLI:        {cli_hint()}\n"
             f"  try:        curl {base}/v1/payment_intents -u $SK: -d amount=2000 "

@@ -27,6 +27,17 @@ def say(line: str) -> None:
         typer.echo(f"kassa: {line}", err=True)
 
 
+def redacted(dsn: str) -> str:
+    """A database URL fit to print: its password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@",
+                                                                 ":***@")))
+
+
 # -- signals ----------------------------------------------------------------------------------
 
 class _Deferred:
