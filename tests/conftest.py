@@ -28,12 +28,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from kassa.db.embedded import EmbeddedPostgres
 
+    # The same code path as `kassa dev`: as root in a private tmp dir the server's files are
+    # relocated where its OS user can reach them; destroy() removes them there too.
     pg = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data", fast=True)
     dsn = pg.start()
     try:
         yield dsn
     finally:
-        pg.stop(force=True)
+        pg.destroy()
 
 
 @pytest.fixture(scope="session")

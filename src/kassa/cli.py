@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import typer
 
 from kassa.config import Settings
+from kassa.runtime import check_free, database, main_entry, redacted
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="kassa: payment orchestration and double-entry ledger.")
+
+class _App(typer.Typer):
+    """The `kassa` entry point: start-up errors are two lines (cause, remedy) and exit 2;
+    `--debug` anywhere on the command line shows log lines and tracebacks instead."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        parent = super()
+        main_entry(lambda argv: parent.__call__(args=argv, prog_name="kassa"))
+
+
+app = _App(no_args_is_help=True, add_completion=False,
+           help="kassa: payment orchestration and double-entry ledger.")
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(
+        False, "--debug", help="log lines and tracebacks (may be given anywhere; or "
+                               "KASSA_DEBUG=1)")) -> None:
+    """kassa: payment orchestration and double-entry ledger."""
+
+
 merchants_app = typer.Typer(no_args_is_help=True, help="Manage merchants and their API keys.")
 ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and verify the ledger.")
 app.add_typer(merchants_app, name="merchants")
@@ -27,30 +47,6 @@ webhooks_app = typer.Typer(no_args_is_help=True, help="Merchant webhook deliveri
 app.add_typer(webhooks_app, name="webhooks")
 
 
-@contextlib.contextmanager
-def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
-    """KASSA_DATABASE_URL when set; otherwise the embedded server under KASSA_HOME (started
-    if needed, and stopped again on exit only if this process started it)."""
-    if settings.database_url:
-        dsn = settings.database_url
-        embedded = None
-    else:
-        from kassa.db.embedded import EmbeddedPostgres
-
-        settings.home.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedPostgres(settings.home.resolve() / "pgdata")
-        dsn = embedded.start()
-    try:
-        if migrate:
-            from kassa.db.migrate import upgrade
-
-            upgrade(dsn)
-        yield dsn
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
-
 def _run(coro):  # type: ignore[no-untyped-def]
     import uvloop
 
@@ -58,17 +54,29 @@ def _run(coro):  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def migrate() -> None:
-    """Apply database migrations."""
-    with database(Settings(), migrate=True) as dsn:
-        typer.echo(f"migrated {dsn}")
+def migrate(grant_to: str = typer.Option(
+        None, help="the serving role to grant the services' privileges to (default: "
+                   "KASSA_SERVICE_ROLE, else KASSA_DATABASE_URL's user when "
+                   "KASSA_MIGRATION_DATABASE_URL logs in as another)")) -> None:
+    """Apply database migrations (as the schema owner), one migrator at a time."""
+    settings = Settings()
+    if grant_to:
+        settings = settings.model_copy(update={"service_role": grant_to})
+    with database(settings, migrate=True) as dsn:
+        from kassa.runtime import service_role
+
+        role = service_role(settings)
+        target = settings.migration_database_url or dsn
+        typer.echo(f"migrated {redacted(target)}"
+                   + (f"; serving role {role} granted its privileges" if role else ""))
+
 
 
 @merchants_app.command("create")
 def merchants_create(name: str) -> None:
     """Create a merchant; prints JSON with merchant_id and secret_key (shown once)."""
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         typer.echo(json.dumps(_run(_create_merchant(settings, dsn, name))))
 
 
@@ -87,7 +95,7 @@ async def _create_merchant(settings: Settings, dsn: str, name: str) -> dict[str,
 def ledger_verify() -> None:
     """Check every ledger invariant; exit 1 with a report if any fails."""
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         report = _run(_verify(dsn))
     for name, count in report.checked.items():
         typer.echo(f"{name}: {count}")
@@ -114,7 +122,7 @@ async def _verify(dsn: str):  # type: ignore[no-untyped-def]
 def relay_status() -> None:
     """Each relay's stored position, events published, and backlog (committed, not sent)."""
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         typer.echo(json.dumps(_run(_relay_status(dsn)), indent=2))
 
 
@@ -141,7 +149,7 @@ def webhooks_redeliver(event_id: str, endpoint: str = typer.Option(
         None, help="only to this endpoint (we_…), even one that never had the event")) -> None:
     """Send an event again to the endpoints where it was delivered or is dead."""
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         result = _run(_webhooks(settings, dsn, "redeliver", event_id=event_id,
                                 endpoint_id=endpoint))
     if isinstance(result, str):
@@ -159,7 +167,7 @@ def webhooks_list_dead(limit: int = typer.Option(100, min=1, max=10_000),
                        ) -> None:
     """Deliveries that exhausted their retries, most recent first."""
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         rows = _run(_webhooks(settings, dsn, "list-dead", limit=limit, merchant_id=merchant))
     for d in rows:
         if as_json:
@@ -194,7 +202,9 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
     import uvicorn
 
     settings = Settings()
-    with database(settings, migrate=True) as dsn:
+    check_free(settings.host, settings.port, port_setting="KASSA_PORT",
+               host_setting="KASSA_HOST")
+    with database(settings) as dsn:
         os.environ["KASSA_DATABASE_URL"] = dsn
         uvicorn.run("kassa.api.main:app_factory", factory=True, host=settings.host,
                     port=settings.port, workers=workers or settings.api_workers, loop="uvloop",
@@ -219,7 +229,7 @@ def worker(role: list[str] = ROLE_OPTION) -> None:
     if role and "relay" in roles and not settings.kafka_bootstrap:
         raise typer.BadParameter("the relay role needs KASSA_KAFKA_BOOTSTRAP (without Kafka, "
                                  "consumers read GET /v1/events)")
-    with database(settings, migrate=True) as dsn:
+    with database(settings) as dsn:
         _run(_worker(settings, dsn, roles))
 
 
@@ -261,6 +271,9 @@ def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
     from kassa.psp.simulator.server import serve
 
     settings = Settings()
+    check_free(host or settings.simulator_host, port or settings.simulator_port,
+               port_setting="KASSA_SIMULATOR_PORT" if port is None else "--port",
+               host_setting="KASSA_SIMULATOR_HOST" if host is None else "--host")
     secrets = settings.simulator_webhook_secrets()
     config = SimulatorConfig(webhook_url=webhook_url or settings.simulator_webhook_url,
                              webhook_secret=secrets[0] if secrets else None)
@@ -270,122 +283,11 @@ def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
 @app.command()
 def dev() -> None:
     """Everything in one process tree: embedded PostgreSQL, migrations, API, workers, PSP
-    simulator; prints a test secret key for a seeded merchant. Ctrl-C stops it all."""
-    settings = Settings()
-    with database(settings, migrate=True) as dsn:
-        try:
-            _run(_dev(settings, dsn))
-        except KeyboardInterrupt:
-            pass
-    typer.echo("kassa stopped")
+    simulator; prints a test secret key for a seeded merchant. Ctrl-C, SIGTERM or closing
+    the terminal stops it all."""
+    from kassa import dev as dev_tree
 
-
-async def _dev(settings: Settings, dsn: str) -> None:
-    import uvicorn
-
-    from kassa import bootstrap
-    from kassa.api.app import create_app
-    from kassa.psp.simulator.app import create_app as create_simulator
-    from kassa.services import merchants
-    from kassa.workers import loops
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:  # signals are handled by _dev
-            yield
-
-    settings, sim_config = _dev_simulator(settings)
-    kassa, close = await bootstrap.build(settings, dsn)
-    seeded = await _seed_merchant(settings, kassa, merchants)
-    stop = asyncio.Event()
-    sim = Server(uvicorn.Config(create_simulator(sim_config), host=settings.simulator_host,
-                                port=settings.simulator_port, log_level="warning",
-                                access_log=False, lifespan="off"))
-
-    async def ready() -> dict[str, bool]:
-        return {"simulator": sim.started}
-
-    api_server = Server(uvicorn.Config(
-        create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
-        host=settings.host, port=settings.port, log_level="warning", access_log=False))
-    loop = asyncio.get_running_loop()
-
-    def shutdown() -> None:
-        stop.set()
-        sim.should_exit = True
-        api_server.should_exit = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, shutdown)
-    relay = bootstrap.build_relay(settings, kassa)
-    sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
-    tasks = [asyncio.create_task(sim.serve()), asyncio.create_task(api_server.serve()),
-             asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
-                                           stop=stop, relay=relay,
-                                           relay_interval=settings.relay_interval_seconds,
-                                           webhook_sender=sender,
-                                           psp_webhooks_interval=(
-                                               settings.psp_webhooks_interval_seconds)))]
-    while not (sim.started and api_server.started):
-        if any(t.done() for t in tasks):
-            break
-        await asyncio.sleep(0.05)
-    if sim.started and api_server.started:
-        bootstrap.tune_gc()
-        base = f"http://{settings.host}:{settings.port}"
-        typer.echo(
-            f"\nkassa is running\n"
-            f"  API:        {base}   (docs: {base}/docs, health: {base}/healthz)\n"
-            f"  simulator:  {settings.simulator_base_url()}\n"
-            f"  database:   {dsn}\n"
-            f"  merchant:   {seeded['merchant_id']}\n"
-            f"  secret key: {seeded['secret_key']}\n\n"
-            f"  curl {base}/v1/payment_intents -u {seeded['secret_key']}: "
-            f"-d amount=2000 -d currency=usd -d payment_method=pm_card_visa -d confirm=true\n\n"
-            "Press Ctrl-C to stop.", )
-    else:
-        shutdown()
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        if relay is not None:
-            await relay.close()
-        await close()
-
-
-def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]
-    """The simulator `kassa dev` runs sends signed webhooks to this API; the signing secret
-    is shared through the settings (made up for this run when none is configured)."""
-    import secrets
-
-    from pydantic import SecretStr
-
-    from kassa.psp.simulator import SimulatorConfig
-
-    if not settings.simulator_webhook_secrets():
-        settings = settings.model_copy(
-            update={"simulator_webhook_secret": SecretStr(secrets.token_hex(32))})
-    url = (settings.simulator_webhook_url
-           or f"http://{settings.host}:{settings.port}/psp/simulator/webhooks")
-    config = SimulatorConfig(webhook_url=url,
-                             webhook_secret=settings.simulator_webhook_secrets()[0])
-    return settings, config
-
-
-async def _seed_merchant(settings: Settings, kassa, merchants) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The dev merchant's key is kept in KASSA_HOME (development only) so that every
-    `make run` prints a key that works."""
-    path = Path(settings.home) / "dev-merchant.json"
-    if path.exists():
-        seeded = json.loads(path.read_text())
-        from kassa.services.merchants import KeyCache
-
-        if await KeyCache(0).authenticate(kassa, seeded["secret_key"]) is not None:
-            return dict(seeded)
-    seeded = await merchants.create_merchant(kassa, name="Dev merchant")
-    path.write_text(json.dumps(seeded))
-    path.chmod(0o600)
-    return dict(seeded)
+    dev_tree.run(Settings())
 
 
 def main() -> None:

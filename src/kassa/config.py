@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     webhook_rotation_grace_seconds: float = Field(default=24 * 3600.0, ge=0)  # old secret
     webhook_max_endpoints_per_merchant: int = Field(default=32, ge=1)
     webhook_retention_days: float = Field(default=30.0, ge=0)  # finished deliveries; 0: keep
+    # Setup and processes (README "Database roles and migrations"): the schema owner's URL for
+    # `kassa migrate`/`kassa dev` (unset: KASSA_DATABASE_URL); the serving role granted the
+    # services' privileges after each migration (unset: KASSA_DATABASE_URL's user when the
+    # migration URL logs in as another); the embedded server's port (unset: the last one used,
+    # else a free one).
+    migration_database_url: str | None = None
+    service_role: str | None = None
+    embedded_db_port: int | None = Field(default=None, ge=1, le=65535)
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds

