@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -45,6 +46,8 @@ relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay to Kafka.")
 app.add_typer(relay_app, name="relay")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Merchant webhook deliveries.")
 app.add_typer(webhooks_app, name="webhooks")
+attempts_app = typer.Typer(no_args_is_help=True, help="PSP attempts recovery watches.")
+app.add_typer(attempts_app, name="attempts")
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -196,6 +199,48 @@ async def _webhooks(settings: Settings, dsn: str, action: str, **kw):  # type: i
         await close()
 
 
+@attempts_app.command("list")
+def attempts_list(stuck: bool = typer.Option(
+                      False, "--stuck", help="only those recovery gave up on (needs_attention)"),
+                  limit: int = typer.Option(100, min=1, max=10_000),
+                  as_json: bool = typer.Option(False, "--json", help="one JSON per line")
+                  ) -> None:
+    """PSP attempts whose outcome kassa does not know yet, oldest first: with --stuck the
+    ones that need an operator (the payment stays where it was; recovery still looks at
+    each hourly). Exit 1 when --stuck finds any."""
+    settings = Settings()
+    with database(settings) as dsn:
+        rows = _run(_attempts(dsn, stuck=stuck, limit=limit))
+    for a in rows:
+        if as_json:
+            typer.echo(json.dumps(a))
+        else:
+            typer.echo(f"{a['id']}  {a['operation']}  {a['status']}  {a['payment_intent']}  "
+                       f"{a['psp']}  {a['amount']} {a['currency']}  tries={a['tries']}  "
+                       f"created={a['created']}  {json.dumps(a['error']) if a['error'] else ''}")
+    if not as_json:
+        typer.echo(f"{len(rows)} attempt(s)" + (" need attention" if stuck else " open"))
+    if stuck and rows:
+        raise typer.Exit(1)
+
+
+async def _attempts(dsn: str, *, stuck: bool, limit: int) -> list[dict[str, object]]:
+    import asyncpg
+
+    from kassa.db import repositories as repo
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await (repo.list_stuck_attempts(conn, limit=limit) if stuck
+                      else repo.list_waiting_attempts(conn, limit=limit))
+    finally:
+        await conn.close()
+    return [{"id": a.id, "operation": a.operation.value, "status": a.status.value,
+             "payment_intent": a.payment_intent_id, "psp": a.psp, "amount": a.amount.minor,
+             "currency": a.amount.currency, "tries": a.tries, "created": a.created,
+             "error": a.error} for a in rows]
+
+
 @app.command()
 def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> None:
     """Serve the HTTP API (stateless; run as many as you like)."""
@@ -260,11 +305,17 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
         await close()
 
 
+STATE_OPTION = typer.Option(None, help="SQLite file keeping its books across restarts "
+                                       "(default: KASSA_HOME/simulator.sqlite3)")
+
+
 @app.command()
 def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
               webhook_url: str = typer.Option(
                   None, help="where to send webhooks, e.g. http://127.0.0.1:8000/psp/simulator/"
-                             "webhooks (default: KASSA_SIMULATOR_WEBHOOK_URL)")) -> None:
+                             "webhooks (default: KASSA_SIMULATOR_WEBHOOK_URL)"),
+              state: Path = STATE_OPTION,
+              memory: bool = typer.Option(False, help="keep nothing across restarts")) -> None:
     """Serve the PSP simulator on its own (signing webhooks with
     KASSA_SIMULATOR_WEBHOOK_SECRET)."""
     from kassa.psp.simulator import SimulatorConfig
@@ -277,7 +328,9 @@ def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
     secrets = settings.simulator_webhook_secrets()
     config = SimulatorConfig(webhook_url=webhook_url or settings.simulator_webhook_url,
                              webhook_secret=secrets[0] if secrets else None)
-    serve(host or settings.simulator_host, port or settings.simulator_port, config)
+    state_path = None if memory else (state or settings.home / "simulator.sqlite3")
+    serve(host or settings.simulator_host, port or settings.simulator_port, config,
+          state_path=state_path)
 
 
 @app.command()

@@ -72,7 +72,10 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         await close()
         raise
     stop = asyncio.Event()
-    sim = Server(uvicorn.Config(create_simulator(sim_config), log_level="warning",
+    # the simulator keeps its books next to the database: a restart forgets nothing, as a
+    # real PSP would not (else every held payment would be stuck after `kassa dev` restarts)
+    sim_app = create_simulator(sim_config, state_path=settings.home / "simulator.sqlite3")
+    sim = Server(uvicorn.Config(sim_app, log_level="warning",
                                 access_log=False, lifespan="off"))
 
     async def ready() -> dict[str, bool]:

@@ -200,3 +200,27 @@ def test_start_up_errors_are_two_lines_and_tracebacks_only_with_debug():
     cause, remedy = url.stderr.strip().splitlines()
     assert cause.startswith("kassa: the database URL is not valid")
     assert "KASSA_DATABASE_URL" in remedy
+
+
+def test_attempts_list_stuck_shows_what_needs_attention_and_exits_1(private_dsn):
+    out = kassa("attempts", "list", "--stuck", dsn=private_dsn)
+    assert out.returncode == 0, out.stderr
+    assert "0 attempt(s) need attention" in out.stdout
+    with psycopg.connect(private_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO payment_intents (id, merchant_id, amount, currency, status,"
+            " capture_method, created) VALUES ('pi_stuck', 'acct_x', 700, 'usd',"
+            " 'processing', 'automatic', 0)")
+        conn.execute(
+            "INSERT INTO attempts (id, merchant_id, payment_intent_id, operation, psp,"
+            " status, amount, currency, tries, error, next_check_at) VALUES ('ch_stuck',"
+            " 'acct_x', 'pi_stuck', 'authorize', 'simulator', 'needs_attention', 700, 'usd',"
+            " 20, '{\"code\": \"recovery_exhausted\"}', now() + interval '1 hour')")
+    stuck = kassa("attempts", "list", "--stuck", dsn=private_dsn)
+    assert stuck.returncode == 1
+    assert "ch_stuck  authorize  needs_attention  pi_stuck  simulator  700 usd  tries=20" \
+        in stuck.stdout
+    assert "recovery_exhausted" in stuck.stdout
+    listed = kassa("attempts", "list", "--json", dsn=private_dsn)
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == ["ch_stuck"]

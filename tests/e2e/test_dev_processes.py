@@ -98,6 +98,40 @@ def test_dev_starts_with_its_own_database_where_kassa_never_ran(server_url, tmp_
     assert stat.S_IMODE((fresh / ".kassa" / "dev-merchant.json").stat().st_mode) == 0o600
 
 
+def test_a_restarted_kassa_dev_can_still_capture_what_it_authorised(server_url, tmp_path):
+    """Issue 7 item 5: the simulator keeps its books across restarts, as a PSP does; it
+    used to forget its authorisations, so every held payment was stuck (capture 404)."""
+    with empty_database(server_url, "kassa_dev") as url:
+        env = dev_env(KASSA_DATABASE_URL=url)
+        base = f"http://127.0.0.1:{env['KASSA_PORT']}"
+        dev = DevProcess(env, tmp_path)
+        try:
+            key = dev.wait_for_banner()
+            r = httpx.post(f"{base}/v1/payment_intents", auth=(key, ""), timeout=30, data={
+                "amount": "3000", "currency": "usd", "payment_method": "pm_card_visa",
+                "capture_method": "manual", "confirm": "true"})
+            assert r.json()["status"] == "requires_capture", r.text
+            pi = r.json()["id"]
+            dev.signal_group(signal.SIGTERM)
+            assert dev.wait() == 0, dev.output()
+        finally:
+            dev.stop()
+        assert (tmp_path / ".kassa" / "simulator.sqlite3").exists()
+        dev = DevProcess(env, tmp_path)
+        try:
+            key = dev.wait_for_banner()
+            r = httpx.post(f"{base}/v1/payment_intents/{pi}/capture", auth=(key, ""),
+                           timeout=30)
+            assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+            sim = httpx.get(f"http://127.0.0.1:{env['KASSA_SIMULATOR_PORT']}"
+                            "/_sim/authorizations", timeout=10).json()
+            assert [a["amount_captured"] for a in sim] == [3000]
+            dev.signal_group(signal.SIGTERM)
+            assert dev.wait() == 0, dev.output()
+        finally:
+            dev.stop()
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("dev-home") / "home"

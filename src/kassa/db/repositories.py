@@ -428,6 +428,15 @@ async def list_stuck_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt]:
     return [_attempt(r) for r in rows]
 
 
+async def list_waiting_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt]:
+    """Attempts whose outcome is not known yet (open, pending, 3-D Secure, stuck)."""
+    rows = await conn.fetch(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE status IN ('started', 'unknown',"
+        " 'pending', 'requires_action', 'needs_attention') ORDER BY updated_at LIMIT $1",
+        limit)
+    return [_attempt(r) for r in rows]
+
+
 async def count_stuck_attempts(conn: Conn) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM attempts WHERE status = 'needs_attention'"))

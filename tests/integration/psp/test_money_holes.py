@@ -320,3 +320,46 @@ async def test_repeated_authorisation_keeps_the_return_url(world):
     back = await customer_completes(world, got)
     assert back is not None and back.status_code == 303
     assert back.headers["location"].startswith("https://shop.example/back?payment_intent=")
+
+
+async def test_a_cancel_whose_void_answer_was_lost_stays_canceled(world):
+    """The void reached the PSP but its answer did not: polling the authentication then
+    sees it `voided` at the PSP. That is the void's outcome, not a decline that would make
+    the canceled payment confirmable again."""
+    pi = await world.pay("pm_card_authenticationRequired", amount=2600)
+    await world.configure(timeout_hang_s=0.0)
+    await world.sim.post("/_sim/faults", json={"faults": ["error_after_charge"]})
+    r = await world.api.post(f"/v1/payment_intents/{pi['id']}/cancel", headers=world.auth)
+    assert r.status_code == 200 and r.json()["status"] == "processing", r.text
+    assert (await sim_auth(world, pi))["status"] == "voided"
+    back = await world.api.get(f"/psp/simulator/return/{pi['latest_charge']}")
+    assert back.status_code == 200  # the customer's late return records no decline
+    assert (await get_pi(world, pi))["status"] == "processing"
+    await pass_recovery(world, pi)  # both attempts are looked at, in any order
+    await pass_recovery(world, pi)
+    got = await get_pi(world, pi)
+    assert (got["status"], got["last_payment_error"]) == ("canceled", None), got
+    assert "payment_intent.payment_failed" not in await world.events(pi["id"])
+    assert await repo.list_stuck_attempts(world.kassa.pool) == []
+    assert await ledger_kinds(world, pi) == []
+    await assert_books(world)
+
+
+async def test_recovery_does_not_overwrite_a_deadline_set_meanwhile(world):
+    pi = await world.pay(amount=1300, capture_method="manual")
+    await make_due(world.kassa, pi["id"])
+    async with world.kassa.pool.acquire() as conn:
+        [seen] = await repo.claim_due_attempts(conn, lease_s=60, limit=10)
+        # meanwhile the attempt moved on (recorded by someone else, tries reset)
+        await conn.execute("UPDATE attempts SET tries = tries + 1 WHERE id = $1", seen.id)
+        assert await repo.reschedule_attempt(conn, seen, delay_s=1.0, count_try=True) is None
+        due = await conn.fetchval("SELECT next_check_at > now() + interval '30 seconds'"
+                                  " FROM attempts WHERE id = $1", seen.id)
+    assert due  # the lease set by the claim stands, not the stale look's 1 s
+
+
+async def test_a_hold_is_not_voided_before_its_deadline(world):
+    pi = await world.pay(amount=1400, capture_method="manual")
+    await pass_recovery(world, pi)  # due early (e.g. a rescheduled look): not yet expired
+    assert (await get_pi(world, pi))["status"] == "requires_capture"
+    assert (await sim_auth(world, pi))["status"] == "authorized"
