@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     webhook_rotation_grace_seconds: float = Field(default=24 * 3600.0, ge=0)  # old secret
     webhook_max_endpoints_per_merchant: int = Field(default=32, ge=1)
     webhook_retention_days: float = Field(default=30.0, ge=0)  # finished deliveries; 0: keep
+    # The API's door (api/door.py): request bodies past this many bytes are refused with
+    # 413 before they are read whole.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds

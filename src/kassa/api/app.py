@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassa.api import errors
 from kassa.api.deps import respond
+from kassa.api.door import Door
 from kassa.api.routers import (
     balance,
     disputes,
@@ -28,18 +28,21 @@ from kassa.domain.errors import KassaError
 from kassa.services.context import Kassa
 from kassa.services.merchants import KeyCache
 
-log = logging.getLogger(__name__)
-
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
 def create_app(*, kassa: Kassa | None = None,
                lifespan_kassa: Callable[[], Awaitable[tuple[Kassa, Callable[[], Awaitable[None]]]]]
                | None = None,
-               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0
-               ) -> FastAPI:
+               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0,
+               max_body_bytes: int | None = None) -> FastAPI:
     """Either pass a ready ``kassa`` (tests) or ``lifespan_kassa`` that builds one at start-up
-    and returns it with its closer (production, so the pool lives on the server's loop)."""
+    and returns it with its closer (production, so the pool lives on the server's loop).
+    ``max_body_bytes`` defaults to the KASSA_API_MAX_BODY_BYTES setting."""
+    if max_body_bytes is None:
+        from kassa.config import Settings
+
+        max_body_bytes = Settings().api_max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,8 +77,10 @@ def create_app(*, kassa: Kassa | None = None,
             checks.update(await readiness())
         ok = all(checks.values())
         return Response(orjson.dumps({"status": "ok" if ok else "unavailable",
-                                                    "checks": checks}),
-                        status_code=200 if ok else 503, media_type="application/json")
+                                      "checks": checks}),
+                        status_code=200 if ok else 503, media_type="application/json",
+                        headers=None if ok else
+                        {"Retry-After": str(errors.RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(KassaError)
     async def kassa_error(request: Request, exc: KassaError) -> Response:
@@ -88,7 +93,8 @@ def create_app(*, kassa: Kassa | None = None,
     @app.exception_handler(RequestValidationError)
     async def request_validation_error(request: Request, exc: RequestValidationError
                                        ) -> Response:
-        return respond(errors.error_body("invalid_request_error", "Invalid request."))
+        return Response(orjson.dumps(errors.validation_body(exc.errors())), status_code=400,
+                        media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -106,9 +112,6 @@ def create_app(*, kassa: Kassa | None = None,
         return Response(orjson.dumps(body), status_code=exc.status_code,
                         media_type="application/json")
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(exc)
-
+    # any other error is answered by the door, which keeps the connection open
+    app.add_middleware(Door, max_body_bytes=max_body_bytes)
     return app

@@ -67,7 +67,8 @@ def list_query(request: Request) -> ListQuery:
 
 def respond(result: object) -> Response:
     status, body = errors.render(result)
-    return Response(body, status_code=status, media_type=JSON)
+    headers = errors.headers_for(result) if isinstance(result, BaseException) else None
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
 def list_response(url: str, items: list[dict[str, Any]], has_more: bool) -> Response:
