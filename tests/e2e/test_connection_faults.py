@@ -66,7 +66,8 @@ async def test_a_500_leaves_the_connection_usable(kassa, auth, http):
 
 class CuttableProxy:
     """A TCP proxy in front of PostgreSQL that can be cut (every open connection reset, new
-    ones closed at once, as while the server is down) and restored."""
+    ones closed at once, as while the server is down), stalled (bytes held, as behind a
+    dead network path) and restored."""
 
     def __init__(self, dsn: str) -> None:
         parts = urlsplit(dsn)
@@ -74,6 +75,8 @@ class CuttableProxy:
         self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self._server: asyncio.Server | None = None
         self.down = False
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
 
@@ -91,8 +94,12 @@ class CuttableProxy:
         for w in list(self._writers):
             w.transport.abort()
 
+    def stall(self) -> None:
+        self.flowing.clear()
+
     def restore(self) -> None:
         self.down = False
+        self.flowing.set()
 
     async def close(self) -> None:
         self.cut()
@@ -120,6 +127,7 @@ class CuttableProxy:
 
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             while data := await r.read(65536):
+                await self.flowing.wait()
                 w.write(data)
                 await w.drain()
             w.transport.abort()
@@ -142,7 +150,8 @@ async def proxied(settings, dsn) -> AsyncIterator[tuple[CuttableProxy, str, dict
     try:
         m = await merchants.create_merchant(k, name="Outage merchant")
         auth = {"Authorization": f"Bearer {m['secret_key']}"}
-        async with serving(create_app(kassa=k, key_cache_seconds=0.0)) as url:
+        app = create_app(kassa=k, key_cache_seconds=0.0, answer_within_seconds=ANSWER_WITHIN)
+        async with serving(app) as url:
             yield proxy, url, auth
     finally:
         proxy.restore()
@@ -150,6 +159,7 @@ async def proxied(settings, dsn) -> AsyncIterator[tuple[CuttableProxy, str, dict
         await proxy.close()
 
 
+ANSWER_WITHIN = 1.5
 PAY = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa",
        "confirm": "true"}
 
@@ -183,3 +193,29 @@ async def test_a_database_outage_is_503_with_retry_after_then_recovers(proxied):
             await asyncio.sleep(0.2)
         assert r.json()["status"] == "succeeded"
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_a_stalled_database_is_answered_503_within_the_deadline(proxied):
+    proxy, url, auth = proxied
+    async with one_connection(url, headers=auth, timeout=30.0) as c:
+        assert (await c.get("/v1/payment_intents")).status_code == 200
+        proxy.stall()
+        started = time.monotonic()
+        r = await c.get("/healthz")  # its own, shorter bound
+        assert r.status_code == 503 and time.monotonic() - started < ANSWER_WITHIN + 1
+        for method, path, data in [("GET", "/v1/payment_intents", None),
+                                   ("POST", "/v1/payment_intents", PAY)]:
+            started = time.monotonic()
+            r = await c.request(method, path, data=data)
+            elapsed = time.monotonic() - started
+            assert r.status_code == 503, (path, r.text)
+            assert r.json()["error"]["type"] == "api_error"
+            assert r.headers["retry-after"].isdigit()
+            assert ANSWER_WITHIN - 0.1 < elapsed < ANSWER_WITHIN + 2, (path, elapsed)
+        proxy.restore()
+        # the requests answered late run on to their end; the connection serves new ones
+        deadline = time.monotonic() + 10
+        while (r := await c.post("/v1/payment_intents", data=PAY)).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            await asyncio.sleep(0.2)
+        assert r.json()["status"] == "succeeded"

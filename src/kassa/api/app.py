@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,7 @@ from kassa.domain.errors import KassaError
 from kassa.services.context import Kassa
 from kassa.services.merchants import KeyCache
 
+HEALTH_TIMEOUT_SECONDS = 2.0
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
@@ -35,14 +37,17 @@ def create_app(*, kassa: Kassa | None = None,
                lifespan_kassa: Callable[[], Awaitable[tuple[Kassa, Callable[[], Awaitable[None]]]]]
                | None = None,
                readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0,
-               max_body_bytes: int | None = None) -> FastAPI:
+               max_body_bytes: int | None = None, answer_within_seconds: float | None = None
+               ) -> FastAPI:
     """Either pass a ready ``kassa`` (tests) or ``lifespan_kassa`` that builds one at start-up
     and returns it with its closer (production, so the pool lives on the server's loop).
-    ``max_body_bytes`` defaults to the KASSA_API_MAX_BODY_BYTES setting."""
-    if max_body_bytes is None:
+    ``max_body_bytes`` and ``answer_within_seconds`` default to their KASSA_API_* settings."""
+    if max_body_bytes is None or answer_within_seconds is None:
         from kassa.config import Settings
 
-        max_body_bytes = Settings().api_max_body_bytes
+        configured = Settings()
+        max_body_bytes = max_body_bytes or configured.api_max_body_bytes
+        answer_within_seconds = answer_within_seconds or configured.api_answer_within_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +75,8 @@ def create_app(*, kassa: Kassa | None = None,
         checks: dict[str, bool] = {}
         try:
             k: Kassa = request.app.state.kassa
-            checks["database"] = await k.pool.fetchval("SELECT 1") == 1
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):  # a stalled database is down
+                checks["database"] = await k.pool.fetchval("SELECT 1") == 1
         except Exception:
             checks["database"] = False
         if readiness is not None:
@@ -113,5 +119,6 @@ def create_app(*, kassa: Kassa | None = None,
                         media_type="application/json")
 
     # any other error is answered by the door, which keeps the connection open
-    app.add_middleware(Door, max_body_bytes=max_body_bytes)
+    app.add_middleware(Door, max_body_bytes=max_body_bytes,
+                       answer_within=answer_within_seconds)
     return app

@@ -9,6 +9,7 @@ re-raises, so the server drops the kept-alive connection after every 500).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -51,22 +52,43 @@ def check_url(scope: Scope) -> None:
 
 
 class Door:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, answer_within: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.answer_within = answer_within
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        late = False  # the door answered for a handler that is still running
 
         async def send_tracked(message: Message) -> None:
             nonlocal started
+            if late:
+                return  # the client has its answer already
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
+        async def answer_late() -> None:
+            nonlocal late, started
+            if started:
+                return
+            late = started = True
+            log.warning("no answer within %.1f s on %s %s (database or PSP stalled?); "
+                        "answered 503, the request runs on", self.answer_within,
+                        scope.get("method"), scope.get("path"))
+            await _answer(send, errors.RequestTimedOut(self.answer_within))
+
+        # Past the deadline the client is answered 503 while the handler runs on: it is
+        # not cancelled, so a saga is never cut between its steps (a retry with the same
+        # Idempotency-Key learns the outcome). No task per request: a timer, usually
+        # cancelled, starts one only when it fires.
+        timers: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.answer_within, lambda: timers.append(asyncio.ensure_future(answer_late())))
         try:
             check_url(scope)
             declared = _content_length(scope)
@@ -74,6 +96,10 @@ class Door:
                 raise errors.RequestTooLarge(self.max_body_bytes)
             await self.app(scope, self._bounded(receive), send_tracked)
         except Exception as exc:
+            if late:
+                log.warning("a request answered late then failed on %s %s: %r",
+                            scope.get("method"), scope.get("path"), exc)
+                return
             if started:
                 raise  # part of an answer is out: nothing better than closing is left
             status = errors.for_exception(exc)[0]
@@ -84,6 +110,10 @@ class Door:
                 log.exception("unhandled error on %s %s", scope.get("method"),
                               scope.get("path"))
             await _answer(send, exc)
+        finally:
+            timer.cancel()
+            if timers:
+                await timers[0]
 
     def _bounded(self, receive: Receive) -> Receive:
         """``receive`` that counts body bytes and refuses past the limit, so an endless

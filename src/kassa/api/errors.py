@@ -41,6 +41,14 @@ class RequestTooLarge(KassaError):
         super().__init__(f"The request body is larger than the limit of {limit} bytes.")
 
 
+class RequestTimedOut(Exception):
+    """No answer within the API's deadline (the request may still complete)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds} s")
+        self.seconds = seconds
+
+
 RETRY_AFTER_SECONDS = 2  # a database restart or failover is usually over by then
 
 # Errors that say the database cannot be reached right now (as opposed to refusing a
@@ -62,7 +70,8 @@ def headers_for(exc: BaseException) -> dict[str, str]:
     """Response headers an error answer carries besides its body."""
     if isinstance(exc, RequestTooLarge):
         return {"Connection": "close"}  # the rest of the body is not read: start afresh
-    if not isinstance(exc, KassaError) and database_unavailable(exc):
+    if isinstance(exc, RequestTimedOut) or (not isinstance(exc, KassaError)
+                                            and database_unavailable(exc)):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return {}
 
@@ -108,6 +117,10 @@ def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, KassaError):
         return 400, error_body("invalid_request_error", exc.message, code=exc.code,
                                param=exc.param)
+    if isinstance(exc, RequestTimedOut):
+        return 503, error_body("api_error", f"The request was not answered within "
+                               f"{exc.seconds:g} s and may still complete; retry it with the "
+                               "same Idempotency-Key to learn its outcome.", code="timeout")
     if database_unavailable(exc):
         return 503, error_body("api_error", "The service is temporarily unavailable (its "
                                "database cannot be reached); retry the request with the same "
