@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -60,8 +61,11 @@ def create_app(*, kassa: Kassa | None = None,
             if closer is not None:
                 await closer()
 
-    app = FastAPI(title="kassa", version="0.1.0", lifespan=lifespan,
-                  description="Stripe-shaped payments API with a double-entry ledger.")
+    # /docs (Swagger UI) and /redoc from assets in the installed fastapi-offline package:
+    # no CDN, so the docs work inside a closed network
+    app = FastAPIOffline(title="kassa", version="0.1.0", lifespan=lifespan,
+                         static_url="/docs/assets",
+                         description="Stripe-shaped payments API with a double-entry ledger.")
     if kassa is not None:
         app.state.kassa = kassa
     app.state.keys = KeyCache(key_cache_seconds)
