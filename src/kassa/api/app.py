@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassa.api import errors
+from kassa.api import errors, openapi, responses
 from kassa.api.deps import respond
 from kassa.api.door import Door
 from kassa.api.routers import (
@@ -74,7 +74,10 @@ def create_app(*, kassa: Kassa | None = None,
                    psp_webhooks):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"],
+             responses={200: {"model": responses.Health, "description": "Ready."},
+                        503: {"model": responses.Health, "description": "Not ready.",
+                              "headers": openapi.errors(503)[503]["headers"]}})
     async def healthz(request: Request) -> Response:
         checks: dict[str, bool] = {}
         try:
@@ -122,6 +125,7 @@ def create_app(*, kassa: Kassa | None = None,
         return Response(orjson.dumps(body), status_code=exc.status_code,
                         media_type="application/json")
 
+    openapi.install(app)
     # any other error is answered by the door, which keeps the connection open
     app.add_middleware(Door, max_body_bytes=max_body_bytes,
                        answer_within=answer_within_seconds)

@@ -66,6 +66,9 @@ def _absolute_http_url(v: str) -> str:
 
 
 Integer = Annotated[int, BeforeValidator(_integer)]
+# bounds go before the validator, so that /openapi.json shows them as minimum/maximum
+Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integer)]
+NonNegativeInteger = Annotated[int, Field(ge=0), BeforeValidator(_integer)]
 Boolean = Annotated[bool, BeforeValidator(_boolean)]
 Metadata = Annotated[dict[str, str], BeforeValidator(_metadata)]
 Text = Annotated[str, Field(max_length=1000)]
@@ -116,7 +119,33 @@ class RefundCreate(Params):
 
 
 class ListQuery(BaseModel):
+    """A list's query string; unknown parameters (``expand[]``) are ignored."""
+
     model_config = ConfigDict(extra="ignore")
-    limit: Annotated[Integer, Field(ge=1, le=100)] = 10
+    limit: Limit = 10
     starting_after: Id | None = None
     ending_before: Id | None = None
+
+
+Filter = Annotated[str, Field(max_length=255)]
+
+
+class BalanceTransactionListQuery(ListQuery):
+    type: Filter | None = None
+
+
+class DisputeListQuery(ListQuery):
+    payment_intent: Filter | None = None
+    charge: Filter | None = None
+
+
+class EventListQuery(ListQuery):
+    type: Filter | None = None
+
+
+class RefundListQuery(ListQuery):
+    payment_intent: Filter | None = None
+
+
+class DeliveryListQuery(ListQuery):
+    status: Filter | None = None
