@@ -215,3 +215,10 @@ async def test_the_limit_is_a_setting_with_a_1_mib_default(client, auth, kassa, 
         r = await small.post("/v1/payment_intents", headers={**auth, **FORM},
                              content=b"amount=100&currency=usd&description=" + b"a" * 3000)
     assert r.status_code == 413
+
+
+@pytest.mark.parametrize(("query", "param"), [("limit=abc", "limit"), ("limit=0", "limit"),
+                                               ("limit=101", "limit"),
+                                               ("starting_after=", "starting_after")])
+async def test_query_parameters_are_validated_stripe_shaped(client, auth, query, param):
+    assert_invalid(await client.get(f"/v1/events?{query}", headers=auth), param)
