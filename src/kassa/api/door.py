@@ -14,6 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa.api import errors
@@ -95,6 +96,8 @@ class Door:
             if declared is not None and declared > self.max_body_bytes:
                 raise errors.RequestTooLarge(self.max_body_bytes)
             await self.app(scope, self._bounded(receive), send_tracked)
+        except ClientDisconnect:
+            return  # the client left while sending its body: nobody to answer
         except Exception as exc:
             if late:
                 log.warning("a request answered late then failed on %s %s: %r",
@@ -109,6 +112,7 @@ class Door:
             elif status >= 500:
                 log.exception("unhandled error on %s %s", scope.get("method"),
                               scope.get("path"))
+            started = True  # the deadline's answer must not follow this one
             await _answer(send, exc)
         finally:
             timer.cancel()
