@@ -16,7 +16,8 @@ router = APIRouter(tags=["balance"], responses=openapi.V1_ERRORS)
 
 
 @router.get("/v1/balance", responses=openapi.ok(responses.BalanceObject))
-async def retrieve_balance(request: Request, caller: deps.SecretKey) -> Response:
+async def retrieve_balance(request: Request) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await balances.balance(deps.kassa(request),
                                                merchant_id=caller.merchant_id))
 
@@ -34,8 +35,8 @@ async def list_balance_transactions(request: Request, caller: deps.SecretKey,
 
 @router.get("/v1/balance_transactions/{bt_id}",
             responses=openapi.ok(responses.BalanceTransactionObject))
-async def retrieve_balance_transaction(request: Request, caller: deps.SecretKey, bt_id: str
-                                       ) -> Response:
+async def retrieve_balance_transaction(request: Request, bt_id: str) -> Response:
+    caller = await deps.authenticate(request)
     bt = await balances.retrieve_balance_transaction(deps.kassa(request),
                                                      merchant_id=caller.merchant_id, bt_id=bt_id)
     if bt is None:

@@ -35,8 +35,8 @@ async def list_disputes(request: Request, caller: deps.SecretKey,
 
 
 @router.get("/{dispute_id}", responses=openapi.ok(responses.DisputeObject))
-async def retrieve_dispute(request: Request, caller: deps.SecretKey, dispute_id: str
-                           ) -> Response:
+async def retrieve_dispute(request: Request, dispute_id: str) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await disputes.retrieve(deps.kassa(request),
                                                 merchant_id=caller.merchant_id,
                                                 dispute_id=dispute_id))
@@ -44,8 +44,8 @@ async def retrieve_dispute(request: Request, caller: deps.SecretKey, dispute_id:
 
 @router.post("/{dispute_id}", responses=openapi.ok(responses.DisputeObject),
              openapi_extra=openapi.body(DisputeUpdate))
-async def update_dispute(request: Request, caller: deps.SecretKey, dispute_id: str
-                         ) -> Response:
+async def update_dispute(request: Request, dispute_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, DisputeUpdate)
     return await deps.run_post(request, caller, raw, lambda idem: disputes.update(
         deps.kassa(request), merchant_id=caller.merchant_id, dispute_id=dispute_id,
@@ -55,8 +55,8 @@ async def update_dispute(request: Request, caller: deps.SecretKey, dispute_id: s
 
 @router.post("/{dispute_id}/close", responses=openapi.ok(responses.DisputeObject),
              openapi_extra=openapi.body(DisputeClose))
-async def close_dispute(request: Request, caller: deps.SecretKey, dispute_id: str
-                        ) -> Response:
+async def close_dispute(request: Request, dispute_id: str) -> Response:
+    caller = await deps.authenticate(request)
     _, raw = await deps.params(request, DisputeClose)
     return await deps.run_post(request, caller, raw, lambda idem: disputes.close(
         deps.kassa(request), merchant_id=caller.merchant_id, dispute_id=dispute_id,

@@ -24,7 +24,8 @@ async def list_events(request: Request, caller: deps.SecretKey,
 
 
 @router.get("/{event_id}", responses=openapi.ok(responses.EventObject))
-async def retrieve_event(request: Request, caller: deps.SecretKey, event_id: str) -> Response:
+async def retrieve_event(request: Request, event_id: str) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await events.retrieve(deps.kassa(request),
                                               merchant_id=caller.merchant_id,
                                               event_id=event_id))

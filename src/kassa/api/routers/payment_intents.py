@@ -17,7 +17,8 @@ CHARGED = {**openapi.ok(responses.PaymentIntentObject), **openapi.errors(402)}
 
 
 @router.post("", responses=CHARGED, openapi_extra=openapi.body(schemas.PaymentIntentCreate))
-async def create_payment_intent(request: Request, caller: deps.SecretKey) -> Response:
+async def create_payment_intent(request: Request) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCreate)
     capture_method = "automatic" if body.capture_method == "automatic_async" else \
         body.capture_method
@@ -39,16 +40,16 @@ async def list_payment_intents(request: Request, caller: deps.SecretKey,
 
 
 @router.get("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject))
-async def retrieve_payment_intent(request: Request, caller: deps.SecretKey, payment_id: str
-                                  ) -> Response:
+async def retrieve_payment_intent(request: Request, payment_id: str) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await payments.retrieve(
         deps.kassa(request), merchant_id=caller.merchant_id, payment_id=payment_id))
 
 
 @router.post("/{payment_id}/confirm", responses=CHARGED,
              openapi_extra=openapi.body(schemas.PaymentIntentConfirm))
-async def confirm_payment_intent(request: Request, caller: deps.SecretKey, payment_id: str
-                                 ) -> Response:
+async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentConfirm)
     return await deps.run_post(request, caller, raw, lambda idem: payments.confirm(
         deps.kassa(request), merchant_id=caller.merchant_id, payment_id=payment_id,
@@ -57,8 +58,8 @@ async def confirm_payment_intent(request: Request, caller: deps.SecretKey, payme
 
 @router.post("/{payment_id}/capture", responses=CHARGED,
              openapi_extra=openapi.body(schemas.PaymentIntentCapture))
-async def capture_payment_intent(request: Request, caller: deps.SecretKey, payment_id: str
-                                 ) -> Response:
+async def capture_payment_intent(request: Request, payment_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCapture)
     return await deps.run_post(request, caller, raw, lambda idem: payments.capture(
         deps.kassa(request), merchant_id=caller.merchant_id, payment_id=payment_id,
@@ -67,8 +68,8 @@ async def capture_payment_intent(request: Request, caller: deps.SecretKey, payme
 
 @router.post("/{payment_id}/cancel", responses=CHARGED,
              openapi_extra=openapi.body(schemas.PaymentIntentCancel))
-async def cancel_payment_intent(request: Request, caller: deps.SecretKey, payment_id: str
-                                ) -> Response:
+async def cancel_payment_intent(request: Request, payment_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCancel)
     return await deps.run_post(request, caller, raw, lambda idem: payments.cancel(
         deps.kassa(request), merchant_id=caller.merchant_id, payment_id=payment_id,

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=openapi.V1_
 
 @router.post("", responses={**openapi.ok(responses.RefundObject), **openapi.errors(402)},
              openapi_extra=openapi.body(schemas.RefundCreate))
-async def create_refund(request: Request, caller: deps.SecretKey) -> Response:
+async def create_refund(request: Request) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.RefundCreate)
     if body.charge is not None and body.payment_intent is None:
         raise InvalidRequest("Refunds by charge are not supported; pass payment_intent.",
@@ -37,8 +38,8 @@ async def list_refunds(request: Request, caller: deps.SecretKey,
 
 
 @router.get("/{refund_id}", responses=openapi.ok(responses.RefundObject))
-async def retrieve_refund(request: Request, caller: deps.SecretKey, refund_id: str
-                          ) -> Response:
+async def retrieve_refund(request: Request, refund_id: str) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await refunds.retrieve(deps.kassa(request),
                                                merchant_id=caller.merchant_id,
                                                refund_id=refund_id))

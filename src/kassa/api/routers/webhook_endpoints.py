@@ -100,7 +100,8 @@ ENDPOINT = openapi.ok(responses.WebhookEndpointObject)
 
 
 @router.post(PREFIX, responses=ENDPOINT, openapi_extra=openapi.body(WebhookEndpointCreate))
-async def create_webhook_endpoint(request: Request, caller: deps.SecretKey) -> Response:
+async def create_webhook_endpoint(request: Request) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointCreate)
     return await deps.run_post(request, caller, raw, lambda idem: webhooks.create_endpoint(
         deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
@@ -118,16 +119,16 @@ async def list_webhook_endpoints(request: Request, caller: deps.SecretKey,
 
 
 @router.get(PREFIX + "/{endpoint_id}", responses=ENDPOINT)
-async def retrieve_webhook_endpoint(request: Request, caller: deps.SecretKey, endpoint_id: str
-                                    ) -> Response:
+async def retrieve_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
     return deps.respond(await webhooks.retrieve_endpoint(
         deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id))
 
 
 @router.post(PREFIX + "/{endpoint_id}", responses=ENDPOINT,
              openapi_extra=openapi.body(WebhookEndpointUpdate))
-async def update_webhook_endpoint(request: Request, caller: deps.SecretKey, endpoint_id: str
-                                  ) -> Response:
+async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointUpdate)
     return await deps.run_post(request, caller, raw, lambda idem: webhooks.update_endpoint(
         deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
@@ -138,8 +139,8 @@ async def update_webhook_endpoint(request: Request, caller: deps.SecretKey, endp
 
 @router.delete(PREFIX + "/{endpoint_id}",
                responses=openapi.ok(responses.DeletedWebhookEndpoint))
-async def delete_webhook_endpoint(request: Request, caller: deps.SecretKey, endpoint_id: str
-                                  ) -> Response:
+async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
     _, raw = await deps.params(request, Params)
     return await deps.run_post(request, caller, raw, lambda idem: webhooks.delete_endpoint(
         deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
@@ -148,8 +149,8 @@ async def delete_webhook_endpoint(request: Request, caller: deps.SecretKey, endp
 
 @router.post(PREFIX + "/{endpoint_id}/rotate_secret", responses=ENDPOINT,
              openapi_extra=openapi.body(WebhookEndpointRotateSecret))
-async def rotate_webhook_endpoint_secret(request: Request, caller: deps.SecretKey,
-                                         endpoint_id: str) -> Response:
+async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointRotateSecret)
     return await deps.run_post(request, caller, raw, lambda idem: webhooks.rotate_secret(
         deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
@@ -170,8 +171,8 @@ async def list_webhook_deliveries(request: Request, caller: deps.SecretKey, endp
 @router.post("/v1/events/{event_id}/redeliver", tags=["events"],
              responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]),
              openapi_extra=openapi.body(EventRedeliver))
-async def redeliver_event(request: Request, caller: deps.SecretKey, event_id: str
-                          ) -> Response:
+async def redeliver_event(request: Request, event_id: str) -> Response:
+    caller = await deps.authenticate(request)
     body, raw = await deps.params(request, EventRedeliver)
     return await deps.run_post(request, caller, raw, lambda idem: webhooks.redeliver(
         deps.kassa(request), merchant_id=caller.merchant_id, event_id=event_id,
