@@ -141,9 +141,11 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def proxied(settings, dsn) -> AsyncIterator[tuple[CuttableProxy, str, dict[str, str]]]:
+async def proxied(settings, dsn
+                  ) -> AsyncIterator[tuple[CuttableProxy, str, dict[str, str], ClientPorts]]:
     """kassa (pool and group commit) reaching PostgreSQL through a cuttable proxy, served
-    by uvicorn; yields the proxy, the API's URL and a merchant's auth header."""
+    by uvicorn; yields the proxy, the API's URL, a merchant's auth header and the ports
+    its requests came from."""
     proxy = CuttableProxy(dsn)
     through = await proxy.start()
     k, close = await bootstrap.build(settings, through, pool_size=4)
@@ -151,8 +153,9 @@ async def proxied(settings, dsn) -> AsyncIterator[tuple[CuttableProxy, str, dict
         m = await merchants.create_merchant(k, name="Outage merchant")
         auth = {"Authorization": f"Bearer {m['secret_key']}"}
         app = create_app(kassa=k, key_cache_seconds=0.0, answer_within_seconds=ANSWER_WITHIN)
-        async with serving(app) as url:
-            yield proxy, url, auth
+        ports = ClientPorts(app)
+        async with serving(ports) as url:
+            yield proxy, url, auth, ports
     finally:
         proxy.restore()
         await close()
@@ -165,7 +168,7 @@ PAY = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa",
 
 
 async def test_a_database_outage_is_503_with_retry_after_then_recovers(proxied):
-    proxy, url, auth = proxied
+    proxy, url, auth, ports = proxied
     async with one_connection(url, headers=auth, timeout=30.0) as c:
         assert (await c.post("/v1/payment_intents", data=PAY)).status_code == 200
         proxy.cut()
@@ -193,10 +196,11 @@ async def test_a_database_outage_is_503_with_retry_after_then_recovers(proxied):
             await asyncio.sleep(0.2)
         assert r.json()["status"] == "succeeded"
         assert (await c.get("/healthz")).status_code == 200
+    assert len(set(ports.ports)) == 1, "a 503 dropped the client's connection"
 
 
 async def test_a_stalled_database_is_answered_503_within_the_deadline(proxied):
-    proxy, url, auth = proxied
+    proxy, url, auth, ports = proxied
     async with one_connection(url, headers=auth, timeout=30.0) as c:
         assert (await c.get("/v1/payment_intents")).status_code == 200
         proxy.stall()
@@ -212,10 +216,19 @@ async def test_a_stalled_database_is_answered_503_within_the_deadline(proxied):
             assert r.json()["error"]["type"] == "api_error"
             assert r.headers["retry-after"].isdigit()
             assert ANSWER_WITHIN - 0.1 < elapsed < ANSWER_WITHIN + 2, (path, elapsed)
+        keyed = {"Idempotency-Key": "stalled-payment-1"}
+        r = await c.post("/v1/payment_intents", data={**PAY, "amount": "4321"}, headers=keyed)
+        assert r.status_code == 503 and "may still complete" in r.json()["error"]["message"]
         proxy.restore()
-        # the requests answered late run on to their end; the connection serves new ones
+        # the requests answered late run on to their end; the connection serves new ones,
+        # and the retry with the same key learns the one outcome (never a second payment)
         deadline = time.monotonic() + 10
-        while (r := await c.post("/v1/payment_intents", data=PAY)).status_code != 200:
+        while (r := await c.post("/v1/payment_intents", data={**PAY, "amount": "4321"},
+                                 headers=keyed)).status_code != 200:
+            assert r.status_code in (409, 503), r.text  # still running, or reconnecting
             assert time.monotonic() < deadline, r.text
             await asyncio.sleep(0.2)
         assert r.json()["status"] == "succeeded"
+        listed = (await c.get("/v1/payment_intents", params={"limit": 100})).json()["data"]
+        assert [p["id"] for p in listed if p["amount"] == 4321] == [r.json()["id"]]
+    assert len(set(ports.ports)) == 1, "a late answer dropped the client's connection"
