@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from kassa.api.responses import ErrorResponse
+from kassa.services.idempotency import MAX_KEY_LENGTH
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -51,9 +52,25 @@ def ok(model: Any, description: str = "Success.") -> dict[int | str, dict[str, A
     return {200: {"model": model, "description": description}}
 
 
+def idempotent() -> dict[str, Any]:
+    """``openapi_extra`` for a call run under ``deps.run_post``: its Idempotency-Key."""
+    return {"parameters": [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "Retrying with the same key and parameters replays the first answer "
+                       "(for 24 hours at least); the call is done once.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}}],
+        "responses": {"200": {"headers": {
+            "Idempotency-Key": {"description": "The key given, echoed.",
+                                "schema": {"type": "string"}},
+            "Idempotent-Replayed": {"description": "true when this is the first answer, "
+                                                   "replayed.",
+                                    "schema": {"type": "string", "enum": ["true"]}}}}}}
+
+
 def body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` describing ``model`` as the request body, form-encoded (Stripe's
-    brackets: ``metadata[order]=7``, ``expand[]=x``) or JSON, the same schema for both."""
+    brackets: ``metadata[order]=7``, ``expand[]=x``) or JSON, the same schema for both;
+    and the Idempotency-Key every such call takes."""
     _BODIES[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     objects = [name for name, field in model.model_fields.items()
@@ -62,7 +79,8 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
     if objects:
         form["encoding"] = {name: {"style": "deepObject", "explode": True} for name in objects}
     required = any(f.is_required() for f in model.model_fields.values())
-    return {"requestBody": {"required": required, "content": {FORM: form, JSON: {"schema": ref}}}}
+    return {**idempotent(), "requestBody": {"required": required,
+                                            "content": {FORM: form, JSON: {"schema": ref}}}}
 
 
 def _is_object(annotation: Any) -> bool:

@@ -138,7 +138,8 @@ async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Respons
 
 
 @router.delete(PREFIX + "/{endpoint_id}",
-               responses=openapi.ok(responses.DeletedWebhookEndpoint))
+               responses=openapi.ok(responses.DeletedWebhookEndpoint),
+               openapi_extra=openapi.idempotent())
 async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
     caller = await deps.authenticate(request)
     _, raw = await deps.params(request, Params)
