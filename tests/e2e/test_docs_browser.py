@@ -1,6 +1,6 @@
 """/docs in a real browser with the network cut off (issue 8, item 8): Debian's chromium,
 driven by Playwright, may reach 127.0.0.1 only; Swagger UI must load from kassa itself and
-render every operation of /openapi.json."""
+render every operation of /openapi.json (and ReDoc likewise)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,13 @@ async def test_docs_render_every_operation_offline(kassa):
                 " e.querySelector('.opblock-summary-path').getAttribute('data-path')])")
             errors = await page.eval_on_selector_all(".errors-wrapper, .loading-container .error",
                                                      "els => els.map(e => e.textContent)")
+            # ReDoc, the other view of the same document, is served offline too
+            redoc = await browser.new_page()
+            await redoc.route("**/*", only_loopback)
+            await redoc.goto(f"{url}/redoc")
+            await redoc.wait_for_function(
+                "document.querySelectorAll('[data-section-id^=\"operation/\"]').length"
+                f" >= {len(operations)}", timeout=20_000)
         finally:
             await browser.close()
     assert blocked == [], f"/docs reached outside 127.0.0.1: {blocked}"
