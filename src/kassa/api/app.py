@@ -61,10 +61,11 @@ def create_app(*, kassa: Kassa | None = None,
             if closer is not None:
                 await closer()
 
-    # /docs (Swagger UI) and /redoc from assets in the installed fastapi-offline package:
-    # no CDN, so the docs work inside a closed network
+    # /docs (Swagger UI) from assets in the installed fastapi-offline package: no CDN, so
+    # the docs work inside a closed network. No /redoc: ReDoc's page fetches its logo from
+    # its CDN whatever the options.
     app = FastAPIOffline(title="kassa", version="0.1.0", lifespan=lifespan,
-                         static_url="/docs/assets",
+                         static_url="/docs/assets", redoc_url=None,
                          description="Stripe-shaped payments API with a double-entry ledger.")
     if kassa is not None:
         app.state.kassa = kassa
