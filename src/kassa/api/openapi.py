@@ -79,8 +79,15 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
     if objects:
         form["encoding"] = {name: {"style": "deepObject", "explode": True} for name in objects}
     required = any(f.is_required() for f in model.model_fields.values())
-    return {**idempotent(), "requestBody": {"required": required,
-                                            "content": {FORM: form, JSON: {"schema": ref}}}}
+    return {**idempotent(), "requestBody": {
+        "required": required, "description": FORM_NOTATION,
+        "content": {FORM: form, JSON: {"schema": ref}}}}
+
+
+FORM_NOTATION = ("Form bodies use Stripe's bracket notation: `metadata[order]=7` for an "
+                 "object's keys, `expand[]=a&expand[]=b` for a list. A key without `[]` "
+                 "given twice is refused (400). JSON bodies are one object, with no key "
+                 "repeated.")
 
 
 def _is_object(annotation: Any) -> bool:
