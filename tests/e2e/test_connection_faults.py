@@ -162,7 +162,7 @@ async def proxied(settings, dsn
         await proxy.close()
 
 
-ANSWER_WITHIN = 1.5
+ANSWER_WITHIN = 3.0  # above /healthz's own bound (2 s)
 PAY = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa",
        "confirm": "true"}
 
@@ -206,7 +206,8 @@ async def test_a_stalled_database_is_answered_503_within_the_deadline(proxied):
         proxy.stall()
         started = time.monotonic()
         r = await c.get("/healthz")  # its own, shorter bound
-        assert r.status_code == 503 and time.monotonic() - started < ANSWER_WITHIN + 1
+        assert r.status_code == 503 and r.json()["checks"]["database"] is False
+        assert time.monotonic() - started < ANSWER_WITHIN
         for method, path, data in [("GET", "/v1/payment_intents", None),
                                    ("POST", "/v1/payment_intents", PAY)]:
             started = time.monotonic()

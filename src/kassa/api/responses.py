@@ -37,13 +37,24 @@ class ErrorResponse(BaseModel):
 class PaymentIntentObject(_Open):
     id: str
     object: Literal["payment_intent"]
-    amount: int
+    amount: int = Field(description="In the currency's minor unit.")
     amount_capturable: int
     amount_received: int
+    amount_refunded: int
     currency: str
     status: PaymentStatus
-    capture_method: str
+    capture_method: Literal["automatic", "manual"]
+    payment_method: str | None
+    payment_method_types: list[str]
+    description: str | None
     metadata: dict[str, str]
+    latest_charge: str | None
+    last_payment_error: dict[str, Any] | None
+    next_action: dict[str, Any] | None = Field(description="redirect_to_url while the "
+                                               "status is requires_action (3-D Secure).")
+    canceled_at: int | None
+    cancellation_reason: str | None
+    livemode: Literal[False]
     created: int
 
 
@@ -54,6 +65,11 @@ class RefundObject(_Open):
     currency: str
     status: RefundStatus
     payment_intent: str
+    charge: str | None
+    reason: str | None
+    failure_reason: str | None
+    metadata: dict[str, str]
+    created: int
 
 
 class EventObject(_Open):
