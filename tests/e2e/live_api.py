@@ -23,7 +23,8 @@ async def serving(app: ASGIApp, *, http: Literal["httptools", "h11"] = "httptool
                   ) -> AsyncIterator[str]:
     """Yields the base URL of ``app`` served on 127.0.0.1 (a free port)."""
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", http=http,
-                                    log_level="critical", access_log=False))
+                                    log_level="critical", access_log=False,
+                                    timeout_graceful_shutdown=5))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         assert not task.done(), "uvicorn did not start"

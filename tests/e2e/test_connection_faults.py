@@ -155,7 +155,10 @@ async def proxied(settings, dsn
         app = create_app(kassa=k, key_cache_seconds=0.0, answer_within_seconds=ANSWER_WITHIN)
         ports = ClientPorts(app)
         async with serving(ports) as url:
-            yield proxy, url, auth, ports
+            try:
+                yield proxy, url, auth, ports
+            finally:
+                proxy.restore()  # so that the server's shutdown waits on nothing stalled
     finally:
         proxy.restore()
         await close()
