@@ -73,8 +73,9 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
     and the Idempotency-Key every such call takes."""
     _BODIES[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    objects = [name for name, field in model.model_fields.items()
-               if _is_object(field.annotation)]
+    properties = model.model_json_schema()["properties"]
+    objects = [name for name, prop in properties.items()
+               if any(p.get("type") == "object" for p in [prop, *prop.get("anyOf", [])])]
     form: dict[str, Any] = {"schema": ref}
     if objects:
         form["encoding"] = {name: {"style": "deepObject", "explode": True} for name in objects}
@@ -88,11 +89,6 @@ FORM_NOTATION = ("Form bodies use Stripe's bracket notation: `metadata[order]=7`
                  "object's keys, `expand[]=a&expand[]=b` for a list. A key without `[]` "
                  "given twice is refused (400). JSON bodies are one object, with no key "
                  "repeated.")
-
-
-def _is_object(annotation: Any) -> bool:
-    text = str(annotation)
-    return "dict[" in text
 
 
 def install(app: FastAPI) -> None:
