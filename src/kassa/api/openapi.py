@@ -73,7 +73,7 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
     and the Idempotency-Key every such call takes."""
     _BODIES[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    properties = model.model_json_schema()["properties"]
+    properties = model.model_json_schema().get("properties", {})
     objects = [name for name, prop in properties.items()
                if any(p.get("type") == "object" for p in [prop, *prop.get("anyOf", [])])]
     form: dict[str, Any] = {"schema": ref}
