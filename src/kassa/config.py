@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     migration_database_url: str | None = None
     service_role: str | None = None
     embedded_db_port: int | None = Field(default=None, ge=1, le=65535)
+    # The API's door (api/door.py): request bodies past this many bytes are refused with
+    # 413 before they are read whole.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # and a request not answered within this many seconds (database or PSP stalled) is
+    # answered 503 while it runs on; above psp_timeout_seconds, so a slow PSP still answers.
+    api_answer_within_seconds: float = Field(default=30.0, gt=0)
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds

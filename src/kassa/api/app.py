@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -10,11 +10,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassa.api import errors
+from kassa.api import errors, openapi, responses
 from kassa.api.deps import respond
+from kassa.api.door import Door
 from kassa.api.routers import (
     balance,
     disputes,
@@ -29,18 +31,37 @@ from kassa.domain.errors import KassaError
 from kassa.services.context import Kassa
 from kassa.services.merchants import KeyCache
 
-log = logging.getLogger(__name__)
-
+HEALTH_TIMEOUT_SECONDS = 2.0
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+async def _database_answers(k: Kassa) -> bool:
+    """SELECT 1 within HEALTH_TIMEOUT_SECONDS. Not cancelled past it, only left to finish:
+    a cancelled query's clean-up (asyncpg's cancel request, the pool's release) would wait
+    on the same stalled database."""
+    probe = asyncio.ensure_future(k.pool.fetchval("SELECT 1"))
+    done, _ = await asyncio.wait({probe}, timeout=HEALTH_TIMEOUT_SECONDS)
+    if not done:
+        probe.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved
+        return False
+    return probe.exception() is None and probe.result() == 1
 
 
 def create_app(*, kassa: Kassa | None = None,
                lifespan_kassa: Callable[[], Awaitable[tuple[Kassa, Callable[[], Awaitable[None]]]]]
                | None = None,
-               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0
+               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0,
+               max_body_bytes: int | None = None, answer_within_seconds: float | None = None
                ) -> FastAPI:
     """Either pass a ready ``kassa`` (tests) or ``lifespan_kassa`` that builds one at start-up
-    and returns it with its closer (production, so the pool lives on the server's loop)."""
+    and returns it with its closer (production, so the pool lives on the server's loop).
+    ``max_body_bytes`` and ``answer_within_seconds`` default to their KASSA_API_* settings."""
+    if max_body_bytes is None or answer_within_seconds is None:
+        from kassa.config import Settings
+
+        configured = Settings()
+        max_body_bytes = max_body_bytes or configured.api_max_body_bytes
+        answer_within_seconds = answer_within_seconds or configured.api_answer_within_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,8 +74,12 @@ def create_app(*, kassa: Kassa | None = None,
             if closer is not None:
                 await closer()
 
-    app = FastAPI(title="kassa", version="0.1.0", lifespan=lifespan,
-                  description="Stripe-shaped payments API with a double-entry ledger.")
+    # /docs (Swagger UI) from assets in the installed fastapi-offline package: no CDN, so
+    # the docs work inside a closed network. No /redoc: ReDoc's page fetches its logo from
+    # its CDN whatever the options.
+    app = FastAPIOffline(title="kassa", version="0.1.0", lifespan=lifespan,
+                         static_url="/docs/assets", redoc_url=None,
+                         description="Stripe-shaped payments API with a double-entry ledger.")
     if kassa is not None:
         app.state.kassa = kassa
     app.state.keys = KeyCache(key_cache_seconds)
@@ -63,20 +88,21 @@ def create_app(*, kassa: Kassa | None = None,
                    psp_webhooks, psp_returns):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"],
+             responses={200: {"model": responses.Health, "description": "Ready."},
+                        503: {"model": responses.Health, "description": "Not ready.",
+                              "headers": openapi.errors(503)[503]["headers"]}})
     async def healthz(request: Request) -> Response:
-        checks: dict[str, bool] = {}
-        try:
-            k: Kassa = request.app.state.kassa
-            checks["database"] = await k.pool.fetchval("SELECT 1") == 1
-        except Exception:
-            checks["database"] = False
+        k: Kassa | None = getattr(request.app.state, "kassa", None)
+        checks = {"database": k is not None and await _database_answers(k)}
         if readiness is not None:
             checks.update(await readiness())
         ok = all(checks.values())
         return Response(orjson.dumps({"status": "ok" if ok else "unavailable",
-                                                    "checks": checks}),
-                        status_code=200 if ok else 503, media_type="application/json")
+                                      "checks": checks}),
+                        status_code=200 if ok else 503, media_type="application/json",
+                        headers=None if ok else
+                        {"Retry-After": str(errors.RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(KassaError)
     async def kassa_error(request: Request, exc: KassaError) -> Response:
@@ -89,7 +115,8 @@ def create_app(*, kassa: Kassa | None = None,
     @app.exception_handler(RequestValidationError)
     async def request_validation_error(request: Request, exc: RequestValidationError
                                        ) -> Response:
-        return respond(errors.error_body("invalid_request_error", "Invalid request."))
+        return Response(orjson.dumps(errors.validation_body(exc.errors())), status_code=400,
+                        media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -107,9 +134,8 @@ def create_app(*, kassa: Kassa | None = None,
         return Response(orjson.dumps(body), status_code=exc.status_code,
                         media_type="application/json")
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(exc)
-
+    openapi.install(app)
+    # any other error is answered by the door, which keeps the connection open
+    app.add_middleware(Door, max_body_bytes=max_body_bytes,
+                       answer_within=answer_within_seconds)
     return app

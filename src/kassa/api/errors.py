@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import ValidationError
 
@@ -30,6 +32,48 @@ class PermissionDenied(KassaError):
 
 class RouteNotFound(KassaError):
     code = "resource_missing"
+
+
+class RequestTooLarge(KassaError):
+    code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
+
+
+class RequestTimedOut(Exception):
+    """No answer within the API's deadline (the request may still complete)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds} s")
+        self.seconds = seconds
+
+
+RETRY_AFTER_SECONDS = 2  # a database restart or failover is usually over by then
+
+# Errors that say the database cannot be reached right now (as opposed to refusing a
+# statement): the connection failed or was lost (class 08), the server is shutting down,
+# starting up or out of connection slots, or the socket itself failed or timed out.
+_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+                asyncpg.TooManyConnectionsError, OSError, TimeoutError)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # asyncpg's own words for a connection the pool can no longer use
+    return isinstance(exc, asyncpg.InterfaceError) and (
+        "connection is closed" in str(exc) or "pool is closing" in str(exc))
+
+
+def headers_for(exc: BaseException) -> dict[str, str]:
+    """Response headers an error answer carries besides its body."""
+    if isinstance(exc, RequestTooLarge):
+        return {"Connection": "close"}  # the rest of the body is not read: start afresh
+    if isinstance(exc, RequestTimedOut) or (not isinstance(exc, KassaError)
+                                            and database_unavailable(exc)):
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
 
 
 def error_body(type_: str, message: str, *, code: str | None = None, param: str | None = None,
@@ -61,23 +105,36 @@ def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return 401, error_body("invalid_request_error", exc.message, code=exc.code)
     if isinstance(exc, PermissionDenied):
         return 403, error_body("invalid_request_error", exc.message, code=exc.code)
+    if isinstance(exc, RequestTooLarge):
+        return 413, error_body("invalid_request_error", exc.message, code=exc.code)
     if isinstance(exc, ConcurrentModification):
         return 409, error_body("invalid_request_error", exc.message, code=exc.code)
     if isinstance(exc, IllegalTransition | AmountError | InvalidRequest):
         return 400, error_body("invalid_request_error", exc.message, code=exc.code,
                                param=exc.param)
     if isinstance(exc, ValidationError):
-        return 400, validation_body(exc)
+        return 400, validation_body(exc.errors())
     if isinstance(exc, KassaError):
         return 400, error_body("invalid_request_error", exc.message, code=exc.code,
                                param=exc.param)
+    if isinstance(exc, RequestTimedOut):
+        return 503, error_body("api_error", f"The request was not answered within "
+                               f"{exc.seconds:g} s and may still complete; retry it with the "
+                               "same Idempotency-Key to learn its outcome.", code="timeout")
+    if database_unavailable(exc):
+        return 503, error_body("api_error", "The service is temporarily unavailable (its "
+                               "database cannot be reached); retry the request with the same "
+                               "Idempotency-Key.", code="service_unavailable")
     return 500, error_body("api_error", "An internal error occurred; the request may be retried "
                            "with the same Idempotency-Key.")
 
 
-def validation_body(exc: ValidationError) -> dict[str, Any]:
-    first = exc.errors()[0]
+def validation_body(problems: Sequence[Any]) -> dict[str, Any]:
+    """The first of pydantic's (or FastAPI's, located in "query"/"path") problems."""
+    first = problems[0]
     loc = [str(p) for p in first["loc"]]
+    if len(loc) > 1 and loc[0] in ("query", "path", "header", "body"):
+        loc = loc[1:]
     param = loc[0] + "".join(f"[{p}]" for p in loc[1:]) if loc else None
     if first["type"] == "extra_forbidden":
         return error_body("invalid_request_error", f"Received unknown parameter: {param}",

@@ -32,4 +32,6 @@ def app_factory() -> FastAPI:
             return {"simulator": False}
 
     return create_app(lifespan_kassa=build, readiness=simulator_ready,
-                      key_cache_seconds=settings.api_key_cache_seconds)
+                      key_cache_seconds=settings.api_key_cache_seconds,
+                      max_body_bytes=settings.api_max_body_bytes,
+                      answer_within_seconds=settings.api_answer_within_seconds)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _INT = re.compile(r"^-?[0-9]{1,30}$")  # ASCII digits only: \d admits "١٠٠"
 
@@ -50,11 +51,32 @@ def _metadata(v: Any) -> Any:
     return out
 
 
+def _absolute_http_url(v: str) -> str:
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+        raise ValueError("must be an absolute http(s) URL without whitespace or control "
+                         "characters")
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 — raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("must be an absolute http(s) URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL, such as https://example.com/done")
+    return v
+
+
 Integer = Annotated[int, BeforeValidator(_integer)]
+# bounds go before the validator, so that /openapi.json shows them as minimum/maximum
+Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integer)]
+NonNegativeInteger = Annotated[int, Field(ge=0), BeforeValidator(_integer)]
 Boolean = Annotated[bool, BeforeValidator(_boolean)]
 Metadata = Annotated[dict[str, str], BeforeValidator(_metadata)]
 Text = Annotated[str, Field(max_length=1000)]
 Id = Annotated[str, Field(min_length=1, max_length=255)]
+# Where a customer is sent back to: an absolute http(s) URL, nothing a browser would read
+# as relative or as another scheme (javascript:, data:).
+AbsoluteUrl = Annotated[str, Field(max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"),
+                        AfterValidator(_absolute_http_url)]
 
 
 class Params(BaseModel):
@@ -71,13 +93,13 @@ class PaymentIntentCreate(Params):
     payment_method_types: list[Literal["card"]] | None = None
     description: Text | None = None
     metadata: Metadata | None = None
-    return_url: Annotated[str, Field(max_length=2000)] | None = None
+    return_url: AbsoluteUrl | None = None
     confirmation_method: Literal["automatic", "manual"] | None = None
 
 
 class PaymentIntentConfirm(Params):
     payment_method: Id | None = None
-    return_url: Annotated[str, Field(max_length=2000)] | None = None
+    return_url: AbsoluteUrl | None = None
 
 
 class PaymentIntentCapture(Params):
@@ -97,7 +119,33 @@ class RefundCreate(Params):
 
 
 class ListQuery(BaseModel):
+    """A list's query string; unknown parameters (``expand[]``) are ignored."""
+
     model_config = ConfigDict(extra="ignore")
-    limit: Annotated[Integer, Field(ge=1, le=100)] = 10
+    limit: Limit = 10
     starting_after: Id | None = None
     ending_before: Id | None = None
+
+
+Filter = Annotated[str, Field(max_length=255)]
+
+
+class BalanceTransactionListQuery(ListQuery):
+    type: Filter | None = None
+
+
+class DisputeListQuery(ListQuery):
+    payment_intent: Filter | None = None
+    charge: Filter | None = None
+
+
+class EventListQuery(ListQuery):
+    type: Filter | None = None
+
+
+class RefundListQuery(ListQuery):
+    payment_intent: Filter | None = None
+
+
+class DeliveryListQuery(ListQuery):
+    status: Filter | None = None

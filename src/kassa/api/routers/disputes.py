@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps
-from kassa.api.schemas import Boolean, Metadata, Params
+from kassa.api import deps, openapi, responses
+from kassa.api.schemas import Boolean, DisputeListQuery, Metadata, Params
 from kassa.services import disputes
 
-router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
+router = APIRouter(prefix="/v1/disputes", tags=["disputes"], responses=openapi.V1_ERRORS)
 
 
 class DisputeUpdate(Params):
@@ -22,19 +24,17 @@ class DisputeClose(Params):
     pass
 
 
-@router.get("")
-async def list_disputes(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    q = deps.list_query(request)
+@router.get("", responses=openapi.ok(responses.ListOf[responses.DisputeObject]))
+async def list_disputes(request: Request, caller: deps.SecretKey,
+                        q: Annotated[DisputeListQuery, Query()]) -> Response:
     items, more = await disputes.list_(
         deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
         starting_after=q.starting_after, ending_before=q.ending_before,
-        payment_intent=request.query_params.get("payment_intent"),
-        charge=request.query_params.get("charge"))
+        payment_intent=q.payment_intent, charge=q.charge)
     return deps.list_response("/v1/disputes", items, more)
 
 
-@router.get("/{dispute_id}")
+@router.get("/{dispute_id}", responses=openapi.ok(responses.DisputeObject))
 async def retrieve_dispute(request: Request, dispute_id: str) -> Response:
     caller = await deps.authenticate(request)
     return deps.respond(await disputes.retrieve(deps.kassa(request),
@@ -42,7 +42,8 @@ async def retrieve_dispute(request: Request, dispute_id: str) -> Response:
                                                 dispute_id=dispute_id))
 
 
-@router.post("/{dispute_id}")
+@router.post("/{dispute_id}", responses=openapi.ok(responses.DisputeObject),
+             openapi_extra=openapi.body(DisputeUpdate))
 async def update_dispute(request: Request, dispute_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, DisputeUpdate)
@@ -52,7 +53,8 @@ async def update_dispute(request: Request, dispute_id: str) -> Response:
         idempotency=idem))
 
 
-@router.post("/{dispute_id}/close")
+@router.post("/{dispute_id}/close", responses=openapi.ok(responses.DisputeObject),
+             openapi_extra=openapi.body(DisputeClose))
 async def close_dispute(request: Request, dispute_id: str) -> Response:
     caller = await deps.authenticate(request)
     _, raw = await deps.params(request, DisputeClose)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, schemas
+from kassa.api import deps, openapi, responses, schemas
 from kassa.services import payments
 
-router = APIRouter(prefix="/v1/payment_intents", tags=["payment_intents"])
+router = APIRouter(prefix="/v1/payment_intents", tags=["payment_intents"],
+                   responses=openapi.V1_ERRORS)
+# what a POST that may charge the card answers
+CHARGED = {**openapi.ok(responses.PaymentIntentObject), **openapi.errors(402)}
 
 
-@router.post("")
+@router.post("", responses=CHARGED, openapi_extra=openapi.body(schemas.PaymentIntentCreate))
 async def create_payment_intent(request: Request) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCreate)
@@ -25,24 +30,24 @@ async def create_payment_intent(request: Request) -> Response:
         idempotency=idem))
 
 
-@router.get("")
-async def list_payment_intents(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    q = deps.list_query(request)
+@router.get("", responses=openapi.ok(responses.ListOf[responses.PaymentIntentObject]))
+async def list_payment_intents(request: Request, caller: deps.SecretKey,
+                               q: Annotated[schemas.ListQuery, Query()]) -> Response:
     items, more = await payments.list_(deps.kassa(request), merchant_id=caller.merchant_id,
                                        limit=q.limit, starting_after=q.starting_after,
                                        ending_before=q.ending_before)
     return deps.list_response("/v1/payment_intents", items, more)
 
 
-@router.get("/{payment_id}")
+@router.get("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject))
 async def retrieve_payment_intent(request: Request, payment_id: str) -> Response:
     caller = await deps.authenticate(request)
     return deps.respond(await payments.retrieve(
         deps.kassa(request), merchant_id=caller.merchant_id, payment_id=payment_id))
 
 
-@router.post("/{payment_id}/confirm")
+@router.post("/{payment_id}/confirm", responses=CHARGED,
+             openapi_extra=openapi.body(schemas.PaymentIntentConfirm))
 async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentConfirm)
@@ -51,7 +56,8 @@ async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
         payment_method=body.payment_method, return_url=body.return_url, idempotency=idem))
 
 
-@router.post("/{payment_id}/capture")
+@router.post("/{payment_id}/capture", responses=CHARGED,
+             openapi_extra=openapi.body(schemas.PaymentIntentCapture))
 async def capture_payment_intent(request: Request, payment_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCapture)
@@ -60,7 +66,8 @@ async def capture_payment_intent(request: Request, payment_id: str) -> Response:
         amount_to_capture=body.amount_to_capture, idempotency=idem))
 
 
-@router.post("/{payment_id}/cancel")
+@router.post("/{payment_id}/cancel", responses=CHARGED,
+             openapi_extra=openapi.body(schemas.PaymentIntentCancel))
 async def cancel_payment_intent(request: Request, payment_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.PaymentIntentCancel)

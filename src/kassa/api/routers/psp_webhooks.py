@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, errors
+from kassa.api import deps, errors, openapi, responses
 from kassa.services import psp_webhooks
 
 router = APIRouter(tags=["psp webhooks"])
@@ -24,7 +24,12 @@ def _too_large() -> Response:
     return Response(orjson.dumps(body), status_code=413, media_type=deps.JSON)
 
 
-@router.post("/psp/{psp}/webhooks")
+@router.post("/psp/{psp}/webhooks",
+             responses={**openapi.ok(responses.WebhookReceipt),
+                        **openapi.errors(400, 404, 413, 500, 503)},
+             openapi_extra={"requestBody": {"required": True, "content": {openapi.JSON: {
+                 "schema": {"description": "The PSP's signed event payload, verified against "
+                                           "its signature header."}}}}})
 async def receive_psp_webhook(request: Request, psp: str) -> Response:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, schemas
+from kassa.api import deps, openapi, responses, schemas
 from kassa.domain.errors import InvalidRequest
 from kassa.services import refunds
 
-router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
+router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=openapi.V1_ERRORS)
 
 
-@router.post("")
+@router.post("", responses={**openapi.ok(responses.RefundObject), **openapi.errors(402)},
+             openapi_extra=openapi.body(schemas.RefundCreate))
 async def create_refund(request: Request) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, schemas.RefundCreate)
@@ -24,18 +27,17 @@ async def create_refund(request: Request) -> Response:
         amount=body.amount, reason=body.reason, metadata=body.metadata, idempotency=idem))
 
 
-@router.get("")
-async def list_refunds(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    q = deps.list_query(request)
+@router.get("", responses=openapi.ok(responses.ListOf[responses.RefundObject]))
+async def list_refunds(request: Request, caller: deps.SecretKey,
+                       q: Annotated[schemas.RefundListQuery, Query()]) -> Response:
     items, more = await refunds.list_(
         deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
         starting_after=q.starting_after, ending_before=q.ending_before,
-        payment_intent=request.query_params.get("payment_intent"))
+        payment_intent=q.payment_intent)
     return deps.list_response("/v1/refunds", items, more)
 
 
-@router.get("/{refund_id}")
+@router.get("/{refund_id}", responses=openapi.ok(responses.RefundObject))
 async def retrieve_refund(request: Request, refund_id: str) -> Response:
     caller = await deps.authenticate(request)
     return deps.respond(await refunds.retrieve(deps.kassa(request),

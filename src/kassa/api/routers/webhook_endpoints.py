@@ -6,16 +6,24 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BeforeValidator, Field
 
-from kassa.api import deps
-from kassa.api.schemas import Boolean, Id, Integer, Metadata, Params
+from kassa.api import deps, openapi, responses
+from kassa.api.schemas import (
+    Boolean,
+    DeliveryListQuery,
+    Id,
+    ListQuery,
+    Metadata,
+    NonNegativeInteger,
+    Params,
+)
 from kassa.services import webhooks
 from kassa.services.webhooks import WebhookPolicy
 
-router = APIRouter(tags=["webhook_endpoints"])
+router = APIRouter(tags=["webhook_endpoints"], responses=openapi.V1_ERRORS)
 PREFIX = "/v1/webhook_endpoints"
 
 
@@ -45,7 +53,8 @@ def _metadata_update(v: Any) -> Any:
 
 EventList = Annotated[list[Annotated[str, Field(max_length=100)]],
                       BeforeValidator(_event_list), Field(max_length=100)]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
+# checked in full (scheme, host, https and public addresses in production) by the service
+Url = Annotated[str, Field(min_length=1, max_length=2048, json_schema_extra={"format": "uri"})]
 Description = Annotated[str, Field(max_length=5000)]
 
 
@@ -66,7 +75,7 @@ class WebhookEndpointUpdate(Params):
 
 
 class WebhookEndpointRotateSecret(Params):
-    expires_in: Annotated[Integer, Field(ge=0)] | None = None  # seconds the old secret signs
+    expires_in: NonNegativeInteger | None = None  # seconds the old secret signs
 
 
 class EventRedeliver(Params):
@@ -87,7 +96,10 @@ def policy(request: Request) -> WebhookPolicy:
     return configured if configured is not None else _configured_policy()
 
 
-@router.post(PREFIX)
+ENDPOINT = openapi.ok(responses.WebhookEndpointObject)
+
+
+@router.post(PREFIX, responses=ENDPOINT, openapi_extra=openapi.body(WebhookEndpointCreate))
 async def create_webhook_endpoint(request: Request) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointCreate)
@@ -97,24 +109,24 @@ async def create_webhook_endpoint(request: Request) -> Response:
         metadata=body.metadata, idempotency=idem))
 
 
-@router.get(PREFIX)
-async def list_webhook_endpoints(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    q = deps.list_query(request)
+@router.get(PREFIX, responses=openapi.ok(responses.ListOf[responses.WebhookEndpointObject]))
+async def list_webhook_endpoints(request: Request, caller: deps.SecretKey,
+                                 q: Annotated[ListQuery, Query()]) -> Response:
     items, more = await webhooks.list_endpoints(
         deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
         starting_after=q.starting_after, ending_before=q.ending_before)
     return deps.list_response(PREFIX, items, more)
 
 
-@router.get(PREFIX + "/{endpoint_id}")
+@router.get(PREFIX + "/{endpoint_id}", responses=ENDPOINT)
 async def retrieve_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
     caller = await deps.authenticate(request)
     return deps.respond(await webhooks.retrieve_endpoint(
         deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id))
 
 
-@router.post(PREFIX + "/{endpoint_id}")
+@router.post(PREFIX + "/{endpoint_id}", responses=ENDPOINT,
+             openapi_extra=openapi.body(WebhookEndpointUpdate))
 async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointUpdate)
@@ -125,7 +137,9 @@ async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Respons
         idempotency=idem))
 
 
-@router.delete(PREFIX + "/{endpoint_id}")
+@router.delete(PREFIX + "/{endpoint_id}",
+               responses=openapi.ok(responses.DeletedWebhookEndpoint),
+               openapi_extra=openapi.idempotent())
 async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
     caller = await deps.authenticate(request)
     _, raw = await deps.params(request, Params)
@@ -134,7 +148,8 @@ async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Respons
         idempotency=idem))
 
 
-@router.post(PREFIX + "/{endpoint_id}/rotate_secret")
+@router.post(PREFIX + "/{endpoint_id}/rotate_secret", responses=ENDPOINT,
+             openapi_extra=openapi.body(WebhookEndpointRotateSecret))
 async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, WebhookEndpointRotateSecret)
@@ -143,18 +158,20 @@ async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> 
         endpoint_id=endpoint_id, grace_seconds=body.expires_in, idempotency=idem))
 
 
-@router.get(PREFIX + "/{endpoint_id}/deliveries")
-async def list_webhook_deliveries(request: Request, endpoint_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    q = deps.list_query(request)
+@router.get(PREFIX + "/{endpoint_id}/deliveries",
+            responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]))
+async def list_webhook_deliveries(request: Request, caller: deps.SecretKey, endpoint_id: str,
+                                  q: Annotated[DeliveryListQuery, Query()]) -> Response:
     items, more = await webhooks.list_deliveries(
         deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
         limit=q.limit, starting_after=q.starting_after, ending_before=q.ending_before,
-        status=request.query_params.get("status"))
+        status=q.status)
     return deps.list_response(f"{PREFIX}/{endpoint_id}/deliveries", items, more)
 
 
-@router.post("/v1/events/{event_id}/redeliver", tags=["events"])
+@router.post("/v1/events/{event_id}/redeliver", tags=["events"],
+             responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]),
+             openapi_extra=openapi.body(EventRedeliver))
 async def redeliver_event(request: Request, event_id: str) -> Response:
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, EventRedeliver)

@@ -1,0 +1,155 @@
+"""What the API answers, for /openapi.json: the error shape (the one ``errors.error_body``
+builds) and each object's identifying fields. The objects are built in ``domain/objects.py``
+and their neighbours; these models name the fields a client keys on, with their types and
+enums taken from the domain, and allow the rest (schemathesis checks every answer
+against them, so they cannot drift unnoticed)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kassa.domain.payments import PaymentStatus, RefundStatus
+
+T = TypeVar("T")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Error(BaseModel):
+    type: Literal["api_error", "card_error", "idempotency_error", "invalid_request_error"]
+    message: str
+    code: str | None = None
+    param: str | None = None
+    decline_code: str | None = None
+    payment_intent: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: Error
+
+
+class PaymentIntentObject(_Open):
+    id: str
+    object: Literal["payment_intent"]
+    amount: int = Field(description="In the currency's minor unit.")
+    amount_capturable: int
+    amount_received: int
+    amount_refunded: int
+    currency: str
+    status: PaymentStatus
+    capture_method: Literal["automatic", "manual"]
+    payment_method: str | None
+    payment_method_types: list[str]
+    description: str | None
+    metadata: dict[str, str]
+    latest_charge: str | None
+    last_payment_error: dict[str, Any] | None
+    next_action: dict[str, Any] | None = Field(description="redirect_to_url while the "
+                                               "status is requires_action (3-D Secure).")
+    canceled_at: int | None
+    cancellation_reason: str | None
+    livemode: Literal[False]
+    created: int
+
+
+class RefundObject(_Open):
+    id: str
+    object: Literal["refund"]
+    amount: int
+    currency: str
+    status: RefundStatus
+    payment_intent: str
+    charge: str | None
+    reason: str | None
+    failure_reason: str | None
+    metadata: dict[str, str]
+    created: int
+
+
+class EventObject(_Open):
+    id: str
+    object: Literal["event"]
+    type: str
+    created: int
+    data: dict[str, Any]
+
+
+class BalanceAmount(_Open):
+    amount: int
+    currency: str
+
+
+class BalanceObject(_Open):
+    object: Literal["balance"]
+    available: list[BalanceAmount]
+    pending: list[BalanceAmount]
+
+
+class BalanceTransactionObject(_Open):
+    id: str
+    object: Literal["balance_transaction"]
+    amount: int
+    fee: int
+    net: int
+    currency: str
+    type: str
+    status: str
+
+
+class WebhookEndpointObject(_Open):
+    id: str
+    object: Literal["webhook_endpoint"]
+    url: str
+    enabled_events: list[str]
+    status: str
+    secret: str | None = Field(None, description="Only in the answers that create or "
+                                                  "rotate it.")
+
+
+class DeletedWebhookEndpoint(BaseModel):
+    id: str
+    object: Literal["webhook_endpoint"]
+    deleted: Literal[True]
+
+
+class WebhookDeliveryObject(_Open):
+    id: str
+    object: Literal["webhook_delivery"]
+    webhook_endpoint: str
+    event: str
+    status: str
+
+
+class DisputeObject(_Open):
+    id: str
+    object: Literal["dispute"]
+    amount: int
+    currency: str
+    status: str
+    payment_intent: str | None
+
+
+class ListOf(BaseModel, Generic[T]):
+    object: Literal["list"]
+    url: str
+    has_more: bool
+    data: list[T]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool]
+
+
+class WebhookReceipt(_Open):
+    """A PSP delivery accepted (its events stored, or recognised as duplicates)."""
+
+    received: Literal[True]
+    events: int
+    duplicates: int
