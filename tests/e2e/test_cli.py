@@ -13,9 +13,10 @@ import time
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 
 from kassa.db.embedded import EmbeddedPostgres
-from kassa.db.migrate import MIGRATION_LOCK, upgrade
+from kassa.db.migrate import MIGRATION_LOCK, alembic_config, upgrade
 from tests.support.databases import empty_database, migrated_database
 
 
@@ -25,6 +26,9 @@ def kassa(*args: str, dsn: str | None, **env: str) -> subprocess.CompletedProces
         full["KASSA_DATABASE_URL"] = dsn
     return subprocess.run([sys.executable, "-m", "kassa.cli", *args], capture_output=True,
                           text=True, timeout=120, env=full)
+
+
+HEAD = ScriptDirectory.from_config(alembic_config("postgresql://unused/x")).get_current_head()
 
 
 @pytest.fixture
@@ -94,7 +98,7 @@ def test_a_schema_one_migration_behind_is_refused(empty_dsn):
     upgrade(empty_dsn, "0005")
     out = kassa("ledger", "verify", dsn=empty_dsn)
     assert out.returncode == 2
-    assert "at: 0005" in out.stderr and "0006" in out.stderr
+    assert "at: 0005" in out.stderr and HEAD in out.stderr
     assert kassa("migrate", dsn=empty_dsn).returncode == 0
     assert kassa("ledger", "verify", dsn=empty_dsn).returncode == 0
 
@@ -116,7 +120,7 @@ def test_two_migrations_at_once_queue_on_the_lock_and_both_succeed(empty_dsn):
     assert [p.returncode for p in procs] == [0, 0], results
     assert all("waiting for another migration" in err for _, err in results)
     with psycopg.connect(empty_dsn) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
 
 
 def test_two_migrations_racing_without_help_both_succeed(empty_dsn):

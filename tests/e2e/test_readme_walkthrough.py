@@ -104,9 +104,7 @@ def kassa_dev(tmp_path: Path) -> Iterator[Dev]:
     """`kassa dev` in an empty directory, on free ports, as a user would start it."""
     cwd = tmp_path / "checkout"
     home = cwd / ".kassa"
-    # KASSA_HOME's default, made here because with KASSA_DATABASE_URL `kassa dev` does not
-    # create it yet (issue 8 item 1); embedded, it creates it itself
-    home.mkdir(parents=True)
+    cwd.mkdir()
     api_port, sim_port = free_port(), free_port()
     log = tmp_path / "kassa-dev.log"
     with _database() as db_env:
@@ -117,7 +115,7 @@ def kassa_dev(tmp_path: Path) -> Iterator[Dev]:
                                     env=server_env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + BANNER_TIMEOUT_S
-            while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
+            while "export SK=" not in log.read_text(errors="replace"):  # the banner's end
                 assert proc.poll() is None, f"kassa dev exited:\n{log.read_text()}"
                 assert time.monotonic() < deadline, f"no banner:\n{log.read_text()}"
                 time.sleep(0.1)
@@ -195,7 +193,8 @@ def test_readme_links_stay_inside_the_repository() -> None:
         assert not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE), target
         path = (ROOT / target.split("#")[0]).resolve()
         assert path.is_relative_to(ROOT) and path.exists(), target
-    for host in re.findall(r"\b[a-z][a-z0-9+.-]*://([^/\s:`'\")]+)", text, re.IGNORECASE):
+    for host in re.findall(r"\b[a-z][a-z0-9+.-]*://(?:[^/\s@`'\")]+@)?([^/\s:`'\")]+)", text,
+                           re.IGNORECASE):  # the host, after any user@
         assert host in ("localhost", "127.0.0.1"), f"a URL outside this machine: {host}"
     assert "../" not in text, "a path outside the repository"
 
