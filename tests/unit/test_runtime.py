@@ -8,8 +8,10 @@ import signal
 
 import pytest
 
+from kassa.cli.database import redacted, service_role
+from kassa.cli.process import signals_deferred
+from kassa.cli.reporting import explain
 from kassa.config import Settings
-from kassa.runtime import explain, redacted, service_role, signals_deferred
 from kassa.startup_errors import StartupError
 
 

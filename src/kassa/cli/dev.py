@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import shutil
 import socket
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from kassa.cli.database import database, redacted
+from kassa.cli.dev_merchant import seed_dev_merchant
+from kassa.cli.process import STOP_SIGNALS, listen, run_async, say, stop_on_signals
 from kassa.config import Settings
-from kassa.runtime import STOP_SIGNALS, database, listen, redacted, say, stop_on_signals
 from kassa.startup_errors import StartupError
+
+
+def command() -> None:
+    """Everything in one process tree: embedded PostgreSQL, migrations, API, workers, PSP
+    simulator; prints a test secret key for a seeded merchant. Ctrl-C, SIGTERM or closing
+    the terminal stops it all."""
+    run(Settings())
 
 
 def run(settings: Settings) -> None:
@@ -32,7 +38,7 @@ def run(settings: Settings) -> None:
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                _run(_dev(settings, dsn, api_sock, sim_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -43,12 +49,6 @@ def run(settings: Settings) -> None:
     say("stopped")
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    import uvloop
-
-    uvloop.run(coro)
-
-
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                sim_sock: socket.socket) -> None:
     import uvicorn
@@ -56,7 +56,6 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     from kassa import bootstrap
     from kassa.api.app import create_app
     from kassa.psp.simulator.app import create_app as create_simulator
-    from kassa.services import merchants
     from kassa.workers import loops
 
     class Server(uvicorn.Server):
@@ -67,7 +66,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     settings, sim_config = _dev_simulator(settings)
     kassa, close = await bootstrap.build(settings, dsn)
     try:
-        seeded = await _seed_merchant(settings, kassa, merchants)
+        seeded = await seed_dev_merchant(settings, kassa)
     except BaseException:
         await close()
         raise
@@ -176,21 +175,3 @@ def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]
     config = SimulatorConfig(webhook_url=url,
                              webhook_secret=settings.simulator_webhook_secrets()[0])
     return settings, config
-
-
-async def _seed_merchant(settings: Settings, kassa, merchants) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The dev merchant's key is kept in KASSA_HOME (development only) so that every
-    `make run` prints a key that works."""
-    path = Path(settings.home) / "dev-merchant.json"
-    if path.exists():
-        seeded = json.loads(path.read_text())
-        from kassa.services.merchants import KeyCache
-
-        if await KeyCache(0).authenticate(kassa, seeded["secret_key"]) is not None:
-            return dict(seeded)
-    seeded = await merchants.create_merchant(kassa, name="Dev merchant")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a secret: never 0644
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(seeded))
-    return dict(seeded)

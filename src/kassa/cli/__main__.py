@@ -1,0 +1,5 @@
+"""`python -m kassa.cli …`: the same as the `kassa` console script."""
+
+from kassa.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""The serving commands of a deployment: `kassa api`, `kassa worker`, `kassa simulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import typer
+
+from kassa.cli.database import database
+from kassa.cli.process import check_free, run_async
+from kassa.config import Settings
+
+
+def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> None:
+    """Serve the HTTP API (stateless; run as many as you like)."""
+    import uvicorn
+
+    settings = Settings()
+    check_free(settings.host, settings.port, port_setting="KASSA_PORT",
+               host_setting="KASSA_HOST")
+    with database(settings) as dsn:
+        os.environ["KASSA_DATABASE_URL"] = dsn
+        uvicorn.run("kassa.api.main:app_factory", factory=True, host=settings.host,
+                    port=settings.port, workers=workers or settings.api_workers, loop="uvloop",
+                    http="httptools", log_level="warning", access_log=False)
+
+
+ROLE_OPTION = typer.Option(None, help="recovery, availability, idempotency-expiry, relay, "
+                                         "webhooks, psp-webhooks (default: all; relay only with "
+                                         "KASSA_KAFKA_BOOTSTRAP)")
+
+
+def worker(role: list[str] = ROLE_OPTION) -> None:
+    """Run background workers (any number of replicas may run)."""
+    from kassa.workers.loops import ROLES
+
+    settings = Settings()
+    roles = tuple(role) if role else ROLES
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise typer.BadParameter(f"unknown role(s): {', '.join(sorted(unknown))}")
+    if role and "relay" in roles and not settings.kafka_bootstrap:
+        raise typer.BadParameter("the relay role needs KASSA_KAFKA_BOOTSTRAP (without Kafka, "
+                                 "consumers read GET /v1/events)")
+    with database(settings) as dsn:
+        run_async(_worker(settings, dsn, roles))
+
+
+async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
+    from kassa import bootstrap
+    from kassa.workers import loops
+
+    kassa, close = await bootstrap.build(settings, dsn, pool_size=4)
+    bootstrap.tune_gc()
+    relay = bootstrap.build_relay(settings, kassa) if "relay" in roles else None
+    sender = close_sender = None
+    if "webhooks" in roles:
+        sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await loops.run(kassa, roles=roles, interval=settings.recovery_interval_seconds,
+                        stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
+                        webhook_sender=sender,
+                        psp_webhooks_interval=settings.psp_webhooks_interval_seconds)
+    finally:
+        if relay is not None:
+            await relay.close()
+        if close_sender is not None:
+            await close_sender()
+        await close()
+
+
+STATE_OPTION = typer.Option(None, help="SQLite file keeping its books across restarts "
+                                       "(default: KASSA_HOME/simulator.sqlite3)")
+
+
+def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
+              webhook_url: str = typer.Option(
+                  None, help="where to send webhooks, e.g. http://127.0.0.1:8000/psp/simulator/"
+                             "webhooks (default: KASSA_SIMULATOR_WEBHOOK_URL)"),
+              state: Path = STATE_OPTION,
+              memory: bool = typer.Option(False, help="keep nothing across restarts")) -> None:
+    """Serve the PSP simulator on its own (signing webhooks with
+    KASSA_SIMULATOR_WEBHOOK_SECRET)."""
+    from kassa.psp.simulator import SimulatorConfig
+    from kassa.psp.simulator.server import serve
+
+    settings = Settings()
+    check_free(host or settings.simulator_host, port or settings.simulator_port,
+               port_setting="KASSA_SIMULATOR_PORT" if port is None else "--port",
+               host_setting="KASSA_SIMULATOR_HOST" if host is None else "--host")
+    secrets = settings.simulator_webhook_secrets()
+    config = SimulatorConfig(webhook_url=webhook_url or settings.simulator_webhook_url,
+                             webhook_secret=secrets[0] if secrets else None)
+    state_path = None if memory else (state or settings.home / "simulator.sqlite3")
+    serve(host or settings.simulator_host, port or settings.simulator_port, config,
+          state_path=state_path)
