@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kassa.psp.simulator.parsing import boolean, json_body
-from kassa.psp.simulator.responses import error_response, json_response
+from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
 from kassa.psp.simulator.state import Conflict, InvalidRequest, NotFound
 
@@ -84,13 +84,12 @@ async def sim_webhooks_resend(request: Request) -> Response:
     return json_response({"event": event.id, **delivery.view()})
 
 
+@refuses_invalid
 async def sim_settle(request: Request) -> Response:
     acquirer = simulator_of(request).acquirer
     try:
         outcome = (await json_body(request)).get("outcome")
         return json_response(acquirer.settle(request.path_params["key"], str(outcome)))
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     except NotFound:
         return error_response(404, "not_found",
                               "No capture or refund was received with this key.")

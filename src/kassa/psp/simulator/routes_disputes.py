@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from kassa.domain.money import MAX_AMOUNT
 from kassa.psp.simulator.parsing import boolean, json_body, optional_integer
-from kassa.psp.simulator.responses import error_response, json_response
+from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
 from kassa.psp.simulator.state import AuthorizationNotFound, Conflict, InvalidRequest, NotFound
 
@@ -25,20 +25,17 @@ async def get_dispute(request: Request) -> Response:
         return error_response(404, "not_found", "No such dispute.")
 
 
+@refuses_invalid
 async def dispute_evidence(request: Request) -> Response:
+    body = await json_body(request)
+    evidence = body.get("evidence", {})
+    if not isinstance(evidence, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in evidence.items()):
+        raise InvalidRequest("evidence must be an object of strings", "evidence")
+    submit = boolean(body, "submit", default=False)
     simulator = simulator_of(request)
-    dispute_id = request.path_params["id"]
-    try:
-        body = await json_body(request)
-        evidence = body.get("evidence", {})
-        if not isinstance(evidence, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in evidence.items()):
-            raise InvalidRequest("evidence must be an object of strings", "evidence")
-        submit = boolean(body, "submit", default=False)
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     return await simulator.mutate(lambda: simulator.acquirer.submit_evidence(
-        dispute_id, evidence, submit=submit))
+        request.path_params["id"], evidence, submit=submit))
 
 
 async def dispute_accept(request: Request) -> Response:
@@ -54,6 +51,7 @@ async def sim_disputes(request: Request) -> Response:
     return json_response([d.view() for d in simulator_of(request).acquirer.disputes.values()])
 
 
+@refuses_invalid
 async def sim_dispute_control(request: Request) -> Response:
     acquirer = simulator_of(request).acquirer
     auth_id = request.path_params["authorization"]
@@ -73,8 +71,6 @@ async def sim_dispute_control(request: Request) -> Response:
         if action == "escalate":
             return json_response(acquirer.escalate_dispute(auth_id))
         return error_response(404, "not_found", f"Unknown dispute action {action!r}.")
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     except (AuthorizationNotFound, NotFound):
         return error_response(404, "not_found", "No such authorization or dispute.")
     except Conflict as exc:

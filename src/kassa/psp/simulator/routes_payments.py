@@ -17,35 +17,33 @@ from kassa.psp.simulator.parsing import (
     json_body,
     optional_string,
 )
-from kassa.psp.simulator.responses import error_response, json_response
+from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
 from kassa.psp.simulator.state import InvalidRequest
 
 
+@refuses_invalid
 async def authorize(request: Request) -> Response:
+    body = await json_body(request)
+    key = idempotency_key(body)
+    card = body.get("card")
+    if not isinstance(card, dict):
+        raise InvalidRequest("card must be an object", "card")
+    number = card.get("number")
+    if not isinstance(number, str) or not number:
+        raise InvalidRequest("card.number must be a string", "card.number")
+    exp_month = integer(card, "exp_month", minimum=1, maximum=12, param="card.exp_month")
+    exp_year = integer(card, "exp_year", minimum=1, maximum=9999, param="card.exp_year")
+    cvc = optional_string(card, "cvc", param="card.cvc")
+    amount = integer(body, "amount", minimum=1, maximum=MAX_AMOUNT)
+    currency_code = currency(body)
+    capture = boolean(body, "capture")
+    merchant_id = body.get("merchant_id")
+    if not isinstance(merchant_id, str) or not merchant_id:
+        raise InvalidRequest("merchant_id must be a non-empty string", "merchant_id")
+    description = optional_string(body, "description")
+    return_url = optional_string(body, "return_url")
     simulator = simulator_of(request)
-    try:
-        body = await json_body(request)
-        key = idempotency_key(body)
-        card = body.get("card")
-        if not isinstance(card, dict):
-            raise InvalidRequest("card must be an object", "card")
-        number = card.get("number")
-        if not isinstance(number, str) or not number:
-            raise InvalidRequest("card.number must be a string", "card.number")
-        exp_month = integer(card, "exp_month", minimum=1, maximum=12, param="card.exp_month")
-        exp_year = integer(card, "exp_year", minimum=1, maximum=9999, param="card.exp_year")
-        cvc = optional_string(card, "cvc", param="card.cvc")
-        amount = integer(body, "amount", minimum=1, maximum=MAX_AMOUNT)
-        currency_code = currency(body)
-        capture = boolean(body, "capture")
-        merchant_id = body.get("merchant_id")
-        if not isinstance(merchant_id, str) or not merchant_id:
-            raise InvalidRequest("merchant_id must be a non-empty string", "merchant_id")
-        description = optional_string(body, "description")
-        return_url = optional_string(body, "return_url")
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     return await simulator.mutate(lambda: simulator.acquirer.authorize(
         idempotency_key=key, amount=amount, currency=currency_code, number=number,
         exp_month=exp_month, exp_year=exp_year, cvc=cvc, capture=capture,
@@ -54,42 +52,33 @@ async def authorize(request: Request) -> Response:
     ))
 
 
+@refuses_invalid
 async def capture(request: Request) -> Response:
+    key, amount, currency_code = amount_change(await json_body(request))
     simulator = simulator_of(request)
-    auth_id = request.path_params["id"]
-    try:
-        key, amount, currency_code = amount_change(await json_body(request))
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     chaos = simulator.chaos  # its config is read when the capture runs, after any latency
     return await simulator.mutate(lambda: simulator.acquirer.capture(
-        idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency_code,
-        pending=chaos.config.capture_mode == "pending",
+        idempotency_key=key, authorization_id=request.path_params["id"], amount=amount,
+        currency=currency_code, pending=chaos.config.capture_mode == "pending",
         validity_s=chaos.config.authorization_validity_s))
 
 
+@refuses_invalid
 async def void(request: Request) -> Response:
+    key = idempotency_key(await json_body(request))
     simulator = simulator_of(request)
-    auth_id = request.path_params["id"]
-    try:
-        key = idempotency_key(await json_body(request))
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     return await simulator.mutate(lambda: simulator.acquirer.void(
-        idempotency_key=key, authorization_id=auth_id))
+        idempotency_key=key, authorization_id=request.path_params["id"]))
 
 
+@refuses_invalid
 async def refund(request: Request) -> Response:
+    key, amount, currency_code = amount_change(await json_body(request))
     simulator = simulator_of(request)
-    auth_id = request.path_params["id"]
-    try:
-        key, amount, currency_code = amount_change(await json_body(request))
-    except InvalidRequest as exc:
-        return error_response(400, "invalid_request_error", str(exc), exc.param)
     chaos = simulator.chaos
     return await simulator.mutate(lambda: simulator.acquirer.refund(
-        idempotency_key=key, authorization_id=auth_id, amount=amount, currency=currency_code,
-        pending=chaos.config.refund_mode == "pending"))
+        idempotency_key=key, authorization_id=request.path_params["id"], amount=amount,
+        currency=currency_code, pending=chaos.config.refund_mode == "pending"))
 
 
 async def get_authorization(request: Request) -> Response:
