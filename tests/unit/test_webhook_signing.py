@@ -12,7 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kassa.webhooks import SignatureVerificationError, construct_event, verify_header
-from kassa.webhooks.signing import compute_signature, parse_header, signature_header
+from kassa.webhooks.signing import (
+    MalformedHeader,
+    compute_signature,
+    parse_header,
+    signature_header,
+)
 
 SECRET = "whsec_test_secret"
 BODY = json.dumps({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded"})
@@ -81,3 +86,22 @@ def test_a_correctly_signed_body_that_is_not_json_raises_value_error() -> None:
        t=st.integers(min_value=0, max_value=2**40))
 def test_sign_then_verify_round_trips(body: bytes, secret: str, t: int) -> None:
     assert verify_header(body, signature_header(body, [secret], t), secret, tolerance=None)
+
+
+@pytest.mark.parametrize(("value", "lenient"), [
+    ("t=abc,v1=aa", (None, ("aa",))),
+    ("t= 1000,v1= aa", (1000, ("aa",))),
+    ("t=1234567890123,v1=aa", (1234567890123, ("aa",))),
+    ("t=,v1=aa", (None, ("aa",))),
+])
+def test_strict_parse_refuses_a_timestamp_the_lenient_parse_skips_or_trims(
+        value: str, lenient: tuple[int | None, tuple[str, ...]]) -> None:
+    parsed = parse_header(value)
+    assert (parsed.timestamp, parsed.signatures) == lenient
+    with pytest.raises(MalformedHeader, match="malformed timestamp in signature header"):
+        parse_header(value, strict=True)
+
+
+def test_strict_parse_takes_values_as_sent() -> None:
+    parsed = parse_header(" t=1000 ,v1= aa,v0=bb,junk", strict=True)
+    assert (parsed.timestamp, parsed.signatures) == (1000, (" aa",))

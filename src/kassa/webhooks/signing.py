@@ -3,6 +3,9 @@
 One ``v1`` per secret that is valid at send time (two while a rotation's grace period
 runs), so a receiver holding either secret verifies the delivery. Stdlib only: merchants
 import this through kassa.webhooks.construct_event.
+
+This is the one implementation of the header's format: the PSP simulator signs and checks
+its ``Sim-Signature`` with it too (kassa.psp.simulator.signature).
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from dataclasses import dataclass
 
 HEADER = "Kassa-Signature"
 SCHEME = "v1"
+MAX_STRICT_TIMESTAMP_DIGITS = 12  # a unix time until the year 33658
+
+
+class MalformedHeader(ValueError):
+    """A strict parse met a ``t`` item that is not a plain unix timestamp."""
 
 
 def compute_signature(secret: str, timestamp: int, payload: bytes) -> str:
@@ -34,19 +42,27 @@ class ParsedHeader:
     signatures: tuple[str, ...]  # the v1 values, in order
 
 
-def parse_header(header: str) -> ParsedHeader:
+def parse_header(header: str, *, strict: bool = False) -> ParsedHeader:
     """Lenient like Stripe's: unknown schemes and malformed items are ignored; the caller
-    decides what a missing timestamp or an empty signature list means."""
+    decides what a missing timestamp or an empty signature list means.
+
+    ``strict`` (the simulator's receiving side) takes values as sent, unstripped, and
+    raises MalformedHeader for a ``t`` that is not 1-12 ASCII digits instead of skipping it.
+    """
     timestamp: int | None = None
     signatures: list[str] = []
     for item in header.split(","):
         key, sep, value = item.strip().partition("=")
         if not sep:
             continue
-        if key == "t":
+        if not strict:
             value = value.strip()
-            if value.isascii() and value.isdigit():
+        if key == "t":
+            if value.isascii() and value.isdigit() and (
+                    not strict or len(value) <= MAX_STRICT_TIMESTAMP_DIGITS):
                 timestamp = int(value)
+            elif strict:
+                raise MalformedHeader("malformed timestamp in signature header")
         elif key == SCHEME:
-            signatures.append(value.strip())
+            signatures.append(value)
     return ParsedHeader(timestamp, tuple(signatures))

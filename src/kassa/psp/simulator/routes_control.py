@@ -1,0 +1,115 @@
+"""The ``/_sim`` control plane tests drive the simulator with: configuration and faults,
+inspection, reset, webhook delivery, settling pending operations; and ``/healthz``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kassa.psp.simulator.parsing import boolean, json_body
+from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
+from kassa.psp.simulator.runtime import simulator_of
+from kassa.psp.simulator.state import Conflict, InvalidRequest, NotFound
+
+
+async def sim_config(request: Request) -> Response:
+    chaos = simulator_of(request).chaos
+    if request.method == "POST":
+        try:
+            changes = await json_body(request)
+            chaos.configure(chaos.config.updated(changes), reseed="seed" in changes)
+        except (InvalidRequest, ValueError, TypeError) as exc:
+            return error_response(400, "invalid_request_error", str(exc))
+    return json_response(chaos.config.as_dict())
+
+
+async def sim_faults(request: Request) -> Response:
+    chaos = simulator_of(request).chaos
+    try:
+        faults = (await json_body(request)).get("faults")
+        if not isinstance(faults, list):
+            raise InvalidRequest("faults must be a list", "faults")
+        chaos.enqueue(faults)
+    except (InvalidRequest, ValueError) as exc:
+        return error_response(400, "invalid_request_error", str(exc), "faults")
+    return json_response({"faults_pending": list(chaos.queue)})
+
+
+async def sim_authorizations(request: Request) -> Response:
+    return json_response(simulator_of(request).acquirer.authorization_list())
+
+
+async def sim_stats(request: Request) -> Response:
+    simulator = simulator_of(request)
+    stats = simulator.acquirer.stats()
+    stats["faults_injected"] = dict(simulator.chaos.injected)
+    stats["faults_pending"] = list(simulator.chaos.queue)
+    return json_response(stats)
+
+
+async def sim_reset(request: Request) -> Response:
+    simulator = simulator_of(request)
+    await simulator.webhooks.reset()
+    simulator.acquirer.reset()
+    simulator.chaos.reset()
+    return json_response({"reset": True})
+
+
+async def sim_webhooks(request: Request) -> Response:
+    return json_response(simulator_of(request).webhooks.listing())
+
+
+async def sim_webhooks_flush(request: Request) -> Response:
+    sender = simulator_of(request).webhooks
+    try:
+        body = await json_body(request)
+        order = body.get("order", "fifo")
+        duplicate = boolean(body, "duplicate", default=False)
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InvalidRequest("seed must be an integer", "seed")
+        delivered = await sender.flush(order=str(order), duplicate=duplicate, seed=seed)
+    except (InvalidRequest, ValueError) as exc:
+        return error_response(400, "invalid_request_error", str(exc))
+    return json_response({"delivered": delivered})
+
+
+async def sim_webhooks_resend(request: Request) -> Response:
+    sender = simulator_of(request).webhooks
+    event = sender.find(request.path_params["id"])
+    if event is None:
+        return error_response(404, "not_found", "No such event.")
+    delivery = await sender.deliver(event)
+    return json_response({"event": event.id, **delivery.view()})
+
+
+@refuses_invalid
+async def sim_settle(request: Request) -> Response:
+    acquirer = simulator_of(request).acquirer
+    try:
+        outcome = (await json_body(request)).get("outcome")
+        return json_response(acquirer.settle(request.path_params["key"], str(outcome)))
+    except NotFound:
+        return error_response(404, "not_found",
+                              "No capture or refund was received with this key.")
+    except Conflict as exc:
+        return error_response(409, "invalid_state", str(exc))
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+ROUTES = [
+    Route("/_sim/config", sim_config, methods=["GET", "POST"]),
+    Route("/_sim/faults", sim_faults, methods=["POST"]),
+    Route("/_sim/authorizations", sim_authorizations, methods=["GET"]),
+    Route("/_sim/stats", sim_stats, methods=["GET"]),
+    Route("/_sim/reset", sim_reset, methods=["POST"]),
+    Route("/_sim/webhooks", sim_webhooks, methods=["GET"]),
+    Route("/_sim/webhooks/flush", sim_webhooks_flush, methods=["POST"]),
+    Route("/_sim/webhooks/{id}/resend", sim_webhooks_resend, methods=["POST"]),
+    Route("/_sim/operations/{key:path}/settle", sim_settle, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+]
