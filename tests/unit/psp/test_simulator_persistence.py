@@ -67,3 +67,24 @@ async def test_in_memory_without_a_path_forgets() -> None:
         await authorize(sim, "ch_1")
     async with client(None) as sim:
         assert (await sim.get("/_sim/authorizations")).json() == []
+
+
+async def test_event_sequences_continue_after_a_restart(tmp_path: Path) -> None:
+    """kassa ignores an event at or below the last sequence it applied for an object: a
+    restarted simulator counting from 1 again would have its bounce or dispute ignored."""
+    path = tmp_path / "state.sqlite3"
+    async with client(path) as sim:
+        await sim.post("/_sim/config", json={"webhook_hold": True, "async_delay_ms": None})
+        auth = await authorize(sim, "ch_1")
+        await sim.post(f"/v1/authorizations/{auth['id']}/capture",
+                       json={"idempotency_key": "att_c"})
+        events = (await sim.get("/_sim/webhooks")).json()
+        assert [(e["type"], e["sequence"]) for e in events] == [("capture.succeeded", 1)]
+        capture_id = events[0]["data"]["object"]["id"]
+        await sim.post("/_sim/disputes/" + auth["id"] + "/open", json={})
+    async with client(path) as sim:
+        await sim.post("/_sim/config", json={"webhook_hold": True, "async_delay_ms": None})
+        await sim.post(f"/_sim/disputes/{auth['id']}/close", json={"outcome": "won"})
+        events = (await sim.get("/_sim/webhooks")).json()
+        assert [(e["type"], e["sequence"]) for e in events] == [("dispute.closed", 2)]
+        assert capture_id != events[0]["data"]["object"]["id"]

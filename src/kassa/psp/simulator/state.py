@@ -5,7 +5,7 @@ Every method here is synchronous on purpose: the simulator runs on one event loo
 other request can run between the idempotency-key check and the write that follows it.
 Asynchronous outcomes (a pending capture or refund settling, a refund bouncing, a dispute
 opening or closing, a 3-D Secure authentication completed) are reported through
-``notify(type, object)``, which the app turns into signed webhooks; ``on_pending(key,
+``notify(type, object, sequence)``, which the app turns into signed webhooks; ``on_pending(key,
 outcome)`` asks the app to settle an operation later.
 
 With a ``store`` (store.py) every mutating call writes what it changed before it returns,
@@ -27,7 +27,7 @@ from kassa.psp.simulator.cards import behaviour_of, brand_of
 from kassa.psp.simulator.store import SqliteStore
 
 Body = dict[str, Any]
-Notify = Callable[[str, Body], object]
+Notify = Callable[[str, Body, int], object]  # (type, object, its per-object sequence)
 OnPending = Callable[[str, str], None]
 
 EVIDENCE_DAYS = 7  # how long a merchant has to answer a dispute
@@ -187,6 +187,8 @@ class Acquirer:
     _dirty_auths: set[str] = field(default_factory=set)
     _dirty_ops: set[str] = field(default_factory=set)
     _dirty_disputes: set[str] = field(default_factory=set)
+    sequences: Counter[str] = field(default_factory=Counter)  # events per object
+    _dirty_sequences: set[str] = field(default_factory=set)
 
     @classmethod
     def open(cls, store: SqliteStore | None) -> Acquirer:
@@ -202,6 +204,7 @@ class Acquirer:
         for d in saved["disputes"]:
             acquirer.disputes[d["authorization_id"]] = SimDispute(**d)
         acquirer.counts.update(saved["counts"])
+        acquirer.sequences.update(saved["sequences"])
         return acquirer
 
     def touch(self, *, auth: str | None = None, key: str | None = None,
@@ -216,7 +219,7 @@ class Acquirer:
 
     def save(self) -> None:
         if self.store is not None and (self._dirty_auths or self._dirty_ops
-                                       or self._dirty_disputes):
+                                       or self._dirty_disputes or self._dirty_sequences):
             self.store.save(
                 authorizations=[self.authorizations[i] for i in self._dirty_auths
                                 if i in self.authorizations],
@@ -224,22 +227,30 @@ class Acquirer:
                             if k in self.operations],
                 disputes=[self.disputes[i] for i in self._dirty_disputes
                           if i in self.disputes],
-                counts=dict(self.counts))
+                counts=dict(self.counts),
+                sequences={k: self.sequences[k] for k in self._dirty_sequences})
         self._dirty_auths.clear()
         self._dirty_ops.clear()
         self._dirty_disputes.clear()
+        self._dirty_sequences.clear()
 
     def reset(self) -> None:
         self.authorizations.clear()
         self.operations.clear()
         self.disputes.clear()
         self.counts.clear()
+        self.sequences.clear()
         if self.store is not None:
             self.store.clear()
 
     def _emit(self, type: str, obj: Body) -> None:
+        # per-object event sequence, kept with the books: after a restart the next event
+        # about an old object must still be newer than the ones kassa applied
+        object_id = str(obj["id"])
+        self.sequences[object_id] += 1
+        self._dirty_sequences.add(object_id)
         if self.notify is not None:
-            self.notify(type, obj)
+            self.notify(type, obj, self.sequences[object_id])
 
     # -- idempotency ---------------------------------------------------------------
 

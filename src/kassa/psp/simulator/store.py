@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS authorizations (id TEXT PRIMARY KEY, body BLOB NOT NU
 CREATE TABLE IF NOT EXISTS operations (key TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (authorization_id TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sequences (object_id TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -39,7 +40,7 @@ class SqliteStore:
 
     def load(self) -> dict[str, Any]:
         """Everything stored: {"authorizations": [...], "operations": {key: ...},
-        "disputes": [...], "counts": {...}} as plain dicts."""
+        "disputes": [...], "counts": {...}, "sequences": {object id: last event's}}."""
         db = self._db
         return {
             "authorizations": [orjson.loads(b) for (b,) in
@@ -48,10 +49,12 @@ class SqliteStore:
                            db.execute("SELECT key, body FROM operations")},
             "disputes": [orjson.loads(b) for (b,) in db.execute("SELECT body FROM disputes")],
             "counts": dict(db.execute("SELECT name, value FROM counts")),
+            "sequences": dict(db.execute("SELECT object_id, value FROM sequences")),
         }
 
     def save(self, *, authorizations: Iterable[Any], operations: Iterable[tuple[str, Any]],
-             disputes: Iterable[Any], counts: dict[str, int]) -> None:
+             disputes: Iterable[Any], counts: dict[str, int],
+             sequences: dict[str, int]) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -62,6 +65,8 @@ class SqliteStore:
             db.executemany("INSERT OR REPLACE INTO disputes VALUES (?, ?)",
                            [(d.authorization_id, orjson.dumps(asdict(d))) for d in disputes])
             db.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?)", list(counts.items()))
+            db.executemany("INSERT OR REPLACE INTO sequences VALUES (?, ?)",
+                           list(sequences.items()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -69,7 +74,8 @@ class SqliteStore:
 
     def clear(self) -> None:
         self._db.executescript("DELETE FROM authorizations; DELETE FROM operations;"
-                               " DELETE FROM disputes; DELETE FROM counts;")
+                               " DELETE FROM disputes; DELETE FROM counts;"
+                               " DELETE FROM sequences;")
 
     def close(self) -> None:
         self._db.close()

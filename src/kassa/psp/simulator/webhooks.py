@@ -77,13 +77,16 @@ class WebhookSender:
 
     # -- recording ------------------------------------------------------------------
 
-    def record(self, type: str, obj: Body) -> SimEvent:
-        """Record an event about ``obj`` (a snapshot) and schedule it unless held."""
+    def record(self, type: str, obj: Body, sequence: int | None = None) -> SimEvent:
+        """Record an event about ``obj`` (a snapshot) and schedule it unless held.
+        ``sequence``: its place in the object's history, when the books keep it (they do
+        across restarts); else counted here."""
         object_id = str(obj["id"])
-        self._sequences[object_id] += 1
+        if sequence is None:
+            self._sequences[object_id] += 1
+            sequence = self._sequences[object_id]
         event = SimEvent(id=f"simevt_{secrets.token_hex(12)}", type=type,
-                         created=int(time.time()), sequence=self._sequences[object_id],
-                         data=dict(obj))
+                         created=int(time.time()), sequence=sequence, data=dict(obj))
         self.events.append(event)
         config = self._chaos.config
         if not config.webhook_hold and config.webhook_url is not None:
