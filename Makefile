@@ -37,7 +37,7 @@ bench: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src/kassa/domain src/kassa/services src/kassa/ledger
+	$(BIN)/mypy src/kassa/domain src/kassa/representations src/kassa/services src/kassa/ledger
 
 # As root in a private directory the embedded server's data lives elsewhere (README "Two
 # commands"), reached through the .kassa/pgdata symlink: remove it there too.

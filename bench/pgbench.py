@@ -5,7 +5,7 @@ The script mirrors what the API writes for a card payment confirmed with automat
 inserted, payment updated, a balanced capture ledger transaction (header + 3 entries,
 checked at COMMIT by the deferred trigger), a balance transaction, two outbox events and
 the idempotency key completed with the stored response. Event and response JSON are the
-shapes kassa.domain.objects renders, so the byte counts match too. Unlike the API it does
+shapes kassa.representations renders, so the byte counts match too. Unlike the API it does
 it all in one transaction with no PSP call in between: it is the ceiling.
 """
 

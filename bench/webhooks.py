@@ -116,7 +116,7 @@ class Receivers:
 
 def event_rows(merchant_id: str, n: int, seq: int) -> list[dict[str, Any]]:
     """n payment_intent.succeeded events shaped like kassa's (≈ 0.7 KB each)."""
-    from kassa.domain import objects
+    from kassa import representations
 
     now = int(time.time())
     rows = []
@@ -132,8 +132,8 @@ def event_rows(merchant_id: str, n: int, seq: int) -> list[dict[str, Any]]:
                "payment_method_types": ["card"], "status": "succeeded"}
         rows.append({"id": event_id, "merchant_id": merchant_id,
                      "type": "payment_intent.succeeded", "object_id": obj["id"],
-                     "data": objects.event(id=event_id, type="payment_intent.succeeded",
-                                           created=now, obj=obj), "created": now})
+                     "data": representations.event(id=event_id, type="payment_intent.succeeded",
+                                                   created=now, obj=obj), "created": now})
     return rows
 
 

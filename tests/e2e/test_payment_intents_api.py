@@ -204,6 +204,21 @@ async def test_missing_amount_and_malformed_bodies(client, auth):
     assert r.status_code == 400
 
 
+async def test_a_refund_by_charge_alone_is_refused_before_its_key_is_taken(client, auth):
+    pi = (await create(client, auth, payment_method="pm_card_visa", confirm=True)).json()
+    for key in (None, "refund-by-charge"):
+        headers = auth if key is None else {**auth, "Idempotency-Key": key}
+        r = await client.post("/v1/refunds", headers=headers,
+                              data={"charge": pi["latest_charge"], "amount": "500"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == {
+            "type": "invalid_request_error", "code": "parameter_invalid", "param": "charge",
+            "message": "Refunds by charge are not supported; pass payment_intent."}
+    r = await client.post("/v1/refunds", headers={**auth, "Idempotency-Key": "refund-by-charge"},
+                          data={"payment_intent": pi["id"], "amount": "500"})
+    assert r.status_code == 200 and r.json()["amount"] == 500, r.text
+
+
 async def test_json_bodies_work_like_forms(client, auth):
     r = await client.post("/v1/payment_intents", headers=auth, json={
         "amount": 1234, "currency": "JPY", "payment_method": "pm_card_visa", "confirm": True,

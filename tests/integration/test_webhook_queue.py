@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from kassa import representations
 from kassa.db import repositories
 from kassa.db import webhooks_repository as repo
-from kassa.domain import objects
 from kassa.services import merchants, webhooks
 from kassa.services.context import Kassa
 from tests.support.webhook_receiver import WebhookReceiver, eventually, running_sender
@@ -50,8 +50,8 @@ async def write_events(kassa: Kassa, merchant_id: str, n: int) -> list[str]:
         obj = {"id": f"pi_queue_{event_id}", "object": "payment_intent", "amount": i + 1}
         rows.append({"id": event_id, "merchant_id": merchant_id,
                      "type": "payment_intent.created", "object_id": obj["id"],
-                     "data": objects.event(id=event_id, type="payment_intent.created",
-                                           created=kassa.clock(), obj=obj),
+                     "data": representations.event(id=event_id, type="payment_intent.created",
+                                                   created=kassa.clock(), obj=obj),
                      "created": kassa.clock()})
     await repositories.apply(kassa.pool, [repositories.op_insert_events(rows)])
     return [r["id"] for r in rows]

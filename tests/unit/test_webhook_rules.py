@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kassa import representations
 from kassa.webhooks import endpoints as rules
 from kassa.webhooks.backoff import RetrySchedule
 
@@ -117,6 +118,6 @@ def test_address_classification(address: str, public: bool) -> None:
 
 
 def test_delivery_ids_round_trip() -> None:
-    assert rules.parse_delivery_id(rules.delivery_public_id(42)) == 42
+    assert representations.parse_delivery_id(representations.delivery_public_id(42)) == 42
     for bad in ("42", "whdel_", "whdel_x1", "whdel_" + "9" * 30, "evt_1"):
-        assert rules.parse_delivery_id(bad) is None
+        assert representations.parse_delivery_id(bad) is None

@@ -74,10 +74,6 @@ def respond(result: object) -> Response:
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def list_response(url: str, items: list[dict[str, Any]], has_more: bool) -> Response:
-    return respond({"object": "list", "url": url, "has_more": has_more, "data": items})
-
-
 async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
                    action: Callable[[IdempotencyHandle | None], Awaitable[dict[str, Any]]]
                    ) -> Response:

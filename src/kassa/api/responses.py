@@ -1,6 +1,6 @@
 """What the API answers, for /openapi.json: the error shape (the one ``errors.error_body``
-builds) and each object's identifying fields. The objects are built in ``domain/objects.py``
-and their neighbours; these models name the fields a client keys on, with their types and
+builds) and each object's identifying fields. The objects are built in ``kassa.representations``
+(one module per resource); these models name the fields a client keys on, with their types and
 enums taken from the domain, and allow the rest (schemathesis checks every answer
 against them, so they cannot drift unnoticed)."""
 

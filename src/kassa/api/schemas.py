@@ -7,7 +7,16 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from kassa.domain.errors import InvalidRequest
 
 _INT = re.compile(r"^-?[0-9]{1,30}$")  # ASCII digits only: \d admits "١٠٠"
 
@@ -116,6 +125,16 @@ class RefundCreate(Params):
     amount: Integer | None = None
     reason: str | None = None
     metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _by_payment_intent(self) -> RefundCreate:
+        # InvalidRequest, not ValueError: pydantic lets it through unwrapped, so the answer
+        # keeps its own message and param, and it is raised while the body is parsed, before
+        # the Idempotency-Key is looked at
+        if self.charge is not None and self.payment_intent is None:
+            raise InvalidRequest("Refunds by charge are not supported; pass payment_intent.",
+                                 param="charge")
+        return self
 
 
 class ListQuery(BaseModel):

@@ -1,5 +1,5 @@
-"""Disputes (chargebacks and inquiries): Stripe's statuses, the transition table, which money
-moves on each change, and the dispute object as the API shows it.
+"""Disputes (chargebacks and inquiries): Stripe's statuses, the transition table and which
+money moves on each change (the dispute object the API shows: kassa.representations.disputes).
 
 Money follows the status, never the event that announced it: funds (plus the dispute fee)
 leave the merchant when a dispute first reaches a chargeback status and come back, fee
@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from kassa.domain.errors import AmountError, IllegalTransition, InvalidRequest
 from kassa.domain.money import EXPONENTS, Money
@@ -264,37 +263,3 @@ def open_from_psp(*, dispute_id: str, merchant_id: str, payment_intent_id: str, 
         evidence_due_by=evidence_due_by)
     return d, _change(None, status)
 
-
-def view(d: Dispute, *, now: int, refundable: int,
-         balance_transactions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stripe's dispute object. ``refundable``: what of the charge is not yet refunded."""
-    evidence: dict[str, Any] = {name: None for name in sorted(EVIDENCE_TEXT_FIELDS
-                                                               | EVIDENCE_FILE_FIELDS)}
-    evidence.update(d.evidence)
-    past_due = (d.evidence_due_by is not None and now > d.evidence_due_by
-                and d.status in RESPONDABLE)
-    return {
-        "id": d.id,
-        "object": "dispute",
-        "amount": d.amount.minor,
-        "balance_transactions": balance_transactions,
-        "charge": d.charge,
-        "created": d.created,
-        "currency": d.amount.currency,
-        "evidence": evidence,
-        "evidence_details": {
-            "due_by": d.evidence_due_by,
-            "has_evidence": d.has_evidence,
-            "past_due": past_due,
-            "submission_count": d.submission_count,
-        },
-        # an open inquiry can still be settled by refunding; a chargeback already took the
-        # money back, so a refund would pay the cardholder twice
-        "is_charge_refundable": d.status in (D.WARNING_NEEDS_RESPONSE, D.WARNING_UNDER_REVIEW)
-        and refundable > 0,
-        "livemode": False,
-        "metadata": d.metadata,
-        "payment_intent": d.payment_intent_id,
-        "reason": d.reason,
-        "status": d.status.value,
-    }

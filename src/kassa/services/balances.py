@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
 from kassa.domain import ledger
 from kassa.domain.money import Money
@@ -23,28 +24,7 @@ async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
             continue  # authorisation holds are not money yet
         target = available if row["account"].endswith(":available") else pending
         target[row["currency"]] += -row["total"]
-    currencies = sorted(set(available) | set(pending))
-    return {
-        "object": "balance",
-        "livemode": False,
-        "available": [{"amount": available[c], "currency": c, "source_types": {"card":
-                       available[c]}} for c in currencies],
-        "pending": [{"amount": pending[c], "currency": c, "source_types": {"card": pending[c]}}
-                    for c in currencies],
-    }
-
-
-def _bt(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"], "object": "balance_transaction", "amount": row["amount"],
-        "available_on": row["available_on"], "created": row["created"],
-        "currency": row["currency"], "description": row["description"], "fee": row["fee"],
-        "fee_details": ([{"amount": row["fee"], "currency": row["currency"],
-                          "description": "kassa processing fees", "type": "stripe_fee"}]
-                        if row["fee"] else []),
-        "net": row["net"], "reporting_category": row["type"], "source": row["source"],
-        "status": row["status"], "type": row["type"],
-    }
+    return representations.balance(available=available, pending=pending)
 
 
 async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: int,
@@ -53,13 +33,13 @@ async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: in
     rows, more = await repo.list_balance_transactions(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, type=type)
-    return [_bt(r) for r in rows], more
+    return [representations.balance_transaction(r) for r in rows], more
 
 
 async def retrieve_balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str
                                        ) -> dict[str, Any] | None:
     row = await repo.get_balance_transaction(kassa.pool, merchant_id=merchant_id, bt_id=bt_id)
-    return None if row is None else _bt(row)
+    return None if row is None else representations.balance_transaction(row)
 
 
 async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:

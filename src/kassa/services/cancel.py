@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import objects
 from kassa.domain.errors import IllegalTransition, InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -40,7 +40,7 @@ from kassa.services.context import Kassa
 from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
-PI = objects.payment_intent
+PI = representations.payment_intent
 AUTHENTICATION_EXPIRED = {
     "type": "invalid_request_error",
     "code": "payment_intent_authentication_failure",

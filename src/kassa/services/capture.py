@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import ledger, objects
+from kassa.domain import ledger
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -27,7 +28,7 @@ from kassa.services.context import Kassa
 from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
-PI = objects.payment_intent
+PI = representations.payment_intent
 EXPIRED = frozenset({"authorization_expired", "expired_authorization"})
 
 

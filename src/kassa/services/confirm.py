@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import ledger, objects
+from kassa.domain import ledger
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
 from kassa.domain.money import Money, UnknownCurrency, normalize_currency
 from kassa.domain.payments import (
@@ -32,7 +33,7 @@ from kassa.services.resume import answer, finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 log = logging.getLogger(__name__)
-PI = objects.payment_intent
+PI = representations.payment_intent
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> None:

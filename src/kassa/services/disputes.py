@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from kassa import representations
 from kassa.db import psp_repository as psp_repo
 from kassa.db import repositories as repo
 from kassa.domain import disputes, ledger
@@ -34,7 +35,6 @@ from kassa.domain.errors import (
 from kassa.domain.money import Money
 from kassa.domain.payments import Operation, PaymentStatus
 from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
-from kassa.services.balances import _bt as balance_transaction_view
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
@@ -74,9 +74,9 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
     if ids:
         rows = list(await psp_repo.balance_transactions(conn, merchant_id=d.merchant_id,
                                                         ids=ids))
-    return disputes.view(d, now=kassa.clock(), refundable=refundable,
-                         balance_transactions=[balance_transaction_view(r)
-                                               for r in [*rows, *fresh]])
+    return representations.dispute(d, now=kassa.clock(), refundable=refundable,
+                                   balance_transactions=[representations.balance_transaction(r)
+                                                         for r in [*rows, *fresh]])
 
 
 # ------------------------------------------------------------------------- money

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import objects
 from kassa.services.cancel import cancel
 from kassa.services.capture import capture
 from kassa.services.confirm import confirm, create
@@ -18,8 +18,8 @@ __all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve"
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, payment_id: str) -> dict[str, Any]:
-    return objects.payment_intent(await load(kassa, merchant_id=merchant_id,
-                                             payment_id=payment_id))
+    return representations.payment_intent(await load(kassa, merchant_id=merchant_id,
+                                                     payment_id=payment_id))
 
 
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
@@ -27,4 +27,4 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
     items, more = await repo.list_payments(kassa.pool, merchant_id=merchant_id, limit=limit,
                                            starting_after=starting_after,
                                            ending_before=ending_before)
-    return [objects.payment_intent(p) for p in items], more
+    return [representations.payment_intent(p) for p in items], more

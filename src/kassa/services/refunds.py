@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import ledger, objects
+from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -38,7 +39,7 @@ FAILURE_REASONS = frozenset({"charge_for_pending_refund_disputed", "declined",
 
 
 def _obj(r: Refund, p: PaymentIntent) -> dict[str, Any]:
-    return objects.refund(r, charge=p.latest_charge)
+    return representations.refund(r, charge=p.latest_charge)
 
 
 async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
@@ -110,7 +111,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 attempt.status = AttemptStatus.SUCCEEDED
                 r.move(RefundStatus.SUCCEEDED)
                 post_refund(kassa, uow, r, p)
-                charge = objects.charge(p, charge_id=p.latest_charge or p.id)
+                charge = representations.charge(p, charge_id=p.latest_charge or p.id)
                 uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
                 uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=_obj(r, p))
             else:  # the PSP settles it later; recovery polls in case its webhook is lost
@@ -218,5 +219,5 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
             p = await repo.get_payment(kassa.pool, merchant_id=merchant_id,
                                        payment_id=r.payment_intent_id)
             charges[r.payment_intent_id] = p.latest_charge if p else None
-        out.append(objects.refund(r, charge=charges[r.payment_intent_id]))
+        out.append(representations.refund(r, charge=charges[r.payment_intent_id]))
     return out, more

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import objects
 from kassa.domain.errors import CardError, ConcurrentModification, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, AttemptStatus, PaymentIntent, PaymentStatus
 from kassa.services import saga
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
-PI = objects.payment_intent
+PI = representations.payment_intent
 
 
 async def load(kassa: Kassa, *, merchant_id: str, payment_id: str) -> PaymentIntent:

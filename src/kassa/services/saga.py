@@ -22,8 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import objects
 from kassa.domain.errors import CardError, ConcurrentModification, InvalidRequest, KassaError
 from kassa.domain.payments import (
     OPEN_ATTEMPT,
@@ -45,7 +45,7 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-PI = objects.payment_intent
+PI = representations.payment_intent
 CAS_RETRIES = 3
 # statuses a finisher may record over: open, waiting on the PSP, waiting on the customer
 RECORDABLE = (*OPEN_ATTEMPT, AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION)
@@ -203,7 +203,7 @@ async def answer_recorded(kassa: Kassa, attempt: Attempt,
         assert attempt.refund_id is not None
         r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
         assert r is not None
-        answer = objects.refund(r, charge=p.latest_charge)
+        answer = representations.refund(r, charge=p.latest_charge)
     elif attempt.status is AttemptStatus.FAILED:
         answer = failure_error(attempt, p)
     else:

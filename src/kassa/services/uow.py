@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import objects
 from kassa.services.context import Kassa
 
 Renderer = Callable[[object], tuple[int, bytes]]
@@ -88,7 +88,8 @@ class UnitOfWork:
         """Queue an outbox event; it is written by commit() in the same transaction."""
         event_id = self.kassa.ids("event")
         created = self.kassa.clock()
-        body = objects.event(id=event_id, type=type, created=created, obj=obj, previous=previous)
+        body = representations.event(id=event_id, type=type, created=created, obj=obj,
+                                     previous=previous)
         self._events.append({"id": event_id, "merchant_id": merchant_id, "type": type,
                              "object_id": obj["id"], "data": body, "created": created})
 

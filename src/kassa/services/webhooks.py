@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kassa import representations
 from kassa.db import webhooks_repository as repo
 from kassa.domain import ids
 from kassa.domain.errors import InvalidRequest, NotFound
@@ -93,7 +94,7 @@ def _description(description: str | None) -> str | None:
 
 
 def _endpoint(row: Any, *, secret: str | None = None) -> dict[str, Any]:
-    return rules.endpoint_object(dict(row), secret=secret)
+    return representations.webhook_endpoint(dict(row), secret=secret)
 
 
 def _not_found(endpoint_id: str) -> NotFound:
@@ -192,7 +193,7 @@ async def delete_endpoint(kassa: Kassa, *, merchant_id: str, endpoint_id: str,
         if not await repo.delete_endpoint(conn, merchant_id=merchant_id,
                                           endpoint_id=endpoint_id):
             raise _not_found(endpoint_id)
-        result = {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+        result = representations.deleted_webhook_endpoint(endpoint_id)
         await uow.commit(response=result)
     return result
 
@@ -231,7 +232,7 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
                              param="status")
     cursors: dict[str, int | None] = {}
     for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
-        cursors[name] = None if value is None else rules.parse_delivery_id(value)
+        cursors[name] = None if value is None else representations.parse_delivery_id(value)
         if value is not None and cursors[name] is None:
             raise InvalidRequest(f"Invalid {name}: not a webhook delivery id.", param=name)
     if await repo.get_endpoint(kassa.pool, merchant_id=merchant_id,
@@ -242,7 +243,8 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
         starting_after=cursors["starting_after"], ending_before=cursors["ending_before"],
         status=status)
     attempts = await repo.attempts_for(kassa.pool, [r["id"] for r in rows]) if rows else {}
-    return [rules.delivery_object(dict(r), [dict(a) for a in attempts.get(r["id"], [])])
+    return [representations.webhook_delivery(dict(r),
+                                             [dict(a) for a in attempts.get(r["id"], [])])
             for r in rows], more
 
 
@@ -274,8 +276,9 @@ async def redeliver(kassa: Kassa, *, merchant_id: str, event_id: str,
         else:
             rows = await repo.redeliver_event(conn, merchant_id=merchant_id,
                                               event_id=event_id)
-        result = {"object": "list", "url": f"/v1/events/{event_id}/redeliver",
-                  "has_more": False, "data": [rules.delivery_object(dict(r)) for r in rows]}
+        result = representations.list_object(
+            f"/v1/events/{event_id}/redeliver",
+            [representations.webhook_delivery(dict(r)) for r in rows], has_more=False)
         await uow.commit(response=result)
     return result
 
@@ -296,7 +299,7 @@ async def list_dead(kassa: Kassa, *, merchant_id: str | None = None, limit: int 
     rows = await repo.list_dead(kassa.pool, merchant_id=merchant_id, limit=limit)
     out = []
     for r in rows:
-        obj = rules.delivery_object(dict(r))
+        obj = representations.webhook_delivery(dict(r))
         obj["merchant"] = r["merchant_id"]
         obj["url"] = r["url"]
         out.append(obj)

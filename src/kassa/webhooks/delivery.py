@@ -42,6 +42,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from kassa import representations
 from kassa.db import webhooks_repository as repo
 from kassa.db.webhooks_repository import ClaimedDelivery
 from kassa.webhooks import endpoints as rules
@@ -293,7 +294,7 @@ class WebhookSender:
             "User-Agent": USER_AGENT,
             HEADER: signature_header(d.body, d.secrets, timestamp),
             EVENT_ID_HEADER: d.event_id,
-            DELIVERY_HEADER: rules.delivery_public_id(d.id),
+            DELIVERY_HEADER: representations.delivery_public_id(d.id),
             ATTEMPT_HEADER: str(d.attempt_count + 1),
         }
 

@@ -1,6 +1,6 @@
 """Rules for webhook endpoints: which event types may be subscribed, what a valid URL is,
-which addresses a production sender must never connect to (SSRF), and the shapes the API
-returns. Pure: resolving a hostname is the caller's job.
+which addresses a production sender must never connect to (SSRF). Pure: resolving a
+hostname is the caller's job. (The objects the API returns: kassa.representations.)
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 WILDCARD = "*"
@@ -153,75 +152,3 @@ def refused_addresses(addresses: Iterable[str]) -> list[str]:
             refused.append(address)
     return refused
 
-
-# ------------------------------------------------------------------ API representations
-
-
-def endpoint_object(row: dict[str, Any], *, secret: str | None = None) -> dict[str, Any]:
-    """Stripe's webhook_endpoint; the secret only in the responses that create it."""
-    obj: dict[str, Any] = {
-        "id": row["id"],
-        "object": "webhook_endpoint",
-        "api_version": None,
-        "application": None,
-        "created": row["created"],
-        "description": row["description"],
-        "enabled_events": list(row["enabled_events"]),
-        "livemode": False,
-        "metadata": row["metadata"],
-        "status": row["status"],
-        "url": row["url"],
-    }
-    if secret is not None:
-        obj["secret"] = secret
-    return obj
-
-
-def delivery_public_id(delivery_id: int) -> str:
-    return f"whdel_{delivery_id}"
-
-
-def parse_delivery_id(public_id: str) -> int | None:
-    prefix = "whdel_"
-    if not public_id.startswith(prefix):
-        return None
-    digits = public_id[len(prefix):]
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
-        return None
-    return int(digits)
-
-
-def attempt_object(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "attempted_at": row["attempted_at"],
-        "succeeded": row["succeeded"],
-        "status_code": row["status_code"],
-        "duration_ms": row["duration_ms"],
-        "error": row["error"],
-        "response": row["response_excerpt"],
-    }
-
-
-def delivery_object(row: dict[str, Any], attempts: list[dict[str, Any]] | None = None
-                    ) -> dict[str, Any]:
-    """One event's delivery to one endpoint. ``next_attempt_at`` is when it is due: the
-    scheduled retry, or the end of a sender's lease while a request is in flight."""
-    obj: dict[str, Any] = {
-        "id": delivery_public_id(row["id"]),
-        "object": "webhook_delivery",
-        "webhook_endpoint": row["endpoint_id"],
-        "event": row["event_id"],
-        "event_type": row["event_type"],
-        "status": row["status"],
-        "attempt_count": row["attempt_count"],
-        "next_attempt_at": row["next_attempt_at"],
-        "last_attempt_at": row["last_attempt_at"],
-        "last_status_code": row["last_status_code"],
-        "last_duration_ms": row["last_duration_ms"],
-        "last_error": row["last_error"],
-        "created": row["created"],
-        "completed_at": row["completed_at"],
-    }
-    if attempts is not None:
-        obj["attempts"] = [attempt_object(a) for a in attempts]
-    return obj

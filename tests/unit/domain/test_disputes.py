@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kassa import representations
 from kassa.domain import disputes, ledger
 from kassa.domain.disputes import (
     CHARGEBACK,
@@ -212,7 +213,7 @@ def test_late_submission_is_refused():
     with pytest.raises(InvalidRequest) as caught:
         d.update_evidence({"uncategorized_text": "late"}, submit=True, now=1_001)
     assert caught.value.code == "dispute_evidence_past_due"
-    view = disputes.view(d, now=1_001, refundable=0, balance_transactions=[])
+    view = representations.dispute(d, now=1_001, refundable=0, balance_transactions=[])
     assert view["evidence_details"]["past_due"] is True
 
 
@@ -227,14 +228,14 @@ def test_accept_concedes_and_withdraws_an_inquiry():
 def test_view_is_stripe_shaped():
     d, _ = new(D.WARNING_NEEDS_RESPONSE)
     d.evidence = {"customer_name": "Ada"}
-    v = disputes.view(d, now=50, refundable=5000, balance_transactions=[])
+    v = representations.dispute(d, now=50, refundable=5000, balance_transactions=[])
     assert v["object"] == "dispute" and v["status"] == "warning_needs_response"
     assert v["evidence"]["customer_name"] == "Ada" and v["evidence"]["receipt"] is None
     assert v["is_charge_refundable"] is True
     assert v["evidence_details"] == {"due_by": 1_000, "has_evidence": True,
                                      "past_due": False, "submission_count": 0}
-    assert disputes.view(d, now=50, refundable=0,
-                         balance_transactions=[])["is_charge_refundable"] is False
+    assert representations.dispute(d, now=50, refundable=0,
+                                   balance_transactions=[])["is_charge_refundable"] is False
 
 
 # ------------------------------------------------------------------ posting rules

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, openapi, responses
+from kassa.api import deps, openapi, responses, routing
 from kassa.api.schemas import BalanceTransactionListQuery
 from kassa.domain.errors import NotFound
 from kassa.services import balances
+from kassa.services.context import Kassa
 
 router = APIRouter(tags=["balance"], responses=openapi.V1_ERRORS)
 
 
 @router.get("/v1/balance", responses=openapi.ok(responses.BalanceObject))
 async def retrieve_balance(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    return deps.respond(await balances.balance(deps.kassa(request),
-                                               merchant_id=caller.merchant_id))
+    return await routing.retrieve(request, balances.balance)
 
 
 @router.get("/v1/balance_transactions",
@@ -27,18 +26,20 @@ async def retrieve_balance(request: Request) -> Response:
 async def list_balance_transactions(request: Request, caller: deps.SecretKey,
                                     q: Annotated[BalanceTransactionListQuery, Query()]
                                     ) -> Response:
-    items, more = await balances.list_balance_transactions(
-        deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
-        starting_after=q.starting_after, ending_before=q.ending_before, type=q.type)
-    return deps.list_response("/v1/balance_transactions", items, more)
+    return await routing.list_page(request, caller, q, "/v1/balance_transactions",
+                                   balances.list_balance_transactions, type=q.type)
+
+
+async def _balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str
+                               ) -> dict[str, Any]:
+    bt = await balances.retrieve_balance_transaction(kassa, merchant_id=merchant_id,
+                                                     bt_id=bt_id)
+    if bt is None:
+        raise NotFound(f"No such balance transaction: '{bt_id}'", param="id")
+    return bt
 
 
 @router.get("/v1/balance_transactions/{bt_id}",
             responses=openapi.ok(responses.BalanceTransactionObject))
 async def retrieve_balance_transaction(request: Request, bt_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    bt = await balances.retrieve_balance_transaction(deps.kassa(request),
-                                                     merchant_id=caller.merchant_id, bt_id=bt_id)
-    if bt is None:
-        raise NotFound(f"No such balance transaction: '{bt_id}'", param="id")
-    return deps.respond(bt)
+    return await routing.retrieve(request, _balance_transaction, bt_id=bt_id)

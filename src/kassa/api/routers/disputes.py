@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, openapi, responses
+from kassa.api import deps, openapi, responses, routing
 from kassa.api.schemas import Boolean, DisputeListQuery, Metadata, Params
 from kassa.services import disputes
 
@@ -27,37 +27,24 @@ class DisputeClose(Params):
 @router.get("", responses=openapi.ok(responses.ListOf[responses.DisputeObject]))
 async def list_disputes(request: Request, caller: deps.SecretKey,
                         q: Annotated[DisputeListQuery, Query()]) -> Response:
-    items, more = await disputes.list_(
-        deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
-        starting_after=q.starting_after, ending_before=q.ending_before,
-        payment_intent=q.payment_intent, charge=q.charge)
-    return deps.list_response("/v1/disputes", items, more)
+    return await routing.list_page(request, caller, q, "/v1/disputes", disputes.list_,
+                                   payment_intent=q.payment_intent, charge=q.charge)
 
 
 @router.get("/{dispute_id}", responses=openapi.ok(responses.DisputeObject))
 async def retrieve_dispute(request: Request, dispute_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    return deps.respond(await disputes.retrieve(deps.kassa(request),
-                                                merchant_id=caller.merchant_id,
-                                                dispute_id=dispute_id))
+    return await routing.retrieve(request, disputes.retrieve, dispute_id=dispute_id)
 
 
 @router.post("/{dispute_id}", responses=openapi.ok(responses.DisputeObject),
              openapi_extra=openapi.body(DisputeUpdate))
 async def update_dispute(request: Request, dispute_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, DisputeUpdate)
-    return await deps.run_post(request, caller, raw, lambda idem: disputes.update(
-        deps.kassa(request), merchant_id=caller.merchant_id, dispute_id=dispute_id,
-        evidence=body.evidence, metadata=body.metadata, submit=body.submit,
-        idempotency=idem))
+    return await routing.post(request, DisputeUpdate, disputes.update, lambda body: dict(
+        evidence=body.evidence, metadata=body.metadata, submit=body.submit),
+        dispute_id=dispute_id)
 
 
 @router.post("/{dispute_id}/close", responses=openapi.ok(responses.DisputeObject),
              openapi_extra=openapi.body(DisputeClose))
 async def close_dispute(request: Request, dispute_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    _, raw = await deps.params(request, DisputeClose)
-    return await deps.run_post(request, caller, raw, lambda idem: disputes.close(
-        deps.kassa(request), merchant_id=caller.merchant_id, dispute_id=dispute_id,
-        idempotency=idem))
+    return await routing.post(request, DisputeClose, disputes.close, dispute_id=dispute_id)

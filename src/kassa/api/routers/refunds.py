@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kassa.api import deps, openapi, responses, schemas
-from kassa.domain.errors import InvalidRequest
+from kassa.api import deps, openapi, responses, routing, schemas
 from kassa.services import refunds
 
 router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=openapi.V1_ERRORS)
@@ -17,29 +16,18 @@ router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=openapi.V1_
 @router.post("", responses={**openapi.ok(responses.RefundObject), **openapi.errors(402)},
              openapi_extra=openapi.body(schemas.RefundCreate))
 async def create_refund(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, schemas.RefundCreate)
-    if body.charge is not None and body.payment_intent is None:
-        raise InvalidRequest("Refunds by charge are not supported; pass payment_intent.",
-                             param="charge")
-    return await deps.run_post(request, caller, raw, lambda idem: refunds.create(
-        deps.kassa(request), merchant_id=caller.merchant_id, payment_intent=body.payment_intent,
-        amount=body.amount, reason=body.reason, metadata=body.metadata, idempotency=idem))
+    return await routing.post(request, schemas.RefundCreate, refunds.create, lambda body: dict(
+        payment_intent=body.payment_intent, amount=body.amount, reason=body.reason,
+        metadata=body.metadata))
 
 
 @router.get("", responses=openapi.ok(responses.ListOf[responses.RefundObject]))
 async def list_refunds(request: Request, caller: deps.SecretKey,
                        q: Annotated[schemas.RefundListQuery, Query()]) -> Response:
-    items, more = await refunds.list_(
-        deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
-        starting_after=q.starting_after, ending_before=q.ending_before,
-        payment_intent=q.payment_intent)
-    return deps.list_response("/v1/refunds", items, more)
+    return await routing.list_page(request, caller, q, "/v1/refunds", refunds.list_,
+                                   payment_intent=q.payment_intent)
 
 
 @router.get("/{refund_id}", responses=openapi.ok(responses.RefundObject))
 async def retrieve_refund(request: Request, refund_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    return deps.respond(await refunds.retrieve(deps.kassa(request),
-                                               merchant_id=caller.merchant_id,
-                                               refund_id=refund_id))
+    return await routing.retrieve(request, refunds.retrieve, refund_id=refund_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BeforeValidator, Field
 
-from kassa.api import deps, openapi, responses
+from kassa.api import deps, openapi, responses, routing
 from kassa.api.schemas import (
     Boolean,
     DeliveryListQuery,
@@ -101,80 +101,63 @@ ENDPOINT = openapi.ok(responses.WebhookEndpointObject)
 
 @router.post(PREFIX, responses=ENDPOINT, openapi_extra=openapi.body(WebhookEndpointCreate))
 async def create_webhook_endpoint(request: Request) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, WebhookEndpointCreate)
-    return await deps.run_post(request, caller, raw, lambda idem: webhooks.create_endpoint(
-        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
-        url=body.url, enabled_events=body.enabled_events, description=body.description,
-        metadata=body.metadata, idempotency=idem))
+    return await routing.post(request, WebhookEndpointCreate, webhooks.create_endpoint,
+                              lambda body: dict(policy=policy(request), url=body.url,
+                                                enabled_events=body.enabled_events,
+                                                description=body.description,
+                                                metadata=body.metadata))
 
 
 @router.get(PREFIX, responses=openapi.ok(responses.ListOf[responses.WebhookEndpointObject]))
 async def list_webhook_endpoints(request: Request, caller: deps.SecretKey,
                                  q: Annotated[ListQuery, Query()]) -> Response:
-    items, more = await webhooks.list_endpoints(
-        deps.kassa(request), merchant_id=caller.merchant_id, limit=q.limit,
-        starting_after=q.starting_after, ending_before=q.ending_before)
-    return deps.list_response(PREFIX, items, more)
+    return await routing.list_page(request, caller, q, PREFIX, webhooks.list_endpoints)
 
 
 @router.get(PREFIX + "/{endpoint_id}", responses=ENDPOINT)
 async def retrieve_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    return deps.respond(await webhooks.retrieve_endpoint(
-        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id))
+    return await routing.retrieve(request, webhooks.retrieve_endpoint, endpoint_id=endpoint_id)
 
 
 @router.post(PREFIX + "/{endpoint_id}", responses=ENDPOINT,
              openapi_extra=openapi.body(WebhookEndpointUpdate))
 async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, WebhookEndpointUpdate)
-    return await deps.run_post(request, caller, raw, lambda idem: webhooks.update_endpoint(
-        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
-        endpoint_id=endpoint_id, url=body.url, enabled_events=body.enabled_events,
-        description=body.description, disabled=body.disabled, metadata=body.metadata,
-        idempotency=idem))
+    return await routing.post(request, WebhookEndpointUpdate, webhooks.update_endpoint,
+                              lambda body: dict(policy=policy(request), url=body.url,
+                                                enabled_events=body.enabled_events,
+                                                description=body.description,
+                                                disabled=body.disabled, metadata=body.metadata),
+                              endpoint_id=endpoint_id)
 
 
 @router.delete(PREFIX + "/{endpoint_id}",
                responses=openapi.ok(responses.DeletedWebhookEndpoint),
                openapi_extra=openapi.idempotent())
 async def delete_webhook_endpoint(request: Request, endpoint_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    _, raw = await deps.params(request, Params)
-    return await deps.run_post(request, caller, raw, lambda idem: webhooks.delete_endpoint(
-        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
-        idempotency=idem))
+    return await routing.post(request, Params, webhooks.delete_endpoint, endpoint_id=endpoint_id)
 
 
 @router.post(PREFIX + "/{endpoint_id}/rotate_secret", responses=ENDPOINT,
              openapi_extra=openapi.body(WebhookEndpointRotateSecret))
 async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, WebhookEndpointRotateSecret)
-    return await deps.run_post(request, caller, raw, lambda idem: webhooks.rotate_secret(
-        deps.kassa(request), policy=policy(request), merchant_id=caller.merchant_id,
-        endpoint_id=endpoint_id, grace_seconds=body.expires_in, idempotency=idem))
+    return await routing.post(request, WebhookEndpointRotateSecret, webhooks.rotate_secret,
+                              lambda body: dict(policy=policy(request),
+                                                grace_seconds=body.expires_in),
+                              endpoint_id=endpoint_id)
 
 
 @router.get(PREFIX + "/{endpoint_id}/deliveries",
             responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]))
 async def list_webhook_deliveries(request: Request, caller: deps.SecretKey, endpoint_id: str,
                                   q: Annotated[DeliveryListQuery, Query()]) -> Response:
-    items, more = await webhooks.list_deliveries(
-        deps.kassa(request), merchant_id=caller.merchant_id, endpoint_id=endpoint_id,
-        limit=q.limit, starting_after=q.starting_after, ending_before=q.ending_before,
-        status=q.status)
-    return deps.list_response(f"{PREFIX}/{endpoint_id}/deliveries", items, more)
+    return await routing.list_page(request, caller, q, f"{PREFIX}/{endpoint_id}/deliveries",
+                                   webhooks.list_deliveries, endpoint_id=endpoint_id,
+                                   status=q.status)
 
 
 @router.post("/v1/events/{event_id}/redeliver", tags=["events"],
              responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]),
              openapi_extra=openapi.body(EventRedeliver))
 async def redeliver_event(request: Request, event_id: str) -> Response:
-    caller = await deps.authenticate(request)
-    body, raw = await deps.params(request, EventRedeliver)
-    return await deps.run_post(request, caller, raw, lambda idem: webhooks.redeliver(
-        deps.kassa(request), merchant_id=caller.merchant_id, event_id=event_id,
-        endpoint_id=body.endpoint, idempotency=idem))
+    return await routing.post(request, EventRedeliver, webhooks.redeliver,
+                              lambda body: dict(endpoint_id=body.endpoint), event_id=event_id)

@@ -1,0 +1,34 @@
+"""Stripe's balance and balance_transaction objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def balance(*, available: Mapping[str, int], pending: Mapping[str, int]) -> dict[str, Any]:
+    """From the merchant's available and pending amounts by currency (as the merchant sees
+    them: positive is money kassa owes the merchant)."""
+    currencies = sorted(set(available) | set(pending))
+    return {
+        "object": "balance",
+        "livemode": False,
+        "available": [{"amount": available.get(c, 0), "currency": c,
+                       "source_types": {"card": available.get(c, 0)}} for c in currencies],
+        "pending": [{"amount": pending.get(c, 0), "currency": c,
+                     "source_types": {"card": pending.get(c, 0)}} for c in currencies],
+    }
+
+
+def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:
+    """From a balance_transactions row (or a dict of its columns not committed yet)."""
+    return {
+        "id": row["id"], "object": "balance_transaction", "amount": row["amount"],
+        "available_on": row["available_on"], "created": row["created"],
+        "currency": row["currency"], "description": row["description"], "fee": row["fee"],
+        "fee_details": ([{"amount": row["fee"], "currency": row["currency"],
+                          "description": "kassa processing fees", "type": "stripe_fee"}]
+                        if row["fee"] else []),
+        "net": row["net"], "reporting_category": row["type"], "source": row["source"],
+        "status": row["status"], "type": row["type"],
+    }
