@@ -29,7 +29,10 @@ from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 PI = representations.payment_intent
-EXPIRED = frozenset({"authorization_expired", "expired_authorization"})
+# the authorisation is gone at the PSP (expired, or voided there): nothing to capture, the
+# hold is released
+EXPIRED = frozenset({"authorization_expired", "expired_authorization", "authorization_voided",
+                     "already_voided"})
 
 
 async def capture(kassa: Kassa, *, merchant_id: str, payment_id: str,
