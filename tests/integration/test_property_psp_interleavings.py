@@ -156,6 +156,13 @@ class Together:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """The client sends the payment's latest request again, with the same key."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class Fault:
     """The next mutating PSP call suffers this."""
 
@@ -179,8 +186,8 @@ class Recover:
     slot: int
 
 
-Step = Confirm | Cancel | Customer | Capture | Refund | Expire | Settle | Together | Fault \
-    | Deliver | Recover
+Step = Confirm | Cancel | Customer | Capture | Refund | Expire | Settle | Together | Retry \
+    | Fault | Deliver | Recover
 Op = Create | Step
 
 card = st.sampled_from([VISA, VISA, DECLINED, THREE_DS, THREE_DS])
@@ -192,7 +199,7 @@ def simple_step(slot: int, create: Create) -> st.SearchStrategy[Step]:
     that deep states — a refund of a capture after 3-D Secure — are reached often)."""
     at = st.just(slot)
     weights: dict[str, int] = {"confirm": 1, "cancel": 1, "customer": 1, "capture": 1,
-                               "refund": 1, "expire": 1, "settle": 1, "fault": 3,
+                               "refund": 1, "expire": 1, "settle": 1, "retry": 1, "fault": 3,
                                "deliver": 1, "recover": 1}
     if create.card == THREE_DS:
         weights.update(customer=4, capture=2, refund=2)
@@ -211,6 +218,7 @@ def simple_step(slot: int, create: Create) -> st.SearchStrategy[Step]:
         "refund": st.builds(Refund, slot=at, percent=percent),
         "expire": st.builds(Expire, slot=at),
         "settle": st.builds(Settle, slot=at, succeed=st.booleans()),
+        "retry": st.builds(Retry, slot=at),
         "fault": st.builds(Fault, slot=at,
                            kind=st.sampled_from([*SIM_FAULTS, REFUSED, GARBLED_AFTER_CHARGE])),
         "deliver": st.builds(Deliver, slot=at, seed=st.integers(0, 2**16),
@@ -270,6 +278,9 @@ class Run:
     amounts: dict[str, int] = field(default_factory=dict)
     action_urls: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     promises: list[tuple[str, ...]] = field(default_factory=list)
+    # per slot: the latest request (method, path, data, key) and its first answer
+    sent: dict[int, tuple[str, str, dict[str, str] | None, str, httpx.Response]] = field(
+        default_factory=dict)
     log: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> str:
@@ -277,11 +288,14 @@ class Run:
 
     # -- kassa's API
 
-    async def call(self, method: str, path: str, data: dict[str, str] | None = None
-                   ) -> httpx.Response:
-        headers = {**self.auth, "Idempotency-Key": str(uuid.uuid4())}
-        r = await self.w.api.request(method, path, data=data, headers=headers)
+    async def call(self, method: str, path: str, data: dict[str, str] | None = None, *,
+                   slot: int | None = None, key: str | None = None) -> httpx.Response:
+        key = key or str(uuid.uuid4())
+        r = await self.w.api.request(method, path, data=data,
+                                     headers={**self.auth, "Idempotency-Key": key})
         self.log.append(f"{method} {path} {data or ''} -> {r.status_code} {r.text[:160]}")
+        if slot is not None:
+            self.sent[slot] = (method, path, data, key, r)
         assert r.status_code < 500, self.fail(f"{method} {path} answered {r.status_code}")
         body = r.json()
         if r.status_code >= 400:
@@ -319,7 +333,7 @@ class Run:
                     "confirm": "true", "capture_method": op.capture_method}
             if op.return_url:
                 data["return_url"] = "https://shop.example/done?order=1"
-            r = await self.call("POST", "/v1/payment_intents", data)
+            r = await self.call("POST", "/v1/payment_intents", data, slot=op.slot)
             body = r.json()
             pi = body["error"].get("payment_intent") if r.status_code >= 400 else body
             assert isinstance(pi, dict), self.fail("create+confirm answered no payment")
@@ -353,11 +367,11 @@ class Run:
             return
         if isinstance(op, Confirm):
             r = await self.call("POST", f"/v1/payment_intents/{pid}/confirm",
-                                {"payment_method": op.card})
+                                {"payment_method": op.card}, slot=op.slot)
             self.authorised(r)
             event(f"confirm: {r.status_code} {r.json().get('status', '')}")
         elif isinstance(op, Cancel):
-            r = await self.call("POST", f"/v1/payment_intents/{pid}/cancel")
+            r = await self.call("POST", f"/v1/payment_intents/{pid}/cancel", slot=op.slot)
             if r.status_code == 200 and r.json()["status"] == "canceled":
                 self.promises.append(("canceled", pid))
             event(f"cancel: {r.status_code} {r.json().get('status', '')}")
@@ -367,7 +381,8 @@ class Run:
             data = {}
             if op.percent is not None:
                 data["amount_to_capture"] = str(max(1, self.amounts[pid] * op.percent // 100))
-            r = await self.call("POST", f"/v1/payment_intents/{pid}/capture", data)
+            r = await self.call("POST", f"/v1/payment_intents/{pid}/capture", data,
+                                slot=op.slot)
             if r.status_code == 200 and r.json()["status"] == "succeeded":
                 self.promises.append(("captured", pid, str(r.json()["amount_received"])))
             event(f"capture: {r.status_code} {r.json().get('status', '')}")
@@ -375,10 +390,12 @@ class Run:
             data = {"payment_intent": pid}
             if op.percent is not None:
                 data["amount"] = str(max(1, self.amounts[pid] * op.percent // 100))
-            r = await self.call("POST", "/v1/refunds", data)
+            r = await self.call("POST", "/v1/refunds", data, slot=op.slot)
             if r.status_code == 200:
                 self.promises.append((f"refund_{r.json()['status']}", r.json()["id"]))
             event(f"refund: {r.status_code} {r.json().get('status', '')}")
+        elif isinstance(op, Retry):
+            await self.retry(op.slot)
         elif isinstance(op, Settle):
             await self.settle(pid, "succeeded" if op.succeed else "failed")
         elif isinstance(op, Expire):
@@ -389,6 +406,19 @@ class Run:
                 await self.recover()
             finally:
                 k.watch = self.w.watch
+
+    async def retry(self, slot: int) -> None:
+        """Same key, same request: an answer that was an outcome (200, 402) is replayed
+        exactly; the first answer may still be running (409)."""
+        if slot not in self.sent:
+            return
+        method, path, data, key, first = self.sent[slot]
+        r = await self.call(method, path, data, key=key)
+        event(f"retry after {first.status_code}: {r.status_code}")
+        if first.status_code in (200, 402) and r.status_code != 409:
+            assert (r.status_code, r.json()) == (first.status_code, first.json()), self.fail(
+                f"the retry of {method} {path} answered otherwise than the request")
+            assert r.headers.get("Idempotent-Replayed") == "true", self.fail("not a replay")
 
     async def settle(self, pid: str | None, outcome: str) -> None:
         """The PSP settles pending captures and refunds (of ``pid``; None: all of ours)."""
