@@ -143,3 +143,32 @@ async def test_a_void_of_3ds_whose_answer_was_lost_is_recorded_as_the_cancel(
         (got["status"], got["last_payment_error"], await setup.attempts(pi["id"]))
     assert await setup.attempts(pi["id"]) == [("authorize", "failed"), ("void", "succeeded")]
     assert (await verify(setup.kassa.pool)).ok
+
+
+async def test_a_hold_the_psp_already_let_go_is_released_at_its_deadline(setup: Setup):
+    """The PSP voided the authorisation on its own (its validity ended first, or an
+    operator let it go): at kassa's hold deadline the void is answered ``already_voided``.
+    That is the end kassa waited for — the hold is released and the payment ``canceled``
+    (``automatic``) — not a refusal to retry for ever with the hold left in the ledger."""
+    k = setup.kassa
+    pi = (await setup.post("/v1/payment_intents", amount="3000", currency="usd",
+                           payment_method="pm_card_visa", capture_method="manual",
+                           confirm="true")).json()
+    assert pi["status"] == "requires_capture"
+    auth = await setup.sim_auth(pi["latest_charge"])
+    gone = await setup.sim.post(f"/v1/authorizations/{auth['id']}/void",
+                                json={"idempotency_key": f"psp-side-{pi['id']}"})
+    assert gone.json()["status"] == "voided", gone.text
+
+    await setup.recover(pi["id"])  # the hold's deadline
+    got = await setup.get(pi["id"])
+    assert (got["status"], got["cancellation_reason"], got["amount_capturable"]) == \
+        ("canceled", "automatic", 0), (got["status"], await setup.attempts(pi["id"]))
+    held = await k.pool.fetchval(
+        "SELECT coalesce(sum(e.amount), 0) FROM ledger_transactions t JOIN ledger_entries e"
+        " ON e.transaction_id = t.id WHERE (t.hold_ref = $1 OR t.source_id = $1)"
+        " AND e.layer = 'pending' AND e.account LIKE 'psp:%'", pi["latest_charge"])
+    assert held == 0
+    assert await k.pool.fetchval("SELECT next_check_at FROM attempts WHERE id = $1",
+                                 pi["latest_charge"]) is None  # nothing left to watch
+    assert (await verify(k.pool)).ok
