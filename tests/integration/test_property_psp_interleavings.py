@@ -5,7 +5,8 @@ Hypothesis generates, per example, a few payments and a random interleaving of w
 happen to them: create+confirm with a good, a declined or a 3-D Secure card (capture
 automatic or manual), a new confirm, cancel, the customer completing or failing 3-D Secure
 on the simulator's page (and coming back to kassa's return endpoint, or closing the tab),
-capture and refund (full or partial), expiry (of the authentication and of the hold), PSP
+capture and refund (full or partial), expiry (of the authentication and of the hold, and
+the PSP letting an authorisation go before kassa's deadline), retries with the same key, PSP
 faults (503 with or without acting, timeouts before and after acting, a 4xx refusal, an
 unreadable answer after acting), webhooks held back and then delivered late in a shuffled
 order — or lost for good — and recovery passes. All of it runs through the real API
@@ -66,6 +67,7 @@ from tests.support.chaos import (
     Deliver,
     Expire,
     Fault,
+    Lapse,
     Op,
     Recover,
     Refund,
@@ -108,14 +110,15 @@ def simple_step(slot: int, create: Create) -> st.SearchStrategy[Step]:
     that deep states — a refund of a capture after 3-D Secure — are reached often)."""
     at = st.just(slot)
     weights: dict[str, int] = {"confirm": 1, "cancel": 1, "customer": 1, "capture": 1,
-                               "refund": 1, "expire": 1, "settle": 1, "retry": 1, "fault": 3,
+                               "refund": 1, "expire": 1, "lapse": 0, "settle": 1, "retry": 1,
+                               "fault": 3,
                                "deliver": 1, "recover": 1}
     if create.card == THREE_DS:
-        weights.update(customer=4, capture=2, refund=2)
+        weights.update(customer=4, capture=2, refund=2, lapse=1)
     elif create.card == DECLINED:
         weights.update(confirm=3, capture=2, refund=2)
     elif create.capture_method == "manual":
-        weights.update(capture=4, refund=2)
+        weights.update(capture=4, refund=2, lapse=1)
     else:
         weights.update(refund=4)
     options: dict[str, st.SearchStrategy[Step]] = {
@@ -126,6 +129,7 @@ def simple_step(slot: int, create: Create) -> st.SearchStrategy[Step]:
         "capture": st.builds(Capture, slot=at, percent=percent),
         "refund": st.builds(Refund, slot=at, percent=percent),
         "expire": st.builds(Expire, slot=at),
+        "lapse": st.builds(Lapse, slot=at),
         "settle": st.builds(Settle, slot=at, succeed=st.booleans()),
         "retry": st.builds(Retry, slot=at),
         "fault": st.builds(Fault, slot=at,

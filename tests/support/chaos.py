@@ -82,6 +82,14 @@ class Expire:
 
 
 @dataclass(frozen=True)
+class Lapse:
+    """The PSP lets the payment's open authorisation go on its own (its validity ended
+    before kassa's deadline): voided at the PSP, kassa not told."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class Settle:
     """The PSP settles the payment's pending captures and refunds."""
 
@@ -129,8 +137,8 @@ class Recover:
     slot: int
 
 
-Step = Confirm | Cancel | Customer | Capture | Refund | Expire | Settle | Together | Retry \
-    | Fault | Deliver | Recover
+Step = Confirm | Cancel | Customer | Capture | Refund | Expire | Lapse | Settle | Together \
+    | Retry | Fault | Deliver | Recover
 Op = Create | Step
 
 
@@ -278,6 +286,8 @@ class Run:
             await self.retry(op.slot)
         elif isinstance(op, Settle):
             await self.settle(pid, "succeeded" if op.succeed else "failed")
+        elif isinstance(op, Lapse):
+            await self.lapse(pid)
         elif isinstance(op, Expire):
             self.log.append(f"deadlines of {pid} pass")
             k.watch = dataclasses.replace(self.w.watch, action_expiry_seconds=0.0)
@@ -299,6 +309,24 @@ class Run:
             assert (r.status_code, r.json()) == (first.status_code, first.json()), self.fail(
                 f"the retry of {method} {path} answered otherwise than the request")
             assert r.headers.get("Idempotent-Replayed") == "true", self.fail("not a replay")
+
+    async def lapse(self, pid: str) -> None:
+        charge = await self.w.kassa.pool.fetchval(
+            "SELECT latest_charge FROM payment_intents WHERE id = $1", pid)
+        auth = next((a for a in await self.sim_authorizations()
+                     if a["idempotency_key"] == charge), None)
+        if auth is None or auth["status"] not in ("authorized", "requires_action"):
+            return
+        key = f"lapse-{uuid.uuid4()}"
+        for _ in range(6):  # a fault queued for kassa may hit this call first: repeat it
+            r = await self.w.sim.post(f"/v1/authorizations/{auth['id']}/void",
+                                      json={"idempotency_key": key})
+            if r.status_code == 200:
+                break
+        assert r.status_code == 200, r.text
+        self.log.append(f"the PSP lets {auth['status']} {charge} of {pid} go: "
+                        f"{r.json()['status']}")
+        event(f"the PSP lets {auth['status']} go")
 
     async def settle(self, pid: str | None, outcome: str) -> None:
         """The PSP settles pending captures and refunds (of ``pid``; None: all of ours)."""
