@@ -12,8 +12,6 @@ nothing stays held or completable there that kassa's books do not show.
 
 from __future__ import annotations
 
-import time
-
 from kassa.db import repositories as repo
 from kassa.domain.errors import KassaError
 from kassa.domain.payments import Attempt, PaymentStatus, VoidPurpose
@@ -34,15 +32,11 @@ async def expire_authentication(kassa: Kassa, attempt: Attempt) -> str:
 
 
 async def expire_hold(kassa: Kassa, attempt: Attempt) -> str:
-    validity = kassa.watch.hold_validity(attempt.psp)
-    deadline = attempt.created + validity  # counted from the authorisation, not its record
+    # due means the deadline passed: finish_authorization set it from the authorisation's
+    # start and the PSP's validity; a look that raced a finisher cannot move it
+    # (reschedule_attempt only touches the attempt as that look saw it)
     p = await saga.reload(kassa, attempt.payment_intent_id)
     held = p.latest_charge == attempt.id and p.status is PaymentStatus.REQUIRES_CAPTURE
-    if held and time.time() < deadline:
-        async with kassa.pool.acquire() as conn:
-            await repo.reschedule_attempt(conn, attempt, count_try=False,
-                                          delay_s=deadline - time.time())
-        return "unresolved"
     if held:
         try:
             await cancel.void(kassa, p, VoidPurpose.HOLD_EXPIRED, None)

@@ -356,10 +356,3 @@ async def test_recovery_does_not_overwrite_a_deadline_set_meanwhile(world):
         due = await conn.fetchval("SELECT next_check_at > now() + interval '30 seconds'"
                                   " FROM attempts WHERE id = $1", seen.id)
     assert due  # the lease set by the claim stands, not the stale look's 1 s
-
-
-async def test_a_hold_is_not_voided_before_its_deadline(world):
-    pi = await world.pay(amount=1400, capture_method="manual")
-    await pass_recovery(world, pi)  # due early (e.g. a rescheduled look): not yet expired
-    assert (await get_pi(world, pi))["status"] == "requires_capture"
-    assert (await sim_auth(world, pi))["status"] == "authorized"
