@@ -16,7 +16,7 @@ import pytest
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.services import merchants
-from tests.e2e.live_api import serving
+from tests.support.api_server import serving
 
 
 class ClientPorts:

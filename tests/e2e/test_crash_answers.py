@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,7 +37,7 @@ from kassa.ledger.verify import verify
 from kassa.services import merchants, recovery
 from kassa.services.context import Kassa
 from tests.support.databases import migrated_database
-from tests.support.processes import kassa_process
+from tests.support.processes import free_port, kassa_process, wait_healthy
 from tests.support.recovery import make_due
 from tests.support.simulator_server import running_simulator
 
@@ -47,24 +46,6 @@ pytestmark = pytest.mark.slow
 LATENCY_MS = 4000  # how long each request sits at the PSP: the window for the kill
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_healthy(base: str, proc: Any, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if (await c.get(base + "/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("API did not become healthy")
 
 
 @dataclass

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import subprocess
 import time
 import uuid
 
@@ -14,29 +12,11 @@ import httpx
 import pytest
 
 from kassa.ledger.verify import verify
-from tests.support.processes import kassa_process
+from tests.support.processes import free_port, kassa_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_healthy(base: str, proc: subprocess.Popen[bytes], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if (await c.get(base + "/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("API did not become healthy")
 
 
 async def test_sigkill_between_psp_charge_and_record(dsn, simulator_url, merchant, kassa, sim):

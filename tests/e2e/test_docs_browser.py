@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from kassa.api.app import create_app
-from tests.e2e.live_api import serving
+from tests.support.api_server import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

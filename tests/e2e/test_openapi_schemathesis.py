@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from kassa.api.app import create_app
-from tests.e2e.live_api import serving
+from tests.support.api_server import serving
 
 EXAMPLES = int(os.environ.get("KASSA_SCHEMATHESIS_EXAMPLES", "25"))  # per operation and mode
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

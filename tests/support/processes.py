@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 
 @contextmanager
@@ -113,3 +118,24 @@ class DevProcess:
 
     def output(self) -> str:
         return "\n".join(["--- stdout", *self.stdout, "--- stderr", *self.stderr])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_healthy(base: str, proc: subprocess.Popen[bytes], within: float = 30) -> None:
+    """Wait until a kassa API subprocess answers /healthz (fail if it exits first)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as c:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if (await c.get(base + "/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("API did not become healthy")

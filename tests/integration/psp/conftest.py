@@ -9,21 +9,19 @@ when, how often and in which order.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.psp.simulator import SimulatorConfig
 from kassa.services import merchants, psp_webhooks
 from kassa.services.context import Kassa
+from tests.support.api_server import serving
 from tests.support.simulator_server import running_simulator
 
 SECRET = "whsec_sim_test_0123456789abcdef"
@@ -51,28 +49,11 @@ async def hook_kassa(settings, dsn, hook_sim_url) -> AsyncIterator[Kassa]:
         await close()
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the test runner owns signals
-        yield
-
-
 @pytest.fixture(scope="module")
 async def hook_api(hook_kassa) -> AsyncIterator[str]:
     """kassa's API over loopback HTTP, where the simulator sends its webhooks."""
-    server = _Server(uvicorn.Config(create_app(kassa=hook_kassa, key_cache_seconds=0.0),
-                                    host="127.0.0.1", port=0, lifespan="off",
-                                    log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "kassa's API did not start"
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(create_app(kassa=hook_kassa, key_cache_seconds=0.0)) as url:
+        yield url
 
 
 @dataclass
