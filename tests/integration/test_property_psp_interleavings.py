@@ -188,6 +188,14 @@ async def check(run: Run, *, final: bool) -> None:
         " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
         " WHERE t.merchant_id = $1", mid)
     sim_auths = {a["idempotency_key"]: a for a in await run.sim_authorizations()}
+    if not final:
+        # a hold the PSP let go is learned at kassa's deadline (the final drain), or when
+        # something is tried on it; until then kassa rightly still shows it held
+        for p in payments.values():
+            s = sim_auths.get(p["latest_charge"] or "")
+            if s and s["status"] == "voided" and p["latest_charge"] in run.lapsed \
+                    and p["status"] == "requires_capture":
+                sim_auths[p["latest_charge"]] = {**s, "status": "authorized"}
     auth_attempts = {a["id"]: a for a in attempts if a["operation"] == "authorize"}
 
     # every charge at the PSP is one kassa knows about
@@ -280,6 +288,9 @@ async def check(run: Run, *, final: bool) -> None:
         assert a["status"] in ("succeeded", "failed"), fail(f"{where} is still open")
         op = await sim_operation(w, a["id"])
         did = op is not None and op["status"] == performed[a["operation"]]
+        if a["operation"] == "void" and op is not None and op["failure_code"] in (
+                "already_voided", "authorization_voided"):
+            continue  # void at the PSP either way: the authorisation checks above judge it
         assert did == (a["status"] == "succeeded"), fail(f"{where}; the PSP says {op}")
         if a["operation"] == "refund":
             r = refund_rows[a["refund_id"]]
@@ -302,7 +313,7 @@ async def check(run: Run, *, final: bool) -> None:
                 f"cancel answered canceled for {obj}; now {p['status']}, PSP {at_psp}")
         elif kind == "declined":
             s = sim_auths.get(promise[2])
-            assert s is None or s["status"] == "declined", fail(
+            assert s is None or s["status"] in ("declined", "voided"), fail(
                 f"{obj} answered 402 for {promise[2]}; the PSP says {s}")
         elif kind == "charged":
             s = sim_auths.get(promise[2])

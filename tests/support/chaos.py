@@ -165,6 +165,7 @@ class Run:
     slots: dict[int, str] = field(default_factory=dict)  # script -> payment id
     amounts: dict[str, int] = field(default_factory=dict)
     action_urls: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    lapsed: set[str] = field(default_factory=set)  # authorisations the PSP let go itself
     promises: list[tuple[str, ...]] = field(default_factory=list)
     # per slot: the latest request (method, path, data, key) and its first answer
     sent: dict[int, tuple[str, str, dict[str, str] | None, str, httpx.Response]] = field(
@@ -324,6 +325,7 @@ class Run:
             if r.status_code == 200:
                 break
         assert r.status_code == 200, r.text
+        self.lapsed.add(charge)
         self.log.append(f"the PSP lets {auth['status']} {charge} of {pid} go: "
                         f"{r.json()['status']}")
         event(f"the PSP lets {auth['status']} go")
