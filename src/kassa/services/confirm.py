@@ -164,9 +164,10 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     if result.outcome is Outcome.REQUIRES_ACTION and was is AttemptStatus.REQUIRES_ACTION:
         return PI(p)  # nothing new: the customer has not finished yet
-    if result.outcome is Outcome.VOIDED:
-        # kassa's own void (cancel, expiry) got there first: that void's finisher records
-        # it; as a decline it would reopen a canceled payment
+    if result.outcome is Outcome.VOIDED and p.pending_attempt_id != attempt.id:
+        # kassa's own void (cancel, expiry) is in flight: that void's finisher records it;
+        # as a decline it would reopen a canceled payment. (Voided by the PSP on its own,
+        # with no void of kassa's pending, it is recorded below as a failed attempt.)
         return PI(p)
     event: str
     check_after: float | None = None
