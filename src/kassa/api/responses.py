@@ -142,6 +142,14 @@ class ListOf(BaseModel, Generic[T]):
     data: list[T]
 
 
+class SearchResultOf(BaseModel, Generic[T]):
+    object: Literal["search_result"]
+    url: str
+    has_more: bool
+    next_page: str | None
+    data: list[T]
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool]

@@ -146,6 +146,15 @@ class ListQuery(BaseModel):
     ending_before: Id | None = None
 
 
+class SearchQuery(BaseModel):
+    """A search's query string: Stripe's query language, a page size and a page token."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: Annotated[str, Field(max_length=4000)]
+    limit: Limit = 10
+    page: Annotated[str, Field(max_length=200)] | None = None
+
+
 Filter = Annotated[str, Field(max_length=255)]
 
 

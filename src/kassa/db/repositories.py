@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from kassa.db import search
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.ledger import Posting
 from kassa.domain.money import Money
@@ -25,6 +26,8 @@ from kassa.domain.payments import (
     RefundStatus,
     VoidPurpose,
 )
+from kassa.domain.search import FieldKind
+from kassa.domain.search import parse as parse_search
 
 Conn = asyncpg.Connection | asyncpg.Pool
 Op = dict[str, Any]
@@ -313,6 +316,23 @@ async def list_payments(conn: Conn, *, merchant_id: str, limit: int, starting_af
                                     merchant_id=merchant_id, limit=limit,
                                     starting_after=starting_after, ending_before=ending_before)
     return [_payment(r) for r in rows], more
+
+
+PAYMENTS_SEARCH = search.Searchable(
+    table="payment_intents", columns=_PI_COLUMNS,
+    fields={"amount": search.SearchField(FieldKind.NUMBER, "amount"),
+            "created": search.SearchField(FieldKind.NUMBER, "created"),
+            "currency": search.SearchField(FieldKind.TOKEN, "currency", lower=True),
+            "metadata": search.SearchField(FieldKind.TOKEN, "metadata"),
+            "status": search.SearchField(FieldKind.TOKEN, "status")})
+
+
+async def search_payments(conn: Conn, *, merchant_id: str, query: str, limit: int,
+                          page: str | None) -> tuple[list[PaymentIntent], str | None]:
+    parsed = parse_search(query, PAYMENTS_SEARCH.kinds)
+    rows, next_page = await search.search(conn, PAYMENTS_SEARCH, merchant_id=merchant_id,
+                                          query=parsed, limit=limit, page=page)
+    return [_payment(r) for r in rows], next_page
 
 
 async def object_exists(conn: Conn, *, table: str, merchant_id: str, object_id: str) -> bool:

@@ -12,7 +12,7 @@ from kassa.representations.balance import balance, balance_transaction
 from kassa.representations.charges import charge
 from kassa.representations.disputes import dispute
 from kassa.representations.events import event
-from kassa.representations.lists import list_object
+from kassa.representations.lists import list_object, search_result
 from kassa.representations.payment_intents import payment_intent
 from kassa.representations.refunds import refund
 from kassa.representations.webhook_deliveries import (
@@ -34,6 +34,7 @@ __all__ = [
     "parse_delivery_id",
     "payment_intent",
     "refund",
+    "search_result",
     "webhook_delivery",
     "webhook_endpoint",
 ]

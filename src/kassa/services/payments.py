@@ -14,7 +14,7 @@ from kassa.services.confirm import confirm, create
 from kassa.services.context import Kassa
 from kassa.services.resume import load
 
-__all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve"]
+__all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve", "search"]
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, payment_id: str) -> dict[str, Any]:
@@ -28,3 +28,12 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                                            starting_after=starting_after,
                                            ending_before=ending_before)
     return [representations.payment_intent(p) for p in items], more
+
+
+async def search(kassa: Kassa, *, merchant_id: str, query: str, limit: int, page: str | None
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+    """Stripe's /v1/payment_intents/search: read straight from the table, so (unlike
+    Stripe's index) a payment is found the moment it is committed."""
+    items, next_page = await repo.search_payments(kassa.pool, merchant_id=merchant_id,
+                                                  query=query, limit=limit, page=page)
+    return [representations.payment_intent(p) for p in items], next_page

@@ -1,4 +1,4 @@
-"""/v1/payment_intents: create, retrieve, list, confirm, capture, cancel."""
+"""/v1/payment_intents: create, retrieve, list, search, confirm, capture, cancel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kassa import representations
 from kassa.api import deps, openapi, responses, routing, schemas
 from kassa.services import payments
 
@@ -34,6 +35,18 @@ async def create_payment_intent(request: Request) -> Response:
 async def list_payment_intents(request: Request, caller: deps.SecretKey,
                                q: Annotated[schemas.ListQuery, Query()]) -> Response:
     return await routing.list_page(request, caller, q, "/v1/payment_intents", payments.list_)
+
+
+@router.get("/search", responses=openapi.ok(responses.SearchResultOf[
+    responses.PaymentIntentObject]))
+async def search_payment_intents(request: Request, caller: deps.SecretKey,
+                                 q: Annotated[schemas.SearchQuery, Query()]) -> Response:
+    """Stripe's search query language over amount, created, currency, metadata and status."""
+    items, next_page = await payments.search(deps.kassa(request),
+                                             merchant_id=caller.merchant_id, query=q.query,
+                                             limit=q.limit, page=q.page)
+    return deps.respond(representations.search_result("/v1/payment_intents/search", items,
+                                                      next_page))
 
 
 @router.get("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject))
