@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from kassa import representations
+from kassa import representations, request_context
 from kassa.db import repositories as repo
 from kassa.services.context import Kassa
 
@@ -89,7 +89,8 @@ class UnitOfWork:
         event_id = self.kassa.ids("event")
         created = self.kassa.clock()
         body = representations.event(id=event_id, type=type, created=created, obj=obj,
-                                     previous=previous)
+                                     previous=previous,
+                                     request=request_context.event_request())
         self._events.append({"id": event_id, "merchant_id": merchant_id, "type": type,
                              "object_id": obj["id"], "data": body, "created": created})
 
