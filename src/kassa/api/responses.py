@@ -110,6 +110,8 @@ class WebhookEndpointObject(_Open):
     status: str
     secret: str | None = Field(None, description="Only in the answers that create or "
                                                   "rotate it.")
+    stripe_signature: bool = Field(description="Deliveries also carry the signature under "
+                                   "Stripe-Signature (kassa's field; on by default).")
 
 
 class DeletedWebhookEndpoint(BaseModel):

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-
 from pydantic import (
     AfterValidator,
     BaseModel,

@@ -47,7 +47,7 @@ from kassa.db import webhooks_repository as repo
 from kassa.db.webhooks_repository import ClaimedDelivery
 from kassa.webhooks import endpoints as rules
 from kassa.webhooks.backoff import RetrySchedule
-from kassa.webhooks.signing import HEADER, signature_header
+from kassa.webhooks.signing import HEADER, STRIPE_HEADER, signature_header
 
 log = logging.getLogger(__name__)
 
@@ -289,14 +289,18 @@ class WebhookSender:
     # ------------------------------------------------------------ one HTTP attempt
 
     def headers(self, d: ClaimedDelivery, timestamp: int) -> dict[str, str]:
-        return {
+        signature = signature_header(d.body, d.secrets, timestamp)
+        headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            HEADER: signature_header(d.body, d.secrets, timestamp),
+            HEADER: signature,
             EVENT_ID_HEADER: d.event_id,
             DELIVERY_HEADER: representations.delivery_public_id(d.id),
             ATTEMPT_HEADER: str(d.attempt_count + 1),
         }
+        if d.stripe_signature:  # the same t=…,v1=… value: Stripe's SDK verifiers accept it
+            headers[STRIPE_HEADER] = signature
+        return headers
 
     async def attempt(self, d: ClaimedDelivery) -> dict[str, Any]:
         """POST the event once; the outcome row for record_attempts (never raises)."""

@@ -1,0 +1,60 @@
+"""Stripe's wire details: the request that first used an Idempotency-Key, and whether an
+endpoint's deliveries also carry ``Stripe-Signature``.
+
+Revision ID: stripe_wire_request_ids
+Revises: 0008
+
+- ``idempotency_keys.request_id``: the ``req_…`` id of the request that claimed the key, so
+  a replay answers ``Original-Request: <it>`` next to its own ``Request-Id``, as Stripe.
+  Null for keys claimed before this migration.
+- ``webhook_endpoints.stripe_signature``: deliveries carry the signature under
+  ``Stripe-Signature`` too (on by default), so Stripe's SDK verifiers work unmodified.
+
+kassa_apply is re-created from 0008's body with one change: claim_idempotency stores
+``request_id``.
+"""
+
+from importlib import import_module
+
+from alembic import op
+
+revision = "stripe_wire_request_ids"
+down_revision = "0008"
+
+SCHEMA = r"""
+ALTER TABLE idempotency_keys ADD COLUMN request_id text;
+ALTER TABLE webhook_endpoints ADD COLUMN stripe_signature boolean NOT NULL DEFAULT true;
+"""
+
+DOWNGRADE_SCHEMA = r"""
+ALTER TABLE webhook_endpoints DROP COLUMN stripe_signature;
+ALTER TABLE idempotency_keys DROP COLUMN request_id;
+"""
+
+_CLAIM_0008 = """\
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)
+            VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
+                    r->>'method', r->>'path', now());"""
+
+_CLAIM = """\
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at,
+                                          request_id)
+            VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
+                    r->>'method', r->>'path', now(), r->>'request_id');"""
+
+
+def _previous_apply() -> str:
+    sql: str = import_module("kassa.db.migrations.versions.0008_attempts_watched").UPGRADE
+    return sql
+
+
+def upgrade() -> None:
+    previous = _previous_apply()
+    assert previous.count(_CLAIM_0008) == 1, "0008's claim_idempotency is not as expected"
+    op.execute(SCHEMA)
+    op.execute(previous.replace(_CLAIM_0008, _CLAIM))
+
+
+def downgrade() -> None:
+    op.execute(_previous_apply())  # first: its body does not know the column dropped below
+    op.execute(DOWNGRADE_SCHEMA)
