@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kassa.domain import ids
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestContext:
     id: str  # req_… (the Request-Id header)
     idempotency_key: str | None
@@ -25,6 +25,14 @@ class RequestContext:
     # served by the API too, but the events they lead to are automatic ones, as at Stripe
     merchant_call: bool = True
     log_url: str | None = None  # where this request's log entry is read (errors link it)
+    merchant_id: str | None = None  # set once the API key is known: its errors are logged
+
+
+def identify(merchant_id: str) -> None:
+    """The request is this merchant's (authentication passed)."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.merchant_id = merchant_id
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("kassa_request", default=None)

@@ -48,6 +48,7 @@ async def authenticate(request: Request, *, secret: bool = True) -> Caller:
     caller = await cache.authenticate(kassa(request), key)
     if caller is None:
         raise errors.AuthenticationError(f"Invalid API Key provided: {key[:8]}****{key[-4:]}")
+    request_context.identify(caller.merchant_id)
     if secret and caller.kind != "secret":
         raise errors.PermissionDenied("This API call requires a secret key.")
     return caller

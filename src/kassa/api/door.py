@@ -1,7 +1,7 @@
-"""The door every request passes before a router sees it: a ``Request-Id`` (``req_…``) bound
-for the request's duration, set on every answer and logged with it; a bounded body, a URL
-that is well-formed (UTF-8, no NUL, no repeated query key), and the last-resort answer to an
-error no handler mapped, given on a connection that stays open.
+"""The door every request passes before a router sees it: a bounded body, a URL that is
+well-formed (UTF-8, no NUL, no repeated query key), and the last-resort answer to an error
+no handler mapped, given on a connection that stays open. (Its Request-Id is given just
+outside it, by kassa.api.request_ids.)
 
 A pure ASGI middleware rather than Starlette's ``BaseHTTPMiddleware`` (which buffers and
 re-wraps the streams) or an ``Exception`` handler (Starlette answers through it and then
@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kassa import request_context
 from kassa.api import errors
-from kassa.api.access_log import access_log
 from kassa.domain.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
-REQUEST_ID_HEADER = b"request-id"
 
 
 def check_url(scope: Scope) -> None:
@@ -67,29 +63,6 @@ class Door:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_context.new_request_id()
-        token = request_context.bind(request_context.RequestContext(
-            id=request_id, idempotency_key=_header(scope, b"idempotency-key"),
-            merchant_call=scope["path"].startswith("/v1/")))
-        began = time.perf_counter()
-        answered: list[int] = []
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()),
-                                                  (REQUEST_ID_HEADER, request_id.encode())]}
-                answered.append(message["status"])
-            await send(message)
-
-        try:
-            await self._serve(scope, receive, send_with_id)
-        finally:
-            access_log.info("request", method=scope.get("method"), path=scope.get("path"),
-                            status=answered[0] if answered else None,
-                            duration_ms=round((time.perf_counter() - began) * 1000, 1))
-            request_context.unbind(token)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
         late = False  # the door answered for a handler that is still running
 
@@ -163,13 +136,6 @@ class Door:
             return message
 
         return bounded
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def _content_length(scope: Scope) -> int | None:

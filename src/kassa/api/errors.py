@@ -116,7 +116,7 @@ def error_body(type_: str, message: str, *, code: str | None = None, param: str 
     if decline_code:
         err["decline_code"] = decline_code
     ctx = request_context.current()
-    if ctx is not None:
+    if ctx is not None and ctx.merchant_id is not None:  # a merchant's error is logged
         err["request_log_url"] = ctx.log_url
     err.update(extra)
     return {"error": {k: v for k, v in err.items() if v is not None}}

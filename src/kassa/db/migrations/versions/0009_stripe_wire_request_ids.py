@@ -9,6 +9,8 @@ Revises: 0008
   Null for keys claimed before this migration.
 - ``webhook_endpoints.stripe_signature``: deliveries carry the signature under
   ``Stripe-Signature`` too (on by default), so Stripe's SDK verifiers work unmodified.
+- ``request_logs``: merchant requests answered with an error, read back through an error's
+  ``request_log_url`` (GET /v1/request_logs/{req_id}); expired after 30 days.
 
 kassa_apply is re-created from 0008's body with one change: claim_idempotency stores
 ``request_id``.
@@ -24,9 +26,21 @@ down_revision = "0008"
 SCHEMA = r"""
 ALTER TABLE idempotency_keys ADD COLUMN request_id text;
 ALTER TABLE webhook_endpoints ADD COLUMN stripe_signature boolean NOT NULL DEFAULT true;
+CREATE TABLE request_logs (
+    id              text PRIMARY KEY,          -- req_…, the answer's Request-Id
+    merchant_id     text NOT NULL,             -- no foreign key: a log row locks nothing
+    method          text NOT NULL,
+    path            text NOT NULL,
+    status          integer NOT NULL,
+    idempotency_key text,
+    error           jsonb,                     -- the error object answered
+    created         bigint NOT NULL
+);
+CREATE INDEX request_logs_created ON request_logs (created);
 """
 
 DOWNGRADE_SCHEMA = r"""
+DROP TABLE request_logs;
 ALTER TABLE webhook_endpoints DROP COLUMN stripe_signature;
 ALTER TABLE idempotency_keys DROP COLUMN request_id;
 """
