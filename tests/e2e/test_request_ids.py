@@ -125,6 +125,20 @@ async def test_an_idempotent_replay_names_the_original_request(client, auth):
     assert again.content == first.content
 
 
+async def test_an_error_answer_carries_the_key_headers_too(client, auth):
+    key = str(uuid.uuid4())
+    params = {**PAY, "confirm": "true", "payment_method": "pm_card_chargeDeclined"}
+    first = await client.post("/v1/payment_intents", headers={**auth, "Idempotency-Key": key},
+                              data=params)
+    assert first.status_code == 402
+    assert (first.headers["Idempotency-Key"], first.headers["Original-Request"]) == (
+        key, first.headers["Request-Id"])
+    again = await client.post("/v1/payment_intents", headers={**auth, "Idempotency-Key": key},
+                              data=params)
+    assert again.status_code == 402 and again.content == first.content
+    assert again.headers["Original-Request"] == first.headers["Request-Id"]
+
+
 async def test_a_key_reused_with_other_parameters_is_stripes_idempotency_error(client, auth):
     key = str(uuid.uuid4())
     await client.post("/v1/payment_intents", headers={**auth, "Idempotency-Key": key},

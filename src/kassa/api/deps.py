@@ -92,6 +92,10 @@ async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
     for _ in range(3):
         try:
             result = await _run_claimed(k, handle, action)
+        except KassaError as exc:  # this request's own answer (a 402, a 400): the key's too
+            response = respond(exc)
+            response.headers.update(_key_headers(key, request_id))
+            return response
         except idempotency.IdempotencyKeyTaken:
             existing = await idempotency.resolve_existing(k, handle)
             if isinstance(existing, idempotency.Replay):
