@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from kassa.api.app import create_app
 from kassa.services import merchants, payments
 
 REQ = re.compile(r"^req_[0-9A-Za-z]{14}$")
@@ -33,6 +34,14 @@ async def test_every_answer_carries_a_request_id(client, auth, method, path, kwa
     r = await client.request(method, path, headers=auth, **kwargs)
     assert r.status_code == status, r.text
     assert REQ.match(r.headers["Request-Id"]), r.headers
+
+
+async def test_a_413_from_the_door_carries_a_request_id(kassa, auth):
+    app = create_app(kassa=kassa, key_cache_seconds=0.0, max_body_bytes=64)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://kassa.test") as small:
+        r = await small.post("/v1/payment_intents", headers=auth, content=b"a" * 1000)
+    assert r.status_code == 413 and REQ.match(r.headers["Request-Id"])
 
 
 async def test_request_ids_are_unique_per_request(client, auth):

@@ -45,6 +45,18 @@ class RequestIds:
         began = time.perf_counter()
         status: int | None = None
         body = bytearray()
+        logged = False
+
+        async def log_error() -> None:
+            nonlocal logged
+            kassa = self.kassa()
+            if logged or status is None or status < 400 or not ctx.merchant_id or kassa is None:
+                return
+            logged = True
+            await request_logs.record(
+                kassa, request_id=request_id, merchant_id=ctx.merchant_id,
+                method=scope.get("method", ""), path=scope["path"], status=status,
+                idempotency_key=ctx.idempotency_key, error=_error(bytes(body)))
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -52,9 +64,13 @@ class RequestIds:
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()),
                                                   (HEADER, request_id.encode())]}
-            elif (message["type"] == "http.response.body" and status is not None
-                  and status >= 400 and len(body) < MAX_LOGGED_BODY):
-                body.extend(message.get("body", b"")[:MAX_LOGGED_BODY - len(body)])
+            elif message["type"] == "http.response.body" and status is not None and status >= 400:
+                if len(body) < MAX_LOGGED_BODY:
+                    body.extend(message.get("body", b"")[:MAX_LOGGED_BODY - len(body)])
+                # a 4xx is logged before its last byte leaves, so its request_log_url works
+                # the moment the client has it; a 5xx (the database may be what failed) after
+                if status < 500 and not message.get("more_body", False):
+                    await log_error()
             await send(message)
 
         try:
@@ -64,12 +80,7 @@ class RequestIds:
                             status=status,
                             duration_ms=round((time.perf_counter() - began) * 1000, 1))
             request_context.unbind(token)
-        kassa = self.kassa()
-        if status is not None and status >= 400 and ctx.merchant_id and kassa is not None:
-            await request_logs.record(
-                kassa, request_id=request_id, merchant_id=ctx.merchant_id,
-                method=scope.get("method", ""), path=scope["path"], status=status,
-                idempotency_key=ctx.idempotency_key, error=_error(bytes(body)))
+        await log_error()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
