@@ -27,10 +27,8 @@ Postgres-backed queue libraries do not offer.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,15 +37,16 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from kassa import representations
 from kassa.db import webhooks_repository as repo
 from kassa.db.webhooks_repository import ClaimedDelivery
 from kassa.webhooks import endpoints as rules
 from kassa.webhooks.backoff import RetrySchedule
+from kassa.webhooks.resolver import PublicOnlyResolver
 from kassa.webhooks.signing import HEADER, STRIPE_HEADER, signature_header
+
+__all__ = ["DeliveryConfig", "PublicOnlyResolver", "SenderStats", "WebhookSender"]
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +96,6 @@ class SenderStats:
     lost_leases: int = 0  # outcomes that arrived after another sender took over
     parked: int = 0
     deferred: int = 0  # due deliveries of slow endpoints moved to their expected turn
-
-
-class PublicOnlyResolver(ThreadedResolver):
-    """DNS for production senders: refuses hosts that resolve to a private, loopback,
-    link-local or otherwise non-public address at connect time, so an endpoint that was
-    public when it was registered cannot be turned against the internal network by
-    changing its DNS (rebinding)."""
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
-        refused = rules.refused_addresses([r["host"] for r in results])
-        if refused:
-            raise OSError(errno.EACCES, f"refused: {host} resolves to non-public "
-                                        f"address(es) {', '.join(refused)}")
-        return results
 
 
 class WebhookSender:
