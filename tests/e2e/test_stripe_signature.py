@@ -14,6 +14,7 @@ import stripe
 from tests.support.webhook_receiver import (
     WebhookReceiver,
     create_endpoint,
+    delete_endpoints,
     eventually,
     pay,
     running_sender,
@@ -23,9 +24,7 @@ from tests.support.webhook_receiver import (
 @pytest.fixture(autouse=True)
 async def cleanup(client, auth) -> AsyncIterator[None]:
     yield
-    r = await client.get("/v1/webhook_endpoints", headers=auth, params={"limit": 100})
-    for e in r.json()["data"]:
-        await client.delete(f"/v1/webhook_endpoints/{e['id']}", headers=auth)
+    await delete_endpoints(client, auth)
 
 
 async def _received(rx: WebhookReceiver, n: int) -> bool:
