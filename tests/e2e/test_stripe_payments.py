@@ -25,14 +25,12 @@ SECRET = "whsec_e2e_localstripe"
 
 @pytest.fixture(scope="module")
 async def stripe_kassa(settings, dsn, localstripe_url) -> AsyncIterator[Kassa]:
-    k, close = await bootstrap.build(
-        settings.model_copy(update={"default_psp": "stripe"}), dsn, pool_size=6,
-        stripe=StripeSettings(secret_key=API_KEY, api_base=localstripe_url, localstripe=True,
-                              webhook_secret=SECRET))
-    try:
-        yield k
-    finally:
-        await close()
+    stripe = StripeSettings(secret_key=API_KEY, api_base=localstripe_url, localstripe=True,
+                            webhook_secret=SECRET)
+    built = await bootstrap.build(settings.model_copy(update={"default_psp": "stripe"}), dsn,
+                                  pool_size=6, stripe=stripe)
+    yield built[0]
+    await built[1]()
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +80,7 @@ async def test_create_confirm_capture_refund_match_stripes_records(
         "capture_method": "manual", "confirm": "true"}, headers={"Idempotency-Key": "e2e-1"})
     assert again.json()["id"] == pi["id"]
 
-    async with httpx.AsyncClient() as client:
-        at_stripe = await stripe_payment(localstripe_url, client, pi["id"])
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
     assert len(at_stripe.intents) == 1
     assert (at_stripe.status, at_stripe.captured) == ("succeeded", 2000)
     assert sorted(at_stripe.refunds.values()) == [300, 500]
@@ -103,8 +100,7 @@ async def test_cancel_releases_the_hold_at_stripe(api, stripe_kassa, localstripe
     r = await api.post(f"/v1/payment_intents/{pi['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "canceled", r.text
 
-    async with httpx.AsyncClient() as client:
-        at_stripe = await stripe_payment(localstripe_url, client, pi["id"])
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
     assert (at_stripe.status, at_stripe.captured) == ("canceled", 0)
     held = await stripe_kassa.pool.fetchval(
         "SELECT coalesce(sum(e.amount), 0) FROM ledger_transactions t"

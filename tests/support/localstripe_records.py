@@ -27,9 +27,12 @@ def sdk(base_url: str, client: httpx.AsyncClient) -> Any:
                                max_network_retries=0).v1
 
 
-async def stripe_payment(base_url: str, client: httpx.AsyncClient,
-                         payment_id: str) -> StripePayment:
-    v1 = sdk(base_url, client)
+async def stripe_payment(base_url: str, payment_id: str) -> StripePayment:
+    async with httpx.AsyncClient() as client:
+        return await _read(sdk(base_url, client), payment_id)
+
+
+async def _read(v1: Any, payment_id: str) -> StripePayment:
     intents = []
     async for pi in (await v1.payment_intents.list_async({"limit": 100})).auto_paging_iter():
         if field(pi.metadata, PAYMENT_KEY) == payment_id:

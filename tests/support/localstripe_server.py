@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.processes import stop
+
 ANNOUNCEMENT = "localstripe listening on port "
 API_KEY = "sk_test_localstripe_kassa"
 
@@ -27,33 +29,23 @@ def running_localstripe(store_dir: Path, *, startup_timeout: float = 30.0) -> It
     """Start localstripe; yields its base URL, stops it on exit."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.localstripe_server",
-                             str(store_dir)], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env={**os.environ,
-                                                            "PYTHONPATH": str(root)})
+                             str(store_dir)], cwd=root, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.stdout is not None
     try:
-        port = None
         deadline = time.monotonic() + startup_timeout
-        buffered = b""
-        while port is None:
-            if proc.poll() is not None:
-                raise RuntimeError("localstripe exited during startup")
+        line = ""
+        while not line.startswith(ANNOUNCEMENT):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"localstripe did not start within {startup_timeout}s")
-            ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-            if ready:
-                buffered += os.read(proc.stdout.fileno(), 4096)
-                for line in buffered.decode(errors="replace").splitlines():
-                    if line.startswith(ANNOUNCEMENT):
-                        port = int(line.removeprefix(ANNOUNCEMENT))
-        yield f"http://127.0.0.1:{port}"
+            if select.select([proc.stdout], [], [], 0.1)[0]:
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"localstripe exited with {proc.wait()}")
+        yield f"http://127.0.0.1:{int(line.removeprefix(ANNOUNCEMENT))}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         proc.stdout.close()
 
 

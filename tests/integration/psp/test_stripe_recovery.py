@@ -5,6 +5,7 @@ never acted on is repeated with the same key. Against localstripe, faults on the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -51,8 +52,7 @@ async def test_confirm_whose_answer_was_lost_is_found_at_stripe(
     assert await recovery.recover_open_attempts(stripe_kassa) == 1
     done = await payments.retrieve(stripe_kassa, merchant_id=mid, payment_id=pi["id"])
     assert (done["status"], done["amount_received"]) == ("succeeded", 4200)
-    async with httpx.AsyncClient() as client:
-        at_stripe = await stripe_payment(localstripe_url, client, pi["id"])
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
     assert (len(at_stripe.intents), at_stripe.captured) == (1, 4200)
     assert await recovery.recover_open_attempts(stripe_kassa) == 0
     assert (await verify(stripe_kassa.pool)).ok
@@ -71,8 +71,7 @@ async def test_confirm_stripe_never_acted_on_is_repeated_once(
     assert await recovery.recover_open_attempts(stripe_kassa) == 1
     done = await payments.retrieve(stripe_kassa, merchant_id=mid, payment_id=pi["id"])
     assert done["status"] == "requires_capture"
-    async with httpx.AsyncClient() as client:
-        at_stripe = await stripe_payment(localstripe_url, client, pi["id"])
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
     assert (len(at_stripe.intents), at_stripe.status) == (1, "requires_capture")
 
 
@@ -83,24 +82,24 @@ async def test_capture_and_refund_whose_answers_were_lost(
                                payment_method="pm_card_visa", capture_method="manual",
                                confirm=True)
     assert pi["status"] == "requires_capture"
-    wire.enqueue(TIMEOUT_AFTER_CHARGE)
-    got = await payments.capture(stripe_kassa, merchant_id=mid, payment_id=pi["id"],
-                                 amount_to_capture=2500)
-    assert got["status"] == "processing"
-    await recovery.recover_open_attempts(stripe_kassa)
+
+    async def answer_lost(call: Any, waiting: str) -> None:
+        wire.enqueue(TIMEOUT_AFTER_CHARGE)
+        assert (await call)["status"] == waiting
+        await recovery.recover_open_attempts(stripe_kassa)
+
+    await answer_lost(payments.capture(stripe_kassa, merchant_id=mid, payment_id=pi["id"],
+                                       amount_to_capture=2500), "processing")
     done = await payments.retrieve(stripe_kassa, merchant_id=mid, payment_id=pi["id"])
     assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
-
-    wire.enqueue(TIMEOUT_AFTER_CHARGE)
-    refund = await refunds.create(stripe_kassa, merchant_id=mid, payment_intent=pi["id"],
-                                  amount=700)
-    assert refund["status"] == "pending"
-    await recovery.recover_open_attempts(stripe_kassa)
-    settled = await refunds.retrieve(stripe_kassa, merchant_id=mid, refund_id=refund["id"])
+    await answer_lost(refunds.create(stripe_kassa, merchant_id=mid, payment_intent=pi["id"],
+                                     amount=700), "pending")
+    (settled,), _ = await refunds.list_(stripe_kassa, merchant_id=mid, limit=1,
+                                        starting_after=None, ending_before=None,
+                                        payment_intent=pi["id"])
     assert settled["status"] == "succeeded"
 
-    async with httpx.AsyncClient() as client:
-        at_stripe = await stripe_payment(localstripe_url, client, pi["id"])
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
     assert at_stripe.captured == 2500
     assert list(at_stripe.refunds.values()) == [700]  # once, though its answer was lost
     assert (await verify(stripe_kassa.pool)).ok

@@ -96,13 +96,21 @@ def action_url(next_action: Any) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
+def _final(obj: Any, outcomes: dict[str, Outcome]) -> tuple[str, Outcome, str]:
+    """(Stripe's status, kassa's outcome, the object's id); PSPOutcomeUnknown when the
+    status says nothing final yet."""
+    status = str(field(obj, "status"))
+    outcome = outcomes.get(status)
+    reference = object_id(obj)
+    if outcome is None or reference is None:
+        raise PSPOutcomeUnknown(f"stripe {field(obj, 'object')} {reference} is {status!r}: "
+                                "not final")
+    return status, outcome, reference
+
+
 def payment_intent_result(pi: Any) -> PSPResult:
     """An authorisation's outcome from the PaymentIntent it made."""
-    status = str(field(pi, "status"))
-    outcome = AUTHORIZATION_OUTCOMES.get(status)
-    reference = object_id(pi)
-    if outcome is None or reference is None:
-        raise PSPOutcomeUnknown(f"stripe PaymentIntent {reference} is {status!r}: not final")
+    status, outcome, reference = _final(pi, AUTHORIZATION_OUTCOMES)
     currency = field(pi, "currency")
     amount: Money | None = money(field(pi, "amount"), currency)
     if outcome is Outcome.CAPTURED:
@@ -143,11 +151,7 @@ def void_result(pi: Any) -> PSPResult:
 
 
 def refund_result(refund: Any) -> PSPResult:
-    status = str(field(refund, "status"))
-    outcome = REFUND_OUTCOMES.get(status)
-    reference = object_id(refund)
-    if outcome is None or reference is None:
-        raise PSPOutcomeUnknown(f"stripe refund {reference} is {status!r}")
+    status, outcome, reference = _final(refund, REFUND_OUTCOMES)
     reason = field(refund, "failure_reason") if outcome is Outcome.FAILED else None
     return PSPResult(outcome=outcome, psp_reference=reference,
                      amount=money(field(refund, "amount"), field(refund, "currency")),
