@@ -5,7 +5,8 @@ webhooks reach kassa's inbox."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.ledger.verify import verify
+from kassa.psp.base import Card
 from kassa.psp.stripe import StripeSettings
 from kassa.services import merchants, psp_webhooks
 from kassa.services.context import Kassa
@@ -139,3 +141,75 @@ async def test_localstripes_signed_webhook_reaches_kassas_inbox(
     assert status == "ignored"  # the confirm recorded the outcome first; nothing twice
     r = await api.get(f"/v1/payment_intents/{r.json()['id']}")
     assert r.json()["amount_received"] == 900
+
+
+class RawTestCards:
+    """kassa's test payment methods plus two raw cards (as the vault will hand them over),
+    which the adapter turns into Stripe PaymentMethods: localstripe knows only three of
+    Stripe's pm_card_* ids."""
+
+    CARDS = {"pm_raw_3ds": Card("4000002760003184", 12, 2034, "visa", cvc="123"),
+             "pm_raw_declined": Card("4000000000000341", 12, 2034, "visa", cvc="123")}
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None:
+        return self.CARDS.get(payment_method) or await self._inner.resolve(
+            merchant_id=merchant_id, payment_method=payment_method)
+
+
+@pytest.fixture
+def raw_cards(stripe_kassa) -> Iterator[None]:
+    inner = stripe_kassa.payment_methods
+    stripe_kassa.payment_methods = RawTestCards(inner)
+    yield
+    stripe_kassa.payment_methods = inner
+
+
+async def test_3ds_outcome_arrives_by_localstripes_webhook(
+        api, stripe_kassa, stripe_api, localstripe_url, raw_cards) -> None:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{localstripe_url}/_config/webhooks/kassa_e2e", data={
+            "url": f"{stripe_api}/psp/stripe/webhooks", "secret": SECRET,
+            "events[]": ["payment_intent.succeeded"]})
+        assert r.status_code == 200, r.text
+        r = await api.post("/v1/payment_intents", data={
+            "amount": "1500", "currency": "eur", "payment_method": "pm_raw_3ds",
+            "confirm": "true", "return_url": "http://127.0.0.1:9/shop/done"})
+        assert r.status_code == 200 and r.json()["status"] == "requires_action", r.text
+        pi = r.json()
+        (intent,) = (await stripe_payment(localstripe_url, pi["id"])).intents
+        # the customer authenticates at "Stripe" (localstripe's stand-in for the page)
+        r = await client.post(f"{localstripe_url}/v1/payment_intents/{intent.id}/_authenticate",
+                              data={"client_secret": intent.client_secret, "success": "true",
+                                    "key": "pk_test_e2e"})
+        assert r.status_code == 200, r.text
+
+    status = None
+    for _ in range(100):  # localstripe delivers a second after the change
+        await psp_webhooks.apply_pending(stripe_kassa)
+        status = await stripe_kassa.pool.fetchval(
+            "SELECT status FROM psp_events WHERE psp = 'stripe'"
+            " AND event->>'reference' = $1", pi["latest_charge"])
+        if status is not None and status != "pending":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "applied"
+    done = (await api.get(f"/v1/payment_intents/{pi['id']}")).json()
+    assert (done["status"], done["amount_received"]) == ("succeeded", 1500)
+    at_stripe = await stripe_payment(localstripe_url, pi["id"])
+    assert (at_stripe.status, at_stripe.captured) == ("succeeded", 1500)
+    assert await receivable(stripe_kassa, pi["id"]) == 1500
+
+
+async def test_a_decline_at_stripe_is_a_402_with_its_code(api, raw_cards) -> None:
+    r = await api.post("/v1/payment_intents", data={
+        "amount": "700", "currency": "eur", "payment_method": "pm_raw_declined",
+        "confirm": "true"})
+
+    assert r.status_code == 402, r.text
+    error = r.json()["error"]
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error", "card_declined", "generic_decline")
+    assert error["payment_intent"]["status"] == "requires_payment_method"
