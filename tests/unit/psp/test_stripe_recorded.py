@@ -279,6 +279,10 @@ async def test_lookup_by_stripes_records(recorded) -> None:
     assert (found.outcome, found.psp_reference) == (Outcome.CAPTURED, PI_ID)
     listed = [r for r in server.requests if r.url.path == "/v1/payment_intents"]
     assert listed[0].url.params["created[gte]"] == str(1764675000 - 300)
+    server.on("GET", "/v1/refunds/re_3QrecRefundTwo", {**RECORDED["refund_pending"],
+                                                      "status": "succeeded"})
+    settled = await adapter.lookup(ref(Operation.REFUND, "re_attempt_2", "re_3QrecRefundTwo"))
+    assert settled.outcome is Outcome.REFUNDED  # a pending refund, polled by its own id
     voided = await adapter.lookup(ref(Operation.VOID, "at_void"))
     assert (voided.outcome, voided.decline_code) == (Outcome.FAILED, "already_captured")
 

@@ -43,6 +43,7 @@ from kassa.psp.stripe.transport import InjectedHTTPXClient
 
 T = TypeVar("T")
 TEST_TOKEN_PREFIX = "pm_card_"  # Stripe's test PaymentMethods: charged as they are
+REFUND_PREFIX = "re_"
 # a PaymentIntent made for an attempt is created after the attempt; clocks differ a little
 CLOCK_SKEW_S = 300
 
@@ -148,7 +149,12 @@ class StripeAdapter:
             return m.payment_intent_result(pi)
         if not attempt.psp_reference:
             raise UnknownOperation(f"{self.name}: {where} without a PaymentIntent")
-        pi = await self._intent(attempt.psp_reference, where)
+        reference = attempt.psp_reference
+        if reference.startswith(REFUND_PREFIX):
+            # a refund answered pending carries the refund's own id from then on
+            return m.refund_result(await self._call(
+                where, lambda: self._v1.refunds.retrieve_async(reference)))
+        pi = await self._intent(reference, where)
         status = m.field(pi, "status")
         if attempt.operation is Operation.CAPTURE:
             if status == "succeeded":
