@@ -60,6 +60,9 @@ def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
             webhook_tolerance_s=settings.psp_webhook_tolerance_seconds),
         hold_validity_seconds=settings.simulator_hold_validity_seconds)]
     stripe = stripe if stripe is not None else StripeSettings()
+    if stripe.live() and settings.env != "production":
+        raise ValueError("KASSA_STRIPE_SECRET_KEY is a live key; it is refused unless "
+                         "KASSA_ENV=production")
     if stripe.configured():
         accounts.append(PSPAccount(
             name="stripe", psp="stripe",

@@ -56,3 +56,12 @@ async def test_an_account_name_is_taken_once() -> None:
         with pytest.raises(ValueError, match="adapter named"):
             PSPRegistry([PSPAccount(name="other", psp="simulator", adapter=sim,
                                     hold_validity_seconds=1.0)])
+
+
+async def test_a_live_key_is_refused_outside_production() -> None:
+    live = StripeSettings(secret_key="sk_live_registry")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ValueError, match="live key"):
+            bootstrap.psp_registry(Settings(env="development"), client, stripe=live)
+        registry = bootstrap.psp_registry(Settings(env="production"), client, stripe=live)
+    assert "stripe" in registry

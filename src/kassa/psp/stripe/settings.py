@@ -40,6 +40,11 @@ class StripeSettings(BaseSettings):
     def configured(self) -> bool:
         return self.secret_key is not None and bool(self.secret_key.get_secret_value())
 
+    def live(self) -> bool:
+        """A live-mode key (real money moves): kassa takes it in production only."""
+        return self.configured() and self.secret_key is not None and \
+            self.secret_key.get_secret_value().startswith(("sk_live_", "rk_live_"))
+
     def webhook_secrets(self) -> list[str]:
         raw = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
         return [s.strip() for s in raw.split(",") if s.strip()]
