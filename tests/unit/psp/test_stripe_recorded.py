@@ -204,6 +204,15 @@ async def test_transport_failures(recorded, raised: Exception, error: type[Excep
     assert len(server.requests) == 1  # the SDK's own retries are off: kassa decides
 
 
+async def test_an_answer_kassa_cannot_read_is_outcome_unknown(recorded) -> None:
+    server, adapter = recorded
+    server.on("POST", "/v1/payment_intents", {**RECORDED["payment_intent_requires_capture"],
+                                              "amount_capturable": "2500", "currency": "xxx"})
+
+    with pytest.raises(PSPOutcomeUnknown, match="malformed"):
+        await adapter.authorize(request())
+
+
 async def test_partial_capture_reports_amount_received_and_the_charge(recorded) -> None:
     """Stripe: amount_received after capturing 2000 of 2500, the rest released, and
     latest_charge an id (localstripe embeds the charge and models the release as a
@@ -350,6 +359,15 @@ async def test_webhooks_kassa_does_not_act_on_are_verified_and_dropped(recorded)
     with pytest.raises(WebhookRejected):
         await adapter.parse_webhook(headers=_signed(body, secret="whsec_other"), body=body,
                                     now=int(time.time()))
+
+
+async def test_a_signed_but_malformed_event_is_refused(recorded) -> None:
+    _, adapter = recorded
+    event = RECORDED["event_payment_intent_succeeded"]
+    body = orjson.dumps({**event, "data": {"object": {**event["data"]["object"],
+                                                      "currency": "xxx"}}})
+    with pytest.raises(WebhookRejected, match="malformed"):
+        await adapter.parse_webhook(headers=_signed(body), body=body, now=int(time.time()))
 
 
 async def test_webhook_secret_rotation(recorded) -> None:

@@ -17,13 +17,15 @@ Stripe's already, for other parameters) PSPOutcomeUnknown; 429 (rate limited, or
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import stripe
 
-from kassa.domain.money import Money
+from kassa.domain.money import Money, UnknownCurrency
 from kassa.psp.base import (
     Outcome,
     PSPError,
@@ -96,6 +98,23 @@ def action_url(next_action: Any) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
+class MalformedAnswer(PSPOutcomeUnknown):
+    """Stripe's answer (or event) cannot be read as the object it claims to be."""
+
+
+def _readable(read: Callable[[Any], PSPResult]) -> Callable[[Any], PSPResult]:
+    """An answer kassa cannot read (a field missing or of the wrong type, an unknown
+    currency) says nothing of what Stripe did: the outcome is unknown, recovery asks."""
+    @functools.wraps(read)
+    def reading(obj: Any) -> PSPResult:
+        try:
+            return read(obj)
+        except (KeyError, TypeError, ValueError, UnknownCurrency) as exc:
+            raise MalformedAnswer(f"stripe answered a malformed {field(obj, 'object')} "
+                                  f"({type(exc).__name__})") from exc
+    return reading
+
+
 def _final(obj: Any, outcomes: dict[str, Outcome]) -> tuple[str, Outcome, str]:
     """(Stripe's status, kassa's outcome, the object's id); PSPOutcomeUnknown when the
     status says nothing final yet."""
@@ -108,6 +127,7 @@ def _final(obj: Any, outcomes: dict[str, Outcome]) -> tuple[str, Outcome, str]:
     return status, outcome, reference
 
 
+@_readable
 def payment_intent_result(pi: Any) -> PSPResult:
     """An authorisation's outcome from the PaymentIntent it made."""
     status, outcome, reference = _final(pi, AUTHORIZATION_OUTCOMES)
@@ -132,6 +152,7 @@ def payment_intent_result(pi: Any) -> PSPResult:
                      raw_status=status)
 
 
+@_readable
 def capture_result(pi: Any) -> PSPResult:
     """A capture's outcome: the PaymentIntent ``succeeded``; its charge is the reference."""
     result = payment_intent_result(pi)
@@ -142,6 +163,7 @@ def capture_result(pi: Any) -> PSPResult:
     return PSPResult(Outcome.CAPTURED, charge, amount=result.amount, raw_status="succeeded")
 
 
+@_readable
 def void_result(pi: Any) -> PSPResult:
     result = payment_intent_result(pi)
     if result.outcome is not Outcome.VOIDED:
@@ -150,6 +172,7 @@ def void_result(pi: Any) -> PSPResult:
     return result
 
 
+@_readable
 def refund_result(refund: Any) -> PSPResult:
     status, outcome, reference = _final(refund, REFUND_OUTCOMES)
     reason = field(refund, "failure_reason") if outcome is Outcome.FAILED else None

@@ -33,7 +33,6 @@ from kassa.psp.base import (
     PSPError,
     PSPEvent,
     PSPEventType,
-    PSPOutcomeUnknown,
     WebhookRejected,
 )
 from kassa.psp.stripe import mapping as m
@@ -110,6 +109,8 @@ async def parse(adapter: StripeAdapter, *, headers: Mapping[str, str], body: byt
             event = _refund(adapter.name, payload, obj)
         else:
             event = None  # verified, but nothing kassa acts on
+    except m.MalformedAnswer as exc:
+        raise WebhookRejected(f"malformed Stripe event ({exc})") from None
     except PSPError:
         raise  # Stripe could not be asked; the delivery fails and Stripe retries it
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, UnknownCurrency) as exc:
@@ -127,10 +128,9 @@ def _common(psp: str, payload: dict[str, Any], obj: dict[str, Any]) -> dict[str,
 
 
 def _authorization(psp: str, payload: dict[str, Any], obj: dict[str, Any]) -> PSPEvent | None:
-    try:
-        result = m.payment_intent_result(obj)
-    except PSPOutcomeUnknown:
+    if obj.get("status") not in m.AUTHORIZATION_OUTCOMES:
         return None  # processing: nothing final to record yet
+    result = m.payment_intent_result(obj)
     attempt = (obj.get("metadata") or {}).get(m.ATTEMPT_KEY)
     if attempt is None:
         return None  # not a PaymentIntent kassa made
@@ -144,6 +144,8 @@ def _authorization(psp: str, payload: dict[str, Any], obj: dict[str, Any]) -> PS
 
 
 def _refund(psp: str, payload: dict[str, Any], obj: dict[str, Any]) -> PSPEvent | None:
+    if obj.get("status") not in m.REFUND_OUTCOMES:
+        return None  # a status kassa has no outcome for: nothing to record
     result = m.refund_result(obj)
     if result.outcome is Outcome.REFUND_PENDING:
         return None  # nothing settled yet
