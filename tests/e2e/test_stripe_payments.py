@@ -112,13 +112,18 @@ async def test_cancel_releases_the_hold_at_stripe(api, stripe_kassa, localstripe
     assert held == 0
 
 
-async def test_localstripes_signed_webhook_reaches_kassas_inbox(
-        api, stripe_kassa, stripe_api, localstripe_url) -> None:
+async def send_webhooks_to_kassa(localstripe_url: str, stripe_api: str) -> None:
+    """localstripe's webhook configuration: its signed events go to kassa's endpoint."""
     async with httpx.AsyncClient() as client:
         r = await client.post(f"{localstripe_url}/_config/webhooks/kassa_e2e", data={
             "url": f"{stripe_api}/psp/stripe/webhooks", "secret": SECRET,
             "events[]": ["payment_intent.succeeded"]})
         assert r.status_code == 200, r.text
+
+
+async def test_localstripes_signed_webhook_reaches_kassas_inbox(
+        api, stripe_kassa, stripe_api, localstripe_url) -> None:
+    await send_webhooks_to_kassa(localstripe_url, stripe_api)
     r = await api.post("/v1/payment_intents", data={
         "amount": "900", "currency": "eur", "payment_method": "pm_card_visa",
         "confirm": "true"})
@@ -169,11 +174,8 @@ def raw_cards(stripe_kassa) -> Iterator[None]:
 
 async def test_3ds_outcome_arrives_by_localstripes_webhook(
         api, stripe_kassa, stripe_api, localstripe_url, raw_cards) -> None:
+    await send_webhooks_to_kassa(localstripe_url, stripe_api)
     async with httpx.AsyncClient() as client:
-        r = await client.post(f"{localstripe_url}/_config/webhooks/kassa_e2e", data={
-            "url": f"{stripe_api}/psp/stripe/webhooks", "secret": SECRET,
-            "events[]": ["payment_intent.succeeded"]})
-        assert r.status_code == 200, r.text
         r = await api.post("/v1/payment_intents", data={
             "amount": "1500", "currency": "eur", "payment_method": "pm_raw_3ds",
             "confirm": "true", "return_url": "http://127.0.0.1:9/shop/done"})

@@ -152,24 +152,27 @@ def payment_intent_result(pi: Any) -> PSPResult:
                      raw_status=status)
 
 
+def _after(pi: Any, operation: str, expected: Outcome) -> PSPResult:
+    """The intent after a capture or cancel: in the state that operation leads to, or the
+    outcome is not known yet."""
+    result = payment_intent_result(pi)
+    if result.outcome is not expected:
+        raise PSPOutcomeUnknown(f"stripe {operation} left {result.psp_reference} "
+                                f"{result.raw_status!r}")
+    return result
+
+
 @_readable
 def capture_result(pi: Any) -> PSPResult:
     """A capture's outcome: the PaymentIntent ``succeeded``; its charge is the reference."""
-    result = payment_intent_result(pi)
-    if result.outcome is not Outcome.CAPTURED:
-        raise PSPOutcomeUnknown(f"stripe capture left {result.psp_reference} "
-                                f"{result.raw_status!r}")
+    result = _after(pi, "capture", Outcome.CAPTURED)
     charge = object_id(field(pi, "latest_charge")) or result.psp_reference
     return PSPResult(Outcome.CAPTURED, charge, amount=result.amount, raw_status="succeeded")
 
 
 @_readable
 def void_result(pi: Any) -> PSPResult:
-    result = payment_intent_result(pi)
-    if result.outcome is not Outcome.VOIDED:
-        raise PSPOutcomeUnknown(f"stripe cancel left {result.psp_reference} "
-                                f"{result.raw_status!r}")
-    return result
+    return _after(pi, "cancel", Outcome.VOIDED)
 
 
 @_readable
