@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -127,7 +126,7 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
                 method=request.headers.get(fw.METHOD_HEADER, "POST"),
                 url=request.headers.get(fw.URL_HEADER, ""),
                 headers=request.headers.items(), body=await request.body(),
-                timeout=float(timeout) if timeout else None)
+                psp_timeout=float(timeout) if timeout else None)
         except fw.ForwardRefused as exc:
             return _refusal(exc.status, str(exc))
         except ValueError:

@@ -9,6 +9,7 @@ received stays provably unsent, a timeout stays outcome-unknown."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ import httpx
 import orjson
 
 from kassa.vault import placeholders
+from kassa.vault.crypto import DecryptionFailed
+from kassa.vault.keyring import UnwrapFailed
 from kassa.vault.secret import Secret
 from kassa.vault.service import Vault
 
@@ -29,6 +32,7 @@ TOKEN_HEADER = "kassa-vault-token"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
 _NOT_RETURNED = _HOP_BY_HOP | {"content-encoding"}
+log = logging.getLogger(__name__)
 
 
 class ForwardRefused(Exception):
@@ -69,7 +73,7 @@ class Forwarder:
         self.default_timeout = default_timeout
 
     async def forward(self, *, method: str, url: str, headers: Iterable[tuple[str, str]],
-                      body: bytes, timeout: float | None) -> Forwarded:
+                      body: bytes, psp_timeout: float | None) -> Forwarded:
         try:
             target = origin(url)
         except (httpx.InvalidURL, TypeError):
@@ -83,7 +87,7 @@ class Forwarder:
         filled, pans, cvcs = await self._fill(content_type, body)
         try:
             response = await self.client.request(method, url, headers=outgoing, content=filled,
-                                                 timeout=timeout or self.default_timeout)
+                                                 timeout=psp_timeout or self.default_timeout)
         except httpx.TimeoutException:
             return Forwarded(504, [], b"", "timeout")
         except httpx.ConnectError:
@@ -117,7 +121,12 @@ class Forwarder:
             raise ForwardRefused("the vault forwards JSON or form-encoded bodies only")
         wanted = {placeholders.parse(p) for p in found}
         numbers = {pm for pm, field in filter(None, wanted) if field == "number"}
-        opened = await self.vault.open_cards(sorted(numbers)) if numbers else {}
+        try:
+            opened = await self.vault.open_cards(sorted(numbers)) if numbers else {}
+        except (DecryptionFailed, UnwrapFailed):
+            log.error("a stored card did not authenticate (tampered, or moved between rows): "
+                      "one of %s", sorted(numbers))
+            raise ForwardRefused("the card's stored data did not authenticate", 422) from None
         missing = numbers - set(opened)
         if missing:
             raise ForwardRefused(f"No such PaymentMethod: '{sorted(missing)[0]}'", status=404)
