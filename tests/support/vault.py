@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 from pydantic import SecretStr
 
 from kassa import bootstrap
@@ -63,3 +64,13 @@ async def kassa_through(running: RunningVault, dsn: str) -> AsyncIterator[Kassa]
         yield k
     finally:
         await close()
+
+
+async def tokenise(vault_url: str, key: str, number: str, *, cvc: str | None = "123",
+                   month: str = "12", year: str = "2034") -> httpx.Response:
+    data = {"type": "card", "card[number]": number, "card[exp_month]": month,
+            "card[exp_year]": year, "billing_details[name]": "Jenny Rosen"}
+    if cvc is not None:
+        data["card[cvc]"] = cvc
+    async with httpx.AsyncClient(base_url=vault_url) as c:
+        return await c.post("/v1/payment_methods", auth=(key, ""), data=data)

@@ -2,10 +2,10 @@
 (placeholders.py) gets the card fields filled in and goes to an allow-listed PSP origin
 only; the PSP's answer comes back with any card number it echoed put back as placeholder.
 
-The outcome of the PSP hop travels back in ``Kassa-Forward-Error`` (connect, timeout,
-transport, refused), so the caller's transport can raise what its own connection would
-have raised (transport.py) and adapters keep their error mapping: a request the PSP never
-received stays provably unsent, a timeout stays outcome-unknown."""
+The outcome of the PSP hop travels back in ``Kassa-Forward-Error`` (connect,
+connect_timeout, timeout, transport, refused), so the caller's transport can raise what its
+own connection would have raised (transport.py) and adapters keep their error mapping: a
+request the PSP never received stays provably unsent, a timeout stays outcome-unknown."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Forwarded:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-    error: str | None = None  # connect | timeout | transport (the PSP hop failed)
+    error: str | None = None  # connect[_timeout] | timeout | transport (the PSP hop failed)
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -88,12 +88,14 @@ class Forwarder:
         try:
             response = await self.client.request(method, url, headers=outgoing, content=filled,
                                                  timeout=psp_timeout or self.default_timeout)
-        except httpx.TimeoutException:
-            return Forwarded(504, [], b"", "timeout")
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             for pm_id, cvc in cvcs.items():  # provably unsent: the CVC was not used
                 self.vault.cvcs.give_back(pm_id, cvc)
-            return Forwarded(502, [], b"", "connect")
+            timed_out = isinstance(exc, httpx.ConnectTimeout)
+            return Forwarded(504 if timed_out else 502, [], b"",
+                             "connect_timeout" if timed_out else "connect")
+        except httpx.TimeoutException:
+            return Forwarded(504, [], b"", "timeout")
         except httpx.TransportError:
             return Forwarded(502, [], b"", "transport")
         answer = response.content

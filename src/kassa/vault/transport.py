@@ -4,8 +4,8 @@ the PSP, everything else goes straight on. Adapters keep building their own requ
 reading their own answers; they never see a card number, and neither does this process.
 
 Failures of the PSP hop, as the vault reports them, are raised as the exceptions the
-adapter's own connection would have raised (ConnectError: provably unsent; ReadTimeout;
-RemoteProtocolError: sent, outcome unknown)."""
+adapter's own connection would have raised (ConnectError, ConnectTimeout: provably unsent;
+ReadTimeout, RemoteProtocolError: sent, outcome unknown)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from kassa.vault import forward as fw
 from kassa.vault.placeholders import MARKER
 
 _HOP = {"host", "content-length", "connection", "transfer-encoding"}
+_RAISED: dict[str, type[httpx.TransportError]] = {
+    "connect": httpx.ConnectError, "connect_timeout": httpx.ConnectTimeout,
+    "timeout": httpx.ReadTimeout, "transport": httpx.RemoteProtocolError}
 
 
 class VaultForwardingTransport(httpx.AsyncBaseTransport):
@@ -38,15 +41,11 @@ class VaultForwardingTransport(httpx.AsyncBaseTransport):
                             extensions=request.extensions)
         response = await self.inner.handle_async_request(via)
         error = response.headers.get(fw.ERROR_HEADER)
-        if error in ("connect", "timeout", "transport"):
+        if error in _RAISED:
             await response.aread()
             await response.aclose()
-            message = f"via the vault: {error} error reaching {request.url.host}"
-            if error == "connect":
-                raise httpx.ConnectError(message, request=request)
-            if error == "timeout":
-                raise httpx.ReadTimeout(message, request=request)
-            raise httpx.RemoteProtocolError(message, request=request)
+            raise _RAISED[error](f"via the vault: {error} error reaching {request.url.host}",
+                                 request=request)
         return response
 
     async def aclose(self) -> None:

@@ -3,41 +3,7 @@ with placeholders, the vault's forwarding endpoint fills in the card number."""
 
 from __future__ import annotations
 
-import httpx
-import pytest
-
-from kassa.api.app import create_app
-from kassa.services import merchants
-from tests.support.vault import kassa_through, running_vault
-
-
-@pytest.fixture
-async def vault(settings, dsn):
-    async with running_vault(settings, dsn) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(vault, dsn):
-    async with kassa_through(vault, dsn) as k:
-        app = create_app(kassa=k, key_cache_seconds=0.0)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://kassa.test") as c:
-            c.kassa = k  # type: ignore[attr-defined]
-            yield c
-
-
-@pytest.fixture
-async def shop(api):
-    return await merchants.create_merchant(api.kassa, name="Vault shop")
-
-
-async def tokenise(vault_url: str, key: str, number: str, **card: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=vault_url) as c:
-        return await c.post("/v1/payment_methods", auth=(key, ""), data={
-            "type": "card", "card[number]": number, "card[exp_month]": card.get("month", "12"),
-            "card[exp_year]": card.get("year", "2034"), "card[cvc]": card.get("cvc", "123"),
-            "billing_details[name]": "Jenny Rosen"})
+from tests.support.vault import tokenise
 
 
 async def test_a_vault_card_pays_through_the_simulator(vault, api, shop, sim):
@@ -67,3 +33,12 @@ async def test_the_simulator_gets_the_real_number(vault, api, shop):
         "confirm": "true"})
     assert r.status_code == 402, r.text
     assert r.json()["error"]["decline_code"] == "insufficient_funds"
+
+
+async def test_the_payment_method_has_stripes_shape(vault, shop):
+    from tests.support.stripe_schema import assert_stripe_shape
+
+    r = await tokenise(vault.url, shop["publishable_key"], "5555555555554444")
+    assert_stripe_shape(r.json(), "PaymentMethod")
+    assert r.json()["billing_details"]["name"] == "Jenny Rosen"
+    assert r.json()["customer"] is None and r.json()["livemode"] is False
