@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kassa.domain.cards import luhn_valid
 from kassa.domain.errors import CardError, InvalidRequest
 from kassa.vault.secret import CardNumber, Secret
 
@@ -75,18 +76,6 @@ TEST_CARD_DETAILS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def brand_of(digits: str) -> str:
     """Stripe's brand names by IIN range (amex, diners, discover, jcb, mastercard,
     unionpay, visa, unknown)."""
@@ -133,8 +122,7 @@ def validate_card(raw: object, *, today: tuple[int, int]) -> CardInput:
                                  param=f"card[{field}]", code="parameter_missing")
     number = raw["number"]
     digits = number.replace(" ", "").replace("-", "") if isinstance(number, str) else ""
-    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19
-            and luhn_valid(digits)):
+    if not luhn_valid(digits):
         raise CardInvalid("Your card number is incorrect.", code="incorrect_number",
                           param="card[number]")
     month = _integer(raw["exp_month"], code="invalid_expiry_month", param="card[exp_month]",

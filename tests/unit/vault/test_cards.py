@@ -82,4 +82,5 @@ def test_missing_or_unknown_fields_are_invalid_requests(raw):
 
 
 def test_luhn():
-    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert not luhn_valid("79927398713")  # Luhn-valid, but too short for a card
