@@ -156,7 +156,9 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  CLI:        {cli_hint()}\n"
             f"  try:        curl {base}/v1/payment_intents -u $SK: -d amount=2000 "
             f"-d currency=usd -d payment_method=pm_card_visa -d confirm=true\n\n"
-            f"export SK={seeded['secret_key']}", flush=True)
+            + (f"export PK={seeded['publishable_key']}\n" if seeded.get("publishable_key")
+               else "")
+            + f"export SK={seeded['secret_key']}", flush=True)
 
 
 def cli_hint() -> str:
