@@ -1,7 +1,7 @@
 """The card vault's own schema ``kassa_vault`` (ARCHITECTURE §8).
 
 Revision ID: vault_card_vault
-Revises: 0008
+Revises: house_db_sql_versions
 
 - ``kek_versions``: which key-encryption key version new data keys are wrapped under (one
   ``active``), which may still unwrap (``decrypt_only``) and which are ``retired``. The KEK
@@ -18,7 +18,7 @@ Revises: 0008
 from alembic import op
 
 revision = "vault_card_vault"
-down_revision = "0008"
+down_revision = "house_db_sql_versions"
 
 SCHEMA = r"""
 CREATE SCHEMA kassa_vault;
