@@ -95,11 +95,17 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
         try:
             caller = await deps.authenticate(request, secret=False)
             raw = parse_body(request.headers.get("content-type"), await request.body())
-            row = await the_vault(request).tokenize(merchant_id=caller.merchant_id,
-                                                    params=raw, livemode=False, now=now())
+            key = request.headers.get("idempotency-key")
+            made = await the_vault(request).tokenize(merchant_id=caller.merchant_id,
+                                                     params=raw, livemode=False, now=now(),
+                                                     idempotency_key=key)
         except (KassaError, CardInvalid) as exc:
             return _error(exc)
-        return Response(orjson.dumps(payment_method(row)), media_type=JSON)
+        headers = {} if key is None else {"Idempotency-Key": key}
+        if made.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(orjson.dumps(payment_method(made.row)), media_type=JSON,
+                        headers=headers)
 
     @app.get("/v1/payment_methods/{payment_method_id}")
     async def retrieve_payment_method(request: Request, payment_method_id: str) -> Response:

@@ -29,9 +29,19 @@ def serve(ctx: typer.Context) -> None:
     check_free(settings.vault_host, settings.vault_port, port_setting="KASSA_VAULT_PORT",
                host_setting="KASSA_VAULT_HOST")
     with database(settings) as dsn:
+        # the keyring checked before serving: a wrong one is two lines and exit 2, not a
+        # traceback from the server's start-up
+        run_async(_preflight(settings, dsn))
         uvicorn.run(vault_asgi_app(settings, dsn, token), host=settings.vault_host,
                     port=settings.vault_port, loop="uvloop", http="httptools",
                     log_level="warning", access_log=False)
+
+
+async def _preflight(settings: Settings, dsn: str) -> None:
+    from kassa.vault.runtime import build_vault
+
+    _, _, close = await build_vault(settings, dsn, pool_size=1)
+    await close()
 
 
 def vault_asgi_app(settings: Settings, dsn: str, token: str, *, create_keyring: bool = False

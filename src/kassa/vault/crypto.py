@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -52,6 +54,13 @@ def open_sealed(data_key: bytes, sealed: bytes, aad: bytes) -> CardNumber:
     except (InvalidTag, ValueError):
         raise DecryptionFailed("the card number did not authenticate") from None
     return CardNumber(plain.decode())
+
+
+def request_mac(key: bytes, params: dict[str, Any]) -> bytes:
+    """What tells one POST /v1/payment_methods from another under an Idempotency-Key,
+    keyed per merchant as the fingerprint is (the request holds a card number)."""
+    canonical = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(key, b"kassa-vault/idempotency|" + canonical, hashlib.sha256).digest()
 
 
 def fingerprint(key: bytes, number: CardNumber) -> str:

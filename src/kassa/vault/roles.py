@@ -1,7 +1,8 @@
 """The vault's database privileges, granted by `kassa migrate` as the schema owner.
 
 - the **vault role** (``kassa vault``, ``kassa vault rotate-kek``) reads and writes the
-  ``kassa_vault`` schema (no DELETE: a sealed card is never silently dropped) and reads
+  ``kassa_vault`` schema (no DELETE but of expired idempotency keys: a sealed card is never
+  silently dropped) and reads
   ``api_keys`` (to authenticate publishable keys) and ``merchants``;
 - the **serving role** (API, workers) may read ``kassa_vault.payment_methods`` only: brand,
   last4, expiry, fingerprint. ``card_secrets``, ``data_keys`` and ``kek_versions`` are out of
@@ -19,7 +20,9 @@ from kassa.db.migrate import MIGRATION_LOCK
 from kassa.startup_errors import StartupError
 
 SCHEMA = "kassa_vault"
-VAULT_TABLES = ("card_secrets", "data_keys", "kek_versions", "payment_methods")
+VAULT_TABLES = ("card_secrets", "data_keys", "kek_versions", "payment_methods",
+                "idempotency_keys")
+PRUNED = ("idempotency_keys",)  # the one table the vault deletes from (after 24 hours)
 VAULT_READS = ("api_keys", "merchants")  # in the services' schema
 SERVING_READS = ("payment_methods",)
 
@@ -41,8 +44,9 @@ def grant(dsn: str, *, vault_role: str | None, service_role: str | None) -> None
             conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(
                 vault, role))
             for table in VAULT_TABLES:
-                conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {}.{} TO {}").format(
-                    vault, sql.Identifier(table), role))
+                privileges = "SELECT, INSERT, UPDATE" + (", DELETE" if table in PRUNED else "")
+                conn.execute(sql.SQL("GRANT {} ON {}.{} TO {}").format(
+                    sql.SQL(privileges), vault, sql.Identifier(table), role))
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
                 sql.Identifier(schema), role))
             for table in VAULT_READS:

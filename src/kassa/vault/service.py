@@ -4,6 +4,7 @@ with the key-encryption keys."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from kassa.domain import ids
-from kassa.domain.errors import InvalidRequest
+from kassa.domain.errors import IdempotencyError, InvalidRequest
 from kassa.vault import crypto, store
 from kassa.vault.cards import CardInput, validate_card
 from kassa.vault.cvc import CvcMemory
@@ -23,6 +24,15 @@ from kassa.vault.secret import CardNumber
 PROBE_AAD = b"kassa-vault/kek-probe"
 BILLING_FIELDS = ("address", "email", "name", "phone")
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+IDEMPOTENCY_HOURS = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tokenized:
+    row: dict[str, Any]  # the payment method's non-secret row
+    replayed: bool = False  # the answer of an earlier request with this Idempotency-Key
 
 
 class VaultStartupError(Exception):
@@ -41,6 +51,7 @@ class Vault:
     version_refresh_seconds: float = 5.0
     _active: tuple[float, int] | None = None
     _fingerprint_keys: dict[str, bytes] = field(default_factory=dict)
+    _pruned_at: float = float("-inf")
 
     async def check_keyring(self) -> int:
         """At start-up: every KEK version the database still uses must unwrap its probe
@@ -100,8 +111,12 @@ class Vault:
         return key
 
     async def tokenize(self, *, merchant_id: str, params: dict[str, Any], livemode: bool,
-                       now: int) -> dict[str, Any]:
-        """POST /v1/payment_methods: the stored payment method's row (nothing secret)."""
+                       now: int, idempotency_key: str | None = None) -> Tokenized:
+        """POST /v1/payment_methods: the stored payment method's row (nothing secret).
+
+        Under an Idempotency-Key, the same request again gets the payment method the first
+        made (``replayed``), other parameters an IdempotencyError; a request refused by
+        validation takes no key (as Stripe's)."""
         kind = params.get("type")
         if kind in (None, ""):
             raise InvalidRequest("Missing required param: type.", param="type",
@@ -118,10 +133,19 @@ class Vault:
         card = validate_card(params.get("card"), today=(today.tm_year, today.tm_mon))
         billing = _billing_details(params.get("billing_details"))
         metadata = _metadata(params.get("metadata"))
+        fingerprint_key = await self._fingerprint_key(merchant_id)
+        idempotency = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InvalidRequest("The Idempotency-Key must be 1 to 255 characters.",
+                                     param="Idempotency-Key")
+            idempotency = (idempotency_key, crypto.request_mac(fingerprint_key, params))
+            earlier = await self._replay(merchant_id, idempotency)
+            if earlier is not None:
+                return earlier
         pm_id, key_id = new_id("pm"), new_id("dk")
         row = _row(pm_id, merchant_id, card, billing, metadata, livemode=livemode, now=now,
-                   fingerprint=crypto.fingerprint(await self._fingerprint_key(merchant_id),
-                                                  card.number))
+                   fingerprint=crypto.fingerprint(fingerprint_key, card.number))
         data_key = crypto.new_data_key()
         sealed = crypto.seal(data_key, card.number,
                              crypto.card_aad(payment_method_id=pm_id, merchant_id=merchant_id))
@@ -133,14 +157,46 @@ class Vault:
                 async with self.pool.acquire() as conn:
                     await store.insert_card(conn, pm=row, data_key_id=key_id,
                                             kek_version=version, wrapped=wrapped,
-                                            sealed_pan=sealed)
+                                            sealed_pan=sealed, idempotency=idempotency)
                 break
             except asyncpg.CheckViolationError:
                 if fresh:
                     raise
+            except asyncpg.UniqueViolationError:
+                # a concurrent request with the same key committed first: its answer wins
+                assert idempotency is not None
+                earlier = await self._replay(merchant_id, idempotency)
+                if earlier is None:
+                    raise
+                return earlier
         if card.cvc is not None:
             self.cvcs.keep(pm_id, card.cvc)
-        return row
+        if idempotency is not None:
+            await self._prune()
+        return Tokenized(row)
+
+    async def _replay(self, merchant_id: str, idempotency: tuple[str, bytes]
+                      ) -> Tokenized | None:
+        found = await store.idempotency_key(self.pool, merchant_id=merchant_id,
+                                            key=idempotency[0])
+        if found is None:
+            return None
+        if not hmac.compare_digest(found["request_mac"], idempotency[1]):
+            raise IdempotencyError(
+                "Keys for idempotent requests can only be used with the same parameters they "
+                "were first used with.", param="Idempotency-Key")
+        row = await store.get_payment_method(self.pool, merchant_id=merchant_id,
+                                             payment_method_id=found["payment_method_id"])
+        assert row is not None
+        return Tokenized(row, replayed=True)
+
+    async def _prune(self) -> None:
+        """Forget idempotency keys older than a day, at most once a minute per process."""
+        now = time.monotonic()
+        if now < self._pruned_at + 60:
+            return
+        self._pruned_at = now
+        await store.prune_idempotency_keys(self.pool, older_than_hours=IDEMPOTENCY_HOURS)
 
     async def open_cards(self, payment_method_ids: Sequence[str]) -> dict[str, CardNumber]:
         """The PANs of these payment methods (those that exist), each authenticated

@@ -93,8 +93,10 @@ async def insert_fingerprint_key(conn: Conn, *, data_key_id: str, merchant_id: s
 
 
 async def insert_card(conn: asyncpg.Connection, *, pm: dict[str, Any], data_key_id: str,
-                      kek_version: int, wrapped: bytes, sealed_pan: bytes) -> None:
-    """The payment method, its data key and its sealed PAN: all or nothing."""
+                      kek_version: int, wrapped: bytes, sealed_pan: bytes,
+                      idempotency: tuple[str, bytes] | None = None) -> None:
+    """The payment method, its data key, its sealed PAN and the request's idempotency key:
+    all or nothing (a key another request took meanwhile raises UniqueViolationError)."""
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO kassa_vault.data_keys (id, merchant_id, purpose, kek_version, wrapped)"
@@ -113,6 +115,23 @@ async def insert_card(conn: asyncpg.Connection, *, pm: dict[str, Any], data_key_
             "INSERT INTO kassa_vault.card_secrets (payment_method_id, merchant_id, data_key_id,"
             " pan) VALUES ($1, $2, $3, $4)", pm["id"], pm["merchant_id"], data_key_id,
             sealed_pan)
+        if idempotency is not None:
+            await conn.execute(
+                "INSERT INTO kassa_vault.idempotency_keys (merchant_id, key, request_mac,"
+                " payment_method_id) VALUES ($1, $2, $3, $4)", pm["merchant_id"],
+                idempotency[0], idempotency[1], pm["id"])
+
+
+async def idempotency_key(conn: Conn, *, merchant_id: str, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT request_mac, payment_method_id FROM kassa_vault.idempotency_keys"
+        " WHERE merchant_id = $1 AND key = $2", merchant_id, key)
+
+
+async def prune_idempotency_keys(conn: Conn, *, older_than_hours: float) -> None:
+    await conn.execute(
+        "DELETE FROM kassa_vault.idempotency_keys"
+        " WHERE created_at < now() - make_interval(secs => $1)", older_than_hours * 3600)
 
 
 async def sealed_cards(conn: Conn, payment_method_ids: Sequence[str]) -> list[asyncpg.Record]:

@@ -13,6 +13,9 @@ Revises: house_db_sql_versions
 - ``card_secrets``: the sealed PAN (nonce || AES-GCM ciphertext and tag) of each card.
 - ``payment_methods``: what may be shown (brand, last4, expiry, fingerprint …); the serving
   role may read this table and nothing else of the schema (kassa/vault/roles.py).
+- ``idempotency_keys``: ``POST /v1/payment_methods`` under an Idempotency-Key, kept 24 hours:
+  the payment method it made and a keyed MAC of the request (never the request itself, which
+  holds a card number).
 """
 
 from alembic import op
@@ -91,6 +94,16 @@ CREATE TABLE kassa_vault.card_secrets (
     data_key_id       text NOT NULL UNIQUE REFERENCES kassa_vault.data_keys(id),
     pan               bytea NOT NULL
 );
+
+CREATE TABLE kassa_vault.idempotency_keys (
+    merchant_id       text NOT NULL,
+    key               text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+    request_mac       bytea NOT NULL,
+    payment_method_id text NOT NULL REFERENCES kassa_vault.payment_methods(id),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, key)
+);
+CREATE INDEX idempotency_keys_by_age ON kassa_vault.idempotency_keys (created_at);
 """
 
 
