@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from kassa.cli.database import database
 from kassa.cli.process import check_free, run_async, say
 from kassa.config import Settings
 from kassa.startup_errors import StartupError
+
+if TYPE_CHECKING:  # the CLI imports the app only when a command runs
+    from fastapi import FastAPI
 
 app = typer.Typer(help="The card vault: raw card numbers, their keys and the forwarding "
                        "endpoint (run `kassa vault` to serve it).")
@@ -45,7 +50,7 @@ async def _preflight(settings: Settings, dsn: str) -> None:
 
 
 def vault_asgi_app(settings: Settings, dsn: str, token: str, *, create_keyring: bool = False
-                   ):  # type: ignore[no-untyped-def]
+                   ) -> FastAPI:
     from kassa.vault.app import create_vault_app
     from kassa.vault.runtime import build_vault
 

@@ -84,7 +84,7 @@ class Vault:
         if not fresh and self._active is not None and self._active[0] > now:
             return self._active[1]
         rows = await store.kek_versions(self.pool)
-        active = [r["version"] for r in rows if r["state"] == "active"]
+        active = [int(r["version"]) for r in rows if r["state"] == "active"]
         if not active:
             raise VaultStartupError("no KEK version is active: run `kassa vault rotate-kek`")
         self._active = (now + self.version_refresh_seconds, active[0])

@@ -6,12 +6,12 @@ everything else runs as the vault's own role."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 PM_COLUMNS = ("id, merchant_id, type, brand, last4, exp_month, exp_year, funding, country,"
               " fingerprint, checks, billing_details, metadata, customer, livemode, created")
