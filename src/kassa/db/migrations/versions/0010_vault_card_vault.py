@@ -1,7 +1,7 @@
 """The card vault's own schema ``kassa_vault`` (ARCHITECTURE §8).
 
 Revision ID: vault_card_vault
-Revises: house_db_sql_versions
+Revises: stripe_wire_request_ids
 
 - ``kek_versions``: which key-encryption key version new data keys are wrapped under (one
   ``active``), which may still unwrap (``decrypt_only``) and which are ``retired``. The KEK
@@ -21,7 +21,7 @@ Revises: house_db_sql_versions
 from alembic import op
 
 revision = "vault_card_vault"
-down_revision = "house_db_sql_versions"
+down_revision = "stripe_wire_request_ids"
 
 SCHEMA = r"""
 CREATE SCHEMA kassa_vault;
