@@ -20,6 +20,7 @@ from kassa.psp.stripe import StripeAdapter, StripeSettings
 from kassa.services.context import Kassa, WatchPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
+from kassa.vault.transport import VaultForwardingTransport
 from kassa.webhooks.delivery import WebhookSender
 
 Closer = Callable[[], Awaitable[None]]
@@ -30,8 +31,12 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     pool cost ~3 ms of CPU per call under concurrency here (pool scans, anyio wrappers) and
     capped the whole payment path near 220/s on two cores."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
-                             timeout=settings.psp_timeout_seconds)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
+    token = settings.vault_forward_token()
+    if token:  # requests carrying card placeholders go through the vault (ARCHITECTURE §8)
+        transport = VaultForwardingTransport(transport, vault_url=settings.vault_base_url(),
+                                             token=token)
+    return httpx.AsyncClient(transport=transport, timeout=settings.psp_timeout_seconds)
 
 
 def tune_gc() -> None:
@@ -89,7 +94,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     psps = psp_registry(settings, client, stripe=stripe)
     kassa = Kassa(
         pool=pool, psps=psps, router=DefaultRouter(psps, settings.default_psp),
-        payment_methods=PaymentMethodResolver(),
+        payment_methods=PaymentMethodResolver(pool),
         fees=FeeSchedule(settings.fee_percent_bps, settings.fee_fixed_cents),
         settlement_delay_seconds=settings.settlement_delay_seconds,
         idempotency_lock_timeout_seconds=settings.idempotency_lock_timeout_seconds,
