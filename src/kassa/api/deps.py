@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from kassa.api import errors
-from kassa.api.params import parse_body
+from kassa.api.params import parse_body, parse_form, refuse_nul
 from kassa.domain.errors import ConcurrentModification, IdempotencyInFlight, KassaError
 from kassa.services import idempotency
 from kassa.services.context import Kassa
@@ -61,6 +61,20 @@ async def secret_caller(request: Request) -> Caller:
 # path parameters cannot fail and their bodies are read by hand, and a FastAPI dependency
 # costs ~15 us per request on the payment path.
 SecretKey = Annotated[Caller, Depends(secret_caller)]
+
+
+def query(model: type[M]) -> Any:
+    """A route parameter's default: ``model`` validated from the query string in Stripe's
+    bracket notation (``created[gte]=1``, ``expand[0]=x``), which FastAPI's own query models
+    cannot read. As a dependency it runs after ``SecretKey`` (a bad key is a 401 first);
+    ``openapi.query(model)`` documents it."""
+
+    async def parse(request: Request) -> M:
+        raw = parse_form(request.scope.get("query_string", b""))
+        refuse_nul(raw)
+        return model.model_validate(raw)
+
+    return Depends(parse)
 
 
 async def params(request: Request, model: type[M]) -> tuple[M, dict[str, Any]]:

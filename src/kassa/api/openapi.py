@@ -85,6 +85,43 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
         "content": {FORM: form, JSON: {"schema": ref}}}}
 
 
+def query(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` listing ``model``'s query parameters by the names clients send:
+    ``created`` or ``created[gt]`` …, ``expand[]``."""
+    parameters: list[dict[str, Any]] = []
+    schema = model.model_json_schema()
+    for name, prop in schema.get("properties", {}).items():
+        variants = [prop, *prop.get("anyOf", [])]
+        description = prop.get("description")
+        if name == "created" or any("$ref" in v for v in variants):  # a Range
+            parameters.append(_query_param(name, {"type": "integer"},
+                                           "Exactly this Unix time."))
+            parameters += [_query_param(f"{name}[{b}]", {"type": "integer"},
+                                        f"Unix time, {b}.") for b in ("gt", "gte", "lt", "lte")]
+            continue
+        arrays = [v for v in variants if v.get("type") == "array"]
+        if arrays:
+            parameters.append(_query_param(f"{name}[]", arrays[0], description))
+            continue
+        plain = next((v for v in variants if v.get("type") not in (None, "null")), prop)
+        parameters.append(_query_param(name, {k: v for k, v in plain.items()
+                                              if k not in ("title", "default")} | (
+            {"default": prop["default"]} if prop.get("default") is not None else {}),
+            description, required=name in schema.get("required", [])))
+    return {"parameters": parameters}
+
+
+def _query_param(name: str, schema: dict[str, Any], description: str | None, *,
+                 required: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "in": "query", "required": required,
+                           "schema": schema}
+    if schema.get("type") == "array":
+        out["style"], out["explode"] = "form", True
+    if description:
+        out["description"] = description
+    return out
+
+
 FORM_NOTATION = ("Form bodies use Stripe's bracket notation: `metadata[order]=7` for an "
                  "object's keys, `expand[]=a&expand[]=b` for a list. A key without `[]` "
                  "given twice is refused (400). JSON bodies are one object, with no key "

@@ -48,7 +48,7 @@ async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
     """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``."""
     items, more = await lister(deps.kassa(request), merchant_id=caller.merchant_id,
                                limit=q.limit, starting_after=q.starting_after,
-                               ending_before=q.ending_before, **filters)
+                               ending_before=q.ending_before, created=q.created, **filters)
     return deps.respond(representations.list_object(url, items, more))
 
 

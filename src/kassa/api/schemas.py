@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from kassa.domain.errors import InvalidRequest
+from kassa.domain.lists import Bounds
 
 _INT = re.compile(r"^-?[0-9]{1,30}$")  # ASCII digits only: \d admits "١٠٠"
 
@@ -137,22 +138,49 @@ class RefundCreate(Params):
         return self
 
 
-class ListQuery(BaseModel):
-    """A list's query string; unknown parameters (``expand[]``) are ignored."""
+def _bounds(v: Any) -> Any:
+    if isinstance(v, Bounds):
+        return v
+    if isinstance(v, dict):
+        unknown = sorted(set(v) - {"gt", "gte", "lt", "lte"})
+        if unknown:
+            raise ValueError(f"unknown bound {unknown[0]!r}; use gt, gte, lt or lte")
+        return Bounds(**{k: _timestamp(val) for k, val in v.items()})
+    return Bounds.exactly(_timestamp(v))
 
-    model_config = ConfigDict(extra="ignore")
+
+def _timestamp(v: Any) -> int:
+    n: int = _integer(v)
+    if not 0 <= n < 2**62:
+        raise ValueError("must be a Unix time in seconds")
+    return n
+
+
+# created=N (exactly N) or created[gt|gte|lt|lte]=N, as Stripe's lists take it
+Range = Annotated[Bounds, BeforeValidator(_bounds)]
+
+
+class ListQuery(BaseModel):
+    """A list's query string, in Stripe's bracket notation (``created[gte]=…``,
+    ``expand[0]=…``). Every parameter is one kassa applies: an unknown one is a 400, never
+    an unfiltered page."""
+
+    model_config = ConfigDict(extra="forbid")
     limit: Limit = 10
     starting_after: Id | None = None
     ending_before: Id | None = None
+    created: Range | None = None
+    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
 
 
 class SearchQuery(BaseModel):
     """A search's query string: Stripe's query language, a page size and a page token."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     query: Annotated[str, Field(max_length=4000)]
     limit: Limit = 10
     page: Annotated[str, Field(max_length=200)] | None = None
+    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
 
 
 Filter = Annotated[str, Field(max_length=255)]
@@ -160,6 +188,16 @@ Filter = Annotated[str, Field(max_length=255)]
 
 class BalanceTransactionListQuery(ListQuery):
     type: Filter | None = None
+    source: Filter | None = None
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    payout: Filter | None = None
+
+    @model_validator(mode="after")
+    def _no_payouts_yet(self) -> BalanceTransactionListQuery:
+        if self.payout is not None:  # refused, never ignored: nothing is paid out yet
+            raise InvalidRequest("Filtering by payout is not available: kassa makes no "
+                                 "payouts yet.", param="payout")
+        return self
 
 
 class DisputeListQuery(ListQuery):
@@ -169,10 +207,19 @@ class DisputeListQuery(ListQuery):
 
 class EventListQuery(ListQuery):
     type: Filter | None = None
+    types: Annotated[list[Filter], Field(min_length=1, max_length=20)] | None = None
+
+    @model_validator(mode="after")
+    def _type_or_types(self) -> EventListQuery:
+        if self.type is not None and self.types is not None:
+            raise InvalidRequest("You may pass either type or types, but not both.",
+                                 param="types")
+        return self
 
 
 class RefundListQuery(ListQuery):
     payment_intent: Filter | None = None
+    charge: Filter | None = None
 
 
 class DeliveryListQuery(ListQuery):

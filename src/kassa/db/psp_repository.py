@@ -14,8 +14,10 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from kassa.db.filters import bounds_sql
 from kassa.domain.disputes import Dispute, DisputeStatus
 from kassa.domain.errors import ConcurrentModification
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.psp.base import Outcome, PSPDispute, PSPEvent, PSPEventType
 
@@ -242,8 +244,8 @@ async def lock_disputable(conn: asyncpg.Connection, *, payment_id: str) -> Money
 
 async def list_disputes(conn: Conn, *, merchant_id: str, limit: int,
                         starting_after: str | None, ending_before: str | None,
-                        payment_intent: str | None = None, charge: str | None = None
-                        ) -> tuple[list[Dispute], bool]:
+                        payment_intent: str | None = None, charge: str | None = None,
+                        created: Bounds | None = None) -> tuple[list[Dispute], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (disputes, has_more)."""
     params: list[Any] = [merchant_id, limit + 1]
     cond = "merchant_id = $1"
@@ -251,6 +253,7 @@ async def list_disputes(conn: Conn, *, merchant_id: str, limit: int,
         if value is not None:
             params.append(value)
             cond += f" AND {column} = ${len(params)}"
+    cond += bounds_sql("created", created, params)
     order = "DESC"
     cursor = starting_after or ending_before
     if cursor is not None:

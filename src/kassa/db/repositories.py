@@ -13,8 +13,10 @@ from typing import Any
 import asyncpg
 
 from kassa.db import search
+from kassa.db.filters import bounds_sql
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.ledger import Posting
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     Attempt,
@@ -285,12 +287,13 @@ async def update_payment(conn: Conn, p: PaymentIntent) -> None:
 
 async def list_objects(conn: Conn, *, table: str, columns: str, merchant_id: str, limit: int,
                        starting_after: str | None, ending_before: str | None,
-                       where: str = "", args: tuple[Any, ...] = ()) -> tuple[list[asyncpg.Record],
-                                                                              bool]:
+                       where: str = "", args: tuple[Any, ...] = (),
+                       created: Bounds | None = None) -> tuple[list[asyncpg.Record], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
     assert table in {"payment_intents", "refunds", "events", "balance_transactions"}
     params: list[Any] = [merchant_id, limit + 1, *args]
     cond = "merchant_id = $1" + (f" AND {where}" if where else "")
+    cond += bounds_sql("created", created, params)
     order = "DESC"
     if starting_after is not None:
         params.append(starting_after)
@@ -311,10 +314,12 @@ async def list_objects(conn: Conn, *, table: str, columns: str, merchant_id: str
 
 
 async def list_payments(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
-                        ending_before: str | None) -> tuple[list[PaymentIntent], bool]:
+                        ending_before: str | None, created: Bounds | None = None
+                        ) -> tuple[list[PaymentIntent], bool]:
     rows, more = await list_objects(conn, table="payment_intents", columns=_PI_COLUMNS,
                                     merchant_id=merchant_id, limit=limit,
-                                    starting_after=starting_after, ending_before=ending_before)
+                                    starting_after=starting_after, ending_before=ending_before,
+                                    created=created)
     return [_payment(r) for r in rows], more
 
 
@@ -509,13 +514,21 @@ def op_update_refund(r: Refund) -> Op:
 
 
 async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
-                       ending_before: str | None, payment_intent: str | None
+                       ending_before: str | None, payment_intent: str | None,
+                       charge: str | None = None, created: Bounds | None = None
                        ) -> tuple[list[Refund], bool]:
+    conditions, args = [], []
+    if payment_intent:
+        args.append(payment_intent)
+        conditions.append(f"payment_intent_id = ${len(args) + 2}")
+    if charge:  # a refund is of the payment's succeeded charge, its latest
+        args.append(charge)
+        conditions.append("payment_intent_id = (SELECT id FROM payment_intents"
+                          f" WHERE latest_charge = ${len(args) + 2} AND merchant_id = $1)")
     rows, more = await list_objects(
         conn, table="refunds", columns=_REFUND_COLUMNS, merchant_id=merchant_id, limit=limit,
         starting_after=starting_after, ending_before=ending_before,
-        where="payment_intent_id = $3" if payment_intent else "",
-        args=(payment_intent,) if payment_intent else ())
+        where=" AND ".join(conditions), args=tuple(args), created=created)
     return [_refund(r) for r in rows], more
 
 
@@ -580,11 +593,18 @@ def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, 
 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
                                     starting_after: str | None, ending_before: str | None,
-                                    type: str | None) -> tuple[list[asyncpg.Record], bool]:
+                                    type: str | None, source: str | None = None,
+                                    currency: str | None = None, created: Bounds | None = None
+                                    ) -> tuple[list[asyncpg.Record], bool]:
+    conditions, args = [], []
+    for column, value in (("type", type), ("source", source), ("currency", currency)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args) + 2}")
     return await list_objects(
         conn, table="balance_transactions", columns=_BT_COLUMNS, merchant_id=merchant_id,
         limit=limit, starting_after=starting_after, ending_before=ending_before,
-        where="type = $3" if type else "", args=(type,) if type else ())
+        where=" AND ".join(conditions), args=tuple(args), created=created)
 
 
 async def get_balance_transaction(conn: Conn, *, merchant_id: str, bt_id: str
@@ -619,7 +639,8 @@ async def get_event(conn: Conn, *, merchant_id: str, event_id: str) -> dict[str,
 
 
 async def list_events(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
-                      ending_before: str | None, type: str | None
+                      ending_before: str | None, type: str | None,
+                      types: list[str] | None = None, created: Bounds | None = None
                       ) -> tuple[list[dict[str, Any]], bool]:
     where, args = "", ()
     if type:
@@ -627,10 +648,12 @@ async def list_events(conn: Conn, *, merchant_id: str, limit: int, starting_afte
             where, args = "type LIKE $3", (type[:-1] + "%",)
         else:
             where, args = "type = $3", (type,)
+    elif types:
+        where, args = "type = ANY($3::text[])", (types,)
     rows, more = await list_objects(conn, table="events", columns="data",
                                     merchant_id=merchant_id, limit=limit,
                                     starting_after=starting_after, ending_before=ending_before,
-                                    where=where, args=args)
+                                    where=where, args=args, created=created)
     return [r["data"] for r in rows], more
 
 

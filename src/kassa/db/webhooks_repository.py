@@ -15,6 +15,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from kassa.db.filters import bounds_sql
+from kassa.domain.lists import Bounds
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _ENDPOINT_COLUMNS = "id, merchant_id, url, description, metadata, enabled_events, status, created"
@@ -66,19 +69,20 @@ async def get_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str,
 
 
 async def list_endpoints(conn: Conn, *, merchant_id: str, limit: int,
-                         starting_after: str | None, ending_before: str | None
-                         ) -> tuple[list[asyncpg.Record], bool]:
+                         starting_after: str | None, ending_before: str | None,
+                         created: Bounds | None = None) -> tuple[list[asyncpg.Record], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
     params: list[Any] = [merchant_id, limit + 1]
     cond = "merchant_id = $1"
+    cond += bounds_sql("created", created, params)
     order = "DESC"
     if starting_after is not None:
         params.append(starting_after)
-        cond += (" AND seq < (SELECT seq FROM webhook_endpoints WHERE id = $3"
+        cond += (f" AND seq < (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
                  " AND merchant_id = $1)")
     elif ending_before is not None:
         params.append(ending_before)
-        cond += (" AND seq > (SELECT seq FROM webhook_endpoints WHERE id = $3"
+        cond += (f" AND seq > (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
                  " AND merchant_id = $1)")
         order = "ASC"
     rows = await conn.fetch(
@@ -346,10 +350,12 @@ async def expire_finished(conn: Conn, *, older_than_days: float, limit: int = 50
 
 async def list_deliveries(conn: Conn, *, merchant_id: str, endpoint_id: str, limit: int,
                           starting_after: int | None, ending_before: int | None,
-                          status: str | None) -> tuple[list[asyncpg.Record], bool]:
+                          status: str | None, created: Bounds | None = None
+                          ) -> tuple[list[asyncpg.Record], bool]:
     """An endpoint's deliveries, newest first; returns (rows, has_more)."""
     params: list[Any] = [endpoint_id, merchant_id, limit + 1]
     cond = "d.endpoint_id = $1 AND d.merchant_id = $2"
+    cond += bounds_sql("floor(extract(epoch FROM d.created_at))", created, params)
     order = "DESC"
     if status is not None:
         params.append(status)

@@ -8,6 +8,7 @@ from typing import Any
 from kassa import representations
 from kassa.db import repositories as repo
 from kassa.domain import ledger
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.services.context import Kassa
 from kassa.services.uow import UnitOfWork
@@ -29,10 +30,13 @@ async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
 
 async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: int,
                                     starting_after: str | None, ending_before: str | None,
-                                    type: str | None) -> tuple[list[dict[str, Any]], bool]:
+                                    type: str | None, source: str | None = None,
+                                    currency: str | None = None, created: Bounds | None = None
+                                    ) -> tuple[list[dict[str, Any]], bool]:
     rows, more = await repo.list_balance_transactions(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
-        ending_before=ending_before, type=type)
+        ending_before=ending_before, type=type, source=source,
+        currency=currency.lower() if currency else None, created=created)
     return [representations.balance_transaction(r) for r in rows], more
 
 

@@ -32,6 +32,7 @@ from kassa.domain.errors import (
     InvalidRequest,
     NotFound,
 )
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import Operation, PaymentStatus
 from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
@@ -221,10 +222,12 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, dispute_id: str) -> dict[s
 
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
                 ending_before: str | None, payment_intent: str | None = None,
-                charge: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+                charge: str | None = None, created: Bounds | None = None
+                ) -> tuple[list[dict[str, Any]], bool]:
     items, more = await psp_repo.list_disputes(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
-        ending_before=ending_before, payment_intent=payment_intent, charge=charge)
+        ending_before=ending_before, payment_intent=payment_intent, charge=charge,
+        created=created)
     return [await _render(kassa, kassa.pool, d) for d in items], more
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from kassa.db import repositories as repo
 from kassa.domain.errors import NotFound
+from kassa.domain.lists import Bounds
 from kassa.services.context import Kassa
 from kassa.services.webhooks import pending_webhooks
 
@@ -28,10 +29,11 @@ async def _with_pending_webhooks(kassa: Kassa, merchant_id: str,
 
 
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
-                ending_before: str | None, type: str | None
-                ) -> tuple[list[dict[str, Any]], bool]:
+                ending_before: str | None, type: str | None, types: list[str] | None = None,
+                created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
     items, more = await repo.list_events(kassa.pool, merchant_id=merchant_id, limit=limit,
                                          starting_after=starting_after,
-                                         ending_before=ending_before, type=type)
+                                         ending_before=ending_before, type=type, types=types,
+                                         created=created)
     await _with_pending_webhooks(kassa, merchant_id, items)
     return items, more

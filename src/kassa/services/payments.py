@@ -8,6 +8,7 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import repositories as repo
+from kassa.domain.lists import Bounds
 from kassa.services.cancel import cancel
 from kassa.services.capture import capture
 from kassa.services.confirm import confirm, create
@@ -23,10 +24,11 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, payment_id: str) -> dict[s
 
 
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
-                ending_before: str | None) -> tuple[list[dict[str, Any]], bool]:
+                ending_before: str | None, created: Bounds | None = None
+                ) -> tuple[list[dict[str, Any]], bool]:
     items, more = await repo.list_payments(kassa.pool, merchant_id=merchant_id, limit=limit,
                                            starting_after=starting_after,
-                                           ending_before=ending_before)
+                                           ending_before=ending_before, created=created)
     return [representations.payment_intent(p) for p in items], more
 
 

@@ -14,6 +14,7 @@ from kassa import representations
 from kassa.db import repositories as repo
 from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     OPEN_ATTEMPT,
@@ -206,12 +207,14 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, refund_id: str) -> dict[st
 
 
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
-                ending_before: str | None, payment_intent: str | None
+                ending_before: str | None, payment_intent: str | None,
+                charge: str | None = None, created: Bounds | None = None
                 ) -> tuple[list[dict[str, Any]], bool]:
     items, more = await repo.list_refunds(kassa.pool, merchant_id=merchant_id, limit=limit,
                                           starting_after=starting_after,
                                           ending_before=ending_before,
-                                          payment_intent=payment_intent)
+                                          payment_intent=payment_intent, charge=charge,
+                                          created=created)
     charges: dict[str, str | None] = {}
     out = []
     for r in items:

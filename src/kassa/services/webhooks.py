@@ -18,6 +18,7 @@ from kassa import representations
 from kassa.db import webhooks_repository as repo
 from kassa.domain import ids
 from kassa.domain.errors import InvalidRequest, NotFound
+from kassa.domain.lists import Bounds
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 from kassa.webhooks import endpoints as rules
@@ -137,11 +138,11 @@ async def retrieve_endpoint(kassa: Kassa, *, merchant_id: str, endpoint_id: str
 
 
 async def list_endpoints(kassa: Kassa, *, merchant_id: str, limit: int,
-                         starting_after: str | None, ending_before: str | None
-                         ) -> tuple[list[dict[str, Any]], bool]:
+                         starting_after: str | None, ending_before: str | None,
+                         created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
     rows, more = await repo.list_endpoints(kassa.pool, merchant_id=merchant_id, limit=limit,
                                            starting_after=starting_after,
-                                           ending_before=ending_before)
+                                           ending_before=ending_before, created=created)
     return [_endpoint(r) for r in rows], more
 
 
@@ -225,7 +226,8 @@ async def rotate_secret(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: str
 
 async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, limit: int,
                           starting_after: str | None, ending_before: str | None,
-                          status: str | None) -> tuple[list[dict[str, Any]], bool]:
+                          status: str | None, created: Bounds | None = None
+                          ) -> tuple[list[dict[str, Any]], bool]:
     """An endpoint's deliveries, newest first, each with all its attempts."""
     if status is not None and status not in DELIVERY_STATUSES:
         raise InvalidRequest(f"Invalid status: must be one of {', '.join(DELIVERY_STATUSES)}.",
@@ -241,7 +243,7 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
     rows, more = await repo.list_deliveries(
         kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id, limit=limit,
         starting_after=cursors["starting_after"], ending_before=cursors["ending_before"],
-        status=status)
+        status=status, created=created)
     attempts = await repo.attempts_for(kassa.pool, [r["id"] for r in rows]) if rows else {}
     return [representations.webhook_delivery(dict(r),
                                              [dict(a) for a in attempts.get(r["id"], [])])

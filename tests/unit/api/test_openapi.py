@@ -70,12 +70,17 @@ def test_form_bodies_use_brackets_for_objects(doc):
 
 def test_list_query_parameters_are_described(doc):
     names = {p["name"]: p for p in doc["paths"]["/v1/events"]["get"]["parameters"]}
-    assert set(names) == {"limit", "starting_after", "ending_before", "type"}
+    created = {"created", "created[gt]", "created[gte]", "created[lt]", "created[lte]"}
+    assert set(names) == {"limit", "starting_after", "ending_before", "type", "types[]",
+                          "expand[]", *created}
     assert names["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100,
-                                        "default": 10, "title": "Limit"}
+                                        "default": 10}
+    assert names["types[]"]["schema"]["type"] == "array"
+    assert names["created[gte]"]["schema"] == {"type": "integer"}
     deliveries = doc["paths"]["/v1/webhook_endpoints/{endpoint_id}/deliveries"]["get"]
     assert {p["name"] for p in deliveries["parameters"]} == {
-        "endpoint_id", "limit", "starting_after", "ending_before", "status"}
+        "endpoint_id", "limit", "starting_after", "ending_before", "status", "expand[]",
+        *created}
 
 
 def test_security_and_error_answers(doc):

@@ -18,6 +18,7 @@ from kassa.api.schemas import (
     PaymentIntentCreate,
     RefundCreate,
 )
+from kassa.domain.lists import Bounds
 
 BASE: dict[str, Any] = {"amount": "100", "currency": "usd"}
 
@@ -170,5 +171,17 @@ def test_list_limit(value, ok):
             ListQuery.model_validate({"limit": value})
 
 
-def test_list_query_defaults_and_ignores_other_query_parameters():
-    assert ListQuery.model_validate({"foo": "bar"}).limit == 10
+def test_list_query_defaults_and_refuses_other_query_parameters():
+    assert ListQuery.model_validate({}).limit == 10
+    with pytest.raises(ValidationError) as e:
+        ListQuery.model_validate({"foo": "bar"})
+    assert e.value.errors()[0]["type"] == "extra_forbidden"
+
+
+def test_list_query_created_is_a_range_or_an_instant():
+    assert ListQuery.model_validate({"created": {"gte": "10", "lt": "20"}}).created == \
+        Bounds(gte=10, lt=20)
+    assert ListQuery.model_validate({"created": "7"}).created == Bounds(gte=7, lte=7)
+    for bad in ({"around": "1"}, {"gt": "x"}, "-1", {"lt": str(2**63)}):
+        with pytest.raises(ValidationError):
+            ListQuery.model_validate({"created": bad})

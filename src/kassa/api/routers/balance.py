@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing
@@ -22,12 +22,15 @@ async def retrieve_balance(request: Request) -> Response:
 
 
 @router.get("/v1/balance_transactions",
-            responses=openapi.ok(responses.ListOf[responses.BalanceTransactionObject]))
+            responses=openapi.ok(responses.ListOf[responses.BalanceTransactionObject]),
+            openapi_extra=openapi.query(BalanceTransactionListQuery))
 async def list_balance_transactions(request: Request, caller: deps.SecretKey,
-                                    q: Annotated[BalanceTransactionListQuery, Query()]
+                                    q: Annotated[BalanceTransactionListQuery,
+                                                 deps.query(BalanceTransactionListQuery)]
                                     ) -> Response:
     return await routing.list_page(request, caller, q, "/v1/balance_transactions",
-                                   balances.list_balance_transactions, type=q.type)
+                                   balances.list_balance_transactions, type=q.type,
+                                   source=q.source, currency=q.currency)
 
 
 async def _balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str

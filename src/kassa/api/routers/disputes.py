@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing
@@ -24,9 +24,10 @@ class DisputeClose(Params):
     pass
 
 
-@router.get("", responses=openapi.ok(responses.ListOf[responses.DisputeObject]))
+@router.get("", responses=openapi.ok(responses.ListOf[responses.DisputeObject]),
+            openapi_extra=openapi.query(DisputeListQuery))
 async def list_disputes(request: Request, caller: deps.SecretKey,
-                        q: Annotated[DisputeListQuery, Query()]) -> Response:
+                        q: Annotated[DisputeListQuery, deps.query(DisputeListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, "/v1/disputes", disputes.list_,
                                    payment_intent=q.payment_intent, charge=q.charge)
 

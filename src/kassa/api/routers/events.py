@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing
@@ -14,10 +14,12 @@ from kassa.services import events
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=openapi.V1_ERRORS)
 
 
-@router.get("", responses=openapi.ok(responses.ListOf[responses.EventObject]))
+@router.get("", responses=openapi.ok(responses.ListOf[responses.EventObject]),
+            openapi_extra=openapi.query(EventListQuery))
 async def list_events(request: Request, caller: deps.SecretKey,
-                      q: Annotated[EventListQuery, Query()]) -> Response:
-    return await routing.list_page(request, caller, q, "/v1/events", events.list_, type=q.type)
+                      q: Annotated[EventListQuery, deps.query(EventListQuery)]) -> Response:
+    return await routing.list_page(request, caller, q, "/v1/events", events.list_, type=q.type,
+                                   types=q.types)
 
 
 @router.get("/{event_id}", responses=openapi.ok(responses.EventObject))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa import representations
@@ -31,16 +31,20 @@ async def create_payment_intent(request: Request) -> Response:
                               _create_arguments)
 
 
-@router.get("", responses=openapi.ok(responses.ListOf[responses.PaymentIntentObject]))
+@router.get("", responses=openapi.ok(responses.ListOf[responses.PaymentIntentObject]),
+            openapi_extra=openapi.query(schemas.ListQuery))
 async def list_payment_intents(request: Request, caller: deps.SecretKey,
-                               q: Annotated[schemas.ListQuery, Query()]) -> Response:
+                               q: Annotated[schemas.ListQuery,
+                                            deps.query(schemas.ListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, "/v1/payment_intents", payments.list_)
 
 
 @router.get("/search", responses=openapi.ok(responses.SearchResultOf[
-    responses.PaymentIntentObject]))
+    responses.PaymentIntentObject]),
+            openapi_extra=openapi.query(schemas.SearchQuery))
 async def search_payment_intents(request: Request, caller: deps.SecretKey,
-                                 q: Annotated[schemas.SearchQuery, Query()]) -> Response:
+                                 q: Annotated[schemas.SearchQuery,
+                                              deps.query(schemas.SearchQuery)]) -> Response:
     """Stripe's search query language over amount, created, currency, metadata and status."""
     items, next_page = await payments.search(deps.kassa(request),
                                              merchant_id=caller.merchant_id, query=q.query,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing, schemas
@@ -21,11 +21,13 @@ async def create_refund(request: Request) -> Response:
         metadata=body.metadata))
 
 
-@router.get("", responses=openapi.ok(responses.ListOf[responses.RefundObject]))
+@router.get("", responses=openapi.ok(responses.ListOf[responses.RefundObject]),
+            openapi_extra=openapi.query(schemas.RefundListQuery))
 async def list_refunds(request: Request, caller: deps.SecretKey,
-                       q: Annotated[schemas.RefundListQuery, Query()]) -> Response:
+                       q: Annotated[schemas.RefundListQuery,
+                                    deps.query(schemas.RefundListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, "/v1/refunds", refunds.list_,
-                                   payment_intent=q.payment_intent)
+                                   payment_intent=q.payment_intent, charge=q.charge)
 
 
 @router.get("/{refund_id}", responses=openapi.ok(responses.RefundObject))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BeforeValidator, Field
 
@@ -108,9 +108,10 @@ async def create_webhook_endpoint(request: Request) -> Response:
                                                 metadata=body.metadata))
 
 
-@router.get(PREFIX, responses=openapi.ok(responses.ListOf[responses.WebhookEndpointObject]))
+@router.get(PREFIX, responses=openapi.ok(responses.ListOf[responses.WebhookEndpointObject]),
+            openapi_extra=openapi.query(ListQuery))
 async def list_webhook_endpoints(request: Request, caller: deps.SecretKey,
-                                 q: Annotated[ListQuery, Query()]) -> Response:
+                                 q: Annotated[ListQuery, deps.query(ListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, PREFIX, webhooks.list_endpoints)
 
 
@@ -147,9 +148,11 @@ async def rotate_webhook_endpoint_secret(request: Request, endpoint_id: str) -> 
 
 
 @router.get(PREFIX + "/{endpoint_id}/deliveries",
-            responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]))
+            responses=openapi.ok(responses.ListOf[responses.WebhookDeliveryObject]),
+            openapi_extra=openapi.query(DeliveryListQuery))
 async def list_webhook_deliveries(request: Request, caller: deps.SecretKey, endpoint_id: str,
-                                  q: Annotated[DeliveryListQuery, Query()]) -> Response:
+                                  q: Annotated[DeliveryListQuery,
+                                               deps.query(DeliveryListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, f"{PREFIX}/{endpoint_id}/deliveries",
                                    webhooks.list_deliveries, endpoint_id=endpoint_id,
                                    status=q.status)
