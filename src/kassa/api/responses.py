@@ -25,7 +25,9 @@ class Error(BaseModel):
     code: str | None = None
     param: str | None = None
     decline_code: str | None = None
+    charge: str | None = None
     payment_intent: dict[str, Any] | None = None
+    payment_method: dict[str, Any] | None = None
 
 
 class ErrorResponse(BaseModel):
@@ -40,10 +42,11 @@ class PaymentIntentObject(_Open):
     amount: int = Field(description="In the currency's minor unit.")
     amount_capturable: int
     amount_received: int
-    amount_refunded: int
     currency: str
     status: PaymentStatus
-    capture_method: Literal["automatic", "manual"]
+    capture_method: Literal["automatic", "automatic_async", "manual"]
+    confirmation_method: Literal["automatic", "manual"]
+    client_secret: str | None
     payment_method: str | None
     payment_method_types: list[str]
     description: str | None
@@ -67,7 +70,7 @@ class RefundObject(_Open):
     payment_intent: str
     charge: str | None
     reason: str | None
-    failure_reason: str | None
+    failure_reason: str | None = Field(None, description="Only once the refund failed.")
     metadata: dict[str, str]
     created: int
 

@@ -1,0 +1,228 @@
+"""The PaymentIntent fields Stripe integrations send and read back, and refund updates.
+
+Revision ID: stripe_intents_intent_fields
+Revises: 0008
+
+- ``client_secret`` (``pi_…_secret_…``, unguessable; existing intents get one here):
+  what a publishable key retrieves and confirms with.
+- ``confirmation_method`` (automatic | manual), ``capture_method`` may be
+  ``automatic_async`` (kept as given; it captures like automatic).
+- ``receipt_email``, ``statement_descriptor``, ``statement_descriptor_suffix``,
+  ``setup_future_usage``, ``shipping``, ``automatic_payment_methods``,
+  ``payment_method_options`` (``[card][capture_method]`` overrides the capture method).
+
+kassa_apply is re-created whole: insert_payment/update_payment carry the new columns (an
+update may change amount, currency and capture_method: the domain allows it only before
+confirmation), update_refund carries metadata (POST /v1/refunds/{id}).
+"""
+
+from alembic import op
+
+revision = "stripe_intents_intent_fields"
+down_revision = "0008"
+
+SCHEMA = r"""
+ALTER TABLE payment_intents
+    ADD COLUMN client_secret text,
+    ADD COLUMN confirmation_method text NOT NULL DEFAULT 'automatic'
+        CHECK (confirmation_method IN ('automatic', 'manual')),
+    ADD COLUMN receipt_email text,
+    ADD COLUMN statement_descriptor text CHECK (length(statement_descriptor) <= 22),
+    ADD COLUMN statement_descriptor_suffix text
+        CHECK (length(statement_descriptor_suffix) <= 22),
+    ADD COLUMN setup_future_usage text
+        CHECK (setup_future_usage IN ('on_session', 'off_session')),
+    ADD COLUMN shipping jsonb,
+    ADD COLUMN automatic_payment_methods jsonb,
+    ADD COLUMN payment_method_options jsonb;
+-- 32 random bytes from gen_random_uuid's CSPRNG, hex: unguessable like the new ones
+UPDATE payment_intents SET client_secret = id || '_secret_'
+    || replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
+ALTER TABLE payment_intents ALTER COLUMN client_secret SET NOT NULL;
+ALTER TABLE payment_intents DROP CONSTRAINT payment_intents_capture_method_check;
+ALTER TABLE payment_intents ADD CONSTRAINT payment_intents_capture_method_check
+    CHECK (capture_method IN ('automatic', 'automatic_async', 'manual'));
+"""
+
+UPGRADE = r"""
+CREATE OR REPLACE FUNCTION kassa_apply(ops jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    o jsonb;
+    r jsonb;
+    n integer;
+    tx_id bigint;
+BEGIN
+    FOR o IN SELECT value FROM jsonb_array_elements(ops) LOOP
+        r := o->'row';
+        CASE o->>'op'
+        WHEN 'insert_payment' THEN
+            INSERT INTO payment_intents (id, merchant_id, amount, currency, status,
+                capture_method, payment_method, description, metadata, amount_capturable,
+                amount_received, amount_refunded, last_payment_error, next_action, canceled_at,
+                cancellation_reason, latest_charge, psp, psp_reference, pending_attempt_id,
+                created, version, client_secret, confirmation_method, receipt_email,
+                statement_descriptor, statement_descriptor_suffix, setup_future_usage,
+                shipping, automatic_payment_methods, payment_method_options)
+            SELECT id, merchant_id, amount, currency, status, capture_method, payment_method,
+                description, coalesce(metadata, '{}'), coalesce(amount_capturable, 0),
+                coalesce(amount_received, 0), coalesce(amount_refunded, 0), last_payment_error,
+                next_action, canceled_at, cancellation_reason, latest_charge, psp,
+                psp_reference, pending_attempt_id, created, coalesce(version, 0),
+                -- an older replica sends no client_secret: give the intent one anyway
+                coalesce(client_secret, id || '_secret_' || replace(gen_random_uuid()::text,
+                    '-', '') || replace(gen_random_uuid()::text, '-', '')),
+                coalesce(confirmation_method, 'automatic'), receipt_email,
+                statement_descriptor, statement_descriptor_suffix, setup_future_usage,
+                shipping, automatic_payment_methods, payment_method_options
+            FROM jsonb_populate_record(NULL::payment_intents, r);
+        WHEN 'update_payment' THEN
+            -- amount, currency and capture_method change only before confirmation (the
+            -- domain's rule); no attempt exists yet then, so none runs on other terms. The
+            -- newer fields are written only when sent: a replica of the previous release
+            -- sends none of them and must not erase them.
+            UPDATE payment_intents t SET status = x.status, payment_method = x.payment_method,
+                amount = x.amount, currency = x.currency, capture_method = x.capture_method,
+                receipt_email = CASE WHEN r ? 'receipt_email' THEN x.receipt_email
+                    ELSE t.receipt_email END,
+                statement_descriptor = CASE WHEN r ? 'statement_descriptor'
+                    THEN x.statement_descriptor ELSE t.statement_descriptor END,
+                statement_descriptor_suffix = CASE WHEN r ? 'statement_descriptor_suffix'
+                    THEN x.statement_descriptor_suffix ELSE t.statement_descriptor_suffix END,
+                setup_future_usage = CASE WHEN r ? 'setup_future_usage'
+                    THEN x.setup_future_usage ELSE t.setup_future_usage END,
+                shipping = CASE WHEN r ? 'shipping' THEN x.shipping ELSE t.shipping END,
+                payment_method_options = CASE WHEN r ? 'payment_method_options'
+                    THEN x.payment_method_options ELSE t.payment_method_options END,
+                description = x.description, metadata = x.metadata,
+                amount_capturable = x.amount_capturable, amount_received = x.amount_received,
+                amount_refunded = x.amount_refunded, last_payment_error = x.last_payment_error,
+                next_action = x.next_action, canceled_at = x.canceled_at,
+                cancellation_reason = x.cancellation_reason, latest_charge = x.latest_charge,
+                psp = x.psp, psp_reference = x.psp_reference,
+                pending_attempt_id = x.pending_attempt_id, version = t.version + 1
+            FROM jsonb_populate_record(NULL::payment_intents, r) x
+            WHERE t.id = x.id AND t.version = x.version;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'payment_intent % was modified concurrently', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'insert_attempt' THEN
+            -- check_after_s: when recovery first looks at it if nobody records an outcome
+            INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation,
+                psp, status, amount, currency, capture, psp_reference, error, return_url,
+                idempotency_key, purpose, next_check_at)
+            SELECT id, merchant_id, payment_intent_id, refund_id, operation, psp, status,
+                amount, currency, coalesce(capture, false), psp_reference, error, return_url,
+                idempotency_key, purpose,
+                -- a replica of the previous release sends none: watch it like 0007 did
+                now() + make_interval(secs => coalesce((r->>'check_after_s')::double precision,
+                                                       30))
+            FROM jsonb_populate_record(NULL::attempts, r);
+        WHEN 'finish_attempt' THEN
+            -- check_after_s: the new status still waits (3-D Secure, a pending capture or
+            -- refund, an authorisation hold's expiry); null: nothing left to watch
+            UPDATE attempts SET status = r->>'status', psp_reference = r->>'psp_reference',
+                error = r->'error', updated_at = now(), tries = 0,
+                next_check_at = now() + make_interval(
+                    secs => (r->>'check_after_s')::double precision)
+            WHERE id = r->>'id' AND status IN (SELECT jsonb_array_elements_text(o->'expected'));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'attempt % was already resolved', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'mark_attempt_unknown' THEN
+            UPDATE attempts SET status = 'unknown', updated_at = now()
+            WHERE id = r->>'id' AND status = 'started';
+        WHEN 'insert_refund' THEN
+            INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency, status,
+                reason, metadata, attempt_id, created)
+            SELECT id, merchant_id, payment_intent_id, amount, currency, status, reason,
+                coalesce(metadata, '{}'), attempt_id, created
+            FROM jsonb_populate_record(NULL::refunds, r);
+        WHEN 'update_refund' THEN
+            UPDATE refunds t SET status = x.status, failure_reason = x.failure_reason,
+                psp_reference = x.psp_reference,
+                metadata = coalesce(x.metadata, t.metadata),  -- older replicas send none
+                version = t.version + 1
+            FROM jsonb_populate_record(NULL::refunds, r) x
+            WHERE t.id = x.id AND t.version = x.version;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'refund % was modified concurrently', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'post_ledger' THEN
+            INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref)
+            VALUES (r->>'kind', r->>'merchant_id', r->>'source_id', r->>'hold_ref')
+            RETURNING id INTO tx_id;
+            INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)
+            SELECT tx_id, e.account, e.currency, e.layer, e.amount
+            FROM jsonb_to_recordset(r->'entries')
+                AS e(account text, currency text, layer text, amount bigint);
+        WHEN 'insert_balance_transaction' THEN
+            -- belongs to the ledger transaction posted just before it in this unit of work
+            INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,
+                source, status, available_on, created, description, ledger_transaction_id)
+            SELECT id, merchant_id, amount, fee, amount - fee, currency, type, source, status,
+                available_on, created, description, tx_id
+            FROM jsonb_populate_record(NULL::balance_transactions, r);
+        WHEN 'insert_events' THEN
+            INSERT INTO events (id, merchant_id, type, object_id, data, created)
+            SELECT e.id, e.merchant_id, e.type, e.object_id, e.data, e.created
+            FROM jsonb_to_recordset(o->'rows') AS e(id text, merchant_id text, type text,
+                object_id text, data jsonb, created bigint);
+        WHEN 'claim_idempotency' THEN
+            -- first write of a request that carries an Idempotency-Key: a duplicate key
+            -- fails here (unique violation) and rolls the whole unit of work back
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)
+            VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
+                    r->>'method', r->>'path', now());
+        WHEN 'set_idempotency_resource' THEN
+            UPDATE idempotency_keys SET resource_id = r->>'resource_id'
+            WHERE merchant_id = r->>'merchant_id' AND key = r->>'key';
+        WHEN 'complete_idempotency' THEN
+            -- only_open: recovery stores the answer a dead request would have given, but
+            -- never replaces one that was already stored
+            UPDATE idempotency_keys SET locked_at = NULL,
+                response_status = (r->>'status')::integer,
+                response_body = convert_to(r->>'body', 'UTF8'), completed_at = now()
+            WHERE merchant_id = r->>'merchant_id' AND key = r->>'key'
+                AND (r->>'only_open' IS NULL OR completed_at IS NULL)
+                -- for_attempt: the key the attempt was started under, not one reused
+                -- after it expired (the key row is as old as the attempt or older)
+                AND (r->>'for_attempt' IS NULL OR created_at <= (SELECT a.created_at
+                     FROM attempts a WHERE a.id = r->>'for_attempt'));
+        ELSE
+            RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
+        END CASE;
+    END LOOP;
+END $$;
+"""
+
+DOWNGRADE_SCHEMA = r"""
+UPDATE payment_intents SET capture_method = 'automatic'
+    WHERE capture_method = 'automatic_async';
+ALTER TABLE payment_intents DROP CONSTRAINT payment_intents_capture_method_check;
+ALTER TABLE payment_intents ADD CONSTRAINT payment_intents_capture_method_check
+    CHECK (capture_method IN ('automatic', 'manual'));
+ALTER TABLE payment_intents DROP COLUMN client_secret, DROP COLUMN confirmation_method,
+    DROP COLUMN receipt_email, DROP COLUMN statement_descriptor,
+    DROP COLUMN statement_descriptor_suffix, DROP COLUMN setup_future_usage,
+    DROP COLUMN shipping, DROP COLUMN automatic_payment_methods,
+    DROP COLUMN payment_method_options;
+"""
+
+
+def upgrade() -> None:
+    op.execute(SCHEMA)
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    from importlib import import_module
+
+    previous = import_module("kassa.db.migrations.versions.0008_attempts_watched")
+    op.execute(previous.UPGRADE)  # its kassa_apply knows none of the columns dropped below
+    op.execute(DOWNGRADE_SCHEMA)
