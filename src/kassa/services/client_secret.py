@@ -19,7 +19,10 @@ def new_client_secret(payment_id: str) -> str:
 def verify_client_secret(p: PaymentIntent, client_secret: str | None) -> None:
     """A publishable key acts on an intent only with its client_secret (compared in
     constant time: it is a bearer credential)."""
-    if client_secret is None or p.client_secret is None or not hmac.compare_digest(
+    if client_secret is None:
+        raise InvalidRequest("Missing required param: client_secret.", param="client_secret",
+                             code="parameter_missing")
+    if p.client_secret is None or not hmac.compare_digest(
             client_secret.encode(), p.client_secret.encode()):
         raise InvalidRequest("The client_secret provided does not match the client_secret "
                              "associated with the PaymentIntent.", param="client_secret",
