@@ -140,6 +140,8 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  CLI:        {cli_hint()}\n"
             f"  try:        curl {base}/v1/payment_intents -u $SK: -d amount=2000 "
             f"-d currency=usd -d payment_method=pm_card_visa -d confirm=true\n\n"
+            # the browser's key: retrieves and confirms an intent with its client_secret
+            f"export PK={seeded.get('publishable_key', '')}\n"
             f"export SK={seeded['secret_key']}", flush=True)
 
 

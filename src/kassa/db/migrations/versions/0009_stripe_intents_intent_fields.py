@@ -3,8 +3,9 @@
 Revision ID: stripe_intents_intent_fields
 Revises: 0008
 
-- ``client_secret`` (``pi_…_secret_…``, unguessable; existing intents get one here):
-  what a publishable key retrieves and confirms with.
+- ``client_secret`` (``pi_…_secret_…``, unguessable; existing intents get one here, and
+  kassa_apply gives one to an intent an older replica inserts): what a publishable key
+  retrieves and confirms with. Null only for a row written by hand; no key matches it.
 - ``confirmation_method`` (automatic | manual), ``capture_method`` may be
   ``automatic_async`` (kept as given; it captures like automatic).
 - ``receipt_email``, ``statement_descriptor``, ``statement_descriptor_suffix``,
@@ -38,7 +39,6 @@ ALTER TABLE payment_intents
 -- 32 random bytes from gen_random_uuid's CSPRNG, hex: unguessable like the new ones
 UPDATE payment_intents SET client_secret = id || '_secret_'
     || replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
-ALTER TABLE payment_intents ALTER COLUMN client_secret SET NOT NULL;
 ALTER TABLE payment_intents DROP CONSTRAINT payment_intents_capture_method_check;
 ALTER TABLE payment_intents ADD CONSTRAINT payment_intents_capture_method_check
     CHECK (capture_method IN ('automatic', 'automatic_async', 'manual'));
