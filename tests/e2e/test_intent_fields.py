@@ -355,6 +355,10 @@ async def test_every_object_has_the_shape_stripe_python_declares(client, auth):
     assert_stripe_list((await client.get("/v1/balance_transactions", headers=auth)).json(),
                        "BalanceTransaction")
     assert_stripe_shape((await client.get("/v1/balance", headers=auth)).json(), "Balance")
+    endpoint = (await client.post("/v1/webhook_endpoints", headers=auth, data={
+        "url": "https://merchant.example/hooks", "enabled_events[]": "*"})).json()
+    assert_stripe_shape(endpoint, "WebhookEndpoint")
+    await client.delete(f"/v1/webhook_endpoints/{endpoint['id']}", headers=auth)
     events = (await client.get("/v1/events", headers=auth)).json()
     assert events["object"] == "list" and events["data"]
     for event in events["data"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from kassa.ledger.verify import verify
 from kassa.services import merchants
 from tests.integration.psp.conftest import World
+from tests.support.stripe_schema import assert_stripe_shape
 
 FEE = 1500
 
@@ -58,6 +59,7 @@ async def test_dispute_object_balance_transactions_and_balance(world: World):
     assert pending == 10_000 - 320  # 2.9 % + 30
     same = (await world.api.get(f"/v1/disputes/{d['id']}", headers=world.auth)).json()
     assert same == d
+    assert_stripe_shape(d, "Dispute")
     await assert_ledger_ok(world)
 
 
