@@ -102,6 +102,8 @@ async def test_the_fields_integrations_send_are_kept_and_every_field_is_present(
      "automatic_payment_methods[enabled]", "parameter_missing"),
     ({"transfer_data[destination]": "acct_1"}, "transfer_data", "parameter_unknown"),
     ({"on_behalf_of": "acct_1"}, "on_behalf_of", "parameter_unknown"),
+    ({"automatic_payment_methods[enabled]": "true", "payment_method_types[]": "card"},
+     "automatic_payment_methods", "parameters_exclusive"),
 ])
 async def test_bad_or_unsupported_parameters_are_clear_400s(client, auth, params, param, code):
     r = await client.post("/v1/payment_intents", headers=auth,

@@ -176,6 +176,14 @@ class PaymentIntentCreate(Params):
     def intent_fields(self) -> dict[str, Any]:
         return intent_fields_of(self)
 
+    @model_validator(mode="after")
+    def _one_way_to_name_payment_methods(self) -> PaymentIntentCreate:
+        if self.automatic_payment_methods is not None and self.payment_method_types:
+            raise InvalidRequest("You may only specify one of these parameters: "
+                                 "automatic_payment_methods, payment_method_types.",
+                                 param="automatic_payment_methods", code="parameters_exclusive")
+        return self
+
 
 class PaymentIntentUpdate(Params):
     """Every field optional; only the ones given change. ``""`` unsets a string field."""
