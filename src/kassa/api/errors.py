@@ -126,7 +126,9 @@ def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and body for a domain error (order matters: subclasses first)."""
     if isinstance(exc, CardError):
         return 402, error_body("card_error", exc.message, code=exc.code,
-                               decline_code=exc.decline_code, payment_intent=exc.payment_intent)
+                               decline_code=exc.decline_code, charge=exc.charge,
+                               payment_intent=exc.payment_intent,
+                               payment_method=exc.payment_method)
     if isinstance(exc, IdempotencyInFlight):
         return 409, error_body("idempotency_error", exc.message, code=exc.code, param=exc.param)
     if isinstance(exc, IdempotencyError):

@@ -25,11 +25,13 @@ class Error(BaseModel):
     code: str | None = None
     param: str | None = None
     decline_code: str | None = None
+    charge: str | None = None
     payment_intent: dict[str, Any] | None = None
     doc_url: str | None = Field(None, description="Stripe's page for the code, for the codes "
                                 "Stripe defines.")
     request_log_url: str | None = Field(None, description="The request's entry in the request "
                                         "log (GET /v1/request_logs/{id}).")
+    payment_method: dict[str, Any] | None = None
 
 
 class ErrorResponse(BaseModel):
@@ -44,10 +46,11 @@ class PaymentIntentObject(_Open):
     amount: int = Field(description="In the currency's minor unit.")
     amount_capturable: int
     amount_received: int
-    amount_refunded: int
     currency: str
     status: PaymentStatus
-    capture_method: Literal["automatic", "manual"]
+    capture_method: Literal["automatic", "automatic_async", "manual"]
+    confirmation_method: Literal["automatic", "manual"]
+    client_secret: str | None
     payment_method: str | None
     payment_method_types: list[str]
     description: str | None
@@ -71,7 +74,7 @@ class RefundObject(_Open):
     payment_intent: str
     charge: str | None
     reason: str | None
-    failure_reason: str | None
+    failure_reason: str | None = Field(None, description="Only once the refund failed.")
     metadata: dict[str, str]
     created: int
 

@@ -97,6 +97,65 @@ class Params(BaseModel):
     expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Address(_Strict):
+    city: Annotated[str, Field(max_length=200)] | None = None
+    country: Annotated[str, Field(max_length=2)] | None = None
+    line1: Annotated[str, Field(max_length=200)] | None = None
+    line2: Annotated[str, Field(max_length=200)] | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    state: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Shipping(_Strict):
+    """Stripe's shipping hash: name and address are required."""
+
+    address: Address
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    carrier: Annotated[str, Field(max_length=200)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    tracking_number: Annotated[str, Field(max_length=200)] | None = None
+
+
+class AutomaticPaymentMethods(_Strict):
+    enabled: Boolean
+    allow_redirects: Literal["always", "never"] | None = None
+
+
+class CardOptions(_Strict):
+    # Stripe: only "manual" overrides; "" unsets it (an update)
+    capture_method: Literal["manual", ""] | None = None
+    setup_future_usage: Literal["none", "off_session", "on_session", ""] | None = None
+
+
+class PaymentMethodOptions(_Strict):
+    card: CardOptions | None = None
+
+
+def _patch(v: Any) -> Any:
+    """An update's metadata: a key given empty is removed; ``metadata=""`` clears them all
+    (None)."""
+    if v == "":
+        return None
+    if not isinstance(v, dict):
+        raise ValueError("Invalid metadata: must be an object of string keys and values")
+    kept = _metadata({k: val for k, val in v.items() if val not in ("", None)})
+    return {**{str(k): None for k, val in v.items() if val in ("", None)}, **kept}
+
+
+MetadataPatch = Annotated[dict[str, str | None] | None, BeforeValidator(_patch)]
+Email = Annotated[str, Field(max_length=800)]
+Descriptor = Annotated[str, Field(max_length=100)]  # Stripe's rules: domain/intent_fields.py
+FutureUsage = Literal["on_session", "off_session"]
+# the optional Stripe fields create and update pass on as they were given
+INTENT_FIELDS = ("receipt_email", "statement_descriptor", "statement_descriptor_suffix",
+                 "shipping", "setup_future_usage", "automatic_payment_methods",
+                 "payment_method_options")
+
+
 class PaymentIntentCreate(Params):
     amount: Integer
     currency: Annotated[str, Field(min_length=3, max_length=3)]
@@ -107,12 +166,77 @@ class PaymentIntentCreate(Params):
     description: Text | None = None
     metadata: Metadata | None = None
     return_url: AbsoluteUrl | None = None
-    confirmation_method: Literal["automatic", "manual"] | None = None
+    confirmation_method: Literal["automatic", "manual"] = "automatic"
+    customer: Id | None = None
+    receipt_email: Email | None = None
+    statement_descriptor: Descriptor | None = None
+    statement_descriptor_suffix: Descriptor | None = None
+    shipping: Shipping | None = None
+    setup_future_usage: FutureUsage | None = None
+    automatic_payment_methods: AutomaticPaymentMethods | None = None
+    payment_method_options: PaymentMethodOptions | None = None
+
+    def intent_fields(self) -> dict[str, Any]:
+        return intent_fields_of(self)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_payment_methods(self) -> PaymentIntentCreate:
+        if self.automatic_payment_methods is not None and self.payment_method_types:
+            raise InvalidRequest("You may only specify one of these parameters: "
+                                 "automatic_payment_methods, payment_method_types.",
+                                 param="automatic_payment_methods", code="parameters_exclusive")
+        return self
+
+
+class PaymentIntentUpdate(Params):
+    """Every field optional; only the ones given change. ``""`` unsets a string field."""
+
+    amount: Integer | None = None
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    capture_method: Literal["automatic", "automatic_async", "manual"] | None = None
+    payment_method: Id | None = None
+    payment_method_types: list[Literal["card"]] | None = None
+    description: Annotated[str, Field(max_length=1000)] | None = None
+    metadata: MetadataPatch = None
+    customer: Id | None = None
+    receipt_email: Email | None = None
+    statement_descriptor: Descriptor | None = None
+    statement_descriptor_suffix: Descriptor | None = None
+    shipping: Shipping | Literal[""] | None = None
+    setup_future_usage: FutureUsage | Literal[""] | None = None
+    payment_method_options: PaymentMethodOptions | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The given parameters as the service takes them (``""`` → None: unset)."""
+        given = self.model_fields_set - {"expand", "payment_method_types"}
+        out: dict[str, Any] = {}
+        for name in given:
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                value = value.model_dump(exclude_none=True)
+            out[name] = None if value == "" else value
+        if "amount" in out and out["amount"] is None:
+            raise InvalidRequest("Invalid integer: amount", param="amount")
+        return out
+
+
+def intent_fields_of(body: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in INTENT_FIELDS:
+        if name in body.model_fields_set and getattr(body, name) is not None:
+            value = getattr(body, name)
+            out[name] = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) \
+                else value
+    options = out.get("payment_method_options", {}).get("card")
+    if options is not None:  # "" (unset) means nothing at create
+        out["payment_method_options"] = {"card": {k: v for k, v in options.items() if v}}
+    return out
 
 
 class PaymentIntentConfirm(Params):
     payment_method: Id | None = None
     return_url: AbsoluteUrl | None = None
+    client_secret: Annotated[str, Field(max_length=255)] | None = None
 
 
 class PaymentIntentCapture(Params):
@@ -161,6 +285,14 @@ def _timestamp(v: Any) -> int:
 
 # created=N (exactly N) or created[gt|gte|lt|lte]=N, as Stripe's lists take it
 Range = Annotated[Bounds, BeforeValidator(_bounds)]
+
+
+class RefundUpdate(Params):
+    metadata: MetadataPatch = None
+
+
+class RefundCancel(Params):
+    pass
 
 
 class ListQuery(BaseModel):

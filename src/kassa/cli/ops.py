@@ -35,7 +35,8 @@ def migrate(grant_to: str = typer.Option(
 
 @merchants_app.command("create")
 def merchants_create(name: str) -> None:
-    """Create a merchant; prints JSON with merchant_id and secret_key (shown once)."""
+    """Create a merchant; prints JSON with merchant_id, secret_key and publishable_key
+    (shown once)."""
     settings = Settings()
     with database(settings) as dsn:
         typer.echo(json.dumps(run_async(_create_merchant(settings, dsn, name))))

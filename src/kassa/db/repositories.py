@@ -215,8 +215,14 @@ _PI_COLUMNS = (
     "id, merchant_id, amount, currency, status, capture_method, payment_method, description,"
     " metadata, amount_capturable, amount_received, amount_refunded, last_payment_error,"
     " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
-    " pending_attempt_id, created, version"
+    " pending_attempt_id, created, version, client_secret, confirmation_method, receipt_email,"
+    " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
+    " automatic_payment_methods, payment_method_options"
 )
+# the Stripe fields a row carries as they are (domain/intent_fields.py has their rules)
+_PI_FIELDS = ("client_secret", "confirmation_method", "receipt_email", "statement_descriptor",
+              "statement_descriptor_suffix", "setup_future_usage", "shipping",
+              "automatic_payment_methods", "payment_method_options")
 
 
 def _payment(row: asyncpg.Record) -> PaymentIntent:
@@ -231,6 +237,7 @@ def _payment(row: asyncpg.Record) -> PaymentIntent:
         canceled_at=row["canceled_at"], cancellation_reason=row["cancellation_reason"],
         latest_charge=row["latest_charge"], psp=row["psp"], psp_reference=row["psp_reference"],
         pending_attempt_id=row["pending_attempt_id"], version=row["version"],
+        **{name: row[name] for name in _PI_FIELDS},
     )
 
 
@@ -245,6 +252,7 @@ def _payment_row(p: PaymentIntent) -> dict[str, Any]:
         "canceled_at": p.canceled_at, "cancellation_reason": p.cancellation_reason,
         "latest_charge": p.latest_charge, "psp": p.psp, "psp_reference": p.psp_reference,
         "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
+        **{name: getattr(p, name) for name in _PI_FIELDS},
     }
 
 
@@ -510,7 +518,8 @@ async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> 
 def op_update_refund(r: Refund) -> Op:
     op = {"op": "update_refund", "row": {
         "id": r.id, "version": r.version, "status": r.status.value,
-        "failure_reason": r.failure_reason, "psp_reference": r.psp_reference}}
+        "failure_reason": r.failure_reason, "psp_reference": r.psp_reference,
+        "metadata": r.metadata}}
     r.version += 1
     return op
 

@@ -66,7 +66,23 @@ class CardError(KassaError):
     code = "card_declined"
 
     def __init__(self, message: str, *, decline_code: str | None, code: str = "card_declined",
-                 payment_intent: dict[str, object] | None = None):
+                 payment_intent: dict[str, object] | None = None, charge: str | None = None,
+                 payment_method: dict[str, object] | None = None):
         super().__init__(message, code=code)
         self.decline_code = decline_code
         self.payment_intent = payment_intent
+        self.charge = charge  # the declined authorisation attempt (ch_…)
+        self.payment_method = payment_method  # the card declined, as Stripe's object
+
+    @classmethod
+    def from_error(cls, err: dict[str, object], *, payment_intent: dict[str, object] | None
+                   ) -> CardError:
+        """From a recorded decline (an attempt's error, an intent's last_payment_error)."""
+        pm = err.get("payment_method")
+        charge = err.get("charge")
+        return cls(str(err.get("message") or "Your card was declined."),
+                   decline_code=None if err.get("decline_code") is None
+                   else str(err["decline_code"]),
+                   code=str(err.get("code") or "card_declined"), payment_intent=payment_intent,
+                   charge=None if charge is None else str(charge),
+                   payment_method=pm if isinstance(pm, dict) else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from kassa.domain.errors import AmountError, IllegalTransition, InvalidRequest
 from kassa.domain.money import MAX_AMOUNT, Money
@@ -135,7 +135,7 @@ class PaymentIntent:
     merchant_id: str
     amount: Money
     status: PaymentStatus
-    capture_method: str  # automatic | manual
+    capture_method: str  # automatic | automatic_async (kept as given; same as automatic) | manual
     created: int  # unix seconds
     payment_method: str | None = None
     description: str | None = None
@@ -152,10 +152,27 @@ class PaymentIntent:
     psp_reference: str | None = None
     pending_attempt_id: str | None = None
     version: int = 0
+    # what Stripe integrations send and read back (domain/intent_fields.py has the rules)
+    client_secret: str | None = None  # pi_…_secret_…: lets a publishable key read/confirm
+    confirmation_method: str = "automatic"
+    receipt_email: str | None = None
+    statement_descriptor: str | None = None
+    statement_descriptor_suffix: str | None = None
+    setup_future_usage: str | None = None  # kept; acted on once the vault stores cards
+    shipping: dict[str, Any] | None = None
+    automatic_payment_methods: dict[str, Any] | None = None
+    payment_method_options: dict[str, Any] | None = None
 
     @property
     def currency(self) -> str:
         return self.amount.currency
+
+    @property
+    def captures_on_authorization(self) -> bool:
+        """Automatic capture, unless ``payment_method_options[card][capture_method]`` (the
+        only payment method kassa takes is a card) says manual."""
+        card = (self.payment_method_options or {}).get("card") or {}
+        return (card.get("capture_method") or self.capture_method) != "manual"
 
     # --- commands: each validates, applies the transition and returns nothing -------------
 
@@ -353,3 +370,11 @@ class Refund:
         if (self.status, dst) not in REFUND_TRANSITIONS:
             raise IllegalTransition(self.status.value, dst.value, obj="Refund")
         self.status = dst
+
+    def cancel(self) -> NoReturn:
+        """Stripe cancels only refunds in ``requires_action`` (waiting for the customer's
+        details, before any money moves). A kassa card refund goes to the PSP as it is
+        created, so it never waits there: a pending one may already be paid out by the PSP,
+        and canceling it here would leave the books short of what the PSP sent back."""
+        raise IllegalTransition(self.status.value, RefundStatus.CANCELED.value,
+                                action="cancel", obj="Refund")

@@ -13,7 +13,12 @@ from kassa.representations.charges import charge
 from kassa.representations.disputes import dispute
 from kassa.representations.events import event
 from kassa.representations.lists import list_object, search_result
-from kassa.representations.payment_intents import payment_intent
+from kassa.representations.payment_intents import (
+    payment_intent,
+    publishable_payment_intent,
+    publishable_view,
+)
+from kassa.representations.payment_methods import payment_method
 from kassa.representations.refunds import refund
 from kassa.representations.webhook_deliveries import (
     delivery_public_id,
@@ -33,6 +38,9 @@ __all__ = [
     "list_object",
     "parse_delivery_id",
     "payment_intent",
+    "payment_method",
+    "publishable_payment_intent",
+    "publishable_view",
     "refund",
     "search_result",
     "webhook_delivery",

@@ -29,6 +29,7 @@ def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:
         "fee_details": ([{"amount": row["fee"], "currency": row["currency"],
                           "description": "kassa processing fees", "type": "stripe_fee"}]
                         if row["fee"] else []),
+        "balance_type": "payments",
         "net": row["net"], "reporting_category": row["type"], "source": row["source"],
         "status": row["status"], "type": row["type"],
     }

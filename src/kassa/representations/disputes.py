@@ -20,6 +20,7 @@ def dispute(d: Dispute, *, now: int, refundable: int,
     evidence: dict[str, Any] = {name: None for name in sorted(EVIDENCE_TEXT_FIELDS
                                                                | EVIDENCE_FILE_FIELDS)}
     evidence.update(d.evidence)
+    evidence["enhanced_evidence"] = {}  # no card network's enhanced programme applies
     past_due = (d.evidence_due_by is not None and now > d.evidence_due_by
                 and d.status in RESPONDABLE)
     return {
@@ -31,11 +32,14 @@ def dispute(d: Dispute, *, now: int, refundable: int,
         "created": d.created,
         "currency": d.amount.currency,
         "evidence": evidence,
+        "enhanced_eligibility_types": [],
         "evidence_details": {
             "due_by": d.evidence_due_by,
+            "enhanced_eligibility": {},
             "has_evidence": d.has_evidence,
             "past_due": past_due,
             "submission_count": d.submission_count,
+            "submission_method": "manual" if d.submission_count else "not_submitted",
         },
         # an open inquiry can still be settled by refunding; a chargeback already took the
         # money back, so a refund would pay the cardholder twice

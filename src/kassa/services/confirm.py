@@ -10,13 +10,14 @@ second confirm — always through ``finish_authorization``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
 from kassa.db import repositories as repo
-from kassa.domain import ledger
+from kassa.domain import intent_fields, ledger
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
-from kassa.domain.money import Money, UnknownCurrency, normalize_currency
+from kassa.domain.money import Money
 from kassa.domain.payments import (
     Attempt,
     AttemptStatus,
@@ -28,12 +29,20 @@ from kassa.domain.payments import (
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import saga
 from kassa.services.capture import post_capture
+from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
+from kassa.services.payment_methods import payment_method_object
 from kassa.services.resume import answer, finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 log = logging.getLogger(__name__)
 PI = representations.payment_intent
+
+
+def refuse_customer(customer: str) -> None:
+    """Customers arrive with the vault: until then no customer id exists."""
+    raise InvalidRequest(f"No such customer: '{customer[:100]}'", param="customer",
+                         code="resource_missing")
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> None:
@@ -47,24 +56,30 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                  capture_method: str = "automatic", payment_method: str | None = None,
                  description: str | None = None, metadata: dict[str, str] | None = None,
                  confirm: bool = False, return_url: str | None = None,
+                 confirmation_method: str = "automatic", customer: str | None = None,
+                 fields: Mapping[str, Any] | None = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """``fields``: the optional Stripe fields (receipt_email, shipping, statement
+    descriptors, setup_future_usage, automatic_payment_methods, payment_method_options),
+    checked by domain/intent_fields.py."""
     validate_amount(amount)
-    try:
-        currency = normalize_currency(currency)
-    except UnknownCurrency:
-        raise InvalidRequest(f"Invalid currency: {currency}. Currency must be a supported "
-                             "ISO 4217 code.", param="currency", code="invalid_currency") from None
-    if capture_method not in ("automatic", "manual"):
-        raise InvalidRequest(f"Invalid capture_method: {capture_method}", param="capture_method")
+    currency = intent_fields.currency(currency)
+    intent_fields.choice(confirmation_method, intent_fields.CONFIRMATION_METHODS,
+                         param="confirmation_method")
+    if customer is not None:
+        refuse_customer(customer)
     if payment_method is not None:
         await _check_payment_method(kassa, merchant_id, payment_method)
+    payment_id = kassa.ids("payment_intent")
     p = PaymentIntent(
-        id=kassa.ids("payment_intent"), merchant_id=merchant_id,
-        amount=Money(amount, currency), capture_method=capture_method,
+        id=payment_id, merchant_id=merchant_id,
+        amount=Money(amount, currency), capture_method="automatic",
         status=(PaymentStatus.REQUIRES_CONFIRMATION if payment_method
                 else PaymentStatus.REQUIRES_PAYMENT_METHOD),
         created=kassa.clock(), payment_method=payment_method, description=description,
-        metadata=metadata or {})
+        metadata=metadata or {}, confirmation_method=confirmation_method,
+        client_secret=new_client_secret(payment_id))
+    intent_fields.set_fields(p, {**(fields or {}), "capture_method": capture_method})
     if confirm and payment_method is None:
         raise InvalidRequest("You must provide a payment_method to confirm.",
                              param="payment_method", code="parameter_missing")
@@ -90,8 +105,17 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
 
 async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
                   payment_method: str | None = None, return_url: str | None = None,
+                  client_secret: str | None = None, publishable: bool = False,
                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """``publishable``: the caller holds a publishable key, so ``client_secret`` must be
+    the intent's, and its confirmation_method automatic (manual: only the server may)."""
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
+    if publishable or client_secret is not None:
+        verify_client_secret(p, client_secret)
+    if publishable and p.confirmation_method == "manual":
+        raise InvalidRequest("This PaymentIntent's confirmation_method is manual, so it can "
+                             "only be confirmed with a secret key.", param="client_secret",
+                             code="payment_intent_unexpected_state")
     if took_over(idempotency) and p.status not in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                                                    PaymentStatus.REQUIRES_CONFIRMATION,
                                                    PaymentStatus.REQUIRES_ACTION):
@@ -114,7 +138,7 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     attempt = Attempt(
         id=kassa.ids("charge"), merchant_id=p.merchant_id, payment_intent_id=p.id,
         operation=Operation.AUTHORIZE, psp=psp.name, status=AttemptStatus.STARTED,
-        amount=p.amount, capture=p.capture_method == "automatic", return_url=return_url)
+        amount=p.amount, capture=p.captures_on_authorization, return_url=return_url)
     created = PI(p) if new else None
     p.start_authorization(attempt.id, psp.name)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key
@@ -196,9 +220,13 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     else:
         attempt.status = AttemptStatus.FAILED
         attempt.psp_reference = result.psp_reference or None
-        err = decline_error(result)
+        # Stripe's card_error carries the declined charge and the card as its full object
+        pm = None if p.payment_method is None else await payment_method_object(
+            kassa, merchant_id=p.merchant_id, payment_method=p.payment_method,
+            created=attempt.created or p.created)
+        err = {**decline_error(result), "charge": attempt.id, "payment_method": pm}
         attempt.error = err
-        p.authorization_failed({**err, "payment_method": {"id": p.payment_method}})
+        p.authorization_failed(err)
         event = "payment_intent.payment_failed"
     async with UnitOfWork(kassa, idempotency) as uow:
         uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
@@ -216,9 +244,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         outcome: object = PI(p)
         if attempt.status is AttemptStatus.FAILED:
             assert attempt.error is not None
-            outcome = CardError(str(attempt.error["message"]),
-                                decline_code=result.decline_code,
-                                code=str(attempt.error["code"]), payment_intent=PI(p))
+            outcome = CardError.from_error(attempt.error, payment_intent=PI(p))
         await saga.commit_outcome(kassa, uow, attempt, outcome, idempotency)
     if isinstance(outcome, CardError):
         raise outcome

@@ -1,6 +1,7 @@
 """PaymentIntent use cases, one flow per module, gathered here for the API's routers:
 create/confirm (confirm.py), capture (capture.py), cancel (cancel.py); each a saga run by
-services/saga.py. Reads live here."""
+services/saga.py. Updates and the publishable key's read are in update.py. Reads live
+here."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from kassa.services.capture import capture
 from kassa.services.confirm import confirm, create
 from kassa.services.context import Kassa
 from kassa.services.resume import load
+from kassa.services.update import retrieve_with_client_secret, update
 
-__all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve", "search"]
+__all__ = ["cancel", "capture", "confirm", "create", "list_", "load", "retrieve",
+           "retrieve_with_client_secret", "search", "update"]
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, payment_id: str) -> dict[str, Any]:

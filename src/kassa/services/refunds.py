@@ -40,7 +40,7 @@ FAILURE_REASONS = frozenset({"charge_for_pending_refund_disputed", "declined",
 
 
 def _obj(r: Refund, p: PaymentIntent) -> dict[str, Any]:
-    return representations.refund(r, charge=p.latest_charge)
+    return representations.refund(r, charge=p.latest_charge, payment_method=p.payment_method)
 
 
 async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
@@ -51,7 +51,8 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
         raise InvalidRequest("You must pass payment_intent.", param="payment_intent",
                              code="parameter_missing")
     if reason is not None and reason not in REFUND_REASONS:
-        raise InvalidRequest(f"Invalid reason: {reason}", param="reason")
+        raise InvalidRequest("Invalid reason: must be one of duplicate, fraudulent, or "
+                             "requested_by_customer", param="reason")
     if idempotency is not None and idempotency.took_over and idempotency.resource_id:
         return await _finish_orphan(kassa, merchant_id, idempotency.resource_id, idempotency)
     # step 1: reserve the amount on the payment (CAS; retried when refunds race) and
@@ -215,12 +216,13 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                                           ending_before=ending_before,
                                           payment_intent=payment_intent, charge=charge,
                                           created=created)
-    charges: dict[str, str | None] = {}
+    payments: dict[str, PaymentIntent | None] = {}
     out = []
     for r in items:
-        if r.payment_intent_id not in charges:
-            p = await repo.get_payment(kassa.pool, merchant_id=merchant_id,
-                                       payment_id=r.payment_intent_id)
-            charges[r.payment_intent_id] = p.latest_charge if p else None
-        out.append(representations.refund(r, charge=charges[r.payment_intent_id]))
+        if r.payment_intent_id not in payments:
+            payments[r.payment_intent_id] = await repo.get_payment(
+                kassa.pool, merchant_id=merchant_id, payment_id=r.payment_intent_id)
+        p = payments[r.payment_intent_id]
+        out.append(representations.refund(r, charge=p.latest_charge if p else None,
+                                          payment_method=p.payment_method if p else None))
     return out, more

@@ -54,9 +54,7 @@ async def finish_orphan(kassa: Kassa, p: PaymentIntent,
                 "with the same Idempotency-Key later.")
     current = await load(kassa, merchant_id=p.merchant_id, payment_id=p.id)
     if current.status is PaymentStatus.REQUIRES_PAYMENT_METHOD and current.last_payment_error:
-        err = current.last_payment_error
-        error = CardError(str(err.get("message")), decline_code=err.get("decline_code"),
-                          code=str(err.get("code", "card_declined")), payment_intent=PI(current))
+        error = CardError.from_error(current.last_payment_error, payment_intent=PI(current))
         async with UnitOfWork(kassa, idempotency) as uow:
             await uow.commit(response=error)
         raise error

@@ -204,7 +204,8 @@ async def answer_recorded(kassa: Kassa, attempt: Attempt,
         assert attempt.refund_id is not None
         r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
         assert r is not None
-        answer = representations.refund(r, charge=p.latest_charge)
+        answer = representations.refund(r, charge=p.latest_charge,
+                                        payment_method=p.payment_method)
     elif attempt.status is AttemptStatus.FAILED:
         answer = failure_error(attempt, p)
     else:
@@ -223,8 +224,8 @@ def failure_error(attempt: Attempt, p: PaymentIntent) -> KassaError:
     err = attempt.error or {}
     message = str(err.get("message") or "The operation failed.")
     if attempt.operation is Operation.AUTHORIZE:
-        return CardError(message, decline_code=err.get("decline_code"),
-                         code=str(err.get("code") or "card_declined"), payment_intent=PI(p))
+        return CardError.from_error({"charge": attempt.id, **err, "message": message},
+                                    payment_intent=PI(p))
     return InvalidRequest(message, code=str(err.get("code") or f"{attempt.operation}_failed"))
 
 

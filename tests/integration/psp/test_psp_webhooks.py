@@ -166,6 +166,9 @@ async def refund_attempt(world: World, refund_id: str) -> str:
 async def refund_and_payment(world: World, pi: dict, refund_id: str) -> tuple[dict, dict]:
     r = (await world.api.get(f"/v1/refunds/{refund_id}", headers=world.auth)).json()
     p = (await world.api.get(f"/v1/payment_intents/{pi['id']}", headers=world.auth)).json()
+    # what kassa counts as refunded: the intent's own column (Stripe shows it on the charge)
+    p["amount_refunded"] = await world.kassa.pool.fetchval(
+        "SELECT amount_refunded FROM payment_intents WHERE id = $1", pi["id"])
     return r, p
 
 

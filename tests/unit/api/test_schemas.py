@@ -88,7 +88,7 @@ def test_integer_fields_on_other_schemas():
 
 @pytest.mark.parametrize(("model", "data", "param"), [
     (PaymentIntentCreate, {**BASE, "amout": "1"}, "amout"),
-    (PaymentIntentCreate, {**BASE, "customer": "cus_1"}, "customer"),
+    (PaymentIntentCreate, {**BASE, "on_behalf_of": "acct_1"}, "on_behalf_of"),
     (PaymentIntentConfirm, {"payment_method": "pm_card_visa", "off_session": "true"},
      "off_session"),
     (PaymentIntentCapture, {"amount": "5"}, "amount"),

@@ -233,7 +233,9 @@ def test_view_is_stripe_shaped():
     assert v["evidence"]["customer_name"] == "Ada" and v["evidence"]["receipt"] is None
     assert v["is_charge_refundable"] is True
     assert v["evidence_details"] == {"due_by": 1_000, "has_evidence": True,
-                                     "past_due": False, "submission_count": 0}
+                                     "past_due": False, "submission_count": 0,
+                                     "enhanced_eligibility": {},
+                                     "submission_method": "not_submitted"}
     assert representations.dispute(d, now=50, refundable=0,
                                    balance_transactions=[])["is_charge_refundable"] is False
 

@@ -1,14 +1,19 @@
-"""/v1/payment_intents: create, retrieve, list, search, confirm, capture, cancel."""
+"""/v1/payment_intents: create, retrieve, update, list, search, confirm, capture, cancel.
+
+Retrieve and confirm also take a publishable key with the intent's ``client_secret`` (what
+Stripe.js does in the customer's browser); it sees Stripe's reduced view of the intent."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kassa import representations
 from kassa.api import deps, openapi, responses, routing, schemas
+from kassa.domain.errors import CardError
 from kassa.services import payments
 
 router = APIRouter(prefix="/v1/payment_intents", tags=["payment_intents"],
@@ -18,11 +23,19 @@ CHARGED = {**openapi.ok(responses.PaymentIntentObject), **openapi.errors(402)}
 
 
 def _create_arguments(body: schemas.PaymentIntentCreate) -> dict[str, Any]:
-    capture_method = "automatic" if body.capture_method == "automatic_async" else \
-        body.capture_method
-    return dict(amount=body.amount, currency=body.currency, capture_method=capture_method,
+    return dict(amount=body.amount, currency=body.currency, capture_method=body.capture_method,
                 payment_method=body.payment_method, description=body.description,
-                metadata=body.metadata, confirm=body.confirm, return_url=body.return_url)
+                metadata=body.metadata, confirm=body.confirm, return_url=body.return_url,
+                confirmation_method=body.confirmation_method, customer=body.customer,
+                fields=body.intent_fields())
+
+
+def _publishable(response: Response) -> Response:
+    """A publishable caller's answer: the reduced view, replays and declines included."""
+    body = representations.publishable_view(orjson.loads(response.body))
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(orjson.dumps(body), status_code=response.status_code,
+                    media_type=deps.JSON, headers=headers)
 
 
 @router.post("", responses=CHARGED, openapi_extra=openapi.body(schemas.PaymentIntentCreate))
@@ -54,17 +67,46 @@ async def search_payment_intents(request: Request, caller: deps.SecretKey,
 
 
 @router.get("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject))
-async def retrieve_payment_intent(request: Request, payment_id: str) -> Response:
-    return await routing.retrieve(request, payments.retrieve, payment_id=payment_id)
+async def retrieve_payment_intent(request: Request, payment_id: str,
+                                  client_secret: Annotated[str | None, Query(max_length=255)]
+                                  = None) -> Response:
+    caller = await deps.authenticate(request, secret=False)
+    k = deps.kassa(request)
+    if caller.kind == "publishable":
+        return deps.respond(await payments.retrieve_with_client_secret(
+            k, merchant_id=caller.merchant_id, payment_id=payment_id,
+            client_secret=client_secret))
+    return deps.respond(await payments.retrieve(k, merchant_id=caller.merchant_id,
+                                                payment_id=payment_id))
+
+
+@router.post("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject),
+             openapi_extra=openapi.body(schemas.PaymentIntentUpdate))
+async def update_payment_intent(request: Request, payment_id: str) -> Response:
+    """Amount, currency, card and capture while requires_payment_method or
+    requires_confirmation; description, metadata, receipt_email, shipping after too."""
+    return await routing.post(request, schemas.PaymentIntentUpdate, payments.update,
+                              lambda body: dict(changes=body.changes()),
+                              payment_id=payment_id)
 
 
 @router.post("/{payment_id}/confirm", responses=CHARGED,
              openapi_extra=openapi.body(schemas.PaymentIntentConfirm))
 async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
-    return await routing.post(request, schemas.PaymentIntentConfirm, payments.confirm,
-                              lambda body: dict(payment_method=body.payment_method,
-                                                return_url=body.return_url),
-                              payment_id=payment_id)
+    caller = await deps.authenticate(request, secret=False)
+    body, raw = await deps.params(request, schemas.PaymentIntentConfirm)
+    k = deps.kassa(request)
+    publishable = caller.kind == "publishable"
+    try:
+        response = await deps.run_post(request, caller, raw, lambda idem: payments.confirm(
+            k, merchant_id=caller.merchant_id, payment_id=payment_id,
+            payment_method=body.payment_method, return_url=body.return_url,
+            client_secret=body.client_secret, publishable=publishable, idempotency=idem))
+    except CardError as exc:
+        if not publishable:
+            raise
+        response = deps.respond(exc)
+    return _publishable(response) if publishable else response
 
 
 @router.post("/{payment_id}/capture", responses=CHARGED,
