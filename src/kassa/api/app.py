@@ -19,11 +19,13 @@ from kassa.api.deps import respond
 from kassa.api.door import Door
 from kassa.api.routers import (
     balance,
+    charges,
     disputes,
     events,
     payment_intents,
     psp_returns,
     psp_webhooks,
+    receipts,
     refunds,
     webhook_endpoints,
 )
@@ -84,8 +86,8 @@ def create_app(*, kassa: Kassa | None = None,
         app.state.kassa = kassa
     app.state.keys = KeyCache(key_cache_seconds)
 
-    for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   psp_webhooks, psp_returns):
+    for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
+                   disputes, psp_webhooks, psp_returns, receipts):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

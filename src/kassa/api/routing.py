@@ -7,6 +7,9 @@
   Stripe's list object.
 - ``retrieve``: authenticate, read through the service, the object.
 
+Each honours ``expand[]`` (services/expand.py): checked against the object the route answers
+before the service runs, applied to its answer.
+
 The route functions keep their own signatures: FastAPI builds /openapi.json from them.
 """
 
@@ -21,11 +24,25 @@ from pydantic import BaseModel
 
 from kassa import representations
 from kassa.api import deps
-from kassa.api.schemas import ListQuery
+from kassa.api.params import parse_form
+from kassa.api.schemas import ExpandQuery, ListQuery
+from kassa.services import expand
 from kassa.services.merchants import Caller
 
 M = TypeVar("M", bound=BaseModel)
 Page = tuple[list[dict[str, Any]], bool]
+# the object the routes under /v1/<resource> answer (a list route: its items)
+OBJECTS = {"payment_intents": "payment_intent", "charges": "charge", "refunds": "refund",
+           "balance_transactions": "balance_transaction", "disputes": "dispute"}
+
+
+def _object(segment: str) -> str:
+    return OBJECTS.get(segment, segment)
+
+
+def _resource(path: str) -> str:
+    parts = path.split("/")
+    return _object(parts[2] if len(parts) > 2 else "")
 
 
 async def post(request: Request, model: type[M], service: Callable[..., Awaitable[dict[str, Any]]],
@@ -37,24 +54,37 @@ async def post(request: Request, model: type[M], service: Callable[..., Awaitabl
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, model)
     k = deps.kassa(request)
+    paths = expand.check(_resource(request.url.path), getattr(body, "expand", None))
     if arguments is not None:
         params.update(arguments(body))
-    return await deps.run_post(request, caller, raw, lambda idem: service(
-        k, merchant_id=caller.merchant_id, idempotency=idem, **params))
+
+    async def act(idem: Any) -> dict[str, Any]:
+        result = await service(k, merchant_id=caller.merchant_id, idempotency=idem, **params)
+        return await expand.expand(k, merchant_id=caller.merchant_id, obj=result, paths=paths)
+
+    return await deps.run_post(request, caller, raw, act)
 
 
 async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
                     lister: Callable[..., Awaitable[Page]], **filters: Any) -> Response:
     """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``."""
-    items, more = await lister(deps.kassa(request), merchant_id=caller.merchant_id,
+    paths = expand.check("list", q.expand, item=_object(url.rstrip("/").split("/")[-1]))
+    k = deps.kassa(request)
+    items, more = await lister(k, merchant_id=caller.merchant_id,
                                limit=q.limit, starting_after=q.starting_after,
                                ending_before=q.ending_before, created=q.created, **filters)
-    return deps.respond(representations.list_object(url, items, more))
+    return deps.respond(await expand.expand(
+        k, merchant_id=caller.merchant_id, obj=representations.list_object(url, items, more),
+        paths=paths))
 
 
 async def retrieve(request: Request, reader: Callable[..., Awaitable[dict[str, Any]]],
                    **params: Any) -> Response:
     """``reader(kassa, merchant_id=, **params)``, which raises NotFound for a missing id."""
     caller = await deps.authenticate(request)
-    return deps.respond(await reader(deps.kassa(request), merchant_id=caller.merchant_id,
-                                     **params))
+    query = ExpandQuery.model_validate(parse_form(request.scope.get("query_string", b"")))
+    paths = expand.check(_resource(request.url.path), query.expand)
+    k = deps.kassa(request)
+    return deps.respond(await expand.expand(
+        k, merchant_id=caller.merchant_id,
+        obj=await reader(k, merchant_id=caller.merchant_id, **params), paths=paths))

@@ -94,6 +94,8 @@ class Card:
     exp_year: int
     brand: str
     cvc: str | None = None
+    funding: str = "credit"  # credit | debit | prepaid | unknown (Stripe's card.funding)
+    country: str | None = "US"  # the issuer's, ISO 3166-1 alpha-2
 
     def __repr__(self) -> str:  # keeps the PAN out of logs and tracebacks
         return f"Card(brand={self.brand!r}, last4={self.number[-4:]!r})"

@@ -12,13 +12,14 @@ from kassa.psp.base import Card
 _EXP_MONTH, _EXP_YEAR = 12, 2034
 
 
-def _card(number: str, brand: str) -> Card:
-    return Card(number=number, exp_month=_EXP_MONTH, exp_year=_EXP_YEAR, brand=brand)
+def _card(number: str, brand: str, funding: str = "credit") -> Card:
+    return Card(number=number, exp_month=_EXP_MONTH, exp_year=_EXP_YEAR, brand=brand,
+                funding=funding)
 
 
 TEST_PAYMENT_METHODS: dict[str, Card] = {
     "pm_card_visa": _card("4242424242424242", "visa"),
-    "pm_card_visa_debit": _card("4000056655665556", "visa"),
+    "pm_card_visa_debit": _card("4000056655665556", "visa", "debit"),
     "pm_card_mastercard": _card("5555555555554444", "mastercard"),
     "pm_card_amex": _card("378282246310005", "amex"),
     "pm_card_discover": _card("6011111111111117", "discover"),
