@@ -242,3 +242,27 @@ async def test_the_receipt_page_needs_its_token_not_a_key(api, merchant):
         for wrong in (path[:-1] + ("A" if path[-1] != "A" else "B"),
                       f"/receipts/{charge.id}/", f"/receipts/ch_nope/{token}"):
             assert (await anonymous.get(wrong)).status_code == 404, wrong
+
+
+async def test_another_merchants_charges_are_not_found(client, auth, kassa):
+    from kassa.services import merchants
+
+    other = await merchants.create_merchant(kassa, name="Other merchant")
+    theirs = {"Authorization": f"Bearer {other['secret_key']}"}
+    pi = (await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "800", "currency": "usd", "payment_method": "pm_card_visa",
+        "confirm": "true"})).json()
+    charge_id = pi["latest_charge"]
+    assert (await client.get(f"/v1/charges/{charge_id}", headers=auth)).status_code == 200
+    for path in (f"/v1/charges/{charge_id}", f"/v1/charges/{charge_id}/refunds"):
+        r = await client.get(path, headers=theirs)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "resource_missing"
+    listed = (await client.get("/v1/charges", headers=theirs,
+                               params={"payment_intent": pi["id"]})).json()
+    assert listed["data"] == []
+    r = await client.post("/v1/refunds", headers=theirs, data={"charge": charge_id})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "charge"
+    r = await client.get(f"/v1/payment_intents/{pi['id']}", headers=auth,
+                         params={"expand[]": "latest_charge"})
+    assert r.json()["latest_charge"]["id"] == charge_id
+    assert (await client.get("/v1/charges", headers={})).status_code == 401

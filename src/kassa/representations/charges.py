@@ -53,21 +53,27 @@ def charge(d: ChargeDetails, *, status: AttemptStatus, error: dict[str, Any] | N
         "payment_intent": d.payment_intent_id,
         "payment_method": d.payment_method,
         "payment_method_details": _method_details(d, status, error, amount),
-        "receipt_email": None,
+        "receipt_email": _from_intent(payment, "receipt_email"),
         "receipt_number": None,
         "receipt_url": receipt_url,
         "refunded": money.refunded,
         "refunds": refunds,
         "review": None,
-        "shipping": None,
+        "shipping": _from_intent(payment, "shipping"),
         "source": None,
         "source_transfer": None,
-        "statement_descriptor": None,
-        "statement_descriptor_suffix": None,
+        "statement_descriptor": _from_intent(payment, "statement_descriptor"),
+        "statement_descriptor_suffix": _from_intent(payment, "statement_descriptor_suffix"),
         "status": money.status,
         "transfer_data": None,
         "transfer_group": None,
     }
+
+
+def _from_intent(payment: PaymentIntent, name: str) -> Any:
+    """A field the charge copies from its intent, where the intent has it (receipt_email,
+    shipping and the statement descriptors arrive on intents beside charges); else null."""
+    return getattr(payment, name, None)
 
 
 def _method_details(d: ChargeDetails, status: AttemptStatus, error: dict[str, Any] | None,

@@ -95,8 +95,9 @@ async def event_object(kassa: Kassa, *, charge_id: str, payment: PaymentIntent,
     disputes yet, the balance transaction given), so only the charges row is read."""
     if new:
         assert attempt is not None and not isinstance(balance_transaction, _Unset)
-        details = await charges_repo.get_details(kassa.pool, charge_id) \
-            or _unrecorded(charge_id, payment, attempt.created)
+        details = attempt.charge if isinstance(attempt.charge, ChargeDetails) else (
+            await charges_repo.get_details(kassa.pool, charge_id)
+            or _unrecorded(charge_id, payment, attempt.created))
         return representations.charge(
             details, status=attempt.status, error=attempt.error, amount=attempt.amount,
             payment=payment, balance_transaction=balance_transaction, disputed=False,
@@ -138,7 +139,8 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
     for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
         if cursor is not None and not await charges_repo.charge_exists(
                 kassa.pool, merchant_id=merchant_id, charge_id=cursor):
-            raise NotFound(f"No such charge: '{cursor}'", param=param)
+            raise InvalidRequest(f"No such charge: '{cursor}'", param=param,
+                                 code="resource_missing")
     rows, more = await charges_repo.list_charges(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, payment_intent=payment_intent, created=created)

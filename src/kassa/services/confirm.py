@@ -130,7 +130,8 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         else:
             uow.add(repo.op_update_payment(p))
         saga.begin(kassa, uow, attempt, idempotency)
-        uow.add(charges_repo.op_insert_charge(charges.details_for(kassa, attempt, p, card)))
+        attempt.charge = charges.details_for(kassa, attempt, p, card)
+        uow.add(charges_repo.op_insert_charge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
     if card is None:  # removed between validation and now
         result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
