@@ -266,3 +266,14 @@ async def test_another_merchants_charges_are_not_found(client, auth, kassa):
                          params={"expand[]": "latest_charge"})
     assert r.json()["latest_charge"]["id"] == charge_id
     assert (await client.get("/v1/charges", headers={})).status_code == 401
+
+
+async def test_a_replayed_answer_keeps_its_expansions(client, auth):
+    headers = {**auth, "Idempotency-Key": "expand-replay"}
+    data = {"amount": "650", "currency": "usd", "payment_method": "pm_card_visa",
+            "confirm": "true", "expand[]": "latest_charge.balance_transaction"}
+    first = await client.post("/v1/payment_intents", headers=headers, data=data)
+    again = await client.post("/v1/payment_intents", headers=headers, data=data)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json() == again.json()
+    assert again.json()["latest_charge"]["balance_transaction"]["amount"] == 650

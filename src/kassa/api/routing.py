@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -62,7 +63,18 @@ async def post(request: Request, model: type[M], service: Callable[..., Awaitabl
         result = await service(k, merchant_id=caller.merchant_id, idempotency=idem, **params)
         return await expand.expand(k, merchant_id=caller.merchant_id, obj=result, paths=paths)
 
-    return await deps.run_post(request, caller, raw, act)
+    response = await deps.run_post(request, caller, raw, act)
+    if paths and response.status_code == 200 and \
+            response.headers.get("idempotent-replayed") == "true":
+        # the key stored the service's answer; a retry (the SDKs retry on their own) gets
+        # the expansions its request asked for, as the first answer had them
+        expanded = await expand.expand(k, merchant_id=caller.merchant_id,
+                                       obj=orjson.loads(bytes(response.body)), paths=paths)
+        kept = {name: value for name, value in response.headers.items()
+                if name not in ("content-length", "content-type")}
+        return Response(orjson.dumps(expanded), status_code=200, headers=kept,
+                        media_type=deps.JSON)
+    return response
 
 
 async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
