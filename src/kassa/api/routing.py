@@ -8,7 +8,8 @@
 - ``retrieve``: authenticate, read through the service, the object.
 
 Each honours ``expand[]`` (services/expand.py): checked against the object the route answers
-before the service runs, applied to its answer.
+before the service runs, applied to its answer. A route written by hand uses the same pieces:
+``expansions``/``query_expansions``, then ``run_post_expanded`` or ``answer_expanded``.
 
 The route functions keep their own signatures: FastAPI builds /openapi.json from them.
 """
@@ -46,6 +47,48 @@ def _resource(path: str) -> str:
     return _object(parts[2] if len(parts) > 2 else "")
 
 
+def expansions(request: Request, requested: list[str] | None) -> list[str]:
+    """``expand[]`` as requested, checked against the object this route answers: an
+    unknown or unexpandable path is a 400 before anything runs."""
+    return expand.check(_resource(request.url.path), requested)
+
+
+def query_expansions(request: Request) -> list[str]:
+    """A GET's ``expand[]`` (bracket notation in the query string), checked."""
+    query = ExpandQuery.model_validate(parse_form(request.scope.get("query_string", b"")))
+    return expansions(request, query.expand)
+
+
+async def answer_expanded(request: Request, merchant_id: str, obj: dict[str, Any],
+                          paths: list[str]) -> Response:
+    return deps.respond(await expand.expand(deps.kassa(request), merchant_id=merchant_id,
+                                            obj=obj, paths=paths))
+
+
+async def run_post_expanded(request: Request, caller: Caller, raw: dict[str, Any],
+                            action: Callable[[Any], Awaitable[dict[str, Any]]],
+                            paths: list[str]) -> Response:
+    """``deps.run_post`` answering with ``paths`` expanded, a replay included (the key
+    stores the service's answer; the SDKs retry on their own and must get what the first
+    answer had)."""
+    k = deps.kassa(request)
+
+    async def act(idem: Any) -> dict[str, Any]:
+        return await expand.expand(k, merchant_id=caller.merchant_id, obj=await action(idem),
+                                   paths=paths)
+
+    response = await deps.run_post(request, caller, raw, act)
+    if paths and response.status_code == 200 and \
+            response.headers.get("idempotent-replayed") == "true":
+        expanded = await expand.expand(k, merchant_id=caller.merchant_id,
+                                       obj=orjson.loads(bytes(response.body)), paths=paths)
+        kept = {name: value for name, value in response.headers.items()
+                if name not in ("content-length", "content-type")}
+        return Response(orjson.dumps(expanded), status_code=200, headers=kept,
+                        media_type=deps.JSON)
+    return response
+
+
 async def post(request: Request, model: type[M], service: Callable[..., Awaitable[dict[str, Any]]],
                arguments: Callable[[M], dict[str, Any]] | None = None, **params: Any
                ) -> Response:
@@ -55,26 +98,11 @@ async def post(request: Request, model: type[M], service: Callable[..., Awaitabl
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, model)
     k = deps.kassa(request)
-    paths = expand.check(_resource(request.url.path), getattr(body, "expand", None))
+    paths = expansions(request, getattr(body, "expand", None))
     if arguments is not None:
         params.update(arguments(body))
-
-    async def act(idem: Any) -> dict[str, Any]:
-        result = await service(k, merchant_id=caller.merchant_id, idempotency=idem, **params)
-        return await expand.expand(k, merchant_id=caller.merchant_id, obj=result, paths=paths)
-
-    response = await deps.run_post(request, caller, raw, act)
-    if paths and response.status_code == 200 and \
-            response.headers.get("idempotent-replayed") == "true":
-        # the key stored the service's answer; a retry (the SDKs retry on their own) gets
-        # the expansions its request asked for, as the first answer had them
-        expanded = await expand.expand(k, merchant_id=caller.merchant_id,
-                                       obj=orjson.loads(bytes(response.body)), paths=paths)
-        kept = {name: value for name, value in response.headers.items()
-                if name not in ("content-length", "content-type")}
-        return Response(orjson.dumps(expanded), status_code=200, headers=kept,
-                        media_type=deps.JSON)
-    return response
+    return await run_post_expanded(request, caller, raw, lambda idem: service(
+        k, merchant_id=caller.merchant_id, idempotency=idem, **params), paths)
 
 
 async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
@@ -94,9 +122,6 @@ async def retrieve(request: Request, reader: Callable[..., Awaitable[dict[str, A
                    **params: Any) -> Response:
     """``reader(kassa, merchant_id=, **params)``, which raises NotFound for a missing id."""
     caller = await deps.authenticate(request)
-    query = ExpandQuery.model_validate(parse_form(request.scope.get("query_string", b"")))
-    paths = expand.check(_resource(request.url.path), query.expand)
-    k = deps.kassa(request)
-    return deps.respond(await expand.expand(
-        k, merchant_id=caller.merchant_id,
-        obj=await reader(k, merchant_id=caller.merchant_id, **params), paths=paths))
+    paths = query_expansions(request)
+    obj = await reader(deps.kassa(request), merchant_id=caller.merchant_id, **params)
+    return await answer_expanded(request, caller.merchant_id, obj, paths)
