@@ -277,3 +277,19 @@ async def test_a_replayed_answer_keeps_its_expansions(client, auth):
     assert again.headers["idempotent-replayed"] == "true"
     assert first.json() == again.json()
     assert again.json()["latest_charge"]["balance_transaction"]["amount"] == 650
+
+
+async def test_expand_in_a_json_body(client, auth):
+    r = await client.post("/v1/payment_intents", headers=auth, json={
+        "amount": 420, "currency": "usd", "payment_method": "pm_card_visa",
+        "capture_method": "manual", "confirm": True, "expand": ["latest_charge"]})
+    assert r.status_code == 200, r.text
+    charge = r.json()["latest_charge"]
+    assert (charge["object"], charge["captured"], charge["amount_captured"]) == ("charge",
+                                                                                False, 0)
+    r = await client.post(f"/v1/payment_intents/{r.json()['id']}/capture", headers=auth,
+                          json={"expand": ["latest_charge.balance_transaction"]})
+    assert r.json()["latest_charge"]["balance_transaction"]["amount"] == 420
+    r = await client.post("/v1/payment_intents", headers=auth, json={
+        "amount": 420, "currency": "usd", "expand": ["latest_charge", 7]})
+    assert r.status_code == 400
