@@ -1,6 +1,6 @@
 """Migration stripe_charges_charges on a database with authorisation attempts already in it:
-each becomes a charge (its card unknown, not guessed), and kassa_apply keeps every operation
-it had while learning insert_charge."""
+each becomes a charge (its card unknown, not guessed), and kassa_apply (db/sql/apply.sql)
+writes new ones."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ MERCHANT = "acct_m"
 
 def test_attempts_before_the_migration_are_charges_after_it(server_url):
     with empty_database(server_url, "kassa_mig_ch") as url:
-        upgrade(url, "0008")
+        upgrade(url, "house_db_sql_versions")
         with psycopg.connect(url, autocommit=True) as conn:
             for pid, charge, status in (("pi_a", "ch_old", "failed"),
                                         ("pi_a", "ch_new", "succeeded")):
@@ -38,7 +38,7 @@ def test_attempts_before_the_migration_are_charges_after_it(server_url):
             rows = {r[0]: r[1:] for r in conn.execute(
                 "SELECT id, payment_method, card, length(receipt_token) FROM charges")}
             assert rows == {"ch_old": (None, None, 64), "ch_new": ("pm_card_visa", None, 64)}
-            # the function still does what it did, and the new operation
+            # the deployed function takes the new operation beside the old ones
             conn.execute("SELECT kassa_apply(%s::jsonb)", (json.dumps([
                 {"op": "insert_charge", "row": {
                     "id": "ch_x", "merchant_id": MERCHANT, "payment_intent_id": "pi_a",
@@ -47,9 +47,8 @@ def test_attempts_before_the_migration_are_charges_after_it(server_url):
                 {"op": "mark_attempt_unknown", "row": {"id": "att_cap"}}]),))
             assert conn.execute("SELECT card->>'brand' FROM charges WHERE id = 'ch_x'"
                                 ).fetchone() == ("amex",)
-        command.downgrade(alembic_config(url), "0008")  # and back: table and operation go
+        command.downgrade(alembic_config(url), "house_db_sql_versions")  # and back
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('charges')").fetchone() == (None,)
-            body = conn.execute("SELECT pg_get_functiondef('kassa_apply(jsonb)'::regprocedure)"
-                                ).fetchone()
-            assert body is not None and "insert_charge" not in body[0]
+            assert conn.execute("SELECT to_regclass('balance_transactions_source')"
+                                ).fetchone() == (None,)

@@ -2,25 +2,23 @@
 was made, so the charge object never depends on the payment method staying as it was.
 
 Revision ID: stripe_charges_charges
-Revises: 0008
+Revises: house_db_sql_versions
 
 - ``charges``: one row per authorisation attempt, written in the attempt's own step 1
-  (kassa_apply ``insert_charge``): the payment method, the card's public facts (brand, last4,
-  expiry, funding, country), billing details, and the random token of its receipt page.
+  (kassa_apply's ``insert_charge``, in db/sql/apply.sql): the payment method, the card's
+  public facts (brand, last4, expiry, funding, country), billing details, and the random
+  token of its receipt page.
   Everything that changes (status, captured and refunded amounts, outcome) is read from
   the attempt, the payment, refunds and balance transactions: one truth each.
 - ``balance_transactions_source``: a charge's balance transaction is found by its source.
 
 Authorisation attempts made before it get their row here (card unknown: null).
-kassa_apply gains the one new operation, inserted into the function as the database has it
-(not into a copy of an earlier revision's body): whatever other revisions added to it before
-this one stays.
 """
 
 from alembic import op
 
 revision = "stripe_charges_charges"
-down_revision = "0008"
+down_revision = "house_db_sql_versions"
 
 SCHEMA = r"""
 CREATE TABLE charges (
@@ -49,39 +47,10 @@ FROM attempts a JOIN payment_intents p ON p.id = a.payment_intent_id
 WHERE a.operation = 'authorize' ORDER BY a.created_at, a.id;
 """
 
-INSERT_CHARGE = r"""
-        WHEN 'insert_charge' THEN
-            INSERT INTO charges (id, merchant_id, payment_intent_id, payment_method, card,
-                billing_details, receipt_token, created)
-            SELECT id, merchant_id, payment_intent_id, payment_method, card, billing_details,
-                receipt_token, created
-            FROM jsonb_populate_record(NULL::charges, r);
-        WHEN 'insert_refund' THEN"""
-
-
-ANCHOR = "\n        WHEN 'insert_refund' THEN"
-
-
-def _current() -> str:
-    definition: str = op.get_bind().exec_driver_sql(
-        "SELECT pg_get_functiondef('kassa_apply(jsonb)'::regprocedure)").scalar_one()
-    return definition
-
-
-def _run(sql: str) -> None:
-    # the driver reads % as its placeholder even without parameters (RAISE … % in plpgsql)
-    op.get_bind().exec_driver_sql(sql.replace("%", "%%"))
-
 
 def upgrade() -> None:
     op.execute(SCHEMA)
-    body = _current()
-    assert body.count(ANCHOR) == 1, "kassa_apply no longer has its insert_refund branch"
-    _run(body.replace(ANCHOR, INSERT_CHARGE, 1))
 
 
 def downgrade() -> None:
-    body = _current()
-    assert body.count(INSERT_CHARGE) == 1
-    _run(body.replace(INSERT_CHARGE, ANCHOR, 1))
     op.execute("DROP INDEX balance_transactions_source; DROP TABLE charges;")
