@@ -13,12 +13,12 @@ from typing import Any
 
 from kassa.domain.errors import InvalidRequest
 from kassa.representations.payment_methods import payment_method as payment_method_object
-from kassa.services import balances, charges, payments, refunds
+from kassa.services import balances, charges, disputes, payments, refunds
 from kassa.services.context import Kassa
 
 MAX_DEPTH = 4  # Stripe expands at most four levels
 LISTS = frozenset({"list", "search_result"})
-SOURCE = "source"  # a balance transaction's source: a charge or a refund, by its id
+SOURCE = "source"  # a balance transaction's source: a charge, refund or dispute, by its id
 
 # per object type, the fields that name another object and that object's type ("" for a
 # field that is always inline already, such as a charge's refunds)
@@ -30,12 +30,13 @@ EXPANDABLE: dict[str, dict[str, str]] = {
     "dispute": {"charge": "charge", "payment_intent": "payment_intent"},
     "balance_transaction": {"source": SOURCE},
 }
-_SOURCE_TYPES = ("charge", "refund")
+# a source's type by the prefix of its id
+SOURCE_TYPES = {"ch_": "charge", "re_": "refund", "dp_": "dispute"}
 
 
 def _fields(kind: str) -> dict[str, str]:
     if kind == SOURCE:
-        return {k: v for t in _SOURCE_TYPES for k, v in EXPANDABLE[t].items()}
+        return {k: v for t in SOURCE_TYPES.values() for k, v in EXPANDABLE[t].items()}
     return EXPANDABLE.get(kind, {})
 
 
@@ -102,11 +103,10 @@ async def _load(kassa: Kassa, merchant_id: str, field: str, object_id: str,
                 parent: dict[str, Any]) -> dict[str, Any] | str:
     kind = EXPANDABLE.get(str(parent.get("object")), {}).get(field)
     if kind == SOURCE:
-        kind = "charge" if object_id.startswith("ch_") else \
-            "refund" if object_id.startswith("re_") else None
+        kind = SOURCE_TYPES.get(object_id[:3])
     loader = LOADERS.get(kind or "")
     if loader is None:
-        return object_id  # not an object kassa serves (a dispute's source)
+        return object_id  # no object kassa serves by this id
     return await loader(kassa, merchant_id, object_id, parent)
 
 
@@ -123,6 +123,11 @@ async def _payment_intent(kassa: Kassa, merchant_id: str, object_id: str,
 async def _refund(kassa: Kassa, merchant_id: str, object_id: str, parent: dict[str, Any]
                   ) -> dict[str, Any] | str:
     return await refunds.retrieve(kassa, merchant_id=merchant_id, refund_id=object_id)
+
+
+async def _dispute(kassa: Kassa, merchant_id: str, object_id: str, parent: dict[str, Any]
+                   ) -> dict[str, Any] | str:
+    return await disputes.retrieve(kassa, merchant_id=merchant_id, dispute_id=object_id)
 
 
 async def _balance_transaction(kassa: Kassa, merchant_id: str, object_id: str,
@@ -147,6 +152,6 @@ async def _payment_method(kassa: Kassa, merchant_id: str, object_id: str,
 
 
 LOADERS: dict[str, Loader] = {
-    "charge": _charge, "payment_intent": _payment_intent, "refund": _refund,
+    "charge": _charge, "payment_intent": _payment_intent, "refund": _refund, "dispute": _dispute,
     "balance_transaction": _balance_transaction, "payment_method": _payment_method,
 }

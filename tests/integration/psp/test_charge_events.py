@@ -105,3 +105,20 @@ async def test_refund_events_carry_the_charge_and_the_refund(world: World):
                                                  "charge.refund.updated"]
     assert (await sim_auth(world, pi))["amount_refunded"] == 1200
     await assert_books(world)
+
+
+async def test_a_disputed_charge_and_its_expansions(world: World):
+    from tests.integration.psp.test_disputes_api import disputed
+
+    pi, dispute = await disputed(world, amount=2600)
+    charge = await get_charge(world, pi["latest_charge"])
+    assert (charge["disputed"], charge["amount_captured"]) == (True, 2600)
+    r = await world.api.get(f"/v1/disputes/{dispute['id']}", headers=world.auth,
+                            params={"expand[]": ["charge", "payment_intent"]})
+    assert r.json()["charge"]["id"] == pi["latest_charge"] and r.json()["charge"]["disputed"]
+    assert r.json()["payment_intent"]["id"] == pi["id"]
+    (bt,) = dispute["balance_transactions"]
+    r = await world.api.get("/v1/balance_transactions", headers=world.auth,
+                            params={"source": dispute["id"], "expand[]": "data.source"})
+    assert [b["source"]["id"] for b in r.json()["data"]] == [dispute["id"]]
+    assert r.json()["data"][0]["id"] == bt["id"]
