@@ -28,7 +28,7 @@ from kassa import representations
 from kassa.api import deps
 from kassa.api.params import parse_form
 from kassa.api.schemas import ExpandQuery, ListQuery
-from kassa.services import expand
+from kassa.services import expand, pagination
 from kassa.services.merchants import Caller
 
 M = TypeVar("M", bound=BaseModel)
@@ -107,9 +107,13 @@ async def post(request: Request, model: type[M], service: Callable[..., Awaitabl
 
 async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
                     lister: Callable[..., Awaitable[Page]], **filters: Any) -> Response:
-    """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``."""
+    """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``,
+    after the cursors were found to name objects of this list (else a 400)."""
     paths = expand.check("list", q.expand, item=_object(url.rstrip("/").split("/")[-1]))
     k = deps.kassa(request)
+    await pagination.require_cursors(k, merchant_id=caller.merchant_id, url=url,
+                                     starting_after=q.starting_after,
+                                     ending_before=q.ending_before)
     items, more = await lister(k, merchant_id=caller.merchant_id,
                                limit=q.limit, starting_after=q.starting_after,
                                ending_before=q.ending_before, created=q.created, **filters)

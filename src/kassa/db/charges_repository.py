@@ -110,12 +110,6 @@ async def list_charges(conn: Conn, *, merchant_id: str, limit: int, starting_aft
     return page, len(rows) > limit
 
 
-async def charge_exists(conn: Conn, *, merchant_id: str, charge_id: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM charges WHERE id = $1 AND merchant_id = $2)",
-        charge_id, merchant_id))
-
-
 async def payments_by_id(conn: Conn, *, merchant_id: str, payment_ids: list[str]
                          ) -> dict[str, PaymentIntent]:
     rows = await conn.fetch(

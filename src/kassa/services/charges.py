@@ -136,11 +136,6 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, charge_id: str) -> dict[st
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
                 ending_before: str | None, created: Bounds | None = None,
                 payment_intent: str | None = None) -> tuple[list[dict[str, Any]], bool]:
-    for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
-        if cursor is not None and not await charges_repo.charge_exists(
-                kassa.pool, merchant_id=merchant_id, charge_id=cursor):
-            raise InvalidRequest(f"No such charge: '{cursor}'", param=param,
-                                 code="resource_missing")
     rows, more = await charges_repo.list_charges(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, payment_intent=payment_intent, created=created)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing, schemas
-from kassa.services import charges, refunds
+from kassa.services import charges, pagination, refunds
 
 router = APIRouter(prefix="/v1/charges", tags=["charges"], responses=openapi.V1_ERRORS)
 
@@ -33,7 +33,12 @@ async def list_charge_refunds(request: Request, charge_id: str, caller: deps.Sec
                               q: Annotated[schemas.ListQuery, deps.query(schemas.ListQuery)]
                               ) -> Response:
     """The page a charge's ``refunds`` list continues on (Stripe's /v1/charges/…/refunds)."""
-    await charges.retrieve(deps.kassa(request), merchant_id=caller.merchant_id,
+    k = deps.kassa(request)
+    await charges.retrieve(k, merchant_id=caller.merchant_id,
                            charge_id=charge_id)  # 404 for another merchant's or none
+    # its cursors name refunds (this URL is not one pagination knows by name)
+    await pagination.require_cursors(k, merchant_id=caller.merchant_id, url="/v1/refunds",
+                                     starting_after=q.starting_after,
+                                     ending_before=q.ending_before)
     return await routing.list_page(request, caller, q, f"/v1/charges/{charge_id}/refunds",
                                    refunds.list_, payment_intent=None, charge=charge_id)
