@@ -24,6 +24,7 @@ from kassa.api.routers import (
     disputes,
     events,
     payment_intents,
+    payment_methods,
     psp_returns,
     psp_webhooks,
     receipts,
@@ -89,7 +90,8 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
-                   disputes, psp_webhooks, psp_returns, receipts, request_logs):
+                   disputes, psp_webhooks, psp_returns, receipts, request_logs,
+                   payment_methods):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

@@ -1,45 +1,46 @@
-"""Stripe's payment_method object for a card: what a decline's error and an intent's
-``last_payment_error`` carry (brand, last four digits, expiry; never the number)."""
+"""The Stripe PaymentMethod (type ``card``) of a row of the vault's non-secret table."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_NO_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None,
-               "postal_code": None, "state": None}
+_DISPLAY_BRANDS = {"amex": "american_express", "diners": "diners_club",
+                   "unionpay": "union_pay", "unknown": "other"}
 
 
-def payment_method(payment_method_id: str, *, brand: str, last4: str, exp_month: int,
-                   exp_year: int, funding: str, country: str | None, created: int
-                   ) -> dict[str, Any]:
-    """From the card's public facts (services take them from the resolved card)."""
+def payment_method(row: dict[str, Any]) -> dict[str, Any]:
+    brand = row["brand"]
+    billing = row["billing_details"]
     return {
-        "id": payment_method_id,
+        "id": row["id"],
         "object": "payment_method",
         "allow_redisplay": "unspecified",
-        "billing_details": {"address": dict(_NO_ADDRESS), "email": None, "name": None,
-                            "phone": None, "tax_id": None},
+        "billing_details": {
+            "address": billing.get("address") or {
+                "city": None, "country": None, "line1": None, "line2": None,
+                "postal_code": None, "state": None},
+            "email": billing.get("email"), "name": billing.get("name"),
+            "phone": billing.get("phone"), "tax_id": None,
+        },
         "card": {
             "brand": brand,
-            "checks": {"address_line1_check": None, "address_postal_code_check": None,
-                       "cvc_check": None},
-            "country": country,
-            "display_brand": brand,
-            "exp_month": exp_month,
-            "exp_year": exp_year,
-            "fingerprint": None,  # the vault's keyed fingerprint comes with the vault
-            "funding": funding,
+            "checks": row["checks"],
+            "country": row["country"],
+            "display_brand": _DISPLAY_BRANDS.get(brand, brand),
+            "exp_month": row["exp_month"],
+            "exp_year": row["exp_year"],
+            "fingerprint": row["fingerprint"],
+            "funding": row["funding"],
             "generated_from": None,
-            "last4": last4,
+            "last4": row["last4"],
             "networks": {"available": [brand], "preferred": None},
             "regulated_status": "unregulated",
             "three_d_secure_usage": {"supported": True},
             "wallet": None,
         },
-        "created": created,
-        "customer": None,
-        "customer_account": None,
-        "livemode": False,
-        "metadata": {},
+        "created": row["created"],
+        "customer": row["customer"],
+        "livemode": row["livemode"],
+        "metadata": row["metadata"],
         "type": "card",
     }

@@ -23,16 +23,32 @@ from kassa.domain.lists import Bounds
 from kassa.domain.payments import Attempt, AttemptStatus, PaymentIntent, PaymentStatus, Refund
 from kassa.psp.base import Card
 from kassa.services.context import Kassa
+from kassa.vault import store
+from kassa.vault.test_cards import lookup_test_payment_method
 
 REFUNDS_SHOWN = 10  # refunds inlined in a charge's `refunds` list; the rest are paged
 
 
-def details_for(kassa: Kassa, attempt: Attempt, p: PaymentIntent, card: Card | None
+async def card_facts(kassa: Kassa, *, merchant_id: str, payment_method: str,
+                     card: Card | None) -> CardFacts | None:
+    """What the charge shows of the card: a card the vault tokenised resolves with
+    placeholders for its number, so its facts come from the vault's non-secret row."""
+    if card is None:
+        return None
+    if lookup_test_payment_method(payment_method) is None:
+        row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
+                                             payment_method_id=payment_method)
+        if row is not None:
+            return CardFacts(brand=row["brand"], last4=row["last4"],
+                             exp_month=row["exp_month"], exp_year=row["exp_year"],
+                             funding=row["funding"], country=row["country"])
+    return CardFacts(brand=card.brand, last4=card.number[-4:], exp_month=card.exp_month,
+                     exp_year=card.exp_year, funding=card.funding, country=card.country)
+
+
+def details_for(kassa: Kassa, attempt: Attempt, p: PaymentIntent, facts: CardFacts | None
                 ) -> ChargeDetails:
     """The charge's fixed facts, taken before step 1 commits (the card as resolved now)."""
-    facts = None if card is None else CardFacts(
-        brand=card.brand, last4=card.number[-4:], exp_month=card.exp_month,
-        exp_year=card.exp_year, funding=card.funding, country=card.country)
     return ChargeDetails(
         id=attempt.id, merchant_id=p.merchant_id, payment_intent_id=p.id,
         payment_method=p.payment_method, card=facts,

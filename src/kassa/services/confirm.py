@@ -121,6 +121,8 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     assert p.payment_method is not None
     card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
                                                payment_method=p.payment_method)
+    facts = await charges.card_facts(kassa, merchant_id=p.merchant_id,
+                                     payment_method=p.payment_method, card=card)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key;
     # the charge keeps the card as it is now
     async with UnitOfWork(kassa, idempotency) as uow:
@@ -130,7 +132,7 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         else:
             uow.add(repo.op_update_payment(p))
         saga.begin(kassa, uow, attempt, idempotency)
-        attempt.charge = charges.details_for(kassa, attempt, p, card)
+        attempt.charge = charges.details_for(kassa, attempt, p, facts)
         uow.add(charges_repo.op_insert_charge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
     if card is None:  # removed between validation and now

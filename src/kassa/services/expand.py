@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kassa.domain.errors import InvalidRequest
+from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.representations.payment_methods import payment_method as payment_method_object
-from kassa.services import balances, charges, disputes, payments, refunds
+from kassa.services import balances, charges, disputes, payment_methods, payments, refunds
 from kassa.services.context import Kassa
+from kassa.vault.test_cards import lookup_test_payment_method
 
 MAX_DEPTH = 4  # Stripe expands at most four levels
 LISTS = frozenset({"list", "search_result"})
@@ -139,16 +140,23 @@ async def _balance_transaction(kassa: Kassa, merchant_id: str, object_id: str,
 
 async def _payment_method(kassa: Kassa, merchant_id: str, object_id: str,
                           parent: dict[str, Any]) -> dict[str, Any] | str:
-    """From what the resolver (the vault's seam) knows of it; an id that no longer
-    resolves stays an id."""
-    card = await kassa.payment_methods.resolve(merchant_id=merchant_id,
-                                               payment_method=object_id)
-    if card is None:
-        return object_id
-    return payment_method_object(
-        object_id, brand=card.brand, last4=card.number[-4:], exp_month=card.exp_month,
-        exp_year=card.exp_year, funding=card.funding, country=card.country,
-        created=int(parent.get("created") or 0))
+    """A card the vault tokenised, as its service shows it; one of Stripe's test payment
+    methods from its public facts; an id that resolves to neither stays an id."""
+    test_card = lookup_test_payment_method(object_id)
+    if test_card is None:
+        try:
+            return await payment_methods.retrieve(kassa, merchant_id=merchant_id,
+                                                  payment_method_id=object_id)
+        except NotFound:
+            return object_id
+    return payment_method_object({
+        "id": object_id, "brand": test_card.brand, "billing_details": {},
+        "checks": {"address_line1_check": None, "address_postal_code_check": None,
+                   "cvc_check": None},
+        "country": test_card.country, "exp_month": test_card.exp_month,
+        "exp_year": test_card.exp_year, "fingerprint": None, "funding": test_card.funding,
+        "last4": test_card.number[-4:], "created": int(parent.get("created") or 0),
+        "customer": None, "livemode": False, "metadata": {}})
 
 
 LOADERS: dict[str, Loader] = {

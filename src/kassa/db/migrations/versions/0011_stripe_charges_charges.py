@@ -2,7 +2,7 @@
 was made, so the charge object never depends on the payment method staying as it was.
 
 Revision ID: stripe_charges_charges
-Revises: stripe_wire_request_ids
+Revises: vault_card_vault
 
 - ``charges``: one row per authorisation attempt, written in the attempt's own step 1
   (kassa_apply's ``insert_charge``, in db/sql/apply.sql): the payment method, the card's
@@ -18,7 +18,7 @@ Authorisation attempts made before it get their row here (card unknown: null).
 from alembic import op
 
 revision = "stripe_charges_charges"
-down_revision = "stripe_wire_request_ids"
+down_revision = "vault_card_vault"
 
 SCHEMA = r"""
 CREATE TABLE charges (
