@@ -30,8 +30,8 @@ async def test_automatic_capture_posts_ledger_and_events(client, auth):
     assert (pi["status"], pi["amount_received"], pi["amount_capturable"]) == ("succeeded",
                                                                               2000, 0)
     assert pi["latest_charge"].startswith("ch_")
-    assert await events_for(client, auth, pi["id"]) == ["payment_intent.created",
-                                                        "payment_intent.succeeded"]
+    assert await events_for(client, auth, pi["id"]) == [
+        "payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]
     bts = (await client.get("/v1/balance_transactions", headers=auth)).json()["data"]
     assert [(b["type"], b["amount"], b["fee"], b["net"], b["status"]) for b in bts] == [
         ("charge", 2000, 88, 1912, "pending")]  # 2.9% + 30
@@ -98,7 +98,8 @@ async def test_decline_is_402_and_payment_can_be_retried(client, auth):
                           data={"payment_method": "pm_card_visa"})
     assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
     assert await events_for(client, auth, pi["id"]) == [
-        "payment_intent.created", "payment_intent.payment_failed", "payment_intent.succeeded"]
+        "payment_intent.created", "charge.failed", "payment_intent.payment_failed",
+        "charge.succeeded", "payment_intent.succeeded"]
 
 
 async def complete_3ds(client, url: str, result: str = "succeed") -> httpx.Response:
@@ -204,21 +205,26 @@ async def test_missing_amount_and_malformed_bodies(client, auth):
     assert r.status_code == 400
 
 
-async def test_a_refund_by_charge_alone_is_refused_before_its_key_is_taken(client, auth):
+async def test_a_refund_by_charge_names_its_payment_and_a_refused_one_takes_no_key(
+        client, auth):
     pi = (await create(client, auth, payment_method="pm_card_visa", confirm=True)).json()
-    for key in (None, "refund-by-charge"):
-        headers = auth if key is None else {**auth, "Idempotency-Key": key}
-        r = await client.post("/v1/refunds", headers=headers,
-                              data={"charge": pi["latest_charge"], "amount": "500"})
-        assert r.status_code == 400, r.text
-        error = r.json()["error"]
-        assert error.pop("request_log_url").endswith(r.headers["Request-Id"])
-        assert error == {
-            "type": "invalid_request_error", "code": "parameter_invalid", "param": "charge",
-            "message": "Refunds by charge are not supported; pass payment_intent."}
-    r = await client.post("/v1/refunds", headers={**auth, "Idempotency-Key": "refund-by-charge"},
-                          data={"payment_intent": pi["id"], "amount": "500"})
-    assert r.status_code == 200 and r.json()["amount"] == 500, r.text
+    other = (await create(client, auth, payment_method="pm_card_visa", confirm=True)).json()
+    key = {**auth, "Idempotency-Key": "refund-by-charge"}
+    for data, param in (({"charge": pi["latest_charge"], "payment_intent": other["id"]},
+                         "payment_intent"),
+                        ({"charge": "ch_nope"}, "charge")):
+        r = await client.post("/v1/refunds", headers=key, data={**data, "amount": "500"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    r = await client.post("/v1/refunds", headers=key,
+                          data={"charge": pi["latest_charge"], "amount": "500"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["amount"], r.json()["payment_intent"], r.json()["charge"]) == (
+        500, pi["id"], pi["latest_charge"])
+    r = await client.post("/v1/refunds", headers=auth, data={
+        "charge": pi["latest_charge"], "payment_intent": pi["id"], "amount": "300"})
+    assert r.status_code == 200 and r.json()["amount"] == 300, r.text
+    got = (await client.get(f"/v1/charges/{pi['latest_charge']}", headers=auth)).json()
+    assert (got["amount_refunded"], got["refunded"]) == (800, False)
 
 
 async def test_json_bodies_work_like_forms(client, auth):

@@ -17,6 +17,7 @@ from kassa.webhooks import SignatureVerificationError, construct_event
 from kassa.webhooks.backoff import RetrySchedule
 from kassa.webhooks.signing import parse_header
 from tests.support.webhook_receiver import (
+    PAYMENT_EVENTS,
     WebhookReceiver,
     create_endpoint,
     deliveries,
@@ -208,10 +209,10 @@ async def test_a_hanging_endpoint_does_not_hold_back_the_others(client, auth, ka
         await create_endpoint(client, auth, stuck.url, ["*"])
         await create_endpoint(client, auth, fine.url, ["*"])
         for _ in range(20):
-            await pay(client, auth)  # 40 events for each endpoint
+            await pay(client, auth)  # 60 events for each endpoint
         started = time.monotonic()
         async with running_sender(kassa.pool, per_endpoint=4, timeout_seconds=5.0):
-            await eventually(lambda: _has(fine, 40), what="the healthy endpoint's deliveries")
+            await eventually(lambda: _has(fine, 60), what="the healthy endpoint's deliveries")
             elapsed = time.monotonic() - started
             assert elapsed < 5.0, elapsed  # well within one timeout of the hanging endpoint
             assert len(stuck.received) <= 4  # the per-endpoint cap
@@ -223,10 +224,10 @@ async def test_a_slow_endpoints_backlog_does_not_hold_back_later_deliveries(clie
     """The slow endpoint's backlog is ahead in due order and would fill every claim's
     window; its measured pace moves it out of the way, unattempted."""
     async with WebhookReceiver(delay=0.5) as slow, WebhookReceiver() as fine:
-        slow_ep = await create_endpoint(client, auth, slow.url, ["*"])
+        slow_ep = await create_endpoint(client, auth, slow.url, PAYMENT_EVENTS)
         for _ in range(30):
             await pay(client, auth)  # 60 deliveries queued for the slow endpoint only
-        await create_endpoint(client, auth, fine.url, ["*"])
+        await create_endpoint(client, auth, fine.url, PAYMENT_EVENTS)
         for _ in range(5):
             await pay(client, auth)  # 10 more for each
         started = time.monotonic()
@@ -245,7 +246,7 @@ async def test_a_slow_endpoints_backlog_does_not_hold_back_later_deliveries(clie
 
 async def test_deleting_an_endpoint_stops_its_deliveries(client, auth, kassa):
     async with WebhookReceiver() as rx:
-        ep = await create_endpoint(client, auth, rx.url)
+        ep = await create_endpoint(client, auth, rx.url, PAYMENT_EVENTS)
         await pay(client, auth)
         assert len(await deliveries(client, auth, ep["id"])) == 2
         r = await client.delete(f"/v1/webhook_endpoints/{ep['id']}", headers=auth)

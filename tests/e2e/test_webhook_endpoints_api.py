@@ -146,7 +146,8 @@ async def test_fan_out_follows_subscriptions(client, auth, other_auth):
 
     async def got(ep, a=auth) -> list[str]:
         return sorted(d["event_type"] for d in await deliveries(client, a, ep["id"]))
-    assert await got(everything) == ["payment_intent.created", "payment_intent.succeeded"]
+    assert await got(everything) == ["charge.succeeded", "payment_intent.created",
+                                     "payment_intent.succeeded"]
     assert await got(succeeded) == ["payment_intent.succeeded"]
     assert await got(refunds) == []
     assert await got(disabled) == []

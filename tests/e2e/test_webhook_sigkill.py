@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import kassa_process
-from tests.support.webhook_receiver import WebhookReceiver, create_endpoint, eventually, pay
+from tests.support.webhook_receiver import (
+    PAYMENT_EVENTS,
+    WebhookReceiver,
+    create_endpoint,
+    eventually,
+    pay,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +40,7 @@ def webhook_worker(dsn: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 async def test_sigkill_mid_delivery_loses_nothing(client, auth, kassa, dsn, tmp_path):
     log = tmp_path / "worker.log"
     async with WebhookReceiver(hang=True) as rx:
-        ep = await create_endpoint(client, auth, rx.url, ["*"])
+        ep = await create_endpoint(client, auth, rx.url, PAYMENT_EVENTS)
         for _ in range(10):
             await pay(client, auth)  # 20 events
         async with kassa.pool.acquire() as conn:

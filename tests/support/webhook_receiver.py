@@ -154,9 +154,13 @@ async def create_endpoint(client: httpx.AsyncClient, auth: dict[str, str], url: 
     return dict(r.json())
 
 
+PAYMENT_EVENTS = ["payment_intent.created", "payment_intent.succeeded"]
+
+
 async def pay(client: httpx.AsyncClient, auth: dict[str, str], amount: int = 2000
               ) -> dict[str, Any]:
-    """A payment captured at once: events payment_intent.created and .succeeded."""
+    """A payment captured at once: events payment_intent.created, charge.succeeded and
+    payment_intent.succeeded (two of them for PAYMENT_EVENTS)."""
     r = await client.post("/v1/payment_intents", headers=auth, data={
         "amount": str(amount), "currency": "usd", "payment_method": "pm_card_visa",
         "confirm": "true"})

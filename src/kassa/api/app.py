@@ -20,12 +20,14 @@ from kassa.api.door import Door
 from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
     balance,
+    charges,
     disputes,
     events,
     payment_intents,
     payment_methods,
     psp_returns,
     psp_webhooks,
+    receipts,
     refunds,
     request_logs,
     webhook_endpoints,
@@ -87,8 +89,9 @@ def create_app(*, kassa: Kassa | None = None,
         app.state.kassa = kassa
     app.state.keys = KeyCache(key_cache_seconds)
 
-    for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   psp_webhooks, psp_returns, request_logs, payment_methods):
+    for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
+                   disputes, psp_webhooks, psp_returns, receipts, request_logs,
+                   payment_methods):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

@@ -197,3 +197,25 @@ class WebhookReceipt(_Open):
     received: Literal[True]
     events: int
     duplicates: int
+
+
+class ChargeObject(_Open):
+    id: str
+    object: Literal["charge"]
+    amount: int
+    amount_captured: int
+    amount_refunded: int
+    currency: str
+    status: Literal["succeeded", "pending", "failed"]
+    paid: bool
+    captured: bool
+    refunded: bool
+    disputed: bool
+    payment_intent: str | dict[str, Any] | None
+    payment_method: str | None
+    balance_transaction: str | dict[str, Any] | None
+    failure_code: str | None
+    failure_message: str | None
+    receipt_url: str | None
+    livemode: Literal[False]
+    created: int

@@ -254,16 +254,6 @@ class RefundCreate(Params):
     reason: str | None = None
     metadata: Metadata | None = None
 
-    @model_validator(mode="after")
-    def _by_payment_intent(self) -> RefundCreate:
-        # InvalidRequest, not ValueError: pydantic lets it through unwrapped, so the answer
-        # keeps its own message and param, and it is raised while the body is parsed, before
-        # the Idempotency-Key is looked at
-        if self.charge is not None and self.payment_intent is None:
-            raise InvalidRequest("Refunds by charge are not supported; pass payment_intent.",
-                                 param="charge")
-        return self
-
 
 def _bounds(v: Any) -> Any:
     if isinstance(v, Bounds):
@@ -305,7 +295,7 @@ class ListQuery(BaseModel):
     starting_after: Id | None = None
     ending_before: Id | None = None
     created: Range | None = None
-    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
+    expand: list[str] | None = None  # e.g. data.latest_charge (services/expand.py)
 
 
 class SearchQuery(BaseModel):
@@ -359,3 +349,14 @@ class RefundListQuery(ListQuery):
 
 class DeliveryListQuery(ListQuery):
     status: Filter | None = None
+
+
+class ExpandQuery(BaseModel):
+    """A retrieve's query string: only ``expand[]`` is read (in Stripe's bracket notation)."""
+
+    model_config = ConfigDict(extra="ignore")
+    expand: list[Annotated[str, Field(max_length=200)]] | None = None
+
+
+class ChargeListQuery(ListQuery):
+    payment_intent: Filter | None = None

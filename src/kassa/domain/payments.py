@@ -127,6 +127,9 @@ class Attempt:
     purpose: VoidPurpose | None = None
     tries: int = 0  # recovery's unresolved looks since the last change
     created: int = 0  # unix seconds
+    # an authorisation's domain.charges.ChargeDetails while the request that made it runs
+    # (the charges row keeps them): its finisher renders the charge without reading it back
+    charge: Any = None
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from kassa.domain.payments import (
     VoidPurpose,
 )
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import saga
+from kassa.services import charges, saga
 from kassa.services.capture import release_hold
 from kassa.services.context import Kassa
 from kassa.services.resume import finish_orphan, load, took_over
@@ -128,6 +128,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     voided = result.outcome is Outcome.VOIDED or result.decline_code in ALREADY_VOID
     error: InvalidRequest | None = None
     event: str | None = None
+    charge_event: tuple[str, Attempt | None] | None = None  # (type, the charge's attempt)
     store = True
     async with UnitOfWork(kassa, idempotency) as uow:
         if voided:
@@ -139,6 +140,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 auth.error = {"code": "payment_intent_authentication_failure",
                               "message": "The authentication was voided."}
                 uow.add(repo.op_finish_attempt(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
+                charge_event = ("charge.failed", auth)
             if not ours and p.status in (PaymentStatus.REQUIRES_CAPTURE,
                                          PaymentStatus.REQUIRES_ACTION):
                 p.start_void(attempt.id)  # a webhook moved it meanwhile (e.g. authorised)
@@ -151,6 +153,10 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             else:
                 if p.amount_capturable > 0:
                     release_hold(uow, p, attempt.psp)
+                    # Stripe refunds an uncaptured charge when its intent is canceled, and
+                    # expires it when its authorisation lapses
+                    charge_event = ("charge.expired" if attempt.purpose is
+                                    VoidPurpose.HOLD_EXPIRED else "charge.refunded", None)
                 p.void_succeeded(now=kassa.clock())
                 event = "payment_intent.canceled"
         else:
@@ -167,6 +173,10 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         uow.add(repo.op_finish_attempt(attempt, expected=expected))
         if ours:
             uow.add(repo.op_update_payment(p))
+        if charge_event is not None and p.latest_charge is not None:
+            uow.emit(merchant_id=p.merchant_id, type=charge_event[0],
+                     obj=await charges.event_object(kassa, charge_id=p.latest_charge,
+                                                    payment=p, attempt=charge_event[1]))
         if event is not None:
             uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
         if store:

@@ -23,7 +23,7 @@ from kassa.domain.payments import (
     PaymentStatus,
 )
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import saga
+from kassa.services import charges, saga
 from kassa.services.context import Kassa
 from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -79,7 +79,11 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             if result.amount is not None and result.amount != attempt.amount:
                 captured = _psp_amount(attempt, result, p)
             p.capture_succeeded(captured.minor)
-            post_capture(kassa, uow, p, gross=captured, held=p.amount)
+            bt_id = post_capture(kassa, uow, p, gross=captured, held=p.amount)
+            assert p.latest_charge is not None
+            uow.emit(merchant_id=p.merchant_id, type="charge.captured",
+                     obj=await charges.event_object(kassa, charge_id=p.latest_charge,
+                                                    payment=p, balance_transaction=bt_id))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.succeeded", obj=PI(p))
         elif result.decline_code in EXPIRED:
             # the PSP let the authorisation lapse: nothing can be captured, the hold is gone
@@ -91,6 +95,10 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             p.start_void(attempt.id)
             p.void_succeeded(now=kassa.clock())
             release_hold(uow, p, attempt.psp)
+            assert p.latest_charge is not None
+            uow.emit(merchant_id=p.merchant_id, type="charge.expired",
+                     obj=await charges.event_object(kassa, charge_id=p.latest_charge,
+                                                    payment=p))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
             error = InvalidRequest(str(attempt.error["message"]),
                                    code="charge_expired_for_capture")
@@ -123,10 +131,12 @@ def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
 
 
 def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Money,
-                 held: Money | None) -> None:
+                 held: Money | None) -> str:
+    """Post the capture and its balance transaction; returns the balance transaction's id."""
     assert p.psp is not None
     fee = kassa.fees.fee_for(gross)
     now = kassa.clock()
+    bt_id = kassa.ids("balance_transaction")
     uow.add(
         repo.op_post_ledger(
             ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee,
@@ -134,11 +144,12 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
             merchant_id=p.merchant_id, source_id=p.id,
             hold_ref=p.latest_charge if held is not None else None),
         repo.op_insert_balance_transaction(
-            bt_id=kassa.ids("balance_transaction"), merchant_id=p.merchant_id,
+            bt_id=bt_id, merchant_id=p.merchant_id,
             amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
             source=p.latest_charge or p.id, status="pending",
             available_on=now + kassa.settlement_delay_seconds, created=now,
             description=p.description))
+    return bt_id
 
 
 def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
+from kassa.db import charges_repository as charges_repo
 from kassa.db import repositories as repo
 from kassa.domain import intent_fields, ledger
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
@@ -27,7 +28,7 @@ from kassa.domain.payments import (
     validate_amount,
 )
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import saga
+from kassa.services import charges, saga
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -141,7 +142,13 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         amount=p.amount, capture=p.captures_on_authorization, return_url=return_url)
     created = PI(p) if new else None
     p.start_authorization(attempt.id, psp.name)
-    # step 1: the recovery point — from here on the attempt id is the PSP idempotency key
+    assert p.payment_method is not None
+    card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
+                                               payment_method=p.payment_method)
+    facts = await charges.card_facts(kassa, merchant_id=p.merchant_id,
+                                     payment_method=p.payment_method, card=card)
+    # step 1: the recovery point — from here on the attempt id is the PSP idempotency key;
+    # the charge keeps the card as it is now
     async with UnitOfWork(kassa, idempotency) as uow:
         if created is not None:
             uow.add(repo.op_insert_payment(p))
@@ -149,10 +156,9 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         else:
             uow.add(repo.op_update_payment(p))
         saga.begin(kassa, uow, attempt, idempotency)
+        attempt.charge = charges.details_for(kassa, attempt, p, facts)
+        uow.add(charges_repo.op_insert_charge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
-    assert p.payment_method is not None
-    card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
-                                               payment_method=p.payment_method)
     if card is None:  # removed between validation and now
         result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
                            message="The payment method is no longer available.")
@@ -231,15 +237,26 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
     async with UnitOfWork(kassa, idempotency) as uow:
         uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
         uow.add(repo.op_update_payment(p))
+        bt_id = None
         if attempt.status is AttemptStatus.SUCCEEDED:
             if p.status is PaymentStatus.SUCCEEDED:
-                post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
-                             held=None)
+                bt_id = post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
+                                     held=None)
             else:
                 uow.add(repo.op_post_ledger(
                     ledger.authorization_hold(
                         merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
                     merchant_id=p.merchant_id, source_id=attempt.id))
+        if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+            # as Stripe: charge.succeeded for an authorisation (captured or not) and
+            # charge.failed for a declined one, before the intent's event; 3-D Secure
+            # still open is no charge event yet
+            uow.emit(merchant_id=p.merchant_id,
+                     type="charge.succeeded" if attempt.status is AttemptStatus.SUCCEEDED
+                     else "charge.failed",
+                     obj=await charges.event_object(kassa, charge_id=attempt.id, payment=p,
+                                                    attempt=attempt,
+                                                    balance_transaction=bt_id, new=True))
         uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
         outcome: object = PI(p)
         if attempt.status is AttemptStatus.FAILED:

@@ -12,6 +12,7 @@ from kassa.services.context import Kassa
 # tests/unit/api/test_list_cursors.py keeps every list route of the app in this table.
 LISTS: dict[str, tuple[str, str]] = {
     "/v1/payment_intents": ("payment_intents", "payment_intent"),
+    "/v1/charges": ("charges", "charge"),
     "/v1/refunds": ("refunds", "refund"),
     "/v1/events": ("events", "event"),
     "/v1/balance_transactions": ("balance_transactions", "balance_transaction"),

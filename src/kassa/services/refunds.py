@@ -27,7 +27,7 @@ from kassa.domain.payments import (
     RefundStatus,
 )
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import saga
+from kassa.services import charges, saga
 from kassa.services.context import Kassa
 from kassa.services.resume import load
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -44,12 +44,15 @@ def _obj(r: Refund, p: PaymentIntent) -> dict[str, Any]:
 
 
 async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
-                 amount: int | None = None, reason: str | None = None,
-                 metadata: dict[str, str] | None = None,
+                 charge: str | None = None, amount: int | None = None,
+                 reason: str | None = None, metadata: dict[str, str] | None = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    if charge is not None:
+        payment_intent = await charges.refundable_payment(
+            kassa, merchant_id=merchant_id, charge_id=charge, payment_intent=payment_intent)
     if not payment_intent:
-        raise InvalidRequest("You must pass payment_intent.", param="payment_intent",
-                             code="parameter_missing")
+        raise InvalidRequest("You must pass either charge or payment_intent.",
+                             param="payment_intent", code="parameter_missing")
     if reason is not None and reason not in REFUND_REASONS:
         raise InvalidRequest("Invalid reason: must be one of duplicate, fraudulent, or "
                              "requested_by_customer", param="reason")
@@ -113,9 +116,11 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 attempt.status = AttemptStatus.SUCCEEDED
                 r.move(RefundStatus.SUCCEEDED)
                 post_refund(kassa, uow, r, p)
-                charge = representations.charge(p, charge_id=p.latest_charge or p.id)
-                uow.emit(merchant_id=r.merchant_id, type="charge.refunded", obj=charge)
-                uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=_obj(r, p))
+                assert p.latest_charge is not None
+                uow.emit(merchant_id=r.merchant_id, type="charge.refunded",
+                         obj=await charges.event_object(kassa, charge_id=p.latest_charge,
+                                                        payment=p, refund=r))
+                _refund_updated(uow, r, p)
             else:  # the PSP settles it later; recovery polls in case its webhook is lost
                 attempt.status = AttemptStatus.PENDING
                 check_after = kassa.watch.pending_poll_seconds
@@ -132,7 +137,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             uow.add(repo.op_update_payment(p))
             uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
             if was is AttemptStatus.PENDING:  # it was reported pending before
-                uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=_obj(r, p))
+                _refund_updated(uow, r, p)
         uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
         await saga.commit_outcome(kassa, uow, attempt, _obj(r, p), idempotency)
     return _obj(r, p)
@@ -171,9 +176,16 @@ def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
             amount=r.amount.minor, fee=0, currency=r.amount.currency,
             type="refund_failure", source=r.id, status="available", available_on=now,
             created=now, description="REFUND FAILURE"))
+    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
+    _refund_updated(uow, r, p)
+
+
+def _refund_updated(uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
+    """Stripe sends its legacy charge.refund.updated (carrying the refund) beside each
+    refund.updated."""
     refund_obj = _obj(r, p)
-    uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=refund_obj)
-    uow.emit(merchant_id=r.merchant_id, type="refund.updated", obj=refund_obj)
+    for type_ in ("refund.updated", "charge.refund.updated"):
+        uow.emit(merchant_id=r.merchant_id, type=type_, obj=refund_obj)
 
 
 async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:

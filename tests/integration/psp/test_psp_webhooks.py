@@ -224,7 +224,8 @@ async def test_pending_refund_failure_releases_the_amount(world: World):
     assert (await world.api.get("/v1/balance", headers=world.auth)).json() == before
     types = await world.kassa.pool.fetch(
         "SELECT type FROM events WHERE object_id = $1 ORDER BY seq", refund["id"])
-    assert [t["type"] for t in types] == ["refund.created", "refund.failed", "refund.updated"]
+    assert [t["type"] for t in types] == ["refund.created", "refund.failed", "refund.updated",
+                                          "charge.refund.updated"]
     await assert_ledger_ok(world)
 
 

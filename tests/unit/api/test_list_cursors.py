@@ -5,8 +5,9 @@ from __future__ import annotations
 from kassa.api.app import create_app
 from kassa.services.pagination import LISTS
 
-# paged by something else, and checked by its own service
-OWN_CURSORS = {"/v1/webhook_endpoints/{endpoint_id}/deliveries"}
+# paged by something else, and checked by its own service (or route: a charge's refunds)
+OWN_CURSORS = {"/v1/webhook_endpoints/{endpoint_id}/deliveries",
+               "/v1/charges/{charge_id}/refunds"}
 
 
 def test_every_list_route_is_in_the_cursor_table():

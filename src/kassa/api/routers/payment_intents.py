@@ -72,12 +72,15 @@ async def retrieve_payment_intent(request: Request, payment_id: str,
                                   = None) -> Response:
     caller = await deps.authenticate(request, secret=False)
     k = deps.kassa(request)
-    if caller.kind == "publishable":
+    if caller.kind == "publishable":  # the reduced view: nothing to expand
         return deps.respond(await payments.retrieve_with_client_secret(
             k, merchant_id=caller.merchant_id, payment_id=payment_id,
             client_secret=client_secret))
-    return deps.respond(await payments.retrieve(k, merchant_id=caller.merchant_id,
-                                                payment_id=payment_id))
+    paths = routing.query_expansions(request)
+    return await routing.answer_expanded(
+        request, caller.merchant_id,
+        await payments.retrieve(k, merchant_id=caller.merchant_id, payment_id=payment_id),
+        paths)
 
 
 @router.post("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject),
@@ -97,11 +100,15 @@ async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
     body, raw = await deps.params(request, schemas.PaymentIntentConfirm)
     k = deps.kassa(request)
     publishable = caller.kind == "publishable"
+    # a publishable caller gets the reduced view, which has nothing to expand
+    paths = [] if publishable else routing.expansions(request, body.expand)
     try:
-        response = await deps.run_post(request, caller, raw, lambda idem: payments.confirm(
-            k, merchant_id=caller.merchant_id, payment_id=payment_id,
-            payment_method=body.payment_method, return_url=body.return_url,
-            client_secret=body.client_secret, publishable=publishable, idempotency=idem))
+        response = await routing.run_post_expanded(
+            request, caller, raw, lambda idem: payments.confirm(
+                k, merchant_id=caller.merchant_id, payment_id=payment_id,
+                payment_method=body.payment_method, return_url=body.return_url,
+                client_secret=body.client_secret, publishable=publishable, idempotency=idem),
+            paths)
     except CardError as exc:
         if not publishable:
             raise

@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=openapi.V1_
              openapi_extra=openapi.body(schemas.RefundCreate))
 async def create_refund(request: Request) -> Response:
     return await routing.post(request, schemas.RefundCreate, refunds.create, lambda body: dict(
-        payment_intent=body.payment_intent, amount=body.amount, reason=body.reason,
-        metadata=body.metadata))
+        payment_intent=body.payment_intent, charge=body.charge, amount=body.amount,
+        reason=body.reason, metadata=body.metadata))
 
 
 @router.get("", responses=openapi.ok(responses.ListOf[responses.RefundObject]),

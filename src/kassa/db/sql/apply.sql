@@ -102,6 +102,14 @@ BEGIN
         WHEN 'mark_attempt_unknown' THEN
             UPDATE attempts SET status = 'unknown', updated_at = now()
             WHERE id = r->>'id' AND status = 'started';
+        WHEN 'insert_charge' THEN
+            -- an authorisation attempt's charge: the card as it was (migration
+            -- stripe_charges_charges); with the attempt's insert, in its step 1
+            INSERT INTO charges (id, merchant_id, payment_intent_id, payment_method, card,
+                billing_details, receipt_token, created)
+            SELECT id, merchant_id, payment_intent_id, payment_method, card, billing_details,
+                receipt_token, created
+            FROM jsonb_populate_record(NULL::charges, r);
         WHEN 'insert_refund' THEN
             INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency, status,
                 reason, metadata, attempt_id, created)
