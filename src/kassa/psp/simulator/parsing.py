@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 
 from kassa.domain.money import EXPONENTS, MAX_AMOUNT
-from kassa.psp.simulator.state import InvalidRequest
+from kassa.psp.simulator.books import InvalidRequest
 
 MAX_KEY_LENGTH = 255
 

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kassa.psp.simulator.state import InvalidRequest
+from kassa.psp.simulator.books import InvalidRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -12,9 +12,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from kassa.domain.money import Money
+from kassa.psp.simulator.books import AuthorizationNotFound
 from kassa.psp.simulator.responses import error_response, json_response
 from kassa.psp.simulator.runtime import simulator_of
-from kassa.psp.simulator.state import AuthorizationNotFound
 
 
 async def three_ds_page(request: Request) -> Response:

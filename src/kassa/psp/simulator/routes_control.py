@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kassa.psp.simulator.books import Conflict, InvalidRequest, NotFound
 from kassa.psp.simulator.parsing import boolean, json_body
 from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
-from kassa.psp.simulator.state import Conflict, InvalidRequest, NotFound
 
 
 async def sim_config(request: Request) -> Response:

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kassa.domain.money import MAX_AMOUNT
+from kassa.psp.simulator.books import AuthorizationNotFound, Conflict, InvalidRequest, NotFound
 from kassa.psp.simulator.parsing import boolean, json_body, optional_integer
 from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
-from kassa.psp.simulator.state import AuthorizationNotFound, Conflict, InvalidRequest, NotFound
 
 # -- the merchant's side -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kassa.domain.money import MAX_AMOUNT
+from kassa.psp.simulator.books import InvalidRequest
 from kassa.psp.simulator.parsing import (
     amount_change,
     boolean,
@@ -19,7 +20,6 @@ from kassa.psp.simulator.parsing import (
 )
 from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
-from kassa.psp.simulator.state import InvalidRequest
 
 
 @refuses_invalid

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kassa.psp.simulator.books import (
+    Acquirer,
+    AuthorizationNotFound,
+    Body,
+    Conflict,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+)
 from kassa.psp.simulator.chaos import (
     ERROR,
     ERROR_AFTER_CHARGE,
@@ -21,15 +30,6 @@ from kassa.psp.simulator.chaos import (
     Chaos,
 )
 from kassa.psp.simulator.responses import error_response, json_response
-from kassa.psp.simulator.state import (
-    Acquirer,
-    AuthorizationNotFound,
-    Body,
-    Conflict,
-    IdempotencyConflict,
-    InvalidRequest,
-    NotFound,
-)
 from kassa.psp.simulator.webhooks import WebhookSender
 
 

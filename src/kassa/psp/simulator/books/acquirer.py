@@ -1,0 +1,38 @@
+"""``Acquirer``, the simulated acquirer's books whole: payments (with the disputes a
+captured card may bring) and refunds over the shared ``Books``, and the settling of
+operations answered ``pending``."""
+
+from __future__ import annotations
+
+from kassa.psp.simulator.books.core import persisted
+from kassa.psp.simulator.books.errors import Conflict, InvalidRequest, NotFound
+from kassa.psp.simulator.books.payments import Payments
+from kassa.psp.simulator.books.records import Body
+from kassa.psp.simulator.books.refunds import Refunds
+
+
+class Acquirer(Payments, Refunds):
+    """Authorizations, operations by idempotency key, disputes and counters, in memory
+    (and in the store, when it has one)."""
+
+    __slots__ = ()
+
+    @persisted
+    def settle(self, idempotency_key: str, outcome: str) -> Body:
+        """Settle a pending capture or refund (``succeeded``/``failed``), or bounce a
+        succeeded refund (``failed``); reported by webhook. Returns the new result."""
+        if outcome not in ("succeeded", "failed"):
+            raise InvalidRequest("outcome must be succeeded or failed", "outcome")
+        op = self.operations.get(idempotency_key)
+        if op is None or op.current is None:
+            raise NotFound(idempotency_key)
+        auth = self.authorizations[op.authorization_id]
+        self.touch(auth=auth.id, key=idempotency_key)
+        current = op.current
+        if op.kind == "capture" and current["status"] == "pending":
+            self._settle_capture(auth, current, outcome)
+        elif op.kind == "refund" and current["status"] in ("pending", "refunded"):
+            self._settle_refund(auth, current, outcome)
+        else:
+            raise Conflict(f"This {op.kind} is {current['status']}; nothing to settle.")
+        return dict(current)
