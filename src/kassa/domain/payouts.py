@@ -20,7 +20,8 @@ did not reach the merchant leaves the available balance as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from kassa.domain.errors import IllegalTransition, InvalidRequest
@@ -204,3 +205,64 @@ def move(*, merchant_id: str, amount: Money, src: PayoutStatus, dst: PayoutStatu
             Entry(source, amount), Entry(available, -amount)))
         spec = BalanceTransactionSpec("payout_failure", "payout_reversal", amount)
     return PayoutMove(src, dst, posting, EVENT_TYPES[dst], spec, failure)
+
+
+# -- the payout itself -----------------------------------------------------------------------
+
+DAY_SECONDS = 86_400
+ESTIMATED_TRANSIT_DAYS = 2  # until the rail says when, a standard payout's expected arrival
+
+
+def estimated_arrival(created: int, days: int = ESTIMATED_TRANSIT_DAYS) -> int:
+    """00:00 UTC of the day ``days`` after ``created`` (Stripe's ``arrival_date`` is a day)."""
+    return (created // DAY_SECONDS + days) * DAY_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """A payout as kassa records it; change it only through :meth:`moved`."""
+
+    id: str
+    merchant_id: str
+    amount: Money
+    status: PayoutStatus
+    created: int
+    arrival_date: int  # unix time of 00:00 UTC of the (expected) arrival day
+    automatic: bool = False  # made by the schedule (then ``period_key`` is set)
+    description: str | None = None
+    statement_descriptor: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    destination: str | None = None  # the bank account's id (ba_…)
+    failure_code: FailureCode | None = None
+    balance_transaction: str | None = None  # txn_… of the payout itself
+    failure_balance_transaction: str | None = None  # txn_… of its reversal, once failed
+    period_key: str | None = None  # automatic payouts: the schedule period (unique)
+    trace_id: str | None = None  # the rail's reference, once it has the payout
+    version: int = 0  # compare-and-swap in the database
+
+    def moved(self, move: PayoutMove, *, arrival_date: int | None = None,
+              trace_id: str | None = None,
+              failure_balance_transaction: str | None = None) -> Payout:
+        """This payout after ``move`` (which must start from its status)."""
+        if move.src is not self.status:
+            raise IllegalPayoutTransition(self.status.value, move.dst.value)
+        return replace(
+            self, status=move.dst, version=self.version + 1,
+            failure_code=move.failure_code or self.failure_code,
+            arrival_date=arrival_date if arrival_date is not None else self.arrival_date,
+            trace_id=trace_id or self.trace_id,
+            failure_balance_transaction=(failure_balance_transaction
+                                         or self.failure_balance_transaction))
+
+    def move_to(self, dst: PayoutStatus, *, failure: FailureCode | None = None) -> PayoutMove:
+        """The move from this payout's status to ``dst`` (raises when illegal)."""
+        return move(merchant_id=self.merchant_id, amount=self.amount, src=self.status,
+                    dst=dst, failure=failure)
+
+    @property
+    def reconciliation_status(self) -> str:
+        """Stripe's: manual payouts cannot be itemised; an automatic one is complete once
+        paid (kassa knows what it contains when it makes it)."""
+        if not self.automatic:
+            return "not_applicable"
+        return "completed" if self.status is PayoutStatus.PAID else "in_progress"
