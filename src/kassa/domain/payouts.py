@@ -110,6 +110,24 @@ class IllegalPayoutTransition(IllegalTransition):
         super().__init__(src, dst, action=action, obj="payout")
 
 
+class InsufficientFunds(InvalidRequest):
+    """The payout is larger than the merchant's available balance in its currency."""
+
+    code = "balance_insufficient"
+
+
+def check_funds(*, amount: Money, available: Money) -> None:
+    """A payout takes only what is available (read under the lock the payout holds): so
+    payouts never exceed what became available, though refunds and disputes may still take
+    the balance below zero afterwards."""
+    if amount.currency != available.currency:
+        raise ValueError("the balance checked must be in the payout's currency")
+    if amount.minor > available.minor:
+        raise InsufficientFunds(
+            f"You have insufficient funds in your {available.currency} balance for this "
+            f"payout: {available.minor} available, {amount.minor} requested.", param="amount")
+
+
 def failure_code(raw: str) -> FailureCode:
     """A failure code from a bank or PSP answer; an unknown one is ``could_not_process``
     (Stripe's catch-all), so a new code from a bank never leaves a payout unrecorded."""
