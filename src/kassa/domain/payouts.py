@@ -143,6 +143,31 @@ def check_transition(src: PayoutStatus, dst: PayoutStatus) -> None:
         raise IllegalPayoutTransition(src.value, dst.value, action=action)
 
 
+_ORDER = {PayoutStatus.PENDING: 0, PayoutStatus.IN_TRANSIT: 1, PayoutStatus.PAID: 2,
+          PayoutStatus.FAILED: 3, PayoutStatus.CANCELED: 3}
+
+
+def catch_up(current: PayoutStatus, reported: PayoutStatus) -> list[PayoutStatus]:
+    """The moves that bring a payout from ``current`` to what its rail now ``reported``
+    (a poll may skip states: pending -> paid is in_transit then paid), each legal in
+    TRANSITIONS; empty when the report is not news (a stale or repeated answer), so
+    applying every answer that arrives, in any order, moves a payout once per state."""
+    if current in TERMINAL or reported is current or reported is PayoutStatus.PENDING:
+        return []
+    if reported is PayoutStatus.CANCELED:  # a rail cannot cancel; kassa cancels pending ones
+        return []
+    if _ORDER[reported] < _ORDER[current]:
+        return []  # stale: the rail said in_transit after kassa saw it paid
+    path: list[PayoutStatus] = []
+    state = current
+    if state is PayoutStatus.PENDING:
+        path.append(PayoutStatus.IN_TRANSIT)
+        state = PayoutStatus.IN_TRANSIT
+    if reported is not state:
+        path.append(reported)
+    return path
+
+
 # -- what each move writes -------------------------------------------------------------------
 
 EVENT_TYPES: dict[PayoutStatus, str] = {

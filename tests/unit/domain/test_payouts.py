@@ -21,6 +21,7 @@ from kassa.domain.payouts import (
     IllegalPayoutTransition,
     PayoutMove,
     PayoutStatus,
+    catch_up,
     check_transition,
     create,
     failure_code,
@@ -180,3 +181,26 @@ def test_every_sequence_of_moves_balances_per_currency(payouts):
     for (_, ccy), v in balances(moves).items():
         total[ccy] += v
     assert all(v == 0 for v in total.values())
+
+
+@given(st.sampled_from(list(S)), st.sampled_from(list(S)))
+def test_catch_up_is_a_legal_path_to_the_rails_report(current, reported):
+    path = catch_up(current, reported)
+    state = current
+    for nxt in path:
+        check_transition(state, nxt)  # raises if illegal
+        state = nxt
+    if path:
+        assert state is reported
+        assert catch_up(state, reported) == []  # the same answer again is no news
+    else:  # no news: terminal, the same, or behind what kassa already knows
+        assert (current in TERMINAL or reported in (current, S.PENDING, S.CANCELED)
+                or (current, reported) in {(S.PAID, S.IN_TRANSIT)})
+
+
+def test_catch_up_examples():
+    assert catch_up(S.PENDING, S.PAID) == [S.IN_TRANSIT, S.PAID]
+    assert catch_up(S.PENDING, S.FAILED) == [S.IN_TRANSIT, S.FAILED]
+    assert catch_up(S.IN_TRANSIT, S.FAILED) == [S.FAILED]
+    assert catch_up(S.PAID, S.FAILED) == [S.FAILED]  # returned
+    assert catch_up(S.PAID, S.IN_TRANSIT) == []
