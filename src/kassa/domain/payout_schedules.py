@@ -154,6 +154,15 @@ class PayoutSchedule:
         unique in the database as well)."""
         return list(self._iter_due(after, until))
 
+    def catch_up(self, *, scheduled_through: datetime | None,
+                 now: datetime) -> list[Period]:
+        """The periods a scheduler makes now: those due since its watermark; on its first
+        run (no watermark) only the current period's, never the merchant's whole past."""
+        if scheduled_through is None:
+            current = self.period_containing(now)
+            return [] if current is None else [current]
+        return self.periods_due(after=scheduled_through, until=now)
+
     def _iter_due(self, after: datetime, until: datetime) -> Iterator[Period]:
         _utc_day(until)
         first = self.period_containing(after)

@@ -128,3 +128,14 @@ def test_runs_over_any_split_of_time_find_each_period_once(schedule, cuts):
         assert schedule.period_containing(cuts[0]).end == whole[0].start  # type: ignore[union-attr]
         assert whole[-1].starts_at <= cuts[-1] < datetime.combine(
             whole[-1].end, datetime.min.time(), UTC)
+
+
+def test_catch_up_starts_at_the_current_period_then_follows_the_watermark():
+    s = PayoutSchedule()
+    assert [p.key for p in s.catch_up(scheduled_through=None, now=at(2026, 12, 2, 9))] == [
+        "2026-12-02"]
+    assert [p.key for p in s.catch_up(scheduled_through=at(2026, 12, 2, 9),
+                                      now=at(2026, 12, 5, 1))] == [
+        "2026-12-03", "2026-12-04", "2026-12-05"]
+    assert PayoutSchedule(interval=Interval.MANUAL).catch_up(scheduled_through=None,
+                                                             now=at(2026, 12, 2)) == []
