@@ -22,6 +22,7 @@ from kassa.api.routers import (
     disputes,
     events,
     payment_intents,
+    payouts,
     psp_returns,
     psp_webhooks,
     refunds,
@@ -85,7 +86,7 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   psp_webhooks, psp_returns):
+                   payouts, psp_webhooks, psp_returns):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

@@ -6,11 +6,14 @@ unit of work's operations like every other money event's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
+from kassa.db.filters import bounds_sql
 from kassa.domain.bank_accounts import BankAccount
 from kassa.domain.errors import ConcurrentModification
+from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus
@@ -98,11 +101,15 @@ async def claim_due_payouts(conn: asyncpg.Connection, *, limit: int,
     return [payout_of(r) for r in rows]
 
 
-async def postpone_payout(conn: Conn, *, payout_id: str, version: int, in_s: float) -> None:
-    """Look again later (the rail had no news, or could not be reached)."""
-    await conn.execute("UPDATE payouts SET next_check_at = now() + make_interval("
-                       "secs => $3::float8) WHERE id = $1 AND version = $2",
-                       payout_id, version, in_s)
+async def postpone_payout(conn: Conn, *, payout_id: str, version: int, first_s: float,
+                          cap_s: float, stop: bool = False) -> None:
+    """Look again later (the rail had no news, or could not be reached): ``first_s``
+    doubled per unanswered look since the last change, at most ``cap_s``; ``stop``: never
+    again. A payout that moved meanwhile (another version) is left as its mover set it."""
+    await conn.execute(
+        "UPDATE payouts SET next_check_at = CASE WHEN $5 THEN NULL ELSE now() + make_interval("
+        "secs => least($4::float8, $3::float8 * 2 ^ least(tries, 20))) END"
+        " WHERE id = $1 AND version = $2", payout_id, version, first_s, cap_s, stop)
 
 
 # ---------------------------------------------------------------- schedule periods
@@ -209,3 +216,37 @@ async def get_destination(conn: Conn, *, destination_id: str
         " account_number FROM payout_destinations WHERE id = $1", destination_id)
     return None if row is None else _destination(row)
 
+
+
+async def list_payouts(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
+                       ending_before: str | None, created: Bounds | None,
+                       arrival_date: Bounds | None, status: str | None
+                       ) -> tuple[list[Payout], bool]:
+    """Newest first, cursor-paginated by id like Stripe's lists; returns (page, has_more)."""
+    params: list[Any] = [merchant_id, limit + 1]
+    where = "merchant_id = $1"
+    if status is not None:
+        params.append(status)
+        where += f" AND status = ${len(params)}"
+    where += bounds_sql("created", created, params)
+    where += bounds_sql("arrival_date", arrival_date, params)
+    cursor, descending = starting_after or ending_before, ending_before is None
+    if cursor is not None:
+        params.append(cursor)
+        where += (f" AND seq {'<' if descending else '>'} (SELECT seq FROM payouts"
+                  f" WHERE id = ${len(params)} AND merchant_id = $1)")
+    rows = await conn.fetch(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE {where}"
+                            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT $2", *params)
+    page = [payout_of(r) for r in rows[:limit]]
+    return (page if descending else page[::-1]), len(rows) > limit
+
+
+async def list_destinations(conn: Conn, *, merchant_id: str
+                            ) -> list[tuple[str, BankAccount, bool, dict[str, str]]]:
+    """Newest first: (id, account, default_for_currency, metadata)."""
+    rows = await conn.fetch(
+        "SELECT id, account_holder_name, country, currency, iban, routing_number,"
+        " account_number, default_for_currency, metadata FROM payout_destinations"
+        " WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 100", merchant_id)
+    return [(*_destination(r), r["default_for_currency"], dict(r["metadata"] or {}))
+            for r in rows]
