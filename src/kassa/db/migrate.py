@@ -1,6 +1,7 @@
-"""Apply the Alembic migrations shipped in kassa/db/migrations (one migrator at a time, under
-an advisory lock), check that a database is at the schema this code needs, and grant the
-serving role exactly the privileges the services use.
+"""Apply the Alembic migrations shipped in kassa/db/migrations and then the repeatable SQL in
+kassa/db/sql (db/repeatable.py; one migrator at a time, under an advisory lock), check that a
+database is at the schema this code needs, and grant the serving role exactly the privileges
+the services use.
 
 Two roles (README "Database roles and migrations"): the migration role owns the schema
 (`kassa migrate`, `kassa dev`); the serving role (`kassa api`, `kassa worker`, …) only reads
@@ -20,6 +21,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
+from kassa.db import repeatable
 from kassa.startup_errors import StartupError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,7 +34,7 @@ MIGRATION_LOCK = (0x6B6D6967, 0)  # "kmig"
 # and the outbox are append-only (the triggers refuse UPDATE/DELETE too; without ownership the
 # serving role cannot disable them), and the schema version is read only.
 APPEND_ONLY = ("ledger_entries", "ledger_transactions", "events")
-READ_ONLY = ("alembic_version",)
+READ_ONLY = ("alembic_version", "kassa_sql_versions")
 READ_WRITE = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
@@ -52,9 +54,11 @@ def alembic_config(dsn: str) -> Config:
 
 def upgrade(dsn: str, revision: str = "heads", *,
             on_wait: Callable[[int | None], None] | None = None) -> None:
-    """Migrate to `revision`. Concurrent callers (replicas starting together, two `kassa
-    migrate`) queue on a session advisory lock: the first migrates, the next finds nothing
-    left to do. `on_wait(pid)` is told once when another migrator holds the lock."""
+    """Migrate to `revision`; at head, also re-create the repeatable SQL whose hash changed
+    (db/repeatable.py), on the lock's connection in one transaction. Concurrent callers
+    (replicas starting together, two `kassa migrate`) queue on a session advisory lock: the
+    first migrates, the next finds nothing left to do. `on_wait(pid)` is told once when
+    another migrator holds the lock."""
     with psycopg.connect(dsn, autocommit=True) as lock:
         if not lock.execute("SELECT pg_try_advisory_lock(%s, %s)",
                             MIGRATION_LOCK).fetchone()[0]:  # type: ignore[index]
@@ -66,6 +70,9 @@ def upgrade(dsn: str, revision: str = "heads", *,
             lock.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
         # Released when `lock` closes, also if this process dies mid-migration.
         command.upgrade(alembic_config(dsn), revision)
+        # An older revision's schema may lack what the repeatable SQL refers to.
+        if revision in ("head", "heads") or revision in _script().get_heads():
+            repeatable.apply_changed(lock)
 
 
 def _script() -> ScriptDirectory:
@@ -73,16 +80,21 @@ def _script() -> ScriptDirectory:
 
 
 def require_current(dsn: str) -> None:
-    """Raise StartupError unless every migration this code ships is applied. A database
-    ahead of the code (a revision this code does not know, during a rolling deploy) is
-    accepted: migrations expand first and contract later."""
+    """Raise StartupError unless every migration this code ships is applied and the
+    repeatable SQL (kassa_apply's body) is the one this code ships. A database ahead of the
+    code (a revision this code does not know, during a rolling deploy) is accepted:
+    migrations expand first and contract later."""
     script = _script()
     with psycopg.connect(dsn, connect_timeout=10) as conn:
         if conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,):
             applied: set[str] = set()
+            recorded: dict[str, str] = {}
         else:
             try:
                 applied = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
+                recorded = {} if conn.execute(
+                    "SELECT to_regclass('kassa_sql_versions')").fetchone() == (None,) else dict(
+                    conn.execute("SELECT name, sha256 FROM kassa_sql_versions").fetchall())
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise StartupError(
                     f"the role {role_of(dsn) or 'of KASSA_DATABASE_URL'} may not read kassa's "
@@ -98,6 +110,14 @@ def require_current(dsn: str) -> None:
         raise StartupError(
             f"the database schema is behind this kassa (at: {where}; needs: "
             f"{', '.join(missing)})",
+            "run `kassa migrate` (with the schema owner's KASSA_MIGRATION_DATABASE_URL) first")
+    # At head, the functions must be the files this code ships: a body from another kassa
+    # could ignore (or lack) an op this code sends.
+    stale = [s.name for s in repeatable.sources() if recorded.get(s.name) != s.sha256]
+    if stale:
+        raise StartupError(
+            f"the database's SQL functions are not this kassa's ({', '.join(stale)} "
+            "differs from the one recorded in kassa_sql_versions)",
             "run `kassa migrate` (with the schema owner's KASSA_MIGRATION_DATABASE_URL) first")
 
 

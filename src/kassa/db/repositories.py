@@ -42,7 +42,7 @@ class IdempotencyKeyTaken(Exception):
 
 
 async def apply(conn: Conn, ops: list[Op]) -> None:
-    """Apply a unit of work's writes in one round trip (kassa_apply, migration 0002): inside
+    """Apply a unit of work's writes in one round trip (kassa_apply, db/sql/apply.sql): inside
     the connection's open transaction, or as one implicit transaction of its own."""
     if not ops:
         return

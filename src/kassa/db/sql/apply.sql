@@ -1,0 +1,141 @@
+-- kassa_apply(ops jsonb): one unit of work's writes in one round trip (PERFORMANCE.md).
+--
+-- The services build a step's writes as a JSON list of operations, {"op": name, "row": {...}}
+-- (db/repositories.py), and this function applies them in order inside the caller's
+-- transaction (or the statement's implicit one); kassa_apply_batch (migration 0006) runs many
+-- units, each in its own subtransaction. Compare-and-swap misses raise SQLSTATE KS409, mapped
+-- to ConcurrentModification by db/repositories.py.
+--
+-- This file is the deployed body: `kassa migrate` (db/migrate.py) re-creates it whenever its
+-- sha256 differs from the one recorded in kassa_sql_versions, after the Alembic migrations and
+-- under the same advisory lock. Change an op here, not in a migration. Replicas of the previous
+-- release may still send the old shape of an op while a rolling deploy runs: keep each op
+-- backward compatible (see check_after_s below).
+CREATE OR REPLACE FUNCTION kassa_apply(ops jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    o jsonb;
+    r jsonb;
+    n integer;
+    tx_id bigint;
+BEGIN
+    FOR o IN SELECT value FROM jsonb_array_elements(ops) LOOP
+        r := o->'row';
+        CASE o->>'op'
+        WHEN 'insert_payment' THEN
+            INSERT INTO payment_intents (id, merchant_id, amount, currency, status,
+                capture_method, payment_method, description, metadata, amount_capturable,
+                amount_received, amount_refunded, last_payment_error, next_action, canceled_at,
+                cancellation_reason, latest_charge, psp, psp_reference, pending_attempt_id,
+                created, version)
+            SELECT id, merchant_id, amount, currency, status, capture_method, payment_method,
+                description, coalesce(metadata, '{}'), coalesce(amount_capturable, 0),
+                coalesce(amount_received, 0), coalesce(amount_refunded, 0), last_payment_error,
+                next_action, canceled_at, cancellation_reason, latest_charge, psp,
+                psp_reference, pending_attempt_id, created, coalesce(version, 0)
+            FROM jsonb_populate_record(NULL::payment_intents, r);
+        WHEN 'update_payment' THEN
+            UPDATE payment_intents t SET status = x.status, payment_method = x.payment_method,
+                description = x.description, metadata = x.metadata,
+                amount_capturable = x.amount_capturable, amount_received = x.amount_received,
+                amount_refunded = x.amount_refunded, last_payment_error = x.last_payment_error,
+                next_action = x.next_action, canceled_at = x.canceled_at,
+                cancellation_reason = x.cancellation_reason, latest_charge = x.latest_charge,
+                psp = x.psp, psp_reference = x.psp_reference,
+                pending_attempt_id = x.pending_attempt_id, version = t.version + 1
+            FROM jsonb_populate_record(NULL::payment_intents, r) x
+            WHERE t.id = x.id AND t.version = x.version;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'payment_intent % was modified concurrently', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'insert_attempt' THEN
+            -- check_after_s: when recovery first looks at it if nobody records an outcome
+            INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation,
+                psp, status, amount, currency, capture, psp_reference, error, return_url,
+                idempotency_key, purpose, next_check_at)
+            SELECT id, merchant_id, payment_intent_id, refund_id, operation, psp, status,
+                amount, currency, coalesce(capture, false), psp_reference, error, return_url,
+                idempotency_key, purpose,
+                -- a replica of the previous release sends none: watch it like 0007 did
+                now() + make_interval(secs => coalesce((r->>'check_after_s')::double precision,
+                                                       30))
+            FROM jsonb_populate_record(NULL::attempts, r);
+        WHEN 'finish_attempt' THEN
+            -- check_after_s: the new status still waits (3-D Secure, a pending capture or
+            -- refund, an authorisation hold's expiry); null: nothing left to watch
+            UPDATE attempts SET status = r->>'status', psp_reference = r->>'psp_reference',
+                error = r->'error', updated_at = now(), tries = 0,
+                next_check_at = now() + make_interval(
+                    secs => (r->>'check_after_s')::double precision)
+            WHERE id = r->>'id' AND status IN (SELECT jsonb_array_elements_text(o->'expected'));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'attempt % was already resolved', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'mark_attempt_unknown' THEN
+            UPDATE attempts SET status = 'unknown', updated_at = now()
+            WHERE id = r->>'id' AND status = 'started';
+        WHEN 'insert_refund' THEN
+            INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency, status,
+                reason, metadata, attempt_id, created)
+            SELECT id, merchant_id, payment_intent_id, amount, currency, status, reason,
+                coalesce(metadata, '{}'), attempt_id, created
+            FROM jsonb_populate_record(NULL::refunds, r);
+        WHEN 'update_refund' THEN
+            UPDATE refunds t SET status = x.status, failure_reason = x.failure_reason,
+                psp_reference = x.psp_reference, version = t.version + 1
+            FROM jsonb_populate_record(NULL::refunds, r) x
+            WHERE t.id = x.id AND t.version = x.version;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'refund % was modified concurrently', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
+        WHEN 'post_ledger' THEN
+            INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref)
+            VALUES (r->>'kind', r->>'merchant_id', r->>'source_id', r->>'hold_ref')
+            RETURNING id INTO tx_id;
+            INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)
+            SELECT tx_id, e.account, e.currency, e.layer, e.amount
+            FROM jsonb_to_recordset(r->'entries')
+                AS e(account text, currency text, layer text, amount bigint);
+        WHEN 'insert_balance_transaction' THEN
+            -- belongs to the ledger transaction posted just before it in this unit of work
+            INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,
+                source, status, available_on, created, description, ledger_transaction_id)
+            SELECT id, merchant_id, amount, fee, amount - fee, currency, type, source, status,
+                available_on, created, description, tx_id
+            FROM jsonb_populate_record(NULL::balance_transactions, r);
+        WHEN 'insert_events' THEN
+            INSERT INTO events (id, merchant_id, type, object_id, data, created)
+            SELECT e.id, e.merchant_id, e.type, e.object_id, e.data, e.created
+            FROM jsonb_to_recordset(o->'rows') AS e(id text, merchant_id text, type text,
+                object_id text, data jsonb, created bigint);
+        WHEN 'claim_idempotency' THEN
+            -- first write of a request that carries an Idempotency-Key: a duplicate key
+            -- fails here (unique violation) and rolls the whole unit of work back
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)
+            VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
+                    r->>'method', r->>'path', now());
+        WHEN 'set_idempotency_resource' THEN
+            UPDATE idempotency_keys SET resource_id = r->>'resource_id'
+            WHERE merchant_id = r->>'merchant_id' AND key = r->>'key';
+        WHEN 'complete_idempotency' THEN
+            -- only_open: recovery stores the answer a dead request would have given, but
+            -- never replaces one that was already stored
+            UPDATE idempotency_keys SET locked_at = NULL,
+                response_status = (r->>'status')::integer,
+                response_body = convert_to(r->>'body', 'UTF8'), completed_at = now()
+            WHERE merchant_id = r->>'merchant_id' AND key = r->>'key'
+                AND (r->>'only_open' IS NULL OR completed_at IS NULL)
+                -- for_attempt: the key the attempt was started under, not one reused
+                -- after it expired (the key row is as old as the attempt or older)
+                AND (r->>'for_attempt' IS NULL OR created_at <= (SELECT a.created_at
+                     FROM attempts a WHERE a.id = r->>'for_attempt'));
+        ELSE
+            RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
+        END CASE;
+    END LOOP;
+END $$;
