@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kassa.cli.database import database, redacted
+from kassa.cli.dev_bank import bank_server, bank_socket
 from kassa.cli.dev_merchant import seed_dev_merchant
 from kassa.cli.process import STOP_SIGNALS, listen, run_async, say, stop_on_signals
 from kassa.config import Settings
@@ -33,12 +34,13 @@ def run(settings: Settings) -> None:
                       host_setting="KASSA_HOST")
     sim_sock = listen(settings.simulator_host, settings.simulator_port,
                       port_setting="KASSA_SIMULATOR_PORT", host_setting="KASSA_SIMULATOR_HOST")
+    bank_sock, settings = bank_socket(settings)
     # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                run_async(_dev(settings, dsn, api_sock, sim_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock, bank_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -46,11 +48,12 @@ def run(settings: Settings) -> None:
     finally:
         api_sock.close()
         sim_sock.close()
+        bank_sock.close()
     say("stopped")
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
-               sim_sock: socket.socket) -> None:
+               sim_sock: socket.socket, bank_sock: socket.socket) -> None:
     import uvicorn
 
     from kassa import bootstrap
@@ -77,8 +80,10 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     sim = Server(uvicorn.Config(sim_app, log_level="warning",
                                 access_log=False, lifespan="off"))
 
+    bank = bank_server(settings, Server)
+
     async def ready() -> dict[str, bool]:
-        return {"simulator": sim.started}
+        return {"simulator": sim.started, "bank": bank.started}
 
     api_server = Server(uvicorn.Config(
         create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
@@ -88,25 +93,31 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     def shutdown() -> None:
         stop.set()
         sim.should_exit = True
+        bank.should_exit = True
         api_server.should_exit = True
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, shutdown)
     relay = bootstrap.build_relay(settings, kassa)
     sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
+    rail_client = bootstrap.http_client(settings)
     tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
+             asyncio.create_task(bank.serve(sockets=[bank_sock])),
              asyncio.create_task(api_server.serve(sockets=[api_sock])),
              asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
                                            stop=stop, relay=relay,
                                            relay_interval=settings.relay_interval_seconds,
                                            webhook_sender=sender,
                                            psp_webhooks_interval=(
-                                               settings.psp_webhooks_interval_seconds)))]
-    while not (sim.started and api_server.started):
+                                               settings.psp_webhooks_interval_seconds),
+                                           payouts=bootstrap.build_payout_rail(
+                                               settings, rail_client),
+                                           payouts_interval=settings.payouts_interval_seconds))]
+    while not (sim.started and bank.started and api_server.started):
         if any(t.done() for t in tasks) or stop.is_set():
             break
         await asyncio.sleep(0.05)
-    started = sim.started and api_server.started
+    started = sim.started and bank.started and api_server.started
     if started:
         bootstrap.tune_gc()
         _banner(settings, dsn, seeded)
@@ -118,6 +129,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         if relay is not None:
             await relay.close()
         await close_sender()
+        await rail_client.aclose()
         await close()
     if not started and not _stopped_by_signal(stop, tasks):
         raise StartupError("the API or the simulator did not start",
@@ -135,6 +147,7 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"\nkassa is running (Ctrl-C stops everything)\n"
             f"  API:        {base}   (docs: {base}/docs, health: {base}/healthz)\n"
             f"  simulator:  {settings.simulator_base_url()}\n"
+            f"  bank:       {settings.bank_base_url()}   (payouts)\n"
             f"  database:   {redacted(dsn)}\n"
             f"  merchant:   {seeded['merchant_id']}\n"
             f"  CLI:        {cli_hint()}\n"

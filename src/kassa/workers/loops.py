@@ -1,4 +1,5 @@
-"""Thin worker loops: recovery of open attempts, funds availability, idempotency expiry."""
+"""Thin worker loops: recovery of open attempts, funds availability, idempotency expiry,
+the relay, webhooks, inbound PSP events, payouts."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from kassa.events.relay import Relay
-from kassa.services import balances, idempotency, psp_webhooks, recovery
+from kassa.payouts.base import PayoutAdapter
+from kassa.services import balances, idempotency, payout_rail, psp_webhooks, recovery
 from kassa.services.context import Kassa
 from kassa.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks")
+         "psp-webhooks", "payouts")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -37,7 +39,9 @@ async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
 async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float = 2.0,
               stop: asyncio.Event | None = None, relay: Relay | None = None,
               relay_interval: float = 0.2, webhook_sender: WebhookSender | None = None,
-              psp_webhooks_interval: float = 0.5) -> None:
+              psp_webhooks_interval: float = 0.5,
+              payouts: tuple[PayoutAdapter, payout_rail.RailPolicy] | None = None,
+              payouts_interval: float = 2.0) -> None:
     stop = stop or asyncio.Event()
     tasks = []
     if "recovery" in roles:
@@ -55,4 +59,8 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
     if "psp-webhooks" in roles:  # inbound PSP events: any number of replicas (SKIP LOCKED)
         tasks.append(every(psp_webhooks_interval, lambda: psp_webhooks.apply_pending(kassa),
                            "psp-webhooks", stop))
+    if "payouts" in roles and payouts is not None:  # the rail is wired by bootstrap
+        rail, policy = payouts
+        tasks.append(every(payouts_interval, lambda: payout_rail.advance_due_payouts(
+            kassa, rail=rail, policy=policy), "payouts", stop))
     await asyncio.gather(*tasks)

@@ -3,7 +3,7 @@ the schedule periods the scheduler has made (unique per merchant, currency and p
 payout ledger kinds, and the balance transactions a payout contains.
 
 Revision ID: money_out_payouts
-Revises: 0008
+Revises: house_db_sql_versions (main's head when this landed; the brief said 0008)
 
 What protects money here rather than in Python alone:
 - ``payout_periods`` has one row per merchant, currency and period: two schedulers racing,
@@ -20,7 +20,7 @@ What protects money here rather than in Python alone:
 from alembic import op
 
 revision = "money_out_payouts"
-down_revision = "0008"
+down_revision = "house_db_sql_versions"
 
 FAILURE_CODES = ("account_closed", "account_frozen", "bank_account_restricted",
                  "bank_ownership_changed", "could_not_process", "debit_not_authorized",
