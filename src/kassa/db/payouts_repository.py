@@ -250,3 +250,76 @@ async def list_destinations(conn: Conn, *, merchant_id: str
         " WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 100", merchant_id)
     return [(*_destination(r), r["default_for_currency"], dict(r["metadata"] or {}))
             for r in rows]
+
+
+# ---------------------------------------------------------------- automatic payouts
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledAccount:
+    """A merchant's default bank account in one currency, with the schedule it is paid on."""
+
+    merchant_id: str
+    currency: str
+    destination: str
+    settings: PayoutSettings
+
+
+async def scheduled_accounts(conn: Conn) -> list[ScheduledAccount]:
+    """Every default bank account of a merchant whose schedule is automatic (no settings
+    row: Stripe's default, daily)."""
+    rows = await conn.fetch(
+        "SELECT d.merchant_id, d.currency, d.id, s.interval, s.weekly_anchor,"
+        " s.monthly_anchor, s.delay_days, s.scheduled_through FROM payout_destinations d"
+        " LEFT JOIN payout_settings s ON s.merchant_id = d.merchant_id"
+        " WHERE d.default_for_currency AND coalesce(s.interval, 'daily') <> 'manual'"
+        " ORDER BY d.merchant_id, d.currency")
+    out = []
+    for r in rows:
+        schedule = PayoutSchedule() if r["interval"] is None else PayoutSchedule(
+            interval=Interval(r["interval"]), delay_days=r["delay_days"],
+            weekly_anchor=r["weekly_anchor"], monthly_anchor=r["monthly_anchor"])
+        out.append(ScheduledAccount(r["merchant_id"], r["currency"], r["id"], PayoutSettings(
+            r["merchant_id"], schedule, r["scheduled_through"])))
+    return out
+
+
+async def unpaid_balance_transactions(conn: asyncpg.Connection, *, merchant_id: str,
+                                      currency: str, cutoff: int) -> list[asyncpg.Record]:
+    """Available balance transactions no payout contains yet, available by ``cutoff``;
+    locked, so two payouts can never contain the same one. An automatic payout's own
+    debit is not among them (it is what pays the others out); a manual payout's is, as are
+    failed payouts' returns, so the contents always sum to what the balance gained."""
+    return await conn.fetch(
+        "SELECT b.id, b.net FROM balance_transactions b WHERE b.merchant_id = $1"
+        " AND b.currency = $2 AND b.status = 'available' AND b.payout IS NULL"
+        " AND b.available_on <= $3 AND NOT (b.type = 'payout' AND EXISTS ("
+        " SELECT 1 FROM payouts p WHERE p.id = b.source AND p.automatic))"
+        " ORDER BY b.seq FOR UPDATE OF b", merchant_id, currency, cutoff)
+
+
+async def attach_balance_transactions(conn: asyncpg.Connection, *, payout_id: str,
+                                      ids: list[str]) -> None:
+    """What the payout contains (GET /v1/balance_transactions?payout=…)."""
+    await conn.execute("UPDATE balance_transactions SET payout = $1 WHERE id = ANY($2::text[])"
+                       " AND payout IS NULL", payout_id, ids)
+
+
+# ---------------------------------------------------------------- verification
+
+
+async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Per merchant and currency, the payouts-in-transit account must hold exactly the
+    payouts that are pending or in transit (`kassa ledger verify`)."""
+    return await conn.fetch(
+        "WITH open AS (SELECT merchant_id, currency, sum(amount)::bigint AS open"
+        " FROM payouts WHERE status IN ('pending', 'in_transit') GROUP BY 1, 2),"
+        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
+        " -sum(amount)::bigint AS ledger FROM ledger_entries"
+        " WHERE account LIKE 'merchant:%:payouts_in_transit' AND layer = 'posted'"
+        " GROUP BY 1, 2)"
+        " SELECT coalesce(open.merchant_id, led.merchant_id) AS merchant_id,"
+        " coalesce(open.currency, led.currency) AS currency, coalesce(open, 0) AS open,"
+        " coalesce(ledger, 0) AS ledger FROM open FULL JOIN led"
+        " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
+        " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)

@@ -9,14 +9,21 @@ from collections.abc import Awaitable, Callable
 
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
-from kassa.services import balances, idempotency, payout_rail, psp_webhooks, recovery
+from kassa.services import (
+    balances,
+    idempotency,
+    payout_rail,
+    payout_scheduler,
+    psp_webhooks,
+    recovery,
+)
 from kassa.services.context import Kassa
 from kassa.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks", "payouts")
+         "psp-webhooks", "payouts", "payout-schedule")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -63,4 +70,7 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
         rail, policy = payouts
         tasks.append(every(payouts_interval, lambda: payout_rail.advance_due_payouts(
             kassa, rail=rail, policy=policy), "payouts", stop))
+    if "payout-schedule" in roles:  # automatic payouts: any number of replicas (unique periods)
+        tasks.append(every(max(interval, 60.0), lambda: payout_scheduler.schedule_payouts(kassa),
+                           "payout-schedule", stop))
     await asyncio.gather(*tasks)

@@ -185,7 +185,8 @@ async def test_failed_and_returned_payouts_give_the_money_back(
     reversal = (await client.get(
         f"/v1/balance_transactions/{failed['failure_balance_transaction']}",
         headers=auth)).json()
-    assert (reversal["type"], reversal["amount"]) == ("payout_failure", 3000)
+    assert (reversal["type"], reversal["reporting_category"], reversal["amount"]) == (
+        "payout_failure", "payout_reversal", 3000)
     async with kassa.pool.acquire() as conn:  # nothing left for the worker
         stored = await prepo.get_payout(conn, merchant_id=mid, payout_id=po["id"])
         assert stored is not None

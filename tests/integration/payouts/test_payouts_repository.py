@@ -54,6 +54,9 @@ async def test_racing_workers_claim_disjoint_batches(kassa: Kassa, merchant):
             p = new_payout(mid)
             await repo.insert_payout(conn, p)
             ids.add(p.id)
+        # only this test's payouts are due (other tests' are not this test's to claim)
+        await conn.execute("UPDATE payouts SET next_check_at = NULL WHERE NOT id = ANY($1)",
+                           list(ids))
 
     async def worker() -> set[str]:
         async with kassa.pool.acquire() as conn, conn.transaction():
