@@ -594,10 +594,12 @@ def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
                                     starting_after: str | None, ending_before: str | None,
                                     type: str | None, source: str | None = None,
-                                    currency: str | None = None, created: Bounds | None = None
+                                    currency: str | None = None, created: Bounds | None = None,
+                                    payout: str | None = None
                                     ) -> tuple[list[asyncpg.Record], bool]:
     conditions, args = [], []
-    for column, value in (("type", type), ("source", source), ("currency", currency)):
+    for column, value in (("type", type), ("source", source), ("currency", currency),
+                          ("payout", payout)):
         if value is not None:
             args.append(value)
             conditions.append(f"{column} = ${len(args) + 2}")

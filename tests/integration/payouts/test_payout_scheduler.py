@@ -124,6 +124,15 @@ async def test_racing_killed_and_down_schedulers_pay_each_period_once(kassa, cli
         " LEFT JOIN balance_transactions b ON b.payout = p.id"
         " WHERE p.merchant_id = ANY($1::text[]) GROUP BY p.id, p.amount", ids)
     assert all(r["amount"] == r["items"] for r in contents)  # itemised exactly
+    # and as the API lists them (GET /v1/balance_transactions?payout=…)
+    m = scheduled[1]
+    po = await kassa.pool.fetchrow("SELECT id, amount FROM payouts WHERE merchant_id = $1"
+                                   " ORDER BY seq LIMIT 1", m["merchant_id"])
+    r = await client.get("/v1/balance_transactions", params={"payout": po["id"], "limit": 100},
+                         headers={"Authorization": f"Bearer {m['secret_key']}"})
+    assert r.status_code == 200, r.text
+    assert sum(b["net"] for b in r.json()["data"]) == po["amount"]
+    assert {b["type"] for b in r.json()["data"]} == {"charge"}
     assert (await verify(kassa.pool)).ok
 
 

@@ -139,6 +139,8 @@ async def test_paid_payout(client, auth, merchant, kassa, bank, bank_url):
     bt = (await client.get(f"/v1/balance_transactions/{po['balance_transaction']}",
                            headers=auth)).json()
     assert (bt["type"], bt["amount"], bt["source"]) == ("payout", -4000, po["id"])
+    r = await client.get("/v1/balance_transactions", headers=auth, params={"payout": po["id"]})
+    assert r.status_code == 400  # a manual payout has no contents to list (as at Stripe)
 
 
 async def test_cancel_while_pending_returns_the_money(client, auth, merchant, kassa):
