@@ -8,7 +8,8 @@ has and never pays twice. The rail's own statuses are mapped to :class:`PayoutSt
 
     PayoutRailError
      ├── PayoutRefused          the rail refused the instruction itself (4xx): nothing was
-     │                          sent; repeating it will not help
+     │                          sent; repeating it will not help (a rail that already holds
+     │                          a transfer under the payout id is never "refused")
      ├── PayoutRetryable        repeating the call with the same payout id is safe
      │    ├── PayoutRailUnavailable  provably not received (connection refused)
      │    └── PayoutOutcomeUnknown   may have been received: 5xx, reset, unreadable answer;
@@ -33,8 +34,8 @@ class PayoutRailError(Exception):
 
 
 class PayoutRefused(PayoutRailError):
-    """The rail refused the instruction (invalid destination, a different payout under
-    the same id); nothing moved. ``failure_code`` says why in Stripe's terms, when known."""
+    """The rail refused the instruction (an invalid destination); nothing moved.
+    ``failure_code`` says why in Stripe's terms, when known."""
 
     def __init__(self, message: str, *, failure_code: FailureCode | None = None):
         super().__init__(message)

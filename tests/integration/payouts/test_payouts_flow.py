@@ -13,11 +13,13 @@ import pytest
 
 from kassa.db import payouts_repository as prepo
 from kassa.domain import ledger
+from kassa.domain.payouts import PayoutStatus
 from kassa.ledger.verify import verify
 from kassa.payouts.bank_simulator import BankConfig, BankSimulatorAdapter
 from kassa.services import balances
 from kassa.services.context import Kassa
 from kassa.services.payout_rail import RailPolicy, advance_due_payouts
+from kassa.services.payouts import record_moves
 from tests.support.bank_server import running_bank
 
 DAY = 86_400
@@ -194,4 +196,32 @@ async def test_failed_and_returned_payouts_give_the_money_back(
         assert stored is not None
         due = await conn.fetchval("SELECT next_check_at FROM payouts WHERE id = $1", po["id"])
     assert due is None
+    assert (await verify(kassa.pool)).ok
+
+
+async def test_a_worker_dying_or_a_failing_bank_never_pays_twice(client, auth, merchant, kassa,
+                                                                 bank, bank_url):
+    mid = merchant["merchant_id"]
+    await funded(client, auth, kassa)
+    await add_bank_account(client, auth, mid, "000123456789")
+    dying = (await client.post("/v1/payouts", headers=auth,
+                               data={"amount": "1500", "currency": "usd"})).json()
+    # a worker that moved it to in_transit and died before the bank heard of it
+    await record_moves(kassa, merchant_id=mid, payout_id=dying["id"],
+                       decide=lambda p: [(PayoutStatus.IN_TRANSIT, None)],
+                       next_check_in_s=lambda p: 0.0)
+    flaky = (await client.post("/v1/payouts", headers=auth,
+                               data={"amount": "700", "currency": "usd"})).json()
+    await bank.post("/_bank/faults", json={"faults": ["error", "error_after_accept"]})
+    for _ in range(4):  # 503 before receiving, received then 503, then asked, then asked
+        await step(kassa, bank_url)
+    await bank.post("/_bank/clock", json={"advance_s": DAY})
+    await step(kassa, bank_url)
+    transfers = (await bank.get("/_bank/transfers")).json()["data"]
+    for po, amount in ((dying, 1500), (flaky, 700)):
+        mine = [t for t in transfers if t["reference"] == po["id"]]
+        assert [(t["amount"], t["status"]) for t in mine] == [(amount, "paid")]
+        assert (await payout(client, auth, po["id"]))["status"] == "paid"
+        assert await ledger_of(kassa, po["id"]) == {ledger.merchant_available(mid): amount,
+                                                    ledger.BANK_CASH: -amount}
     assert (await verify(kassa.pool)).ok

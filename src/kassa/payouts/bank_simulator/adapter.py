@@ -52,8 +52,10 @@ class BankSimulatorAdapter:
         if response.status_code in (200, 201):
             return self._transfer(response, instruction.payout_id)
         if response.status_code == 409:
-            raise PayoutRefused(f"the bank holds a different transfer under payout id "
-                                f"{instruction.payout_id}")
+            # the bank has a transfer under this payout id: whatever it says, something may
+            # have moved, so never "refused" (which would give the money back): follow it
+            raise PayoutOutcomeUnknown(f"the bank holds a different transfer under payout id "
+                                       f"{instruction.payout_id}")
         raise self._refusal_or_unknown(response)
 
     async def get(self, *, payout_id: str) -> RailTransfer:
