@@ -5,11 +5,13 @@ bank would not)."""
 from __future__ import annotations
 
 import socket
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from kassa.cli.process import listen
 from kassa.config import Settings
+
+if TYPE_CHECKING:  # `kassa --help` loads no server code (tests/unit/test_cli_commands.py)
+    import uvicorn
 
 
 def bank_socket(settings: Settings) -> tuple[socket.socket, Settings]:
