@@ -217,8 +217,9 @@ async def test_the_limit_is_a_setting_with_a_1_mib_default(client, auth, kassa, 
     assert r.status_code == 413
 
 
-@pytest.mark.parametrize(("query", "param"), [("limit=abc", "limit"), ("limit=0", "limit"),
-                                               ("limit=101", "limit"),
-                                               ("starting_after=", "starting_after")])
-async def test_query_parameters_are_validated_stripe_shaped(client, auth, query, param):
-    assert_invalid(await client.get(f"/v1/events?{query}", headers=auth), param)
+@pytest.mark.parametrize(("query", "param", "code"), [
+    ("limit=abc", "limit", "parameter_invalid_integer"), ("limit=0", "limit", "parameter_invalid"),
+    ("limit=101", "limit", "parameter_invalid"),
+    ("starting_after=", "starting_after", "parameter_invalid_empty")])
+async def test_query_parameters_are_validated_stripe_shaped(client, auth, query, param, code):
+    assert_invalid(await client.get(f"/v1/events?{query}", headers=auth), param, code=code)

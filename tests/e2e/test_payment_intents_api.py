@@ -211,7 +211,9 @@ async def test_a_refund_by_charge_alone_is_refused_before_its_key_is_taken(clien
         r = await client.post("/v1/refunds", headers=headers,
                               data={"charge": pi["latest_charge"], "amount": "500"})
         assert r.status_code == 400, r.text
-        assert r.json()["error"] == {
+        error = r.json()["error"]
+        assert error.pop("request_log_url").endswith(r.headers["Request-Id"])
+        assert error == {
             "type": "invalid_request_error", "code": "parameter_invalid", "param": "charge",
             "message": "Refunds by charge are not supported; pass payment_intent."}
     r = await client.post("/v1/refunds", headers={**auth, "Idempotency-Key": "refund-by-charge"},

@@ -170,3 +170,10 @@ async def deliveries(client: httpx.AsyncClient, auth: dict[str, str], endpoint_i
                          params={"limit": "100", **params})
     assert r.status_code == 200, r.text
     return list(r.json()["data"])
+
+
+async def delete_endpoints(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    """Delete the merchant's endpoints (after a test), so no later sender retries them."""
+    r = await client.get("/v1/webhook_endpoints", headers=auth, params={"limit": 100})
+    for e in r.json()["data"]:
+        await client.delete(f"/v1/webhook_endpoints/{e['id']}", headers=auth)

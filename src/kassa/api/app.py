@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kassa.api import errors, openapi, responses
 from kassa.api.deps import respond
 from kassa.api.door import Door
+from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
     balance,
     disputes,
@@ -26,6 +27,7 @@ from kassa.api.routers import (
     psp_returns,
     psp_webhooks,
     refunds,
+    request_logs,
     webhook_endpoints,
 )
 from kassa.domain.errors import KassaError
@@ -86,7 +88,7 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   payouts, psp_webhooks, psp_returns):
+                   payouts, psp_webhooks, psp_returns, request_logs):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],
@@ -139,4 +141,6 @@ def create_app(*, kassa: Kassa | None = None,
     # any other error is answered by the door, which keeps the connection open
     app.add_middleware(Door, max_body_bytes=max_body_bytes,
                        answer_within=answer_within_seconds)
+    # outermost (added last): every answer, the door's too, carries its Request-Id
+    app.add_middleware(RequestIds, kassa=lambda: getattr(app.state, "kassa", None))
     return app

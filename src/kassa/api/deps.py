@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from kassa import request_context
 from kassa.api import errors
 from kassa.api.params import parse_body, parse_form, refuse_nul
 from kassa.domain.errors import ConcurrentModification, IdempotencyInFlight, KassaError
@@ -47,6 +48,7 @@ async def authenticate(request: Request, *, secret: bool = True) -> Caller:
     caller = await cache.authenticate(kassa(request), key)
     if caller is None:
         raise errors.AuthenticationError(f"Invalid API Key provided: {key[:8]}****{key[-4:]}")
+    request_context.identify(caller.merchant_id)
     if secret and caller.kind != "secret":
         raise errors.PermissionDenied("This API call requires a secret key.")
     return caller
@@ -96,24 +98,42 @@ async def run_post(request: Request, caller: Caller, raw: dict[str, Any],
     key = request.headers.get("idempotency-key")
     if key is None:
         return respond(await action(None))
+    ctx = request_context.current()
+    request_id = ctx.id if ctx is not None else None
     handle = idempotency.prepare(merchant_id=caller.merchant_id, key=key,
                                  method=request.method, path=request.url.path, params=raw,
-                                 render=errors.render)
+                                 render=errors.render, request_id=request_id)
     for _ in range(3):
         try:
             result = await _run_claimed(k, handle, action)
+        except KassaError as exc:  # this request's own answer (a 402, a 400): the key's too
+            response = respond(exc)
+            response.headers.update(_key_headers(key, request_id))
+            return response
         except idempotency.IdempotencyKeyTaken:
             existing = await idempotency.resolve_existing(k, handle)
             if isinstance(existing, idempotency.Replay):
+                # as Stripe: this request's own Request-Id, and the one that stored the answer
                 return Response(existing.body, status_code=existing.status, media_type=JSON,
-                                headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
+                                headers=_key_headers(key, existing.original_request,
+                                                     replayed=True))
             if existing is not None:
                 handle = existing  # took over a dead holder's key: resume its saga
             continue
         return Response(errors.render(result)[1], status_code=200, media_type=JSON,
-                        headers={"Idempotency-Key": key})
+                        headers=_key_headers(key, request_id))
     raise IdempotencyInFlight("The Idempotency-Key is changing hands; retry the request.",
                               param="Idempotency-Key")
+
+
+def _key_headers(key: str, original_request: str | None, *, replayed: bool = False
+                 ) -> dict[str, str]:
+    headers = {"Idempotency-Key": key}
+    if original_request is not None:
+        headers["Original-Request"] = original_request
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
 
 
 async def _run_claimed(k: Kassa, handle: IdempotencyHandle,

@@ -1,6 +1,7 @@
 """The door every request passes before a router sees it: a bounded body, a URL that is
 well-formed (UTF-8, no NUL, no repeated query key), and the last-resort answer to an error
-no handler mapped, given on a connection that stays open.
+no handler mapped, given on a connection that stays open. (Its Request-Id is given just
+outside it, by kassa.api.request_ids.)
 
 A pure ASGI middleware rather than Starlette's ``BaseHTTPMiddleware`` (which buffers and
 re-wraps the streams) or an ``Exception`` handler (Starlette answers through it and then

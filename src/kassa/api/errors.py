@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from kassa import request_context
 from kassa.domain.errors import (
     AmountError,
     CardError,
@@ -76,17 +77,49 @@ def headers_for(exc: BaseException) -> dict[str, str]:
     return {}
 
 
+# The error codes Stripe defines (stripe-node's ErrorCode union, from Stripe's OpenAPI spec)
+# that kassa answers with: each has its page under DOC_URL. kassa's own codes (timeout,
+# parameter_invalid, psp_refused, ...) have none, so they carry no doc_url, as a code Stripe
+# does not document carries none there.
+STRIPE_CODES = frozenset({
+    "amount_too_large", "amount_too_small", "api_key_expired", "authentication_required",
+    "card_declined", "charge_already_captured", "charge_already_refunded", "charge_disputed",
+    "charge_expired_for_capture", "charge_not_refundable", "email_invalid", "expired_card",
+    "idempotency_key_in_use", "incorrect_cvc", "incorrect_number", "insufficient_funds",
+    "invalid_charge_amount", "invalid_cvc", "invalid_expiry_month", "invalid_expiry_year",
+    "invalid_number", "livemode_mismatch", "lock_timeout", "parameter_invalid_empty",
+    "parameter_invalid_integer", "parameter_invalid_string_blank",
+    "parameter_invalid_string_empty", "parameter_missing", "parameter_unknown",
+    "parameters_exclusive", "payment_intent_action_required",
+    "payment_intent_authentication_failure", "payment_intent_invalid_parameter",
+    "payment_intent_payment_attempt_failed", "payment_intent_unexpected_state",
+    "payment_method_unexpected_state", "processing_error", "rate_limit",
+    "refund_disputed_payment", "resource_already_exists", "resource_missing",
+    "secret_key_required", "testmode_charges_only", "url_invalid",
+})
+DOC_URL = "https://stripe.com/docs/error-codes/"
+
+
+def doc_url(code: str | None) -> str | None:
+    """Stripe's page for a code it defines: ``…/error-codes/resource-missing``."""
+    return DOC_URL + code.replace("_", "-") if code in STRIPE_CODES and code else None
+
+
 def error_body(type_: str, message: str, *, code: str | None = None, param: str | None = None,
                decline_code: str | None = None, **extra: Any) -> dict[str, Any]:
     err: dict[str, Any] = {"type": type_, "message": message}
     if code:
         err["code"] = code
+        err["doc_url"] = doc_url(code)
     if param:
         err["param"] = param
     if decline_code:
         err["decline_code"] = decline_code
-    err.update({k: v for k, v in extra.items() if v is not None})
-    return {"error": err}
+    ctx = request_context.current()
+    if ctx is not None and ctx.merchant_id is not None:  # a merchant's error is logged
+        err["request_log_url"] = ctx.log_url
+    err.update(extra)
+    return {"error": {k: v for k, v in err.items() if v is not None}}
 
 
 def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -97,7 +130,8 @@ def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, IdempotencyInFlight):
         return 409, error_body("idempotency_error", exc.message, code=exc.code, param=exc.param)
     if isinstance(exc, IdempotencyError):
-        return 400, error_body("idempotency_error", exc.message, code=exc.code, param=exc.param)
+        # Stripe's answer to a key reused with other parameters has a type and no code
+        return 400, error_body("idempotency_error", exc.message)
     if isinstance(exc, NotFound | RouteNotFound):
         return 404, error_body("invalid_request_error", exc.message, code="resource_missing",
                                param=exc.param)
@@ -142,6 +176,21 @@ def validation_body(problems: Sequence[Any]) -> dict[str, Any]:
     if first["type"] == "missing":
         return error_body("invalid_request_error", f"Missing required param: {param}.",
                           code="parameter_missing", param=param)
+    if first["type"].startswith("parameter_invalid_"):  # schemas.py names Stripe's code
+        return error_body("invalid_request_error", first["msg"], code=first["type"],
+                          param=param)
+    given = first.get("input")
+    if first["type"] == "string_too_short" and isinstance(given, str):
+        if given == "":
+            return error_body(
+                "invalid_request_error",
+                f"You passed an empty string for '{param}'. We assume empty values are an "
+                f"attempt to unset a parameter; however '{param}' cannot be unset. You should "
+                f"remove '{param}' from your request or supply a non-empty value.",
+                code="parameter_invalid_empty", param=param)
+        if not given.strip():
+            return error_body("invalid_request_error", f"Invalid {param}: it must not be "
+                              "blank.", code="parameter_invalid_string_blank", param=param)
     msg = first["msg"].removeprefix("Value error, ")
     return error_body("invalid_request_error", f"Invalid {param}: {msg}",
                       code="parameter_invalid", param=param)

@@ -26,6 +26,10 @@ class Error(BaseModel):
     param: str | None = None
     decline_code: str | None = None
     payment_intent: dict[str, Any] | None = None
+    doc_url: str | None = Field(None, description="Stripe's page for the code, for the codes "
+                                "Stripe defines.")
+    request_log_url: str | None = Field(None, description="The request's entry in the request "
+                                        "log (GET /v1/request_logs/{id}).")
 
 
 class ErrorResponse(BaseModel):
@@ -72,12 +76,30 @@ class RefundObject(_Open):
     created: int
 
 
+class EventRequest(BaseModel):
+    id: str | None = Field(description="The req_ id of the API request that caused the event; "
+                           "null for automatic events.")
+    idempotency_key: str | None
+
+
 class EventObject(_Open):
     id: str
     object: Literal["event"]
     type: str
     created: int
     data: dict[str, Any]
+    request: EventRequest
+
+
+class RequestLogObject(_Open):
+    id: str = Field(description="The request's Request-Id.")
+    object: Literal["request_log"]
+    created: int
+    method: str
+    path: str
+    status: int
+    idempotency_key: str | None
+    error: dict[str, Any] | None
 
 
 class BalanceAmount(_Open):
@@ -110,6 +132,8 @@ class WebhookEndpointObject(_Open):
     status: str
     secret: str | None = Field(None, description="Only in the answers that create or "
                                                   "rotate it.")
+    stripe_signature: bool = Field(description="Deliveries also carry the signature under "
+                                   "Stripe-Signature (kassa's field; on by default).")
 
 
 class DeletedWebhookEndpoint(BaseModel):

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from kassa import representations
 from kassa.api import deps
 from kassa.api.schemas import ListQuery
+from kassa.services import pagination
 from kassa.services.merchants import Caller
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,7 +46,11 @@ async def post(request: Request, model: type[M], service: Callable[..., Awaitabl
 
 async def list_page(request: Request, caller: Caller, q: ListQuery, url: str,
                     lister: Callable[..., Awaitable[Page]], **filters: Any) -> Response:
-    """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``."""
+    """``lister(kassa, merchant_id=, limit=, starting_after=, ending_before=, **filters)``,
+    after the cursors were found to name objects of this list (else a 400)."""
+    await pagination.require_cursors(deps.kassa(request), merchant_id=caller.merchant_id,
+                                     url=url, starting_after=q.starting_after,
+                                     ending_before=q.ending_before)
     items, more = await lister(deps.kassa(request), merchant_id=caller.merchant_id,
                                limit=q.limit, starting_after=q.starting_after,
                                ending_before=q.ending_before, created=q.created, **filters)

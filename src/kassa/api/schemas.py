@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -15,6 +16,7 @@ from pydantic import (
     Field,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.lists import Bounds
@@ -23,15 +25,16 @@ _INT = re.compile(r"^-?[0-9]{1,30}$")  # ASCII digits only: \d admits "١٠٠"
 
 
 def _integer(v: Any) -> Any:
-    if isinstance(v, bool):
-        raise ValueError("Invalid integer")
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return v
     if isinstance(v, str) and _INT.match(v.strip()):
         return int(v)
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    raise ValueError("Invalid integer")
+    # the error type is Stripe's code (api/errors.py passes it on), the message its wording
+    given = v if isinstance(v, str) else orjson.dumps(v, default=str).decode()
+    raise PydanticCustomError("parameter_invalid_integer", "Invalid integer: {value}",
+                              {"value": given if len(given) <= 100 else given[:100] + "…"})
 
 
 def _boolean(v: Any) -> Any:

@@ -123,6 +123,7 @@ class IdempotencyRow:
     response_status: int | None
     response_body: bytes | None
     resource_id: str | None
+    request_id: str | None  # the req_ id of the request that claimed it (Original-Request)
 
 
 async def get_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
@@ -130,13 +131,14 @@ async def get_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
     row = await conn.fetchrow(
         "SELECT fingerprint, locked_at IS NOT NULL AS locked,"
         " locked_at < now() - make_interval(secs => $3) AS stale,"
-        " response_status, response_body, resource_id"
+        " response_status, response_body, resource_id, request_id"
         " FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
         merchant_id, key, lock_timeout_s)
     if row is None:
         return None
     return IdempotencyRow(row["fingerprint"], row["locked"], bool(row["stale"]),
-                          row["response_status"], row["response_body"], row["resource_id"])
+                          row["response_status"], row["response_body"], row["resource_id"],
+                          row["request_id"])
 
 
 async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: str,
@@ -151,10 +153,10 @@ async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: 
 
 
 def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, method: str,
-                         path: str) -> Op:
+                         path: str, request_id: str | None = None) -> Op:
     return {"op": "claim_idempotency", "row": {
         "merchant_id": merchant_id, "key": key, "fingerprint": fingerprint.hex(),
-        "method": method, "path": path}}
+        "method": method, "path": path, "request_id": request_id}}
 
 
 def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes,

@@ -20,7 +20,8 @@ from kassa.domain.lists import Bounds
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-_ENDPOINT_COLUMNS = "id, merchant_id, url, description, metadata, enabled_events, status, created"
+_ENDPOINT_COLUMNS = ("id, merchant_id, url, description, metadata, enabled_events, status, created,"
+                     " stripe_signature")  # stripe_signature: migration 0009_stripe_wire
 
 _DELIVERY_COLUMNS = (
     "d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.attempt_count,"
@@ -48,14 +49,15 @@ async def count_endpoints(conn: Conn, merchant_id: str) -> int:
 
 async def insert_endpoint(conn: Conn, *, endpoint_id: str, merchant_id: str, url: str,
                           description: str | None, metadata: dict[str, str],
-                          enabled_events: list[str], secret: str, created: int
-                          ) -> asyncpg.Record:
+                          enabled_events: list[str], secret: str, created: int,
+                          stripe_signature: bool = True) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         "INSERT INTO webhook_endpoints (id, merchant_id, url, description, metadata,"
-        " enabled_events, status, secret, created)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7, $8)"
+        " enabled_events, status, secret, created, stripe_signature)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7, $8, $9)"
         f" RETURNING {_ENDPOINT_COLUMNS}",
-        endpoint_id, merchant_id, url, description, metadata, enabled_events, secret, created)
+        endpoint_id, merchant_id, url, description, metadata, enabled_events, secret, created,
+        stripe_signature)
     return row
 
 
@@ -97,12 +99,15 @@ async def list_endpoints(conn: Conn, *, merchant_id: str, limit: int,
 
 async def update_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str, url: str,
                           description: str | None, metadata: dict[str, str],
-                          enabled_events: list[str], status: str) -> asyncpg.Record | None:
+                          enabled_events: list[str], status: str, stripe_signature: bool
+                          ) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "UPDATE webhook_endpoints SET url = $3, description = $4, metadata = $5,"
-        " enabled_events = $6, status = $7 WHERE id = $1 AND merchant_id = $2"
+        " enabled_events = $6, status = $7, stripe_signature = $8"
+        " WHERE id = $1 AND merchant_id = $2"
         f" RETURNING {_ENDPOINT_COLUMNS}",
-        endpoint_id, merchant_id, url, description, metadata, enabled_events, status)
+        endpoint_id, merchant_id, url, description, metadata, enabled_events, status,
+        stripe_signature)
     return row
 
 
@@ -159,6 +164,7 @@ class ClaimedDelivery:
     endpoint_enabled: bool
     secrets: tuple[str, ...]  # every secret that signs now (two during a rotation)
     body: bytes  # the event exactly as stored
+    stripe_signature: bool = True  # also sign under Stripe-Signature (migration 0009)
 
 
 # One statement, so one round trip and one short transaction. It reads a bounded window
@@ -215,6 +221,7 @@ SELECT l.*, w.url, coalesce(w.status = 'enabled', false) AS endpoint_enabled,
             WHEN w.previous_secret IS NOT NULL AND w.previous_secret_expires_at > now()
             THEN ARRAY[w.secret, w.previous_secret]
             ELSE ARRAY[w.secret] END AS secrets,
+       coalesce(w.stripe_signature, true) AS stripe_signature,
        CASE WHEN l.take THEN e.data::text END AS body
   FROM leased l
   LEFT JOIN webhook_endpoints w ON w.id = l.endpoint_id AND l.take
@@ -243,7 +250,8 @@ async def claim_due(conn: Conn, *, limit: int, lease_seconds: float, per_endpoin
         event_type=r["event_type"], failures=r["failures"], attempt_count=r["attempt_count"],
         lease=r["lease"], age_seconds=r["age_seconds"], url=r["url"],
         endpoint_enabled=r["endpoint_enabled"], secrets=tuple(r["secrets"]),
-        body=(r["body"] or "").encode()) for r in rows if r["take"]]
+        body=(r["body"] or "").encode(), stripe_signature=r["stripe_signature"])
+        for r in rows if r["take"]]
     return claimed, len(rows) - len(claimed)
 
 

@@ -6,7 +6,10 @@ from typing import Any
 
 
 def event(*, id: str, type: str, created: int, obj: dict[str, Any],
-          previous: dict[str, Any] | None = None) -> dict[str, Any]:
+          previous: dict[str, Any] | None = None,
+          request: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """``request``: the API request that caused it (``id``, ``idempotency_key``); both
+    null for automatic events (workers, recovery, PSP webhooks), as at Stripe."""
     data: dict[str, Any] = {"object": obj}
     if previous:
         data["previous_attributes"] = previous
@@ -18,5 +21,6 @@ def event(*, id: str, type: str, created: int, obj: dict[str, Any],
         "data": data,
         "livemode": False,
         "pending_webhooks": 0,
+        "request": request or {"id": None, "idempotency_key": None},
         "type": type,
     }

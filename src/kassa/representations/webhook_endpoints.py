@@ -19,6 +19,8 @@ def webhook_endpoint(row: Mapping[str, Any], *, secret: str | None = None) -> di
         "livemode": False,
         "metadata": row["metadata"],
         "status": row["status"],
+        # kassa's: deliveries also carry Stripe-Signature (for Stripe's SDK verifiers)
+        "stripe_signature": row["stripe_signature"],
         "url": row["url"],
     }
     if secret is not None:

@@ -31,6 +31,7 @@ MAX_KEY_LENGTH = 255
 class Replay:
     status: int
     body: bytes
+    original_request: str | None = None  # the req_ id of the request that stored it
 
 
 def fingerprint(method: str, path: str, params: dict[str, Any]) -> bytes:
@@ -39,7 +40,7 @@ def fingerprint(method: str, path: str, params: dict[str, Any]) -> bytes:
 
 
 def prepare(*, merchant_id: str, key: str, method: str, path: str, params: dict[str, Any],
-            render: Renderer) -> IdempotencyHandle:
+            render: Renderer, request_id: str | None = None) -> IdempotencyHandle:
     """A handle for a new request; its first commit claims the key."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidRequest(
@@ -47,7 +48,7 @@ def prepare(*, merchant_id: str, key: str, method: str, path: str, params: dict[
             param="Idempotency-Key")
     return IdempotencyHandle(merchant_id=merchant_id, key=key, render=render,
                              fingerprint=fingerprint(method, path, params), method=method,
-                             path=path)
+                             path=path, request_id=request_id)
 
 
 async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
@@ -66,13 +67,14 @@ async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
             f"were first used with. Try using a key other than '{handle.key}' if you meant "
             "to execute a different request.", param="Idempotency-Key")
     if row.response_status is not None and row.response_body is not None:
-        return Replay(row.response_status, row.response_body)
+        return Replay(row.response_status, row.response_body, row.request_id)
     if row.stale and await repo.take_over_stale_idempotency_key(
             kassa.pool, merchant_id=handle.merchant_id, key=handle.key,
             lock_timeout_s=kassa.idempotency_lock_timeout_seconds):
         return IdempotencyHandle(
             merchant_id=handle.merchant_id, key=handle.key, render=handle.render,
             fingerprint=handle.fingerprint, method=handle.method, path=handle.path,
+            request_id=handle.request_id,
             # the key's row exists only because the first holder committed something
             claimed=True, took_over=True, resource_id=row.resource_id, side_effects=True)
     raise IdempotencyInFlight(

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from kassa import representations
+from kassa import representations, request_context
 from kassa.db import repositories as repo
 from kassa.services.context import Kassa
 
@@ -33,6 +33,7 @@ class IdempotencyHandle:
     fingerprint: bytes = b""
     method: str = "POST"
     path: str = ""
+    request_id: str | None = None  # the req_ id of the request that claims the key
     # The key's row is inserted by the request's first commit, together with its first
     # state change (one round trip fewer than claiming it up front). Nothing a request
     # does before that commit is visible, so two racing requests still meet at the
@@ -89,7 +90,8 @@ class UnitOfWork:
         event_id = self.kassa.ids("event")
         created = self.kassa.clock()
         body = representations.event(id=event_id, type=type, created=created, obj=obj,
-                                     previous=previous)
+                                     previous=previous,
+                                     request=request_context.event_request())
         self._events.append({"id": event_id, "merchant_id": merchant_id, "type": type,
                              "object_id": obj["id"], "data": body, "created": created})
 
@@ -102,7 +104,7 @@ class UnitOfWork:
         if handle is not None and not handle.claimed:
             ops.insert(0, repo.op_claim_idempotency(
                 merchant_id=handle.merchant_id, key=handle.key, fingerprint=handle.fingerprint,
-                method=handle.method, path=handle.path))
+                method=handle.method, path=handle.path, request_id=handle.request_id))
         if self._events:
             ops.append(repo.op_insert_events(self._events))
         if handle is not None and resource_id is not None:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kassa import representations
+from kassa.db import cursors as cursor_repo
 from kassa.db import webhooks_repository as repo
 from kassa.domain import ids
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
+from kassa.services import pagination
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 from kassa.webhooks import endpoints as rules
@@ -107,9 +109,10 @@ def _not_found(endpoint_id: str) -> NotFound:
 
 async def create_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: str, url: str,
                           enabled_events: list[str], description: str | None = None,
-                          metadata: dict[str, str] | None = None,
+                          metadata: dict[str, str] | None = None, stripe_signature: bool = True,
                           idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    """The new endpoint with its signing secret: the only response that contains it."""
+    """The new endpoint with its signing secret: the only response that contains it.
+    ``stripe_signature``: its deliveries also carry Stripe-Signature."""
     checked_url = await check_url(policy, url)
     events = _events(enabled_events)
     secret = new_secret()
@@ -123,7 +126,8 @@ async def create_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
         row = await repo.insert_endpoint(
             conn, endpoint_id=kassa.ids("we"), merchant_id=merchant_id, url=checked_url,
             description=_description(description), metadata=metadata or {},
-            enabled_events=events, secret=secret, created=kassa.clock())
+            enabled_events=events, secret=secret, created=kassa.clock(),
+            stripe_signature=stripe_signature)
         result = _endpoint(row, secret=secret)
         await uow.commit(response=result)
     return result
@@ -151,6 +155,7 @@ async def update_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
                           enabled_events: list[str] | None = None,
                           description: str | None = None, disabled: bool | None = None,
                           metadata: dict[str, str | None] | None = None,
+                          stripe_signature: bool | None = None,
                           idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Change what is given. Metadata keys merge; an empty value removes its key.
     Re-enabling an endpoint sends the deliveries that waited while it was disabled."""
@@ -177,7 +182,8 @@ async def update_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
             description=current["description"] if description is None
             else _description(description),
             metadata=merged, enabled_events=events or list(current["enabled_events"]),
-            status=status)
+            status=status, stripe_signature=current["stripe_signature"]
+            if stripe_signature is None else stripe_signature)
         assert row is not None  # locked above
         if current["status"] == "disabled" and status == "enabled":
             await repo.unpark_deliveries(conn, endpoint_id=endpoint_id)
@@ -240,6 +246,12 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
     if await repo.get_endpoint(kassa.pool, merchant_id=merchant_id,
                                endpoint_id=endpoint_id) is None:
         raise _not_found(endpoint_id)
+    for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
+        number = cursors[name]
+        if value is not None and number is not None and not await cursor_repo.delivery_exists(
+                kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id,
+                delivery_id=number):
+            raise pagination.missing_cursor("webhook_delivery", name, value)
     rows, more = await repo.list_deliveries(
         kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id, limit=limit,
         starting_after=cursors["starting_after"], ending_before=cursors["ending_before"],

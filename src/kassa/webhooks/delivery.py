@@ -27,10 +27,8 @@ Postgres-backed queue libraries do not offer.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,15 +37,16 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from kassa import representations
 from kassa.db import webhooks_repository as repo
 from kassa.db.webhooks_repository import ClaimedDelivery
 from kassa.webhooks import endpoints as rules
 from kassa.webhooks.backoff import RetrySchedule
-from kassa.webhooks.signing import HEADER, signature_header
+from kassa.webhooks.resolver import PublicOnlyResolver
+from kassa.webhooks.signing import HEADER, STRIPE_HEADER, signature_header
+
+__all__ = ["DeliveryConfig", "PublicOnlyResolver", "SenderStats", "WebhookSender"]
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +96,6 @@ class SenderStats:
     lost_leases: int = 0  # outcomes that arrived after another sender took over
     parked: int = 0
     deferred: int = 0  # due deliveries of slow endpoints moved to their expected turn
-
-
-class PublicOnlyResolver(ThreadedResolver):
-    """DNS for production senders: refuses hosts that resolve to a private, loopback,
-    link-local or otherwise non-public address at connect time, so an endpoint that was
-    public when it was registered cannot be turned against the internal network by
-    changing its DNS (rebinding)."""
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
-        refused = rules.refused_addresses([r["host"] for r in results])
-        if refused:
-            raise OSError(errno.EACCES, f"refused: {host} resolves to non-public "
-                                        f"address(es) {', '.join(refused)}")
-        return results
 
 
 class WebhookSender:
@@ -289,14 +272,18 @@ class WebhookSender:
     # ------------------------------------------------------------ one HTTP attempt
 
     def headers(self, d: ClaimedDelivery, timestamp: int) -> dict[str, str]:
-        return {
+        signature = signature_header(d.body, d.secrets, timestamp)
+        headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            HEADER: signature_header(d.body, d.secrets, timestamp),
+            HEADER: signature,
             EVENT_ID_HEADER: d.event_id,
             DELIVERY_HEADER: representations.delivery_public_id(d.id),
             ATTEMPT_HEADER: str(d.attempt_count + 1),
         }
+        if d.stripe_signature:  # the same t=…,v1=… value: Stripe's SDK verifiers accept it
+            headers[STRIPE_HEADER] = signature
+        return headers
 
     async def attempt(self, d: ClaimedDelivery) -> dict[str, Any]:
         """POST the event once; the outcome row for record_attempts (never raises)."""

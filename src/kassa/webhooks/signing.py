@@ -1,5 +1,11 @@
 """The Kassa-Signature header: ``t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
 
+It is Stripe's scheme byte for byte (the whole ``whsec_…`` string is the HMAC key, the
+signed message is the timestamp, a dot and the body exactly as sent), so deliveries also
+carry the same value under ``Stripe-Signature`` (per endpoint, on by default) and
+``stripe.Webhook.construct_event`` / stripe-node's ``webhooks.constructEvent`` verify them
+unmodified, with their default 300 s tolerance against ``t``.
+
 One ``v1`` per secret that is valid at send time (two while a rotation's grace period
 runs), so a receiver holding either secret verifies the delivery. Stdlib only: merchants
 import this through kassa.webhooks.construct_event.
@@ -16,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 HEADER = "Kassa-Signature"
+STRIPE_HEADER = "Stripe-Signature"
 SCHEME = "v1"
 MAX_STRICT_TIMESTAMP_DIGITS = 12  # a unix time until the year 33658
 

@@ -16,6 +16,7 @@ from kassa.services import (
     payout_scheduler,
     psp_webhooks,
     recovery,
+    request_logs,
 )
 from kassa.services.context import Kassa
 from kassa.webhooks.delivery import WebhookSender
@@ -59,6 +60,9 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
                            "availability", stop))
     if "idempotency-expiry" in roles:
         tasks.append(every(60.0, lambda: idempotency.expire(kassa), "idempotency-expiry", stop))
+        # the request log expires with the keys (both are a request's traces, kept for days)
+        tasks.append(every(60.0, lambda: request_logs.expire(kassa), "request-log-expiry",
+                           stop))
     if "relay" in roles and relay is not None:  # only when Kafka is configured (bootstrap)
         tasks.append(every(relay_interval, relay.pass_once, "relay", stop))
     if "webhooks" in roles and webhook_sender is not None:  # built by bootstrap

@@ -48,8 +48,28 @@ def test_integer_amounts(value, expected):
 ])
 def test_non_integer_amounts_are_refused(value):
     err = reject(PaymentIntentCreate, {**BASE, "amount": value})
-    assert (err["code"], err["param"]) == ("parameter_invalid", "amount")
-    assert "Invalid integer" in err["message"]
+    # Stripe's code, its documentation page, and its wording ("Invalid integer: abc")
+    assert (err["code"], err["param"]) == ("parameter_invalid_integer", "amount")
+    assert err["doc_url"] == "https://stripe.com/docs/error-codes/parameter-invalid-integer"
+    assert err["message"].startswith("Invalid integer: ")
+
+
+def test_an_invalid_integer_echoes_a_bounded_part_of_what_was_sent():
+    err = reject(PaymentIntentCreate, {**BASE, "amount": "x" * 5000})
+    assert err["message"] == "Invalid integer: " + "x" * 100 + "…"
+
+
+@pytest.mark.parametrize(("value", "code"), [("", "parameter_invalid_empty"),
+                                             ("   ", "parameter_invalid_string_blank")])
+def test_empty_and_blank_strings_get_stripes_codes(value, code):
+    err = reject(PaymentIntentCreate, {**BASE, "payment_method": value})
+    assert (err["code"], err["param"]) == (code, "payment_method")
+    assert err["doc_url"] == "https://stripe.com/docs/error-codes/" + code.replace("_", "-")
+
+
+def test_kassas_own_codes_carry_no_doc_url():
+    err = reject(PaymentIntentCreate, {**BASE, "currency": "us"})
+    assert err["code"] == "parameter_invalid" and "doc_url" not in err
 
 
 @pytest.mark.parametrize("value", ["١٠٠", "１００"])  # Arabic-Indic, full-width

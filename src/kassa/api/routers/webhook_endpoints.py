@@ -64,6 +64,7 @@ class WebhookEndpointCreate(Params):
     description: Description | None = None
     metadata: Metadata | None = None
     api_version: str | None = None  # accepted for SDK compatibility; events are one version
+    stripe_signature: Boolean = True  # deliveries also carry Stripe-Signature
 
 
 class WebhookEndpointUpdate(Params):
@@ -72,6 +73,7 @@ class WebhookEndpointUpdate(Params):
     description: Description | None = None
     disabled: Boolean | None = None
     metadata: Annotated[dict[str, str | None], BeforeValidator(_metadata_update)] | None = None
+    stripe_signature: Boolean | None = None
 
 
 class WebhookEndpointRotateSecret(Params):
@@ -105,7 +107,8 @@ async def create_webhook_endpoint(request: Request) -> Response:
                               lambda body: dict(policy=policy(request), url=body.url,
                                                 enabled_events=body.enabled_events,
                                                 description=body.description,
-                                                metadata=body.metadata))
+                                                metadata=body.metadata,
+                                                stripe_signature=body.stripe_signature))
 
 
 @router.get(PREFIX, responses=openapi.ok(responses.ListOf[responses.WebhookEndpointObject]),
@@ -127,7 +130,8 @@ async def update_webhook_endpoint(request: Request, endpoint_id: str) -> Respons
                               lambda body: dict(policy=policy(request), url=body.url,
                                                 enabled_events=body.enabled_events,
                                                 description=body.description,
-                                                disabled=body.disabled, metadata=body.metadata),
+                                                disabled=body.disabled, metadata=body.metadata,
+                                                stripe_signature=body.stripe_signature),
                               endpoint_id=endpoint_id)
 
 

@@ -116,9 +116,10 @@ BEGIN
         WHEN 'claim_idempotency' THEN
             -- first write of a request that carries an Idempotency-Key: a duplicate key
             -- fails here (unique violation) and rolls the whole unit of work back
-            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at)
+            INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at,
+                                          request_id)
             VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
-                    r->>'method', r->>'path', now());
+                    r->>'method', r->>'path', now(), r->>'request_id');
         WHEN 'set_idempotency_resource' THEN
             UPDATE idempotency_keys SET resource_id = r->>'resource_id'
             WHERE merchant_id = r->>'merchant_id' AND key = r->>'key';
