@@ -22,6 +22,8 @@ def bank_socket(settings: Settings) -> tuple[socket.socket, Settings]:
 
 
 def bank_server(settings: Settings, server_class: type[uvicorn.Server]) -> uvicorn.Server:
+    import uvicorn
+
     from kassa.payouts.bank_simulator.app import create_app
 
     app = create_app(state_path=settings.home / "bank.json")
