@@ -2,11 +2,13 @@
 
 The script mirrors what the API writes for a card payment confirmed with automatic capture
 (see db/repositories.py): idempotency key claimed, payment intent inserted, attempt
-inserted, payment updated, a balanced capture ledger transaction (header + 3 entries,
-checked at COMMIT by the deferred trigger), a balance transaction, two outbox events and
-the idempotency key completed with the stored response. Event and response JSON are the
-shapes kassa.representations renders, so the byte counts match too. Unlike the API it does
-it all in one transaction with no PSP call in between: it is the ceiling.
+inserted (with the request's key and the time recovery looks at it, so it enters the partial
+index ``attempts_due`` as kassa's do), payment updated, a balanced capture ledger
+transaction (header + 3 entries, checked at COMMIT by the deferred trigger), a balance
+transaction, two outbox events and the idempotency key completed with the stored response.
+Event and response JSON are the shapes kassa.representations renders, so the byte counts
+match too. Unlike the API it does it all in one transaction with no PSP call in between: it
+is the ceiling.
 """
 
 from __future__ import annotations
@@ -70,9 +72,9 @@ INSERT INTO payment_intents (id, merchant_id, amount, currency, status, capture_
   VALUES ('pi_' || :r, 'acct_pgb' || :merchant, :amount, 'usd', 'requires_confirmation',
           'automatic', 'pm_card_visa', NULL, '{}', extract(epoch FROM now())::bigint);
 INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation, psp, status,
-    amount, currency, capture, psp_reference)
+    amount, currency, capture, psp_reference, idempotency_key, next_check_at)
   VALUES ('ch_' || :r, 'acct_pgb' || :merchant, 'pi_' || :r, NULL, 'authorize', 'simulator',
-          'started', :amount, 'usd', true, NULL);
+          'started', :amount, 'usd', true, NULL, 'ik_' || :r, now() + interval '30 seconds');
 UPDATE payment_intents SET status = 'succeeded', amount_received = :amount,
     latest_charge = 'ch_' || :r, psp = 'simulator', psp_reference = 'sim_' || :r,
     pending_attempt_id = NULL, version = version + 1

@@ -52,6 +52,15 @@ def simulator_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """localstripe (a fake Stripe) on loopback, its store in a directory of this session."""
+    from tests.support.localstripe_server import running_localstripe
+
+    with running_localstripe(tmp_path_factory.mktemp("localstripe")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def settings(simulator_url: str) -> Settings:
     return Settings(env="test", simulator_url=simulator_url, psp_timeout_seconds=5.0,
                     settlement_delay_seconds=3600, api_key_cache_seconds=0.0)

@@ -15,13 +15,14 @@ from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
-from kassa.psp.base import PSPAdapter
-from kassa.psp.router import DefaultRouter
+from kassa.psp.router import DefaultRouter, PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
+from kassa.psp.stripe import StripeAdapter, StripeSettings
 from kassa.services.context import Kassa, WatchPolicy
 from kassa.services.payout_rail import RailPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
+from kassa.vault.transport import VaultForwardingTransport
 from kassa.webhooks.delivery import WebhookSender
 
 Closer = Callable[[], Awaitable[None]]
@@ -32,8 +33,12 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     pool cost ~3 ms of CPU per call under concurrency here (pool scans, anyio wrappers) and
     capped the whole payment path near 220/s on two cores."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
-                             timeout=settings.psp_timeout_seconds)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
+    token = settings.vault_forward_token()
+    if token:  # requests carrying card placeholders go through the vault (ARCHITECTURE §8)
+        transport = VaultForwardingTransport(transport, vault_url=settings.vault_base_url(),
+                                             token=token)
+    return httpx.AsyncClient(transport=transport, timeout=settings.psp_timeout_seconds)
 
 
 def tune_gc() -> None:
@@ -50,8 +55,32 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
+                 stripe: StripeSettings | None = None) -> PSPRegistry:
+    """Every configured PSP account: the built-in simulator always, the platform's Stripe
+    account (``stripe``) when KASSA_STRIPE_SECRET_KEY is set."""
+    accounts = [PSPAccount(
+        name="simulator", psp="simulator",
+        adapter=SimulatorAdapter(
+            client, settings.simulator_base_url(), timeout=settings.psp_timeout_seconds,
+            webhook_secrets=settings.simulator_webhook_secrets(),
+            webhook_tolerance_s=settings.psp_webhook_tolerance_seconds),
+        hold_validity_seconds=settings.simulator_hold_validity_seconds)]
+    stripe = stripe if stripe is not None else StripeSettings()
+    if stripe.live() and settings.env != "production":
+        raise ValueError("KASSA_STRIPE_SECRET_KEY is a live key; it is refused unless "
+                         "KASSA_ENV=production")
+    if stripe.configured():
+        accounts.append(PSPAccount(
+            name="stripe", psp="stripe",
+            adapter=StripeAdapter(client, stripe, timeout=settings.psp_timeout_seconds),
+            hold_validity_seconds=stripe.hold_validity_seconds))
+    return PSPRegistry(accounts)
+
+
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
-                http: httpx.AsyncClient | None = None) -> tuple[Kassa, Closer]:
+                http: httpx.AsyncClient | None = None,
+                stripe: StripeSettings | None = None) -> tuple[Kassa, Closer]:
     size = pool_size or settings.db_pool_size
     # Every query the services run finds its rows through an index. A prepared statement's
     # plan is cached for the connection's life; planned on a fresh deploy (tables empty,
@@ -64,15 +93,10 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     pool = await create_pool(dsn, min_size=min(2, size), max_size=size,
                              server_settings={"enable_seqscan": "off"})
     client = http or http_client(settings)
-    psps: dict[str, PSPAdapter] = {
-        "simulator": SimulatorAdapter(
-            client, settings.simulator_base_url(), timeout=settings.psp_timeout_seconds,
-            webhook_secrets=settings.simulator_webhook_secrets(),
-            webhook_tolerance_s=settings.psp_webhook_tolerance_seconds),
-    }
+    psps = psp_registry(settings, client, stripe=stripe)
     kassa = Kassa(
         pool=pool, psps=psps, router=DefaultRouter(psps, settings.default_psp),
-        payment_methods=PaymentMethodResolver(),
+        payment_methods=PaymentMethodResolver(pool),
         fees=FeeSchedule(settings.fee_percent_bps, settings.fee_fixed_cents),
         settlement_delay_seconds=settings.settlement_delay_seconds,
         idempotency_lock_timeout_seconds=settings.idempotency_lock_timeout_seconds,
@@ -86,7 +110,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
             max_tries=settings.recovery_max_tries,
             # a claimed attempt may need a status query and a repeated call
             lease_seconds=2 * settings.psp_timeout_seconds + 30.0,
-            hold_validity_seconds={"simulator": settings.simulator_hold_validity_seconds}),
+            hold_validity_seconds=psps.hold_validity_seconds()),
         render=render,
         public_url=settings.public_base_url(),
     )

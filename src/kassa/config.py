@@ -108,6 +108,23 @@ class Settings(BaseSettings):
     # answered 503 while it runs on; above psp_timeout_seconds, so a slow PSP still answers.
     api_answer_within_seconds: float = Field(default=30.0, gt=0)
 
+    # The card vault (README "Card vault"): its own process (`kassa vault`) on its own port,
+    # database role (KASSA_VAULT_DATABASE_URL's user, or KASSA_VAULT_ROLE, granted by `kassa
+    # migrate`) and key-encryption keys (a keyring file, or the keyring text itself); the
+    # token kassa's API and workers present to its forwarding endpoint; the PSP origins it
+    # forwards card data to (default: the simulator's); how long a CVC waits in its memory
+    # for the first authorisation; how often it re-reads the active KEK version.
+    vault_host: str = "127.0.0.1"
+    vault_port: int = 8002
+    vault_url: str | None = None  # unset: http://vault_host:vault_port
+    vault_database_url: str | None = None  # unset: KASSA_DATABASE_URL
+    vault_role: str | None = None
+    vault_kek_file: Path | None = None  # unset (and no KASSA_VAULT_KEKS): KASSA_HOME/vault-kek
+    vault_keks: SecretStr | None = None
+    vault_forward_secret: SecretStr | None = None
+    vault_forward_hosts: str | None = None
+    vault_cvc_ttl_seconds: float = Field(default=600.0, gt=0)
+    vault_kek_refresh_seconds: float = Field(default=5.0, gt=0)
     # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
     # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
     # the payouts worker's idle pass, its first look at an in-transit payout (doubling while
@@ -121,7 +138,7 @@ class Settings(BaseSettings):
     payout_return_watch_days: float = Field(default=10.0, ge=0)
 
     def bank_base_url(self) -> str:
-        port = self.bank_port or 8002  # the bank simulator's own default
+        port = self.bank_port or 8003  # the bank simulator's own default (8002: the vault)
         return (self.bank_url or f"http://{self.bank_host}:{port}").rstrip("/")
 
     def psp_timeout(self) -> float:
@@ -138,3 +155,14 @@ class Settings(BaseSettings):
         # model_copy(update=…) skips validation, so a plain str may arrive here too
         raw = secret.get_secret_value() if isinstance(secret, SecretStr) else str(secret or "")
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def vault_base_url(self) -> str:
+        return (self.vault_url or f"http://{self.vault_host}:{self.vault_port}").rstrip("/")
+
+    def vault_forward_token(self) -> str | None:
+        secret: object = self.vault_forward_secret
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        return str(raw) if raw else None
+
+    def vault_allowed_hosts(self) -> str:
+        return self.vault_forward_hosts or self.simulator_base_url()

@@ -154,14 +154,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("setting", ["KASSA_PORT", "KASSA_SIMULATOR_PORT"])
+@pytest.mark.parametrize("setting", ["KASSA_PORT", "KASSA_SIMULATOR_PORT", "KASSA_VAULT_PORT"])
 def test_a_busy_port_is_one_line_naming_the_setting_and_exit_2(private_dsn, tmp_path, setting):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
         ports = {"KASSA_PORT": str(_free_port()), "KASSA_SIMULATOR_PORT": str(_free_port()),
-                 setting: str(port), "KASSA_HOME": str(tmp_path / "home")}
+                 "KASSA_VAULT_PORT": str(_free_port()), setting: str(port),
+                 "KASSA_HOME": str(tmp_path / "home")}
         out = kassa("dev", dsn=private_dsn, **ports)
     assert out.returncode == 2, out.stderr
     cause, remedy = out.stderr.strip().splitlines()

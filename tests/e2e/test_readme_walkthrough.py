@@ -35,6 +35,7 @@ from tests.support.readme import (
     walkthrough,
 )
 
+README_VAULT = "localhost:8002"  # the vault's port in the README, pointed at the test's
 BANNER_TIMEOUT_S = 60
 WALKTHROUGH_TIMEOUT_S = 90
 # the banner line a user copies the key from (see `kassa dev`)
@@ -50,6 +51,7 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Dev:
     api: str  # host:port
+    vault: str  # host:port
     secret_key: str
     env: dict[str, str]  # what a second terminal in the same checkout has
     cwd: Path
@@ -105,11 +107,12 @@ def kassa_dev(tmp_path: Path) -> Iterator[Dev]:
     cwd = tmp_path / "checkout"
     home = cwd / ".kassa"
     cwd.mkdir()
-    api_port, sim_port = free_port(), free_port()
+    api_port, sim_port, vault_port = free_port(), free_port(), free_port()
     log = tmp_path / "kassa-dev.log"
     with _database() as db_env:
         env = {**_user_environment(), **db_env}
-        server_env = {**env, "KASSA_PORT": str(api_port), "KASSA_SIMULATOR_PORT": str(sim_port)}
+        server_env = {**env, "KASSA_PORT": str(api_port), "KASSA_SIMULATOR_PORT": str(sim_port),
+                      "KASSA_VAULT_PORT": str(vault_port)}
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "kassa.cli", "dev"], cwd=cwd,
                                     env=server_env, stdout=out, stderr=subprocess.STDOUT)
@@ -121,8 +124,8 @@ def kassa_dev(tmp_path: Path) -> Iterator[Dev]:
                 time.sleep(0.1)
             key = SECRET_KEY.search(log.read_text())
             assert key, f"the banner shows no secret key:\n{log.read_text()}"
-            yield Dev(api=f"127.0.0.1:{api_port}", secret_key=key.group(1), env=env, cwd=cwd,
-                      log=log)
+            yield Dev(api=f"127.0.0.1:{api_port}", vault=f"127.0.0.1:{vault_port}",
+                      secret_key=key.group(1), env=env, cwd=cwd, log=log)
         finally:
             _stop(proc, home)
 
@@ -139,7 +142,8 @@ def test_the_walkthrough_runs_as_written(kassa_dev: Dev) -> None:
 
     started = time.monotonic()
     try:
-        run = subprocess.run(["bash", "-c", script(blocks, api=kassa_dev.api)],
+        steps = script(blocks, api=kassa_dev.api).replace(README_VAULT, kassa_dev.vault)
+        run = subprocess.run(["bash", "-c", steps],
                              cwd=kassa_dev.cwd, env=kassa_dev.env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              timeout=WALKTHROUGH_TIMEOUT_S)

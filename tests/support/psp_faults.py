@@ -16,7 +16,10 @@ import orjson
 
 REFUSED = "refused"  # answer 400 without forwarding: the PSP rejected the request
 GARBLED_AFTER_CHARGE = "garbled_after_charge"  # forward (the PSP acts), answer unreadable
-FAULTS = (REFUSED, GARBLED_AFTER_CHARGE)
+# for PSP test servers without a fault model of their own (localstripe):
+ERROR = "error"  # answer 500 api_error without forwarding: nothing was done
+TIMEOUT_AFTER_CHARGE = "timeout_after_charge"  # forward (the PSP acts), then time out
+FAULTS = (REFUSED, GARBLED_AFTER_CHARGE, ERROR, TIMEOUT_AFTER_CHARGE)
 
 
 class PSPWireFaults(httpx.AsyncBaseTransport):
@@ -46,9 +49,17 @@ class PSPWireFaults(httpx.AsyncBaseTransport):
                                   content=orjson.dumps({"error": {
                                       "type": "invalid_request_error",
                                       "message": "Refused by the test's PSP wire."}}))
+        if fault == ERROR:
+            return httpx.Response(500, headers={"content-type": "application/json"},
+                                  content=orjson.dumps({"error": {
+                                      "type": "api_error",
+                                      "message": "Injected by the test's PSP wire."}}))
         response = await self.inner.handle_async_request(request)
         await response.aread()
         await response.aclose()
+        if fault == TIMEOUT_AFTER_CHARGE:
+            raise httpx.ReadTimeout("no answer (injected after the PSP acted)",
+                                    request=request)
         return httpx.Response(200, headers={"content-type": "application/json"},
                               content=b"<html>upstream proxy error</html>")
 

@@ -23,6 +23,7 @@ from kassa.api.routers import (
     disputes,
     events,
     payment_intents,
+    payment_methods,
     payouts,
     psp_returns,
     psp_webhooks,
@@ -88,7 +89,7 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, refunds, balance, events, webhook_endpoints, disputes,
-                   payouts, psp_webhooks, psp_returns, request_logs):
+                   payouts, psp_webhooks, psp_returns, request_logs, payment_methods):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

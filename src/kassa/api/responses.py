@@ -159,6 +159,15 @@ class DisputeObject(_Open):
     payment_intent: str | None
 
 
+class PaymentMethodObject(_Open):
+    """A card the vault tokenised: never its number, only what may be shown."""
+
+    id: str
+    object: Literal["payment_method"]
+    type: Literal["card"]
+    card: dict[str, Any]
+
+
 class ListOf(BaseModel, Generic[T]):
     object: Literal["list"]
     url: str

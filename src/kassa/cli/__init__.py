@@ -14,6 +14,7 @@ import typer
 
 from kassa.cli import dev, ops, serve
 from kassa.cli.reporting import main_entry
+from kassa.vault import cli as vault_cli
 
 
 class _App(typer.Typer):
@@ -47,6 +48,7 @@ app.add_typer(ops.ledger_app, name="ledger")
 app.add_typer(ops.relay_app, name="relay")
 app.add_typer(ops.webhooks_app, name="webhooks")
 app.add_typer(ops.attempts_app, name="attempts")
+app.add_typer(vault_cli.app, name="vault")
 
 
 def main() -> None:

@@ -36,6 +36,22 @@ def service_role(settings: Settings) -> str | None:
     return None
 
 
+def vault_role(settings: Settings) -> str | None:
+    """The role `kassa migrate` grants the vault's privileges to: KASSA_VAULT_ROLE, else
+    KASSA_VAULT_DATABASE_URL's user when it is neither the migration nor the serving role."""
+    from kassa.db.migrate import role_of
+
+    if settings.vault_role:
+        return settings.vault_role
+    if settings.vault_database_url:
+        role = role_of(settings.vault_database_url)
+        others = {role_of(u) for u in (settings.migration_database_url or settings.database_url,
+                                       settings.database_url) if u}
+        if role and role not in others:
+            return role
+    return None
+
+
 @contextlib.contextmanager
 def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
     """KASSA_DATABASE_URL when set; otherwise the embedded server under KASSA_HOME (started
@@ -60,6 +76,10 @@ def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
         if migrate:
             run_migrations(migration_dsn, service_role=service_role(settings), on_wait=lambda
                            pid: say(f"waiting for another migration (pid {pid}) to finish"))
+            from kassa.vault import roles
+
+            roles.grant(migration_dsn, vault_role=vault_role(settings),
+                        service_role=service_role(settings))
         else:
             require_current(dsn)
         yield dsn

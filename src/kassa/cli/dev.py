@@ -35,12 +35,14 @@ def run(settings: Settings) -> None:
     sim_sock = listen(settings.simulator_host, settings.simulator_port,
                       port_setting="KASSA_SIMULATOR_PORT", host_setting="KASSA_SIMULATOR_HOST")
     bank_sock, settings = bank_socket(settings)
+    vault_sock = listen(settings.vault_host, settings.vault_port,
+                        port_setting="KASSA_VAULT_PORT", host_setting="KASSA_VAULT_HOST")
     # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                run_async(_dev(settings, dsn, api_sock, sim_sock, bank_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock, bank_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -48,17 +50,20 @@ def run(settings: Settings) -> None:
     finally:
         api_sock.close()
         sim_sock.close()
+        vault_sock.close()
         bank_sock.close()
     say("stopped")
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
-               sim_sock: socket.socket, bank_sock: socket.socket) -> None:
+               sim_sock: socket.socket, vault_sock: socket.socket,
+               bank_sock: socket.socket) -> None:
     import uvicorn
 
     from kassa import bootstrap
     from kassa.api.app import create_app
     from kassa.psp.simulator.app import create_app as create_simulator
+    from kassa.vault.cli import vault_asgi_app
     from kassa.workers import loops
 
     class Server(uvicorn.Server):
@@ -67,6 +72,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
             yield
 
     settings, sim_config = _dev_simulator(settings)
+    settings = _dev_vault(settings)
     kassa, close = await bootstrap.build(settings, dsn)
     try:
         seeded = await seed_dev_merchant(settings, kassa)
@@ -80,10 +86,17 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     sim = Server(uvicorn.Config(sim_app, log_level="warning",
                                 access_log=False, lifespan="off"))
 
+    # the card vault: its own app on its own port (one database role here, as in all of
+    # `kassa dev`; production gives it its own, README "Card vault")
+    token = settings.vault_forward_token()
+    assert token is not None
+    vault = Server(uvicorn.Config(vault_asgi_app(settings, dsn, token, create_keyring=True),
+                                  log_level="warning", access_log=False))
+
     bank = bank_server(settings, Server)
 
     async def ready() -> dict[str, bool]:
-        return {"simulator": sim.started, "bank": bank.started}
+        return {"simulator": sim.started, "vault": vault.started, "bank": bank.started}
 
     api_server = Server(uvicorn.Config(
         create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
@@ -93,6 +106,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     def shutdown() -> None:
         stop.set()
         sim.should_exit = True
+        vault.should_exit = True
         bank.should_exit = True
         api_server.should_exit = True
 
@@ -102,6 +116,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
     rail_client = bootstrap.http_client(settings)
     tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
+             asyncio.create_task(vault.serve(sockets=[vault_sock])),
              asyncio.create_task(bank.serve(sockets=[bank_sock])),
              asyncio.create_task(api_server.serve(sockets=[api_sock])),
              asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
@@ -113,11 +128,11 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                                            payouts=bootstrap.build_payout_rail(
                                                settings, rail_client),
                                            payouts_interval=settings.payouts_interval_seconds))]
-    while not (sim.started and bank.started and api_server.started):
+    while not (sim.started and api_server.started and vault.started and bank.started):
         if any(t.done() for t in tasks) or stop.is_set():
             break
         await asyncio.sleep(0.05)
-    started = sim.started and bank.started and api_server.started
+    started = sim.started and api_server.started and vault.started and bank.started
     if started:
         bootstrap.tune_gc()
         _banner(settings, dsn, seeded)
@@ -132,7 +147,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         await rail_client.aclose()
         await close()
     if not started and not _stopped_by_signal(stop, tasks):
-        raise StartupError("the API or the simulator did not start",
+        raise StartupError("the API, the simulator or the vault did not start",
                            "run again with --debug to see why")
 
 
@@ -147,13 +162,17 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"\nkassa is running (Ctrl-C stops everything)\n"
             f"  API:        {base}   (docs: {base}/docs, health: {base}/healthz)\n"
             f"  simulator:  {settings.simulator_base_url()}\n"
+            f"  vault:      {settings.vault_base_url()}   (POST /v1/payment_methods with "
+            f"the publishable key)\n"
             f"  bank:       {settings.bank_base_url()}   (payouts)\n"
             f"  database:   {redacted(dsn)}\n"
             f"  merchant:   {seeded['merchant_id']}\n"
             f"  CLI:        {cli_hint()}\n"
             f"  try:        curl {base}/v1/payment_intents -u $SK: -d amount=2000 "
             f"-d currency=usd -d payment_method=pm_card_visa -d confirm=true\n\n"
-            f"export SK={seeded['secret_key']}", flush=True)
+            + (f"export PK={seeded['publishable_key']}\n" if seeded.get("publishable_key")
+               else "")
+            + f"export SK={seeded['secret_key']}", flush=True)
 
 
 def cli_hint() -> str:
@@ -169,6 +188,19 @@ def cli_hint() -> str:
     if activate.exists():
         return f"{shown} --help   (or: source {shown.parent / 'activate'}, then kassa --help)"
     return f"{shown} --help"
+
+
+def _dev_vault(settings: Settings) -> Settings:
+    """The token the API and workers present to the vault's forwarding endpoint: made up
+    for this run when none is configured."""
+    import secrets
+
+    from pydantic import SecretStr
+
+    if settings.vault_forward_token():
+        return settings
+    return settings.model_copy(
+        update={"vault_forward_secret": SecretStr(secrets.token_hex(32))})
 
 
 def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]

@@ -10,13 +10,20 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
      ├── PSPRetryable          repeating the call with the same key is safe
      │    ├── PSPUnavailable   provably not processed (connection refused, DNS failure)
      │    └── PSPOutcomeUnknown  may have been processed: 5xx, reset after sending, an
-     │         │               unreadable answer; resolve it with get_status / a repeat
+     │         │               unreadable answer; resolve it with lookup / a repeat
      │         └── PSPTimeout  no answer in time
-     ├── UnknownOperation      get_status: the PSP never received this key
+     ├── UnknownOperation      lookup: the PSP has no record of the attempt, so repeating
+     │                         the call with its key is safe (and tells the outcome)
      └── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
 
 The saga runner (services/saga.py) maps these to what it records: a refusal is a recorded
 failure of the attempt, the two retryable classes leave the attempt to recovery.
+
+Recovery's primitive is ``lookup``: find what the PSP did with one attempt (an
+:class:`AttemptRef`, everything kassa knows of it) by the PSP's own means — the simulator
+answers by idempotency key, Stripe by the PaymentIntent's id or kassa's ids in its
+metadata. ``UnknownOperation`` means "not found there": the saga then repeats the call
+with the same key, which the PSP deduplicates.
 
 Inbound webhooks are verified and normalised by ``parse_webhook`` into :class:`PSPEvent`s:
 each names the PSP object it is about (``object_ref``) and its place in that object's
@@ -33,6 +40,7 @@ from typing import Protocol, runtime_checkable
 
 from kassa.domain.disputes import DisputeStatus
 from kassa.domain.money import Money
+from kassa.domain.payments import Operation
 
 
 class Outcome(StrEnum):
@@ -77,7 +85,8 @@ PSPRejected = PSPRefused  # the name earlier code used
 
 
 class UnknownOperation(PSPError):
-    """get_status: the PSP has no record of this idempotency key (the call never arrived)."""
+    """lookup: the PSP has no record of this attempt by its own means of finding it; the
+    call may be repeated with the attempt's idempotency key (the PSP deduplicates it)."""
 
 
 class WebhookRejected(PSPError):
@@ -107,9 +116,29 @@ class AuthorizeRequest:
     capture: bool  # True: authorise and capture in one call (automatic capture)
     merchant_id: str
     description: str | None = None
+    payment_id: str | None = None  # kassa's PaymentIntent, echoed to PSPs that keep metadata
+    # kassa's payment-method id (``pm_card_visa`` …): a PSP that knows the token itself
+    # (Stripe's test payment methods) is given the token instead of the card
+    payment_method: str | None = None
     # where the PSP sends the customer after 3-D Secure: kassa's own return endpoint for
     # this attempt (derived from the attempt id, so a repeated call is the same call)
     return_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """One attempt as kassa recorded it, for ``lookup`` to find at the PSP: the key it was
+    sent with, and whatever else the PSP's own search needs."""
+
+    operation: Operation
+    idempotency_key: str  # kassa's attempt id
+    amount: Money
+    merchant_id: str
+    payment_id: str
+    # the authorisation at the PSP: known for capture/void/refund, and for an
+    # authorisation once the PSP answered it (e.g. requires_action)
+    psp_reference: str | None = None
+    created: int = 0  # unix seconds the attempt was started
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +225,12 @@ class PSPAdapter(Protocol):
     async def refund(self, *, idempotency_key: str, psp_reference: str,
                      amount: Money) -> PSPResult: ...
 
-    async def get_status(self, *, idempotency_key: str) -> PSPResult:
-        """The result of the operation sent with ``idempotency_key``.
+    async def lookup(self, attempt: AttemptRef) -> PSPResult:
+        """What the PSP did with ``attempt``, found by the PSP's own means.
 
-        Raises UnknownOperation if the PSP never received it, so the caller knows that
-        repeating the call is safe and nothing was charged.
+        Raises UnknownOperation when the PSP has no record of it, so the caller repeats the
+        call with the same idempotency key (safe: the PSP deduplicates it, and nothing was
+        charged twice); PSPRetryable when the PSP cannot tell now.
         """
         ...
 

@@ -1,12 +1,55 @@
-"""Chooses the PSP for a payment. Rules, circuit breaking and failover arrive with the
-Stripe/Adyen adapters; today every payment goes to the configured default PSP."""
+"""The PSP registry (every configured PSP account, by name) and the router that picks one
+for a payment. Rules, success-rate routing, circuit breaking and failover build on the
+registry; today every payment goes to the configured default account."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from kassa.domain.payments import PaymentIntent
 from kassa.psp.base import PSPAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class PSPAccount:
+    """One account at one PSP. ``name`` is how kassa records it (an attempt's ``psp``,
+    the ledger's ``psp:<name>:receivable``, the webhook URL /psp/<name>/webhooks)."""
+
+    name: str
+    psp: str  # which adapter: simulator, stripe
+    adapter: PSPAdapter
+    hold_validity_seconds: float  # how long the PSP keeps an uncaptured authorisation
+
+
+class PSPRegistry(Mapping[str, PSPAdapter]):
+    """The configured PSP accounts: a mapping of name to adapter, plus what kassa knows
+    of each account."""
+
+    def __init__(self, accounts: Iterable[PSPAccount]) -> None:
+        self._accounts: dict[str, PSPAccount] = {}
+        for account in accounts:
+            if account.name in self._accounts:
+                raise ValueError(f"PSP account {account.name!r} is configured twice")
+            if account.adapter.name != account.name:
+                raise ValueError(f"PSP account {account.name!r} has an adapter named "
+                                 f"{account.adapter.name!r}")
+            self._accounts[account.name] = account
+
+    def __getitem__(self, name: str) -> PSPAdapter:
+        return self._accounts[name].adapter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._accounts)
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    def account(self, name: str) -> PSPAccount:
+        return self._accounts[name]
+
+    def hold_validity_seconds(self) -> dict[str, float]:
+        return {name: a.hold_validity_seconds for name, a in self._accounts.items()}
 
 
 class DefaultRouter:

@@ -33,6 +33,7 @@ from kassa.domain.payments import (
     PaymentIntent,
 )
 from kassa.psp.base import (
+    AttemptRef,
     AuthorizeRequest,
     Outcome,
     PSPRefused,
@@ -257,13 +258,21 @@ async def reload(kassa: Kassa, payment_id: str) -> PaymentIntent:
 # ------------------------------------------------------------------------ recovery
 
 
+def attempt_ref(attempt: Attempt) -> AttemptRef:
+    """The attempt as an adapter's lookup needs it."""
+    return AttemptRef(operation=attempt.operation, idempotency_key=attempt.id,
+                      amount=attempt.amount, merchant_id=attempt.merchant_id,
+                      payment_id=attempt.payment_intent_id,
+                      psp_reference=attempt.psp_reference, created=attempt.created)
+
+
 async def ask(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
-    """What the PSP did with this attempt's key; a call it never received is repeated
-    with the same key (declaring it failed would race the original still on its way).
-    None: still unknown."""
+    """What the PSP did with this attempt, found by the PSP's own means; a call it has no
+    record of is repeated with the same key (declaring it failed would race the original
+    still on its way). None: still unknown."""
     psp = kassa.psp(attempt.psp)
     try:
-        return await psp.get_status(idempotency_key=attempt.id)
+        return await psp.lookup(attempt_ref(attempt))
     except UnknownOperation:
         pass
     except PSPRetryable:
@@ -291,8 +300,8 @@ def authorize_request(kassa: Kassa, attempt: Attempt, p: PaymentIntent,
                       card: Any) -> AuthorizeRequest:
     return AuthorizeRequest(
         idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
-        merchant_id=p.merchant_id, description=p.description,
-        return_url=psp_return_url(kassa, attempt))
+        merchant_id=p.merchant_id, description=p.description, payment_id=p.id,
+        payment_method=p.payment_method, return_url=psp_return_url(kassa, attempt))
 
 
 def psp_return_url(kassa: Kassa, attempt: Attempt) -> str:

@@ -7,7 +7,8 @@ import uuid
 import httpx
 
 from kassa.domain.money import Money
-from kassa.psp.base import AuthorizeRequest, Outcome
+from kassa.domain.payments import Operation
+from kassa.psp.base import AttemptRef, AuthorizeRequest, Outcome
 from kassa.psp.simulator import SimulatorAdapter
 from kassa.vault.test_cards import TEST_PAYMENT_METHODS
 from tests.support.simulator_server import running_simulator_process
@@ -22,7 +23,8 @@ async def test_state_outlives_the_client() -> None:
         async with httpx.AsyncClient() as client:
             first = await SimulatorAdapter(client, base_url).authorize(request)
         async with httpx.AsyncClient() as client:  # a "restarted" kassa asks again
-            status = await SimulatorAdapter(client, base_url).get_status(idempotency_key=key)
+            status = await SimulatorAdapter(client, base_url).lookup(AttemptRef(
+                Operation.AUTHORIZE, key, Money(500, "usd"), "mer_process", "pi_process"))
             assert (await client.get(f"{base_url}/_sim/stats")).json()["authorizations"] == 1
 
     assert first.outcome is Outcome.CAPTURED

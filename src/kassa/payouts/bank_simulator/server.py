@@ -1,5 +1,5 @@
 """Run the bank simulator under uvicorn: in a thread or task (``build_server``) or from the
-shell (``python -m kassa.payouts.bank_simulator.server --port 8002``), which prints
+shell (``python -m kassa.payouts.bank_simulator.server --port 8003``), which prints
 ``kassa bank simulator listening on http://HOST:PORT`` once it accepts connections."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _config(host: str, port: int, config: BankConfig | None,
                           timeout_graceful_shutdown=1)
 
 
-def build_server(host: str = "127.0.0.1", port: int = 8002, config: BankConfig | None = None,
+def build_server(host: str = "127.0.0.1", port: int = 8003, config: BankConfig | None = None,
                  *, state_path: Path | None = None) -> uvicorn.Server:
     """A uvicorn server for a fresh bank; ``server.config.app.state.bank`` is its books."""
     return uvicorn.Server(_config(host, port, config, state_path))
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kassa.payouts.bank_simulator.server",
                                      description="kassa's simulated bank for payouts")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=8003, help="0 picks a free port")
     parser.add_argument("--paid-after-s", type=float, default=BankConfig().paid_after_s)
     parser.add_argument("--fail-after-s", type=float, default=BankConfig().fail_after_s)
     parser.add_argument("--return-after-s", type=float, default=BankConfig().return_after_s)

@@ -9,7 +9,7 @@ Error mapping: ``httpx.TimeoutException`` → PSPTimeout; a connection that coul
 opened (refused, DNS) → PSPUnavailable (the request never left); other transport errors
 (reset, protocol), 5xx, a 409 ``idempotency_error`` (the key is the PSP's already) and an
 answer kassa cannot read → PSPOutcomeUnknown; 429 → PSPUnavailable; other 4xx →
-PSPRefused; ``get_status`` 404 → UnknownOperation. Declines and refused operations are
+PSPRefused; ``lookup`` 404 → UnknownOperation. Declines and refused operations are
 results, never exceptions.
 
 Webhooks: ``parse_webhook`` checks the ``Sim-Signature`` HMAC over the raw body with the
@@ -30,6 +30,7 @@ import orjson
 from kassa.domain.disputes import DisputeStatus
 from kassa.domain.money import Money, UnknownCurrency
 from kassa.psp.base import (
+    AttemptRef,
     AuthorizeRequest,
     Outcome,
     PSPDispute,
@@ -139,9 +140,10 @@ class SimulatorAdapter:
                                    body, "refund", idempotency_key)
         return _to_result(payload)
 
-    async def get_status(self, *, idempotency_key: str) -> PSPResult:
-        payload = await self._send("GET", f"/v1/operations/{_seg(idempotency_key)}", None,
-                                   "get_status", idempotency_key)
+    async def lookup(self, attempt: AttemptRef) -> PSPResult:
+        """The simulator keeps every operation by its idempotency key and answers by it."""
+        key = attempt.idempotency_key
+        payload = await self._send("GET", f"/v1/operations/{_seg(key)}", None, "lookup", key)
         return _to_result(payload)
 
     async def submit_dispute_evidence(self, *, psp_dispute_id: str,
@@ -236,20 +238,20 @@ class SimulatorAdapter:
         status = response.status_code
         if status >= 500:
             raise PSPOutcomeUnknown(f"{where}: HTTP {status} {_error_message(response)}")
-        if status == 404 and operation == "get_status":
+        if status == 404 and operation == "lookup":
             raise UnknownOperation(f"{where}: the simulator never received this operation")
         if status == 429:  # rate limited: refused before acting, a later repeat may pass
             raise PSPUnavailable(f"{where}: HTTP 429 {_error_message(response)}")
         if status == 409 and _error_type(response) == "idempotency_error":
             # the PSP holds this key for another request: it may have acted on it, so this
-            # is not a refusal; get_status tells what it did
+            # is not a refusal; lookup tells what it did
             raise PSPOutcomeUnknown(f"{where}: HTTP 409 {_error_message(response)}")
         if status >= 400:
             raise PSPRefused(f"{where}: HTTP {status} {_error_message(response)}")
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            # The answer is unreadable, so the outcome is unknown: ask get_status later.
+            # The answer is unreadable, so the outcome is unknown: lookup asks later.
             raise PSPOutcomeUnknown(f"{where}: HTTP {status} with a body that is not JSON"
                                     ) from exc
         if not isinstance(payload, dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kassa.domain.cards import luhn_valid
+
 
 @dataclass(frozen=True, slots=True)
 class CardBehaviour:
@@ -46,20 +48,6 @@ TEST_CARDS: dict[str, CardBehaviour] = {
 
 INCORRECT_NUMBER = CardBehaviour("incorrect_number", "Your card number is incorrect.")
 EXPIRED = TEST_CARDS["4000000000000069"]
-
-
-def luhn_valid(number: str) -> bool:
-    if not (12 <= len(number) <= 19) or not number.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 def brand_of(number: str) -> str:

@@ -3,7 +3,7 @@ the schedule periods the scheduler has made (unique per merchant, currency and p
 payout ledger kinds, and the balance transactions a payout contains.
 
 Revision ID: money_out_payouts
-Revises: stripe_wire_request_ids (main's head when this was merged; the brief said 0008)
+Revises: vault_card_vault (main's head when this was merged; the brief said 0008)
 
 What protects money here rather than in Python alone:
 - ``payout_periods`` has one row per merchant, currency and period: two schedulers racing,
@@ -20,7 +20,7 @@ What protects money here rather than in Python alone:
 from alembic import op
 
 revision = "money_out_payouts"
-down_revision = "stripe_wire_request_ids"
+down_revision = "vault_card_vault"
 
 FAILURE_CODES = ("account_closed", "account_frozen", "bank_account_restricted",
                  "bank_ownership_changed", "could_not_process", "debit_not_authorized",

@@ -1,0 +1,173 @@
+"""The forwarding endpoint's work: a PSP request built outside the vault with placeholders
+(placeholders.py) gets the card fields filled in and goes to an allow-listed PSP origin
+only; the PSP's answer comes back with any card number it echoed put back as placeholder.
+
+The outcome of the PSP hop travels back in ``Kassa-Forward-Error`` (connect,
+connect_timeout, timeout, transport, refused), so the caller's transport can raise what its
+own connection would have raised (transport.py) and adapters keep their error mapping: a
+request the PSP never received stays provably unsent, a timeout stays outcome-unknown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import orjson
+
+from kassa.vault import placeholders
+from kassa.vault.crypto import DecryptionFailed
+from kassa.vault.keyring import UnwrapFailed
+from kassa.vault.secret import Secret
+from kassa.vault.service import Vault
+
+ERROR_HEADER = "kassa-forward-error"
+URL_HEADER = "kassa-forward-url"
+METHOD_HEADER = "kassa-forward-method"
+TIMEOUT_HEADER = "kassa-forward-timeout"
+TOKEN_HEADER = "kassa-vault-token"
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+               "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
+_NOT_RETURNED = _HOP_BY_HOP | {"content-encoding"}
+log = logging.getLogger(__name__)
+
+
+class ForwardRefused(Exception):
+    """Not forwarded (nothing reached the PSP): a host off the allow-list, an unknown card,
+    a body the vault cannot read."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    error: str | None = None  # connect[_timeout] | timeout | transport (the PSP hop failed)
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    return parsed.scheme, parsed.host, port
+
+
+def parse_allow_list(text: str) -> frozenset[tuple[str, str, int]]:
+    """``http://127.0.0.1:8001,https://api.stripe.com``: the PSP origins one may forward to."""
+    return frozenset(origin(item.strip()) for item in text.split(",") if item.strip())
+
+
+class Forwarder:
+    def __init__(self, vault: Vault, client: httpx.AsyncClient, *,
+                 allowed: frozenset[tuple[str, str, int]], default_timeout: float = 10.0
+                 ) -> None:
+        self.vault = vault
+        self.client = client
+        self.allowed = allowed
+        self.default_timeout = default_timeout
+
+    async def forward(self, *, method: str, url: str, headers: Iterable[tuple[str, str]],
+                      body: bytes, psp_timeout: float | None) -> Forwarded:
+        try:
+            target = origin(url)
+        except (httpx.InvalidURL, TypeError):
+            raise ForwardRefused("the forward URL is not a URL") from None
+        if target not in self.allowed:
+            raise ForwardRefused(f"{target[0]}://{target[1]}:{target[2]} is not an allowed PSP "
+                                 "host (KASSA_VAULT_FORWARD_HOSTS)", status=403)
+        outgoing = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP
+                    and not k.lower().startswith(("kassa-vault-", "kassa-forward-"))]
+        content_type = next((v for k, v in outgoing if k.lower() == "content-type"), "")
+        filled, pans, cvcs = await self._fill(content_type, body)
+        try:
+            response = await self.client.request(method, url, headers=outgoing, content=filled,
+                                                 timeout=psp_timeout or self.default_timeout)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            for pm_id, cvc in cvcs.items():  # provably unsent: the CVC was not used
+                self.vault.cvcs.give_back(pm_id, cvc)
+            timed_out = isinstance(exc, httpx.ConnectTimeout)
+            return Forwarded(504 if timed_out else 502, [], b"",
+                             "connect_timeout" if timed_out else "connect")
+        except httpx.TimeoutException:
+            return Forwarded(504, [], b"", "timeout")
+        except httpx.TransportError:
+            return Forwarded(502, [], b"", "transport")
+        answer = response.content
+        for pm_id, pan in pans.items():  # a PSP that echoes the number gets its placeholder
+            answer = answer.replace(pan.encode(), placeholders.placeholder(pm_id, "number")
+                                    .encode())
+        returned = [(k, v) for k, v in response.headers.multi_items()
+                    if k.lower() not in _NOT_RETURNED]
+        return Forwarded(response.status_code, returned, answer)
+
+    async def _fill(self, content_type: str, body: bytes
+                    ) -> tuple[bytes, dict[str, str], dict[str, Secret]]:
+        """The body with placeholders replaced; the PANs and CVCs used, by payment method."""
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "application/json":
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise ForwardRefused("the body to forward is not JSON") from None
+            found = _json_placeholders(document)
+        elif kind == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+            found = {v for _, v in pairs if placeholders.parse(v) is not None}
+        else:
+            raise ForwardRefused("the vault forwards JSON or form-encoded bodies only")
+        wanted = {placeholders.parse(p) for p in found}
+        numbers = {pm for pm, field in filter(None, wanted) if field == "number"}
+        try:
+            opened = await self.vault.open_cards(sorted(numbers)) if numbers else {}
+        except (DecryptionFailed, UnwrapFailed):
+            log.error("a stored card did not authenticate (tampered, or moved between rows): "
+                      "one of %s", sorted(numbers))
+            raise ForwardRefused("the card's stored data did not authenticate", 422) from None
+        missing = numbers - set(opened)
+        if missing:
+            raise ForwardRefused(f"No such PaymentMethod: '{sorted(missing)[0]}'", status=404)
+        values: dict[str, str | None] = {}
+        pans: dict[str, str] = {}
+        cvcs: dict[str, Secret] = {}
+        for pm, field in filter(None, wanted):
+            if field == "number":
+                pans[pm] = opened[pm].reveal()
+                values[placeholders.placeholder(pm, field)] = pans[pm]
+            else:
+                cvc = self.vault.cvcs.take(pm)
+                if cvc is not None:
+                    cvcs[pm] = cvc
+                values[placeholders.placeholder(pm, field)] = None if cvc is None \
+                    else cvc.reveal()
+        if kind == "application/json":
+            return orjson.dumps(_json_fill(document, values)), pans, cvcs
+        filled = [(k, values[v]) if v in values else (k, v) for k, v in pairs]
+        return urlencode([(k, v) for k, v in filled if v is not None]).encode(), pans, cvcs
+
+
+def _json_placeholders(node: Any) -> set[str]:
+    if isinstance(node, str):
+        return {node} if placeholders.parse(node) is not None else set()
+    if isinstance(node, dict):
+        return set().union(*map(_json_placeholders, node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*map(_json_placeholders, node)) if node else set()
+    return set()
+
+
+def _json_fill(node: Any, values: dict[str, str | None]) -> Any:
+    """Placeholders replaced; a field whose value is gone (a CVC no longer held) omitted."""
+    if isinstance(node, dict):
+        return {k: _json_fill(v, values) for k, v in node.items()
+                if not (isinstance(v, str) and v in values and values[v] is None)}
+    if isinstance(node, list):
+        return [_json_fill(v, values) for v in node]
+    if isinstance(node, str) and node in values:
+        return values[node]
+    return node
