@@ -14,10 +14,12 @@ from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
+from kassa.payouts.base import PayoutAdapter
 from kassa.psp.router import DefaultRouter, PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
 from kassa.services.context import Kassa, WatchPolicy
+from kassa.services.payout_rail import RailPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
 from kassa.vault.transport import VaultForwardingTransport
@@ -124,6 +126,19 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         await pool.close()
 
     return kassa, close
+
+
+def build_payout_rail(settings: Settings, client: httpx.AsyncClient
+                      ) -> tuple[PayoutAdapter, RailPolicy]:
+    """The payout rail the payouts worker sends through (the bank simulator's adapter; a
+    real bank's or PSP's payout API implements the same protocol), and its pacing."""
+    from kassa.payouts.bank_simulator import BankSimulatorAdapter
+
+    policy = RailPolicy(poll_s=settings.payout_poll_seconds,
+                        backoff_cap_s=settings.payout_poll_cap_seconds,
+                        return_watch_s=settings.payout_return_watch_days * 86_400,
+                        lease_s=2 * settings.psp_timeout_seconds + 60.0)
+    return BankSimulatorAdapter(client, settings.bank_base_url()), policy
 
 
 def build_relay(settings: Settings, kassa: Kassa) -> Relay | None:

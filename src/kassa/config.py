@@ -125,6 +125,21 @@ class Settings(BaseSettings):
     vault_forward_hosts: str | None = None
     vault_cvc_ttl_seconds: float = Field(default=600.0, gt=0)
     vault_kek_refresh_seconds: float = Field(default=5.0, gt=0)
+    # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
+    # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
+    # the payouts worker's idle pass, its first look at an in-transit payout (doubling while
+    # nothing changes, up to the cap), and how long a paid payout is watched for a return.
+    bank_host: str = "127.0.0.1"
+    bank_port: int | None = Field(default=None, ge=0, le=65535)
+    bank_url: str | None = None
+    payouts_interval_seconds: float = Field(default=2.0, gt=0)
+    payout_poll_seconds: float = Field(default=60.0, ge=0)
+    payout_poll_cap_seconds: float = Field(default=6 * 3600.0, ge=0)
+    payout_return_watch_days: float = Field(default=10.0, ge=0)
+
+    def bank_base_url(self) -> str:
+        port = self.bank_port or 8003  # the bank simulator's own default (8002: the vault)
+        return (self.bank_url or f"http://{self.bank_host}:{port}").rstrip("/")
 
     def psp_timeout(self) -> float:
         return self.psp_timeout_seconds

@@ -23,6 +23,7 @@ async def _intent(client, auth) -> str:
     ("/v1/balance_transactions", "txn_nope", "balance_transaction"),
     ("/v1/disputes", "dp_nope", "dispute"),
     ("/v1/webhook_endpoints", "we_nope", "webhook_endpoint"),
+    ("/v1/payouts", "po_nope", "payout"),
 ])
 @pytest.mark.parametrize("name", ["starting_after", "ending_before"])
 async def test_an_unknown_cursor_is_resource_missing(client, auth, path, cursor, object_name,

@@ -79,7 +79,7 @@ async def test_balance_transactions_by_source_type_and_currency(client, auth):
     assert len(await ids(client, auth, url, currency="USD")) == 3
     assert await ids(client, auth, url, currency="eur") == []
     r = await client.get(url, headers=auth, params={"payout": "po_123"})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "payout"
+    assert r.status_code == 404 and r.json()["error"]["param"] == "payout"
 
 
 async def test_refunds_by_charge_and_events_by_types(client, auth):

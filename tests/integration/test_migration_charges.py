@@ -17,7 +17,7 @@ MERCHANT = "acct_m"
 
 def test_attempts_before_the_migration_are_charges_after_it(server_url):
     with empty_database(server_url, "kassa_mig_ch") as url:
-        upgrade(url, "vault_card_vault")
+        upgrade(url, "stripe_intents_intent_fields")
         with psycopg.connect(url, autocommit=True) as conn:
             for pid, charge, status in (("pi_a", "ch_old", "failed"),
                                         ("pi_a", "ch_new", "succeeded")):
@@ -47,7 +47,7 @@ def test_attempts_before_the_migration_are_charges_after_it(server_url):
                 {"op": "mark_attempt_unknown", "row": {"id": "att_cap"}}]),))
             assert conn.execute("SELECT card->>'brand' FROM charges WHERE id = 'ch_x'"
                                 ).fetchone() == ("amex",)
-        command.downgrade(alembic_config(url), "vault_card_vault")  # and back
+        command.downgrade(alembic_config(url), "stripe_intents_intent_fields")  # and back
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('charges')").fetchone() == (None,)
             assert conn.execute("SELECT to_regclass('balance_transactions_source')"

@@ -25,6 +25,7 @@ from kassa.api.routers import (
     events,
     payment_intents,
     payment_methods,
+    payouts,
     psp_returns,
     psp_webhooks,
     receipts,
@@ -90,7 +91,7 @@ def create_app(*, kassa: Kassa | None = None,
     app.state.keys = KeyCache(key_cache_seconds)
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
-                   disputes, psp_webhooks, psp_returns, receipts, request_logs,
+                   disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
                    payment_methods):
         app.include_router(module.router)
 

@@ -315,14 +315,7 @@ class BalanceTransactionListQuery(ListQuery):
     type: Filter | None = None
     source: Filter | None = None
     currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
-    payout: Filter | None = None
-
-    @model_validator(mode="after")
-    def _no_payouts_yet(self) -> BalanceTransactionListQuery:
-        if self.payout is not None:  # refused, never ignored: nothing is paid out yet
-            raise InvalidRequest("Filtering by payout is not available: kassa makes no "
-                                 "payouts yet.", param="payout")
-        return self
+    payout: Filter | None = None  # what an automatic payout contains
 
 
 class DisputeListQuery(ListQuery):

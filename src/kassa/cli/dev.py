@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kassa.cli.database import database, redacted
+from kassa.cli.dev_bank import bank_server, bank_socket
 from kassa.cli.dev_merchant import seed_dev_merchant
 from kassa.cli.process import STOP_SIGNALS, listen, run_async, say, stop_on_signals
 from kassa.config import Settings
@@ -33,6 +34,7 @@ def run(settings: Settings) -> None:
                       host_setting="KASSA_HOST")
     sim_sock = listen(settings.simulator_host, settings.simulator_port,
                       port_setting="KASSA_SIMULATOR_PORT", host_setting="KASSA_SIMULATOR_HOST")
+    bank_sock, settings = bank_socket(settings)
     vault_sock = listen(settings.vault_host, settings.vault_port,
                         port_setting="KASSA_VAULT_PORT", host_setting="KASSA_VAULT_HOST")
     # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
@@ -40,7 +42,7 @@ def run(settings: Settings) -> None:
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock, bank_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -49,11 +51,13 @@ def run(settings: Settings) -> None:
         api_sock.close()
         sim_sock.close()
         vault_sock.close()
+        bank_sock.close()
     say("stopped")
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
-               sim_sock: socket.socket, vault_sock: socket.socket) -> None:
+               sim_sock: socket.socket, vault_sock: socket.socket,
+               bank_sock: socket.socket) -> None:
     import uvicorn
 
     from kassa import bootstrap
@@ -89,8 +93,10 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     vault = Server(uvicorn.Config(vault_asgi_app(settings, dsn, token, create_keyring=True),
                                   log_level="warning", access_log=False))
 
+    bank = bank_server(settings, Server)
+
     async def ready() -> dict[str, bool]:
-        return {"simulator": sim.started, "vault": vault.started}
+        return {"simulator": sim.started, "vault": vault.started, "bank": bank.started}
 
     api_server = Server(uvicorn.Config(
         create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
@@ -101,26 +107,32 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         stop.set()
         sim.should_exit = True
         vault.should_exit = True
+        bank.should_exit = True
         api_server.should_exit = True
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, shutdown)
     relay = bootstrap.build_relay(settings, kassa)
     sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
+    rail_client = bootstrap.http_client(settings)
     tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
              asyncio.create_task(vault.serve(sockets=[vault_sock])),
+             asyncio.create_task(bank.serve(sockets=[bank_sock])),
              asyncio.create_task(api_server.serve(sockets=[api_sock])),
              asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
                                            stop=stop, relay=relay,
                                            relay_interval=settings.relay_interval_seconds,
                                            webhook_sender=sender,
                                            psp_webhooks_interval=(
-                                               settings.psp_webhooks_interval_seconds)))]
-    while not (sim.started and api_server.started and vault.started):
+                                               settings.psp_webhooks_interval_seconds),
+                                           payouts=bootstrap.build_payout_rail(
+                                               settings, rail_client),
+                                           payouts_interval=settings.payouts_interval_seconds))]
+    while not (sim.started and api_server.started and vault.started and bank.started):
         if any(t.done() for t in tasks) or stop.is_set():
             break
         await asyncio.sleep(0.05)
-    started = sim.started and api_server.started and vault.started
+    started = sim.started and api_server.started and vault.started and bank.started
     if started:
         bootstrap.tune_gc()
         _banner(settings, dsn, seeded)
@@ -132,6 +144,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         if relay is not None:
             await relay.close()
         await close_sender()
+        await rail_client.aclose()
         await close()
     if not started and not _stopped_by_signal(stop, tasks):
         raise StartupError("the API, the simulator or the vault did not start",
@@ -151,6 +164,7 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  simulator:  {settings.simulator_base_url()}\n"
             f"  vault:      {settings.vault_base_url()}   (POST /v1/payment_methods with "
             f"the publishable key)\n"
+            f"  bank:       {settings.bank_base_url()}   (payouts)\n"
             f"  database:   {redacted(dsn)}\n"
             f"  merchant:   {seeded['merchant_id']}\n"
             f"  CLI:        {cli_hint()}\n"

@@ -59,6 +59,8 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
     sender = close_sender = None
     if "webhooks" in roles:
         sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
+    rail_client = bootstrap.http_client(settings) if "payouts" in roles else None
+    payouts = bootstrap.build_payout_rail(settings, rail_client) if rail_client else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,8 +69,11 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
         await loops.run(kassa, roles=roles, interval=settings.recovery_interval_seconds,
                         stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
                         webhook_sender=sender,
-                        psp_webhooks_interval=settings.psp_webhooks_interval_seconds)
+                        psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
+                        payouts=payouts, payouts_interval=settings.payouts_interval_seconds)
     finally:
+        if rail_client is not None:
+            await rail_client.aclose()
         if relay is not None:
             await relay.close()
         if close_sender is not None:

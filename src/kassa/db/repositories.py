@@ -605,10 +605,12 @@ def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
                                     starting_after: str | None, ending_before: str | None,
                                     type: str | None, source: str | None = None,
-                                    currency: str | None = None, created: Bounds | None = None
+                                    currency: str | None = None, created: Bounds | None = None,
+                                    payout: str | None = None
                                     ) -> tuple[list[asyncpg.Record], bool]:
     conditions, args = [], []
-    for column, value in (("type", type), ("source", source), ("currency", currency)):
+    for column, value in (("type", type), ("source", source), ("currency", currency),
+                          ("payout", payout)):
         if value is not None:
             args.append(value)
             conditions.append(f"{column} = ${len(args) + 2}")
@@ -707,7 +709,9 @@ async def merchant_balance_mismatches(conn: Conn, limit: int = 100) -> list[asyn
         " FROM balance_transactions GROUP BY 1, 2),"
         " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
         " -sum(amount)::bigint AS ledger FROM ledger_entries"
-        " WHERE account LIKE 'merchant:%' AND layer = 'posted' GROUP BY 1, 2)"
+        " WHERE account LIKE 'merchant:%' AND layer = 'posted'"
+        # a payout on its way is no longer in the balance (payouts_repository checks it)
+        " AND account NOT LIKE 'merchant:%:payouts_in_transit' GROUP BY 1, 2)"
         " SELECT coalesce(bt.merchant_id, led.merchant_id) AS merchant_id,"
         " coalesce(bt.currency, led.currency) AS currency, coalesce(bt_net, 0) AS bt_net,"
         " coalesce(ledger, 0) AS ledger FROM bt FULL JOIN led"

@@ -12,6 +12,8 @@ PREFIXES = {
     "event": "evt",
     "merchant": "acct",
     "balance_transaction": "txn",
+    "payout": "po",
+    "bank_account": "ba",  # a payout destination
 }
 
 

@@ -28,6 +28,10 @@ class TxKind(StrEnum):
     AVAILABILITY = "availability"  # merchant pending -> available after settlement delay
     DISPUTE = "dispute"  # chargeback: disputed amount plus dispute fee taken from the merchant
     DISPUTE_REVERSAL = "dispute_reversal"  # dispute won: amount and fee returned
+    PAYOUT = "payout"  # merchant available -> payouts in transit (domain/payouts.py)
+    PAYOUT_PAID = "payout_paid"  # payouts in transit -> bank cash: the bank paid it
+    PAYOUT_FAILURE = "payout_failure"  # failed (or returned after paid): back to available
+    PAYOUT_CANCEL = "payout_cancel"  # canceled while pending: back to available
 
 
 def merchant_pending(merchant_id: str) -> str:
@@ -36,6 +40,10 @@ def merchant_pending(merchant_id: str) -> str:
 
 def merchant_available(merchant_id: str) -> str:
     return f"merchant:{merchant_id}:available"
+
+
+def merchant_payouts_in_transit(merchant_id: str) -> str:
+    return f"merchant:{merchant_id}:payouts_in_transit"
 
 
 def psp_receivable(psp: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from kassa.db import payouts_repository as payouts_repo
 from kassa.db import psp_repository as psp_repo
 from kassa.db import repositories as repo
 
@@ -51,5 +52,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
             f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
             f"{row['expected_reinstated']}")
+    for row in await payouts_repo.payout_ledger_mismatches(conn):
+        report.problems.append(
+            f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
+            f"payouts in transit {row['ledger']}")
     report.checked = await repo.ledger_counts(conn)
     return report

@@ -20,6 +20,10 @@ def balance(*, available: Mapping[str, int], pending: Mapping[str, int]) -> dict
     }
 
 
+# Stripe's reporting_category where it is not the type itself
+_REPORTING_CATEGORIES = {"payout_cancel": "payout_reversal", "payout_failure": "payout_reversal"}
+
+
 def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:
     """From a balance_transactions row (or a dict of its columns not committed yet)."""
     return {
@@ -30,6 +34,8 @@ def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:
                           "description": "kassa processing fees", "type": "stripe_fee"}]
                         if row["fee"] else []),
         "balance_type": "payments",
-        "net": row["net"], "reporting_category": row["type"], "source": row["source"],
+        "net": row["net"],
+        "reporting_category": _REPORTING_CATEGORIES.get(row["type"], row["type"]),
+        "source": row["source"],
         "status": row["status"], "type": row["type"],
     }

@@ -6,8 +6,10 @@ from collections import defaultdict
 from typing import Any
 
 from kassa import representations
+from kassa.db import payouts_repository as payouts_repo
 from kassa.db import repositories as repo
 from kassa.domain import ledger
+from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.services.context import Kassa
@@ -31,13 +33,26 @@ async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
 async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: int,
                                     starting_after: str | None, ending_before: str | None,
                                     type: str | None, source: str | None = None,
-                                    currency: str | None = None, created: Bounds | None = None
+                                    currency: str | None = None, created: Bounds | None = None,
+                                    payout: str | None = None
                                     ) -> tuple[list[dict[str, Any]], bool]:
+    if payout is not None:
+        await _itemisable(kassa, merchant_id=merchant_id, payout_id=payout)
     rows, more = await repo.list_balance_transactions(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, type=type, source=source,
-        currency=currency.lower() if currency else None, created=created)
+        currency=currency.lower() if currency else None, created=created, payout=payout)
     return [representations.balance_transaction(r) for r in rows], more
+
+
+async def _itemisable(kassa: Kassa, *, merchant_id: str, payout_id: str) -> None:
+    """Only automatic payouts have contents (as at Stripe); a manual one is a 400."""
+    p = await payouts_repo.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
+    if p is None:
+        raise NotFound(f"No such payout: '{payout_id}'", param="payout")
+    if not p.automatic:
+        raise InvalidRequest("Balance transaction history can only be filtered on automatic "
+                             "payouts, not manual ones.", param="payout")
 
 
 async def retrieve_balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str

@@ -18,6 +18,7 @@ LISTS: dict[str, tuple[str, str]] = {
     "/v1/balance_transactions": ("balance_transactions", "balance_transaction"),
     "/v1/disputes": ("disputes", "dispute"),
     "/v1/webhook_endpoints": ("webhook_endpoints", "webhook_endpoint"),
+    "/v1/payouts": ("payouts", "payout"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Thin worker loops: recovery of open attempts, funds availability, idempotency expiry."""
+"""Thin worker loops: recovery of open attempts, funds availability, idempotency expiry,
+the relay, webhooks, inbound PSP events, payouts."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from kassa.events.relay import Relay
-from kassa.services import balances, idempotency, psp_webhooks, recovery, request_logs
+from kassa.payouts.base import PayoutAdapter
+from kassa.services import (
+    balances,
+    idempotency,
+    payout_rail,
+    payout_scheduler,
+    psp_webhooks,
+    recovery,
+    request_logs,
+)
 from kassa.services.context import Kassa
 from kassa.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks")
+         "psp-webhooks", "payouts", "payout-schedule")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -37,7 +47,9 @@ async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
 async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float = 2.0,
               stop: asyncio.Event | None = None, relay: Relay | None = None,
               relay_interval: float = 0.2, webhook_sender: WebhookSender | None = None,
-              psp_webhooks_interval: float = 0.5) -> None:
+              psp_webhooks_interval: float = 0.5,
+              payouts: tuple[PayoutAdapter, payout_rail.RailPolicy] | None = None,
+              payouts_interval: float = 2.0) -> None:
     stop = stop or asyncio.Event()
     tasks = []
     if "recovery" in roles:
@@ -58,4 +70,11 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
     if "psp-webhooks" in roles:  # inbound PSP events: any number of replicas (SKIP LOCKED)
         tasks.append(every(psp_webhooks_interval, lambda: psp_webhooks.apply_pending(kassa),
                            "psp-webhooks", stop))
+    if "payouts" in roles and payouts is not None:  # the rail is wired by bootstrap
+        rail, policy = payouts
+        tasks.append(every(payouts_interval, lambda: payout_rail.advance_due_payouts(
+            kassa, rail=rail, policy=policy), "payouts", stop))
+    if "payout-schedule" in roles:  # automatic payouts: any number of replicas (unique periods)
+        tasks.append(every(max(interval, 60.0), lambda: payout_scheduler.schedule_payouts(kassa),
+                           "payout-schedule", stop))
     await asyncio.gather(*tasks)

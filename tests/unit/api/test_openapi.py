@@ -7,7 +7,7 @@ import pytest
 
 from kassa.api import schemas
 from kassa.api.app import create_app
-from kassa.api.routers import disputes, webhook_endpoints
+from kassa.api.routers import disputes, payouts, webhook_endpoints
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -40,12 +40,15 @@ BODIES = {
     ("POST", "/v1/events/{event_id}/redeliver"): webhook_endpoints.EventRedeliver,
     ("POST", "/v1/disputes/{dispute_id}"): disputes.DisputeUpdate,
     ("POST", "/v1/disputes/{dispute_id}/close"): disputes.DisputeClose,
+    ("POST", "/v1/payouts"): payouts.PayoutCreate,
+    ("POST", "/v1/payouts/{payout_id}/cancel"): payouts.PayoutCancel,
+    ("POST", "/v1/accounts/{account_id}/external_accounts"): payouts.ExternalAccountCreate,
 }
 
 
 def test_every_path_and_operation_is_listed(doc):
-    assert len(doc["paths"]) == 29  # + /v1/charges, its {charge_id}, its refunds
-    assert len(list(operations(doc))) == 37
+    assert len(doc["paths"]) == 33
+    assert len(list(operations(doc))) == 43
 
 
 @pytest.mark.parametrize(("key", "model"), BODIES.items(), ids=lambda v: str(v))

@@ -30,7 +30,7 @@ async def list_balance_transactions(request: Request, caller: deps.SecretKey,
                                     ) -> Response:
     return await routing.list_page(request, caller, q, "/v1/balance_transactions",
                                    balances.list_balance_transactions, type=q.type,
-                                   source=q.source, currency=q.currency)
+                                   source=q.source, currency=q.currency, payout=q.payout)
 
 
 async def _balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str

@@ -1,0 +1,169 @@
+"""Payout destinations: a merchant's bank account (holder, IBAN or US routing + account
+number, country, currency), validated, and shown only masked (last 4 digits).
+
+The checks are hand-written because the domain is stdlib only (ARCHITECTURE §10): the
+ISO 13616 mod-97 check and the ABA routing checksum are a few lines each, and the lengths
+below are the SWIFT IBAN registry's. tests/unit/domain/test_bank_accounts.py checks them
+against schwifty and python-stdnum.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kassa.domain.errors import InvalidRequest
+from kassa.domain.money import UnknownCurrency, normalize_currency
+
+# IBAN length per country, from the SWIFT IBAN registry (countries of the official list).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AX": 18, "AZ": 28, "BA": 20, "BE": 16,
+    "BG": 22, "BH": 22, "BI": 27, "BL": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22,
+    "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GF": 27,
+    "GG": 22, "GI": 23, "GL": 18, "GP": 27, "GR": 27, "GT": 28, "HN": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IM": 22, "IQ": 23, "IS": 26, "IT": 27, "JE": 22,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MF": 27, "MK": 19, "MN": 20,
+    "MQ": 27, "MR": 27, "MT": 31, "MU": 30, "NC": 27, "NI": 28, "NL": 18, "NO": 15,
+    "OM": 23, "PF": 27, "PK": 24, "PL": 28, "PM": 27, "PS": 29, "PT": 25, "QA": 29,
+    "RE": 27, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24,
+    "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TF": 27, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "WF": 27, "XK": 20, "YE": 30,
+    "YT": 27,
+}
+
+MAX_HOLDER_NAME = 140
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_IBAN_CHARS = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+_SEPARATORS = re.compile(r"[\s-]")
+
+
+def iban_checksum_ok(iban: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to 10..35; mod 97 = 1.
+    Check digits 00, 01 and 99 pass that test but ISO 7064 never produces them."""
+    if not "02" <= iban[2:4] <= "98":
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def aba_checksum_ok(routing: str) -> bool:
+    """ABA routing transit number: 3·(d1+d4+d7) + 7·(d2+d5+d8) + (d3+d6+d9) ≡ 0 (mod 10)."""
+    d = [int(c) for c in routing]
+    return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + d[2] + d[5] + d[8]) % 10 == 0
+
+
+def normalize_iban(raw: str) -> str:
+    """Without spaces or dashes, upper case; raises InvalidRequest unless a valid IBAN."""
+    iban = _SEPARATORS.sub("", raw).upper()
+    if not _IBAN_CHARS.fullmatch(iban):
+        raise InvalidRequest("The IBAN is not well formed.", param="iban")
+    expected = IBAN_LENGTHS.get(iban[:2])
+    if expected is None:
+        raise InvalidRequest(f"IBANs from country {iban[:2]} are not supported.", param="iban")
+    if len(iban) != expected:
+        raise InvalidRequest(f"An IBAN from {iban[:2]} has {expected} characters, this one "
+                             f"has {len(iban)}.", param="iban")
+    if not iban_checksum_ok(iban):
+        raise InvalidRequest("The IBAN's check digits are wrong.", param="iban")
+    return iban
+
+
+def _routing(raw: str) -> str:
+    routing = _SEPARATORS.sub("", raw)
+    if not (len(routing) == 9 and _DIGITS.fullmatch(routing)):
+        raise InvalidRequest("A routing number has 9 digits.", param="routing_number")
+    if routing == "000000000" or not aba_checksum_ok(routing):
+        raise InvalidRequest("The routing number is not a valid ABA routing number.",
+                             param="routing_number")
+    return routing
+
+
+def _us_account_number(raw: str) -> str:
+    number = _SEPARATORS.sub("", raw)
+    if not (4 <= len(number) <= 17 and _DIGITS.fullmatch(number)):
+        raise InvalidRequest("A US account number has 4 to 17 digits.", param="account_number")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    """A validated payout destination; build it with :func:`bank_account`. ``repr`` and
+    :meth:`masked` show only the last 4 digits of the account."""
+
+    account_holder_name: str
+    country: str  # ISO 3166-1 alpha-2, upper case
+    currency: str  # ISO 4217, lower case
+    iban: str | None = None
+    routing_number: str | None = None  # US: ABA routing number (public: it names the bank)
+    account_number: str | None = None  # US account number
+
+    @property
+    def number(self) -> str:
+        """The full account identifier (IBAN or account number): for the bank call only."""
+        return self.iban or self.account_number or ""
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    @property
+    def scheme(self) -> str:
+        return "iban" if self.iban else "us_routing"
+
+    def masked(self) -> dict[str, str | None]:
+        """What the API, logs and dashboard show: never the full account number."""
+        return {
+            "account_holder_name": self.account_holder_name,
+            "country": self.country,
+            "currency": self.currency,
+            "last4": self.last4,
+            "routing_number": self.routing_number,
+            "scheme": self.scheme,
+        }
+
+    def __repr__(self) -> str:
+        return (f"BankAccount(country={self.country!r}, currency={self.currency!r}, "
+                f"scheme={self.scheme!r}, last4={self.last4!r})")
+
+
+def bank_account(*, account_holder_name: str, country: str, currency: str,
+                 iban: str | None = None, routing_number: str | None = None,
+                 account_number: str | None = None) -> BankAccount:
+    """Validate a destination; raises InvalidRequest naming the offending parameter."""
+    holder = " ".join(str(account_holder_name or "").split())
+    if not holder:
+        raise InvalidRequest("The account holder's name is required.",
+                             param="account_holder_name")
+    if len(holder) > MAX_HOLDER_NAME:
+        raise InvalidRequest(f"The account holder's name has at most {MAX_HOLDER_NAME} "
+                             "characters.", param="account_holder_name")
+    country_code = str(country or "").strip().upper()
+    if not _COUNTRY.fullmatch(country_code):
+        raise InvalidRequest("country must be a two-letter ISO 3166 code.", param="country")
+    try:
+        ccy = normalize_currency(str(currency or ""))
+    except UnknownCurrency:
+        raise InvalidRequest(f"Invalid currency: {currency}.", param="currency") from None
+    if iban is not None:
+        if routing_number is not None or account_number is not None:
+            raise InvalidRequest("Give either an IBAN or a routing and account number, "
+                                 "not both.", param="iban")
+        normalized = normalize_iban(iban)
+        if normalized[:2] != country_code:
+            raise InvalidRequest(f"The IBAN is from {normalized[:2]}, not {country_code}.",
+                                 param="country")
+        return BankAccount(holder, country_code, ccy, iban=normalized)
+    if routing_number is None or account_number is None:
+        raise InvalidRequest("A bank account needs an IBAN, or a routing number and an "
+                             "account number.",
+                             param="account_number" if routing_number else "routing_number")
+    if country_code != "US":
+        raise InvalidRequest("Routing and account numbers are for US accounts; give an IBAN.",
+                             param="country")
+    if ccy != "usd":
+        raise InvalidRequest("A US bank account receives usd.", param="currency")
+    return BankAccount(holder, country_code, ccy, routing_number=_routing(routing_number),
+                       account_number=_us_account_number(account_number))

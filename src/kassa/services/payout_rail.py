@@ -1,0 +1,153 @@
+"""The payouts worker's step: hand pending payouts to the payout rail and follow each one
+until the rail's verdict is final (paid, failed, or paid and then returned).
+
+For each payout it claims (any number of workers: ``SKIP LOCKED`` plus a lease):
+
+1. ``pending``: move it to ``in_transit`` in its own transaction first — from then on a
+   cancel is refused, and a crash after this point is repaired by step 2 — then send it
+   under its payout id (the rail keeps that unique, so repeating the send never pays twice).
+2. ``in_transit`` or ``paid``: ask the rail what became of it; a rail that never received
+   it is sent it (again); a ``paid`` payout is watched for returns for ``return_watch_s``.
+
+The rail's answer becomes the legal moves from where the payout is (domain catch_up),
+recorded with their money and events by services.payouts.record_moves. No transaction is
+open while the rail is called. A refusal fails the payout (its money back to available);
+an unreachable rail or an unknown outcome is tried again with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from kassa.db import payouts_repository as prepo
+from kassa.domain.errors import IllegalTransition
+from kassa.domain.payouts import FailureCode, Payout, PayoutStatus, catch_up
+from kassa.payouts.base import (
+    PayoutAdapter,
+    PayoutInstruction,
+    PayoutRefused,
+    PayoutRetryable,
+    RailTransfer,
+    UnknownTransfer,
+)
+from kassa.services.context import Kassa
+from kassa.services.payouts import Moves, record_moves
+
+Decide = Callable[[Payout], Moves]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RailPolicy:
+    poll_s: float = 60.0  # first look at an in-transit payout; doubles while nothing changes
+    backoff_cap_s: float = 6 * 3600.0
+    return_watch_s: float = 10 * 24 * 3600.0  # a paid payout may still be returned this long
+    lease_s: float = 120.0  # a claimed payout is hidden from other workers this long
+    batch: int = 50
+
+
+def _watched(p: Payout, policy: RailPolicy, now: int) -> bool:
+    """Whether the rail may still change its mind about this payout."""
+    if p.status in (PayoutStatus.FAILED, PayoutStatus.CANCELED):
+        return False
+    return not (p.status is PayoutStatus.PAID and now > p.arrival_date + policy.return_watch_s)
+
+
+async def advance_due_payouts(kassa: Kassa, *, rail: PayoutAdapter,
+                              policy: RailPolicy | None = None) -> int:
+    """One pass: claim due payouts and take each a step; returns how many were claimed."""
+    policy = policy or RailPolicy()
+    async with kassa.pool.acquire() as conn, conn.transaction():
+        claimed = await prepo.claim_due_payouts(conn, limit=policy.batch,
+                                                lease_s=policy.lease_s)
+    for p in claimed:
+        try:
+            await advance_payout(kassa, p, rail=rail, policy=policy)
+        except Exception:  # one payout's trouble never stops the others; its lease expires
+            log.exception("payout %s: step failed", p.id)
+    return len(claimed)
+
+
+async def advance_payout(kassa: Kassa, p: Payout, *, rail: PayoutAdapter,
+                         policy: RailPolicy) -> Payout:
+    if p.status is PayoutStatus.PENDING:
+        try:
+            p = await _record(kassa, p, None, policy,
+                              decide=lambda now: [(PayoutStatus.IN_TRANSIT, None)]
+                              if now.status is PayoutStatus.PENDING else [])
+        except IllegalTransition:
+            return p
+        if p.status is not PayoutStatus.IN_TRANSIT:
+            return p  # canceled meanwhile
+        return await _send(kassa, p, rail, policy)
+    try:
+        transfer = await rail.get(payout_id=p.id)
+    except UnknownTransfer:
+        if p.status is PayoutStatus.IN_TRANSIT:  # moved, then died before sending
+            return await _send(kassa, p, rail, policy)
+        log.error("payout %s is %s but the rail has no record of it", p.id, p.status)
+        return await _postpone(kassa, p, policy)
+    except PayoutRetryable:
+        return await _postpone(kassa, p, policy)
+    return await _apply(kassa, p, transfer, policy)
+
+
+async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy) -> Payout:
+    destination = (await prepo.get_destination(kassa.pool, destination_id=p.destination)
+                   if p.destination else None)
+    if destination is None:
+        return await _fail(kassa, p, FailureCode.NO_ACCOUNT, policy)
+    try:
+        transfer = await rail.send(PayoutInstruction(
+            payout_id=p.id, amount=p.amount, destination=destination[1],
+            description=p.description, statement_descriptor=p.statement_descriptor))
+    except PayoutRefused as exc:
+        log.warning("payout %s refused by the rail: %s", p.id, exc)
+        return await _fail(kassa, p, exc.failure_code or FailureCode.COULD_NOT_PROCESS, policy)
+    except PayoutRetryable:
+        return await _postpone(kassa, p, policy)
+    return await _apply(kassa, p, transfer, policy)
+
+
+async def _apply(kassa: Kassa, p: Payout, transfer: RailTransfer,
+                 policy: RailPolicy) -> Payout:
+    def decide(now: Payout) -> Moves:
+        return [(dst, transfer.failure_code if dst is PayoutStatus.FAILED else None)
+                for dst in catch_up(now.status, transfer.status)]
+
+    arrival = _midnight(transfer.arrival_date) if transfer.arrival_date else None
+    after = await _record(kassa, p, transfer, policy, decide=decide, arrival_date=arrival)
+    if after.version == p.version:  # no news: look again later
+        return await _postpone(kassa, after, policy)
+    return after
+
+
+async def _fail(kassa: Kassa, p: Payout, code: FailureCode, policy: RailPolicy) -> Payout:
+    return await _record(kassa, p, None, policy,
+                         decide=lambda now: [(PayoutStatus.FAILED, code)]
+                         if now.status is PayoutStatus.IN_TRANSIT else [])
+
+
+async def _record(kassa: Kassa, p: Payout, transfer: RailTransfer | None, policy: RailPolicy,
+                  *, decide: Decide, arrival_date: int | None = None) -> Payout:
+    now = kassa.clock()
+    return await record_moves(
+        kassa, merchant_id=p.merchant_id, payout_id=p.id, decide=decide,
+        next_check_in_s=lambda after: policy.poll_s if _watched(after, policy, now) else None,
+        arrival_date=arrival_date, trace_id=transfer.rail_reference if transfer else None)
+
+
+async def _postpone(kassa: Kassa, p: Payout, policy: RailPolicy) -> Payout:
+    """Look again later, backing off while nothing changes; stop once nothing can."""
+    await prepo.postpone_payout(kassa.pool, payout_id=p.id, version=p.version,
+                                first_s=policy.poll_s, cap_s=policy.backoff_cap_s,
+                                stop=not _watched(p, policy, kassa.clock()))
+    return p
+
+
+def _midnight(day: date) -> int:
+    return int(datetime.combine(day, time(), UTC).timestamp())

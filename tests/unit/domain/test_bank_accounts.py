@@ -1,0 +1,139 @@
+"""Payout destinations: IBANs and US routing numbers are checked as the standards say (the
+hand-written checks agree with schwifty and python-stdnum), and only last4 is ever shown."""
+
+from __future__ import annotations
+
+import pytest
+import rstr
+import schwifty
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.us import rtn
+
+from kassa.domain.bank_accounts import (
+    IBAN_LENGTHS,
+    aba_checksum_ok,
+    bank_account,
+    iban_checksum_ok,
+    normalize_iban,
+)
+from kassa.domain.errors import InvalidRequest
+
+
+def schwifty_accepts(iban: str) -> bool:
+    try:
+        schwifty.IBAN(iban, validate_bban=False)
+    except ValueError:
+        return False
+    return True
+
+
+def with_check_digits(country: str, bban: str) -> str:
+    digits = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+    return f"{country}{digits:02d}{bban}"
+
+
+DE = "DE89370400440532013000"
+GB = "GB82WEST12345698765432"
+
+
+def test_iban_account_normalised_and_masked():
+    acct = bank_account(account_holder_name="  Jenny   Rosen ", country="de", currency="EUR",
+                        iban="de89 3704 0044 0532 0130 00")
+    assert (acct.iban, acct.country, acct.currency, acct.account_holder_name) == (
+        DE, "DE", "eur", "Jenny Rosen")
+    assert acct.masked() == {"account_holder_name": "Jenny Rosen", "country": "DE",
+                             "currency": "eur", "last4": "3000", "routing_number": None,
+                             "scheme": "iban"}
+    assert DE not in repr(acct) and "3000" in repr(acct)
+
+
+def test_us_account_masked():
+    acct = bank_account(account_holder_name="Jenny Rosen", country="US", currency="usd",
+                        routing_number="110000000", account_number="000123456789")
+    assert acct.masked()["last4"] == "6789" and acct.masked()["routing_number"] == "110000000"
+    assert "000123456789" not in repr(acct) and "000123456789" not in str(acct.masked())
+    assert acct.number == "000123456789"  # for the bank call only
+
+
+@pytest.mark.parametrize(("kwargs", "param"), [
+    ({"iban": "DE89370400440532013001"}, "iban"),  # check digits
+    ({"iban": "DE8937040044053201300"}, "iban"),  # length
+    ({"iban": "QQ89370400440532013000"}, "iban"),  # no such country
+    ({"iban": "DE89 3704 0044 0532 0130 0!"}, "iban"),
+    ({"iban": GB}, "country"),  # a British IBAN for a German account
+    ({"iban": DE, "account_number": "1234"}, "iban"),
+    ({"iban": None}, "routing_number"),
+    ({"account_holder_name": " "}, "account_holder_name"),
+    ({"account_holder_name": "x" * 141}, "account_holder_name"),
+    ({"country": "Germany"}, "country"),
+    ({"currency": "xyz"}, "currency"),
+])
+def test_bad_iban_destinations_are_refused(kwargs, param):
+    args = {"account_holder_name": "Jenny Rosen", "country": "DE", "currency": "eur",
+            "iban": DE, **kwargs}
+    with pytest.raises(InvalidRequest) as info:
+        bank_account(**args)
+    assert info.value.param == param
+
+
+@pytest.mark.parametrize(("kwargs", "param"), [
+    ({"routing_number": "110000001"}, "routing_number"),  # checksum
+    ({"routing_number": "11000000"}, "routing_number"),
+    ({"routing_number": "000000000"}, "routing_number"),
+    ({"account_number": "123"}, "account_number"),
+    ({"account_number": "1" * 18}, "account_number"),
+    ({"account_number": "12a45"}, "account_number"),
+    ({"country": "CA"}, "country"),
+    ({"currency": "eur"}, "currency"),
+])
+def test_bad_us_destinations_are_refused(kwargs, param):
+    args = {"account_holder_name": "Jenny Rosen", "country": "US", "currency": "usd",
+            "routing_number": "110000000", "account_number": "000123456789", **kwargs}
+    with pytest.raises(InvalidRequest) as info:
+        bank_account(**args)
+    assert info.value.param == param
+
+
+def test_check_digit_aliases_are_refused():
+    """00, 01 and 99 are aliases of 97, 98 and 02 under mod 97: the bare test passes them."""
+    aliases = {"97": "00", "98": "01", "02": "99"}
+    found = {}
+    for n in range(10_000):
+        iban = with_check_digits("DE", f"37040044{n:010d}")
+        if iban[2:4] in aliases:
+            found.setdefault(iban[2:4], iban)
+    assert set(found) == set(aliases)
+    for real, iban in found.items():
+        alias = iban[:2] + aliases[real] + iban[4:]
+        assert int("".join(str(int(c, 36)) for c in alias[4:] + alias[:4])) % 97 == 1
+        assert iban_checksum_ok(iban) and schwifty_accepts(iban)
+        assert not iban_checksum_ok(alias) and not schwifty_accepts(alias)
+
+
+def test_lengths_are_the_registrys():
+    for country, length in IBAN_LENGTHS.items():
+        assert schwifty.registry.get_iban_spec(country).iban_length == length, country
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(sorted(IBAN_LENGTHS)), st.randoms(use_true_random=False))
+def test_iban_check_agrees_with_schwifty(country, rnd):
+    spec = schwifty.registry.get_iban_spec(country)
+    bban = rstr.Rstr(rnd).xeger(spec.regex.pattern).upper()  # a BBAN of the country's format
+    iban = with_check_digits(country, bban)
+    assert normalize_iban(iban) == iban and schwifty_accepts(iban)
+    # any one changed digit: mod 97 catches every single-digit error, as schwifty does
+    digits = [i for i in range(2, len(iban)) if iban[i].isdigit()]
+    i = rnd.choice(digits)
+    changed = iban[:i] + str((int(iban[i]) + rnd.randrange(1, 10)) % 10) + iban[i + 1:]
+    assert not iban_checksum_ok(changed) and not schwifty_accepts(changed)
+    with pytest.raises(InvalidRequest):
+        normalize_iban(changed)
+    with pytest.raises(InvalidRequest):
+        normalize_iban(iban[:-1])  # a wrong length, whatever its check digits
+
+
+@given(st.text("0123456789", min_size=9, max_size=9))
+def test_aba_checksum_agrees_with_stdnum(routing):
+    assert aba_checksum_ok(routing) == rtn.is_valid(routing)
