@@ -101,3 +101,16 @@ async def test_stripe_python_search_and_auto_paging(kassa, merchant, client, aut
             assert every == list(reversed(made))
         finally:
             await http.close_async()
+
+
+async def test_search_expands_like_a_list(client, auth):
+    paid = await make(client, auth, payment_method="pm_card_visa", confirm="true",
+                      **{"metadata[x]": "exp"})
+    r = await client.get("/v1/payment_intents/search", headers=auth, params={
+        "query": "metadata['x']:'exp'", "expand[]": "data.latest_charge"})
+    assert r.status_code == 200, r.text
+    charge = r.json()["data"][0]["latest_charge"]
+    assert charge["object"] == "charge" and charge["id"] == paid["latest_charge"]
+    r = await client.get("/v1/payment_intents/search", headers=auth, params={
+        "query": "metadata['x']:'exp'", "expand[]": "latest_charge"})
+    assert r.status_code == 400 and "data.latest_charge" in r.json()["error"]["message"]

@@ -94,7 +94,7 @@ AbsoluteUrl = Annotated[str, Field(max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
+    expand: list[str] | None = None  # checked and applied by services/expand.py
 
 
 class _Strict(BaseModel):
@@ -305,7 +305,7 @@ class SearchQuery(BaseModel):
     query: Annotated[str, Field(max_length=4000)]
     limit: Limit = 10
     page: Annotated[str, Field(max_length=200)] | None = None
-    expand: list[str] | None = None  # accepted for SDK compatibility; objects are inlined
+    expand: list[str] | None = None  # data.latest_charge …, checked by services/expand.py
 
 
 Filter = Annotated[str, Field(max_length=255)]

@@ -122,11 +122,17 @@ async def event_object(kassa: Kassa, *, charge_id: str, payment: PaymentIntent,
             receipt_url=receipt_url(kassa, details))
     stored = await charges_repo.get_charge(kassa.pool, merchant_id=None, charge_id=charge_id)
     if stored is None:  # started by a release that kept no charges row (rolling deploy)
-        if attempt is None:
-            raise LookupError(f"no authorisation attempt {charge_id}")
-        stored = charges_repo.ChargeRow(_unrecorded(charge_id, payment, attempt.created),
-                                        attempt.status, attempt.error, attempt.amount, None,
-                                        False)
+        # never raise here: a finisher renders this event in the unit of work that records
+        # money the PSP already moved, and a refusal would keep that money off the ledger
+        known = attempt or await repo.get_attempt(kassa.pool, charge_id)
+        if known is not None:
+            stored = charges_repo.ChargeRow(_unrecorded(charge_id, payment, known.created),
+                                            known.status, known.error, known.amount, None,
+                                            False)
+        else:
+            stored = charges_repo.ChargeRow(_unrecorded(charge_id, payment, payment.created),
+                                            AttemptStatus.SUCCEEDED, None, payment.amount,
+                                            None, False)
     row = charges_repo.ChargeRow(
         stored.details,
         stored.status if attempt is None else attempt.status,

@@ -107,7 +107,16 @@ async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy
             description=p.description, statement_descriptor=p.statement_descriptor))
     except PayoutRefused as exc:
         log.warning("payout %s refused by the rail: %s", p.id, exc)
-        return await _fail(kassa, p, exc.failure_code or FailureCode.COULD_NOT_PROCESS, policy)
+        # another worker (whose lease this one took over, or the other way round) may have
+        # sent it already: failing now would give the money back while the bank pays it
+        try:
+            held = await rail.get(payout_id=p.id)
+        except UnknownTransfer:
+            return await _fail(kassa, p, exc.failure_code or FailureCode.COULD_NOT_PROCESS,
+                               policy)
+        except PayoutRetryable:
+            return await _postpone(kassa, p, policy)
+        return await _apply(kassa, p, held, policy)
     except PayoutRetryable:
         return await _postpone(kassa, p, policy)
     return await _apply(kassa, p, transfer, policy)

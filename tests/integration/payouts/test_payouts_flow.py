@@ -16,6 +16,7 @@ from kassa.domain import ledger
 from kassa.domain.payouts import PayoutStatus
 from kassa.ledger.verify import verify
 from kassa.payouts.bank_simulator import BankConfig, BankSimulatorAdapter
+from kassa.payouts.base import PayoutRefused
 from kassa.services import balances
 from kassa.services.context import Kassa
 from kassa.services.payout_rail import RailPolicy, advance_due_payouts
@@ -224,4 +225,38 @@ async def test_a_worker_dying_or_a_failing_bank_never_pays_twice(client, auth, m
         assert (await payout(client, auth, po["id"]))["status"] == "paid"
         assert await ledger_of(kassa, po["id"]) == {ledger.merchant_available(mid): amount,
                                                     ledger.BANK_CASH: -amount}
+    assert (await verify(kassa.pool)).ok
+
+
+class _SentElsewhere:
+    """A rail whose send is refused for this worker after another worker's send of the same
+    payout was accepted (a lease taken over mid-step, then a one-off refusal)."""
+
+    def __init__(self, inner: BankSimulatorAdapter) -> None:
+        self.inner = inner
+
+    async def send(self, instruction):
+        await self.inner.send(instruction)
+        raise PayoutRefused("refused for this caller", failure_code=None)
+
+    async def get(self, *, payout_id: str):
+        return await self.inner.get(payout_id=payout_id)
+
+
+async def test_a_refusal_after_another_worker_sent_it_follows_the_bank(
+        client, auth, merchant, kassa, bank, bank_url):
+    mid = merchant["merchant_id"]
+    await funded(client, auth, kassa)
+    await add_bank_account(client, auth, mid, "000123456789")
+    po = (await client.post("/v1/payouts", headers=auth,
+                            data={"amount": "900", "currency": "usd"})).json()
+    async with httpx.AsyncClient(timeout=5.0) as c:
+        await advance_due_payouts(kassa, rail=_SentElsewhere(BankSimulatorAdapter(c, bank_url)),
+                                  policy=NOW_POLICY)
+    assert (await payout(client, auth, po["id"]))["status"] == "in_transit"  # not failed
+    await bank.post("/_bank/clock", json={"advance_s": DAY})
+    await step(kassa, bank_url)
+    assert (await payout(client, auth, po["id"]))["status"] == "paid"
+    assert await ledger_of(kassa, po["id"]) == {ledger.merchant_available(mid): 900,
+                                                ledger.BANK_CASH: -900}
     assert (await verify(kassa.pool)).ok

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from kassa import representations
 from kassa.api import deps, openapi, responses, routing, schemas
 from kassa.domain.errors import CardError
-from kassa.services import payments
+from kassa.services import expand, payments
 
 router = APIRouter(prefix="/v1/payment_intents", tags=["payment_intents"],
                    responses=openapi.V1_ERRORS)
@@ -59,11 +59,14 @@ async def search_payment_intents(request: Request, caller: deps.SecretKey,
                                  q: Annotated[schemas.SearchQuery,
                                               deps.query(schemas.SearchQuery)]) -> Response:
     """Stripe's search query language over amount, created, currency, metadata and status."""
-    items, next_page = await payments.search(deps.kassa(request),
-                                             merchant_id=caller.merchant_id, query=q.query,
-                                             limit=q.limit, page=q.page)
-    return deps.respond(representations.search_result("/v1/payment_intents/search", items,
-                                                      next_page))
+    paths = expand.check("search_result", q.expand, item="payment_intent")
+    k = deps.kassa(request)
+    items, next_page = await payments.search(k, merchant_id=caller.merchant_id,
+                                             query=q.query, limit=q.limit, page=q.page)
+    return deps.respond(await expand.expand(
+        k, merchant_id=caller.merchant_id,
+        obj=representations.search_result("/v1/payment_intents/search", items, next_page),
+        paths=paths))
 
 
 @router.get("/{payment_id}", responses=openapi.ok(responses.PaymentIntentObject))
