@@ -218,3 +218,14 @@ async def test_the_process_keeps_its_books_across_a_restart(tmp_path):
                 first.rail_reference
             assert (await adapter.send(order)).rail_reference == first.rail_reference
             assert (await c.get(f"{url}/_bank/stats")).json()["transfers"] == 1
+
+
+@pytest.mark.parametrize("status, kind", [
+    (400, PayoutRefused), (422, PayoutRefused),
+    (401, PayoutRailUnavailable), (403, PayoutRailUnavailable), (429, PayoutRailUnavailable),
+    (404, PayoutOutcomeUnknown), (500, PayoutOutcomeUnknown), (503, PayoutOutcomeUnknown)])
+def test_only_a_judgement_on_the_transfer_is_a_refusal(status, kind):
+    """A refusal fails the payout and gives the money back: a bad key, a missing permission
+    or a rate limit must not, since they say nothing about the transfer."""
+    response = httpx.Response(status, json={"error": {"type": "x", "message": "m"}})
+    assert type(BankSimulatorAdapter._refusal_or_unknown(response)) is kind

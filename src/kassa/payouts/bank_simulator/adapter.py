@@ -80,10 +80,15 @@ class BankSimulatorAdapter:
 
     @staticmethod
     def _refusal_or_unknown(response: httpx.Response) -> Exception:
-        if 400 <= response.status_code < 500:
+        # only a judgement on the transfer itself is a refusal (it fails the payout and gives
+        # the money back); a key, permission or rate-limit answer refused the caller, not the
+        # transfer, and nothing was accepted: retry later
+        if response.status_code in (400, 422):
             message, param = _error(response)
             return PayoutRefused(f"the bank refused the transfer: {message}",
                                  failure_code=_REFUSED_PARAMS.get(param or ""))
+        if response.status_code in (401, 403, 429):
+            return PayoutRailUnavailable(f"the bank answered {response.status_code}")
         return PayoutOutcomeUnknown(f"the bank answered {response.status_code}")
 
     @staticmethod
