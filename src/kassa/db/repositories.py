@@ -217,12 +217,12 @@ _PI_COLUMNS = (
     " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
     " pending_attempt_id, created, version, client_secret, confirmation_method, receipt_email,"
     " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
-    " automatic_payment_methods, payment_method_options"
+    " automatic_payment_methods, payment_method_options, customer"
 )
 # the Stripe fields a row carries as they are (domain/intent_fields.py has their rules)
 _PI_FIELDS = ("client_secret", "confirmation_method", "receipt_email", "statement_descriptor",
               "statement_descriptor_suffix", "setup_future_usage", "shipping",
-              "automatic_payment_methods", "payment_method_options")
+              "automatic_payment_methods", "payment_method_options", "customer")
 
 
 def _payment(row: asyncpg.Record) -> PaymentIntent:
