@@ -16,8 +16,8 @@ from kassa import representations
 from kassa.db import repositories as repo
 from kassa.domain import intent_fields
 from kassa.domain.errors import InvalidRequest
-from kassa.services.client_secret import verify_client_secret
 from kassa.services import saved_cards
+from kassa.services.client_secret import verify_client_secret
 from kassa.services.confirm import _check_payment_method
 from kassa.services.context import Kassa
 from kassa.services.resume import load

@@ -6,8 +6,9 @@
   ``api_keys`` (to authenticate publishable keys) and ``merchants``;
 - the **serving role** (API, workers) may read ``kassa_vault.payment_methods`` only: brand,
   last4, expiry, fingerprint; and update what a merchant may change of a card there (its
-  customer, billing details, metadata, expiry: services/saved_cards.py). ``card_secrets``, ``data_keys`` and ``kek_versions`` are out of
-  its reach, so a compromised API or a dump taken with its credentials holds no ciphertext.
+  customer, billing details, metadata, expiry: services/saved_cards.py). ``card_secrets``,
+  ``data_keys`` and ``kek_versions`` are out of its reach, so a compromised API or a dump
+  taken with its credentials holds no ciphertext.
 
 (With one role for everything, as in ``kassa dev``, nothing is granted or withheld.)
 """
