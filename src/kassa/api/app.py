@@ -21,6 +21,7 @@ from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
     balance,
     charges,
+    checkout,
     customers,
     disputes,
     events,
@@ -93,7 +94,7 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods, customers):
+                   payment_methods, customers, checkout):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],
