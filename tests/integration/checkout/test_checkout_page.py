@@ -20,7 +20,7 @@ def _auth(shop):
 
 async def _intent(api, shop, **data):
     r = await api.post("/v1/payment_intents", headers=_auth(shop),
-                       data={"amount": "4200", "currency": "eur", **data})
+                       data={"amount": "4200", "currency": "eur"} | data)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -147,3 +147,30 @@ async def test_a_decline_is_a_402_with_the_reduced_intent(api, vault, shop):
     assert r.json()["error"]["code"] == "card_declined"
     assert r.json()["error"]["payment_intent"]["status"] == "requires_payment_method"
     assert "metadata" not in r.json()["error"]["payment_intent"]
+
+
+async def test_two_confirms_racing_from_the_page_charge_once(api, vault, shop, sim):
+    import asyncio
+
+    pi = await _intent(api, shop, amount="3300")
+    page = await api.get(f"/checkout/{pi['id']}", params={"client_secret": pi["client_secret"]})
+    config = _config(page.text)
+    async with httpx.AsyncClient(base_url=vault.url) as c:
+        pm = (await c.post("/v1/payment_methods", headers={
+            "Authorization": f"Bearer {config['token']}"}, data={
+            "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+            "card[exp_year]": "2034", "card[cvc]": "123"})).json()["id"]
+    body = {"client_secret": pi["client_secret"], "payment_method": pm}
+    answers = await asyncio.gather(*(
+        api.post(config["confirm_url"], json=body, headers={"Idempotency-Key": f"click-{i}"})
+        for i in range(4)))
+    assert sorted(r.status_code for r in answers).count(200) >= 1
+    assert all(r.status_code in (200, 400, 409) for r in answers), [r.text for r in answers]
+    books = [a for a in (await sim.get("/_sim/authorizations")).json()
+             if a["merchant_id"] == shop["merchant_id"]]
+    assert [a["amount_captured"] for a in books] == [3300]
+    captured = await api.kassa.pool.fetchval(
+        "SELECT sum(e.amount) FROM ledger_entries e JOIN ledger_transactions t"
+        " ON t.id = e.transaction_id WHERE t.kind = 'capture' AND t.merchant_id = $1"
+        " AND e.account LIKE 'psp:%:receivable'", shop["merchant_id"])
+    assert captured == 3300
