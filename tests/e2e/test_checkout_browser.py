@@ -36,6 +36,7 @@ class Shop:
     def __init__(self, k, api_url, vault_url, sim_url, merchant, page, seen):
         self.k, self.api_url, self.vault_url, self.sim_url = k, api_url, vault_url, sim_url
         self.merchant, self.page, self.seen = merchant, page, seen
+        self.merchant_pages: dict[str, str] = {}  # path on merchant_site -> HTML
 
     async def intent(self, amount=2500, **extra):
         from kassa.services import payments
@@ -52,6 +53,11 @@ class Shop:
 
     async def fill(self, number, expiry="12 / 34", cvc="123"):
         await self.page.fill("#cardholder-name", "Jenny Rosen")
+        await self.page.fill("input[name=cardnumber]", number)
+        await self.page.fill("input[name=exp-date]", expiry)
+        await self.page.fill("input[name=cvc]", cvc)
+
+    async def fill_card_only(self, number, expiry="12 / 34", cvc="123"):
         await self.page.fill("input[name=cardnumber]", number)
         await self.page.fill("input[name=exp-date]", expiry)
         await self.page.fill("input[name=cvc]", cvc)
@@ -94,7 +100,7 @@ async def shop(settings, dsn, simulator_url):
                     if route.request.post_data:
                         seen["bodies"].append(f"{url} {route.request.post_data}")
                     await route.continue_()
-                elif host == "127.0.0.1":  # the merchant's return page: answer it here
+                elif host == "127.0.0.1":  # the merchant's return page: answered here
                     seen["requests"].append(url)
                     await route.fulfill(status=200, content_type="text/html",
                                         body="<!doctype html><title>Shop</title><h1>Thanks</h1>")
@@ -248,3 +254,76 @@ async def test_without_a_return_url_the_page_shows_the_outcome(shop):
     await page.wait_for_selector("#outcome")
     assert "Payment complete" in await page.text_content("#outcome")
     assert [b["amount_captured"] for b in await shop.books()] == [900]
+
+
+def _readme_example(shop, pi, shop_url) -> str:
+    from tests.support.readme import README, fenced_blocks
+
+    [block] = [b for b in fenced_blocks(README.read_text()) if b.tags == ("kassa-example",)]
+    html = block.text
+    for given, actual in (("http://localhost:8000", shop.api_url),
+                          ("http://localhost:8002", shop.vault_url),
+                          ("http://localhost:3000", shop_url),
+                          ("pk_test_…", shop.merchant["publishable_key"]),
+                          ("pi_…_secret_…", pi["client_secret"])):
+        assert given in html, given
+        html = html.replace(given, actual)
+    return "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shop</title></head>" \
+        f"<body>{html}</body></html>"
+
+
+@contextlib.asynccontextmanager
+async def merchant_site(pages: dict[str, str]):
+    """The merchant's own web server on loopback (another origin than kassa's)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def serve(request):
+        return HTMLResponse(pages.get(request.url.path,
+                                      "<!doctype html><title>Shop</title><h1>Thanks</h1>"))
+
+    async with serving(Starlette(routes=[Route("/{path:path}", serve)])) as url:
+        yield url
+
+
+async def test_the_readme_kassa_js_example_pays_from_the_merchants_own_page(shop):
+    async with merchant_site(shop.merchant_pages) as shop_url:
+        await _pay_with_the_readme_example(shop, shop_url)
+
+
+async def _pay_with_the_readme_example(shop, shop_url):
+    import httpx
+
+    from kassa.checkout.assets import asset
+
+    async with httpx.AsyncClient() as c:
+        served = await c.get(f"{shop.api_url}/kassa.js")
+    assert served.headers["x-kassa-integrity"] == asset("kassa.js").integrity
+    pi = await shop.intent(amount=2700)
+    shop.merchant_pages["/shop/pay"] = _readme_example(shop, pi, shop_url)
+    assert asset("kassa.js").integrity in shop.merchant_pages["/shop/pay"]  # README is current
+    page = shop.page
+    await page.goto(f"{shop_url}/shop/pay")  # another origin than kassa's: CORS
+    await page.wait_for_selector("input[name=cardnumber]")
+    await shop.fill_card_only("4000002500003155")
+    await page.click("#pay")
+    await page.wait_for_selector("#succeed")
+    await page.click("#succeed")
+    await page.wait_for_url(f"{shop_url}/checkout/done*")
+    assert _final(page.url) == {"payment_intent": pi["id"], "redirect_status": "succeeded"}
+
+    second = await shop.intent(amount=1100)
+    shop.merchant_pages["/shop/pay"] = _readme_example(shop, second, shop_url)
+    await page.goto(f"{shop_url}/shop/pay")
+    await page.wait_for_selector("input[name=cardnumber]")
+    await shop.fill_card_only("4000000000000002")
+    await page.click("#pay")
+    await page.wait_for_selector("#payment-error:not([hidden])")
+    assert "declined" in (await page.text_content("#payment-error")).lower()
+    await shop.fill_card_only("4242424242424242")
+    await page.click("#pay")
+    await page.wait_for_url(f"{shop_url}/checkout/done*")
+    assert _final(page.url)["redirect_status"] == "succeeded"
+    assert sorted(b["amount_captured"] for b in await shop.books()) == [0, 1100, 2700]
+    assert await shop.ledger_captured() == 3800

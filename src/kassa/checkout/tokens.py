@@ -32,7 +32,8 @@ def _mac(key: bytes, merchant_id: str, payment_id: str, expires: int) -> str:
 def mint(key: bytes, *, merchant_id: str, payment_id: str, now: int,
          ttl: int = TTL_SECONDS) -> str:
     expires = now + ttl
-    return f"{PREFIX}{merchant_id}.{payment_id}.{expires}.{_mac(key, merchant_id, payment_id, expires)}"
+    mac = _mac(key, merchant_id, payment_id, expires)
+    return f"{PREFIX}{merchant_id}.{payment_id}.{expires}.{mac}"
 
 
 def merchant_of(key: bytes, token: str, *, now: int) -> str | None:
