@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from kassa.db.migrate import alembic_config, upgrade
 from tests.support.databases import empty_database
@@ -57,7 +58,9 @@ def test_an_intent_names_only_a_customer_of_its_merchant(url):
 def test_down_and_up_again(server_url):
     with empty_database(server_url, "kassa_customers_down") as u:
         upgrade(u)
-        command.downgrade(alembic_config(u), "checkout_customers@-1")
+        cfg = alembic_config(u)
+        command.downgrade(cfg, ScriptDirectory.from_config(cfg).get_revision(
+            "checkout_customers").down_revision)
         with psycopg.connect(u) as conn:
             assert conn.execute("SELECT to_regclass('customers')").fetchone() == (None,)
         upgrade(u)

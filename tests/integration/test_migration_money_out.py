@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from kassa.db.migrate import alembic_config, upgrade
 from kassa.domain.payouts import TRANSITIONS, FailureCode, PayoutStatus
@@ -109,7 +110,9 @@ def test_payout_kinds_post_once_per_payout(url):
 def test_down_and_up_again(server_url):
     with empty_database(server_url, "kassa_payouts_down") as u:
         upgrade(u)
-        command.downgrade(alembic_config(u), "money_out_payouts@-1")
+        cfg = alembic_config(u)
+        command.downgrade(cfg, ScriptDirectory.from_config(cfg).get_revision(
+            "money_out_payouts").down_revision)
         with psycopg.connect(u) as conn:
             assert conn.execute("SELECT to_regclass('payouts')").fetchone() == (None,)
         upgrade(u)
