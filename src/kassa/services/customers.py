@@ -10,7 +10,7 @@ from typing import Any
 from kassa import representations
 from kassa.db import customers_repository as repo
 from kassa.db import search as search_sql
-from kassa.domain.errors import InvalidRequest, NotFound
+from kassa.domain.errors import InvalidRequest, KassaError, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.search import FieldKind
 from kassa.domain.search import parse as parse_search
@@ -28,8 +28,12 @@ SEARCH = search_sql.Searchable(
             "metadata": search_sql.SearchField(FieldKind.TOKEN, "metadata")})
 
 
-def not_found(customer_id: str, param: str = "id") -> NotFound:
-    return NotFound(f"No such customer: '{customer_id[:100]}'", param=param)
+def not_found(customer_id: str, param: str = "id") -> KassaError:
+    """A 404 for the customer a URL names; a 400 for one a parameter names (Stripe's)."""
+    message = f"No such customer: '{customer_id[:100]}'"
+    if param == "id":
+        return NotFound(message, param=param)
+    return InvalidRequest(message, param=param, code="resource_missing")
 
 
 def _email(value: str | None) -> str | None:

@@ -175,9 +175,11 @@ def _check_expiry(kassa: Kassa, month: int, year: int) -> None:
 
 async def list_for_customer(kassa: Kassa, *, merchant_id: str, customer: str, limit: int,
                             starting_after: str | None, ending_before: str | None,
-                            created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
+                            created: Bounds | None = None, param: str = "customer"
+                            ) -> tuple[list[dict[str, Any]], bool]:
+    """``param``: where the customer was named ("id": the URL's, a 404 if unknown)."""
     await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer,
-                                 param="customer")
+                                 param=param)
     for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
         if value is not None and not await repo.payment_method_exists(
                 kassa.pool, merchant_id=merchant_id, payment_method_id=value):

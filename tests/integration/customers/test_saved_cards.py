@@ -86,7 +86,8 @@ async def test_attach_refusals(api, vault, shop):
     assert r.status_code == 404
     r = await api.post(f"/v1/payment_methods/{pm}/attach", headers=h,
                        data={"customer": "cus_nope"})
-    assert r.status_code == 404 and r.json()["error"]["param"] == "customer"
+    assert r.status_code == 400 and r.json()["error"]["param"] == "customer"
+    assert r.json()["error"]["code"] == "resource_missing"
     r = await api.post(f"/v1/payment_methods/{pm}/attach", headers=h)
     assert r.status_code == 400 and r.json()["error"]["param"] == "customer"
 
@@ -128,13 +129,16 @@ async def test_deleting_a_customer_detaches_their_cards(api, vault, shop):
     assert r.json()["customer"] is None
     r = await api.get(f"/v1/customers/{cus}/payment_methods", headers=h)
     assert r.status_code == 404
+    r = await api.get("/v1/payment_methods", headers=h, params={"customer": cus})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "resource_missing"
 
 
 async def test_intent_customer_rules(api, vault, shop):
     h = _auth(shop)
     r = await api.post("/v1/payment_intents", headers=h, data={
         "amount": "500", "currency": "usd", "customer": "cus_nope"})
-    assert r.status_code == 404 and r.json()["error"]["param"] == "customer"
+    assert r.status_code == 400 and r.json()["error"]["param"] == "customer"
+    assert r.json()["error"]["code"] == "resource_missing"
     cus, other = await _customer(api, shop), await _customer(api, shop)
     pm = await _card(vault, shop)
     await api.post(f"/v1/payment_methods/{pm}/attach", headers=h, data={"customer": cus})

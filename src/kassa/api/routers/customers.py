@@ -78,4 +78,5 @@ async def list_customer_payment_methods(
         q: Annotated[CustomerPaymentMethodListQuery,
                      deps.query(CustomerPaymentMethodListQuery)]) -> Response:
     return await routing.list_page(request, caller, q, f"{PREFIX}/{customer_id}/payment_methods",
-                                   saved_cards.list_for_customer, customer=customer_id)
+                                   saved_cards.list_for_customer, customer=customer_id,
+                                   param="id")
