@@ -26,6 +26,7 @@ from aiokafka.protocol.transaction import InitProducerIdRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import ConsumerRecord
 
+from kassa.db import ops
 from kassa.db import relay_repository as rrepo
 from kassa.db import repositories as repo
 from kassa.events.kafka import KafkaOptions, KafkaPublisher
@@ -177,7 +178,7 @@ async def test_the_broker_keeps_an_idempotent_producers_retry_once_and_refuses_g
 async def test_broker_unreachable_keeps_the_position_then_delivers(kassa: Kassa, kafka: str):
     mid = f"acct_{uuid.uuid4().hex[:12]}"
     name, topic = unique("kafka-test"), unique("kassa.events")
-    await repo.apply(kassa.pool, [repo.op_insert_events([pi_event(mid, "pi_down")])])
+    await repo.apply(kassa.pool, [ops.InsertEvents([pi_event(mid, "pi_down")])])
     down = kafka_relay(kassa, f"127.0.0.1:{free_port()}", topic, name=name)
     try:
         with pytest.raises(KafkaConnectionError):
@@ -233,7 +234,7 @@ async def test_sigkilled_relay_worker_loses_no_event(kassa: Kassa, dsn: str, kaf
         written.setdefault(str(row["object_id"]), []).append(str(row["id"]))
         rows.append(row)
     for start in range(0, len(rows), 1000):
-        await repo.apply(kassa.pool, [repo.op_insert_events(rows[start:start + 1000])])
+        await repo.apply(kassa.pool, [ops.InsertEvents(rows[start:start + 1000])])
     # Start the new relay at the end of what earlier tests wrote, so it carries only ours.
     first = await kassa.pool.fetchrow(
         "SELECT xid::text AS xid, seq FROM events WHERE merchant_id = $1 ORDER BY xid, seq"

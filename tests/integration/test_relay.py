@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
+from kassa.db import ops
 from kassa.db import relay_repository as rrepo
 from kassa.db import repositories as repo
 from kassa.events.publisher import InMemoryPublisher, OutboxEvent
@@ -40,7 +41,7 @@ def pi_event(merchant_id: str, payment: str, type: str = "payment_intent.created
 
 async def write(conn: asyncpg.Connection | asyncpg.Pool, *rows: dict[str, object]) -> list[str]:
     """Insert events the way a unit of work does (kassa_apply), in one transaction."""
-    await repo.apply(conn, [repo.op_insert_events(list(rows))])
+    await repo.apply(conn, [ops.InsertEvents(list(rows))])
     return [str(r["id"]) for r in rows]
 
 

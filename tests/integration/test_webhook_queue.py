@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from kassa import representations
-from kassa.db import repositories
+from kassa.db import ops, repositories
 from kassa.db import webhooks_repository as repo
 from kassa.services import merchants, webhooks
 from kassa.services.context import Kassa
@@ -53,7 +53,7 @@ async def write_events(kassa: Kassa, merchant_id: str, n: int) -> list[str]:
                      "data": representations.event(id=event_id, type="payment_intent.created",
                                                    created=kassa.clock(), obj=obj),
                      "created": kassa.clock()})
-    await repositories.apply(kassa.pool, [repositories.op_insert_events(rows)])
+    await repositories.apply(kassa.pool, [ops.InsertEvents(rows)])
     return [r["id"] for r in rows]
 
 

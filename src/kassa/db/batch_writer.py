@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 
 from kassa.db import repositories as repo
+from kassa.db.ops import Op
 
 # PostgreSQL caches 64 subtransaction ids per backend (one per unit here); past that every
 # other session's snapshot has to consult pg_subtrans.
@@ -52,7 +53,7 @@ SECOND_FLUSH_AT = 4
 
 @dataclass(slots=True)
 class _Unit:
-    ops: list[repo.Op]
+    ops: list[Op]
     done: asyncio.Future[None]
 
 
@@ -73,7 +74,7 @@ class BatchWriter:
         self.batches = 0
         self.units = 0
 
-    async def apply(self, ops: list[repo.Op]) -> None:
+    async def apply(self, ops: list[Op]) -> None:
         if not ops:
             return
         unit = _Unit(ops, asyncio.get_running_loop().create_future())

@@ -10,21 +10,11 @@ from typing import Any
 import asyncpg
 
 from kassa.db.filters import bounds_sql
-from kassa.db.repositories import _PI_COLUMNS, Conn, Op, _payment
+from kassa.db.repositories import _PI_COLUMNS, Conn, _payment
 from kassa.domain.charges import CardFacts, ChargeDetails
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import AttemptStatus, PaymentIntent
-
-
-def op_insert_charge(d: ChargeDetails) -> Op:
-    """Goes into the same unit of work as the attempt's insert (step 1 of confirm)."""
-    return {"op": "insert_charge", "row": {
-        "id": d.id, "merchant_id": d.merchant_id, "payment_intent_id": d.payment_intent_id,
-        "payment_method": d.payment_method,
-        "card": None if d.card is None else d.card.to_json(),
-        "billing_details": d.billing_details, "receipt_token": d.receipt_token,
-        "created": d.created}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ from typing import Any
 
 import asyncpg
 
-from kassa.db import search
+from kassa.db import ops, search
 from kassa.db.filters import bounds_sql
+from kassa.db.ops import PI_FIELDS as _PI_FIELDS
+from kassa.db.ops import Op
 from kassa.domain.errors import ConcurrentModification
-from kassa.domain.ledger import Posting
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -32,7 +33,6 @@ from kassa.domain.search import FieldKind
 from kassa.domain.search import parse as parse_search
 
 Conn = asyncpg.Connection | asyncpg.Pool
-Op = dict[str, Any]
 
 KS409 = "KS409"  # kassa_apply: a compare-and-swap found the row moved
 
@@ -41,13 +41,13 @@ class IdempotencyKeyTaken(Exception):
     """A unit of work tried to claim an Idempotency-Key that already exists."""
 
 
-async def apply(conn: Conn, ops: list[Op]) -> None:
+async def apply(conn: Conn, unit: list[Op]) -> None:
     """Apply a unit of work's writes in one round trip (kassa_apply, db/sql/apply.sql): inside
     the connection's open transaction, or as one implicit transaction of its own."""
-    if not ops:
+    if not unit:
         return
     try:
-        await conn.execute("SELECT kassa_apply($1::jsonb)", ops)
+        await conn.execute("SELECT kassa_apply($1::jsonb)", ops.wire(unit))
     except asyncpg.PostgresError as exc:
         mapped = unit_error(getattr(exc, "sqlstate", None),
                             getattr(exc, "constraint_name", None),
@@ -71,7 +71,7 @@ async def apply_batch(conn: Conn, units: list[list[Op]]) -> list[dict[str, Any] 
     """Several units of work in one transaction (kassa_apply_batch, migration 0006), each in
     its own subtransaction: per unit None (applied) or {sqlstate, constraint, message}."""
     result: list[dict[str, Any] | None] = await conn.fetchval(
-        "SELECT kassa_apply_batch($1::jsonb)", units)
+        "SELECT kassa_apply_batch($1::jsonb)", [ops.wire(u) for u in units])
     return result
 
 
@@ -152,34 +152,9 @@ async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: 
     return bool(status.endswith(" 1"))
 
 
-def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, method: str,
-                         path: str, request_id: str | None = None) -> Op:
-    return {"op": "claim_idempotency", "row": {
-        "merchant_id": merchant_id, "key": key, "fingerprint": fingerprint.hex(),
-        "method": method, "path": path, "request_id": request_id}}
-
-
-def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes,
-                            for_attempt: str | None = None) -> Op:
-    """Store the key's answer. ``for_attempt``: recovery (or a webhook) answering for the
-    request that started this attempt — unless an answer is stored already, and only if
-    the key is that request's (not reused after it expired)."""
-    row: dict[str, Any] = {"merchant_id": merchant_id, "key": key, "status": status,
-                           "body": body.decode()}
-    if for_attempt is not None:
-        row["only_open"] = True
-        row["for_attempt"] = for_attempt
-    return {"op": "complete_idempotency", "row": row}
-
-
-def op_set_idempotency_resource(*, merchant_id: str, key: str, resource_id: str) -> Op:
-    return {"op": "set_idempotency_resource", "row": {
-        "merchant_id": merchant_id, "key": key, "resource_id": resource_id}}
-
-
 async def complete_idempotency_key(conn: Conn, *, merchant_id: str, key: str, status: int,
                                    body: bytes) -> None:
-    await apply(conn, [op_complete_idempotency(merchant_id=merchant_id, key=key,
+    await apply(conn, [ops.CompleteIdempotency(merchant_id=merchant_id, key=key,
                                                status=status, body=body)])
 
 
@@ -219,11 +194,6 @@ _PI_COLUMNS = (
     " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
     " automatic_payment_methods, payment_method_options"
 )
-# the Stripe fields a row carries as they are (domain/intent_fields.py has their rules)
-_PI_FIELDS = ("client_secret", "confirmation_method", "receipt_email", "statement_descriptor",
-              "statement_descriptor_suffix", "setup_future_usage", "shipping",
-              "automatic_payment_methods", "payment_method_options")
-
 
 def _payment(row: asyncpg.Record) -> PaymentIntent:
     return PaymentIntent(
@@ -241,34 +211,8 @@ def _payment(row: asyncpg.Record) -> PaymentIntent:
     )
 
 
-def _payment_row(p: PaymentIntent) -> dict[str, Any]:
-    return {
-        "id": p.id, "merchant_id": p.merchant_id, "amount": p.amount.minor,
-        "currency": p.currency, "status": p.status.value, "capture_method": p.capture_method,
-        "payment_method": p.payment_method, "description": p.description,
-        "metadata": p.metadata, "amount_capturable": p.amount_capturable,
-        "amount_received": p.amount_received, "amount_refunded": p.amount_refunded,
-        "last_payment_error": p.last_payment_error, "next_action": p.next_action,
-        "canceled_at": p.canceled_at, "cancellation_reason": p.cancellation_reason,
-        "latest_charge": p.latest_charge, "psp": p.psp, "psp_reference": p.psp_reference,
-        "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
-        **{name: getattr(p, name) for name in _PI_FIELDS},
-    }
-
-
-def op_insert_payment(p: PaymentIntent) -> Op:
-    return {"op": "insert_payment", "row": _payment_row(p)}
-
-
-def op_update_payment(p: PaymentIntent) -> Op:
-    """Compare-and-swap on the version the caller read; the object takes the next one."""
-    op = {"op": "update_payment", "row": _payment_row(p)}
-    p.version += 1
-    return op
-
-
 async def insert_payment(conn: Conn, p: PaymentIntent) -> None:
-    await apply(conn, [op_insert_payment(p)])
+    await apply(conn, [ops.InsertPayment.of(p)])
 
 
 async def get_payment(conn: Conn, *, merchant_id: str, payment_id: str) -> PaymentIntent | None:
@@ -289,7 +233,7 @@ async def update_payment(conn: Conn, p: PaymentIntent) -> None:
     """Compare-and-swap on version: the caller read version ``p.version``."""
     version = p.version
     try:
-        await apply(conn, [op_update_payment(p)])
+        await apply(conn, [ops.UpdatePayment.of(p)])
     except BaseException:
         p.version = version
         raise
@@ -377,33 +321,10 @@ _ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status,
                     " idempotency_key, purpose, tries, created_at")
 
 
-def op_insert_attempt(a: Attempt, *, check_after_s: float) -> Op:
-    """Insert an attempt; recovery looks at it ``check_after_s`` from now unless its
-    outcome is recorded first."""
-    return {"op": "insert_attempt", "row": {
-        "id": a.id, "merchant_id": a.merchant_id, "payment_intent_id": a.payment_intent_id,
-        "refund_id": a.refund_id, "operation": a.operation.value, "psp": a.psp,
-        "status": a.status.value, "amount": a.amount.minor, "currency": a.amount.currency,
-        "capture": a.capture, "psp_reference": a.psp_reference, "error": a.error,
-        "return_url": a.return_url, "idempotency_key": a.idempotency_key,
-        "purpose": None if a.purpose is None else a.purpose.value,
-        "check_after_s": check_after_s}}
-
-
 async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
     row = await conn.fetchrow(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE id = $1",
                               attempt_id)
     return None if row is None else _attempt(row)
-
-
-def op_finish_attempt(a: Attempt, *, expected: tuple[AttemptStatus, ...],
-                      check_after_s: float | None = None) -> Op:
-    """Record an attempt's outcome once: CAS on the open statuses, so a racing recovery
-    worker and the original request cannot both apply it. ``check_after_s``: the new
-    status still waits on the PSP or the customer; recovery looks again then."""
-    return {"op": "finish_attempt", "expected": [s.value for s in expected], "row": {
-        "id": a.id, "status": a.status.value, "psp_reference": a.psp_reference,
-        "error": a.error, "check_after_s": check_after_s}}
 
 
 async def claim_due_attempts(conn: Conn, *, lease_s: float, limit: int) -> list[Attempt]:
@@ -477,10 +398,6 @@ async def count_stuck_attempts(conn: Conn) -> int:
         "SELECT count(*) FROM attempts WHERE status = 'needs_attention'"))
 
 
-def op_mark_attempt_unknown(attempt_id: str) -> Op:
-    return {"op": "mark_attempt_unknown", "row": {"id": attempt_id}}
-
-
 # ---------------------------------------------------------------- refunds
 
 _REFUND_COLUMNS = ("id, merchant_id, payment_intent_id, amount, currency, status, reason,"
@@ -496,14 +413,6 @@ def _refund(row: asyncpg.Record) -> Refund:
         attempt_id=row["attempt_id"], version=row["version"])
 
 
-def op_insert_refund(r: Refund) -> Op:
-    return {"op": "insert_refund", "row": {
-        "id": r.id, "merchant_id": r.merchant_id, "payment_intent_id": r.payment_intent_id,
-        "amount": r.amount.minor, "currency": r.amount.currency, "status": r.status.value,
-        "reason": r.reason, "metadata": r.metadata, "attempt_id": r.attempt_id,
-        "created": r.created}}
-
-
 async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> Refund | None:
     if merchant_id is None:
         row = await conn.fetchrow(f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = $1",
@@ -513,15 +422,6 @@ async def get_refund(conn: Conn, *, merchant_id: str | None, refund_id: str) -> 
             f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = $1 AND merchant_id = $2",
             refund_id, merchant_id)
     return None if row is None else _refund(row)
-
-
-def op_update_refund(r: Refund) -> Op:
-    op = {"op": "update_refund", "row": {
-        "id": r.id, "version": r.version, "status": r.status.value,
-        "failure_reason": r.failure_reason, "psp_reference": r.psp_reference,
-        "metadata": r.metadata}}
-    r.version += 1
-    return op
 
 
 async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
@@ -544,18 +444,6 @@ async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_aft
 
 
 # ---------------------------------------------------------------- ledger
-
-
-def op_post_ledger(posting: Posting, *, merchant_id: str, source_id: str,
-                   hold_ref: str | None = None) -> Op:
-    """One balanced transaction (header + entries); the database re-checks balance at
-    COMMIT and refuses a second posting for the same source."""
-    return {"op": "post_ledger", "row": {
-        "kind": posting.kind.value, "merchant_id": merchant_id, "source_id": source_id,
-        "hold_ref": hold_ref,
-        "entries": [{"account": e.account, "currency": e.amount.currency,
-                     "layer": e.layer.value, "amount": e.amount.minor}
-                    for e in posting.entries]}}
 
 
 async def account_balances(conn: Conn, accounts: list[str]) -> list[asyncpg.Record]:
@@ -589,17 +477,6 @@ async def trial_balance(conn: Conn) -> list[asyncpg.Record]:
 
 _BT_COLUMNS = ("id, merchant_id, amount, fee, net, currency, type, source, status,"
                " available_on, created, description")
-
-
-def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, fee: int,
-                                  currency: str, type: str, source: str, status: str,
-                                  available_on: int, created: int, description: str | None
-                                  ) -> Op:
-    """Must follow the op_post_ledger of the ledger transaction it describes."""
-    return {"op": "insert_balance_transaction", "row": {
-        "id": bt_id, "merchant_id": merchant_id, "amount": amount, "fee": fee,
-        "currency": currency, "type": type, "source": source, "status": status,
-        "available_on": available_on, "created": created, "description": description}}
 
 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
@@ -638,11 +515,6 @@ async def claim_due_balance_transactions(conn: asyncpg.Connection, *, now: int, 
 
 
 # ---------------------------------------------------------------- events
-
-
-def op_insert_events(rows: list[dict[str, Any]]) -> Op:
-    """rows: {id, merchant_id, type, object_id, data (the event), created}."""
-    return {"op": "insert_events", "rows": rows}
 
 
 async def get_event(conn: Conn, *, merchant_id: str, event_id: str) -> dict[str, Any] | None:

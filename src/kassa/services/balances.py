@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import payouts_repository as payouts_repo
 from kassa.db import repositories as repo
 from kassa.domain import ledger
@@ -73,7 +74,7 @@ async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:
         for (merchant_id, currency), net in sums.items():
             if net == 0:
                 continue
-            uow.add(repo.op_post_ledger(
+            uow.add(ops.PostLedger(
                 ledger.make_available(merchant_id=merchant_id, net=Money(net, currency)),
                 merchant_id=merchant_id, source_id=kassa.ids("availability")))
         await uow.commit(side_effects=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import repositories as repo
 from kassa.domain.errors import IllegalTransition, InvalidRequest
 from kassa.domain.money import Money
@@ -74,7 +75,7 @@ async def _cancel_once(kassa: Kassa, p: PaymentIntent, reason: str | None,
     if not needs_void:
         async with UnitOfWork(kassa, idempotency) as uow:
             p.pending_attempt_id = None
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
             await uow.commit(response=PI(p))
         return PI(p)
@@ -139,7 +140,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 auth.status = AttemptStatus.FAILED
                 auth.error = {"code": "payment_intent_authentication_failure",
                               "message": "The authentication was voided."}
-                uow.add(repo.op_finish_attempt(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
+                uow.add(ops.FinishAttempt.of(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
                 charge_event = ("charge.failed", auth)
             if not ours and p.status in (PaymentStatus.REQUIRES_CAPTURE,
                                          PaymentStatus.REQUIRES_ACTION):
@@ -170,9 +171,9 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             # refused while authenticating: the customer may have completed first, and
             # the cancel goes on from what that made of the payment (not its answer yet)
             store = not authenticating
-        uow.add(repo.op_finish_attempt(attempt, expected=expected))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected))
         if ours:
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
         if charge_event is not None and p.latest_charge is not None:
             uow.emit(merchant_id=p.merchant_id, type=charge_event[0],
                      obj=await charges.event_object(kassa, charge_id=p.latest_charge,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import charges_repository as charges_repo
+from kassa.db import ops
 from kassa.db import repositories as repo
 from kassa.domain import intent_fields, ledger
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
@@ -97,7 +97,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                                 new=True)
     else:
         async with UnitOfWork(kassa, idempotency) as uow:
-            uow.add(repo.op_insert_payment(p))
+            uow.add(ops.InsertPayment.of(p))
             uow.emit(merchant_id=merchant_id, type="payment_intent.created", obj=PI(p))
             await uow.commit(response=PI(p), resource_id=p.id)
         return PI(p)
@@ -151,13 +151,13 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     # the charge keeps the card as it is now
     async with UnitOfWork(kassa, idempotency) as uow:
         if created is not None:
-            uow.add(repo.op_insert_payment(p))
+            uow.add(ops.InsertPayment.of(p))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.created", obj=created)
         else:
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
         saga.begin(kassa, uow, attempt, idempotency)
         attempt.charge = charges.details_for(kassa, attempt, p, facts)
-        uow.add(charges_repo.op_insert_charge(attempt.charge))
+        uow.add(ops.InsertCharge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
     if card is None:  # removed between validation and now
         result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
@@ -235,15 +235,15 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         p.authorization_failed(err)
         event = "payment_intent.payment_failed"
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected, check_after_s=check_after))
+        uow.add(ops.UpdatePayment.of(p))
         bt_id = None
         if attempt.status is AttemptStatus.SUCCEEDED:
             if p.status is PaymentStatus.SUCCEEDED:
                 bt_id = post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
                                      held=None)
             else:
-                uow.add(repo.op_post_ledger(
+                uow.add(ops.PostLedger(
                     ledger.authorization_hold(
                         merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
                     merchant_id=p.merchant_id, source_id=attempt.id))

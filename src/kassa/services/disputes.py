@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import psp_repository as psp_repo
 from kassa.db import repositories as repo
 from kassa.domain import disputes, ledger
@@ -98,9 +99,10 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
                       description=f"Chargeback withdrawal for {d.charge}"
                       + (f" ({note})" if note else ""))
-        uow.add(repo.op_post_ledger(
+        uow.add(ops.PostLedger(
             ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+            merchant_id=d.merchant_id, source_id=d.id,
+            balance_transaction=_bt_op(row)))
         rows.append(row)
     if change.reinstate:
         withdrawn = _withdrawn(d)
@@ -108,10 +110,11 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         d.reinstatement_balance_transaction = bt_id
         row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
                       description=f"Chargeback reversal for {d.charge}")
-        uow.add(repo.op_post_ledger(
+        uow.add(ops.PostLedger(
             ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
                                     fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+            merchant_id=d.merchant_id, source_id=d.id,
+            balance_transaction=_bt_op(row)))
         rows.append(row)
     return rows
 
@@ -122,9 +125,9 @@ def _withdrawn(d: Dispute) -> Money:
     return d.amount_withdrawn
 
 
-def _bt_op(row: dict[str, Any]) -> repo.Op:
-    return repo.op_insert_balance_transaction(
-        bt_id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
+def _bt_op(row: dict[str, Any]) -> ops.InsertBalanceTransaction:
+    return ops.InsertBalanceTransaction(
+        id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
         currency=row["currency"], type=row["type"], source=row["source"],
         status=row["status"], available_on=row["available_on"], created=row["created"],
         description=row["description"])

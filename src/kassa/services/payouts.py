@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from kassa.db import ops
 from kassa.db import payouts_repository as prepo
 from kassa.db import repositories as repo
 from kassa.domain import currencies, ledger
@@ -50,18 +51,20 @@ def queue_money(kassa: Kassa, uow: UnitOfWork, p: Payout, move: PayoutMove, *,
     """Queue a move's ledger posting and balance transaction (after the posting, which the
     balance transaction belongs to) and its event, for the unit of work's commit."""
     now = kassa.clock()
-    if move.posting is not None:
-        uow.add(repo.op_post_ledger(move.posting, merchant_id=p.merchant_id, source_id=p.id))
     spec = move.balance_transaction
+    bt = None
     if spec is not None:
-        assert bt_id is not None
+        assert bt_id is not None and move.posting is not None
         description = {"payout": "Automatic payout" if p.automatic else "Payout",
                        "payout_cancel": "Payout canceled",
                        "payout_failure": "Payout failed"}[spec.type]
-        uow.add(repo.op_insert_balance_transaction(
-            bt_id=bt_id, merchant_id=p.merchant_id, amount=spec.amount.minor, fee=0,
+        bt = ops.InsertBalanceTransaction(
+            id=bt_id, merchant_id=p.merchant_id, amount=spec.amount.minor, fee=0,
             currency=spec.amount.currency, type=spec.type, source=p.id, status="available",
-            available_on=now, created=now, description=p.description or description))
+            available_on=now, created=now, description=p.description or description)
+    if move.posting is not None:
+        uow.add(ops.PostLedger(move.posting, merchant_id=p.merchant_id, source_id=p.id,
+                               balance_transaction=bt))
     uow.emit(merchant_id=p.merchant_id, type=move.event_type, obj=render(p))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import repositories as repo
 from kassa.domain.errors import NotFound
 from kassa.domain.intent_fields import merge_metadata
@@ -35,7 +36,7 @@ async def update(kassa: Kassa, *, merchant_id: str, refund_id: str,
     obj = representations.refund(r, charge=p.latest_charge, payment_method=p.payment_method)
     async with UnitOfWork(kassa, idempotency) as uow:
         if given:
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
             uow.emit(merchant_id=merchant_id, type="refund.updated", obj=obj)
         await uow.commit(response=obj)
     return obj

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import repositories as repo
 from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
@@ -78,8 +79,8 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
                           amount=r.amount, refund_id=r.id, psp_reference=p.psp_reference)
         try:
             async with UnitOfWork(kassa, idempotency) as uow:
-                uow.add(repo.op_update_payment(p))
-                uow.add(repo.op_insert_refund(r))
+                uow.add(ops.UpdatePayment.of(p))
+                uow.add(ops.InsertRefund.of(r))
                 saga.begin(kassa, uow, attempt, idempotency)
                 uow.emit(merchant_id=merchant_id, type="refund.created", obj=_obj(r, p))
                 await uow.commit(resource_id=r.id)
@@ -124,7 +125,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             else:  # the PSP settles it later; recovery polls in case its webhook is lost
                 attempt.status = AttemptStatus.PENDING
                 check_after = kassa.watch.pending_poll_seconds
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
         else:
             attempt.status = AttemptStatus.FAILED
             attempt.error = {"code": result.decline_code or "refund_failed",
@@ -132,13 +133,13 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             r.move(RefundStatus.FAILED)
             r.failure_reason = (result.decline_code if result.decline_code in FAILURE_REASONS
                                 else "unknown")
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
             p.release_refund(r.amount.minor)
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
             uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
             if was is AttemptStatus.PENDING:  # it was reported pending before
                 _refund_updated(uow, r, p)
-        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected, check_after_s=check_after))
         await saga.commit_outcome(kassa, uow, attempt, _obj(r, p), idempotency)
     return _obj(r, p)
 
@@ -146,14 +147,14 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
 def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
     assert p.psp is not None
     now = kassa.clock()
-    uow.add(
-        repo.op_post_ledger(ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
-                            merchant_id=r.merchant_id, source_id=r.id),
-        repo.op_insert_balance_transaction(
-            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
+    uow.add(ops.PostLedger(
+        ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
+        merchant_id=r.merchant_id, source_id=r.id,
+        balance_transaction=ops.InsertBalanceTransaction(
+            id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
             amount=-r.amount.minor, fee=0, currency=r.amount.currency, type="refund",
             source=r.id, status="available", available_on=now, created=now,
-            description="REFUND FOR PAYMENT"))
+            description="REFUND FOR PAYMENT")))
 
 
 def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
@@ -163,19 +164,18 @@ def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
     assert p.psp is not None
     r.move(RefundStatus.FAILED)
     r.failure_reason = failure_code if failure_code in FAILURE_REASONS else "unknown"
-    uow.add(repo.op_update_refund(r))
+    uow.add(ops.UpdateRefund.of(r))
     p.release_refund(r.amount.minor)
-    uow.add(repo.op_update_payment(p))
+    uow.add(ops.UpdatePayment.of(p))
     now = kassa.clock()
-    uow.add(
-        repo.op_post_ledger(ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp,
-                                                   amount=r.amount),
-                            merchant_id=r.merchant_id, source_id=r.id),
-        repo.op_insert_balance_transaction(
-            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
+    uow.add(ops.PostLedger(
+        ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
+        merchant_id=r.merchant_id, source_id=r.id,
+        balance_transaction=ops.InsertBalanceTransaction(
+            id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
             amount=r.amount.minor, fee=0, currency=r.amount.currency,
             type="refund_failure", source=r.id, status="available", available_on=now,
-            created=now, description="REFUND FAILURE"))
+            created=now, description="REFUND FAILURE")))
     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
     _refund_updated(uow, r, p)
 

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from kassa import representations
+from kassa.db import ops
 from kassa.db import repositories as repo
 from kassa.domain.errors import CardError, ConcurrentModification, InvalidRequest, KassaError
 from kassa.domain.payments import (
@@ -90,14 +91,14 @@ def begin(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
     if idempotency is not None:
         attempt.idempotency_key = idempotency.key
     attempt.created = attempt.created or kassa.clock()
-    uow.add(repo.op_insert_attempt(attempt, check_after_s=kassa.recovery_after_seconds))
+    uow.add(ops.InsertAttempt.of(attempt, check_after_s=kassa.recovery_after_seconds))
 
 
 async def commit_start(kassa: Kassa, p: PaymentIntent, attempt: Attempt,
                        idempotency: IdempotencyHandle | None) -> None:
     """Step 1 of an operation on an existing payment: its move and the attempt, together."""
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.UpdatePayment.of(p))
         begin(kassa, uow, attempt, idempotency)
         await uow.commit()
 
@@ -137,7 +138,7 @@ async def leave_unknown(kassa: Kassa, attempt: Attempt, answer: dict[str, Any],
                         idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """The PSP did not answer: recovery learns the truth; the client gets ``answer``."""
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_mark_attempt_unknown(attempt.id))
+        uow.add(ops.MarkAttemptUnknown(attempt.id))
         await uow.commit(response=answer)
     return answer
 
@@ -245,7 +246,7 @@ def store_answer(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, answer: object
     if attempt.idempotency_key is None or kassa.render is None:
         return
     status, body = kassa.render(answer)
-    uow.add(repo.op_complete_idempotency(merchant_id=attempt.merchant_id,
+    uow.add(ops.CompleteIdempotency(merchant_id=attempt.merchant_id,
                                          key=attempt.idempotency_key, status=status,
                                          body=body, for_attempt=attempt.id))
 
