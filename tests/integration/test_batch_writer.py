@@ -11,8 +11,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
 from kassa.domain.errors import ConcurrentModification
@@ -79,7 +78,7 @@ async def test_refused_units_fail_alone_with_their_own_error(kassa):
                                  claim(mid, "b")])
     assert out[0] is None and out[3] is None
     assert isinstance(out[1], ConcurrentModification)
-    assert isinstance(out[2], repo.IdempotencyKeyTaken)  # saw the first unit's insert
+    assert isinstance(out[2], units.IdempotencyKeyTaken)  # saw the first unit's insert
     assert w.batches == 1
     assert await claimed_keys(kassa, mid) == {"a", "b"}
 
@@ -101,7 +100,7 @@ async def test_other_unit_errors_are_the_exact_errors_of_a_lone_unit(kassa):
     mid = "acct_bw_" + secrets.token_hex(6)
     event = {"id": "evt_" + secrets.token_hex(8), "merchant_id": mid, "type": "t",
              "object_id": "pi_x", "data": {}, "created": 0}
-    await repo.apply(kassa.pool, [ops.InsertEvents([event])])
+    await units.apply(kassa.pool, [ops.InsertEvents([event])])
     w = BatchWriter(kassa.pool, max_inflight=1)
     out = await run_together(w, [claim(mid, "p"), [ops.InsertEvents([event])]])
     assert out[0] is None
@@ -156,7 +155,7 @@ async def test_a_lost_reply_is_an_unknown_outcome_never_a_refusal(kassa, dsn):
         assert proxy.lost.is_set()
         for o in out:
             assert isinstance(o, asyncpg.PostgresConnectionError | OSError), repr(o)
-            assert not isinstance(o, repo.IdempotencyKeyTaken | ConcurrentModification)
+            assert not isinstance(o, units.IdempotencyKeyTaken | ConcurrentModification)
         assert await claimed_keys(kassa, mid) == {"w1", "w2", "k0", "k1", "k2"}
     finally:
         await pool.close()
@@ -171,7 +170,7 @@ async def test_a_unit_waiting_for_a_lock_does_not_hold_back_its_batch(kassa):
     tx = holder.transaction()
     await tx.start()
     try:
-        await repo.apply(holder, claim(mid, "held"))  # uncommitted: "held" is locked
+        await units.apply(holder, claim(mid, "held"))  # uncommitted: "held" is locked
         w = BatchWriter(kassa.pool, max_inflight=1)
         waiting = asyncio.create_task(w.apply(claim(mid, "held")))
         others = [asyncio.create_task(w.apply(claim(mid, k))) for k in ("p", "q")]

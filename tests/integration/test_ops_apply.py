@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.services import merchants
 from kassa.services.context import Kassa
 from tests.support.ops_samples import one_of_each
@@ -19,7 +18,7 @@ async def test_every_op_applies_once_and_writes_its_row(kassa: Kassa) -> None:
     sent = {o["op"] for o in ops.wire(unit)}
     assert sent == {cls.op for cls in ops.ALL}
 
-    await repo.apply(kassa.pool, unit)
+    await units.apply(kassa.pool, unit)
 
     pool = kassa.pool
     p = await pool.fetchrow("SELECT status, amount_received, version, client_secret, metadata"

@@ -22,7 +22,7 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -123,7 +123,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
-    auth = await repo.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
+    auth = await payments_db.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
     authenticating = auth is not None and auth.status is AttemptStatus.REQUIRES_ACTION
     ours = p.status is PaymentStatus.PROCESSING and p.pending_attempt_id == attempt.id
     voided = result.outcome is Outcome.VOIDED or result.decline_code in ALREADY_VOID

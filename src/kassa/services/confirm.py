@@ -15,7 +15,7 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain import intent_fields, ledger
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
 from kassa.domain.money import Money
@@ -290,7 +290,7 @@ async def _continue_after_action(kassa: Kassa, p: PaymentIntent,
                                  idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """Re-confirm after customer authentication: ask the PSP how the attempt ended."""
     assert p.pending_attempt_id is not None
-    attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, p.pending_attempt_id)
     assert attempt is not None
     result = await saga.ask(kassa, attempt)
     if result is None:
@@ -308,12 +308,12 @@ async def record_return(kassa: Kassa, *, psp: str, attempt_id: str) -> tuple[Pay
                                                                              Attempt]:
     """The customer came back from the PSP's 3-D Secure page: record the outcome now, so
     the merchant's return_url already shows the final status."""
-    attempt = await repo.get_attempt(kassa.pool, attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, attempt_id)
     if attempt is None or attempt.psp != psp or attempt.operation is not Operation.AUTHORIZE:
         raise NotFound(f"No such authentication: '{attempt_id}'", param="attempt")
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         await saga.resolve(kassa, attempt)
-        attempt = await repo.get_attempt(kassa.pool, attempt_id) or attempt
+        attempt = await payments_db.get_attempt(kassa.pool, attempt_id) or attempt
     return await saga.reload(kassa, attempt.payment_intent_id), attempt
 
 

@@ -2,7 +2,7 @@
 read them; and the one function every payout state change goes through, which writes the
 change, its ledger posting, its balance transaction and its event in one transaction.
 
-Creating takes the merchant-and-currency payout lock (db/payouts_repository.py) before it
+Creating takes the merchant-and-currency payout lock (db/payouts.py) before it
 reads the available balance, so two payouts racing for one balance cannot both have it;
 payments never take that lock. Cancel and the payouts worker lock the payout's row, so a
 cancel and the worker's hand-over to the bank cannot both win.
@@ -16,8 +16,7 @@ from typing import Any
 import asyncpg
 
 from kassa.db import ops
-from kassa.db import payouts_repository as prepo
-from kassa.db import repositories as repo
+from kassa.db import payouts as payouts_db
 from kassa.domain import currencies, ledger
 from kassa.domain.errors import AmountError, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
@@ -31,6 +30,7 @@ from kassa.domain.payouts import (
     create,
     estimated_arrival,
 )
+from kassa.ledger import balances as ledger_balances
 from kassa.representations.payouts import payout as render
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -41,7 +41,7 @@ MAX_STATEMENT_DESCRIPTOR = 22  # Stripe's limit for payout statement descriptors
 async def available_balance(conn: asyncpg.Connection, *, merchant_id: str,
                             currency: str) -> Money:
     """The merchant's available balance in ``currency`` (a liability: credit-normal)."""
-    rows = await repo.account_balances(conn, [ledger.merchant_available(merchant_id)])
+    rows = await ledger_balances.account_balances(conn, [ledger.merchant_available(merchant_id)])
     total = sum(r["total"] for r in rows if r["currency"] == currency and r["layer"] == "posted")
     return Money(-total, currency)
 
@@ -93,9 +93,9 @@ async def create_payout(kassa: Kassa, *, merchant_id: str, amount: int, currency
                              "characters.", param="statement_descriptor")
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        await prepo.lock_payout_balance(conn, merchant_id=merchant_id, currency=money.currency)
-        destination = await prepo.default_destination(conn, merchant_id=merchant_id,
-                                                      currency=money.currency)
+        await payouts_db.lock_payout_balance(conn, merchant_id=merchant_id, currency=money.currency)
+        destination = await payouts_db.default_destination(conn, merchant_id=merchant_id,
+                                                           currency=money.currency)
         if destination is None:
             raise InvalidRequest(f"You have no bank account in {money.currency} to pay out "
                                  "to; add one first.", param="currency",
@@ -108,7 +108,7 @@ async def create_payout(kassa: Kassa, *, merchant_id: str, amount: int, currency
                    description=description, statement_descriptor=statement_descriptor,
                    metadata=dict(metadata or {}), destination=destination[0],
                    balance_transaction=kassa.ids("balance_transaction"))
-        await prepo.insert_payout(conn, p, next_check_in_s=0.0)
+        await payouts_db.insert_payout(conn, p, next_check_in_s=0.0)
         queue_money(kassa, uow, p, create(merchant_id=merchant_id, amount=money),
                     bt_id=p.balance_transaction)
         obj = render(p)
@@ -131,8 +131,8 @@ async def record_moves(kassa: Kassa, *, merchant_id: str, payout_id: str,
     and write nothing."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        p = await prepo.get_payout(conn, merchant_id=merchant_id, payout_id=payout_id,
-                                   for_update=True)
+        p = await payouts_db.get_payout(conn, merchant_id=merchant_id, payout_id=payout_id,
+                                        for_update=True)
         if p is None:
             raise NotFound(f"No such payout: '{payout_id}'", param="id")
         moves = decide(p)
@@ -143,7 +143,7 @@ async def record_moves(kassa: Kassa, *, merchant_id: str, payout_id: str,
                         failure_balance_transaction=bt_id)
             queue_money(kassa, uow, p, move, bt_id=bt_id)
         if moves:
-            await prepo.update_payout(conn, p, next_check_in_s=next_check_in_s(p))
+            await payouts_db.update_payout(conn, p, next_check_in_s=next_check_in_s(p))
         await uow.commit(response=render(p) if idempotency is not None else None,
                          side_effects=bool(moves))
     return p
@@ -161,7 +161,7 @@ async def cancel_payout(kassa: Kassa, *, merchant_id: str, payout_id: str,
 
 async def retrieve_payout(kassa: Kassa, *, merchant_id: str, payout_id: str
                           ) -> dict[str, Any]:
-    p = await prepo.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
+    p = await payouts_db.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
     if p is None:
         raise NotFound(f"No such payout: '{payout_id}'", param="id")
     return render(p)
@@ -174,7 +174,7 @@ async def list_payouts(kassa: Kassa, *, merchant_id: str, limit: int,
     if status is not None and status not in {s.value for s in PayoutStatus}:
         raise InvalidRequest(f"Invalid status: must be one of "
                              f"{', '.join(s.value for s in PayoutStatus)}.", param="status")
-    rows, more = await prepo.list_payouts(
+    rows, more = await payouts_db.list_payouts(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, created=created, arrival_date=arrival_date,
         status=status)

@@ -7,7 +7,7 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import refunds as refunds_db
 from kassa.domain.errors import NotFound
 from kassa.domain.intent_fields import merge_metadata
 from kassa.domain.payments import Refund
@@ -17,7 +17,7 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 
 async def _load(kassa: Kassa, merchant_id: str, refund_id: str) -> Refund:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     if r is None:
         raise NotFound(f"No such refund: '{refund_id}'", param="id")
     return r

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
+from kassa.db import disputes as disputes_db
 from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
+from kassa.db import refunds as refunds_db
 from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
@@ -64,7 +66,7 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
     for _ in range(CAS_RETRIES):
         p = await load(kassa, merchant_id=merchant_id, payment_id=payment_intent)
         value = p.reserve_refund(amount)
-        if await repo.payment_charged_back(kassa.pool, p.id):
+        if await disputes_db.payment_charged_back(kassa.pool, p.id):
             raise InvalidRequest(f"Charge {p.latest_charge} has been charged back; it cannot "
                                  "be refunded as well.", param="payment_intent",
                                  code="charge_disputed")
@@ -103,7 +105,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     amount on failure. CAS on the attempt makes it safe to race with recovery."""
     assert attempt.refund_id is not None
     was, expected = saga.cas_on(attempt)
-    r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
     p = await saga.reload(kassa, attempt.payment_intent_id)
     assert r is not None
     if result.outcome is Outcome.REFUND_PENDING and was is AttemptStatus.PENDING:
@@ -197,12 +199,12 @@ async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
 
 async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,
                          idempotency: IdempotencyHandle) -> dict[str, Any]:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     assert r is not None and r.attempt_id is not None
-    attempt = await repo.get_attempt(kassa.pool, r.attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, r.attempt_id)
     if attempt is not None and attempt.status in OPEN_ATTEMPT:
         await saga.resolve(kassa, attempt, idempotency)
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     assert r is not None
     p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
     if not idempotency.completed:
@@ -212,7 +214,7 @@ async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, refund_id: str) -> dict[str, Any]:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     if r is None:
         raise NotFound(f"No such refund: '{refund_id}'", param="id")
     p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
@@ -223,16 +225,16 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                 ending_before: str | None, payment_intent: str | None,
                 charge: str | None = None, created: Bounds | None = None
                 ) -> tuple[list[dict[str, Any]], bool]:
-    items, more = await repo.list_refunds(kassa.pool, merchant_id=merchant_id, limit=limit,
-                                          starting_after=starting_after,
-                                          ending_before=ending_before,
-                                          payment_intent=payment_intent, charge=charge,
-                                          created=created)
+    items, more = await refunds_db.list_refunds(kassa.pool, merchant_id=merchant_id, limit=limit,
+                                                starting_after=starting_after,
+                                                ending_before=ending_before,
+                                                payment_intent=payment_intent, charge=charge,
+                                                created=created)
     payments: dict[str, PaymentIntent | None] = {}
     out = []
     for r in items:
         if r.payment_intent_id not in payments:
-            payments[r.payment_intent_id] = await repo.get_payment(
+            payments[r.payment_intent_id] = await payments_db.get_payment(
                 kassa.pool, merchant_id=merchant_id, payment_id=r.payment_intent_id)
         p = payments[r.payment_intent_id]
         out.append(representations.refund(r, charge=p.latest_charge if p else None,

@@ -15,8 +15,7 @@ from typing import Any
 import asyncpg
 
 from kassa import representations, request_context
-from kassa.db import ops
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.services.context import Kassa
 
 Renderer = Callable[[object], tuple[int, bytes]]
@@ -116,12 +115,12 @@ class UnitOfWork:
             unit.append(ops.CompleteIdempotency(merchant_id=handle.merchant_id,
                                                     key=handle.key, status=status, body=body))
         if self._conn is not None:
-            await repo.apply(self._conn, unit)
+            await units.apply(self._conn, unit)
             await self._tx.commit()
         elif self.kassa.writer is not None:
             await self.kassa.writer.apply(unit)  # may share a transaction with other requests
         else:
-            await repo.apply(self.kassa.pool, unit)  # one statement, one implicit transaction
+            await units.apply(self.kassa.pool, unit)  # one statement, one implicit transaction
         self._committed = True
         if handle is not None:
             handle.claimed = True

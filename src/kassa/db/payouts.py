@@ -11,14 +11,13 @@ from typing import Any
 import asyncpg
 
 from kassa.db.filters import bounds_sql
+from kassa.db.pool import Conn
 from kassa.domain.bank_accounts import BankAccount
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus
-
-Conn = asyncpg.Connection | asyncpg.Pool
 
 PAYOUT_COLUMNS = ("id, merchant_id, amount, currency, status, automatic, period_key,"
                   " description, statement_descriptor, metadata, destination, failure_code,"
@@ -153,7 +152,7 @@ async def get_settings(conn: Conn, *, merchant_id: str) -> PayoutSettings:
     return PayoutSettings(merchant_id, PayoutSchedule(
         interval=Interval(row["interval"]), delay_days=row["delay_days"],
         weekly_anchor=row["weekly_anchor"], monthly_anchor=row["monthly_anchor"]),
-        row["scheduled_through"])
+                          row["scheduled_through"])
 
 
 async def put_schedule(conn: Conn, *, merchant_id: str, schedule: PayoutSchedule) -> None:

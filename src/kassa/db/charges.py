@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from kassa.db.filters import bounds_sql
-from kassa.db.repositories import _PI_COLUMNS, Conn, _payment
+from kassa.db.pool import Conn
+from kassa.db.rows import PI_COLUMNS, payment_from_row
 from kassa.domain.charges import CardFacts, ChargeDetails
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -103,6 +104,6 @@ async def list_charges(conn: Conn, *, merchant_id: str, limit: int, starting_aft
 async def payments_by_id(conn: Conn, *, merchant_id: str, payment_ids: list[str]
                          ) -> dict[str, PaymentIntent]:
     rows = await conn.fetch(
-        f"SELECT {_PI_COLUMNS} FROM payment_intents WHERE id = ANY($1::text[])"
+        f"SELECT {PI_COLUMNS} FROM payment_intents WHERE id = ANY($1::text[])"
         " AND merchant_id = $2", payment_ids, merchant_id)
-    return {r["id"]: _payment(r) for r in rows}
+    return {r["id"]: payment_from_row(r) for r in rows}
