@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from kassa.db.pagination import list_objects
+from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
 
@@ -19,16 +19,14 @@ async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,
                                     currency: str | None = None, created: Bounds | None = None,
                                     payout: str | None = None
                                     ) -> tuple[list[asyncpg.Record], bool]:
-    conditions, args = [], []
-    for column, value in (("type", type), ("source", source), ("currency", currency),
-                          ("payout", payout)):
-        if value is not None:
-            args.append(value)
-            conditions.append(f"{column} = ${len(args) + 2}")
-    return await list_objects(
-        conn, table="balance_transactions", columns=_BT_COLUMNS, merchant_id=merchant_id,
-        limit=limit, starting_after=starting_after, ending_before=ending_before,
-        where=" AND ".join(conditions), args=tuple(args), created=created)
+    filters = [(f"{column} = {{}}", value) for column, value in (
+        ("type", type), ("source", source), ("currency", currency), ("payout", payout))
+        if value is not None]
+    return await fetch_page(
+        conn, select=f"SELECT {_BT_COLUMNS} FROM balance_transactions",
+        table="balance_transactions", merchant_id=merchant_id, limit=limit,
+        starting_after=starting_after, ending_before=ending_before, filters=filters,
+        bounds=[("created", created)])
 
 
 async def get_balance_transaction(conn: Conn, *, merchant_id: str, bt_id: str

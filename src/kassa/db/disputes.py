@@ -8,11 +8,10 @@ commit in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.disputes import Dispute, DisputeStatus
 from kassa.domain.errors import ConcurrentModification
@@ -114,29 +113,14 @@ async def list_disputes(conn: Conn, *, merchant_id: str, limit: int,
                         payment_intent: str | None = None, charge: str | None = None,
                         created: Bounds | None = None) -> tuple[list[Dispute], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (disputes, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    cond = "merchant_id = $1"
-    for column, value in (("payment_intent_id", payment_intent), ("charge", charge)):
-        if value is not None:
-            params.append(value)
-            cond += f" AND {column} = ${len(params)}"
-    cond += bounds_sql("created", created, params)
-    order = "DESC"
-    cursor = starting_after or ending_before
-    if cursor is not None:
-        params.append(cursor)
-        op = "<" if starting_after is not None else ">"
-        cond += (f" AND seq {op} (SELECT seq FROM disputes WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-        order = "DESC" if starting_after is not None else "ASC"
-    rows = await conn.fetch(
-        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE {cond} ORDER BY seq {order} LIMIT $2",
-        *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if order == "ASC":
-        rows.reverse()
-    return [_dispute(r) for r in rows], has_more
+    rows, more = await fetch_page(
+        conn, select=f"SELECT {_DISPUTE_COLUMNS} FROM disputes", table="disputes",
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before,
+        filters=[(f"{column} = {{}}", value) for column, value in (
+            ("payment_intent_id", payment_intent), ("charge", charge)) if value is not None],
+        bounds=[("created", created)])
+    return [_dispute(r) for r in rows], more
 
 
 async def balance_transactions(conn: Conn, *, merchant_id: str, ids: Sequence[str]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kassa.db.pagination import list_objects
+from kassa.db.pagination import Filter, fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
 
@@ -19,16 +19,16 @@ async def list_events(conn: Conn, *, merchant_id: str, limit: int, starting_afte
                       ending_before: str | None, type: str | None,
                       types: list[str] | None = None, created: Bounds | None = None
                       ) -> tuple[list[dict[str, Any]], bool]:
-    where, args = "", ()
+    filters: list[Filter] = []
     if type:
         if type.endswith(".*"):
-            where, args = "type LIKE $3", (type[:-1] + "%",)
+            filters.append(("type LIKE {}", type[:-1] + "%"))
         else:
-            where, args = "type = $3", (type,)
+            filters.append(("type = {}", type))
     elif types:
-        where, args = "type = ANY($3::text[])", (types,)
-    rows, more = await list_objects(conn, table="events", columns="data",
-                                    merchant_id=merchant_id, limit=limit,
-                                    starting_after=starting_after, ending_before=ending_before,
-                                    where=where, args=args, created=created)
+        filters.append(("type = ANY({}::text[])", types))
+    rows, more = await fetch_page(
+        conn, select="SELECT data FROM events", table="events", merchant_id=merchant_id,
+        limit=limit, starting_after=starting_after, ending_before=ending_before,
+        filters=filters, bounds=[("created", created)])
     return [r["data"] for r in rows], more

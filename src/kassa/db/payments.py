@@ -5,7 +5,7 @@ object belongs to one."""
 from __future__ import annotations
 
 from kassa.db import search
-from kassa.db.pagination import list_objects
+from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.db.rows import ATTEMPT_COLUMNS, PI_COLUMNS, attempt_from_row, payment_from_row
 from kassa.domain.lists import Bounds
@@ -31,10 +31,10 @@ async def get_payment_unscoped(conn: Conn, payment_id: str) -> PaymentIntent | N
 async def list_payments(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
                         ending_before: str | None, created: Bounds | None = None
                         ) -> tuple[list[PaymentIntent], bool]:
-    rows, more = await list_objects(conn, table="payment_intents", columns=PI_COLUMNS,
-                                    merchant_id=merchant_id, limit=limit,
-                                    starting_after=starting_after, ending_before=ending_before,
-                                    created=created)
+    rows, more = await fetch_page(
+        conn, select=f"SELECT {PI_COLUMNS} FROM payment_intents", table="payment_intents",
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, bounds=[("created", created)])
     return [payment_from_row(r) for r in rows], more
 
 

@@ -6,11 +6,10 @@ unit of work's operations like every other money event's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.bank_accounts import BankAccount
 from kassa.domain.errors import ConcurrentModification
@@ -222,22 +221,13 @@ async def list_payouts(conn: Conn, *, merchant_id: str, limit: int, starting_aft
                        arrival_date: Bounds | None, status: str | None
                        ) -> tuple[list[Payout], bool]:
     """Newest first, cursor-paginated by id like Stripe's lists; returns (page, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    where = "merchant_id = $1"
-    if status is not None:
-        params.append(status)
-        where += f" AND status = ${len(params)}"
-    where += bounds_sql("created", created, params)
-    where += bounds_sql("arrival_date", arrival_date, params)
-    cursor, descending = starting_after or ending_before, ending_before is None
-    if cursor is not None:
-        params.append(cursor)
-        where += (f" AND seq {'<' if descending else '>'} (SELECT seq FROM payouts"
-                  f" WHERE id = ${len(params)} AND merchant_id = $1)")
-    rows = await conn.fetch(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE {where}"
-                            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT $2", *params)
-    page = [payout_of(r) for r in rows[:limit]]
-    return (page if descending else page[::-1]), len(rows) > limit
+    rows, more = await fetch_page(
+        conn, select=f"SELECT {PAYOUT_COLUMNS} FROM payouts", table="payouts",
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before,
+        filters=[] if status is None else [("status = {}", status)],
+        bounds=[("created", created), ("arrival_date", arrival_date)])
+    return [payout_of(r) for r in rows], more
 
 
 async def list_destinations(conn: Conn, *, merchant_id: str

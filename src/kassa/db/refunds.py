@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kassa.db.pagination import list_objects
+from kassa.db.pagination import Filter, fetch_page
 from kassa.db.pool import Conn
 from kassa.db.rows import REFUND_COLUMNS, refund_from_row
 from kassa.domain.lists import Bounds
@@ -24,16 +24,14 @@ async def list_refunds(conn: Conn, *, merchant_id: str, limit: int, starting_aft
                        ending_before: str | None, payment_intent: str | None,
                        charge: str | None = None, created: Bounds | None = None
                        ) -> tuple[list[Refund], bool]:
-    conditions, args = [], []
+    filters: list[Filter] = []
     if payment_intent:
-        args.append(payment_intent)
-        conditions.append(f"payment_intent_id = ${len(args) + 2}")
+        filters.append(("payment_intent_id = {}", payment_intent))
     if charge:  # a refund is of the payment's succeeded charge, its latest
-        args.append(charge)
-        conditions.append("payment_intent_id = (SELECT id FROM payment_intents"
-                          f" WHERE latest_charge = ${len(args) + 2} AND merchant_id = $1)")
-    rows, more = await list_objects(
-        conn, table="refunds", columns=REFUND_COLUMNS, merchant_id=merchant_id, limit=limit,
-        starting_after=starting_after, ending_before=ending_before,
-        where=" AND ".join(conditions), args=tuple(args), created=created)
+        filters.append(("payment_intent_id = (SELECT id FROM payment_intents"
+                        " WHERE latest_charge = {} AND merchant_id = $1)", charge))
+    rows, more = await fetch_page(
+        conn, select=f"SELECT {REFUND_COLUMNS} FROM refunds", table="refunds",
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, filters=filters, bounds=[("created", created)])
     return [refund_from_row(r) for r in rows], more

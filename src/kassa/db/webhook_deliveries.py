@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import Filter, fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
 
@@ -245,28 +245,15 @@ async def list_deliveries(conn: Conn, *, merchant_id: str, endpoint_id: str, lim
                           status: str | None, created: Bounds | None = None
                           ) -> tuple[list[asyncpg.Record], bool]:
     """An endpoint's deliveries, newest first; returns (rows, has_more)."""
-    params: list[Any] = [endpoint_id, merchant_id, limit + 1]
-    cond = "d.endpoint_id = $1 AND d.merchant_id = $2"
-    cond += bounds_sql("floor(extract(epoch FROM d.created_at))", created, params)
-    order = "DESC"
+    filters: list[Filter] = [("d.endpoint_id = {}", endpoint_id)]
     if status is not None:
-        params.append(status)
-        cond += f" AND d.status = ${len(params)}"
-    if starting_after is not None:
-        params.append(starting_after)
-        cond += f" AND d.id < ${len(params)}"
-    elif ending_before is not None:
-        params.append(ending_before)
-        cond += f" AND d.id > ${len(params)}"
-        order = "ASC"
-    rows = await conn.fetch(
-        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE {cond}"
-        f" ORDER BY d.id {order} LIMIT $3", *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if order == "ASC":
-        rows.reverse()
-    return rows, has_more
+        filters.append(("d.status = {}", status))
+    return await fetch_page(
+        conn, select=f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d",
+        table="webhook_deliveries", alias="d", key="id", cursor_is_key=True,
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, filters=filters,
+        bounds=[("floor(extract(epoch FROM d.created_at))", created)])
 
 
 async def attempts_for(conn: Conn, delivery_ids: list[int]) -> dict[int, list[asyncpg.Record]]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
 
@@ -53,27 +51,11 @@ async def list_endpoints(conn: Conn, *, merchant_id: str, limit: int,
                          starting_after: str | None, ending_before: str | None,
                          created: Bounds | None = None) -> tuple[list[asyncpg.Record], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    cond = "merchant_id = $1"
-    cond += bounds_sql("created", created, params)
-    order = "DESC"
-    if starting_after is not None:
-        params.append(starting_after)
-        cond += (f" AND seq < (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-    elif ending_before is not None:
-        params.append(ending_before)
-        cond += (f" AND seq > (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-        order = "ASC"
-    rows = await conn.fetch(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE {cond}"
-        f" ORDER BY seq {order} LIMIT $2", *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if order == "ASC":
-        rows.reverse()
-    return rows, has_more
+    return await fetch_page(
+        conn, select=f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints",
+        table="webhook_endpoints", merchant_id=merchant_id, limit=limit,
+        starting_after=starting_after, ending_before=ending_before,
+        bounds=[("created", created)])
 
 
 async def update_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str, url: str,
