@@ -292,23 +292,3 @@ async def attach_balance_transactions(conn: asyncpg.Connection, *, payout_id: st
     """What the payout contains (GET /v1/balance_transactions?payout=…)."""
     await conn.execute("UPDATE balance_transactions SET payout = $1 WHERE id = ANY($2::text[])"
                        " AND payout IS NULL", payout_id, ids)
-
-
-# ---------------------------------------------------------------- verification
-
-
-async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Per merchant and currency, the payouts-in-transit account must hold exactly the
-    payouts that are pending or in transit (`kassa ledger verify`)."""
-    return await conn.fetch(
-        "WITH open AS (SELECT merchant_id, currency, sum(amount)::bigint AS open"
-        " FROM payouts WHERE status IN ('pending', 'in_transit') GROUP BY 1, 2),"
-        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
-        " -sum(amount)::bigint AS ledger FROM ledger_entries"
-        " WHERE account LIKE 'merchant:%:payouts_in_transit' AND layer = 'posted'"
-        " GROUP BY 1, 2)"
-        " SELECT coalesce(open.merchant_id, led.merchant_id) AS merchant_id,"
-        " coalesce(open.currency, led.currency) AS currency, coalesce(open, 0) AS open,"
-        " coalesce(ledger, 0) AS ledger FROM open FULL JOIN led"
-        " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
-        " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)

@@ -146,3 +146,21 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
         "  OR coalesce(x.psp_reinstated, 0) <> coalesce(led.psp_reinstated, 0)"
         " LIMIT $1", limit)
     return rows
+
+
+async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Per merchant and currency, the payouts-in-transit account must hold exactly the
+    payouts that are pending or in transit (`kassa ledger verify`)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH open AS (SELECT merchant_id, currency, sum(amount)::bigint AS open"
+        " FROM payouts WHERE status IN ('pending', 'in_transit') GROUP BY 1, 2),"
+        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
+        " -sum(amount)::bigint AS ledger FROM ledger_entries"
+        " WHERE account LIKE 'merchant:%:payouts_in_transit' AND layer = 'posted'"
+        " GROUP BY 1, 2)"
+        " SELECT coalesce(open.merchant_id, led.merchant_id) AS merchant_id,"
+        " coalesce(open.currency, led.currency) AS currency, coalesce(open, 0) AS open,"
+        " coalesce(ledger, 0) AS ledger FROM open FULL JOIN led"
+        " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
+        " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)
+    return rows

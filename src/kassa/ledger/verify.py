@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from kassa.db import payouts as payouts_db
 from kassa.ledger import invariants
 
 
@@ -51,7 +50,7 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
             f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
             f"{row['expected_reinstated']}")
-    for row in await payouts_db.payout_ledger_mismatches(conn):
+    for row in await invariants.payout_ledger_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
             f"payouts in transit {row['ledger']}")

@@ -7,28 +7,19 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import balance_transactions as balance_transactions_db
-from kassa.db import ops
 from kassa.db import payouts as payouts_db
-from kassa.domain import ledger
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.ledger import balances as ledger_balances
+from kassa.ledger import journal
 from kassa.services.context import Kassa
 from kassa.services.uow import UnitOfWork
 
 
 async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
     """Stripe's balance object; liabilities are credit-normal, so the sign flips."""
-    rows = await ledger_balances.account_balances(
-        kassa.pool, [ledger.merchant_available(merchant_id), ledger.merchant_pending(merchant_id)])
-    available: dict[str, int] = defaultdict(int)
-    pending: dict[str, int] = defaultdict(int)
-    for row in rows:
-        if row["layer"] != "posted":
-            continue  # authorisation holds are not money yet
-        target = available if row["account"].endswith(":available") else pending
-        target[row["currency"]] += -row["total"]
+    available, pending = await ledger_balances.merchant_balance(kassa.pool, merchant_id)
     return representations.balance(available=available, pending=pending)
 
 
@@ -76,8 +67,7 @@ async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:
         for (merchant_id, currency), net in sums.items():
             if net == 0:
                 continue
-            uow.add(ops.PostLedger(
-                ledger.make_available(merchant_id=merchant_id, net=Money(net, currency)),
-                merchant_id=merchant_id, source_id=kassa.ids("availability")))
+            uow.add(journal.make_available(merchant_id=merchant_id, net=Money(net, currency),
+                                           source_id=kassa.ids("availability")))
         await uow.commit(side_effects=False)
     return len(rows)

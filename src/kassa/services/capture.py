@@ -11,7 +11,6 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import ops
-from kassa.domain import ledger
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -22,6 +21,7 @@ from kassa.domain.payments import (
     PaymentIntent,
     PaymentStatus,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, saga
 from kassa.services.context import Kassa
@@ -137,25 +137,18 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
     fee = kassa.fees.fee_for(gross)
     now = kassa.clock()
     bt_id = kassa.ids("balance_transaction")
-    uow.add(ops.PostLedger(
-        ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held),
-        merchant_id=p.merchant_id, source_id=p.id,
-        hold_ref=p.latest_charge if held is not None else None,
-        balance_transaction=ops.InsertBalanceTransaction(
-            id=bt_id, merchant_id=p.merchant_id,
-            amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
-            source=p.latest_charge or p.id, status="pending",
-            available_on=now + kassa.settlement_delay_seconds, created=now,
-            description=p.description)))
+    uow.add(journal.capture(
+        merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held, payment_id=p.id,
+        charge_id=p.latest_charge, bt_id=bt_id, now=now,
+        available_on=now + kassa.settlement_delay_seconds, description=p.description))
     return bt_id
 
 
 def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:
     """The authorisation is void at the PSP: release its ledger hold (once: hold_ref)."""
     assert p.latest_charge is not None
-    uow.add(ops.PostLedger(
-        ledger.authorization_release(merchant_id=p.merchant_id, psp=psp, held=p.amount),
-        merchant_id=p.merchant_id, source_id=p.latest_charge, hold_ref=p.latest_charge))
+    uow.add(journal.release_hold(merchant_id=p.merchant_id, psp=psp, held=p.amount,
+                                 charge_id=p.latest_charge))
 
 
 async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:

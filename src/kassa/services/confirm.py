@@ -16,7 +16,7 @@ from typing import Any
 from kassa import representations
 from kassa.db import ops
 from kassa.db import payments as payments_db
-from kassa.domain import intent_fields, ledger
+from kassa.domain import intent_fields
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -27,6 +27,7 @@ from kassa.domain.payments import (
     PaymentStatus,
     validate_amount,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, saga
 from kassa.services.capture import post_capture
@@ -243,10 +244,8 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                 bt_id = post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
                                      held=None)
             else:
-                uow.add(ops.PostLedger(
-                    ledger.authorization_hold(
-                        merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
-                    merchant_id=p.merchant_id, source_id=attempt.id))
+                uow.add(journal.hold(merchant_id=p.merchant_id, psp=attempt.psp,
+                                     amount=p.amount, attempt_id=attempt.id))
         if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
             # as Stripe: charge.succeeded for an authorisation (captured or not) and
             # charge.failed for a declined one, before the intent's event; 3-D Secure

@@ -36,6 +36,7 @@ from kassa.domain.errors import (
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import Operation, PaymentStatus
+from kassa.ledger import journal
 from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -99,10 +100,9 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
                       description=f"Chargeback withdrawal for {d.charge}"
                       + (f" ({note})" if note else ""))
-        uow.add(ops.PostLedger(
+        uow.add(journal.dispute(
             ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id,
-            balance_transaction=_bt_op(row)))
+            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
         rows.append(row)
     if change.reinstate:
         withdrawn = _withdrawn(d)
@@ -110,11 +110,10 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         d.reinstatement_balance_transaction = bt_id
         row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
                       description=f"Chargeback reversal for {d.charge}")
-        uow.add(ops.PostLedger(
+        uow.add(journal.dispute(
             ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
                                     fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id,
-            balance_transaction=_bt_op(row)))
+            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
         rows.append(row)
     return rows
 

@@ -21,8 +21,9 @@ from kassa.domain import currencies
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Period
 from kassa.domain.payouts import Payout, PayoutStatus, create, estimated_arrival
+from kassa.ledger import balances as ledger_balances
 from kassa.services.context import Kassa
-from kassa.services.payouts import available_balance, queue_money
+from kassa.services.payouts import queue_money
 from kassa.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ async def make_period_payout(kassa: Kassa, account: payouts_db.ScheduledAccount,
             conn, merchant_id=merchant_id, currency=currency,
             cutoff=int(period.starts_at.timestamp()))
         itemized = sum(r["net"] for r in rows)
-        available = await available_balance(conn, merchant_id=merchant_id, currency=currency)
+        available = await ledger_balances.available_balance(conn, merchant_id=merchant_id,
+                                                            currency=currency)
         amount = currencies.payable(Money(min(itemized, available.minor), currency))
         if amount.minor <= 0:  # nothing to pay: recorded, and carried into the next period
             await uow.commit(side_effects=False)

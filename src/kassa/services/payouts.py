@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-
-from kassa.db import ops
 from kassa.db import payouts as payouts_db
-from kassa.domain import currencies, ledger
+from kassa.domain import currencies
 from kassa.domain.errors import AmountError, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import MAX_AMOUNT, Money, UnknownCurrency, normalize_currency
@@ -31,6 +28,7 @@ from kassa.domain.payouts import (
     estimated_arrival,
 )
 from kassa.ledger import balances as ledger_balances
+from kassa.ledger import journal
 from kassa.representations.payouts import payout as render
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -38,33 +36,13 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 MAX_STATEMENT_DESCRIPTOR = 22  # Stripe's limit for payout statement descriptors
 
 
-async def available_balance(conn: asyncpg.Connection, *, merchant_id: str,
-                            currency: str) -> Money:
-    """The merchant's available balance in ``currency`` (a liability: credit-normal)."""
-    rows = await ledger_balances.account_balances(conn, [ledger.merchant_available(merchant_id)])
-    total = sum(r["total"] for r in rows if r["currency"] == currency and r["layer"] == "posted")
-    return Money(-total, currency)
-
-
 def queue_money(kassa: Kassa, uow: UnitOfWork, p: Payout, move: PayoutMove, *,
                 bt_id: str | None) -> None:
     """Queue a move's ledger posting and balance transaction (after the posting, which the
     balance transaction belongs to) and its event, for the unit of work's commit."""
-    now = kassa.clock()
-    spec = move.balance_transaction
-    bt = None
-    if spec is not None:
-        assert bt_id is not None and move.posting is not None
-        description = {"payout": "Automatic payout" if p.automatic else "Payout",
-                       "payout_cancel": "Payout canceled",
-                       "payout_failure": "Payout failed"}[spec.type]
-        bt = ops.InsertBalanceTransaction(
-            id=bt_id, merchant_id=p.merchant_id, amount=spec.amount.minor, fee=0,
-            currency=spec.amount.currency, type=spec.type, source=p.id, status="available",
-            available_on=now, created=now, description=p.description or description)
-    if move.posting is not None:
-        uow.add(ops.PostLedger(move.posting, merchant_id=p.merchant_id, source_id=p.id,
-                               balance_transaction=bt))
+    posting = journal.payout(p, move, bt_id=bt_id, now=kassa.clock())
+    if posting is not None:
+        uow.add(posting)
     uow.emit(merchant_id=p.merchant_id, type=move.event_type, obj=render(p))
 
 
@@ -100,7 +78,7 @@ async def create_payout(kassa: Kassa, *, merchant_id: str, amount: int, currency
             raise InvalidRequest(f"You have no bank account in {money.currency} to pay out "
                                  "to; add one first.", param="currency",
                                  code="no_external_account")
-        check_funds(amount=money, available=await available_balance(
+        check_funds(amount=money, available=await ledger_balances.available_balance(
             conn, merchant_id=merchant_id, currency=money.currency))
         now = kassa.clock()
         p = Payout(id=kassa.ids("payout"), merchant_id=merchant_id, amount=money,

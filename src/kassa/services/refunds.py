@@ -15,7 +15,6 @@ from kassa.db import disputes as disputes_db
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.db import refunds as refunds_db
-from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -29,6 +28,7 @@ from kassa.domain.payments import (
     Refund,
     RefundStatus,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, saga
 from kassa.services.context import Kassa
@@ -149,14 +149,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
 def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
     assert p.psp is not None
     now = kassa.clock()
-    uow.add(ops.PostLedger(
-        ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
-        merchant_id=r.merchant_id, source_id=r.id,
-        balance_transaction=ops.InsertBalanceTransaction(
-            id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-            amount=-r.amount.minor, fee=0, currency=r.amount.currency, type="refund",
-            source=r.id, status="available", available_on=now, created=now,
-            description="REFUND FOR PAYMENT")))
+    uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now))
 
 
 def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
@@ -170,14 +163,8 @@ def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
     p.release_refund(r.amount.minor)
     uow.add(ops.UpdatePayment.of(p))
     now = kassa.clock()
-    uow.add(ops.PostLedger(
-        ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
-        merchant_id=r.merchant_id, source_id=r.id,
-        balance_transaction=ops.InsertBalanceTransaction(
-            id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-            amount=r.amount.minor, fee=0, currency=r.amount.currency,
-            type="refund_failure", source=r.id, status="available", available_on=now,
-            created=now, description="REFUND FAILURE")))
+    uow.add(journal.refund_failure(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"),
+                                   now=now))
     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
     _refund_updated(uow, r, p)
 
