@@ -1,5 +1,6 @@
-"""Inbound PSP webhooks: verify and store them (``receive``, answering at once), then apply
-each exactly once, in order per PSP object (``apply_pending``, the psp-webhooks worker).
+"""Inbound PSP webhooks, the use case (``api/routers/psp_webhooks.py`` is its door, the
+inbox's SQL is db/psp_inbox.py): verify and store them (``receive``, answering at once), then
+apply each exactly once, in order per PSP object (``apply_pending``, the psp-webhooks worker).
 
 Guarantees, and what provides them:
 
