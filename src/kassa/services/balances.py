@@ -1,4 +1,5 @@
-"""Merchant balances from the ledger, balance transactions, and the pending→available job."""
+"""The balance use cases: Stripe's balance object (the ledger's figures, ledger/balances.py),
+balance transactions, and the pending→available job (postings from ledger/journal.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Unit of work: one database transaction holding a state change, its ledger postings, its
 outbox events and (when the request carried one) its idempotency key's stored response.
 
-Writes are collected as operations and applied by commit() in a single round trip
+Writes are collected as typed ops (db/ops.py) and applied by commit() in a single round trip
 (``kassa_apply``); a unit of work that must also read-and-lock rows (a worker claiming a
 batch) opens an explicit transaction with ``await uow.connection()`` first."""
 
