@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kassa import representations
-from kassa.db import cursors as cursor_repo
+from kassa.db import cursors as cursors_db
 from kassa.db import webhook_deliveries as deliveries_db
 from kassa.db import webhook_endpoints as endpoints_db
 from kassa.domain import ids
@@ -252,7 +252,7 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
         raise _not_found(endpoint_id)
     for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
         number = cursors[name]
-        if value is not None and number is not None and not await cursor_repo.delivery_exists(
+        if value is not None and number is not None and not await cursors_db.delivery_exists(
                 kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id,
                 delivery_id=number):
             raise pagination.missing_cursor("webhook_delivery", name, value)
