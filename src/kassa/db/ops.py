@@ -14,18 +14,31 @@ unit of work (apply.sql carries the ledger transaction's id from ``post_ledger``
 ``InsertBalanceTransaction``, and ``wire()`` writes the two next to each other. An
 ``InsertBalanceTransaction`` is not an ``Op`` on its own, so it cannot be queued alone.
 
-Building and serialising stays as cheap as the dicts it replaces (the hot path builds these
-per payment): plain slotted dataclasses, no validation layer.
+Building and serialising stays about as cheap as the dicts it replaces (the hot path builds
+these per payment): no validation layer, and ``op_class`` makes each a slotted dataclass that
+is frozen for the type checker (mypy refuses an assignment to an op's field) but not at run
+time: the frozen guard sets every field through ``object.__setattr__``, which made building a
+payment's ops twice as dear as the dicts (measured: 10 ops built and serialised, 15 µs as
+dicts, 32 µs as frozen dataclasses, 18 µs as these).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from kassa.domain.charges import ChargeDetails
 from kassa.domain.ledger import Posting
 from kassa.domain.payments import Attempt, AttemptStatus, PaymentIntent, Refund
+
+T = TypeVar("T")
+
+
+@dataclass_transform(frozen_default=True)
+def op_class(cls: type[T]) -> type[T]:
+    """A slotted dataclass, frozen for the type checker (see the module's docstring)."""
+    return dataclass(slots=True)(cls)
+
 
 # the Stripe fields a payment row carries as they are (domain/intent_fields.py has their rules)
 PI_FIELDS = ("client_secret", "confirmation_method", "receipt_email", "statement_descriptor",
@@ -52,7 +65,7 @@ def payment_row(p: PaymentIntent) -> dict[str, Any]:
 # ---------------------------------------------------------------- payments
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertPayment:
     op: ClassVar[str] = "insert_payment"
     row: dict[str, Any]  # payment_row(): the payment as it was when the op was built
@@ -65,7 +78,7 @@ class InsertPayment:
         return {"op": self.op, "row": self.row}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class UpdatePayment:
     """Compare-and-swap on the version the caller read (``row["version"]``)."""
 
@@ -86,7 +99,7 @@ class UpdatePayment:
 # ---------------------------------------------------------------- attempts and charges
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertAttempt:
     """Insert an attempt; recovery looks at it ``check_after_s`` from now unless its
     outcome is recorded first."""
@@ -127,7 +140,7 @@ class InsertAttempt:
             "purpose": self.purpose, "check_after_s": self.check_after_s}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class FinishAttempt:
     """Record an attempt's outcome once: CAS on the open statuses (``expected``), so a racing
     recovery worker and the original request cannot both apply it. ``check_after_s``: the new
@@ -153,7 +166,7 @@ class FinishAttempt:
             "error": self.error, "check_after_s": self.check_after_s}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class MarkAttemptUnknown:
     op: ClassVar[str] = "mark_attempt_unknown"
     id: str
@@ -162,7 +175,7 @@ class MarkAttemptUnknown:
         return {"op": self.op, "row": {"id": self.id}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertCharge:
     """An authorisation attempt's charge; goes into the same unit of work as the attempt's
     insert (step 1 of confirm)."""
@@ -183,7 +196,7 @@ class InsertCharge:
 # ---------------------------------------------------------------- refunds
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertRefund:
     op: ClassVar[str] = "insert_refund"
     id: str
@@ -212,7 +225,7 @@ class InsertRefund:
             "created": self.created}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class UpdateRefund:
     """Compare-and-swap on the version the caller read."""
 
@@ -242,7 +255,7 @@ class UpdateRefund:
 # ---------------------------------------------------------------- ledger
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertBalanceTransaction:
     """The merchant-facing line of the ledger transaction it is carried by (PostLedger):
     kassa_apply stores that transaction's id as its ledger_transaction_id."""
@@ -269,7 +282,7 @@ class InsertBalanceTransaction:
             "description": self.description}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class PostLedger:
     """One balanced transaction (header + entries); the database re-checks balance at
     COMMIT and refuses a second posting for the same source. ``balance_transaction``: the
@@ -294,7 +307,7 @@ class PostLedger:
 # ---------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class InsertEvents:
     """rows: {id, merchant_id, type, object_id, data (the event), created}."""
 
@@ -308,7 +321,7 @@ class InsertEvents:
 # ---------------------------------------------------------------- idempotency keys
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class ClaimIdempotency:
     """First write of a request that carries an Idempotency-Key: a duplicate key fails the
     whole unit of work (IdempotencyKeyTaken)."""
@@ -328,7 +341,7 @@ class ClaimIdempotency:
             "request_id": self.request_id}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class SetIdempotencyResource:
     op: ClassVar[str] = "set_idempotency_resource"
     merchant_id: str
@@ -341,7 +354,7 @@ class SetIdempotencyResource:
             "resource_id": self.resource_id}}
 
 
-@dataclass(frozen=True, slots=True)
+@op_class
 class CompleteIdempotency:
     """Store the key's answer. ``for_attempt``: recovery (or a webhook) answering for the
     request that started this attempt — unless an answer is stored already, and only if
