@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kassa.checkout import tokens
-from kassa.db import repositories as repo
+from kassa.db import merchants as merchants_db
+from kassa.db import payments as payments_db
 from kassa.domain.errors import KassaError, NotFound
 from kassa.domain.payments import PaymentIntent
 from kassa.services import confirm as confirm_flow
@@ -34,7 +35,7 @@ class OpenCheckout:
 async def load(kassa: Kassa, *, payment_id: str, client_secret: str | None) -> PaymentIntent:
     """The intent, if ``client_secret`` is its own; one answer for a wrong secret and an
     unknown intent, so the page is no oracle for intent ids."""
-    p = await repo.get_payment_unscoped(kassa.pool, payment_id) if payment_id.startswith(
+    p = await payments_db.get_payment_unscoped(kassa.pool, payment_id) if payment_id.startswith(
         "pi_") and len(payment_id) <= 64 else None
     try:
         if p is None:
@@ -51,7 +52,7 @@ async def open_checkout(kassa: Kassa, *, payment_id: str, client_secret: str | N
         raise CheckoutUnavailable("The hosted checkout page needs the card vault "
                                   "(KASSA_VAULT_FORWARD_SECRET and KASSA_VAULT_URL).")
     p = await load(kassa, payment_id=payment_id, client_secret=client_secret)
-    merchant = await repo.get_merchant(kassa.pool, p.merchant_id)
+    merchant = await merchants_db.get_merchant(kassa.pool, p.merchant_id)
     token = tokens.mint(kassa.checkout.token_key, merchant_id=p.merchant_id,
                         payment_id=p.id, now=kassa.clock())
     return OpenCheckout(p, merchant["name"] if merchant else "", token,

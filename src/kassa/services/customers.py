@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from kassa import representations
-from kassa.db import customers_repository as repo
+from kassa.db import customers as repo
 from kassa.db import search as search_sql
 from kassa.domain.errors import InvalidRequest, KassaError, NotFound
 from kassa.domain.lists import Bounds

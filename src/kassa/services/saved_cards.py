@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from kassa import representations
-from kassa.db import customers_repository as repo
-from kassa.db.repositories import Op
+from kassa.db import customers as repo
+from kassa.db import ops
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.payments import PaymentIntent
@@ -219,7 +219,7 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
 
 
 async def save_after_success(kassa: Kassa, p: PaymentIntent
-                             ) -> tuple[list[Op], dict[str, Any] | None]:
+                             ) -> tuple[list[ops.Op], dict[str, Any] | None]:
     """What the authorisation's finisher commits when the intent succeeds with
     ``setup_future_usage`` and a customer: the card attached to them (the database applies
     it only if the card is still unattached and the customer not deleted), and the
@@ -230,6 +230,6 @@ async def save_after_success(kassa: Kassa, p: PaymentIntent
                                          payment_method_id=p.payment_method)
     if row is None or row["customer"] is not None:
         return [], None
-    op: Op = {"op": "save_payment_method", "row": {
-        "id": row["id"], "merchant_id": p.merchant_id, "customer": p.customer}}
+    op = ops.SavePaymentMethod(payment_method_id=row["id"], merchant_id=p.merchant_id,
+                               customer=p.customer)
     return [op], PM({**row, "customer": p.customer})

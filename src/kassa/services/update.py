@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import ops
 from kassa.domain import intent_fields
 from kassa.domain.errors import InvalidRequest
 from kassa.services import saved_cards
@@ -53,7 +53,7 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_id: str,
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
                                        payment_method=p.payment_method)
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.UpdatePayment.of(p))
         # the answer commits with the change: a retry replays it, never re-applies it
         await uow.commit(response=PI(p))
     return PI(p)
