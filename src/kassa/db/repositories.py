@@ -153,10 +153,14 @@ async def take_over_stale_idempotency_key(conn: Conn, *, merchant_id: str, key: 
 
 
 def op_claim_idempotency(*, merchant_id: str, key: str, fingerprint: bytes, method: str,
-                         path: str, request_id: str | None = None) -> Op:
-    return {"op": "claim_idempotency", "row": {
-        "merchant_id": merchant_id, "key": key, "fingerprint": fingerprint.hex(),
-        "method": method, "path": path, "request_id": request_id}}
+                         path: str, request_id: str | None = None,
+                         resource_id: str | None = None) -> Op:
+    """``resource_id``: the object the same unit of work creates (its recovery point)."""
+    row = {"merchant_id": merchant_id, "key": key, "fingerprint": fingerprint.hex(),
+           "method": method, "path": path, "request_id": request_id}
+    if resource_id is not None:
+        row["resource_id"] = resource_id
+    return {"op": "claim_idempotency", "row": row}
 
 
 def op_complete_idempotency(*, merchant_id: str, key: str, status: int, body: bytes,
