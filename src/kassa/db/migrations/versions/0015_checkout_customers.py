@@ -1,7 +1,7 @@
 """Customers, the cards saved to them, and an intent's customer.
 
 Revision ID: checkout_customers
-Revises: money_out_payouts
+Revises: perf_unused_indexes
 
 - ``customers``: Stripe's Customer (email, name, phone, description, metadata,
   ``invoice_settings.default_payment_method``). Deleting one keeps the row (``deleted``) so
@@ -21,7 +21,7 @@ kassa_apply's insert_payment/update_payment carry ``customer`` (db/sql/apply.sql
 from alembic import op
 
 revision = "checkout_customers"
-down_revision = "money_out_payouts"
+down_revision = "perf_unused_indexes"
 
 SCHEMA = r"""
 CREATE TABLE customers (
