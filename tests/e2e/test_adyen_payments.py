@@ -21,9 +21,10 @@ from kassa.ledger.verify import verify
 from kassa.psp.adyen import AdyenSettings
 from kassa.psp.adyen.webhooks import signature
 from kassa.psp.simulator import SimulatorConfig
-from kassa.services import merchants, psp_webhooks
+from kassa.services import merchants, psp_webhooks, recovery
 from kassa.services.context import Kassa
 from tests.support.api_server import serving
+from tests.support.recovery import make_due
 from tests.support.simulator_server import running_simulator
 
 API_KEY = "AQE_e2e_adyen"
@@ -287,3 +288,38 @@ async def test_the_simulator_delivers_a_batch_of_several_items(world: World) -> 
     assert sorted((r["amount"], r["status"]) for r in refunds) == [
         (400, "succeeded"), (600, "succeeded")]
     assert await world.receivable(pi["id"], *(r["id"] for r in refunds)) == 1500
+
+
+async def test_a_lost_answer_is_resolved_by_repeating_with_the_same_key(world: World) -> None:
+    """Adyen acted, then answered 500: recovery repeats /payments with the attempt's
+    Idempotency-Key and Adyen answers from its store — one authorisation, never two."""
+    r = await world.sim.post("/_sim/faults", json={"faults": ["error_after_charge"]})
+    assert r.status_code == 200, r.text
+    pi = await with_psp_reference(world, await world.pay(capture_method="automatic"))
+    assert pi["status"] == "processing"  # Adyen charged; kassa did not hear it
+    await make_due(world.kassa, pi["id"])
+    assert await recovery.recover_open_attempts(world.kassa) >= 1
+    done = await with_psp_reference(world, await world.retrieve(pi))
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
+    rows = (await world.sim.get("/_sim/authorizations")).json()
+    assert [a["idempotency_key"] for a in rows] == [f"adyen:{ACCOUNT}:{pi['latest_charge']}"]
+    at_adyen = await world.at_adyen(done)
+    assert at_adyen["amount_captured"] == await world.receivable(pi["id"]) == 2500
+    stats = (await world.sim.get("/_sim/stats")).json()
+    assert stats["replays"] >= 1
+
+
+async def test_a_lost_capture_notification_keeps_it_pending_until_it_comes(
+        world: World) -> None:
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    replays = (await world.sim.get("/_sim/stats")).json()["replays"]
+    await make_due(world.kassa, pi["id"])
+    await recovery.recover_open_attempts(world.kassa)  # repeats the capture: `received`
+    assert (await world.sim.get("/_sim/stats")).json()["replays"] == replays + 1
+    assert (await world.retrieve(pi))["status"] == "processing"
+    assert await world.receivable(pi["id"]) == 0
+    assert (await world.at_adyen(pi))["amount_captured"] == 2500  # captured once at Adyen
+    await world.deliver()  # Adyen retries the notification until it is accepted
+    assert (await world.retrieve(pi))["status"] == "succeeded"
+    assert await world.receivable(pi["id"]) == 2500
