@@ -323,3 +323,33 @@ async def test_a_lost_capture_notification_keeps_it_pending_until_it_comes(
     await world.deliver()  # Adyen retries the notification until it is accepted
     assert (await world.retrieve(pi))["status"] == "succeeded"
     assert await world.receivable(pi["id"]) == 2500
+
+
+async def test_3ds_return_asks_adyen_with_the_redirect_result(world: World) -> None:
+    """The shopper comes back to kassa's return endpoint with Adyen's redirectResult:
+    kassa asks /payments/details and records the outcome before any notification; a
+    tampered or foreign redirectResult records nothing."""
+    pi = await with_psp_reference(world, await world.pay(
+        capture_method="automatic", payment_method="pm_card_authenticationRequired"))
+    path = httpx.URL(pi["next_action"]["redirect_to_url"]["url"]).path
+    other = await with_psp_reference(world, await world.pay(
+        capture_method="automatic", payment_method="pm_card_authenticationRequired"))
+    other_path = httpx.URL(other["next_action"]["redirect_to_url"]["url"]).path
+    r = await world.sim.post(f"{other_path}/complete", data={"result": "succeed"})
+    foreign = httpx.URL(r.headers["location"]).params["redirectResult"]
+    r = await world.sim.post(f"{path}/complete", data={"result": "succeed"})
+    back = httpx.URL(r.headers["location"])
+    assert back.path == f"/psp/adyen/return/{pi['latest_charge']}"
+
+    for tampered in ("not-a-result", foreign):
+        r = await world.api.get(back.path, params={"redirectResult": tampered})
+        assert r.status_code in (200, 303), r.text
+        assert (await world.retrieve(pi))["status"] == "requires_action"
+    r = await world.api.get(back.path, params=dict(back.params))
+    assert r.status_code in (200, 303), r.text
+    done = await world.retrieve(pi)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
+    assert await world.receivable(pi["id"]) == 2500
+    await world.deliver()  # the AUTHORISATION notifications come later and change nothing
+    assert await world.receivable(pi["id"]) == 2500
+    assert (await world.retrieve(other))["status"] == "succeeded"  # by its notification

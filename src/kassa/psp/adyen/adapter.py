@@ -26,6 +26,7 @@ Statuses and errors are mapped in mapping.py, notifications in webhooks.py.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -108,9 +109,11 @@ class AdyenAdapter:
                                 capture: bool) -> PSPResult:
         """The shopper came back from 3-D Secure: ``/payments/details`` tells the outcome
         (server to server, so kassa trusts it; the query itself is only the key to ask)."""
+        # one key per returned query: a tampered query must not take the key of the real one
+        digest = hashlib.sha256(redirect_result.encode()).hexdigest()[:16]
         answer = await self._post(f"{self._checkout}/payments/details",
                                   {"details": {"redirectResult": redirect_result}},
-                                  f"{idempotency_key}-details", "payment details")
+                                  f"{idempotency_key}-d-{digest}", "payment details")
         return m.payment_result(answer, capture=capture)
 
     async def capture(self, *, idempotency_key: str, psp_reference: str,
