@@ -353,3 +353,28 @@ async def test_3ds_return_asks_adyen_with_the_redirect_result(world: World) -> N
     await world.deliver()  # the AUTHORISATION notifications come later and change nothing
     assert await world.receivable(pi["id"]) == 2500
     assert (await world.retrieve(other))["status"] == "succeeded"  # by its notification
+
+
+async def test_a_cancel_adyen_refuses_leaves_the_hold(world: World) -> None:
+    """CANCELLATION success=false (here: the payment was captured at Adyen meanwhile, by
+    another channel): the void failed, the payment is back to requires_capture with its
+    hold still on the ledger."""
+    pi = await with_psp_reference(world, await world.pay())
+    auth = (await world.at_adyen(pi))["id"]
+    r = await world.sim.post(f"/v1/authorizations/{auth}/capture",
+                             json={"idempotency_key": "elsewhere"})
+    assert r.status_code == 200, r.text
+    canceled = await world.post(f"/v1/payment_intents/{pi['id']}/cancel")
+    assert canceled["status"] == "processing"
+    await world.deliver()
+    assert (await world.retrieve(pi))["status"] == "requires_capture"
+    held = await world.kassa.pool.fetchval(
+        "SELECT coalesce(sum(e.amount), 0) FROM ledger_transactions t"
+        " JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE t.source_id = $1 AND e.account = 'psp:adyen:receivable'",
+        pi["latest_charge"])
+    assert held == 2500  # the authorisation's hold was not released
+    void = await world.kassa.pool.fetchrow(
+        "SELECT status, error FROM attempts WHERE payment_intent_id = $1"
+        " AND operation = 'void'", pi["id"])
+    assert void["status"] == "failed"
