@@ -378,3 +378,41 @@ async def test_a_cancel_adyen_refuses_leaves_the_hold(world: World) -> None:
         "SELECT status, error FROM attempts WHERE payment_intent_id = $1"
         " AND operation = 'void'", pi["id"])
     assert void["status"] == "failed"
+
+
+async def disputed(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    pi = await with_psp_reference(world, await world.pay(
+        capture_method="automatic", payment_method="pm_card_createDispute"))
+    await world.deliver()  # AUTHORISATION and CHARGEBACK
+    r = await world.api.get("/v1/disputes", params={"payment_intent": pi["id"]})
+    (d,) = r.json()["data"]
+    assert (d["status"], d["amount"], d["reason"]) == ("needs_response", 2500, "fraudulent")
+    return pi, d
+
+
+async def test_a_defended_chargeback_is_won_through_adyens_dispute_service(
+        world: World) -> None:
+    pi, d = await disputed(world)
+    assert await world.receivable(pi["id"], d["id"]) == 0  # withdrawn with the chargeback
+    r = await world.api.post(f"/v1/disputes/{d['id']}", json={
+        "evidence": {"uncategorized_text": "winning_evidence"}, "submit": True})
+    assert r.status_code == 200 and r.json()["status"] == "under_review", r.text
+    await world.deliver()  # CHARGEBACK_REVERSED
+    won = (await world.api.get(f"/v1/disputes/{d['id']}")).json()
+    assert won["status"] == "won"
+    assert await world.receivable(pi["id"], d["id"]) == 2500
+    report = await verify(world.kassa.pool)
+    assert report.ok, report.problems
+
+
+async def test_accepting_a_chargeback_concedes_it_at_adyen(world: World) -> None:
+    pi, d = await disputed(world)
+    r = await world.api.post(f"/v1/disputes/{d['id']}/close")
+    assert r.status_code == 200 and r.json()["status"] == "lost", r.text
+    auth = (await world.at_adyen(pi))["id"]
+    (at_adyen,) = [row for row in (await world.sim.get("/_sim/disputes")).json()
+                   if row["authorization"] == auth]
+    assert at_adyen["status"] == "lost"  # conceded at Adyen (acceptDispute)
+    await world.deliver()
+    assert (await world.api.get(f"/v1/disputes/{d['id']}")).json()["status"] == "lost"
+    assert await world.receivable(pi["id"], d["id"]) == 0
