@@ -51,3 +51,25 @@ def test_adyen_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KASSA_ADYEN_HMAC_KEYS", "not-hex")
     with pytest.raises(ValidationError):
         AdyenSettings()
+
+
+def test_kassa_dev_connects_its_adyen_account_to_the_simulators_dialect(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassa.cli.dev import _dev_adyen
+    from kassa.psp.simulator import SimulatorConfig
+
+    monkeypatch.delenv("KASSA_ADYEN_API_KEY", raising=False)
+    settings = Settings(port=8123)
+    config, adyen = _dev_adyen(settings, SimulatorConfig())
+    assert adyen.configured() and adyen.api_key is not None
+    assert config.adyen_api_key == adyen.api_key.get_secret_value()
+    assert [bytes.fromhex(str(config.adyen_hmac_key))] == adyen.keys()
+    assert config.adyen_merchant_account == adyen.merchant_account
+    assert adyen.checkout_url == f"{settings.simulator_base_url()}/v71"
+    assert config.adyen_webhook_url == "http://127.0.0.1:8123/psp/adyen/webhooks" or \
+        str(config.adyen_webhook_url).endswith(":8123/psp/adyen/webhooks")
+    # a real account configured: kassa dev leaves it alone
+    monkeypatch.setenv("KASSA_ADYEN_API_KEY", "AQE_real")
+    same, real = _dev_adyen(settings, SimulatorConfig())
+    assert same.adyen_api_key is None and real.api_key is not None
+    assert real.api_key.get_secret_value() == "AQE_real"
