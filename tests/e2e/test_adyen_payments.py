@@ -416,3 +416,18 @@ async def test_accepting_a_chargeback_concedes_it_at_adyen(world: World) -> None
     await world.deliver()
     assert (await world.api.get(f"/v1/disputes/{d['id']}")).json()["status"] == "lost"
     assert await world.receivable(pi["id"], d["id"]) == 0
+
+
+async def test_a_notification_settles_a_capture_recovery_gave_up_on(world: World) -> None:
+    """Recovery can only repeat Adyen's `received`; after its last try the attempt needs
+    attention — Adyen's CAPTURE, retried for days, still records it (needs_attention is
+    an open status for the webhook's finisher)."""
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    await world.kassa.pool.execute(
+        "UPDATE attempts SET status = 'needs_attention' WHERE payment_intent_id = $1"
+        " AND operation = 'capture'", pi["id"])
+    await world.deliver()
+
+    assert (await world.retrieve(pi))["status"] == "succeeded"
+    assert await world.receivable(pi["id"]) == 2500
