@@ -171,3 +171,23 @@ def test_events_kassa_does_not_act_on_are_verified_and_dropped() -> None:
     assert parse(body(item(NEW_KEY, eventCode="REPORT_AVAILABLE"))) == []
     with pytest.raises(WebhookRejected):
         parse(body(item(OLD_KEY, eventCode="REPORT_AVAILABLE")))
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"[]", b"null", b"{}", b'{"notificationItems": {}}', b'{"notificationItems": [1]}',
+    b'{"live": "false", "notificationItems": [{"NotificationRequestItem": []}]}',
+    b'{"live": "false", "notificationItems": [{"NotificationRequestItem": {}}]}',
+    b'{"live": "false", "notificationItems": [{"NotificationRequestItem": '
+    b'{"amount": 5, "additionalData": []}}]}',
+    b"\xff\xfe", b"x" * (webhooks.MAX_WEBHOOK_BYTES + 1),
+])
+def test_garbage_is_refused_never_an_error(raw: bytes) -> None:
+    with pytest.raises(WebhookRejected):
+        parse(raw)
+
+
+def test_a_signed_item_with_unreadable_fields_is_refused() -> None:
+    for fields in ({"eventDate": "yesterday"}, {"amount": {"value": "600", "currency": "EUR"}},
+                   {"success": "maybe"}, {"eventCode": "CAPTURE", "originalReference": None}):
+        with pytest.raises(WebhookRejected):
+            parse(body(item(NEW_KEY, **fields)))
