@@ -21,8 +21,9 @@ from kassa.ledger.verify import verify
 from kassa.psp.adyen import AdyenSettings
 from kassa.psp.adyen.webhooks import signature
 from kassa.psp.simulator import SimulatorConfig
-from kassa.services import merchants, psp_webhooks, recovery
+from kassa.services import merchants, recovery
 from kassa.services.context import Kassa
+from kassa.webhooks import inbound as psp_webhooks
 from tests.support.api_server import serving
 from tests.support.recovery import make_due
 from tests.support.simulator_server import running_simulator
