@@ -16,6 +16,7 @@ from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
+from kassa.psp.adyen import AdyenAdapter, AdyenSettings
 from kassa.psp.router import DefaultRouter, PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
@@ -66,9 +67,11 @@ def tune_gc() -> None:
 
 
 def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
-                 stripe: StripeSettings | None = None) -> PSPRegistry:
+                 stripe: StripeSettings | None = None,
+                 adyen: AdyenSettings | None = None) -> PSPRegistry:
     """Every configured PSP account: the built-in simulator always, the platform's Stripe
-    account (``stripe``) when KASSA_STRIPE_SECRET_KEY is set."""
+    account (``stripe``) when KASSA_STRIPE_SECRET_KEY is set, its Adyen account
+    (``adyen``) when KASSA_ADYEN_API_KEY is set."""
     accounts = [PSPAccount(
         name="simulator", psp="simulator",
         adapter=SimulatorAdapter(
@@ -85,12 +88,33 @@ def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
             name="stripe", psp="stripe",
             adapter=StripeAdapter(client, stripe, timeout=settings.psp_timeout_seconds),
             hold_validity_seconds=stripe.hold_validity_seconds))
+    adyen = adyen if adyen is not None else AdyenSettings()
+    if adyen.configured():
+        accounts.append(adyen_account(settings, client, adyen))
     return PSPRegistry(accounts)
+
+
+def adyen_account(settings: Settings, client: httpx.AsyncClient,
+                  adyen: AdyenSettings) -> PSPAccount:
+    """The platform's Adyen account; a live one only in production, and never without the
+    merchant account and the webhook's HMAC key (unverifiable notifications)."""
+    if adyen.live and settings.env != "production":
+        raise ValueError("KASSA_ADYEN_LIVE is set; a live Adyen account is refused unless "
+                         "KASSA_ENV=production")
+    if adyen.merchant_account is None:
+        raise ValueError("KASSA_ADYEN_API_KEY is set without KASSA_ADYEN_MERCHANT_ACCOUNT")
+    if not adyen.keys():
+        raise ValueError("KASSA_ADYEN_API_KEY is set without KASSA_ADYEN_HMAC_KEYS (the "
+                         "webhook's HMAC key): Adyen's notifications could not be verified")
+    return PSPAccount(name="adyen", psp="adyen",
+                      adapter=AdyenAdapter(client, adyen, timeout=settings.psp_timeout_seconds),
+                      hold_validity_seconds=adyen.hold_validity_seconds)
 
 
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
                 http: httpx.AsyncClient | None = None,
-                stripe: StripeSettings | None = None) -> tuple[Kassa, Closer]:
+                stripe: StripeSettings | None = None,
+                adyen: AdyenSettings | None = None) -> tuple[Kassa, Closer]:
     size = pool_size or settings.db_pool_size
     # Every query the services run finds its rows through an index. A prepared statement's
     # plan is cached for the connection's life; planned on a fresh deploy (tables empty,
@@ -103,7 +127,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     pool = await create_pool(dsn, min_size=min(2, size), max_size=size,
                              server_settings={"enable_seqscan": "off"})
     client = http or http_client(settings)
-    psps = psp_registry(settings, client, stripe=stripe)
+    psps = psp_registry(settings, client, stripe=stripe, adyen=adyen)
     kassa = Kassa(
         pool=pool, psps=psps, router=DefaultRouter(psps, settings.default_psp),
         payment_methods=PaymentMethodResolver(pool),

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from kassa.cli.database import database, redacted
 from kassa.cli.dev_bank import bank_server, bank_socket
@@ -72,8 +73,9 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
             yield
 
     settings, sim_config = _dev_simulator(settings)
+    sim_config, adyen = _dev_adyen(settings, sim_config)
     settings = _dev_vault(settings)
-    kassa, close = await bootstrap.build(settings, dsn)
+    kassa, close = await bootstrap.build(settings, dsn, adyen=adyen)
     try:
         seeded = await seed_dev_merchant(settings, kassa)
     except BaseException:
@@ -222,3 +224,33 @@ def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]
     config = SimulatorConfig(webhook_url=url,
                              webhook_secret=settings.simulator_webhook_secrets()[0])
     return settings, config
+
+
+def _dev_adyen(settings: Settings, config: Any) -> tuple[Any, Any]:
+    """Without a real Adyen account (KASSA_ADYEN_API_KEY), `kassa dev` connects its
+    ``adyen`` PSP account to the simulator's Adyen dialect: a made-up API key and HMAC key
+    for this run, notifications to this API's /psp/adyen/webhooks (KASSA_DEFAULT_PSP=adyen
+    sends payments there)."""
+    import dataclasses
+    import secrets
+
+    from pydantic import SecretStr
+
+    from kassa.psp.adyen import AdyenSettings
+
+    adyen = AdyenSettings()
+    if adyen.configured():
+        return config, adyen
+    base = settings.simulator_base_url()
+    adyen = AdyenSettings(api_key=SecretStr(secrets.token_hex(16)),
+                          merchant_account="KassaDevECOM",
+                          checkout_url=f"{base}/v71",
+                          disputes_url=f"{base}/ca/services/DisputeService/v30",
+                          hmac_keys=SecretStr(secrets.token_hex(32)))
+    assert adyen.api_key is not None and adyen.hmac_keys is not None
+    config = dataclasses.replace(
+        config, adyen_api_key=adyen.api_key.get_secret_value(),
+        adyen_merchant_account=adyen.merchant_account,
+        adyen_hmac_key=adyen.hmac_keys.get_secret_value(),
+        adyen_webhook_url=f"http://{settings.host}:{settings.port}/psp/adyen/webhooks")
+    return config, adyen

@@ -89,10 +89,15 @@ def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
               webhook_url: str = typer.Option(
                   None, help="where to send webhooks, e.g. http://127.0.0.1:8000/psp/simulator/"
                              "webhooks (default: KASSA_SIMULATOR_WEBHOOK_URL)"),
+              adyen_webhook_url: str = typer.Option(
+                  None, help="where its Adyen dialect sends notifications, e.g. "
+                             "http://127.0.0.1:8000/psp/adyen/webhooks"),
               state: Path = STATE_OPTION,
               memory: bool = typer.Option(False, help="keep nothing across restarts")) -> None:
     """Serve the PSP simulator on its own (signing webhooks with
-    KASSA_SIMULATOR_WEBHOOK_SECRET)."""
+    KASSA_SIMULATOR_WEBHOOK_SECRET; its Adyen dialect takes KASSA_ADYEN_API_KEY,
+    KASSA_ADYEN_MERCHANT_ACCOUNT and the first of KASSA_ADYEN_HMAC_KEYS)."""
+    from kassa.psp.adyen import AdyenSettings
     from kassa.psp.simulator import SimulatorConfig
     from kassa.psp.simulator.server import serve
 
@@ -101,8 +106,15 @@ def simulator(port: int = typer.Option(None), host: str = typer.Option(None),
                port_setting="KASSA_SIMULATOR_PORT" if port is None else "--port",
                host_setting="KASSA_SIMULATOR_HOST" if host is None else "--host")
     secrets = settings.simulator_webhook_secrets()
+    adyen = AdyenSettings()
+    hmac_keys = adyen.hmac_keys.get_secret_value().split(",") if adyen.hmac_keys else []
     config = SimulatorConfig(webhook_url=webhook_url or settings.simulator_webhook_url,
-                             webhook_secret=secrets[0] if secrets else None)
+                             webhook_secret=secrets[0] if secrets else None,
+                             adyen_api_key=adyen.api_key.get_secret_value()
+                             if adyen.api_key else None,
+                             adyen_merchant_account=adyen.merchant_account,
+                             adyen_hmac_key=hmac_keys[0].strip() if hmac_keys else None,
+                             adyen_webhook_url=adyen_webhook_url)
     state_path = None if memory else (state or settings.home / "simulator.sqlite3")
     serve(host or settings.simulator_host, port or settings.simulator_port, config,
           state_path=state_path)

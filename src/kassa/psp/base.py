@@ -52,6 +52,7 @@ class Outcome(StrEnum):
     REFUNDED = "refunded"
     REFUND_PENDING = "refund_pending"
     CAPTURE_PENDING = "capture_pending"  # accepted; the PSP confirms or fails it later
+    VOID_PENDING = "void_pending"  # accepted (Adyen's cancel `received`); confirmed later
     FAILED = "failed"  # the operation was refused (e.g. capture of an expired auth)
 
 
@@ -164,6 +165,8 @@ class PSPEventType(StrEnum):
     AUTHORIZATION_UPDATED = "authorization.updated"
     CAPTURE_SUCCEEDED = "capture.succeeded"  # a capture answered pending is confirmed
     CAPTURE_FAILED = "capture.failed"
+    VOID_SUCCEEDED = "void.succeeded"  # a void answered pending is confirmed
+    VOID_FAILED = "void.failed"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"  # a pending refund failed, or a succeeded one bounced
     DISPUTE_CREATED = "dispute.created"

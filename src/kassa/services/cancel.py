@@ -123,6 +123,8 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
+    if result.outcome is Outcome.VOID_PENDING:
+        return await _void_pending(kassa, attempt, p, was, expected, idempotency)
     auth = await payments_db.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
     authenticating = auth is not None and auth.status is AttemptStatus.REQUIRES_ACTION
     ours = p.status is PaymentStatus.PROCESSING and p.pending_attempt_id == attempt.id
@@ -190,6 +192,22 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         return PI(await saga.reload(kassa, p.id))
     if error is not None:
         raise error
+    return PI(p)
+
+
+async def _void_pending(kassa: Kassa, attempt: Attempt, p: PaymentIntent,
+                        was: AttemptStatus, expected: tuple[AttemptStatus, ...],
+                        idempotency: IdempotencyHandle | None) -> dict[str, Any]:
+    """The PSP accepted the void and confirms it later (Adyen's cancel ``received``): the
+    hold stays on the ledger and the payment ``processing`` until the CANCELLATION
+    notification (or recovery) records the void or its refusal."""
+    if was is AttemptStatus.PENDING:
+        return PI(p)  # still pending: nothing new to record
+    async with UnitOfWork(kassa, idempotency) as uow:
+        attempt.status = AttemptStatus.PENDING
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected,
+                                     check_after_s=kassa.watch.pending_poll_seconds))
+        await saga.commit_outcome(kassa, uow, attempt, PI(p), idempotency)
     return PI(p)
 
 

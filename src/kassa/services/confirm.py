@@ -17,7 +17,13 @@ from kassa import representations
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.domain import intent_fields
-from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
+from kassa.domain.errors import (
+    CardError,
+    IllegalTransition,
+    InvalidRequest,
+    KassaError,
+    NotFound,
+)
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     Attempt,
@@ -28,7 +34,7 @@ from kassa.domain.payments import (
     validate_amount,
 )
 from kassa.ledger import journal
-from kassa.psp.base import Outcome, PSPResult
+from kassa.psp.base import Outcome, PSPError, PSPResult
 from kassa.services import charges, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
@@ -313,16 +319,43 @@ async def _continue_after_action(kassa: Kassa, p: PaymentIntent,
     return await saga.finish(kassa, attempt, result, payment=p, idempotency=idempotency)
 
 
-async def record_return(kassa: Kassa, *, psp: str, attempt_id: str) -> tuple[PaymentIntent,
-                                                                             Attempt]:
+async def record_return(kassa: Kassa, *, psp: str, attempt_id: str,
+                        query: Mapping[str, str] | None = None
+                        ) -> tuple[PaymentIntent, Attempt]:
     """The customer came back from the PSP's 3-D Secure page: record the outcome now, so
-    the merchant's return_url already shows the final status."""
+    the merchant's return_url already shows the final status. A PSP that tells the outcome
+    only to the one who brings the return's query (Adyen's ``redirectResult``) is asked
+    with it; its answer counts only for this very attempt."""
     attempt = await payments_db.get_attempt(kassa.pool, attempt_id)
     if attempt is None or attempt.psp != psp or attempt.operation is not Operation.AUTHORIZE:
         raise NotFound(f"No such authentication: '{attempt_id}'", param="attempt")
+    if attempt.status is AttemptStatus.REQUIRES_ACTION and query:
+        await _record_redirect(kassa, attempt, query)
+        attempt = await payments_db.get_attempt(kassa.pool, attempt_id) or attempt
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         await saga.resolve(kassa, attempt)
         attempt = await payments_db.get_attempt(kassa.pool, attempt_id) or attempt
     return await saga.reload(kassa, attempt.payment_intent_id), attempt
 
 
+async def _record_redirect(kassa: Kassa, attempt: Attempt, query: Mapping[str, str]) -> None:
+    """The PSP's answer for the returned query, recorded when it is about this attempt; a
+    refusal or an error (a tampered query) records nothing: recovery and the PSP's
+    notification still settle it."""
+    complete = getattr(kassa.psp(attempt.psp), "complete_redirect", None)
+    redirect_result = query.get("redirectResult")
+    if complete is None or not redirect_result:
+        return
+    try:
+        result = await complete(idempotency_key=attempt.id, redirect_result=redirect_result,
+                                capture=attempt.capture)
+    except PSPError as exc:
+        log.warning("%s refused the return of %s: %s", attempt.psp, attempt.id, exc)
+        return
+    if result.psp_reference != attempt.psp_reference or \
+            result.outcome is Outcome.REQUIRES_ACTION:
+        return  # another payment's answer, or not finished: nothing to record from it
+    try:
+        await saga.finish(kassa, attempt, result)
+    except KassaError:
+        pass  # a decline is recorded; the customer is sent on to see it

@@ -46,6 +46,9 @@ PI = representations.payment_intent
 CAS_RETRIES = 3
 # statuses a finisher may record over: open, waiting on the PSP, waiting on the customer
 RECORDABLE = (*OPEN_ATTEMPT, AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION)
+# a modification the PSP accepted but has not confirmed yet
+PENDING_OUTCOMES = frozenset({Outcome.CAPTURE_PENDING, Outcome.VOID_PENDING,
+                              Outcome.REFUND_PENDING})
 
 
 class Unrecordable(Exception):
@@ -314,7 +317,7 @@ async def resolve(kassa: Kassa, attempt: Attempt,
     what happened: recorded, recorded_elsewhere (someone else recorded it first),
     unresolved (the PSP could not tell; still open or pending)."""
     result = await ask(kassa, attempt)
-    if result is None or result.outcome in (Outcome.CAPTURE_PENDING, Outcome.REFUND_PENDING) \
+    if result is None or result.outcome in PENDING_OUTCOMES \
             and attempt.status is AttemptStatus.PENDING:
         return "unresolved"
     if result.outcome is Outcome.REQUIRES_ACTION and attempt.status is \

@@ -129,6 +129,8 @@ async def _apply(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
         return await _authorization_outcome(kassa, event)
     if event.type in (PSPEventType.CAPTURE_SUCCEEDED, PSPEventType.CAPTURE_FAILED):
         return await _capture_outcome(kassa, event)
+    if event.type in (PSPEventType.VOID_SUCCEEDED, PSPEventType.VOID_FAILED):
+        return await _void_outcome(kassa, event)
     if event.type in (PSPEventType.REFUND_SUCCEEDED, PSPEventType.REFUND_FAILED):
         return await _refund_outcome(kassa, uow, event)
     return await disputes.apply_psp_event(kassa, uow, event)
@@ -180,6 +182,22 @@ async def _capture_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
                        psp_reference=event.operation_reference or attempt.psp_reference or "",
                        amount=event.amount, decline_code=event.failure_code,
                        message=event.message)
+    return await _record(kassa, attempt, result)
+
+
+async def _void_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
+    """A void the PSP answered ``pending`` (Adyen's cancel) is confirmed or refused."""
+    attempt = await payments_db.get_attempt(kassa.pool,
+                                            event.reference) if event.reference else None
+    if attempt is None or attempt.operation is not Operation.VOID \
+            or attempt.psp != event.psp:
+        return "ignored", f"no void attempt {event.reference!r} at {event.psp}"
+    if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
+        return "ignored", f"void already recorded ({attempt.status.value})"
+    succeeded = event.type is PSPEventType.VOID_SUCCEEDED
+    result = PSPResult(Outcome.VOIDED if succeeded else Outcome.FAILED,
+                       psp_reference=attempt.psp_reference or event.psp_reference,
+                       decline_code=event.failure_code, message=event.message)
     return await _record(kassa, attempt, result)
 
 

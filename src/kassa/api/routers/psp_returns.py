@@ -1,7 +1,8 @@
 """GET /psp/{psp}/return/{attempt}: where a PSP sends the customer after 3-D Secure.
 
 No API key: the customer's browser comes here. kassa does not trust the query the PSP
-adds; it asks the PSP how the authorisation ended and records that (ledger included)
+adds (it only passes it back to a PSP that asks for it, Adyen's ``redirectResult``); it
+asks the PSP how the authorisation ended and records that (ledger included)
 before sending the customer on, so the merchant's ``return_url`` already sees the final
 status — as with Stripe, which appends ``payment_intent`` and ``redirect_status``.
 Without a return_url the customer gets a short page saying how it ended.
@@ -31,7 +32,8 @@ REDIRECT_STATUS = {
 
 @router.get("/psp/{psp}/return/{attempt}", include_in_schema=False)
 async def customer_returns(request: Request, psp: str, attempt: str) -> Response:
-    p, a = await confirm.record_return(deps.kassa(request), psp=psp, attempt_id=attempt)
+    p, a = await confirm.record_return(deps.kassa(request), psp=psp, attempt_id=attempt,
+                                       query=dict(request.query_params))
     redirect_status = REDIRECT_STATUS.get(p.status, "failed")
     if a.return_url:
         return RedirectResponse(_with_query(a.return_url, payment_intent=p.id,

@@ -2,7 +2,7 @@
 
 The answer comes at once: the events are verified and stored, and the psp-webhooks worker
 applies them. 400 for an unsigned, wrongly signed, stale or malformed delivery (nothing is
-stored); 200 for a duplicate (nothing changes).
+stored); 200 for a duplicate (nothing changes). Adyen's account is answered ``[accepted]``.
 """
 
 from __future__ import annotations
@@ -37,5 +37,10 @@ async def receive_psp_webhook(request: Request, psp: str) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         return _too_large()
-    return deps.respond(await psp_webhooks.receive(deps.kassa(request), psp=psp,
-                                                   headers=request.headers, body=body))
+    kassa = deps.kassa(request)
+    receipt = await psp_webhooks.receive(kassa, psp=psp, headers=request.headers, body=body)
+    # a PSP that expects its own acknowledgement gets it (Adyen: the body `[accepted]`)
+    ack = getattr(kassa.psps.get(psp), "webhook_ack", None)
+    if isinstance(ack, bytes):
+        return Response(ack, status_code=200, media_type="text/plain")
+    return deps.respond(receipt)

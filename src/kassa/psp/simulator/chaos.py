@@ -47,6 +47,13 @@ class SimulatorConfig:
     webhook_duplicate_rate: float = 0.0  # share of events delivered twice
     webhook_max_attempts: int = 5  # deliveries retried on non-2xx with backoff
     webhook_timeout_s: float = 10.0
+    # -- the Adyen dialect (routes_adyen.py): its X-API-Key (null: any non-empty key), the
+    # one merchant account it serves (null: any), the hex HMAC key its notifications are
+    # signed with, and where they are POSTed (null: recorded, not sent)
+    adyen_api_key: str | None = None
+    adyen_merchant_account: str | None = None
+    adyen_hmac_key: str | None = None
+    adyen_webhook_url: str | None = None
     # how long an uncaptured authorisation holds funds; a later capture fails with
     # `authorization_expired` (card networks: about 7 days)
     authorization_validity_s: float = 7 * 24 * 3600.0
@@ -66,7 +73,8 @@ class SimulatorConfig:
                               ("async_outcome", ASYNC_OUTCOMES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
-        for name in ("webhook_url", "webhook_secret"):
+        for name in ("webhook_url", "webhook_secret", "adyen_api_key",
+                     "adyen_merchant_account", "adyen_hmac_key", "adyen_webhook_url"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{name} must be a non-empty string or null")
@@ -81,6 +89,11 @@ class SimulatorConfig:
                 0 <= value <= 1
             ):
                 raise ValueError(f"{name} must be a number between 0 and 1")
+        if self.adyen_hmac_key is not None:
+            try:
+                bytes.fromhex(self.adyen_hmac_key)
+            except ValueError:
+                raise ValueError("adyen_hmac_key must be hex") from None
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed,
                                                                                    int)):
             raise ValueError("seed must be an integer or null")
@@ -95,8 +108,9 @@ class SimulatorConfig:
     def as_dict(self) -> dict[str, Any]:
         """The settings as JSON; the webhook secret is never echoed."""
         out = asdict(self)
-        if out["webhook_secret"] is not None:
-            out["webhook_secret"] = "********"
+        for secret in ("webhook_secret", "adyen_api_key", "adyen_hmac_key"):
+            if out[secret] is not None:
+                out[secret] = "********"
         return out
 
 

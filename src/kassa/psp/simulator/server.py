@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--webhook-url", default=os.environ.get("KASSA_SIMULATOR_WEBHOOK_URL"),
                         help="where to POST webhooks (e.g. kassa's /psp/simulator/webhooks)")
+    parser.add_argument("--adyen-webhook-url",
+                        default=os.environ.get("KASSA_SIMULATOR_ADYEN_WEBHOOK_URL"),
+                        help="where the Adyen dialect POSTs its notifications (e.g. kassa's "
+                             "/psp/adyen/webhooks)")
+    parser.add_argument("--adyen-merchant-account",
+                        default=os.environ.get("KASSA_ADYEN_MERCHANT_ACCOUNT"))
     parser.add_argument("--capture-mode", choices=OPERATION_MODES, default="immediate")
     parser.add_argument("--refund-mode", choices=OPERATION_MODES, default="immediate")
     parser.add_argument("--state", type=Path, default=None,
@@ -90,12 +96,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # the signing secret comes from the environment only, never the command line
     secret = os.environ.get("KASSA_SIMULATOR_WEBHOOK_SECRET", "").split(",")[0].strip()
+    # the Adyen dialect's API key and HMAC key: the ones kassa's Adyen account is given
+    adyen_key = os.environ.get("KASSA_ADYEN_API_KEY") or None
+    adyen_hmac = os.environ.get("KASSA_ADYEN_HMAC_KEYS", "").split(",")[0].strip() or None
     try:
         config = SimulatorConfig(latency_ms=args.latency_ms, error_rate=args.error_rate,
                                  timeout_rate=args.timeout_rate,
                                  timeout_hang_s=args.timeout_hang_s, seed=args.seed,
                                  webhook_url=args.webhook_url, webhook_secret=secret or None,
-                                 capture_mode=args.capture_mode, refund_mode=args.refund_mode)
+                                 capture_mode=args.capture_mode, refund_mode=args.refund_mode,
+                                 adyen_api_key=adyen_key, adyen_hmac_key=adyen_hmac,
+                                 adyen_merchant_account=args.adyen_merchant_account,
+                                 adyen_webhook_url=args.adyen_webhook_url)
     except ValueError as exc:
         parser.error(str(exc))
     server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1, args.state))

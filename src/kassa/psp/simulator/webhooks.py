@@ -55,8 +55,13 @@ class SimEvent:
     data: Body  # the object (dispute, capture or refund result) as it was at that moment
     deliveries: list[Delivery] = field(default_factory=list)
     state: str = "pending"  # pending | scheduled | delivered | failed
+    # an Adyen notification (routes_adyen.py): ``data`` is its whole body, signed inside
+    # and POSTed to ``adyen_webhook_url`` with no Sim-Signature
+    adyen: bool = False
 
     def payload(self) -> Body:
+        if self.adyen:
+            return self.data
         return {"id": self.id, "object": "event", "type": self.type, "created": self.created,
                 "sequence": self.sequence, "data": {"object": self.data}}
 
@@ -87,9 +92,19 @@ class WebhookSender:
             sequence = self._sequences[object_id]
         event = SimEvent(id=f"simevt_{secrets.token_hex(12)}", type=type,
                          created=int(time.time()), sequence=sequence, data=dict(obj))
+        return self._schedule(event)
+
+    def record_adyen(self, event_code: str, notification: Body) -> SimEvent:
+        """Record an Adyen notification (one or more signed items) and schedule it."""
+        event = SimEvent(id=f"simevt_{secrets.token_hex(12)}", type=f"adyen.{event_code}",
+                         created=int(time.time()), sequence=1, data=notification, adyen=True)
+        return self._schedule(event)
+
+    def _schedule(self, event: SimEvent) -> SimEvent:
         self.events.append(event)
         config = self._chaos.config
-        if not config.webhook_hold and config.webhook_url is not None:
+        url = config.adyen_webhook_url if event.adyen else config.webhook_url
+        if not config.webhook_hold and url is not None:
             delay = (config.webhook_delay_ms + self._chaos.uniform(config.webhook_jitter_ms))
             event.state = "scheduled"
             self.spawn(self._deliver_later(event, delay / 1000))
@@ -120,19 +135,19 @@ class WebhookSender:
         """POST the event once, signed now; records and returns the delivery."""
         config = self._chaos.config
         started = time.monotonic()
-        if config.webhook_url is None:
+        url = config.adyen_webhook_url if event.adyen else config.webhook_url
+        if url is None:
             delivery = Delivery(time.time(), None, "no webhook_url configured", 0.0)
         else:
             body = orjson.dumps(event.payload())
             headers = {"content-type": "application/json", "user-agent": "kassa-simulator"}
-            if config.webhook_secret is not None:
+            if config.webhook_secret is not None and not event.adyen:
                 headers[signature.HEADER] = signature.header(config.webhook_secret,
                                                              int(time.time()), body)
             try:
                 async with httpx.AsyncClient(transport=self._transport,
                                              timeout=config.webhook_timeout_s) as client:
-                    response = await client.post(config.webhook_url, content=body,
-                                                  headers=headers)
+                    response = await client.post(url, content=body, headers=headers)
                 delivery = Delivery(time.time(), response.status_code, None,
                                     (time.monotonic() - started) * 1000)
             except httpx.HTTPError as exc:

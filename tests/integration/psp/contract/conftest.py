@@ -8,6 +8,9 @@ import pytest
 
 from kassa.psp.simulator import SimulatorConfig
 from tests.integration.psp.contract.harnesses import (
+    ADYEN_ACCOUNT,
+    ADYEN_API_KEY,
+    ADYEN_HMAC_KEY,
     HARNESSES,
     KEY_REPLAYING,
     WEBHOOK_SECRET,
@@ -19,8 +22,9 @@ from tests.support.simulator_server import running_simulator
 @pytest.fixture(scope="module")
 def contract_simulator_url() -> Iterator[str]:
     """Its own simulator, so resetting it between tests disturbs no other suite."""
-    with running_simulator(SimulatorConfig(webhook_secret=WEBHOOK_SECRET,
-                                           webhook_hold=True)) as url:
+    with running_simulator(SimulatorConfig(
+            webhook_secret=WEBHOOK_SECRET, webhook_hold=True, adyen_api_key=ADYEN_API_KEY,
+            adyen_merchant_account=ADYEN_ACCOUNT, adyen_hmac_key=ADYEN_HMAC_KEY)) as url:
         yield url
 
 
