@@ -133,6 +133,28 @@ async def set_period_payout(conn: asyncpg.Connection, *, merchant_id: str, curre
                        merchant_id, currency, period_key, payout_id)
 
 
+async def carried(conn: asyncpg.Connection, *, merchant_id: str, currency: str) -> Money:
+    """What earlier periods itemised but did not pay (domain/payout_amounts.py); read under
+    the payout lock (lock_payout_balance), like the balance it is paid from."""
+    value = await conn.fetchval("SELECT carried FROM payout_carries WHERE merchant_id = $1"
+                                " AND currency = $2", merchant_id, currency)
+    return Money(int(value or 0), currency)
+
+
+async def record_period_amounts(conn: asyncpg.Connection, *, merchant_id: str, currency: str,
+                                period_key: str, itemized: int, carried_in: int,
+                                carried: int) -> None:
+    """The period's sums (kept on its row, for audit) and the carry the next period reads."""
+    await conn.execute(
+        "UPDATE payout_periods SET itemized = $4, carried_in = $5, carried = $6"
+        " WHERE merchant_id = $1 AND currency = $2 AND period_key = $3",
+        merchant_id, currency, period_key, itemized, carried_in, carried)
+    await conn.execute(
+        "INSERT INTO payout_carries (merchant_id, currency, carried) VALUES ($1, $2, $3)"
+        " ON CONFLICT (merchant_id, currency) DO UPDATE SET carried = EXCLUDED.carried",
+        merchant_id, currency, carried)
+
+
 # ---------------------------------------------------------------- settings and destinations
 
 
