@@ -112,6 +112,30 @@ async def postpone_payout(conn: Conn, *, payout_id: str, version: int, first_s: 
         " WHERE id = $1 AND version = $2", payout_id, version, first_s, cap_s, stop)
 
 
+async def hold_for_review(conn: Conn, *, payout_id: str, version: int, reason: str) -> bool:
+    """Stop the worker on a payout the rail disagrees about (services/payout_rail.py); its
+    status, and so its money, stay as they are until an operator resolves it."""
+    done = await conn.execute(
+        "UPDATE payouts SET review_reason = $3, review_resolution = NULL, next_check_at = NULL"
+        " WHERE id = $1 AND version = $2", payout_id, version, reason)
+    return bool(done == "UPDATE 1")
+
+
+async def held_for_review(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, merchant_id, amount, currency, status, review_reason"
+                            " FROM payouts WHERE review_reason IS NOT NULL ORDER BY seq")
+
+
+async def resolve_review(conn: Conn, *, payout_id: str, resolution: str) -> bool:
+    """The operator's word (who and why); the worker takes the payout up again at once and
+    follows the rail, whose record the operator had corrected or confirmed."""
+    done = await conn.execute(
+        "UPDATE payouts SET review_resolution = $2, review_reason = NULL,"
+        " next_check_at = now() WHERE id = $1 AND review_reason IS NOT NULL",
+        payout_id, resolution)
+    return bool(done == "UPDATE 1")
+
+
 # ---------------------------------------------------------------- schedule periods
 
 
