@@ -19,6 +19,7 @@ from kassa.api.deps import respond
 from kassa.api.door import Door
 from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
+    account,
     balance,
     charges,
     disputes,
@@ -92,7 +93,7 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods):
+                   payment_methods, account):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

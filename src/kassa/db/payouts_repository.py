@@ -189,11 +189,18 @@ class PayoutSettings:
     scheduled_through: int | None  # unix time the scheduler has made every period up to
 
 
-async def get_settings(conn: Conn, *, merchant_id: str) -> PayoutSettings:
-    """A merchant without a row has Stripe's defaults (daily, 2 days' delay)."""
+async def get_settings(conn: Conn, *, merchant_id: str,
+                       for_update: bool = False) -> PayoutSettings:
+    """A merchant without a row has Stripe's defaults (daily, 2 days' delay).
+    ``for_update``: the row is made (with the defaults) if missing and locked, so two
+    updates of the schedule apply one after the other."""
+    if for_update:
+        await conn.execute("INSERT INTO payout_settings (merchant_id) VALUES ($1)"
+                           " ON CONFLICT DO NOTHING", merchant_id)
     row = await conn.fetchrow(
         "SELECT interval, weekly_anchor, monthly_anchor, delay_days, scheduled_through"
-        " FROM payout_settings WHERE merchant_id = $1", merchant_id)
+        " FROM payout_settings WHERE merchant_id = $1" + (" FOR UPDATE" if for_update else ""),
+        merchant_id)
     if row is None:
         return PayoutSettings(merchant_id, PayoutSchedule(), None)
     return PayoutSettings(merchant_id, PayoutSchedule(

@@ -593,9 +593,11 @@ _BT_COLUMNS = ("id, merchant_id, amount, fee, net, currency, type, source, statu
 
 def op_insert_balance_transaction(*, bt_id: str, merchant_id: str, amount: int, fee: int,
                                   currency: str, type: str, source: str, status: str,
-                                  available_on: int, created: int, description: str | None
-                                  ) -> Op:
-    """Must follow the op_post_ledger of the ledger transaction it describes."""
+                                  available_on: int | None, created: int,
+                                  description: str | None) -> Op:
+    """Must follow the op_post_ledger of the ledger transaction it describes.
+    ``available_on`` None: 00:00 UTC of the day the merchant's settlement delay (its payout
+    schedule's ``delay_days``, default 2) after ``created`` — domain/settlement.py's rule."""
     return {"op": "insert_balance_transaction", "row": {
         "id": bt_id, "merchant_id": merchant_id, "amount": amount, "fee": fee,
         "currency": currency, "type": type, "source": source, "status": status,

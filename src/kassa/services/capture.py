@@ -147,7 +147,8 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
             bt_id=bt_id, merchant_id=p.merchant_id,
             amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
             source=p.latest_charge or p.id, status="pending",
-            available_on=now + kassa.settlement_delay_seconds, created=now,
+            # None: the merchant's settlement delay, applied in the same statement (apply.sql)
+            available_on=None, created=now,
             description=p.description))
     return bt_id
 
