@@ -55,6 +55,8 @@ CREATE TABLE reconciliation_runs (
     rows_matched  bigint NOT NULL DEFAULT 0,
     discrepancies bigint NOT NULL DEFAULT 0,
     failure       text,
+    covers_from   bigint,                     -- the UTC days the report's rows fall on
+    covers_to     bigint,
     created       bigint NOT NULL,
     completed_at  bigint,
     UNIQUE (psp, file_sha256)
@@ -71,11 +73,21 @@ CREATE TABLE reconciliation_items (
     fee           bigint NOT NULL,
     currency      text NOT NULL,
     psp_status    text,
+    created       bigint,
+    expected_fee  bigint,                     -- the PSP's contract fee (null: not checked)
     merchant_id   text,
     matched       text,                       -- kassa's object (pi_…, re_…, dp_…)
+    kassa_amount  bigint,
+    kassa_currency text,
+    kassa_status  text,
+    problem       text CHECK (problem IN ({DISCREPANCY_KINDS})),
     posted        boolean NOT NULL DEFAULT false,
-    PRIMARY KEY (run_id, row_number)
+    PRIMARY KEY (run_id, row_number),
+    -- posted: agreed, or only the fee differs, or kassa is behind the PSP (processing)
+    CHECK (NOT posted OR problem IS NULL OR problem IN ('fee_mismatch', 'status_mismatch'))
 );
+CREATE INDEX reconciliation_items_matched ON reconciliation_items (matched)
+    WHERE matched IS NOT NULL;
 CREATE UNIQUE INDEX reconciliation_settled ON reconciliation_items (category, psp_reference)
     WHERE posted;
 
