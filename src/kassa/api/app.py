@@ -30,6 +30,7 @@ from kassa.api.routers import (
     psp_returns,
     psp_webhooks,
     receipts,
+    reconciliation,
     refunds,
     request_logs,
     webhook_endpoints,
@@ -93,7 +94,7 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods, account):
+                   payment_methods, account, reconciliation):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

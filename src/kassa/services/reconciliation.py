@@ -25,6 +25,7 @@ from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError
 from kassa.representations.reconciliation import discrepancy as render_discrepancy
 from kassa.representations.reconciliation import run as render_run
 from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 DAY = 86_400
 CHUNK = 1 << 20
@@ -144,21 +145,26 @@ async def list_discrepancies(kassa: Kassa, *, run_id: str, limit: int,
 
 
 async def resolve_discrepancy(kassa: Kassa, *, discrepancy_id: str, resolved_by: str,
-                              reason: str) -> dict[str, Any]:
+                              reason: str, idempotency: IdempotencyHandle | None = None
+                              ) -> dict[str, Any]:
     """A person resolves an open discrepancy and says why (kept with who and when)."""
     if not resolved_by.strip():
         raise InvalidRequest("Say who resolved it.", param="resolved_by")
     if not reason.strip():
         raise InvalidRequest("Say why it is resolved.", param="reason")
-    row = await rdb.resolve_discrepancy(kassa.pool, discrepancy_id=discrepancy_id,
-                                        resolved_by=resolved_by.strip(), how=reason.strip(),
-                                        at=kassa.clock())
-    if row is None:
-        existing = await rdb.get_discrepancy(kassa.pool, discrepancy_id)
-        if existing is None:
-            raise NotFound(f"No such discrepancy: '{discrepancy_id}'", param="id")
-        raise InvalidRequest(f"This discrepancy is already {existing['resolution']}.",
-                             param="id", code="discrepancy_not_open")
-    return render_discrepancy(row)
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        row = await rdb.resolve_discrepancy(conn, discrepancy_id=discrepancy_id,
+                                            resolved_by=resolved_by.strip(),
+                                            how=reason.strip(), at=kassa.clock())
+        if row is None:
+            existing = await rdb.get_discrepancy(conn, discrepancy_id)
+            if existing is None:
+                raise NotFound(f"No such discrepancy: '{discrepancy_id}'", param="id")
+            raise InvalidRequest(f"This discrepancy is already {existing['resolution']}.",
+                                 param="id", code="discrepancy_not_open")
+        obj = render_discrepancy(row)
+        await uow.commit(response=obj, resource_id=discrepancy_id)
+    return obj
 
 

@@ -195,3 +195,57 @@ async def test_a_clean_day_leaves_the_receivable_at_zero(world, tmp_path):
     rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
     assert bank == sum(int(r[6]) for r in rows)  # the bank got the report's net, to the cent
     assert (await verify(k.pool)).ok
+
+
+async def test_runs_through_the_api_are_the_platforms(world):
+    import dataclasses
+
+    k, _, _ = world
+    operator = await merchants.create_merchant(k, name="the platform")
+    other = await merchants.create_merchant(k, name="a shop")
+    app = create_app(kassa=dataclasses.replace(k, platform_account=operator["merchant_id"]),
+                     key_cache_seconds=0.0)
+    ops = {"Authorization": f"Bearer {operator['secret_key']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://kassa.test") as api:
+        r = await api.get("/v1/reconciliation_runs",
+                          headers={"Authorization": f"Bearer {other['secret_key']}"})
+        assert r.status_code == 403, r.text  # runs span every merchant
+        r = await api.get("/v1/reconciliation_runs", headers=ops, params={"limit": 1})
+        assert r.status_code == 200, r.text
+        listed = r.json()
+        assert listed["object"] == "list" and listed["has_more"]
+        newest = listed["data"][0]
+        older = (await api.get("/v1/reconciliation_runs", headers=ops,
+                               params={"starting_after": newest["id"]})).json()["data"]
+        assert len(older) == 1 and older[0]["id"] != newest["id"]
+        run = older[0]  # the injected day
+        got = await api.get(f"/v1/reconciliation_runs/{run['id']}", headers=ops)
+        assert got.json() == run
+        assert (await api.get("/v1/reconciliation_runs/recon_missing",
+                              headers=ops)).status_code == 404
+        page = (await api.get(f"/v1/reconciliation_runs/{run['id']}/discrepancies",
+                              headers=ops, params={"kind": "amount_mismatch",
+                                                   "limit": 100})).json()
+        assert len(page["data"]) == INJECT["amount_mismatch"]
+        assert {d["kind"] for d in page["data"]} == {"amount_mismatch"}
+        r = await api.get(f"/v1/reconciliation_runs/{run['id']}/discrepancies", headers=ops,
+                          params={"kind": "rounding"})
+        assert r.status_code == 400
+        target = page["data"][0]["id"]
+        key = {**ops, "Idempotency-Key": f"resolve-{target}"}
+        body = {"resolved_by": "ops@example.com", "reason": "refund booked by hand"}
+        first = await api.post(f"/v1/reconciliation_discrepancies/{target}/resolve",
+                               headers=key, data=body)
+        assert first.status_code == 200, first.text
+        assert first.json()["resolution"]["status"] == "resolved"
+        replay = await api.post(f"/v1/reconciliation_discrepancies/{target}/resolve",
+                                headers=key, data=body)
+        assert replay.json() == first.json() and replay.headers["Idempotent-Replayed"]
+        again = await api.post(f"/v1/reconciliation_discrepancies/{target}/resolve",
+                               headers=ops, data=body)
+        assert again.status_code == 400 and again.json()["error"]["code"] == \
+            "discrepancy_not_open"
+        missing = await api.post(f"/v1/reconciliation_discrepancies/{target}/resolve",
+                                 headers=ops, data={"resolved_by": "x"})
+        assert missing.status_code == 400

@@ -7,7 +7,7 @@ import pytest
 
 from kassa.api import schemas
 from kassa.api.app import create_app
-from kassa.api.routers import account, disputes, payouts, webhook_endpoints
+from kassa.api.routers import account, disputes, payouts, reconciliation, webhook_endpoints
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -44,12 +44,14 @@ BODIES = {
     ("POST", "/v1/payouts/{payout_id}/cancel"): payouts.PayoutCancel,
     ("POST", "/v1/accounts/{account_id}/external_accounts"): payouts.ExternalAccountCreate,
     ("POST", "/v1/account"): account.AccountUpdate,
+    ("POST", "/v1/reconciliation_discrepancies/{discrepancy_id}/resolve"):
+        reconciliation.DiscrepancyResolve,
 }
 
 
 def test_every_path_and_operation_is_listed(doc):
-    assert len(doc["paths"]) == 34
-    assert len(list(operations(doc))) == 45
+    assert len(doc["paths"]) == 38
+    assert len(list(operations(doc))) == 49
 
 
 @pytest.mark.parametrize(("key", "model"), BODIES.items(), ids=lambda v: str(v))
