@@ -22,6 +22,7 @@ reconcile_app = typer.Typer(no_args_is_help=True,
 payouts_app = typer.Typer(no_args_is_help=True, help="Payouts that need an operator.")
 
 T = TypeVar("T")
+REPORT_FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True)
 
 
 def _with_kassa(action: Callable[[Any], Awaitable[T]]) -> T:
@@ -47,7 +48,7 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @reconcile_app.command("import")
 def reconcile_import(
-        file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+        file: Path = REPORT_FILE,
         psp: str = typer.Option(..., "--psp", help="the PSP whose report this is"),
         report_format: str = typer.Option(None, "--format",
                                           help="simulator | stripe | adyen (default: the "

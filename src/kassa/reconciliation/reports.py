@@ -136,10 +136,13 @@ class StripeItemizedReport:
                 gross, fee = 0, -gross
             else:
                 fee = _major(r["fee"], ccy, n, "fee")
-            reference = (r.get("charge_id") or r.get("source_id")
-                         or r["balance_transaction_id"])
-            if category is Category.CHARGE and r.get("payment_intent_id"):
-                reference = r["payment_intent_id"]
+            # a charge is known to kassa by its PaymentIntent (the Stripe adapter's PSP
+            # reference); a refund or dispute by its own id (source_id)
+            if category is Category.CHARGE:
+                reference = (r.get("payment_intent_id") or r.get("charge_id")
+                             or r.get("source_id") or r["balance_transaction_id"])
+            else:
+                reference = r.get("source_id") or r["balance_transaction_id"]
             yield _row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
                        gross, fee, ccy, _STRIPE_STATUS.get(category),
                        _created(r["created_utc"], n))
@@ -175,12 +178,19 @@ class AdyenSettlementDetails:
             category = _ADYEN_TYPES.get(kind)
             if category is None:
                 continue
+            net_ccy = r.get("Net Currency") or r["Gross Currency"]
+            if net_ccy and _currency(net_ccy, n) != ccy:
+                raise ReportError("a converted row (gross and net currencies differ) is not "
+                                  "supported yet", line=n)
             gross = (_major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
                      - _major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
-            fee = sum(_major(r.get(c, ""), ccy, n, c) for c in _ADYEN_FEES)
-            if category is Category.FEE:
-                gross, fee = 0, -net
-            batch_net[batch] = batch_net.get(batch, 0) + gross - fee
+            # what Adyen kept is gross - net: Commission, Markup, Scheme Fees, Interchange
+            fee = gross - net
+            listed = sum(_major(r.get(c, ""), ccy, n, c) for c in _ADYEN_FEES)
+            if category is not Category.FEE and abs(fee) != listed and listed:
+                raise ReportError(f"net {net} is not gross {gross} less the fees {listed}",
+                                  line=n)
+            batch_net[batch] = batch_net.get(batch, 0) + net
             yield _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
                        ccy, _STRIPE_STATUS.get(category), _created(r["Creation Date"], n))
 

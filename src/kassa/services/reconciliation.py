@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-
 from kassa.db import reconciliation as rdb
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS

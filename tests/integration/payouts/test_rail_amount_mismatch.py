@@ -36,7 +36,8 @@ class SkewedRail:
     async def send(self, instruction: PayoutInstruction) -> RailTransfer:
         amount = Money(instruction.amount.minor + self.skew,
                        self.currency or instruction.amount.currency)
-        t = RailTransfer(payout_id=instruction.payout_id, rail_reference=f"tr_{len(self.transfers)}",
+        t = RailTransfer(payout_id=instruction.payout_id,
+                         rail_reference=f"tr_{len(self.transfers)}",
                          status=PayoutStatus.IN_TRANSIT, amount=amount)
         self.transfers[instruction.payout_id] = t
         return t
