@@ -137,6 +137,11 @@ async def list_discrepancies(kassa: Kassa, *, run_id: str, limit: int,
                              resolution: str | None = None
                              ) -> tuple[list[dict[str, Any]], bool]:
     await retrieve_run(kassa, run_id=run_id)
+    if starting_after is not None:
+        cursor = await rdb.get_discrepancy(kassa.pool, starting_after)
+        if cursor is None or cursor["run_id"] != run_id:
+            raise InvalidRequest(f"No such discrepancy in this run: '{starting_after}'",
+                                 param="starting_after", code="resource_missing")
     rows, more = await rdb.list_discrepancies(kassa.pool, run_id=run_id, limit=limit,
                                               starting_after=starting_after, kind=kind,
                                               resolution=resolution)

@@ -7,7 +7,9 @@ from kassa.services.pagination import LISTS
 
 # paged by something else, and checked by its own service (or route: a charge's refunds)
 OWN_CURSORS = {"/v1/webhook_endpoints/{endpoint_id}/deliveries",
-               "/v1/charges/{charge_id}/refunds"}
+               "/v1/charges/{charge_id}/refunds",
+               # the platform's, not a merchant's (services/reconciliation.py checks them)
+               "/v1/reconciliation_runs", "/v1/reconciliation_runs/{run_id}/discrepancies"}
 
 
 def test_every_list_route_is_in_the_cursor_table():
