@@ -18,10 +18,16 @@ class PSPContract:
     chargeback_fee_major_cents: int
 
     def expected_fee(self, category: Category, gross: Money) -> int:
-        if category is Category.CHARGE:
-            return self.charge_fees.fee_for(gross).minor
-        if category is Category.CHARGEBACK:
-            return self.chargeback_fee_major_cents * 10 ** EXPONENTS[gross.currency] // 100
+        return self.expected_fee_minor(category.value, gross.minor, gross.currency)
+
+    def expected_fee_minor(self, category: str, gross: int, currency: str) -> int:
+        """The same in plain ints (the import's hot loop): FeeSchedule.fee_for's rule."""
+        if category == "charge":
+            fixed = self.charge_fees.fixed_major_cents * 10 ** EXPONENTS[currency] // 100
+            pct = (gross * self.charge_fees.percent_bps + 5_000) // 10_000
+            return min(gross, pct + fixed)
+        if category == "chargeback":
+            return self.chargeback_fee_major_cents * 10 ** EXPONENTS[currency] // 100
         return 0
 
 

@@ -36,10 +36,26 @@ class ReportError(ValueError):
         self.line = line
 
 
+# a row as the import stages it: (row number, category, psp reference, kassa reference,
+# gross, fee, currency, status, created) — SettlementRow's fields in plain values
+Staged = tuple[int, str, str | None, str | None, int, int, str, str | None, int | None]
+
+
 class ReportParser(Protocol):
     format: str
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]: ...
+
+    def staged(self, lines: Iterable[str]) -> Iterator[Staged]:
+        """The rows as the import stages them (a parser may do it without building
+        SettlementRows, when it checks the same rules)."""
+        ...
+
+
+def staged_from_rows(rows: Iterable[SettlementRow]) -> Iterator[Staged]:
+    for r in rows:
+        yield (r.row_number, r.category.value, r.psp_reference, r.kassa_reference,
+               r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created)
 
 
 def _records(lines: Iterable[str], required: tuple[str, ...]
@@ -93,10 +109,52 @@ def _row(line: int, category: Category, psp_reference: str | None,
         raise ReportError(str(exc), line=line) from None
 
 
+_SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "fee": 0}
+
+
 class SimulatorReport:
     format = "simulator"
     COLUMNS = ("type", "psp_reference", "merchant_reference", "currency", "gross", "fee",
                "status", "created")
+
+    def staged(self, lines: Iterable[str]) -> Iterator[Staged]:
+        """SettlementRow's rules (known type, gross's sign, a known currency, integers)
+        checked on plain values: a million rows in seconds, not tens of seconds."""
+        reader = csv.reader(lines)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ReportError("the file is empty") from None
+        missing = [c for c in self.COLUMNS if c not in header]
+        if missing:
+            raise ReportError(f"missing column(s) {', '.join(missing)}", line=1)
+        width = len(header)
+        t, p, m, c, g, f, s, w = (header.index(col) for col in self.COLUMNS)
+        known: dict[str, str] = {}
+        for number, cells in enumerate(reader, start=2):
+            if not cells:
+                continue
+            if len(cells) != width:
+                raise ReportError(f"{len(cells)} cells, the header has {width}", line=number)
+            kind = cells[t]
+            sign = _SIGN_RULE.get(kind)
+            if sign is None:
+                raise ReportError(f"unknown type {kind!r}", line=number)
+            code = cells[c]
+            currency = known.get(code)
+            if currency is None:
+                currency = known[code] = _currency(code, number)
+            try:
+                gross, fee, created = int(cells[g]), int(cells[f]), int(cells[w])
+            except ValueError:
+                for column, i in (("gross", g), ("fee", f), ("created", w)):
+                    _int(cells[i], number, column)
+                raise
+            if gross * sign < 0:
+                raise ReportError(f"a {kind} row has a "
+                                  f"{'positive' if sign > 0 else 'negative'} gross", line=number)
+            yield (number, kind, cells[p] or None, cells[m] or None, gross, fee, currency,
+                   cells[s] or None, created)
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         for n, r in _records(lines, self.COLUMNS):
@@ -124,6 +182,9 @@ class StripeItemizedReport:
     format = "stripe"
     COLUMNS = ("balance_transaction_id", "created_utc", "currency", "gross", "fee",
                "reporting_category")
+
+    def staged(self, lines: Iterable[str]) -> Iterator[Staged]:
+        return staged_from_rows(self.parse(lines))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         for n, r in _records(lines, self.COLUMNS):
@@ -162,6 +223,9 @@ class AdyenSettlementDetails:
     COLUMNS = ("Psp Reference", "Merchant Reference", "Type", "Creation Date",
                "Gross Currency", "Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)",
                "Net Credit (NC)", "Batch Number")
+
+    def staged(self, lines: Iterable[str]) -> Iterator[Staged]:
+        return staged_from_rows(self.parse(lines))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         batch_net: dict[str, int] = {}

@@ -70,18 +70,19 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         lo: int | None = None
         hi: int | None = None
         with path.open(newline="", encoding="utf-8-sig") as f:
-            for row in parser.parse(_lines(f)):
-                expected = (None if contract is None or row.category.value == "fee"
-                            else contract.expected_fee(row.category, row.gross))
-                if row.created is not None:
-                    lo = row.created if lo is None else min(lo, row.created)
-                    hi = row.created if hi is None else max(hi, row.created)
+            for row in parser.staged(_lines(f)):
+                category, gross, currency, created = row[1], row[4], row[6], row[8]
+                expected = (None if contract is None or category == "fee"
+                            else contract.expected_fee_minor(category, gross, currency))
+                if created is not None:
+                    if lo is None or created < lo:
+                        lo = created
+                    if hi is None or created > hi:
+                        hi = created
                 progress.rows += 1
                 if on_rows is not None and progress.rows % 10_000 == 0:
                     on_rows(progress.rows)
-                yield (row.row_number, row.category.value, row.psp_reference,
-                       row.kassa_reference, row.gross.minor, row.fee.minor,
-                       row.gross.currency, row.status, row.created, expected)
+                yield (*row, expected)
         if lo is not None and hi is not None:
             bounds.extend((lo // DAY * DAY, hi // DAY * DAY + DAY))
 

@@ -128,9 +128,24 @@ def test_adyen_net_must_be_gross_less_the_listed_fees():
     ("type,psp_reference,merchant_reference,currency,gross,fee,net,status,created\n"
      "charge,sim_1\n", "2 cells"),
 ])
-def test_bad_simulator_files_say_where(text, message):
+@pytest.mark.parametrize("method", ["parse", "staged"])
+def test_bad_simulator_files_say_where(text, message, method):
     with pytest.raises(ReportError, match=message):
-        list(PARSERS["simulator"].parse(text.splitlines()))
+        list(getattr(PARSERS["simulator"], method)(text.splitlines()))
+
+
+def test_the_simulators_fast_path_stages_what_parse_reads():
+    from kassa.reconciliation.reports import staged_from_rows
+
+    header = "created,status,net,fee,gross,currency,merchant_reference,psp_reference,type"
+    lines = [header, "5,captured,975,25,1000,USD,att_1,sim_1,charge",
+             "6,refunded,-300,0,-300,jpy,att_2,simop_1,refund",
+             "7,charged_back,-3500,1500,-2000,kwd,att_3,dp_1,chargeback",
+             "8,,-50,50,0,eur,,,fee"]
+    parser = PARSERS["simulator"]
+    assert list(parser.staged(lines)) == list(staged_from_rows(parser.parse(lines)))
+    assert list(parser.staged(lines))[0] == (2, "charge", "sim_1", "att_1", 1000, 25, "usd",
+                                             "captured", 5)
 
 
 def test_kassas_contract_with_the_simulator_is_the_simulators_pricing():
