@@ -8,6 +8,7 @@ import asyncpg
 
 from kassa.db import payouts_repository as payouts_repo
 from kassa.db import psp_repository as psp_repo
+from kassa.db import reconciliation as reconciliation_db
 from kassa.db import repositories as repo
 
 
@@ -56,5 +57,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
             f"payouts in transit {row['ledger']}")
+    for row in await reconciliation_db.settlement_ledger_mismatches(conn):
+        report.problems.append(
+            f"settlement {row['source']}: the run posted rows of gross {row['items']} but "
+            f"the ledger settled {row['ledger']}")
     report.checked = await repo.ledger_counts(conn)
     return report

@@ -249,3 +249,19 @@ async def test_runs_through_the_api_are_the_platforms(world):
         missing = await api.post(f"/v1/reconciliation_discrepancies/{target}/resolve",
                                  headers=ops, data={"resolved_by": "x"})
         assert missing.status_code == 400
+    # `kassa ledger verify` holds each run's settlement to the rows it posted
+    assert (await verify(k.pool)).ok
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo):  # the tampering is rolled back
+        async with k.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE reconciliation_items SET gross = gross + 1 WHERE run_id = $1"
+                " AND row_number = (SELECT min(row_number) FROM reconciliation_items"
+                " WHERE run_id = $1 AND posted)", run["id"])
+            report = await verify(conn)
+            assert not report.ok and any(p.startswith(f"settlement {run['id']}:")
+                                         for p in report.problems), report.problems
+            raise Undo
+    assert (await verify(k.pool)).ok
