@@ -237,7 +237,8 @@ async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int 
         " covers_to = $3, completed_at = $4,"
         " rows_read = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1),"
         " rows_matched = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1"
-        "   AND matched IS NOT NULL AND posted),"
+        "   AND matched IS NOT NULL AND (posted OR problem IS NULL"
+        "   OR problem = 'fee_mismatch')),"
         " discrepancies = (SELECT count(*) FROM reconciliation_discrepancies"
         "   WHERE run_id = $1) WHERE id = $1", run_id, covers_from, covers_to, completed_at)
 

@@ -265,3 +265,38 @@ async def test_runs_through_the_api_are_the_platforms(world):
                                          for p in report.problems), report.problems
             raise Undo
     assert (await verify(k.pool)).ok
+
+
+async def test_racing_imports_and_a_second_file_of_the_same_day_post_once(world, tmp_path):
+    k, client, sim = world
+    await sim.post("/_sim/reset")
+    shop = await merchants.create_merchant(k, name="racing day")
+    auth = {"Authorization": f"Bearer {shop['secret_key']}"}
+    for i in range(10):
+        r = await client.post("/v1/payment_intents", headers=auth, data={
+            "amount": str(2000 + i), "currency": "usd", "payment_method": "pm_card_visa",
+            "confirm": "true"})
+        assert r.json()["status"] == "succeeded"
+    before = await receivable(k)
+    path, _ = await settlement_report(sim, tmp_path, "race.csv", {})
+    runs = await asyncio.gather(*(recon.import_report(k, psp="simulator", path=path)
+                                  for _ in range(3)))
+    assert len({r["id"] for r in runs}) == 1  # one run, whoever got there first
+    settled = before["usd"] - (await receivable(k)).get("usd", 0)
+    assert settled == sum(2000 + i for i in range(10))
+    # the same rows in another file (a re-sent report): matched, never posted twice
+    copy = tmp_path / "race-resent.csv"
+    copy.write_text(path.read_text() + "\n")
+    second = await recon.import_report(k, psp="simulator", path=copy)
+    assert second["id"] != runs[0]["id"] and second["rows_read"] == 10
+    assert second["rows_matched"] == 10
+    found, _ = await recon.list_discrepancies(k, run_id=second["id"], limit=100,
+                                              starting_after=None)
+    # only the earlier tests' unreported captures of the same day, nothing of this one
+    assert all(d["kind"] == "missing_at_psp" and d["merchant"] != shop["merchant_id"]
+               for d in found)
+    posted = await k.pool.fetchval("SELECT count(*) FROM reconciliation_items"
+                                   " WHERE run_id = $1 AND posted", second["id"])
+    assert posted == 0  # already settled by the first run
+    assert (await receivable(k)).get("usd", 0) == before["usd"] - settled
+    assert (await verify(k.pool)).ok
