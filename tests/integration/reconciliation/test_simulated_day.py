@@ -300,3 +300,17 @@ async def test_racing_imports_and_a_second_file_of_the_same_day_post_once(world,
     assert posted == 0  # already settled by the first run
     assert (await receivable(k)).get("usd", 0) == before["usd"] - settled
     assert (await verify(k.pool)).ok
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"inject": {"rounding_error": 1}}, "cannot inject rounding_error"),
+    ({"inject": {"amount_mismatch": 10_000}}, "charge rows"),
+    ({"inject": {"amount_mismatch": -1}}, "inject maps"),
+    ({"inject": [1]}, "inject maps"),
+    ({"seed": "x"}, "seed must be an integer"),
+    ({"date": "yesterday"}, "Invalid isoformat"),
+])
+async def test_the_simulators_report_refuses_what_it_cannot_do(world, body, message):
+    _, _, sim = world
+    r = await sim.post("/_sim/settlement_report", json=body)
+    assert r.status_code == 400 and message in r.text, r.text
