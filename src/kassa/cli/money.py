@@ -136,16 +136,16 @@ def payouts_review(payout_id: str = typer.Argument(None),
                    ) -> None:
     """Without a payout id: the payouts held for review (the bank reported another amount
     or currency). With one, --by and --why: resume it (the worker follows the bank again)."""
-    from kassa.db import payouts_repository as prepo
+    from kassa.db import payouts as payouts_db
 
     if payout_id is None:
-        rows = _with_kassa(lambda k: prepo.held_for_review(k.pool))
+        rows = _with_kassa(lambda k: payouts_db.held_for_review(k.pool))
         for r in rows:
             typer.echo(json.dumps(dict(r)))
         return
     if not by or not why:
         raise _fail(ValueError("say who resolved it (--by) and why (--why)"))
-    done = _with_kassa(lambda k: prepo.resolve_review(
+    done = _with_kassa(lambda k: payouts_db.resolve_review(
         k.pool, payout_id=payout_id, resolution=f"{by}: {why}"))
     if not done:
         raise _fail(ValueError(f"payout {payout_id} is not held for review"))

@@ -17,9 +17,10 @@ from typing import Any
 
 import asyncpg
 
+from kassa.db.pool import Conn
 from kassa.domain.ledger import BANK_CASH, EXPENSE_PSP_FEES, TxKind, psp_receivable
 
-Conn = asyncpg.Connection | asyncpg.Pool
+
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
@@ -282,18 +283,3 @@ async def receivable(conn: Conn, *, psp: str) -> list[asyncpg.Record]:
                             " WHERE account = $1 AND layer = 'posted' GROUP BY currency",
                             psp_receivable(psp))
 
-
-async def settlement_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Per run and currency, the settlement posting must credit the PSP receivable exactly
-    the gross of the rows the run posted (`kassa ledger verify`)."""
-    return await conn.fetch(
-        "WITH posted AS (SELECT run_id || ':' || currency AS source, sum(gross)::bigint AS gross"
-        " FROM reconciliation_items WHERE posted GROUP BY run_id, currency),"
-        " led AS (SELECT t.source_id AS source, -sum(e.amount)::bigint AS gross"
-        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
-        " WHERE t.kind = 'settlement' AND e.account LIKE 'psp:%:receivable'"
-        " GROUP BY t.source_id)"
-        " SELECT coalesce(posted.source, led.source) AS source,"
-        " coalesce(posted.gross, 0) AS items, coalesce(led.gross, 0) AS ledger"
-        " FROM posted FULL JOIN led ON led.source = posted.source"
-        " WHERE coalesce(posted.gross, 0) <> coalesce(led.gross, 0) LIMIT $1", limit)

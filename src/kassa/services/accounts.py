@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import payouts_repository as prepo
-from kassa.db import repositories as repo
+from kassa.db import merchants as merchants_db
+from kassa.db import payouts as payouts_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.settlement import DEFAULT_DELAY_DAYS
@@ -25,10 +25,10 @@ SCHEDULE_FIELDS = ("interval", "weekly_anchor", "monthly_anchor", "delay_days")
 
 
 async def retrieve_account(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
-    row = await repo.get_merchant(kassa.pool, merchant_id)
+    row = await merchants_db.get_merchant(kassa.pool, merchant_id)
     if row is None:
         raise NotFound(f"No such account: '{merchant_id}'", param="account")
-    settings = await prepo.get_settings(kassa.pool, merchant_id=merchant_id)
+    settings = await payouts_db.get_settings(kassa.pool, merchant_id=merchant_id)
     return render(merchant_id=merchant_id, name=row["name"], created=row["created"],
                   payout_schedule=settings.schedule, default_currency=None)
 
@@ -58,15 +58,15 @@ def updated_schedule(current: PayoutSchedule, given: Mapping[str, Any]) -> Payou
 async def update_account(kassa: Kassa, *, merchant_id: str,
                          schedule: Mapping[str, Any] | None = None,
                          idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
-    row = await repo.get_merchant(kassa.pool, merchant_id)
+    row = await merchants_db.get_merchant(kassa.pool, merchant_id)
     if row is None:
         raise NotFound(f"No such account: '{merchant_id}'", param="account")
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        settings = await prepo.get_settings(conn, merchant_id=merchant_id, for_update=True)
+        settings = await payouts_db.get_settings(conn, merchant_id=merchant_id, for_update=True)
         new = settings.schedule if schedule is None else updated_schedule(
             settings.schedule, schedule)
-        await prepo.put_schedule(conn, merchant_id=merchant_id, schedule=new)
+        await payouts_db.put_schedule(conn, merchant_id=merchant_id, schedule=new)
         obj = render(merchant_id=merchant_id, name=row["name"], created=row["created"],
                      payout_schedule=new, default_currency=None)
         uow.emit(merchant_id=merchant_id, type="account.updated", obj=obj)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
@@ -36,7 +36,7 @@ async def available(kassa: Kassa, merchant_id: str) -> int:
 async def daily(kassa: Kassa):
     m = await merchants.create_merchant(kassa, name="carried")
     async with kassa.pool.acquire() as conn:
-        await prepo.insert_destination(conn, destination_id=kassa.ids("bank_account"),
+        await payouts_db.insert_destination(conn, destination_id=kassa.ids("bank_account"),
                                        merchant_id=m["merchant_id"], account=ACCOUNT, created=0)
     yield m
     async with kassa.pool.acquire() as conn:  # the next tests' schedulers leave it alone

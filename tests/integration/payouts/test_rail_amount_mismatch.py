@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain.money import Money
 from kassa.domain.payouts import PayoutStatus
 from kassa.ledger.verify import verify
@@ -94,23 +94,23 @@ async def test_a_rail_reporting_another_amount_holds_the_payout(client, auth, me
     await advance_due_payouts(kassa, rail=rail, policy=NOW_POLICY)
     await advance_due_payouts(kassa, rail=rail, policy=NOW_POLICY)  # the bank says "paid"
     async with kassa.pool.acquire() as conn:
-        p = await prepo.get_payout(conn, merchant_id=mid, payout_id=po)
+        p = await payouts_db.get_payout(conn, merchant_id=mid, payout_id=po)
         row = await conn.fetchrow("SELECT review_reason, next_check_at FROM payouts"
                                   " WHERE id = $1", po)
     assert p is not None and p.status is PayoutStatus.IN_TRANSIT  # neither paid nor failed
     assert row["next_check_at"] is None and "the payout is 40.00 USD" in row["review_reason"]
     assert await in_transit_balance(kassa, mid) == 4000  # still in transit, nowhere else
-    assert po in [r["id"] for r in await prepo.held_for_review(kassa.pool)]
+    assert po in [r["id"] for r in await payouts_db.held_for_review(kassa.pool)]
     assert (await verify(kassa.pool)).ok
 
     # the bank corrects its record; the operator resolves the review; the worker follows it
     rail.skew, rail.currency = 0, None
     rail.transfers[po] = dataclasses.replace(rail.transfers[po], amount=Money(4000, "usd"))
-    assert await prepo.resolve_review(kassa.pool, payout_id=po,
+    assert await payouts_db.resolve_review(kassa.pool, payout_id=po,
                                       resolution="ops@example: bank corrected its file")
     await advance_due_payouts(kassa, rail=rail, policy=NOW_POLICY)
     async with kassa.pool.acquire() as conn:
-        p = await prepo.get_payout(conn, merchant_id=mid, payout_id=po)
+        p = await payouts_db.get_payout(conn, merchant_id=mid, payout_id=po)
     assert p is not None and p.status is PayoutStatus.PAID
     assert await in_transit_balance(kassa, mid) == 0
     assert (await verify(kassa.pool)).ok
