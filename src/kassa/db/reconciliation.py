@@ -20,7 +20,6 @@ import asyncpg
 from kassa.db.pool import Conn
 from kassa.domain.ledger import BANK_CASH, EXPENSE_PSP_FEES, TxKind, psp_receivable
 
-
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
