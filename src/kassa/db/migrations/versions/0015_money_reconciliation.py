@@ -2,7 +2,7 @@
 delay at capture, and reconciliation of PSP settlement reports.
 
 Revision ID: money_reconciliation
-Revises: money_out_payouts
+Revises: perf_unused_indexes (re-chained after the perf branch merged)
 
 What protects money here rather than in Python alone:
 - ``payout_carries``: what automatic payouts itemised but did not pay, per merchant and
@@ -21,7 +21,7 @@ What protects money here rather than in Python alone:
 from alembic import op
 
 revision = "money_reconciliation"
-down_revision = "money_out_payouts"
+down_revision = "perf_unused_indexes"
 
 OLD_KINDS = ("'authorization_hold', 'authorization_release', 'capture', 'refund', "
              "'refund_reversal', 'availability', 'dispute', 'dispute_reversal', "
