@@ -63,7 +63,7 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(simulator_url: str) -> Settings:
     return Settings(env="test", simulator_url=simulator_url, psp_timeout_seconds=5.0,
-                    settlement_delay_seconds=3600, api_key_cache_seconds=0.0)
+                    api_key_cache_seconds=0.0)
 
 
 @pytest.fixture(scope="session")

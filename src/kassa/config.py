@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     # A request holding an idempotency key this long is presumed dead; a retry takes over.
     idempotency_lock_timeout_seconds: float = 60.0
     idempotency_retention_hours: float = Field(default=24.0, ge=24.0)
-    settlement_delay_seconds: int = 2 * 24 * 3600  # pending -> available
+    # the merchant account whose secret keys see the platform's reconciliation runs
+    platform_account: str | None = None
     fee_percent_bps: int = 290
     fee_fixed_cents: int = 30
     api_key_cache_seconds: float = 5.0  # revocation takes effect within this time

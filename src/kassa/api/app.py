@@ -20,6 +20,7 @@ from kassa.api.deps import respond
 from kassa.api.door import Door
 from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
+    account,
     balance,
     charges,
     checkout,
@@ -32,6 +33,7 @@ from kassa.api.routers import (
     psp_returns,
     psp_webhooks,
     receipts,
+    reconciliation,
     refunds,
     request_logs,
     webhook_endpoints,
@@ -95,7 +97,8 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods, customers, checkout):
+                   payment_methods, customers, checkout, account,
+                   reconciliation):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

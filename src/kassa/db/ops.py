@@ -269,7 +269,9 @@ class InsertBalanceTransaction:
     type: str
     source: str
     status: str
-    available_on: int
+    # None: 00:00 UTC of the day the merchant's settlement delay (payout schedule's
+    # delay_days, default 2) after ``created`` — apply.sql computes it (domain/settlement.py)
+    available_on: int | None
     created: int
     description: str | None
 

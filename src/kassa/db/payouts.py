@@ -110,6 +110,30 @@ async def postpone_payout(conn: Conn, *, payout_id: str, version: int, first_s: 
         " WHERE id = $1 AND version = $2", payout_id, version, first_s, cap_s, stop)
 
 
+async def hold_for_review(conn: Conn, *, payout_id: str, version: int, reason: str) -> bool:
+    """Stop the worker on a payout the rail disagrees about (services/payout_rail.py); its
+    status, and so its money, stay as they are until an operator resolves it."""
+    done = await conn.execute(
+        "UPDATE payouts SET review_reason = $3, review_resolution = NULL, next_check_at = NULL"
+        " WHERE id = $1 AND version = $2", payout_id, version, reason)
+    return bool(done == "UPDATE 1")
+
+
+async def held_for_review(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, merchant_id, amount, currency, status, review_reason"
+                            " FROM payouts WHERE review_reason IS NOT NULL ORDER BY seq")
+
+
+async def resolve_review(conn: Conn, *, payout_id: str, resolution: str) -> bool:
+    """The operator's word (who and why); the worker takes the payout up again at once and
+    follows the rail, whose record the operator had corrected or confirmed."""
+    done = await conn.execute(
+        "UPDATE payouts SET review_resolution = $2, review_reason = NULL,"
+        " next_check_at = now() WHERE id = $1 AND review_reason IS NOT NULL",
+        payout_id, resolution)
+    return bool(done == "UPDATE 1")
+
+
 # ---------------------------------------------------------------- schedule periods
 
 
@@ -131,6 +155,28 @@ async def set_period_payout(conn: asyncpg.Connection, *, merchant_id: str, curre
                        merchant_id, currency, period_key, payout_id)
 
 
+async def carried(conn: asyncpg.Connection, *, merchant_id: str, currency: str) -> Money:
+    """What earlier periods itemised but did not pay (domain/payout_amounts.py); read under
+    the payout lock (lock_payout_balance), like the balance it is paid from."""
+    value = await conn.fetchval("SELECT carried FROM payout_carries WHERE merchant_id = $1"
+                                " AND currency = $2", merchant_id, currency)
+    return Money(int(value or 0), currency)
+
+
+async def record_period_amounts(conn: asyncpg.Connection, *, merchant_id: str, currency: str,
+                                period_key: str, itemized: int, carried_in: int,
+                                carried: int) -> None:
+    """The period's sums (kept on its row, for audit) and the carry the next period reads."""
+    await conn.execute(
+        "UPDATE payout_periods SET itemized = $4, carried_in = $5, carried = $6"
+        " WHERE merchant_id = $1 AND currency = $2 AND period_key = $3",
+        merchant_id, currency, period_key, itemized, carried_in, carried)
+    await conn.execute(
+        "INSERT INTO payout_carries (merchant_id, currency, carried) VALUES ($1, $2, $3)"
+        " ON CONFLICT (merchant_id, currency) DO UPDATE SET carried = EXCLUDED.carried",
+        merchant_id, currency, carried)
+
+
 # ---------------------------------------------------------------- settings and destinations
 
 
@@ -141,11 +187,18 @@ class PayoutSettings:
     scheduled_through: int | None  # unix time the scheduler has made every period up to
 
 
-async def get_settings(conn: Conn, *, merchant_id: str) -> PayoutSettings:
-    """A merchant without a row has Stripe's defaults (daily, 2 days' delay)."""
+async def get_settings(conn: Conn, *, merchant_id: str,
+                       for_update: bool = False) -> PayoutSettings:
+    """A merchant without a row has Stripe's defaults (daily, 2 days' delay).
+    ``for_update``: the row is made (with the defaults) if missing and locked, so two
+    updates of the schedule apply one after the other."""
+    if for_update:
+        await conn.execute("INSERT INTO payout_settings (merchant_id) VALUES ($1)"
+                           " ON CONFLICT DO NOTHING", merchant_id)
     row = await conn.fetchrow(
         "SELECT interval, weekly_anchor, monthly_anchor, delay_days, scheduled_through"
-        " FROM payout_settings WHERE merchant_id = $1", merchant_id)
+        " FROM payout_settings WHERE merchant_id = $1" + (" FOR UPDATE" if for_update else ""),
+        merchant_id)
     if row is None:
         return PayoutSettings(merchant_id, PayoutSchedule(), None)
     return PayoutSettings(merchant_id, PayoutSchedule(

@@ -14,6 +14,7 @@ PREFIXES = {
     "balance_transaction": "txn",
     "payout": "po",
     "bank_account": "ba",  # a payout destination
+    "reconciliation_run": "recon",  # its discrepancies: rdsc_<the run's 24>_<row>
 }
 
 

@@ -32,6 +32,7 @@ class TxKind(StrEnum):
     PAYOUT_PAID = "payout_paid"  # payouts in transit -> bank cash: the bank paid it
     PAYOUT_FAILURE = "payout_failure"  # failed (or returned after paid): back to available
     PAYOUT_CANCEL = "payout_cancel"  # canceled while pending: back to available
+    SETTLEMENT = "settlement"  # a PSP's settlement report: receivable -> bank cash + fees
 
 
 def merchant_pending(merchant_id: str) -> str:

@@ -164,3 +164,20 @@ async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg
         " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
         " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)
     return rows
+
+
+async def settlement_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Per run and currency, the settlement posting must credit the PSP receivable exactly
+    the gross of the rows the run posted (`kassa ledger verify`)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH posted AS (SELECT run_id || ':' || currency AS source, sum(gross)::bigint AS gross"
+        " FROM reconciliation_items WHERE posted GROUP BY run_id, currency),"
+        " led AS (SELECT t.source_id AS source, -sum(e.amount)::bigint AS gross"
+        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE t.kind = 'settlement' AND e.account LIKE 'psp:%:receivable'"
+        " GROUP BY t.source_id)"
+        " SELECT coalesce(posted.source, led.source) AS source,"
+        " coalesce(posted.gross, 0) AS items, coalesce(led.gross, 0) AS ledger"
+        " FROM posted FULL JOIN led ON led.source = posted.source"
+        " WHERE coalesce(posted.gross, 0) <> coalesce(led.gross, 0) LIMIT $1", limit)
+    return rows

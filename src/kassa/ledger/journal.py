@@ -33,8 +33,8 @@ def release_hold(*, merchant_id: str, psp: str, held: Money, charge_id: str) -> 
 
 
 def capture(*, merchant_id: str, psp: str, gross: Money, fee: Money, held: Money | None,
-            payment_id: str, charge_id: str | None, bt_id: str, now: int, available_on: int,
-            description: str | None) -> ops.PostLedger:
+            payment_id: str, charge_id: str | None, bt_id: str, now: int,
+            available_on: int | None, description: str | None) -> ops.PostLedger:
     """A capture (resolving the charge's hold when ``held``) and its ``charge`` balance
     transaction, pending until ``available_on``."""
     return ops.PostLedger(

@@ -54,5 +54,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
             f"payouts in transit {row['ledger']}")
+    for row in await invariants.settlement_ledger_mismatches(conn):
+        report.problems.append(
+            f"settlement {row['source']}: the run posted rows of gross {row['items']} but "
+            f"the ledger settled {row['ledger']}")
     report.checked = await invariants.ledger_counts(conn)
     return report

@@ -140,7 +140,8 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
     uow.add(journal.capture(
         merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held, payment_id=p.id,
         charge_id=p.latest_charge, bt_id=bt_id, now=now,
-        available_on=now + kassa.settlement_delay_seconds, description=p.description))
+        available_on=None,  # the merchant's delay, applied by apply.sql
+        description=p.description))
     return bt_id
 
 

@@ -84,7 +84,7 @@ class Kassa:
     router: Router
     payment_methods: PaymentMethodResolver
     fees: FeeSchedule = field(default_factory=FeeSchedule)
-    settlement_delay_seconds: int = 2 * 24 * 3600
+    platform_account: str | None = None  # may read and resolve reconciliation runs
     idempotency_lock_timeout_seconds: float = 60.0
     idempotency_retention_hours: float = 24.0
     recovery_after_seconds: float = 30.0

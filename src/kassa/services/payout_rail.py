@@ -13,6 +13,13 @@ The rail's answer becomes the legal moves from where the payout is (domain catch
 recorded with their money and events by services.payouts.record_moves. No transaction is
 open while the rail is called. A refusal fails the payout (its money back to available);
 an unreachable rail or an unknown outcome is tried again with backoff.
+
+A rail that reports another amount or currency than the payout's is not followed: marking
+it paid would book money that did not leave as it says, failing it would give the merchant
+back money the bank may have paid. The payout is *held for review* (``review_reason``): it
+keeps its status (so its money stays in payouts_in_transit, the truthful "sent, outcome in
+question"), the worker stops, and an operator resolves it with the bank
+(``kassa payouts review``). Stripe has no such state; it never lets a mismatch through.
 """
 
 from __future__ import annotations
@@ -124,6 +131,13 @@ async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy
 
 async def _apply(kassa: Kassa, p: Payout, transfer: RailTransfer,
                  policy: RailPolicy) -> Payout:
+    if transfer.amount != p.amount:
+        reason = (f"the rail ({transfer.rail_reference}) reports {transfer.amount} "
+                  f"{transfer.status.value}; the payout is {p.amount}")
+        log.error("payout %s held for review: %s", p.id, reason)
+        await payouts_db.hold_for_review(kassa.pool, payout_id=p.id, version=p.version,
+                                    reason=reason)
+        return p
     def decide(now: Payout) -> Moves:
         return [(dst, transfer.failure_code if dst is PayoutStatus.FAILED else None)
                 for dst in catch_up(now.status, transfer.status)]

@@ -9,6 +9,10 @@ fails on the primary key and it moves on; a scheduler killed before its commit l
 row, so the next pass makes that period. The watermark moves only forward, after the
 periods are made. A period with nothing to pay is recorded too (no payout), and the money
 that was not positive is carried into the next period.
+
+What a period itemises but cannot pay (the balance was lower, or the payout multiple rounded
+it down) is carried on ``payout_carries`` into the next period (domain/payout_amounts.py),
+read and written under the merchant-and-currency payout lock: nothing is stranded.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import logging
 from datetime import UTC, datetime
 
 from kassa.db import payouts as payouts_db
-from kassa.domain import currencies
 from kassa.domain.money import Money
+from kassa.domain.payout_amounts import period_payout
 from kassa.domain.payout_schedules import Period
 from kassa.domain.payouts import Payout, PayoutStatus, create, estimated_arrival
 from kassa.ledger import balances as ledger_balances
@@ -76,13 +80,19 @@ async def make_period_payout(kassa: Kassa, account: payouts_db.ScheduledAccount,
         rows = await payouts_db.unpaid_balance_transactions(
             conn, merchant_id=merchant_id, currency=currency,
             cutoff=int(period.starts_at.timestamp()))
-        itemized = sum(r["net"] for r in rows)
-        available = await ledger_balances.available_balance(conn, merchant_id=merchant_id,
-                                                            currency=currency)
-        amount = currencies.payable(Money(min(itemized, available.minor), currency))
-        if amount.minor <= 0:  # nothing to pay: recorded, and carried into the next period
+        itemized = Money(sum(r["net"] for r in rows), currency)
+        available = await ledger_balances.available_balance(
+            conn, merchant_id=merchant_id, currency=currency)
+        carried_in = await payouts_db.carried(conn, merchant_id=merchant_id, currency=currency)
+        decision = period_payout(itemized=itemized, carried_in=carried_in, available=available)
+        await payouts_db.record_period_amounts(
+            conn, merchant_id=merchant_id, currency=currency, period_key=period.key,
+            itemized=itemized.minor, carried_in=carried_in.minor,
+            carried=decision.carried.minor)
+        if not decision.itemise:  # nothing to pay: recorded, and carried into the next period
             await uow.commit(side_effects=False)
             return 0
+        amount = decision.amount
         p = Payout(id=kassa.ids("payout"), merchant_id=merchant_id, amount=amount,
                    status=PayoutStatus.PENDING, created=now, arrival_date=estimated_arrival(now),
                    automatic=True, period_key=period.key, destination=account.destination,

@@ -35,6 +35,7 @@ EVENT_TYPES: frozenset[str] = frozenset({
     "refund.created",
     "refund.updated",
     "refund.failed",
+    "account.updated",
     "customer.created",
     "customer.updated",
     "customer.deleted",

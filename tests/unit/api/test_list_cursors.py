@@ -9,7 +9,9 @@ from kassa.services.pagination import LISTS
 OWN_CURSORS = {"/v1/webhook_endpoints/{endpoint_id}/deliveries",
                "/v1/charges/{charge_id}/refunds",
                # a customer's saved cards (services/saved_cards.list_for_customer)
-               "/v1/payment_methods", "/v1/customers/{customer_id}/payment_methods"}
+               "/v1/payment_methods", "/v1/customers/{customer_id}/payment_methods",
+               # the platform's, not a merchant's (services/reconciliation.py checks them)
+               "/v1/reconciliation_runs", "/v1/reconciliation_runs/{run_id}/discrepancies"}
 
 
 def test_every_list_route_is_in_the_cursor_table():

@@ -141,9 +141,14 @@ BEGIN
             -- belongs to the ledger transaction posted just before it in this unit of work
             INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,
                 source, status, available_on, created, description, ledger_transaction_id)
-            SELECT id, merchant_id, amount, fee, amount - fee, currency, type, source, status,
-                available_on, created, description, tx_id
-            FROM jsonb_populate_record(NULL::balance_transactions, r);
+            SELECT b.id, b.merchant_id, b.amount, b.fee, b.amount - b.fee, b.currency, b.type,
+                b.source, b.status,
+                -- none given: the merchant's settlement delay (domain/settlement.py available_on:
+                -- 00:00 UTC, delay_days after the day of capture; 2 without settings)
+                coalesce(b.available_on, (b.created / 86400 + coalesce((SELECT s.delay_days
+                    FROM payout_settings s WHERE s.merchant_id = b.merchant_id), 2)) * 86400),
+                b.created, b.description, tx_id
+            FROM jsonb_populate_record(NULL::balance_transactions, r) AS b;
         WHEN 'insert_events' THEN
             INSERT INTO events (id, merchant_id, type, object_id, data, created)
             SELECT e.id, e.merchant_id, e.type, e.object_id, e.data, e.created

@@ -3,10 +3,13 @@ inspection, reset, webhook delivery, settling pending operations; and ``/healthz
 
 from __future__ import annotations
 
+from datetime import date
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kassa.psp.simulator import settlement_report
 from kassa.psp.simulator.books import Conflict, InvalidRequest, NotFound
 from kassa.psp.simulator.parsing import boolean, json_body
 from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
@@ -97,6 +100,28 @@ async def sim_settle(request: Request) -> Response:
         return error_response(409, "invalid_state", str(exc))
 
 
+async def sim_settlement_report(request: Request) -> Response:
+    """``{"date": "YYYY-MM-DD", "inject": {kind: count}, "seed": n}`` → the day's settlement
+    report as CSV (``csv``) and the manifest of the discrepancies injected into it."""
+    try:
+        body = await json_body(request)
+        day = date.fromisoformat(str(body.get("date") or date.today().isoformat()))
+        inject = body.get("inject") or {}
+        seed = body.get("seed", 0)
+        if not isinstance(inject, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for v in inject.values()):
+            raise InvalidRequest("inject maps a discrepancy kind to a count", "inject")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidRequest("seed must be an integer", "seed")
+        rows = list(settlement_report.processed(simulator_of(request).acquirer, day))
+        rows, manifest = settlement_report.with_discrepancies(rows, inject, seed=seed)
+    except (InvalidRequest, ValueError) as exc:
+        return error_response(400, "invalid_request_error", str(exc))
+    return json_response({"date": day.isoformat(), "rows": len(rows), "injected": manifest,
+                          "csv": settlement_report.render_csv(rows)})
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -111,5 +136,6 @@ ROUTES = [
     Route("/_sim/webhooks/flush", sim_webhooks_flush, methods=["POST"]),
     Route("/_sim/webhooks/{id}/resend", sim_webhooks_resend, methods=["POST"]),
     Route("/_sim/operations/{key:path}/settle", sim_settle, methods=["POST"]),
+    Route("/_sim/settlement_report", sim_settlement_report, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]

@@ -1,0 +1,284 @@
+"""Named SQL for reconciliation runs (migration money_reconciliation): the report's rows are
+COPYed into a temporary table, then matched to kassa's payments, refunds and disputes, each
+row classified, discrepancies recorded and the settlement posted — all set-based, in the one
+transaction of the import, so a run is all there or not there at all.
+
+Matching: by the PSP's reference first (``payment_intents.psp_reference``,
+``refunds.psp_reference``, ``disputes.psp_dispute_id``), then by kassa's own reference echoed
+in the report (the attempt id kassa sent as the PSP's idempotency key). A row kassa settled in
+an earlier run (another file with the same movement) is matched but not posted again
+(``reconciliation_settled`` is unique on what was posted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+import asyncpg
+
+from kassa.db.pool import Conn
+from kassa.domain.ledger import BANK_CASH, EXPENSE_PSP_FEES, TxKind, psp_receivable
+
+PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
+
+STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
+                 "currency", "psp_status", "created", "expected_fee")
+
+RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
+               " discrepancies, failure, covers_from, covers_to, created, completed_at")
+DISCREPANCY_COLUMNS = ("id, run_id, row_number, kind, category, merchant_id, psp_reference,"
+                       " kassa_object, currency, kassa_amount, psp_amount, kassa_value,"
+                       " psp_value, resolution, resolution_how, resolved_by, resolved_at,"
+                       " created")
+
+
+async def lock_psp(conn: asyncpg.Connection, psp: str) -> None:
+    """One import per PSP at a time: two files with the same movements cannot both post."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"reconcile:{psp}")
+
+
+async def find_run(conn: Conn, *, psp: str, sha256: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs"
+                               " WHERE psp = $1 AND file_sha256 = $2", psp, sha256)
+
+
+async def get_run(conn: Conn, run_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE id = $1",
+                               run_id)
+
+
+async def list_runs(conn: Conn, *, limit: int, starting_after: str | None,
+                    ending_before: str | None) -> tuple[list[asyncpg.Record], bool]:
+    cursor, descending = starting_after or ending_before, ending_before is None
+    params: list[Any] = [limit + 1]
+    where = ""
+    if cursor is not None:
+        params.append(cursor)
+        where = (f" WHERE seq {'<' if descending else '>'} (SELECT seq FROM"
+                 " reconciliation_runs WHERE id = $2)")
+    rows = await conn.fetch(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs{where}"
+                            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT $1",
+                            *params)
+    page = rows[:limit]
+    return (page if descending else page[::-1]), len(rows) > limit
+
+
+async def insert_run(conn: asyncpg.Connection, *, run_id: str, psp: str, format: str,
+                     source_name: str, sha256: str, created: int) -> None:
+    await conn.execute(
+        "INSERT INTO reconciliation_runs (id, psp, format, source_name, file_sha256, status,"
+        " created) VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+        run_id, psp, format, source_name, sha256, created)
+
+
+async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any, ...]]) -> None:
+    """COPY the parsed rows into this transaction's staging table (streamed)."""
+    await conn.execute(
+        "CREATE TEMPORARY TABLE reconciliation_stage (row_number bigint, category text,"
+        " psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,"
+        " psp_status text, created bigint, expected_fee bigint) ON COMMIT DROP")
+    await conn.copy_records_to_table("reconciliation_stage", records=records,
+                                     columns=STAGE_COLUMNS)
+    await conn.execute("ANALYZE reconciliation_stage")
+
+
+MATCH = """
+INSERT INTO reconciliation_items (run_id, row_number, category, psp_reference,
+    kassa_reference, gross, fee, currency, psp_status, created, expected_fee, merchant_id,
+    matched, kassa_amount, kassa_currency, kassa_status, problem, posted)
+SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.fee,
+    x.currency, x.psp_status, x.created, x.expected_fee, x.merchant_id, x.matched,
+    x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
+    (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
+        AND x.settled_before IS NULL
+FROM (
+    SELECT m.*, CASE
+        WHEN m.category = 'fee' THEN NULL
+        WHEN m.matched IS NULL THEN 'missing_in_kassa'
+        WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
+        WHEN m.kassa_status IS DISTINCT FROM m.psp_status THEN 'status_mismatch'
+        WHEN m.kassa_amount <> abs(m.gross) THEN 'amount_mismatch'
+        WHEN m.expected_fee IS NOT NULL AND m.expected_fee <> m.fee THEN 'fee_mismatch'
+    END AS problem,
+    -- the PSP captured what kassa still has as processing (recovery will record it): the
+    -- money is at the PSP as reported, so its settlement is posted now
+    coalesce(m.category = 'charge' AND m.kassa_status = 'processing'
+             AND m.psp_status = 'captured' AND m.kassa_currency = m.currency, false)
+        AS resolvable
+    FROM (
+        SELECT s.*, coalesce(p1.merchant_id, p2.merchant_id, r1.merchant_id, r2.merchant_id,
+                d.merchant_id) AS merchant_id,
+            coalesce(p1.id, p2.id, r1.id, r2.id, d.id) AS matched,
+            coalesce(p1.amount_received, p2.amount_received, r1.amount, r2.amount, d.amount)
+                AS kassa_amount,
+            coalesce(p1.currency, p2.currency, r1.currency, r2.currency, d.currency)
+                AS kassa_currency,
+            CASE WHEN coalesce(p1.id, p2.id) IS NOT NULL THEN CASE coalesce(p1.status, p2.status)
+                     WHEN 'succeeded' THEN 'captured' ELSE coalesce(p1.status, p2.status) END
+                 WHEN coalesce(r1.id, r2.id) IS NOT NULL THEN CASE coalesce(r1.status, r2.status)
+                     WHEN 'succeeded' THEN 'refunded' ELSE coalesce(r1.status, r2.status) END
+                 WHEN d.id IS NOT NULL THEN CASE WHEN d.status IN ('needs_response',
+                     'under_review', 'lost') THEN 'charged_back' ELSE d.status END
+            END AS kassa_status,
+            done.run_id AS settled_before
+        FROM reconciliation_stage s
+        -- posted by an earlier run (another file with the same movement): not again
+        LEFT JOIN reconciliation_items done ON done.posted AND done.category = s.category
+            AND done.psp_reference = s.psp_reference
+        -- by the PSP's reference (hash joins: one pass over each table, no index needed)
+        LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $2
+            AND p1.psp_reference = s.psp_reference
+        LEFT JOIN refunds r1 ON s.category = 'refund' AND r1.psp_reference = s.psp_reference
+        LEFT JOIN disputes d ON s.category = 'chargeback' AND d.psp = $2
+            AND d.psp_dispute_id = s.psp_reference
+        -- else by kassa's reference: the attempt id kassa sent as the PSP's idempotency key
+        LEFT JOIN attempts pa ON p1.id IS NULL AND s.category = 'charge'
+            AND pa.id = s.kassa_reference AND pa.operation = 'authorize' AND pa.psp = $2
+        LEFT JOIN payment_intents p2 ON p2.id = pa.payment_intent_id
+        LEFT JOIN attempts ra ON r1.id IS NULL AND s.category = 'refund'
+            AND ra.id = s.kassa_reference AND ra.operation = 'refund' AND ra.psp = $2
+        LEFT JOIN refunds r2 ON r2.id = ra.refund_id
+    ) m
+) x
+"""
+
+
+async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
+    # one big set-based statement: JIT's compile time is more than it saves here
+    await conn.execute("SET LOCAL jit = off")
+    await conn.execute(MATCH, run_id, psp)
+
+
+async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created: int) -> None:
+    """One discrepancy per problem row; ``status_mismatch`` of a payment kassa still has as
+    ``processing`` while the PSP captured it is auto-resolved: recovery is asked to look at
+    its open attempts now (it records the capture the PSP made)."""
+    await conn.execute(
+        "INSERT INTO reconciliation_discrepancies (id, run_id, row_number, kind, category,"
+        " merchant_id, psp_reference, kassa_object, currency, kassa_amount, psp_amount,"
+        " kassa_value, psp_value, resolution, resolution_how, resolved_at, created)"
+        " SELECT 'rdsc_' || substr($1, 7) || '_' || i.row_number, $1, i.row_number, i.problem,"
+        " i.category, i.merchant_id, i.psp_reference, i.matched, i.currency, i.kassa_amount,"
+        " abs(i.gross), CASE i.problem WHEN 'currency_mismatch' THEN i.kassa_currency"
+        "   WHEN 'status_mismatch' THEN i.kassa_status"
+        "   WHEN 'fee_mismatch' THEN i.expected_fee::text END,"
+        " CASE i.problem WHEN 'currency_mismatch' THEN i.currency"
+        "   WHEN 'status_mismatch' THEN i.psp_status WHEN 'fee_mismatch' THEN i.fee::text END,"
+        " CASE WHEN auto THEN 'auto_resolved' ELSE 'open' END,"
+        " CASE WHEN auto THEN 'settlement posted; recovery asked to resolve the payment''s"
+        " open attempts at the PSP' END, CASE WHEN auto THEN $2::bigint END, $2"
+        " FROM (SELECT i.*, (i.problem = 'status_mismatch' AND i.posted) AS auto"
+        "   FROM reconciliation_items i WHERE i.run_id = $1 AND i.problem IS NOT NULL) i",
+        run_id, created)
+    await conn.execute(
+        "UPDATE attempts a SET next_check_at = now() FROM reconciliation_items i"
+        " WHERE i.run_id = $1 AND i.problem = 'status_mismatch' AND i.category = 'charge'"
+        " AND i.kassa_status = 'processing' AND i.psp_status = 'captured'"
+        " AND a.payment_intent_id = i.matched AND a.status IN ('started', 'unknown')", run_id)
+
+
+async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: str,
+                                covers_from: int, covers_to: int, created: int) -> None:
+    """Money kassa recorded at this PSP on the days the report covers that no run has a row
+    for: captures, refunds and chargebacks (by their ledger posting's time)."""
+    await conn.execute(
+        "INSERT INTO reconciliation_discrepancies (id, run_id, kind, category, merchant_id,"
+        " kassa_object, currency, kassa_amount, resolution, created)"
+        " SELECT 'rdsc_' || substr($1, 7) || '_k' || row_number() OVER (ORDER BY k.id), $1,"
+        " 'missing_at_psp', k.category, k.merchant_id, k.id, k.currency, k.amount, 'open', $5"
+        " FROM (SELECT 'charge' AS category, p.id, p.merchant_id, p.currency,"
+        "   p.amount_received AS amount FROM ledger_transactions t"
+        "   JOIN payment_intents p ON p.id = t.source_id WHERE t.kind = 'capture'"
+        "   AND t.created_at >= to_timestamp($3) AND t.created_at < to_timestamp($4)"
+        "   AND p.psp = $2"
+        "  UNION ALL SELECT 'refund', r.id, r.merchant_id, r.currency, r.amount"
+        "   FROM ledger_transactions t JOIN refunds r ON r.id = t.source_id"
+        "   JOIN payment_intents p ON p.id = r.payment_intent_id WHERE t.kind = 'refund'"
+        "   AND t.created_at >= to_timestamp($3) AND t.created_at < to_timestamp($4)"
+        "   AND p.psp = $2"
+        "  UNION ALL SELECT 'chargeback', d.id, d.merchant_id, d.currency, d.amount"
+        "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
+        "   WHERE t.kind = 'dispute' AND t.created_at >= to_timestamp($3)"
+        "   AND t.created_at < to_timestamp($4) AND d.psp = $2) k"
+        " WHERE NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.matched = k.id)",
+        run_id, psp, covers_from, covers_to, created)
+
+
+async def post_settlement(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
+    """Per currency, one ledger transaction for the run's posted rows: Dr bank:cash net,
+    Dr expense:psp_fees fee / Cr psp receivable gross (a refund's or chargeback's negative
+    gross debits the receivable back)."""
+    sums = await conn.fetch(
+        "SELECT currency, sum(gross)::bigint AS gross, sum(fee)::bigint AS fee"
+        " FROM reconciliation_items WHERE run_id = $1 AND posted GROUP BY currency"
+        " ORDER BY currency", run_id)
+    for s in sums:
+        entries = [(BANK_CASH, s["gross"] - s["fee"]), (EXPENSE_PSP_FEES, s["fee"]),
+                   (psp_receivable(psp), -s["gross"])]
+        entries = [(a, v) for a, v in entries if v != 0]
+        if not entries:
+            continue
+        tx_id = await conn.fetchval(
+            "INSERT INTO ledger_transactions (kind, merchant_id, source_id)"
+            " VALUES ($1, $2, $3) RETURNING id", TxKind.SETTLEMENT.value, PLATFORM,
+            f"{run_id}:{s['currency']}")
+        await conn.executemany(
+            "INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
+            " VALUES ($1, $2, $3, 'posted', $4)",
+            [(tx_id, account, s["currency"], amount) for account, amount in entries])
+
+
+async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int | None,
+                     covers_to: int | None, completed_at: int) -> None:
+    await conn.execute(
+        "UPDATE reconciliation_runs r SET status = 'completed', covers_from = $2,"
+        " covers_to = $3, completed_at = $4,"
+        " rows_read = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1),"
+        " rows_matched = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1"
+        "   AND matched IS NOT NULL AND (posted OR problem IS NULL"
+        "   OR problem = 'fee_mismatch')),"
+        " discrepancies = (SELECT count(*) FROM reconciliation_discrepancies"
+        "   WHERE run_id = $1) WHERE id = $1", run_id, covers_from, covers_to, completed_at)
+
+
+async def list_discrepancies(conn: Conn, *, run_id: str, limit: int,
+                             starting_after: str | None, kind: str | None = None,
+                             resolution: str | None = None
+                             ) -> tuple[list[asyncpg.Record], bool]:
+    params: list[Any] = [run_id, limit + 1]
+    where = "run_id = $1"
+    for column, value in (("kind", kind), ("resolution", resolution)):
+        if value is not None:
+            params.append(value)
+            where += f" AND {column} = ${len(params)}"
+    if starting_after is not None:
+        params.append(starting_after)
+        where += (f" AND seq > (SELECT seq FROM reconciliation_discrepancies"
+                  f" WHERE id = ${len(params)})")
+    rows = await conn.fetch(f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies"
+                            f" WHERE {where} ORDER BY seq LIMIT $2", *params)
+    return rows[:limit], len(rows) > limit
+
+
+async def resolve_discrepancy(conn: Conn, *, discrepancy_id: str, resolved_by: str,
+                              how: str, at: int) -> asyncpg.Record | None:
+    """An open discrepancy resolved by a person, who says why; None if there is no open one
+    with this id."""
+    return await conn.fetchrow(
+        "UPDATE reconciliation_discrepancies SET resolution = 'resolved', resolved_by = $2,"
+        " resolution_how = $3, resolved_at = $4 WHERE id = $1 AND resolution = 'open'"
+        f" RETURNING {DISCREPANCY_COLUMNS}", discrepancy_id, resolved_by, how, at)
+
+
+async def get_discrepancy(conn: Conn, discrepancy_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies"
+                               " WHERE id = $1", discrepancy_id)
+
+
+async def receivable(conn: Conn, *, psp: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT currency, sum(amount)::bigint AS total FROM ledger_entries"
+                            " WHERE account = $1 AND layer = 'posted' GROUP BY currency",
+                            psp_receivable(psp))
+

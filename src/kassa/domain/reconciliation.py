@@ -1,0 +1,72 @@
+"""Reconciliation of a PSP's settlement report against kassa's books, in pure terms: the row
+every report format is read into, the discrepancy kinds, and the one rule that classifies a
+report row against the kassa object it was matched to.
+
+A row is one money movement at the PSP: a ``charge`` (captured, positive gross), a
+``refund`` or ``chargeback`` (negative gross), or a ``fee`` with no kassa object (an account
+fee). ``fee`` is what the PSP kept; ``net = gross - fee`` is what it pays to the bank. A row
+whose gross, currency and status agree with kassa's object is *matched* and its settlement is
+posted (Dr bank:cash net, Dr expense:psp_fees fee / Cr psp receivable gross, ARCHITECTURE §2);
+a fee other than the contract's is still posted (the bank got what it got) and recorded as
+``fee_mismatch``, open until someone takes it up with the PSP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kassa.domain.money import Money
+
+
+class Category(StrEnum):
+    CHARGE = "charge"
+    REFUND = "refund"
+    CHARGEBACK = "chargeback"
+    FEE = "fee"  # a PSP fee not tied to a payment (no kassa object)
+
+
+class DiscrepancyKind(StrEnum):
+    MISSING_IN_KASSA = "missing_in_kassa"  # the PSP reports money kassa has no object for
+    MISSING_AT_PSP = "missing_at_psp"  # kassa recorded money the PSP's report does not have
+    AMOUNT_MISMATCH = "amount_mismatch"
+    FEE_MISMATCH = "fee_mismatch"  # the PSP kept another fee than its contract's
+    CURRENCY_MISMATCH = "currency_mismatch"
+    STATUS_MISMATCH = "status_mismatch"  # e.g. kassa `processing`, the PSP captured
+
+
+class Resolution(StrEnum):
+    OPEN = "open"
+    AUTO_RESOLVED = "auto_resolved"  # kassa fixed it itself (resolution_how says how)
+    RESOLVED = "resolved"  # a person resolved it later (resolved_by, resolution_how)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRow:
+    """One row of a settlement report, in minor units, whatever the file's format."""
+
+    row_number: int
+    category: Category
+    psp_reference: str | None
+    kassa_reference: str | None  # what kassa sent the PSP (the attempt id), when echoed
+    gross: Money
+    fee: Money
+    status: str | None = None  # the PSP's status of the movement, mapped to kassa's words
+    created: int | None = None  # when the PSP moved it (unix seconds)
+
+    def __post_init__(self) -> None:
+        if self.gross.currency != self.fee.currency:
+            raise ValueError("a row's gross and fee are in one currency")
+        if self.category is Category.CHARGE and self.gross.minor < 0:
+            raise ValueError("a charge row has a positive gross")
+        if self.category in (Category.REFUND, Category.CHARGEBACK) and self.gross.minor > 0:
+            raise ValueError(f"a {self.category} row has a negative gross")
+
+    @property
+    def net(self) -> Money:
+        return Money(self.gross.minor - self.fee.minor, self.gross.currency)
+
+
+# the PSP's status a matched row must carry for each category, in kassa's words
+SETTLED_STATUS = {Category.CHARGE: "captured", Category.REFUND: "refunded",
+                  Category.CHARGEBACK: "charged_back", Category.FEE: None}
