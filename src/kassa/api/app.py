@@ -23,6 +23,7 @@ from kassa.api.routers import (
     charges,
     disputes,
     events,
+    metrics,
     payment_intents,
     payment_methods,
     payouts,
@@ -31,6 +32,7 @@ from kassa.api.routers import (
     receipts,
     refunds,
     request_logs,
+    routing_configs,
     webhook_endpoints,
 )
 from kassa.domain.errors import KassaError
@@ -92,7 +94,7 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods):
+                   payment_methods, routing_configs, metrics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

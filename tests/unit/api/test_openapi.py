@@ -7,7 +7,7 @@ import pytest
 
 from kassa.api import schemas
 from kassa.api.app import create_app
-from kassa.api.routers import disputes, payouts, webhook_endpoints
+from kassa.api.routers import disputes, payouts, routing_configs, webhook_endpoints
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -43,12 +43,14 @@ BODIES = {
     ("POST", "/v1/payouts"): payouts.PayoutCreate,
     ("POST", "/v1/payouts/{payout_id}/cancel"): payouts.PayoutCancel,
     ("POST", "/v1/accounts/{account_id}/external_accounts"): payouts.ExternalAccountCreate,
+    ("POST", "/v1/routing_configs"): routing_configs.RoutingConfigCreate,
+    ("POST", "/v1/routing_configs/{config_id}/activate"): routing_configs.RoutingConfigActivate,
 }
 
 
 def test_every_path_and_operation_is_listed(doc):
-    assert len(doc["paths"]) == 33
-    assert len(list(operations(doc))) == 43
+    assert len(doc["paths"]) == 36
+    assert len(list(operations(doc))) == 47
 
 
 @pytest.mark.parametrize(("key", "model"), BODIES.items(), ids=lambda v: str(v))

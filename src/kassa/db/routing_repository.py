@@ -1,0 +1,114 @@
+"""Named SQL for routing configurations (migration 0014): versioned, one active per merchant."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from kassa.db.filters import bounds_sql
+from kassa.domain.lists import Bounds
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+_COLUMNS = ("id, merchant_id, version, name, rules, default_route, active, activated_at,"
+            " created")
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    out = dict(r)
+    for key in ("rules", "default_route"):
+        if isinstance(out[key], str | bytes):
+            out[key] = orjson.loads(out[key])
+    return out
+
+
+async def insert_config(conn: asyncpg.Connection, *, config_id: str, merchant_id: str,
+                        name: str | None, rules: list[dict[str, Any]],
+                        default_route: dict[str, Any], created: int) -> dict[str, Any]:
+    """The next version of the merchant's configuration, inactive. The merchant's row is
+    locked while the version is picked, so two creations queue instead of colliding on
+    UNIQUE (merchant_id, version)."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE", merchant_id)
+        row = await conn.fetchrow(
+            "INSERT INTO routing_configs (id, merchant_id, version, name, rules, default_route,"
+            " created)"
+            " SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4::jsonb, $5::jsonb, $6"
+            " FROM routing_configs WHERE merchant_id = $2"
+            f" RETURNING {_COLUMNS}",
+            config_id, merchant_id, name, orjson.dumps(rules).decode(),
+            orjson.dumps(default_route).decode(), created)
+    return _row(row)
+
+
+async def get_config(conn: Conn, *, merchant_id: str, config_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM routing_configs WHERE id = $1 AND merchant_id = $2",
+        config_id, merchant_id)
+    return None if row is None else _row(row)
+
+
+async def get_active(conn: Conn, merchant_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM routing_configs WHERE merchant_id = $1 AND active",
+        merchant_id)
+    return None if row is None else _row(row)
+
+
+async def activate(conn: asyncpg.Connection, *, merchant_id: str, config_id: str,
+                   now: int) -> dict[str, Any] | None:
+    """Make ``config_id`` the merchant's active configuration (the previous one stops
+    being active in the same transaction). None: no such configuration. Activating the
+    active one again changes nothing."""
+    async with conn.transaction():
+        target = await conn.fetchrow(
+            "SELECT active FROM routing_configs WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+            config_id, merchant_id)
+        if target is None:
+            return None
+        if not target["active"]:
+            await conn.execute(
+                "UPDATE routing_configs SET active = false"
+                " WHERE merchant_id = $1 AND active", merchant_id)
+            await conn.execute(
+                "UPDATE routing_configs SET active = true, activated_at = $2 WHERE id = $1",
+                config_id, now)
+    return await get_config(conn, merchant_id=merchant_id, config_id=config_id)
+
+
+async def list_configs(conn: Conn, *, merchant_id: str, limit: int,
+                       starting_after: str | None, ending_before: str | None,
+                       created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
+    params: list[Any] = [merchant_id, limit + 1]
+    cond = "merchant_id = $1"
+    cond += bounds_sql("created", created, params)
+    order = "DESC"
+    if starting_after is not None:
+        params.append(starting_after)
+        cond += (f" AND seq < (SELECT seq FROM routing_configs WHERE id = ${len(params)}"
+                 " AND merchant_id = $1)")
+    elif ending_before is not None:
+        params.append(ending_before)
+        cond += (f" AND seq > (SELECT seq FROM routing_configs WHERE id = ${len(params)}"
+                 " AND merchant_id = $1)")
+        order = "ASC"
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM routing_configs WHERE {cond}"
+                            f" ORDER BY seq {order} LIMIT $2", *params)
+    more = len(rows) > limit
+    out = [_row(r) for r in rows[:limit]]
+    if order == "ASC":
+        out.reverse()
+    return out, more
+
+
+def op_fail_over_attempt(attempt_id: str, *, error: dict[str, Any],
+                         check_after_s: float) -> dict[str, Any]:
+    """kassa_apply: close an authorisation attempt the PSP provably never received, so the
+    payment moves to the next account in the same transaction. A CAS that only holds while
+    the attempt is ``started`` and recovery never claimed it (``check_after_s`` is what its
+    insert was given); else KS409 (ConcurrentModification) and nothing is written."""
+    return {"op": "fail_over_attempt", "row": {"id": attempt_id, "error": error,
+                                               "check_after_s": check_after_s}}
