@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 
 from kassa.db.filters import bounds_sql
 from kassa.domain.lists import Bounds
@@ -17,11 +16,7 @@ _COLUMNS = ("id, merchant_id, version, name, rules, default_route, active, activ
 
 
 def _row(r: asyncpg.Record) -> dict[str, Any]:
-    out = dict(r)
-    for key in ("rules", "default_route"):
-        if isinstance(out[key], str | bytes):
-            out[key] = orjson.loads(out[key])
-    return out
+    return dict(r)  # the pool's jsonb codec gives rules and default_route as Python
 
 
 async def insert_config(conn: asyncpg.Connection, *, config_id: str, merchant_id: str,
@@ -38,8 +33,7 @@ async def insert_config(conn: asyncpg.Connection, *, config_id: str, merchant_id
             " SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4::jsonb, $5::jsonb, $6"
             " FROM routing_configs WHERE merchant_id = $2"
             f" RETURNING {_COLUMNS}",
-            config_id, merchant_id, name, orjson.dumps(rules).decode(),
-            orjson.dumps(default_route).decode(), created)
+            config_id, merchant_id, name, rules, default_route, created)
     return _row(row)
 
 
@@ -61,8 +55,10 @@ async def activate(conn: asyncpg.Connection, *, merchant_id: str, config_id: str
                    now: int) -> dict[str, Any] | None:
     """Make ``config_id`` the merchant's active configuration (the previous one stops
     being active in the same transaction). None: no such configuration. Activating the
-    active one again changes nothing."""
+    active one again changes nothing. The merchant's row is locked first: two activations
+    racing queue (else both could clear the old one and collide on the one-active index)."""
     async with conn.transaction():
+        await conn.execute("SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE", merchant_id)
         target = await conn.fetchrow(
             "SELECT active FROM routing_configs WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
             config_id, merchant_id)
