@@ -83,13 +83,18 @@ class World:
 
 
 @asynccontextmanager
-async def routed_world(dsn: str, a_url: str, b_url: str, **settings: Any
+async def routed_world(dsn: str, a_url: str, b_url: str, *,
+                       transport: httpx.AsyncBaseTransport | None = None, **settings: Any
                        ) -> AsyncIterator[World]:
+    """``transport``: the PSP client's (tests.support.routing_world), else the real one."""
     base = dict(env="test", simulator_url=a_url, simulator_accounts=f"{B}={b_url}",
                 psp_timeout_seconds=5.0, settlement_delay_seconds=3600,
                 api_key_cache_seconds=0.0, routing_cache_seconds=0.0, db_write_batch=1)
     base.update(settings)
-    k, close = await bootstrap.build(Settings(**base), dsn, pool_size=8)
+    configured = Settings(**base)
+    http = None if transport is None else httpx.AsyncClient(
+        transport=transport, timeout=configured.psp_timeout_seconds)
+    k, close = await bootstrap.build(configured, dsn, pool_size=8, http=http)
     app = create_app(kassa=k, key_cache_seconds=0.0)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -102,3 +107,5 @@ async def routed_world(dsn: str, a_url: str, b_url: str, **settings: Any
                         merchant_id=m["merchant_id"], sims={A: sim_a, B: sim_b})
     finally:
         await close()
+        if http is not None:
+            await http.aclose()
