@@ -2,7 +2,8 @@
 `kassa --help` lists them, and `main` (the console script and `python -m kassa.cli`).
 
 Where the commands are: serve.py (api, worker, simulator), dev.py (`kassa dev`, with
-dev_merchant.py), ops.py (migrate, merchants, ledger, relay, webhooks, attempts). What every
+dev_merchant.py), ops.py (migrate, merchants, ledger, relay, webhooks, attempts), routing.py
+(routing, psp). What every
 command shares: database.py (the database it uses), process.py (signals, sockets, the event
 loop), reporting.py (a failure as cause and remedy)."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import typer
 
-from kassa.cli import dev, ops, serve
+from kassa.cli import dev, ops, routing, serve
 from kassa.cli.reporting import main_entry
 from kassa.vault import cli as vault_cli
 
@@ -48,6 +49,8 @@ app.add_typer(ops.ledger_app, name="ledger")
 app.add_typer(ops.relay_app, name="relay")
 app.add_typer(ops.webhooks_app, name="webhooks")
 app.add_typer(ops.attempts_app, name="attempts")
+app.add_typer(routing.routing_app, name="routing")
+app.add_typer(routing.psp_app, name="psp")
 app.add_typer(vault_cli.app, name="vault")
 
 

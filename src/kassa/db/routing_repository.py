@@ -108,3 +108,17 @@ def op_fail_over_attempt(attempt_id: str, *, error: dict[str, Any],
     insert was given); else KS409 (ConcurrentModification) and nothing is written."""
     return {"op": "fail_over_attempt", "row": {"id": attempt_id, "error": error,
                                                "check_after_s": check_after_s}}
+
+
+async def recorded_authorizations(conn: Conn, *, merchant_id: str, since: int,
+                                  limit: int) -> list[asyncpg.Record]:
+    """The merchant's authorisation attempts since ``since`` (unix seconds), oldest first,
+    with what routing looks at (the read side of `kassa routing backtest`)."""
+    return await conn.fetch(
+        "SELECT a.payment_intent_id, a.psp, a.status, a.error, a.amount, a.currency,"
+        " p.capture_method, p.metadata, c.card"
+        " FROM attempts a JOIN payment_intents p ON p.id = a.payment_intent_id"
+        " LEFT JOIN charges c ON c.id = a.id"
+        " WHERE a.merchant_id = $1 AND a.operation = 'authorize'"
+        " AND a.created_at >= to_timestamp($2)"
+        " ORDER BY a.created_at, a.id LIMIT $3", merchant_id, since, limit)
