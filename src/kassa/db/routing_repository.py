@@ -51,6 +51,12 @@ async def get_active(conn: Conn, merchant_id: str) -> dict[str, Any] | None:
     return None if row is None else _row(row)
 
 
+async def active_configs(conn: Conn) -> list[dict[str, Any]]:
+    """Every merchant's active configuration (one per merchant): the router's snapshot."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM routing_configs WHERE active")
+    return [_row(r) for r in rows]
+
+
 async def activate(conn: asyncpg.Connection, *, merchant_id: str, config_id: str,
                    now: int) -> dict[str, Any] | None:
     """Make ``config_id`` the merchant's active configuration (the previous one stops

@@ -8,6 +8,7 @@ changes no call and no answer. All of it is per process (see breaker.py, scorebo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from kassa.psp.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from kassa.psp.scoreboard import Scoreboard
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 APPROVED = (Outcome.AUTHORIZED, Outcome.CAPTURED, Outcome.REQUIRES_ACTION)
 
@@ -41,8 +43,7 @@ APPROVED = (Outcome.AUTHORIZED, Outcome.CAPTURED, Outcome.REQUIRES_ACTION)
 def outcome_of(result: PSPResult | None, exc: BaseException | None) -> str:
     """The ``outcome`` label of one call."""
     if exc is None:
-        assert result is not None
-        return result.outcome.value
+        return "ok" if result is None else result.outcome.value
     if isinstance(exc, PSPUnavailable):
         return "unavailable"
     if isinstance(exc, PSPOutcomeUnknown):
@@ -113,8 +114,8 @@ class PSPMonitor:
         self.breaker(psp).record(failed=is_failure(exc), seconds=seconds)
         if operation == "authorize" and currency is not None:
             if exc is None:
-                assert result is not None
-                kind = "approved" if result.outcome in APPROVED else "declined"
+                kind = "approved" if result is not None and result.outcome in APPROVED \
+                    else "declined"
             else:
                 kind = "failed"
             self.scoreboard.record(psp, kind, currency=currency, brand=brand)
@@ -185,17 +186,23 @@ class MonitoredAdapter:
         started = time.perf_counter()
         try:
             result = await call()
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                self._monitor.observe(self.name, operation, result=None, exc=exc,
-                                      seconds=time.perf_counter() - started,
-                                      currency=currency, brand=brand)
+        except Exception as exc:
+            self._observe(operation, None, exc, started, currency, brand)
             raise
-        self._monitor.observe(self.name, operation,
-                              result=result if isinstance(result, PSPResult) else None,
-                              exc=None, seconds=time.perf_counter() - started,
-                              currency=currency, brand=brand)
+        self._observe(operation, result if isinstance(result, PSPResult) else None, None,
+                      started, currency, brand)
         return result
+
+    def _observe(self, operation: str, result: PSPResult | None, exc: Exception | None,
+                 started: float, currency: str | None, brand: str | None) -> None:
+        """Never in the way of the call's own answer: what the PSP did matters more than
+        counting it."""
+        try:
+            self._monitor.observe(self.name, operation, result=result, exc=exc,
+                                  seconds=time.perf_counter() - started,
+                                  currency=currency, brand=brand)
+        except Exception:
+            log.exception("measuring %s %s failed", self.name, operation)
 
     async def authorize(self, request: AuthorizeRequest) -> PSPResult:
         return await self._measured("authorize", lambda: self._adapter.authorize(request),

@@ -3,8 +3,9 @@ the circuit breakers turned into the accounts an authorisation goes to, in order
 
 The policy is pure (domain/routing.py); this module adds what changes at run time. A
 merchant without an active configuration routes to the default account, as before.
-Active configurations are cached per process for ``cache_seconds`` (an activation reaches
-every replica within that), so the hot path reads no routing row per payment.
+Active configurations are read per process as one snapshot, at most ``cache_seconds`` old
+(an activation reaches every replica within that), so the hot path reads no routing row
+per payment.
 
 Circuit breakers steer, they never refuse: the first account whose breaker allows a call
 is tried first; when every eligible account's breaker is open the payment goes to the
@@ -14,8 +15,10 @@ is made, and recovery resolves it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -48,7 +51,10 @@ class PolicyRouter:
         self.exploration_percent = exploration_percent
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, RoutingPolicy | None]] = {}
+        self._snapshot: dict[str, RoutingPolicy] = {}
+        self._parsed_by_id: dict[str, RoutingPolicy] = {}
+        self._expires = float("-inf")
+        self._refreshing = asyncio.Lock()
 
     @property
     def default(self) -> str:
@@ -58,25 +64,34 @@ class PolicyRouter:
         """The default account (callers that do not route: nothing on the payment path)."""
         return self._psps[self._default]
 
-    def forget(self, merchant_id: str | None = None) -> None:
-        """Drop cached configurations (one merchant's, or all)."""
-        if merchant_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(merchant_id, None)
+    def forget(self) -> None:
+        """Read the active configurations again on the next payment."""
+        self._expires = float("-inf")
 
     async def policy(self, merchant_id: str) -> RoutingPolicy | None:
-        now = self._clock()
-        cached = self._cache.get(merchant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        policy = None
-        if self._pool is not None:
+        """The merchant's active policy, from a snapshot of every active configuration
+        that is at most ``cache_seconds`` old: one query per process per period, however
+        many merchants pay (a query per merchant per period measured 0.1 round trips per
+        payment with 50 merchants at 100 payments/s)."""
+        if self._pool is None:
+            return None
+        if self._cache_seconds <= 0:
             row = await routing_repository.get_active(self._pool, merchant_id)
-            if row is not None:
-                policy = parse_policy(rules=row["rules"], default_route=row["default_route"])
-        if self._cache_seconds > 0:
-            self._cache[merchant_id] = (now + self._cache_seconds, policy)
+            return None if row is None else self._parsed(row)
+        if self._clock() >= self._expires:
+            async with self._refreshing:  # one refresh at a time; the others wait for it
+                if self._clock() >= self._expires:
+                    rows = await routing_repository.active_configs(self._pool)
+                    self._snapshot = {r["merchant_id"]: self._parsed(r) for r in rows}
+                    self._expires = self._clock() + self._cache_seconds
+        return self._snapshot.get(merchant_id)
+
+    def _parsed(self, row: Mapping[str, Any]) -> RoutingPolicy:
+        """Stored configurations are immutable: each id is parsed once per process."""
+        policy = self._parsed_by_id.get(row["id"])
+        if policy is None:
+            policy = parse_policy(rules=row["rules"], default_route=row["default_route"])
+            self._parsed_by_id[row["id"]] = policy
         return policy
 
     def _usable(self, name: str) -> bool:

@@ -14,7 +14,7 @@ from tests.integration.routing.test_failover import assert_both_ends
 from tests.support.routing_world import RoutingWorld
 from tests.support.simulator_server import running_simulator
 
-PAYMENTS = 500
+PAYMENTS = 600
 
 
 @pytest.fixture(scope="module")
