@@ -1,7 +1,7 @@
 """pgbench's limit for one payment's database work, written by hand as a single transaction.
 
 The script mirrors what the API writes for a card payment confirmed with automatic capture
-(see db/repositories.py): idempotency key claimed, payment intent inserted, attempt
+(see db/ops.py): idempotency key claimed, payment intent inserted, attempt
 inserted (with the request's key and the time recovery looks at it, so it enters the partial
 index ``attempts_due`` as kassa's do), payment updated, a balanced capture ledger
 transaction (header + 3 entries, checked at COMMIT by the deferred trigger), a balance

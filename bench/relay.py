@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.stack import analyze, log, migrated_database, start_server
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.db.pool import create_pool
 from kassa.events.kafka import KafkaOptions, KafkaPublisher
 from kassa.events.localbroker import running_broker
@@ -49,7 +49,7 @@ async def fill(dsn: str, events: int, payments: int) -> None:
         for start in range(0, events, 1000):
             rows = [event_row(i, f"pi_bench{i % payments:08d}")
                     for i in range(start, min(events, start + 1000))]
-            await repo.apply(pool, [repo.op_insert_events(rows)])
+            await units.apply(pool, [ops.InsertEvents(rows)])
         log(f"wrote {events} events in {time.perf_counter() - t0:.1f} s")
     finally:
         await pool.close()

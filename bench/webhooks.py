@@ -139,11 +139,11 @@ def event_rows(merchant_id: str, n: int, seq: int) -> list[dict[str, Any]]:
 
 async def write_events(pool: asyncpg.Pool, merchant_id: str, n: int, *, per_statement: int,
                        seq0: int) -> None:
-    from kassa.db import repositories as repo
+    from kassa.db import ops, units
 
     for k, start in enumerate(range(0, n, per_statement)):
         rows = event_rows(merchant_id, min(per_statement, n - start), seq0 + k)
-        await repo.apply(pool, [repo.op_insert_events(rows)])
+        await units.apply(pool, [ops.InsertEvents(rows)])
 
 
 # ------------------------------------------------------------------ phase 1: fan-out cost

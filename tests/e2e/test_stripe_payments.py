@@ -16,8 +16,9 @@ from kassa.api.app import create_app
 from kassa.ledger.verify import verify
 from kassa.psp.base import Card
 from kassa.psp.stripe import StripeSettings
-from kassa.services import merchants, psp_webhooks
+from kassa.services import merchants
 from kassa.services.context import Kassa
+from kassa.webhooks import inbound as psp_webhooks
 from tests.support.api_server import serving
 from tests.support.localstripe_records import stripe_payment
 from tests.support.localstripe_server import API_KEY

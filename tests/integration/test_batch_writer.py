@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
 from kassa.domain.errors import ConcurrentModification
@@ -21,24 +22,34 @@ from kassa.services.uow import UnitOfWork
 from tests.support.pg_proxy import LosingProxy
 
 
-def claim(mid: str, key: str) -> list[repo.Op]:
-    return [repo.op_claim_idempotency(merchant_id=mid, key=key, fingerprint=b"\x01" * 32,
+def claim(mid: str, key: str) -> list[ops.Op]:
+    return [ops.ClaimIdempotency(merchant_id=mid, key=key, fingerprint=b"\x01" * 32,
                                       method="POST", path="/v1/test")]
 
 
-def cas_miss() -> list[repo.Op]:
-    return [{"op": "update_payment", "row": {"id": "pi_" + secrets.token_hex(8),
-                                             "version": 0, "status": "succeeded"}}]
+@dataclasses.dataclass(frozen=True)
+class RawOp:
+    """An op as JSON, for what the typed ops refuse to build (an unbalanced posting)."""
+
+    json: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.json
 
 
-def unbalanced(mid: str) -> list[repo.Op]:
-    return [{"op": "post_ledger", "row": {
+def cas_miss() -> list[ops.Op]:
+    return [ops.UpdatePayment({"id": "pi_" + secrets.token_hex(8), "version": 0,
+                               "status": "succeeded"})]
+
+
+def unbalanced(mid: str) -> list[ops.Op]:
+    return [cast(ops.Op, RawOp({"op": "post_ledger", "row": {
         "kind": "capture", "merchant_id": mid, "source_id": "pi_" + secrets.token_hex(8),
         "hold_ref": None, "entries": [
             {"account": "psp:simulator:receivable", "currency": "usd", "layer": "posted",
              "amount": 100},
             {"account": f"merchant:{mid}:pending", "currency": "usd", "layer": "posted",
-             "amount": -99}]}}]
+             "amount": -99}]}}))]
 
 
 async def claimed_keys(k: Kassa, mid: str) -> set[str]:
@@ -46,7 +57,7 @@ async def claimed_keys(k: Kassa, mid: str) -> set[str]:
     return {r["key"] for r in rows}
 
 
-async def run_together(w: BatchWriter, units: list[list[repo.Op]]) -> list[BaseException | None]:
+async def run_together(w: BatchWriter, units: list[list[ops.Op]]) -> list[BaseException | None]:
     """Submit all units before the writer's flush task runs: one batch (max_inflight=1)."""
     return list(await asyncio.gather(*(w.apply(u) for u in units), return_exceptions=True))
 
@@ -67,7 +78,7 @@ async def test_refused_units_fail_alone_with_their_own_error(kassa):
                                  claim(mid, "b")])
     assert out[0] is None and out[3] is None
     assert isinstance(out[1], ConcurrentModification)
-    assert isinstance(out[2], repo.IdempotencyKeyTaken)  # saw the first unit's insert
+    assert isinstance(out[2], units.IdempotencyKeyTaken)  # saw the first unit's insert
     assert w.batches == 1
     assert await claimed_keys(kassa, mid) == {"a", "b"}
 
@@ -89,9 +100,9 @@ async def test_other_unit_errors_are_the_exact_errors_of_a_lone_unit(kassa):
     mid = "acct_bw_" + secrets.token_hex(6)
     event = {"id": "evt_" + secrets.token_hex(8), "merchant_id": mid, "type": "t",
              "object_id": "pi_x", "data": {}, "created": 0}
-    await repo.apply(kassa.pool, [repo.op_insert_events([event])])
+    await units.apply(kassa.pool, [ops.InsertEvents([event])])
     w = BatchWriter(kassa.pool, max_inflight=1)
-    out = await run_together(w, [claim(mid, "p"), [repo.op_insert_events([event])]])
+    out = await run_together(w, [claim(mid, "p"), [ops.InsertEvents([event])]])
     assert out[0] is None
     assert isinstance(out[1], asyncpg.UniqueViolationError)
     assert out[1].constraint_name == "events_pkey"
@@ -144,7 +155,7 @@ async def test_a_lost_reply_is_an_unknown_outcome_never_a_refusal(kassa, dsn):
         assert proxy.lost.is_set()
         for o in out:
             assert isinstance(o, asyncpg.PostgresConnectionError | OSError), repr(o)
-            assert not isinstance(o, repo.IdempotencyKeyTaken | ConcurrentModification)
+            assert not isinstance(o, units.IdempotencyKeyTaken | ConcurrentModification)
         assert await claimed_keys(kassa, mid) == {"w1", "w2", "k0", "k1", "k2"}
     finally:
         await pool.close()
@@ -159,7 +170,7 @@ async def test_a_unit_waiting_for_a_lock_does_not_hold_back_its_batch(kassa):
     tx = holder.transaction()
     await tx.start()
     try:
-        await repo.apply(holder, claim(mid, "held"))  # uncommitted: "held" is locked
+        await units.apply(holder, claim(mid, "held"))  # uncommitted: "held" is locked
         w = BatchWriter(kassa.pool, max_inflight=1)
         waiting = asyncio.create_task(w.apply(claim(mid, "held")))
         others = [asyncio.create_task(w.apply(claim(mid, k))) for k in ("p", "q")]

@@ -18,8 +18,9 @@ from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.config import Settings
 from kassa.ledger.verify import verify
-from kassa.services import balances, idempotency, merchants, psp_webhooks, recovery
+from kassa.services import balances, idempotency, merchants, recovery
 from kassa.services.context import Kassa
+from kassa.webhooks import inbound as psp_webhooks
 from tests.support.databases import empty_database, login_role, with_user
 from tests.support.webhook_receiver import create_endpoint
 

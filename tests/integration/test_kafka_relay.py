@@ -26,8 +26,8 @@ from aiokafka.protocol.transaction import InitProducerIdRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import ConsumerRecord
 
-from kassa.db import relay_repository as rrepo
-from kassa.db import repositories as repo
+from kassa.db import ops, units
+from kassa.db import relay as relay_db
 from kassa.events.kafka import KafkaOptions, KafkaPublisher
 from kassa.events.localbroker import free_port, running_broker
 from kassa.events.relay import Relay
@@ -177,7 +177,7 @@ async def test_the_broker_keeps_an_idempotent_producers_retry_once_and_refuses_g
 async def test_broker_unreachable_keeps_the_position_then_delivers(kassa: Kassa, kafka: str):
     mid = f"acct_{uuid.uuid4().hex[:12]}"
     name, topic = unique("kafka-test"), unique("kassa.events")
-    await repo.apply(kassa.pool, [repo.op_insert_events([pi_event(mid, "pi_down")])])
+    await units.apply(kassa.pool, [ops.InsertEvents([pi_event(mid, "pi_down")])])
     down = kafka_relay(kassa, f"127.0.0.1:{free_port()}", topic, name=name)
     try:
         with pytest.raises(KafkaConnectionError):
@@ -233,21 +233,21 @@ async def test_sigkilled_relay_worker_loses_no_event(kassa: Kassa, dsn: str, kaf
         written.setdefault(str(row["object_id"]), []).append(str(row["id"]))
         rows.append(row)
     for start in range(0, len(rows), 1000):
-        await repo.apply(kassa.pool, [repo.op_insert_events(rows[start:start + 1000])])
+        await units.apply(kassa.pool, [ops.InsertEvents(rows[start:start + 1000])])
     # Start the new relay at the end of what earlier tests wrote, so it carries only ours.
     first = await kassa.pool.fetchrow(
         "SELECT xid::text AS xid, seq FROM events WHERE merchant_id = $1 ORDER BY xid, seq"
         " LIMIT 1", mid)
-    await rrepo.load_position(kassa.pool, name)
-    await rrepo.save_position(kassa.pool, name=name, published=0,
-                              position=rrepo.Position(int(first["xid"]), first["seq"] - 1))
+    await relay_db.load_position(kassa.pool, name)
+    await relay_db.save_position(kassa.pool, name=name, published=0,
+                                 position=relay_db.Position(int(first["xid"]), first["seq"] - 1))
     env = {"KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test", "KASSA_KAFKA_BOOTSTRAP": kafka,
            "KASSA_KAFKA_TOPIC": topic, "KASSA_KAFKA_TOPIC_PARTITIONS": "4",
            "KASSA_RELAY_NAME": name, "KASSA_RELAY_BATCH_SIZE": "100"}
     log = tmp_path / "relay.log"
 
     async def published() -> int:
-        return (await rrepo.load_position(kassa.pool, name)).published
+        return (await relay_db.load_position(kassa.pool, name)).published
 
     proc = relay_worker(env, log)
     try:
@@ -294,5 +294,5 @@ async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
 
 
 async def _backlog_empty(kassa: Kassa, name: str) -> bool:
-    position = (await rrepo.load_position(kassa.pool, name)).position
-    return await rrepo.backlog(kassa.pool, after=position) == 0
+    position = (await relay_db.load_position(kassa.pool, name)).position
+    return await relay_db.backlog(kassa.pool, after=position) == 0

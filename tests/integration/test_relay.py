@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
-from kassa.db import relay_repository as rrepo
-from kassa.db import repositories as repo
+from kassa.db import events as events_db
+from kassa.db import ops, units
+from kassa.db import relay as relay_db
 from kassa.events.publisher import InMemoryPublisher, OutboxEvent
 from kassa.events.relay import Relay
 from kassa.services.context import Kassa
@@ -40,7 +41,7 @@ def pi_event(merchant_id: str, payment: str, type: str = "payment_intent.created
 
 async def write(conn: asyncpg.Connection | asyncpg.Pool, *rows: dict[str, object]) -> list[str]:
     """Insert events the way a unit of work does (kassa_apply), in one transaction."""
-    await repo.apply(conn, [repo.op_insert_events(list(rows))])
+    await units.apply(conn, [ops.InsertEvents(list(rows))])
     return [str(r["id"]) for r in rows]
 
 
@@ -72,7 +73,7 @@ async def test_publishes_each_event_keyed_by_payment_with_its_stored_body(kassa:
     assert [e.key for e in out] == ["pi_a", "pi_b", "pi_a", "pi_a"]
     assert [e.type for e in out] == ["payment_intent.created", "payment_intent.created",
                                      "refund.created", "charge.refunded"]
-    stored = {e.id: await repo.get_event(kassa.pool, merchant_id=mid, event_id=e.id)
+    stored = {e.id: await events_db.get_event(kassa.pool, merchant_id=mid, event_id=e.id)
               for e in out}
     for e in out:
         assert json.loads(e.body) == stored[e.id]
@@ -224,12 +225,12 @@ async def test_one_relay_per_name_leads_and_a_standby_takes_over(kassa: Kassa):
 
 async def test_position_never_moves_backwards(kassa: Kassa):
     name = relay_name()
-    await rrepo.load_position(kassa.pool, name)
-    ahead = rrepo.Position(10**6, 50)
-    assert await rrepo.save_position(kassa.pool, name=name, position=ahead, published=1)
-    assert not await rrepo.save_position(kassa.pool, name=name,
-                                         position=rrepo.Position(10**6, 49), published=1)
-    stored = await rrepo.load_position(kassa.pool, name)
+    await relay_db.load_position(kassa.pool, name)
+    ahead = relay_db.Position(10**6, 50)
+    assert await relay_db.save_position(kassa.pool, name=name, position=ahead, published=1)
+    assert not await relay_db.save_position(kassa.pool, name=name,
+                                            position=relay_db.Position(10**6, 49), published=1)
+    stored = await relay_db.load_position(kassa.pool, name)
     assert stored.position == ahead and stored.published == 1
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 
-from kassa.db import relay_repository as rrepo
+from kassa.db import relay as relay_db
 from kassa.services.context import Kassa
 
 
@@ -20,9 +20,9 @@ def kassa_cli(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
 
 async def test_relay_status_prints_position_published_and_backlog(kassa: Kassa, dsn: str):
     name = f"cli-{uuid.uuid4().hex[:8]}"
-    await rrepo.load_position(kassa.pool, name)
-    await rrepo.save_position(kassa.pool, name=name, position=rrepo.Position(1, 1),
-                              published=3)
+    await relay_db.load_position(kassa.pool, name)
+    await relay_db.save_position(kassa.pool, name=name, position=relay_db.Position(1, 1),
+                                 published=3)
     total = await kassa.pool.fetchval(
         "SELECT count(*) FROM events WHERE (xid, seq) > ('1'::xid8, 1)")
     out = kassa_cli("relay", "status", dsn=dsn)

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from kassa import representations
-from kassa.db import repositories
-from kassa.db import webhooks_repository as repo
+from kassa.db import ops, units
+from kassa.db import webhook_deliveries as deliveries_db
 from kassa.services import merchants, webhooks
 from kassa.services.context import Kassa
 from tests.support.webhook_receiver import WebhookReceiver, eventually, running_sender
@@ -53,13 +53,13 @@ async def write_events(kassa: Kassa, merchant_id: str, n: int) -> list[str]:
                      "data": representations.event(id=event_id, type="payment_intent.created",
                                                    created=kassa.clock(), obj=obj),
                      "created": kassa.clock()})
-    await repositories.apply(kassa.pool, [repositories.op_insert_events(rows)])
+    await units.apply(kassa.pool, [ops.InsertEvents(rows)])
     return [r["id"] for r in rows]
 
 
-async def claim(conn, n: int = 1000, lease: float = 30.0) -> list[repo.ClaimedDelivery]:
-    claimed, _ = await repo.claim_due(conn, limit=n, lease_seconds=lease, per_endpoint=n,
-                                      busy={}, window=n * 4)
+async def claim(conn, n: int = 1000, lease: float = 30.0) -> list[deliveries_db.ClaimedDelivery]:
+    claimed, _ = await deliveries_db.claim_due(conn, limit=n, lease_seconds=lease, per_endpoint=n,
+                                               busy={}, window=n * 4)
     return claimed
 
 
@@ -107,13 +107,13 @@ async def test_lease_expiry_hands_over_and_a_late_outcome_is_ignored(kassa, merc
     [new] = [d for d in await claim(kassa.pool) if d.endpoint_id == ep]
     assert new.id == old.id and new.lease > old.lease
 
-    def outcome(d: repo.ClaimedDelivery, status: str) -> dict[str, Any]:
+    def outcome(d: deliveries_db.ClaimedDelivery, status: str) -> dict[str, Any]:
         return {"id": d.id, "lease": d.lease.isoformat(), "status": status, "retry_in": None,
                 "succeeded": status == "delivered", "status_code": 200, "duration_ms": 5,
                 "error": None, "response": None, "attempted_at": 1700000000.0}
 
-    assert await repo.record_attempts(kassa.pool, [outcome(old, "delivered")]) == set()
-    assert await repo.record_attempts(kassa.pool, [outcome(new, "delivered")]) == {new.id}
+    assert await deliveries_db.record_attempts(kassa.pool, [outcome(old, "delivered")]) == set()
+    assert await deliveries_db.record_attempts(kassa.pool, [outcome(new, "delivered")]) == {new.id}
     async with kassa.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT status, attempt_count, next_attempt_at"
                                   " FROM webhook_deliveries WHERE id = $1", new.id)
@@ -129,18 +129,18 @@ async def test_per_endpoint_cap_and_slow_endpoints(kassa, merchant_id, endpoints
     await write_events(kassa, merchant_id, 10)
     fast = await add_endpoint(kassa, merchant_id, endpoints, "http://127.0.0.1:9/fast")
     await write_events(kassa, merchant_id, 10)
-    got, deferred = await repo.claim_due(kassa.pool, limit=100, lease_seconds=30,
-                                         per_endpoint=3, busy={slow: repo.Busy(0)},
-                                         window=400)
+    got, deferred = await deliveries_db.claim_due(
+        kassa.pool, limit=100, lease_seconds=30, per_endpoint=3,
+        busy={slow: deliveries_db.Busy(0)}, window=400)
     mine = [d.endpoint_id for d in got if d.endpoint_id in (slow, fast)]
     assert mine == [fast] * 3  # slow is at its cap in this sender; fast gets per_endpoint
     assert deferred == 0  # a fast endpoint at its cap: its other rows stay due
 
     # once this sender knows slow answers slowly (2 s a request, 3 at a time), its due
     # rows move, unattempted, to when it can take them: 2/3 s apart, at most 10 s ahead
-    got, deferred = await repo.claim_due(kassa.pool, limit=100, lease_seconds=30,
-                                         per_endpoint=3, busy={slow: repo.Busy(0, 2 / 3, 10)},
-                                         window=400)
+    got, deferred = await deliveries_db.claim_due(
+        kassa.pool, limit=100, lease_seconds=30, per_endpoint=3,
+        busy={slow: deliveries_db.Busy(0, 2 / 3, 10)}, window=400)
     assert [d.endpoint_id for d in got if d.endpoint_id in (slow, fast)] == [fast] * 3
     assert deferred == 20  # both batches of events reached slow (it takes "*")
     async with kassa.pool.acquire() as conn:
@@ -211,7 +211,7 @@ async def test_retention_forgets_finished_deliveries_only(kassa, merchant_id, en
             " WHERE endpoint_id = $1", ep, ids[0])
         await conn.execute("INSERT INTO webhook_attempts (delivery_id, attempted_at, succeeded,"
                            " status_code, duration_ms) VALUES ($1, now(), true, 200, 3)", ids[1])
-    assert await repo.expire_finished(kassa.pool, older_than_days=30) >= 2
+    assert await deliveries_db.expire_finished(kassa.pool, older_than_days=30) >= 2
     async with kassa.pool.acquire() as conn:
         left = [r["id"] for r in await conn.fetch(
             "SELECT id FROM webhook_deliveries WHERE endpoint_id = $1", ep)]

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 from hypothesis import event
 
-from kassa.services import psp_webhooks, recovery
+from kassa.services import recovery
 from kassa.services.context import Kassa, WatchPolicy
+from kassa.webhooks import inbound as psp_webhooks
 from tests.support.psp_faults import PSPWireFaults
 from tests.support.recovery import make_due
 

@@ -89,17 +89,17 @@ def relay_status() -> None:
 
 
 async def _relay_status(dsn: str) -> list[dict[str, object]]:
-    from kassa.db import relay_repository as rrepo
+    from kassa.db import relay as relay_db
     from kassa.db.pool import create_pool
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
         out: list[dict[str, object]] = []
-        for row in await rrepo.list_positions(pool):
-            position = rrepo.Position(int(row["xid"]), row["seq"])
+        for row in await relay_db.list_positions(pool):
+            position = relay_db.Position(int(row["xid"]), row["seq"])
             out.append({"name": row["name"], "xid": position.xid, "seq": position.seq,
                         "published": row["published"],
-                        "backlog": await rrepo.backlog(pool, after=position),
+                        "backlog": await relay_db.backlog(pool, after=position),
                         "updated_at": row["updated_at"].isoformat()})
         return out
     finally:
@@ -186,12 +186,12 @@ def attempts_list(stuck: bool = typer.Option(
 async def _attempts(dsn: str, *, stuck: bool, limit: int) -> list[dict[str, object]]:
     import asyncpg
 
-    from kassa.db import repositories as repo
+    from kassa.db import payments as payments_db
 
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await (repo.list_stuck_attempts(conn, limit=limit) if stuck
-                      else repo.list_waiting_attempts(conn, limit=limit))
+        rows = await (payments_db.list_stuck_attempts(conn, limit=limit) if stuck
+                      else payments_db.list_waiting_attempts(conn, limit=limit))
     finally:
         await conn.close()
     return [{"id": a.id, "operation": a.operation.value, "status": a.status.value,

@@ -61,7 +61,7 @@ def routing_show(merchant: str = MERCHANT,
     settings = Settings()
 
     async def show(kassa: Any) -> Any:
-        from kassa.db import routing_repository as repo
+        from kassa.db import routing_configs as repo
         from kassa.representations.routing_configs import routing_config
 
         if all_versions:
@@ -140,7 +140,7 @@ def routing_backtest(config: Annotated[Path, typer.Option("--config",
     start = _since(since)
 
     async def run(kassa: Any) -> Any:
-        from kassa.db import routing_repository as repo
+        from kassa.db import routing_configs as repo
         from kassa.domain import routing_backtest as bt
         from kassa.domain.money import Money
         from kassa.domain.routing import PaymentFacts, parse_policy

@@ -11,10 +11,10 @@ latency when idle and grows with load by itself. Another flush runs alongside (u
 flushes mean smaller batches and more PostgreSQL CPU per unit, a single flush means
 waiting behind it.
 
-Outcomes stay exactly those of ``repositories.apply``, unit by unit:
+Outcomes stay exactly those of ``units.apply``, unit by unit:
 - applied: ``apply`` returns once the batch's transaction has committed;
 - refused (compare-and-swap miss, Idempotency-Key taken): that unit alone was rolled back
-  (its own subtransaction) and raises what ``repositories.apply`` raises;
+  (its own subtransaction) and raises what ``units.apply`` raises;
 - any other error of one unit (inside the batch a unit gives up waiting for a row lock
   after 20 ms: one waiting unit must not stall the others, nor deadlock two batches), or
   a batch that PostgreSQL refused as a whole (rolled back, e.g. a deferred ledger check
@@ -36,7 +36,8 @@ from typing import Any
 
 import asyncpg
 
-from kassa.db import repositories as repo
+from kassa.db import units
+from kassa.db.ops import Op
 
 # PostgreSQL caches 64 subtransaction ids per backend (one per unit here); past that every
 # other session's snapshot has to consult pg_subtrans.
@@ -52,7 +53,7 @@ SECOND_FLUSH_AT = 4
 
 @dataclass(slots=True)
 class _Unit:
-    ops: list[repo.Op]
+    ops: list[Op]
     done: asyncio.Future[None]
 
 
@@ -73,7 +74,7 @@ class BatchWriter:
         self.batches = 0
         self.units = 0
 
-    async def apply(self, ops: list[repo.Op]) -> None:
+    async def apply(self, ops: list[Op]) -> None:
         if not ops:
             return
         unit = _Unit(ops, asyncio.get_running_loop().create_future())
@@ -120,7 +121,7 @@ class BatchWriter:
     async def _many(self, batch: list[_Unit]) -> None:
         async with self._pool.acquire() as conn:
             try:
-                results = await repo.apply_batch(conn, [u.ops for u in batch])
+                results = await units.apply_batch(conn, [u.ops for u in batch])
             except Exception as exc:
                 if not _rolled_back(exc, conn):
                     # the reply was lost: the batch may or may not have committed. Every
@@ -137,8 +138,8 @@ class BatchWriter:
                     if result is None:
                         _settle(unit, None)
                         continue
-                    refused = repo.unit_error(result.get("sqlstate"), result.get("constraint"),
-                                              result.get("message") or "")
+                    refused = units.unit_error(result.get("sqlstate"), result.get("constraint"),
+                                               result.get("message") or "")
                     if refused is not None:
                         _settle(unit, refused)
                     else:
@@ -155,7 +156,7 @@ class BatchWriter:
 
     async def _one(self, unit: _Unit) -> None:
         try:
-            await repo.apply(self._pool, unit.ops)
+            await units.apply(self._pool, unit.ops)
         except BaseException as exc:
             _settle(unit, exc)
             if not isinstance(exc, Exception):

@@ -3,11 +3,7 @@ exist for this merchant (an unknown cursor is a 400, as at Stripe, not an empty 
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
-import asyncpg
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from kassa.db.pool import Conn
 
 # the tables whose lists page by object id (each has id and merchant_id)
 TABLES = frozenset({"payment_intents", "charges", "refunds", "events",

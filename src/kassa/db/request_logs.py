@@ -3,11 +3,11 @@ each under its Request-Id (what an error's ``request_log_url`` reads)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from kassa.db.pool import Conn
 
 
 async def insert(conn: Conn, *, request_id: str, merchant_id: str, method: str, path: str,

@@ -14,10 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from kassa.db.pool import Conn
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.search import Clause, FieldKind, Query
-
-Conn = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The outbox relay: publishes every committed event, in order, to a broker, at least once.
 
-How it reads (db/relay_repository.py): events in (xid, seq) order, only those whose writing
+How it reads (db/relay.py): events in (xid, seq) order, only those whose writing
 transaction id is below the oldest transaction still running. Such a transaction has
 finished, so its rows are visible if it committed; a long transaction that commits late is
 therefore waited for, never skipped.
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from kassa.db import relay_repository as rrepo
-from kassa.db.relay_repository import Position
+from kassa.db import relay as relay_db
+from kassa.db.relay import Position
 from kassa.events.publisher import EventPublisher, OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Relay:
             return 0
         try:
             assert self._position is not None
-            rows = await rrepo.fetch_events(conn, after=self._position, limit=self.batch_size)
+            rows = await relay_db.fetch_events(conn, after=self._position, limit=self.batch_size)
             if not rows:
                 return 0
             batch = [OutboxEvent(xid=int(r["xid"]), seq=r["seq"], id=r["id"], type=r["type"],
@@ -83,8 +83,8 @@ class Relay:
                 self._started = True
             await self.publisher.publish(batch)
             last = Position(batch[-1].xid, batch[-1].seq)
-            if not await rrepo.save_position(conn, name=self.name, position=last,
-                                             published=len(batch)):
+            if not await relay_db.save_position(conn, name=self.name, position=last,
+                                                published=len(batch)):
                 # Only the lock holder writes the position; if it moved, someone else did.
                 await self._abdicate()
                 raise RuntimeError(f"relay {self.name!r}: stored position moved under us")
@@ -105,9 +105,9 @@ class Relay:
         return total
 
     async def status(self) -> RelayStatus:
-        stored = await rrepo.load_position(self.pool, self.name)
+        stored = await relay_db.load_position(self.pool, self.name)
         return RelayStatus(name=self.name, position=stored.position, published=stored.published,
-                           backlog=await rrepo.backlog(self.pool, after=stored.position))
+                           backlog=await relay_db.backlog(self.pool, after=stored.position))
 
     async def close(self) -> None:
         await self._abdicate()
@@ -120,9 +120,9 @@ class Relay:
             return self._conn
         conn: asyncpg.Connection = await self.pool.acquire()
         try:
-            leading = await rrepo.try_lead(conn, self.name)
+            leading = await relay_db.try_lead(conn, self.name)
             if leading:
-                self._position = (await rrepo.load_position(conn, self.name)).position
+                self._position = (await relay_db.load_position(conn, self.name)).position
         except BaseException:
             conn.terminate()  # it may hold the lock: end the session rather than pool it
             await self.pool.release(conn)
@@ -143,7 +143,7 @@ class Relay:
             return
         try:
             if not conn.is_closed():
-                await rrepo.stop_leading(conn, self.name)
+                await relay_db.stop_leading(conn, self.name)
         except BaseException as exc:
             conn.terminate()  # the lock ends with the session
             if not isinstance(exc, Exception):

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from kassa.db import payouts_repository as payouts_repo
-from kassa.db import psp_repository as psp_repo
-from kassa.db import repositories as repo
+from kassa.ledger import invariants
 
 
 @dataclass
@@ -23,38 +21,38 @@ class Report:
 
 async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
     report = Report()
-    for row in await repo.unbalanced_transactions(conn):
+    for row in await invariants.unbalanced_transactions(conn):
         report.problems.append(
             f"transaction {row['transaction_id']} is unbalanced: {row['currency']} "
             f"{row['layer']} sums to {row['total']}")
-    for row in await repo.transactions_with_too_few_entries(conn):
+    for row in await invariants.transactions_with_too_few_entries(conn):
         report.problems.append(f"transaction {row['id']} has {row['n']} entries (< 2)")
-    for row in await repo.trial_balance(conn):
+    for row in await invariants.trial_balance(conn):
         if row["total"] != 0:
             report.problems.append(
                 f"trial balance: {row['currency']} {row['layer']} sums to {row['total']}")
-    for row in await repo.payment_ledger_mismatches(conn):
+    for row in await invariants.payment_ledger_mismatches(conn):
         report.problems.append(
             f"payment {row['id']}: amount_received={row['amount_received']} but ledger "
             f"captured {row['captured']}")
-    for row in await repo.refund_ledger_mismatches(conn):
+    for row in await invariants.refund_ledger_mismatches(conn):
         report.problems.append(
             f"payment {row['id']}: succeeded refunds={row['refunded']} but ledger refunded "
             f"{row['ledger_refunded']}")
-    for row in await repo.merchant_balance_mismatches(conn):
+    for row in await invariants.merchant_balance_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: balance transactions net "
             f"{row['bt_net']} but ledger liabilities {row['ledger']}")
-    for row in await repo.unresolved_or_double_holds(conn):
+    for row in await invariants.unresolved_or_double_holds(conn):
         report.problems.append(f"hold {row['hold_ref']}: {row['problem']}")
-    for row in await psp_repo.dispute_ledger_mismatches(conn):
+    for row in await invariants.dispute_ledger_mismatches(conn):
         report.problems.append(
             f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
             f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
             f"{row['expected_reinstated']}")
-    for row in await payouts_repo.payout_ledger_mismatches(conn):
+    for row in await invariants.payout_ledger_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
             f"payouts in transit {row['ledger']}")
-    report.checked = await repo.ledger_counts(conn)
+    report.checked = await invariants.ledger_counts(conn)
     return report

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from kassa.db import routing_repository
+from kassa.db import routing_configs as routing_db
 from kassa.domain.payments import PaymentIntent
 from kassa.domain.routing import (
     DEFAULT_RULE,
@@ -76,12 +76,12 @@ class PolicyRouter:
         if self._pool is None:
             return None
         if self._cache_seconds <= 0:
-            row = await routing_repository.get_active(self._pool, merchant_id)
+            row = await routing_db.get_active(self._pool, merchant_id)
             return None if row is None else self._parsed(row)
         if self._clock() >= self._expires:
             async with self._refreshing:  # one refresh at a time; the others wait for it
                 if self._clock() >= self._expires:
-                    rows = await routing_repository.active_configs(self._pool)
+                    rows = await routing_db.active_configs(self._pool)
                     self._snapshot = {r["merchant_id"]: self._parsed(r) for r in rows}
                     self._expires = self._clock() + self._cache_seconds
         return self._snapshot.get(merchant_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def routing_config(row: Mapping[str, Any]) -> dict[str, Any]:
-    """From a routing_configs row (db/routing_repository.py)."""
+    """From a routing_configs row (db/routing_configs.py)."""
     return {
         "id": row["id"],
         "object": "routing_config",

@@ -1,4 +1,5 @@
-"""Merchant balances from the ledger, balance transactions, and the pending→available job."""
+"""The balance use cases: Stripe's balance object (the ledger's figures, ledger/balances.py),
+balance transactions, and the pending→available job (postings from ledger/journal.py)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,20 @@ from collections import defaultdict
 from typing import Any
 
 from kassa import representations
-from kassa.db import payouts_repository as payouts_repo
-from kassa.db import repositories as repo
-from kassa.domain import ledger
+from kassa.db import balance_transactions as balance_transactions_db
+from kassa.db import payouts as payouts_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
+from kassa.ledger import balances as ledger_balances
+from kassa.ledger import journal
 from kassa.services.context import Kassa
 from kassa.services.uow import UnitOfWork
 
 
 async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
     """Stripe's balance object; liabilities are credit-normal, so the sign flips."""
-    rows = await repo.account_balances(
-        kassa.pool, [ledger.merchant_available(merchant_id), ledger.merchant_pending(merchant_id)])
-    available: dict[str, int] = defaultdict(int)
-    pending: dict[str, int] = defaultdict(int)
-    for row in rows:
-        if row["layer"] != "posted":
-            continue  # authorisation holds are not money yet
-        target = available if row["account"].endswith(":available") else pending
-        target[row["currency"]] += -row["total"]
+    available, pending = await ledger_balances.merchant_balance(kassa.pool, merchant_id)
     return representations.balance(available=available, pending=pending)
 
 
@@ -38,7 +32,7 @@ async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: in
                                     ) -> tuple[list[dict[str, Any]], bool]:
     if payout is not None:
         await _itemisable(kassa, merchant_id=merchant_id, payout_id=payout)
-    rows, more = await repo.list_balance_transactions(
+    rows, more = await balance_transactions_db.list_balance_transactions(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, type=type, source=source,
         currency=currency.lower() if currency else None, created=created, payout=payout)
@@ -47,7 +41,7 @@ async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: in
 
 async def _itemisable(kassa: Kassa, *, merchant_id: str, payout_id: str) -> None:
     """Only automatic payouts have contents (as at Stripe); a manual one is a 400."""
-    p = await payouts_repo.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
+    p = await payouts_db.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
     if p is None:
         raise NotFound(f"No such payout: '{payout_id}'", param="payout")
     if not p.automatic:
@@ -57,7 +51,8 @@ async def _itemisable(kassa: Kassa, *, merchant_id: str, payout_id: str) -> None
 
 async def retrieve_balance_transaction(kassa: Kassa, *, merchant_id: str, bt_id: str
                                        ) -> dict[str, Any] | None:
-    row = await repo.get_balance_transaction(kassa.pool, merchant_id=merchant_id, bt_id=bt_id)
+    row = await balance_transactions_db.get_balance_transaction(
+        kassa.pool, merchant_id=merchant_id, bt_id=bt_id)
     return None if row is None else representations.balance_transaction(row)
 
 
@@ -65,16 +60,15 @@ async def release_available_funds(kassa: Kassa, *, limit: int = 1000) -> int:
     """Move due captures from merchant pending to available: one ledger transaction per
     (merchant, currency) per batch; the balance transactions flip in the same commit."""
     async with UnitOfWork(kassa) as uow:
-        rows = await repo.claim_due_balance_transactions(await uow.connection(),
-                                                         now=kassa.clock(), limit=limit)
+        rows = await balance_transactions_db.claim_due_balance_transactions(
+            await uow.connection(), now=kassa.clock(), limit=limit)
         sums: dict[tuple[str, str], int] = defaultdict(int)
         for row in rows:
             sums[(row["merchant_id"], row["currency"])] += row["net"]
         for (merchant_id, currency), net in sums.items():
             if net == 0:
                 continue
-            uow.add(repo.op_post_ledger(
-                ledger.make_available(merchant_id=merchant_id, net=Money(net, currency)),
-                merchant_id=merchant_id, source_id=kassa.ids("availability")))
+            uow.add(journal.make_available(merchant_id=merchant_id, net=Money(net, currency),
+                                           source_id=kassa.ids("availability")))
         await uow.commit(side_effects=False)
     return len(rows)

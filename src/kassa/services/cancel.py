@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import ops
+from kassa.db import payments as payments_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -74,7 +75,7 @@ async def _cancel_once(kassa: Kassa, p: PaymentIntent, reason: str | None,
     if not needs_void:
         async with UnitOfWork(kassa, idempotency) as uow:
             p.pending_attempt_id = None
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
             await uow.commit(response=PI(p))
         return PI(p)
@@ -122,7 +123,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                       idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
-    auth = await repo.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
+    auth = await payments_db.get_attempt(kassa.pool, p.latest_charge) if p.latest_charge else None
     authenticating = auth is not None and auth.status is AttemptStatus.REQUIRES_ACTION
     ours = p.status is PaymentStatus.PROCESSING and p.pending_attempt_id == attempt.id
     voided = result.outcome is Outcome.VOIDED or result.decline_code in ALREADY_VOID
@@ -139,7 +140,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 auth.status = AttemptStatus.FAILED
                 auth.error = {"code": "payment_intent_authentication_failure",
                               "message": "The authentication was voided."}
-                uow.add(repo.op_finish_attempt(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
+                uow.add(ops.FinishAttempt.of(auth, expected=(AttemptStatus.REQUIRES_ACTION,)))
                 charge_event = ("charge.failed", auth)
             if not ours and p.status in (PaymentStatus.REQUIRES_CAPTURE,
                                          PaymentStatus.REQUIRES_ACTION):
@@ -170,9 +171,9 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             # refused while authenticating: the customer may have completed first, and
             # the cancel goes on from what that made of the payment (not its answer yet)
             store = not authenticating
-        uow.add(repo.op_finish_attempt(attempt, expected=expected))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected))
         if ours:
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
         if charge_event is not None and p.latest_charge is not None:
             uow.emit(merchant_id=p.merchant_id, type=charge_event[0],
                      obj=await charges.event_object(kassa, charge_id=p.latest_charge,

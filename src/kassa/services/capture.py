@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
-from kassa.domain import ledger
+from kassa.db import ops
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -22,6 +21,7 @@ from kassa.domain.payments import (
     PaymentIntent,
     PaymentStatus,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, saga
 from kassa.services.context import Kassa
@@ -110,8 +110,8 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                              "code": "capture_failed", "psp_code": result.decline_code}
             p.capture_failed()
             error = InvalidRequest(str(attempt.error["message"]), code="capture_failed")
-        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected, check_after_s=check_after))
+        uow.add(ops.UpdatePayment.of(p))
         await saga.commit_outcome(kassa, uow, attempt, error or PI(p), idempotency)
     if error is not None:
         raise error
@@ -137,27 +137,18 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
     fee = kassa.fees.fee_for(gross)
     now = kassa.clock()
     bt_id = kassa.ids("balance_transaction")
-    uow.add(
-        repo.op_post_ledger(
-            ledger.capture(merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee,
-                           held=held),
-            merchant_id=p.merchant_id, source_id=p.id,
-            hold_ref=p.latest_charge if held is not None else None),
-        repo.op_insert_balance_transaction(
-            bt_id=bt_id, merchant_id=p.merchant_id,
-            amount=gross.minor, fee=fee.minor, currency=gross.currency, type="charge",
-            source=p.latest_charge or p.id, status="pending",
-            available_on=now + kassa.settlement_delay_seconds, created=now,
-            description=p.description))
+    uow.add(journal.capture(
+        merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held, payment_id=p.id,
+        charge_id=p.latest_charge, bt_id=bt_id, now=now,
+        available_on=now + kassa.settlement_delay_seconds, description=p.description))
     return bt_id
 
 
 def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:
     """The authorisation is void at the PSP: release its ledger hold (once: hold_ref)."""
     assert p.latest_charge is not None
-    uow.add(repo.op_post_ledger(
-        ledger.authorization_release(merchant_id=p.merchant_id, psp=psp, held=p.amount),
-        merchant_id=p.merchant_id, source_id=p.latest_charge, hold_ref=p.latest_charge))
+    uow.add(journal.release_hold(merchant_id=p.merchant_id, psp=psp, held=p.amount,
+                                 charge_id=p.latest_charge))
 
 
 async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:

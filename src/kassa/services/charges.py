@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kassa import representations
-from kassa.db import charges_repository as charges_repo
-from kassa.db import repositories as repo
+from kassa.db import charges as charges_db
+from kassa.db import merchants as merchants_db
+from kassa.db import payments as payments_db
+from kassa.db import refunds as refunds_db
 from kassa.domain import ids
 from kassa.domain.charges import CardFacts, ChargeDetails, status_of
 from kassa.domain.errors import InvalidRequest, NotFound
@@ -83,7 +85,7 @@ async def _refund_list(kassa: Kassa, d: ChargeDetails, p: PaymentIntent,
     items: list[Refund] = []
     more = False
     if p.status is PaymentStatus.SUCCEEDED and p.latest_charge == d.id:
-        items, more = await repo.list_refunds(
+        items, more = await refunds_db.list_refunds(
             kassa.pool, merchant_id=p.merchant_id, limit=REFUNDS_SHOWN, starting_after=None,
             ending_before=None, payment_intent=p.id)
     if refund is not None:  # the one being recorded: its state as it is about to commit
@@ -92,7 +94,7 @@ async def _refund_list(kassa: Kassa, d: ChargeDetails, p: PaymentIntent,
     return representations.list_object(url, data, more)
 
 
-async def render(kassa: Kassa, row: charges_repo.ChargeRow, p: PaymentIntent, *,
+async def render(kassa: Kassa, row: charges_db.ChargeRow, p: PaymentIntent, *,
                  refund: Refund | None = None) -> dict[str, Any]:
     return representations.charge(
         row.details, status=row.status, error=row.error, amount=row.amount, payment=p,
@@ -112,7 +114,7 @@ async def event_object(kassa: Kassa, *, charge_id: str, payment: PaymentIntent,
     if new:
         assert attempt is not None and not isinstance(balance_transaction, _Unset)
         details = attempt.charge if isinstance(attempt.charge, ChargeDetails) else (
-            await charges_repo.get_details(kassa.pool, charge_id)
+            await charges_db.get_details(kassa.pool, charge_id)
             or _unrecorded(charge_id, payment, attempt.created))
         return representations.charge(
             details, status=attempt.status, error=attempt.error, amount=attempt.amount,
@@ -120,20 +122,20 @@ async def event_object(kassa: Kassa, *, charge_id: str, payment: PaymentIntent,
             refunds=representations.list_object(f"/v1/charges/{charge_id}/refunds", [],
                                                 False),
             receipt_url=receipt_url(kassa, details))
-    stored = await charges_repo.get_charge(kassa.pool, merchant_id=None, charge_id=charge_id)
+    stored = await charges_db.get_charge(kassa.pool, merchant_id=None, charge_id=charge_id)
     if stored is None:  # started by a release that kept no charges row (rolling deploy)
         # never raise here: a finisher renders this event in the unit of work that records
         # money the PSP already moved, and a refusal would keep that money off the ledger
-        known = attempt or await repo.get_attempt(kassa.pool, charge_id)
+        known = attempt or await payments_db.get_attempt(kassa.pool, charge_id)
         if known is not None:
-            stored = charges_repo.ChargeRow(_unrecorded(charge_id, payment, known.created),
-                                            known.status, known.error, known.amount, None,
-                                            False)
+            stored = charges_db.ChargeRow(_unrecorded(charge_id, payment, known.created),
+                                          known.status, known.error, known.amount, None,
+                                          False)
         else:
-            stored = charges_repo.ChargeRow(_unrecorded(charge_id, payment, payment.created),
-                                            AttemptStatus.SUCCEEDED, None, payment.amount,
-                                            None, False)
-    row = charges_repo.ChargeRow(
+            stored = charges_db.ChargeRow(_unrecorded(charge_id, payment, payment.created),
+                                          AttemptStatus.SUCCEEDED, None, payment.amount,
+                                          None, False)
+    row = charges_db.ChargeRow(
         stored.details,
         stored.status if attempt is None else attempt.status,
         stored.error if attempt is None else attempt.error,
@@ -145,12 +147,12 @@ async def event_object(kassa: Kassa, *, charge_id: str, payment: PaymentIntent,
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, charge_id: str) -> dict[str, Any]:
-    row = await charges_repo.get_charge(kassa.pool, merchant_id=merchant_id,
-                                        charge_id=charge_id)
+    row = await charges_db.get_charge(kassa.pool, merchant_id=merchant_id,
+                                      charge_id=charge_id)
     if row is None:
         raise NotFound(f"No such charge: '{charge_id}'", param="id")
-    p = await repo.get_payment(kassa.pool, merchant_id=merchant_id,
-                               payment_id=row.details.payment_intent_id)
+    p = await payments_db.get_payment(kassa.pool, merchant_id=merchant_id,
+                                      payment_id=row.details.payment_intent_id)
     assert p is not None
     return await render(kassa, row, p)
 
@@ -158,10 +160,10 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, charge_id: str) -> dict[st
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
                 ending_before: str | None, created: Bounds | None = None,
                 payment_intent: str | None = None) -> tuple[list[dict[str, Any]], bool]:
-    rows, more = await charges_repo.list_charges(
+    rows, more = await charges_db.list_charges(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, payment_intent=payment_intent, created=created)
-    payments = await charges_repo.payments_by_id(
+    payments = await charges_db.payments_by_id(
         kassa.pool, merchant_id=merchant_id,
         payment_ids=sorted({r.details.payment_intent_id for r in rows}))
     return [await render(kassa, r, payments[r.details.payment_intent_id]) for r in rows], more
@@ -171,13 +173,13 @@ async def receipt(kassa: Kassa, *, charge_id: str, token: str
                   ) -> tuple[dict[str, Any], str] | None:
     """The charge behind a receipt link and its merchant's name, or None: the token is the
     only credential (no API key), compared in constant time."""
-    row = await charges_repo.get_charge(kassa.pool, merchant_id=None, charge_id=charge_id)
+    row = await charges_db.get_charge(kassa.pool, merchant_id=None, charge_id=charge_id)
     if row is None or not hmac.compare_digest(row.details.receipt_token.encode(),
                                               token.encode()):
         return None
-    p = await repo.get_payment(kassa.pool, merchant_id=row.details.merchant_id,
-                               payment_id=row.details.payment_intent_id)
-    merchant = await repo.get_merchant(kassa.pool, row.details.merchant_id)
+    p = await payments_db.get_payment(kassa.pool, merchant_id=row.details.merchant_id,
+                                      payment_id=row.details.payment_intent_id)
+    merchant = await merchants_db.get_merchant(kassa.pool, row.details.merchant_id)
     assert p is not None and merchant is not None
     return await render(kassa, row, p), merchant["name"]
 
@@ -186,8 +188,8 @@ async def refundable_payment(kassa: Kassa, *, merchant_id: str, charge_id: str,
                              payment_intent: str | None) -> str:
     """The payment a refund of ``charge_id`` refunds: a charge carries money only as its
     payment's successful authorisation; ``payment_intent``, when also given, must be its."""
-    row = await charges_repo.get_charge(kassa.pool, merchant_id=merchant_id,
-                                        charge_id=charge_id)
+    row = await charges_db.get_charge(kassa.pool, merchant_id=merchant_id,
+                                      charge_id=charge_id)
     if row is None:
         raise InvalidRequest(f"No such charge: '{charge_id}'", param="charge",
                              code="resource_missing")

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import charges_repository as charges_repo
-from kassa.db import repositories as repo
-from kassa.domain import intent_fields, ledger
+from kassa.db import ops
+from kassa.db import payments as payments_db
+from kassa.domain import intent_fields
 from kassa.domain.errors import CardError, IllegalTransition, InvalidRequest, NotFound
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -27,6 +27,7 @@ from kassa.domain.payments import (
     PaymentStatus,
     validate_amount,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, failover, saga
 from kassa.services.capture import post_capture
@@ -97,7 +98,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                                 new=True)
     else:
         async with UnitOfWork(kassa, idempotency) as uow:
-            uow.add(repo.op_insert_payment(p))
+            uow.add(ops.InsertPayment.of(p))
             uow.emit(merchant_id=merchant_id, type="payment_intent.created", obj=PI(p))
             await uow.commit(response=PI(p), resource_id=p.id)
         return PI(p)
@@ -154,13 +155,13 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     # the charge keeps the card as it is now
     async with UnitOfWork(kassa, idempotency) as uow:
         if created is not None:
-            uow.add(repo.op_insert_payment(p))
+            uow.add(ops.InsertPayment.of(p))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.created", obj=created)
         else:
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
         saga.begin(kassa, uow, attempt, idempotency)
         attempt.charge = charges.details_for(kassa, attempt, p, facts)
-        uow.add(charges_repo.op_insert_charge(attempt.charge))
+        uow.add(ops.InsertCharge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
     if card is None:  # removed between validation and now
         result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
@@ -237,18 +238,16 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         p.authorization_failed(err)
         event = "payment_intent.payment_failed"
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected, check_after_s=check_after))
+        uow.add(ops.UpdatePayment.of(p))
         bt_id = None
         if attempt.status is AttemptStatus.SUCCEEDED:
             if p.status is PaymentStatus.SUCCEEDED:
                 bt_id = post_capture(kassa, uow, p, gross=Money(p.amount_received, p.currency),
                                      held=None)
             else:
-                uow.add(repo.op_post_ledger(
-                    ledger.authorization_hold(
-                        merchant_id=p.merchant_id, psp=attempt.psp, amount=p.amount),
-                    merchant_id=p.merchant_id, source_id=attempt.id))
+                uow.add(journal.hold(merchant_id=p.merchant_id, psp=attempt.psp,
+                                     amount=p.amount, attempt_id=attempt.id))
         if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
             # as Stripe: charge.succeeded for an authorisation (captured or not) and
             # charge.failed for a declined one, before the intent's event; 3-D Secure
@@ -292,7 +291,7 @@ async def _continue_after_action(kassa: Kassa, p: PaymentIntent,
                                  idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """Re-confirm after customer authentication: ask the PSP how the attempt ended."""
     assert p.pending_attempt_id is not None
-    attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, p.pending_attempt_id)
     assert attempt is not None
     result = await saga.ask(kassa, attempt)
     if result is None:
@@ -310,12 +309,12 @@ async def record_return(kassa: Kassa, *, psp: str, attempt_id: str) -> tuple[Pay
                                                                              Attempt]:
     """The customer came back from the PSP's 3-D Secure page: record the outcome now, so
     the merchant's return_url already shows the final status."""
-    attempt = await repo.get_attempt(kassa.pool, attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, attempt_id)
     if attempt is None or attempt.psp != psp or attempt.operation is not Operation.AUTHORIZE:
         raise NotFound(f"No such authentication: '{attempt_id}'", param="attempt")
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         await saga.resolve(kassa, attempt)
-        attempt = await repo.get_attempt(kassa.pool, attempt_id) or attempt
+        attempt = await payments_db.get_attempt(kassa.pool, attempt_id) or attempt
     return await saga.reload(kassa, attempt.payment_intent_id), attempt
 
 

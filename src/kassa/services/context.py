@@ -10,6 +10,7 @@ from typing import Protocol
 
 import asyncpg
 
+from kassa.db.ops import Op
 from kassa.domain import ids
 from kassa.domain.fees import FeeSchedule
 from kassa.domain.payments import PaymentIntent
@@ -27,7 +28,7 @@ class Writer(Protocol):
     """Applies a unit of work's writes in a transaction of its own (db/batch_writer.py
     shares one transaction among concurrent units)."""
 
-    async def apply(self, ops: list[dict[str, object]]) -> None: ...
+    async def apply(self, unit: list[Op]) -> None: ...
 
 
 class Router(Protocol):

@@ -21,8 +21,9 @@ from typing import Any
 import asyncpg
 
 from kassa import representations
-from kassa.db import psp_repository as psp_repo
-from kassa.db import repositories as repo
+from kassa.db import disputes as disputes_db
+from kassa.db import ops
+from kassa.db import payments as payments_db
 from kassa.domain import disputes, ledger
 from kassa.domain.disputes import Dispute, DisputeChange, DisputeStatus
 from kassa.domain.errors import (
@@ -35,6 +36,7 @@ from kassa.domain.errors import (
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import Operation, PaymentStatus
+from kassa.ledger import journal
 from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -64,8 +66,8 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
     """The dispute object; ``fresh`` balance transactions are not committed yet."""
     refundable = 0
     if d.status in (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW):
-        p = await repo.get_payment(conn, merchant_id=d.merchant_id,
-                                   payment_id=d.payment_intent_id)
+        p = await payments_db.get_payment(conn, merchant_id=d.merchant_id,
+                                          payment_id=d.payment_intent_id)
         refundable = 0 if p is None else p.amount_received - p.amount_refunded
     fresh = fresh or []
     known = {row["id"] for row in fresh}
@@ -73,8 +75,8 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
            if i is not None and i not in known]
     rows: list[Any] = []
     if ids:
-        rows = list(await psp_repo.balance_transactions(conn, merchant_id=d.merchant_id,
-                                                        ids=ids))
+        rows = list(await disputes_db.balance_transactions(conn, merchant_id=d.merchant_id,
+                                                           ids=ids))
     return representations.dispute(d, now=kassa.clock(), refundable=refundable,
                                    balance_transactions=[representations.balance_transaction(r)
                                                          for r in [*rows, *fresh]])
@@ -98,9 +100,9 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
                       description=f"Chargeback withdrawal for {d.charge}"
                       + (f" ({note})" if note else ""))
-        uow.add(repo.op_post_ledger(
+        uow.add(journal.dispute(
             ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
         rows.append(row)
     if change.reinstate:
         withdrawn = _withdrawn(d)
@@ -108,10 +110,10 @@ def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
         d.reinstatement_balance_transaction = bt_id
         row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
                       description=f"Chargeback reversal for {d.charge}")
-        uow.add(repo.op_post_ledger(
+        uow.add(journal.dispute(
             ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
                                     fee=d.fee),
-            merchant_id=d.merchant_id, source_id=d.id), _bt_op(row))
+            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
         rows.append(row)
     return rows
 
@@ -122,9 +124,9 @@ def _withdrawn(d: Dispute) -> Money:
     return d.amount_withdrawn
 
 
-def _bt_op(row: dict[str, Any]) -> repo.Op:
-    return repo.op_insert_balance_transaction(
-        bt_id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
+def _bt_op(row: dict[str, Any]) -> ops.InsertBalanceTransaction:
+    return ops.InsertBalanceTransaction(
+        id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
         currency=row["currency"], type=row["type"], source=row["source"],
         status=row["status"], available_on=row["available_on"], created=row["created"],
         description=row["description"])
@@ -136,16 +138,16 @@ async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Di
     if change is not None and change.withdraw:
         # read under a share lock in the posting's transaction: a refund committing
         # meanwhile is either counted here or waits for this chargeback to commit
-        disputable = await psp_repo.lock_disputable(conn, payment_id=d.payment_intent_id)
+        disputable = await disputes_db.lock_disputable(conn, payment_id=d.payment_intent_id)
         d.record_withdrawal(disputable)
         if d.withdrawal_bounded:
             log.warning("dispute %s of payment %s: %s", d.id, d.payment_intent_id,
                         d.withdrawal_note())
     fresh = _post(kassa, uow, d, change) if change is not None else []
     if new:
-        await psp_repo.insert_dispute(conn, d)
+        await disputes_db.insert_dispute(conn, d)
     else:
-        await psp_repo.update_dispute(conn, d)
+        await disputes_db.update_dispute(conn, d)
     obj = await _render(kassa, conn, d, fresh=fresh)
     types = change.event_types if change is not None else ["charge.dispute.updated"]
     for type_ in types:
@@ -167,23 +169,23 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
     snapshot = event.dispute
     assert snapshot is not None
     conn = await uow.connection()
-    d = await psp_repo.lock_dispute_by_psp(conn, psp=event.psp,
-                                           psp_dispute_id=snapshot.psp_dispute_id)
+    d = await disputes_db.lock_dispute_by_psp(conn, psp=event.psp,
+                                              psp_dispute_id=snapshot.psp_dispute_id)
     if d is not None:
         try:
             change = d.psp_status(snapshot.status, evidence_due_by=snapshot.evidence_due_by)
         except IllegalTransition as exc:
             return "ignored", f"stale: {exc.message}"
         if change is None:
-            await psp_repo.update_dispute(conn, d)  # the evidence deadline may have moved
+            await disputes_db.update_dispute(conn, d)  # the evidence deadline may have moved
             return "ignored", f"no change: already {d.status.value}"
         await _record(kassa, uow, conn, d, change, new=False)
         return "applied", d.withdrawal_note() if change.withdraw else None
-    attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
+    attempt = await payments_db.get_attempt(conn, event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.AUTHORIZE \
             or attempt.psp != event.psp:
         return "failed", f"no authorisation attempt {event.reference!r} at {event.psp}"
-    p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
+    p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)
     assert p is not None
     if p.status is not PaymentStatus.SUCCEEDED:
         raise Deferred(f"payment {p.id} is {p.status.value}; its capture is not recorded yet")
@@ -208,8 +210,8 @@ async def apply_psp_event(kassa: Kassa, uow: UnitOfWork, event: PSPEvent
 
 async def load(kassa: Kassa, *, merchant_id: str, dispute_id: str,
                conn: asyncpg.Connection | asyncpg.Pool | None = None) -> Dispute:
-    d = await psp_repo.get_dispute(conn or kassa.pool, merchant_id=merchant_id,
-                                   dispute_id=dispute_id)
+    d = await disputes_db.get_dispute(conn or kassa.pool, merchant_id=merchant_id,
+                                      dispute_id=dispute_id)
     if d is None:
         raise NotFound(f"No such dispute: '{dispute_id}'", param="dispute")
     return d
@@ -224,7 +226,7 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                 ending_before: str | None, payment_intent: str | None = None,
                 charge: str | None = None, created: Bounds | None = None
                 ) -> tuple[list[dict[str, Any]], bool]:
-    items, more = await psp_repo.list_disputes(
+    items, more = await disputes_db.list_disputes(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, payment_intent=payment_intent, charge=charge,
         created=created)

@@ -12,7 +12,7 @@ nothing stays held or completable there that kassa's books do not show.
 
 from __future__ import annotations
 
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain.errors import KassaError
 from kassa.domain.payments import Attempt, PaymentStatus, VoidPurpose
 from kassa.services import cancel, saga
@@ -47,7 +47,7 @@ async def expire_hold(kassa: Kassa, attempt: Attempt) -> str:
                                                          PaymentStatus.CANCELED)
     # until the hold is captured or released, keep looking (a void in flight may fail)
     async with kassa.pool.acquire() as conn:
-        await repo.reschedule_attempt(
+        await payments_db.reschedule_attempt(
             conn, attempt, count_try=not done,
             delay_s=None if done else kassa.watch.backoff(kassa.recovery_after_seconds or 1.0,
                                                           attempt.tries))
@@ -55,10 +55,10 @@ async def expire_hold(kassa: Kassa, attempt: Attempt) -> str:
 
 
 async def _settled_or_again(kassa: Kassa, attempt: Attempt, verdict: str) -> str:
-    current = await repo.get_attempt(kassa.pool, attempt.id)
+    current = await payments_db.get_attempt(kassa.pool, attempt.id)
     if current is not None and current.status is attempt.status:
         async with kassa.pool.acquire() as conn:
-            await repo.reschedule_attempt(
+            await payments_db.reschedule_attempt(
                 conn, attempt, count_try=True,
                 delay_s=kassa.watch.backoff(kassa.recovery_after_seconds or 1.0,
                                             attempt.tries))

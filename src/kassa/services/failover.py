@@ -22,9 +22,8 @@ import logging
 from typing import Any
 
 from kassa import representations
-from kassa.db import charges_repository as charges_repo
-from kassa.db import repositories as repo
-from kassa.db import routing_repository
+from kassa.db import ops
+from kassa.db import payments as payments_db
 from kassa.domain.charges import CardFacts
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, PaymentIntent
@@ -94,13 +93,12 @@ async def _move(kassa: Kassa, p: PaymentIntent, attempt: Attempt, target: str,
     p.psp = target
     try:
         async with UnitOfWork(kassa, idempotency) as uow:
-            uow.add(routing_repository.op_fail_over_attempt(
-                attempt.id, error=unavailable_error(attempt, target, exc),
-                check_after_s=kassa.recovery_after_seconds))
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.FailOverAttempt(attempt.id, unavailable_error(attempt, target, exc),
+                                        kassa.recovery_after_seconds))
+            uow.add(ops.UpdatePayment.of(p))
             saga.begin(kassa, uow, nxt, idempotency)
             nxt.charge = charges.details_for(kassa, nxt, p, facts)
-            uow.add(charges_repo.op_insert_charge(nxt.charge))
+            uow.add(ops.InsertCharge(nxt.charge))
             await uow.commit()
     except ConcurrentModification:
         p.pending_attempt_id, p.latest_charge, p.psp, p.version = before
@@ -115,7 +113,7 @@ async def _left_to_recovery(kassa: Kassa, attempt: Attempt,
                             idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """Recovery claimed the attempt first: it resolves it at its own PSP. The answer is
     the payment as it is now (processing, or what recovery already recorded)."""
-    current = await repo.get_attempt(kassa.pool, attempt.id)
+    current = await payments_db.get_attempt(kassa.pool, attempt.id)
     if current is None or current.status in OPEN_ATTEMPT:
         now = await saga.reload(kassa, attempt.payment_intent_id)
         return await saga.leave_unknown(kassa, attempt, PI(now), idempotency)

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from kassa.db import repositories as repo
-from kassa.db.repositories import IdempotencyKeyTaken
+from kassa.db import idempotency as idempotency_db
+from kassa.db.units import IdempotencyKeyTaken
 from kassa.domain.errors import IdempotencyError, IdempotencyInFlight, InvalidRequest
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, Renderer, UnitOfWork
@@ -56,7 +56,7 @@ async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
     """The key was taken by an earlier request: its stored response, a takeover of its
     stale lock, or an error (different parameters → 400, still running → 409). None when
     the row vanished meanwhile (released), so the caller may simply run again."""
-    row = await repo.get_idempotency_key(
+    row = await idempotency_db.get_idempotency_key(
         kassa.pool, merchant_id=handle.merchant_id, key=handle.key,
         lock_timeout_s=kassa.idempotency_lock_timeout_seconds)
     if row is None:
@@ -68,7 +68,7 @@ async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
             "to execute a different request.", param="Idempotency-Key")
     if row.response_status is not None and row.response_body is not None:
         return Replay(row.response_status, row.response_body, row.request_id)
-    if row.stale and await repo.take_over_stale_idempotency_key(
+    if row.stale and await idempotency_db.take_over_stale_idempotency_key(
             kassa.pool, merchant_id=handle.merchant_id, key=handle.key,
             lock_timeout_s=kassa.idempotency_lock_timeout_seconds):
         return IdempotencyHandle(
@@ -83,7 +83,7 @@ async def resolve_existing(kassa: Kassa, handle: IdempotencyHandle
 
 
 async def key_exists(kassa: Kassa, handle: IdempotencyHandle) -> bool:
-    row = await repo.get_idempotency_key(
+    row = await idempotency_db.get_idempotency_key(
         kassa.pool, merchant_id=handle.merchant_id, key=handle.key,
         lock_timeout_s=kassa.idempotency_lock_timeout_seconds)
     return row is not None
@@ -99,16 +99,16 @@ async def unlock(kassa: Kassa, handle: IdempotencyHandle) -> None:
     """A retryable refusal (409 after lost compare-and-swaps) is no final answer: the key
     stays unanswered and the next retry takes it over at once."""
     if handle.claimed:
-        await repo.unlock_idempotency_key(kassa.pool, merchant_id=handle.merchant_id,
-                                          key=handle.key)
+        await idempotency_db.unlock_idempotency_key(kassa.pool, merchant_id=handle.merchant_id,
+                                                    key=handle.key)
 
 
 async def release(kassa: Kassa, handle: IdempotencyHandle) -> None:
     if handle.claimed:
-        await repo.release_idempotency_key(kassa.pool, merchant_id=handle.merchant_id,
-                                           key=handle.key)
+        await idempotency_db.release_idempotency_key(kassa.pool, merchant_id=handle.merchant_id,
+                                                     key=handle.key)
 
 
 async def expire(kassa: Kassa) -> int:
-    return await repo.expire_idempotency_keys(
+    return await idempotency_db.expire_idempotency_keys(
         kassa.pool, older_than_hours=kassa.idempotency_retention_hours)

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from kassa.db import repositories as repo
+from kassa.db import merchants as merchants_db
 from kassa.domain import ids
 from kassa.services.context import Kassa
 
@@ -34,11 +34,12 @@ async def create_merchant(kassa: Kassa, *, name: str) -> dict[str, str]:
     publishable = _random_key("pk_test")
     now = kassa.clock()
     async with kassa.pool.acquire() as conn, conn.transaction():
-        await repo.insert_merchant(conn, merchant_id=merchant_id, name=name, created=now)
+        await merchants_db.insert_merchant(conn, merchant_id=merchant_id, name=name, created=now)
         for kind, key in (("secret", secret), ("publishable", publishable)):
-            await repo.insert_api_key(conn, key_id=kassa.ids("key"), merchant_id=merchant_id,
-                                      kind=kind, key_hash=hash_key(key), last4=key[-4:],
-                                      created=now)
+            await merchants_db.insert_api_key(conn, key_id=kassa.ids("key"),
+                                              merchant_id=merchant_id,
+                                              kind=kind, key_hash=hash_key(key), last4=key[-4:],
+                                              created=now)
     return {"merchant_id": merchant_id, "name": name, "secret_key": secret,
             "publishable_key": publishable}
 
@@ -57,7 +58,7 @@ class KeyCache:
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        row = await repo.find_api_key(kassa.pool, digest)
+        row = await merchants_db.find_api_key(kassa.pool, digest)
         caller = None if row is None else Caller(row["merchant_id"], row["id"], row["kind"])
         if len(self._entries) > 10_000:
             self._entries.clear()

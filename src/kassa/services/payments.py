@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain.lists import Bounds
 from kassa.services.cancel import cancel
 from kassa.services.capture import capture
@@ -29,9 +29,9 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, payment_id: str) -> dict[s
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
                 ending_before: str | None, created: Bounds | None = None
                 ) -> tuple[list[dict[str, Any]], bool]:
-    items, more = await repo.list_payments(kassa.pool, merchant_id=merchant_id, limit=limit,
-                                           starting_after=starting_after,
-                                           ending_before=ending_before, created=created)
+    items, more = await payments_db.list_payments(kassa.pool, merchant_id=merchant_id, limit=limit,
+                                                  starting_after=starting_after,
+                                                  ending_before=ending_before, created=created)
     return [representations.payment_intent(p) for p in items], more
 
 
@@ -39,6 +39,6 @@ async def search(kassa: Kassa, *, merchant_id: str, query: str, limit: int, page
                  ) -> tuple[list[dict[str, Any]], str | None]:
     """Stripe's /v1/payment_intents/search: read straight from the table, so (unlike
     Stripe's index) a payment is found the moment it is committed."""
-    items, next_page = await repo.search_payments(kassa.pool, merchant_id=merchant_id,
-                                                  query=query, limit=limit, page=page)
+    items, next_page = await payments_db.search_payments(kassa.pool, merchant_id=merchant_id,
+                                                         query=query, limit=limit, page=page)
     return [representations.payment_intent(p) for p in items], next_page

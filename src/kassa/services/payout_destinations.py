@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.representations.payouts import bank_account as render
@@ -47,9 +47,9 @@ async def add_bank_account(kassa: Kassa, *, merchant_id: str, account_id: str,
     destination_id = kassa.ids("bank_account")
     obj = render(destination_id, account, metadata=dict(metadata or {}))
     async with UnitOfWork(kassa, idempotency) as uow:
-        await prepo.insert_destination(await uow.connection(), destination_id=destination_id,
-                                       merchant_id=merchant_id, account=account,
-                                       created=kassa.clock(), metadata=dict(metadata or {}))
+        await payouts_db.insert_destination(await uow.connection(), destination_id=destination_id,
+                                            merchant_id=merchant_id, account=account,
+                                            created=kassa.clock(), metadata=dict(metadata or {}))
         await uow.commit(response=obj, resource_id=destination_id)
     return obj
 
@@ -57,6 +57,6 @@ async def add_bank_account(kassa: Kassa, *, merchant_id: str, account_id: str,
 async def list_bank_accounts(kassa: Kassa, *, merchant_id: str, account_id: str
                              ) -> list[dict[str, Any]]:
     _account_of(merchant_id, account_id)
-    rows = await prepo.list_destinations(kassa.pool, merchant_id=merchant_id)
+    rows = await payouts_db.list_destinations(kassa.pool, merchant_id=merchant_id)
     return [render(i, account, default_for_currency=default, metadata=metadata)
             for i, account, default, metadata in rows]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain.errors import IllegalTransition
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus, catch_up
 from kassa.payouts.base import (
@@ -62,8 +62,8 @@ async def advance_due_payouts(kassa: Kassa, *, rail: PayoutAdapter,
     """One pass: claim due payouts and take each a step; returns how many were claimed."""
     policy = policy or RailPolicy()
     async with kassa.pool.acquire() as conn, conn.transaction():
-        claimed = await prepo.claim_due_payouts(conn, limit=policy.batch,
-                                                lease_s=policy.lease_s)
+        claimed = await payouts_db.claim_due_payouts(conn, limit=policy.batch,
+                                                     lease_s=policy.lease_s)
     for p in claimed:
         try:
             await advance_payout(kassa, p, rail=rail, policy=policy)
@@ -97,7 +97,7 @@ async def advance_payout(kassa: Kassa, p: Payout, *, rail: PayoutAdapter,
 
 
 async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy) -> Payout:
-    destination = (await prepo.get_destination(kassa.pool, destination_id=p.destination)
+    destination = (await payouts_db.get_destination(kassa.pool, destination_id=p.destination)
                    if p.destination else None)
     if destination is None:
         return await _fail(kassa, p, FailureCode.NO_ACCOUNT, policy)
@@ -152,9 +152,9 @@ async def _record(kassa: Kassa, p: Payout, transfer: RailTransfer | None, policy
 
 async def _postpone(kassa: Kassa, p: Payout, policy: RailPolicy) -> Payout:
     """Look again later, backing off while nothing changes; stop once nothing can."""
-    await prepo.postpone_payout(kassa.pool, payout_id=p.id, version=p.version,
-                                first_s=policy.poll_s, cap_s=policy.backoff_cap_s,
-                                stop=not _watched(p, policy, kassa.clock()))
+    await payouts_db.postpone_payout(kassa.pool, payout_id=p.id, version=p.version,
+                                     first_s=policy.poll_s, cap_s=policy.backoff_cap_s,
+                                     stop=not _watched(p, policy, kassa.clock()))
     return p
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain import currencies
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Period
 from kassa.domain.payouts import Payout, PayoutStatus, create, estimated_arrival
+from kassa.ledger import balances as ledger_balances
 from kassa.services.context import Kassa
-from kassa.services.payouts import available_balance, queue_money
+from kassa.services.payouts import queue_money
 from kassa.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def _instant(unix: int) -> datetime:
 async def schedule_payouts(kassa: Kassa) -> int:
     """One pass over every automatically paid bank account; returns the payouts made."""
     now = kassa.clock()
-    accounts = await prepo.scheduled_accounts(kassa.pool)
+    accounts = await payouts_db.scheduled_accounts(kassa.pool)
     made = 0
     finished: dict[str, bool] = {}
     for account in accounts:
@@ -56,11 +57,11 @@ async def schedule_payouts(kassa: Kassa) -> int:
     for merchant_id, ok in finished.items():
         if ok:
             async with kassa.pool.acquire() as conn:
-                await prepo.advance_watermark(conn, merchant_id=merchant_id, through=now)
+                await payouts_db.advance_watermark(conn, merchant_id=merchant_id, through=now)
     return made
 
 
-async def make_period_payout(kassa: Kassa, account: prepo.ScheduledAccount,
+async def make_period_payout(kassa: Kassa, account: payouts_db.ScheduledAccount,
                              period: Period) -> int:
     """The period's payout (1), or nothing (0) when another scheduler made it or there was
     nothing to pay — either way the period is recorded once."""
@@ -68,15 +69,16 @@ async def make_period_payout(kassa: Kassa, account: prepo.ScheduledAccount,
     now = kassa.clock()
     async with UnitOfWork(kassa) as uow:
         conn = await uow.connection()
-        if not await prepo.claim_period(conn, merchant_id=merchant_id, currency=currency,
-                                        period_key=period.key, created=now):
+        if not await payouts_db.claim_period(conn, merchant_id=merchant_id, currency=currency,
+                                             period_key=period.key, created=now):
             return 0
-        await prepo.lock_payout_balance(conn, merchant_id=merchant_id, currency=currency)
-        rows = await prepo.unpaid_balance_transactions(
+        await payouts_db.lock_payout_balance(conn, merchant_id=merchant_id, currency=currency)
+        rows = await payouts_db.unpaid_balance_transactions(
             conn, merchant_id=merchant_id, currency=currency,
             cutoff=int(period.starts_at.timestamp()))
         itemized = sum(r["net"] for r in rows)
-        available = await available_balance(conn, merchant_id=merchant_id, currency=currency)
+        available = await ledger_balances.available_balance(conn, merchant_id=merchant_id,
+                                                            currency=currency)
         amount = currencies.payable(Money(min(itemized, available.minor), currency))
         if amount.minor <= 0:  # nothing to pay: recorded, and carried into the next period
             await uow.commit(side_effects=False)
@@ -85,11 +87,11 @@ async def make_period_payout(kassa: Kassa, account: prepo.ScheduledAccount,
                    status=PayoutStatus.PENDING, created=now, arrival_date=estimated_arrival(now),
                    automatic=True, period_key=period.key, destination=account.destination,
                    balance_transaction=kassa.ids("balance_transaction"))
-        await prepo.insert_payout(conn, p, next_check_in_s=0.0)
-        await prepo.set_period_payout(conn, merchant_id=merchant_id, currency=currency,
-                                      period_key=period.key, payout_id=p.id)
-        await prepo.attach_balance_transactions(conn, payout_id=p.id,
-                                                ids=[r["id"] for r in rows])
+        await payouts_db.insert_payout(conn, p, next_check_in_s=0.0)
+        await payouts_db.set_period_payout(conn, merchant_id=merchant_id, currency=currency,
+                                           period_key=period.key, payout_id=p.id)
+        await payouts_db.attach_balance_transactions(conn, payout_id=p.id,
+                                                     ids=[r["id"] for r in rows])
         queue_money(kassa, uow, p, create(merchant_id=merchant_id, amount=amount),
                     bt_id=p.balance_transaction)
         await uow.commit(side_effects=False)

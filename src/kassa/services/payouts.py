@@ -2,7 +2,7 @@
 read them; and the one function every payout state change goes through, which writes the
 change, its ledger posting, its balance transaction and its event in one transaction.
 
-Creating takes the merchant-and-currency payout lock (db/payouts_repository.py) before it
+Creating takes the merchant-and-currency payout lock (db/payouts.py) before it
 reads the available balance, so two payouts racing for one balance cannot both have it;
 payments never take that lock. Cancel and the payouts worker lock the payout's row, so a
 cancel and the worker's hand-over to the bank cannot both win.
@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-
-from kassa.db import payouts_repository as prepo
-from kassa.db import repositories as repo
-from kassa.domain import currencies, ledger
+from kassa.db import payouts as payouts_db
+from kassa.domain import currencies
 from kassa.domain.errors import AmountError, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import MAX_AMOUNT, Money, UnknownCurrency, normalize_currency
@@ -30,6 +27,8 @@ from kassa.domain.payouts import (
     create,
     estimated_arrival,
 )
+from kassa.ledger import balances as ledger_balances
+from kassa.ledger import journal
 from kassa.representations.payouts import payout as render
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -37,31 +36,13 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 MAX_STATEMENT_DESCRIPTOR = 22  # Stripe's limit for payout statement descriptors
 
 
-async def available_balance(conn: asyncpg.Connection, *, merchant_id: str,
-                            currency: str) -> Money:
-    """The merchant's available balance in ``currency`` (a liability: credit-normal)."""
-    rows = await repo.account_balances(conn, [ledger.merchant_available(merchant_id)])
-    total = sum(r["total"] for r in rows if r["currency"] == currency and r["layer"] == "posted")
-    return Money(-total, currency)
-
-
 def queue_money(kassa: Kassa, uow: UnitOfWork, p: Payout, move: PayoutMove, *,
                 bt_id: str | None) -> None:
     """Queue a move's ledger posting and balance transaction (after the posting, which the
     balance transaction belongs to) and its event, for the unit of work's commit."""
-    now = kassa.clock()
-    if move.posting is not None:
-        uow.add(repo.op_post_ledger(move.posting, merchant_id=p.merchant_id, source_id=p.id))
-    spec = move.balance_transaction
-    if spec is not None:
-        assert bt_id is not None
-        description = {"payout": "Automatic payout" if p.automatic else "Payout",
-                       "payout_cancel": "Payout canceled",
-                       "payout_failure": "Payout failed"}[spec.type]
-        uow.add(repo.op_insert_balance_transaction(
-            bt_id=bt_id, merchant_id=p.merchant_id, amount=spec.amount.minor, fee=0,
-            currency=spec.amount.currency, type=spec.type, source=p.id, status="available",
-            available_on=now, created=now, description=p.description or description))
+    posting = journal.payout(p, move, bt_id=bt_id, now=kassa.clock())
+    if posting is not None:
+        uow.add(posting)
     uow.emit(merchant_id=p.merchant_id, type=move.event_type, obj=render(p))
 
 
@@ -90,14 +71,14 @@ async def create_payout(kassa: Kassa, *, merchant_id: str, amount: int, currency
                              "characters.", param="statement_descriptor")
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        await prepo.lock_payout_balance(conn, merchant_id=merchant_id, currency=money.currency)
-        destination = await prepo.default_destination(conn, merchant_id=merchant_id,
-                                                      currency=money.currency)
+        await payouts_db.lock_payout_balance(conn, merchant_id=merchant_id, currency=money.currency)
+        destination = await payouts_db.default_destination(conn, merchant_id=merchant_id,
+                                                           currency=money.currency)
         if destination is None:
             raise InvalidRequest(f"You have no bank account in {money.currency} to pay out "
                                  "to; add one first.", param="currency",
                                  code="no_external_account")
-        check_funds(amount=money, available=await available_balance(
+        check_funds(amount=money, available=await ledger_balances.available_balance(
             conn, merchant_id=merchant_id, currency=money.currency))
         now = kassa.clock()
         p = Payout(id=kassa.ids("payout"), merchant_id=merchant_id, amount=money,
@@ -105,7 +86,7 @@ async def create_payout(kassa: Kassa, *, merchant_id: str, amount: int, currency
                    description=description, statement_descriptor=statement_descriptor,
                    metadata=dict(metadata or {}), destination=destination[0],
                    balance_transaction=kassa.ids("balance_transaction"))
-        await prepo.insert_payout(conn, p, next_check_in_s=0.0)
+        await payouts_db.insert_payout(conn, p, next_check_in_s=0.0)
         queue_money(kassa, uow, p, create(merchant_id=merchant_id, amount=money),
                     bt_id=p.balance_transaction)
         obj = render(p)
@@ -128,8 +109,8 @@ async def record_moves(kassa: Kassa, *, merchant_id: str, payout_id: str,
     and write nothing."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        p = await prepo.get_payout(conn, merchant_id=merchant_id, payout_id=payout_id,
-                                   for_update=True)
+        p = await payouts_db.get_payout(conn, merchant_id=merchant_id, payout_id=payout_id,
+                                        for_update=True)
         if p is None:
             raise NotFound(f"No such payout: '{payout_id}'", param="id")
         moves = decide(p)
@@ -140,7 +121,7 @@ async def record_moves(kassa: Kassa, *, merchant_id: str, payout_id: str,
                         failure_balance_transaction=bt_id)
             queue_money(kassa, uow, p, move, bt_id=bt_id)
         if moves:
-            await prepo.update_payout(conn, p, next_check_in_s=next_check_in_s(p))
+            await payouts_db.update_payout(conn, p, next_check_in_s=next_check_in_s(p))
         await uow.commit(response=render(p) if idempotency is not None else None,
                          side_effects=bool(moves))
     return p
@@ -158,7 +139,7 @@ async def cancel_payout(kassa: Kassa, *, merchant_id: str, payout_id: str,
 
 async def retrieve_payout(kassa: Kassa, *, merchant_id: str, payout_id: str
                           ) -> dict[str, Any]:
-    p = await prepo.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
+    p = await payouts_db.get_payout(kassa.pool, merchant_id=merchant_id, payout_id=payout_id)
     if p is None:
         raise NotFound(f"No such payout: '{payout_id}'", param="id")
     return render(p)
@@ -171,7 +152,7 @@ async def list_payouts(kassa: Kassa, *, merchant_id: str, limit: int,
     if status is not None and status not in {s.value for s in PayoutStatus}:
         raise InvalidRequest(f"Invalid status: must be one of "
                              f"{', '.join(s.value for s in PayoutStatus)}.", param="status")
-    rows, more = await prepo.list_payouts(
+    rows, more = await payouts_db.list_payouts(
         kassa.pool, merchant_id=merchant_id, limit=limit, starting_after=starting_after,
         ending_before=ending_before, created=created, arrival_date=arrival_date,
         status=status)

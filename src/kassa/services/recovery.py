@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation
 from kassa.services import expiry, saga
 from kassa.services.context import Kassa
@@ -62,7 +62,7 @@ async def look(kassa: Kassa, attempt: Attempt) -> str:
         return verdict
     # nothing to wait for any more (recorded while it was due): stop watching it
     async with kassa.pool.acquire() as conn:
-        await repo.reschedule_attempt(conn, attempt, delay_s=None, count_try=False)
+        await payments_db.reschedule_attempt(conn, attempt, delay_s=None, count_try=False)
     return "recorded_elsewhere"
 
 
@@ -72,7 +72,7 @@ async def _reschedule(kassa: Kassa, attempt: Attempt, delay: float, *,
     if attempt.status is AttemptStatus.NEEDS_ATTENTION:
         delay = watch.backoff_cap_seconds
     async with kassa.pool.acquire() as conn:
-        status = await repo.reschedule_attempt(
+        status = await payments_db.reschedule_attempt(
             conn, attempt, delay_s=delay, count_try=True,
             give_up_after=watch.max_tries if give_up else None,
             note=f"no outcome from {attempt.psp} after {watch.max_tries} looks")
@@ -86,8 +86,8 @@ async def _reschedule(kassa: Kassa, attempt: Attempt, delay: float, *,
 async def recover_open_attempts(kassa: Kassa, *, limit: int = CONCURRENCY) -> int:
     """One pass of the recovery worker; returns how many attempts it settled."""
     async with kassa.pool.acquire() as conn:
-        claimed = await repo.claim_due_attempts(conn, lease_s=kassa.watch.lease_seconds,
-                                                limit=limit)
+        claimed = await payments_db.claim_due_attempts(conn, lease_s=kassa.watch.lease_seconds,
+                                                       limit=limit)
     if not claimed:
         return 0
 
@@ -107,6 +107,6 @@ async def recover_open_attempts(kassa: Kassa, *, limit: int = CONCURRENCY) -> in
     stuck = sum(v == "needs_attention" for v in verdicts)
     if stuck:
         async with kassa.pool.acquire() as conn:
-            total = await repo.count_stuck_attempts(conn)
+            total = await payments_db.count_stuck_attempts(conn)
         log.error("recovery: %d attempt(s) need attention (%d in all)", stuck, total)
     return done

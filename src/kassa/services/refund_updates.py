@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import ops
+from kassa.db import refunds as refunds_db
 from kassa.domain.errors import NotFound
 from kassa.domain.intent_fields import merge_metadata
 from kassa.domain.payments import Refund
@@ -16,7 +17,7 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 
 async def _load(kassa: Kassa, merchant_id: str, refund_id: str) -> Refund:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     if r is None:
         raise NotFound(f"No such refund: '{refund_id}'", param="id")
     return r
@@ -35,7 +36,7 @@ async def update(kassa: Kassa, *, merchant_id: str, refund_id: str,
     obj = representations.refund(r, charge=p.latest_charge, payment_method=p.payment_method)
     async with UnitOfWork(kassa, idempotency) as uow:
         if given:
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
             uow.emit(merchant_id=merchant_id, type="refund.updated", obj=obj)
         await uow.commit(response=obj)
     return obj

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
-from kassa.domain import ledger
+from kassa.db import disputes as disputes_db
+from kassa.db import ops
+from kassa.db import payments as payments_db
+from kassa.db import refunds as refunds_db
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -26,6 +28,7 @@ from kassa.domain.payments import (
     Refund,
     RefundStatus,
 )
+from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
 from kassa.services import charges, saga
 from kassa.services.context import Kassa
@@ -63,7 +66,7 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
     for _ in range(CAS_RETRIES):
         p = await load(kassa, merchant_id=merchant_id, payment_id=payment_intent)
         value = p.reserve_refund(amount)
-        if await repo.payment_charged_back(kassa.pool, p.id):
+        if await disputes_db.payment_charged_back(kassa.pool, p.id):
             raise InvalidRequest(f"Charge {p.latest_charge} has been charged back; it cannot "
                                  "be refunded as well.", param="payment_intent",
                                  code="charge_disputed")
@@ -78,8 +81,8 @@ async def create(kassa: Kassa, *, merchant_id: str, payment_intent: str | None,
                           amount=r.amount, refund_id=r.id, psp_reference=p.psp_reference)
         try:
             async with UnitOfWork(kassa, idempotency) as uow:
-                uow.add(repo.op_update_payment(p))
-                uow.add(repo.op_insert_refund(r))
+                uow.add(ops.UpdatePayment.of(p))
+                uow.add(ops.InsertRefund.of(r))
                 saga.begin(kassa, uow, attempt, idempotency)
                 uow.emit(merchant_id=merchant_id, type="refund.created", obj=_obj(r, p))
                 await uow.commit(resource_id=r.id)
@@ -102,7 +105,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     amount on failure. CAS on the attempt makes it safe to race with recovery."""
     assert attempt.refund_id is not None
     was, expected = saga.cas_on(attempt)
-    r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
     p = await saga.reload(kassa, attempt.payment_intent_id)
     assert r is not None
     if result.outcome is Outcome.REFUND_PENDING and was is AttemptStatus.PENDING:
@@ -124,7 +127,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             else:  # the PSP settles it later; recovery polls in case its webhook is lost
                 attempt.status = AttemptStatus.PENDING
                 check_after = kassa.watch.pending_poll_seconds
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
         else:
             attempt.status = AttemptStatus.FAILED
             attempt.error = {"code": result.decline_code or "refund_failed",
@@ -132,13 +135,13 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             r.move(RefundStatus.FAILED)
             r.failure_reason = (result.decline_code if result.decline_code in FAILURE_REASONS
                                 else "unknown")
-            uow.add(repo.op_update_refund(r))
+            uow.add(ops.UpdateRefund.of(r))
             p.release_refund(r.amount.minor)
-            uow.add(repo.op_update_payment(p))
+            uow.add(ops.UpdatePayment.of(p))
             uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
             if was is AttemptStatus.PENDING:  # it was reported pending before
                 _refund_updated(uow, r, p)
-        uow.add(repo.op_finish_attempt(attempt, expected=expected, check_after_s=check_after))
+        uow.add(ops.FinishAttempt.of(attempt, expected=expected, check_after_s=check_after))
         await saga.commit_outcome(kassa, uow, attempt, _obj(r, p), idempotency)
     return _obj(r, p)
 
@@ -146,14 +149,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
 def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
     assert p.psp is not None
     now = kassa.clock()
-    uow.add(
-        repo.op_post_ledger(ledger.refund(merchant_id=r.merchant_id, psp=p.psp, amount=r.amount),
-                            merchant_id=r.merchant_id, source_id=r.id),
-        repo.op_insert_balance_transaction(
-            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-            amount=-r.amount.minor, fee=0, currency=r.amount.currency, type="refund",
-            source=r.id, status="available", available_on=now, created=now,
-            description="REFUND FOR PAYMENT"))
+    uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now))
 
 
 def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
@@ -163,19 +159,12 @@ def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
     assert p.psp is not None
     r.move(RefundStatus.FAILED)
     r.failure_reason = failure_code if failure_code in FAILURE_REASONS else "unknown"
-    uow.add(repo.op_update_refund(r))
+    uow.add(ops.UpdateRefund.of(r))
     p.release_refund(r.amount.minor)
-    uow.add(repo.op_update_payment(p))
+    uow.add(ops.UpdatePayment.of(p))
     now = kassa.clock()
-    uow.add(
-        repo.op_post_ledger(ledger.refund_reversal(merchant_id=r.merchant_id, psp=p.psp,
-                                                   amount=r.amount),
-                            merchant_id=r.merchant_id, source_id=r.id),
-        repo.op_insert_balance_transaction(
-            bt_id=kassa.ids("balance_transaction"), merchant_id=r.merchant_id,
-            amount=r.amount.minor, fee=0, currency=r.amount.currency,
-            type="refund_failure", source=r.id, status="available", available_on=now,
-            created=now, description="REFUND FAILURE"))
+    uow.add(journal.refund_failure(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"),
+                                   now=now))
     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
     _refund_updated(uow, r, p)
 
@@ -197,12 +186,12 @@ async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:
 
 async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,
                          idempotency: IdempotencyHandle) -> dict[str, Any]:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     assert r is not None and r.attempt_id is not None
-    attempt = await repo.get_attempt(kassa.pool, r.attempt_id)
+    attempt = await payments_db.get_attempt(kassa.pool, r.attempt_id)
     if attempt is not None and attempt.status in OPEN_ATTEMPT:
         await saga.resolve(kassa, attempt, idempotency)
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     assert r is not None
     p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
     if not idempotency.completed:
@@ -212,7 +201,7 @@ async def _finish_orphan(kassa: Kassa, merchant_id: str, refund_id: str,
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, refund_id: str) -> dict[str, Any]:
-    r = await repo.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=merchant_id, refund_id=refund_id)
     if r is None:
         raise NotFound(f"No such refund: '{refund_id}'", param="id")
     p = await load(kassa, merchant_id=merchant_id, payment_id=r.payment_intent_id)
@@ -223,16 +212,16 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                 ending_before: str | None, payment_intent: str | None,
                 charge: str | None = None, created: Bounds | None = None
                 ) -> tuple[list[dict[str, Any]], bool]:
-    items, more = await repo.list_refunds(kassa.pool, merchant_id=merchant_id, limit=limit,
-                                          starting_after=starting_after,
-                                          ending_before=ending_before,
-                                          payment_intent=payment_intent, charge=charge,
-                                          created=created)
+    items, more = await refunds_db.list_refunds(kassa.pool, merchant_id=merchant_id, limit=limit,
+                                                starting_after=starting_after,
+                                                ending_before=ending_before,
+                                                payment_intent=payment_intent, charge=charge,
+                                                created=created)
     payments: dict[str, PaymentIntent | None] = {}
     out = []
     for r in items:
         if r.payment_intent_id not in payments:
-            payments[r.payment_intent_id] = await repo.get_payment(
+            payments[r.payment_intent_id] = await payments_db.get_payment(
                 kassa.pool, merchant_id=merchant_id, payment_id=r.payment_intent_id)
         p = payments[r.payment_intent_id]
         out.append(representations.refund(r, charge=p.latest_charge if p else None,

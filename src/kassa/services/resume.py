@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.domain.errors import CardError, ConcurrentModification, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, AttemptStatus, PaymentIntent, PaymentStatus
 from kassa.services import saga
@@ -18,7 +18,7 @@ PI = representations.payment_intent
 
 
 async def load(kassa: Kassa, *, merchant_id: str, payment_id: str) -> PaymentIntent:
-    p = await repo.get_payment(kassa.pool, merchant_id=merchant_id, payment_id=payment_id)
+    p = await payments_db.get_payment(kassa.pool, merchant_id=merchant_id, payment_id=payment_id)
     if p is None:
         raise NotFound(f"No such payment_intent: '{payment_id}'", param="intent")
     return p
@@ -41,10 +41,10 @@ async def finish_orphan(kassa: Kassa, p: PaymentIntent,
     """Answer a retry whose key's first holder died: finish its open attempt (if any),
     answering as the original request would have."""
     if p.pending_attempt_id is not None:
-        attempt = await repo.get_attempt(kassa.pool, p.pending_attempt_id)
+        attempt = await payments_db.get_attempt(kassa.pool, p.pending_attempt_id)
         if attempt is not None and attempt.status in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
             if await saga.resolve(kassa, attempt, idempotency) == "recorded":
-                done = await repo.get_attempt(kassa.pool, attempt.id)
+                done = await payments_db.get_attempt(kassa.pool, attempt.id)
                 assert done is not None
                 return await saga.answer_recorded(kassa, done, idempotency)
             # still unknown at the PSP: no answer yet. 409, and the key stays open, so

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import routing_repository as repo
+from kassa.db import routing_configs as repo
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.routing import RoutingPolicy, parse_policy, psp_params

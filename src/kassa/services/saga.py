@@ -23,15 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import ops
+from kassa.db import payments as payments_db
+from kassa.db import refunds as refunds_db
 from kassa.domain.errors import CardError, ConcurrentModification, InvalidRequest, KassaError
-from kassa.domain.payments import (
-    OPEN_ATTEMPT,
-    Attempt,
-    AttemptStatus,
-    Operation,
-    PaymentIntent,
-)
+from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, PaymentIntent
 from kassa.psp.base import (
     AttemptRef,
     AuthorizeRequest,
@@ -90,14 +86,14 @@ def begin(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
     if idempotency is not None:
         attempt.idempotency_key = idempotency.key
     attempt.created = attempt.created or kassa.clock()
-    uow.add(repo.op_insert_attempt(attempt, check_after_s=kassa.recovery_after_seconds))
+    uow.add(ops.InsertAttempt.of(attempt, check_after_s=kassa.recovery_after_seconds))
 
 
 async def commit_start(kassa: Kassa, p: PaymentIntent, attempt: Attempt,
                        idempotency: IdempotencyHandle | None) -> None:
     """Step 1 of an operation on an existing payment: its move and the attempt, together."""
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.UpdatePayment.of(p))
         begin(kassa, uow, attempt, idempotency)
         await uow.commit()
 
@@ -137,7 +133,7 @@ async def leave_unknown(kassa: Kassa, attempt: Attempt, answer: dict[str, Any],
                         idempotency: IdempotencyHandle | None) -> dict[str, Any]:
     """The PSP did not answer: recovery learns the truth; the client gets ``answer``."""
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_mark_attempt_unknown(attempt.id))
+        uow.add(ops.MarkAttemptUnknown(attempt.id))
         await uow.commit(response=answer)
     return answer
 
@@ -175,15 +171,15 @@ async def finish(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
         except Unrecordable as exc:
             log.error("attempt %s needs attention: %s", attempt.id, exc)
             async with kassa.pool.acquire() as conn:
-                await repo.flag_attempt(conn, attempt.id, note=str(exc),
-                                        recheck_s=kassa.watch.backoff_cap_seconds)
+                await payments_db.flag_attempt(conn, attempt.id, note=str(exc),
+                                               recheck_s=kassa.watch.backoff_cap_seconds)
             now = PI(await reload(kassa, attempt.payment_intent_id))
             if idempotency is not None:  # answered like a timeout: the outcome is open
                 async with UnitOfWork(kassa, idempotency) as uow:
                     await uow.commit(response=now)
             return now
         except ConcurrentModification:
-            current = await repo.get_attempt(kassa.pool, attempt.id)
+            current = await payments_db.get_attempt(kassa.pool, attempt.id)
             if current is None or current.status not in RECORDABLE:
                 # recorded by someone else (recovery, a webhook, the original request)
                 return await answer_recorded(kassa, current or attempt, idempotency)
@@ -202,7 +198,7 @@ async def answer_recorded(kassa: Kassa, attempt: Attempt,
     answer: object
     if attempt.operation is Operation.REFUND:
         assert attempt.refund_id is not None
-        r = await repo.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
+        r = await refunds_db.get_refund(kassa.pool, merchant_id=None, refund_id=attempt.refund_id)
         assert r is not None
         answer = representations.refund(r, charge=p.latest_charge,
                                         payment_method=p.payment_method)
@@ -245,13 +241,13 @@ def store_answer(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, answer: object
     if attempt.idempotency_key is None or kassa.render is None:
         return
     status, body = kassa.render(answer)
-    uow.add(repo.op_complete_idempotency(merchant_id=attempt.merchant_id,
+    uow.add(ops.CompleteIdempotency(merchant_id=attempt.merchant_id,
                                          key=attempt.idempotency_key, status=status,
                                          body=body, for_attempt=attempt.id))
 
 
 async def reload(kassa: Kassa, payment_id: str) -> PaymentIntent:
-    p = await repo.get_payment_unscoped(kassa.pool, payment_id)
+    p = await payments_db.get_payment_unscoped(kassa.pool, payment_id)
     assert p is not None, payment_id
     return p
 
@@ -329,7 +325,7 @@ async def resolve(kassa: Kassa, attempt: Attempt,
         await finish(kassa, attempt, result, idempotency=idempotency)
     except KassaError:
         pass  # a decline or refused operation: recorded, and that is the answer
-    current = await repo.get_attempt(kassa.pool, attempt.id)
+    current = await payments_db.get_attempt(kassa.pool, attempt.id)
     if current is None or current.status is before:
         return "unresolved"
     if current.status is AttemptStatus.NEEDS_ATTENTION:

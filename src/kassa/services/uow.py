@@ -1,7 +1,7 @@
 """Unit of work: one database transaction holding a state change, its ledger postings, its
 outbox events and (when the request carried one) its idempotency key's stored response.
 
-Writes are collected as operations and applied by commit() in a single round trip
+Writes are collected as typed ops (db/ops.py) and applied by commit() in a single round trip
 (``kassa_apply``); a unit of work that must also read-and-lock rows (a worker claiming a
 batch) opens an explicit transaction with ``await uow.connection()`` first."""
 
@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from kassa import representations, request_context
-from kassa.db import repositories as repo
+from kassa.db import ops, units
 from kassa.services.context import Kassa
 
 Renderer = Callable[[object], tuple[int, bytes]]
@@ -49,7 +49,7 @@ class IdempotencyHandle:
 class UnitOfWork:
     kassa: Kassa
     idempotency: IdempotencyHandle | None = None
-    _ops: list[repo.Op] = field(init=False, default_factory=list)
+    _ops: list[ops.Op] = field(init=False, default_factory=list)
     _events: list[dict[str, Any]] = field(init=False, default_factory=list)
     _conn: asyncpg.Connection | None = field(init=False, default=None)
     _tx: Any = field(init=False, default=None)
@@ -81,8 +81,8 @@ class UnitOfWork:
             self._conn = conn
         return self._conn
 
-    def add(self, *ops: repo.Op) -> None:
-        self._ops.extend(ops)
+    def add(self, *queued: ops.Op) -> None:
+        self._ops.extend(queued)
 
     def emit(self, *, merchant_id: str, type: str, obj: dict[str, Any],
              previous: dict[str, Any] | None = None) -> None:
@@ -99,28 +99,28 @@ class UnitOfWork:
                      resource_id: str | None = None) -> None:
         """Commit; with ``response`` the idempotency key stores it in the same transaction,
         with ``resource_id`` it records the object this request created (a recovery point)."""
-        ops = self._ops
+        unit = self._ops
         handle = self.idempotency
         if handle is not None and not handle.claimed:
-            ops.insert(0, repo.op_claim_idempotency(
+            unit.insert(0, ops.ClaimIdempotency(
                 merchant_id=handle.merchant_id, key=handle.key, fingerprint=handle.fingerprint,
                 method=handle.method, path=handle.path, request_id=handle.request_id))
         if self._events:
-            ops.append(repo.op_insert_events(self._events))
+            unit.append(ops.InsertEvents(self._events))
         if handle is not None and resource_id is not None:
-            ops.append(repo.op_set_idempotency_resource(
+            unit.append(ops.SetIdempotencyResource(
                 merchant_id=handle.merchant_id, key=handle.key, resource_id=resource_id))
         if handle is not None and response is not None:
             status, body = handle.render(response)
-            ops.append(repo.op_complete_idempotency(merchant_id=handle.merchant_id,
+            unit.append(ops.CompleteIdempotency(merchant_id=handle.merchant_id,
                                                     key=handle.key, status=status, body=body))
         if self._conn is not None:
-            await repo.apply(self._conn, ops)
+            await units.apply(self._conn, unit)
             await self._tx.commit()
         elif self.kassa.writer is not None:
-            await self.kassa.writer.apply(ops)  # may share a transaction with other requests
+            await self.kassa.writer.apply(unit)  # may share a transaction with other requests
         else:
-            await repo.apply(self.kassa.pool, ops)  # one statement, one implicit transaction
+            await units.apply(self.kassa.pool, unit)  # one statement, one implicit transaction
         self._committed = True
         if handle is not None:
             handle.claimed = True

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import repositories as repo
+from kassa.db import ops
 from kassa.domain import intent_fields
 from kassa.services.client_secret import verify_client_secret
 from kassa.services.confirm import _check_payment_method, refuse_customer
@@ -37,7 +37,7 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_id: str,
         await _check_payment_method(kassa, merchant_id, str(changes["payment_method"]))
     intent_fields.update(p, changes)
     async with UnitOfWork(kassa, idempotency) as uow:
-        uow.add(repo.op_update_payment(p))
+        uow.add(ops.UpdatePayment.of(p))
         # the answer commits with the change: a retry replays it, never re-applies it
         await uow.commit(response=PI(p))
     return PI(p)

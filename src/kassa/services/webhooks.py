@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kassa import representations
-from kassa.db import cursors as cursor_repo
-from kassa.db import webhooks_repository as repo
+from kassa.db import cursors as cursors_db
+from kassa.db import webhook_deliveries as deliveries_db
+from kassa.db import webhook_endpoints as endpoints_db
 from kassa.domain import ids
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
@@ -118,12 +119,13 @@ async def create_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
     secret = new_secret()
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        await repo.lock_merchant(conn, merchant_id)
-        if await repo.count_endpoints(conn, merchant_id) >= policy.max_endpoints_per_merchant:
+        await endpoints_db.lock_merchant(conn, merchant_id)
+        if await endpoints_db.count_endpoints(conn,
+                                              merchant_id) >= policy.max_endpoints_per_merchant:
             raise InvalidRequest(
                 f"A merchant may have at most {policy.max_endpoints_per_merchant} webhook "
                 "endpoints; delete one first.", code="webhook_endpoint_limit")
-        row = await repo.insert_endpoint(
+        row = await endpoints_db.insert_endpoint(
             conn, endpoint_id=kassa.ids("we"), merchant_id=merchant_id, url=checked_url,
             description=_description(description), metadata=metadata or {},
             enabled_events=events, secret=secret, created=kassa.clock(),
@@ -135,7 +137,8 @@ async def create_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
 
 async def retrieve_endpoint(kassa: Kassa, *, merchant_id: str, endpoint_id: str
                             ) -> dict[str, Any]:
-    row = await repo.get_endpoint(kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id)
+    row = await endpoints_db.get_endpoint(kassa.pool, merchant_id=merchant_id,
+                                          endpoint_id=endpoint_id)
     if row is None:
         raise _not_found(endpoint_id)
     return _endpoint(row)
@@ -144,9 +147,9 @@ async def retrieve_endpoint(kassa: Kassa, *, merchant_id: str, endpoint_id: str
 async def list_endpoints(kassa: Kassa, *, merchant_id: str, limit: int,
                          starting_after: str | None, ending_before: str | None,
                          created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
-    rows, more = await repo.list_endpoints(kassa.pool, merchant_id=merchant_id, limit=limit,
-                                           starting_after=starting_after,
-                                           ending_before=ending_before, created=created)
+    rows, more = await endpoints_db.list_endpoints(kassa.pool, merchant_id=merchant_id, limit=limit,
+                                                   starting_after=starting_after,
+                                                   ending_before=ending_before, created=created)
     return [_endpoint(r) for r in rows], more
 
 
@@ -163,8 +166,8 @@ async def update_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
     events = None if enabled_events is None else _events(enabled_events)
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        current = await repo.get_endpoint(conn, merchant_id=merchant_id,
-                                          endpoint_id=endpoint_id, for_update=True)
+        current = await endpoints_db.get_endpoint(conn, merchant_id=merchant_id,
+                                                  endpoint_id=endpoint_id, for_update=True)
         if current is None:
             raise _not_found(endpoint_id)
         merged = dict(current["metadata"])
@@ -176,7 +179,7 @@ async def update_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
         status = current["status"]
         if disabled is not None:
             status = "disabled" if disabled else "enabled"
-        row = await repo.update_endpoint(
+        row = await endpoints_db.update_endpoint(
             conn, merchant_id=merchant_id, endpoint_id=endpoint_id,
             url=checked_url or current["url"],
             description=current["description"] if description is None
@@ -186,7 +189,7 @@ async def update_endpoint(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: s
             if stripe_signature is None else stripe_signature)
         assert row is not None  # locked above
         if current["status"] == "disabled" and status == "enabled":
-            await repo.unpark_deliveries(conn, endpoint_id=endpoint_id)
+            await deliveries_db.unpark_deliveries(conn, endpoint_id=endpoint_id)
         result = _endpoint(row)
         await uow.commit(response=result)
     return result
@@ -197,8 +200,8 @@ async def delete_endpoint(kassa: Kassa, *, merchant_id: str, endpoint_id: str,
     """Stops every delivery to it; its delivery history goes with it."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        if not await repo.delete_endpoint(conn, merchant_id=merchant_id,
-                                          endpoint_id=endpoint_id):
+        if not await endpoints_db.delete_endpoint(conn, merchant_id=merchant_id,
+                                                  endpoint_id=endpoint_id):
             raise _not_found(endpoint_id)
         result = representations.deleted_webhook_endpoint(endpoint_id)
         await uow.commit(response=result)
@@ -218,8 +221,9 @@ async def rotate_secret(kassa: Kassa, *, policy: WebhookPolicy, merchant_id: str
     secret = new_secret()
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        row = await repo.rotate_secret(conn, merchant_id=merchant_id, endpoint_id=endpoint_id,
-                                       secret=secret, grace_seconds=grace)
+        row = await endpoints_db.rotate_secret(conn, merchant_id=merchant_id,
+                                               endpoint_id=endpoint_id,
+                                               secret=secret, grace_seconds=grace)
         if row is None:
             raise _not_found(endpoint_id)
         result = _endpoint(row, secret=secret)
@@ -243,20 +247,20 @@ async def list_deliveries(kassa: Kassa, *, merchant_id: str, endpoint_id: str, l
         cursors[name] = None if value is None else representations.parse_delivery_id(value)
         if value is not None and cursors[name] is None:
             raise InvalidRequest(f"Invalid {name}: not a webhook delivery id.", param=name)
-    if await repo.get_endpoint(kassa.pool, merchant_id=merchant_id,
-                               endpoint_id=endpoint_id) is None:
+    if await endpoints_db.get_endpoint(kassa.pool, merchant_id=merchant_id,
+                                       endpoint_id=endpoint_id) is None:
         raise _not_found(endpoint_id)
     for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
         number = cursors[name]
-        if value is not None and number is not None and not await cursor_repo.delivery_exists(
+        if value is not None and number is not None and not await cursors_db.delivery_exists(
                 kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id,
                 delivery_id=number):
             raise pagination.missing_cursor("webhook_delivery", name, value)
-    rows, more = await repo.list_deliveries(
+    rows, more = await deliveries_db.list_deliveries(
         kassa.pool, merchant_id=merchant_id, endpoint_id=endpoint_id, limit=limit,
         starting_after=cursors["starting_after"], ending_before=cursors["ending_before"],
         status=status, created=created)
-    attempts = await repo.attempts_for(kassa.pool, [r["id"] for r in rows]) if rows else {}
+    attempts = await deliveries_db.attempts_for(kassa.pool, [r["id"] for r in rows]) if rows else {}
     return [representations.webhook_delivery(dict(r),
                                              [dict(a) for a in attempts.get(r["id"], [])])
             for r in rows], more
@@ -267,7 +271,8 @@ async def pending_webhooks(kassa: Kassa, *, merchant_id: str, event_ids: list[st
     """Per event id, its deliveries not (yet) acknowledged with a 2xx (absent: 0)."""
     if not event_ids:
         return {}
-    return await repo.pending_counts(kassa.pool, merchant_id=merchant_id, event_ids=event_ids)
+    return await deliveries_db.pending_counts(kassa.pool, merchant_id=merchant_id,
+                                              event_ids=event_ids)
 
 
 async def redeliver(kassa: Kassa, *, merchant_id: str, event_id: str,
@@ -279,17 +284,17 @@ async def redeliver(kassa: Kassa, *, merchant_id: str, event_id: str,
     Returns the deliveries scheduled."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        if not await repo.event_exists(conn, merchant_id=merchant_id, event_id=event_id):
+        if not await deliveries_db.event_exists(conn, merchant_id=merchant_id, event_id=event_id):
             raise NotFound(f"No such event: '{event_id}'", param="id")
         if endpoint_id is not None:
-            if await repo.get_endpoint(conn, merchant_id=merchant_id,
-                                       endpoint_id=endpoint_id) is None:
+            if await endpoints_db.get_endpoint(conn, merchant_id=merchant_id,
+                                               endpoint_id=endpoint_id) is None:
                 raise NotFound(f"No such webhook endpoint: '{endpoint_id}'", param="endpoint")
-            rows = await repo.redeliver_to_endpoint(conn, merchant_id=merchant_id,
-                                                    event_id=event_id, endpoint_id=endpoint_id)
+            rows = await deliveries_db.redeliver_to_endpoint(
+                conn, merchant_id=merchant_id, event_id=event_id, endpoint_id=endpoint_id)
         else:
-            rows = await repo.redeliver_event(conn, merchant_id=merchant_id,
-                                              event_id=event_id)
+            rows = await deliveries_db.redeliver_event(conn, merchant_id=merchant_id,
+                                                       event_id=event_id)
         result = representations.list_object(
             f"/v1/events/{event_id}/redeliver",
             [representations.webhook_delivery(dict(r)) for r in rows], has_more=False)
@@ -300,7 +305,7 @@ async def redeliver(kassa: Kassa, *, merchant_id: str, event_id: str,
 async def redeliver_as_operator(kassa: Kassa, *, event_id: str, endpoint_id: str | None = None
                                 ) -> dict[str, Any]:
     """The CLI's redelivery: the event id alone names its merchant."""
-    merchant_id = await repo.event_merchant(kassa.pool, event_id)
+    merchant_id = await deliveries_db.event_merchant(kassa.pool, event_id)
     if merchant_id is None:
         raise NotFound(f"No such event: '{event_id}'", param="id")
     return await redeliver(kassa, merchant_id=merchant_id, event_id=event_id,
@@ -310,7 +315,7 @@ async def redeliver_as_operator(kassa: Kassa, *, event_id: str, endpoint_id: str
 async def list_dead(kassa: Kassa, *, merchant_id: str | None = None, limit: int = 100
                     ) -> list[dict[str, Any]]:
     """Dead deliveries across merchants (or one), most recent first, for operators."""
-    rows = await repo.list_dead(kassa.pool, merchant_id=merchant_id, limit=limit)
+    rows = await deliveries_db.list_dead(kassa.pool, merchant_id=merchant_id, limit=limit)
     out = []
     for r in rows:
         obj = representations.webhook_delivery(dict(r))

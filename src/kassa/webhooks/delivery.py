@@ -39,8 +39,8 @@ import asyncpg
 import httpx
 
 from kassa import representations
-from kassa.db import webhooks_repository as repo
-from kassa.db.webhooks_repository import ClaimedDelivery
+from kassa.db import webhook_deliveries as deliveries_db
+from kassa.db.webhook_deliveries import ClaimedDelivery
 from kassa.webhooks import endpoints as rules
 from kassa.webhooks.backoff import RetrySchedule
 from kassa.webhooks.resolver import PublicOnlyResolver
@@ -179,7 +179,7 @@ class WebhookSender:
             return 0, 0
         limit = min(cfg.batch_size, free)
         started = time.monotonic()
-        claimed, deferred = await repo.claim_due(
+        claimed, deferred = await deliveries_db.claim_due(
             self.pool, limit=limit, lease_seconds=cfg.lease_seconds,
             per_endpoint=cfg.per_endpoint, busy=self._busy(started),
             window=max(cfg.claim_window, limit))
@@ -202,27 +202,27 @@ class WebhookSender:
             else:
                 self._start(d, deadline)
         if orphans:
-            await repo.delete_deliveries(self.pool, orphans)
+            await deliveries_db.delete_deliveries(self.pool, orphans)
         if parked:
-            await repo.park(self.pool, parked)
+            await deliveries_db.park(self.pool, parked)
             self.stats.parked += len(parked)
         return len(claimed), limit
 
-    def _busy(self, now: float) -> dict[str, repo.Busy]:
+    def _busy(self, now: float) -> dict[str, deliveries_db.Busy]:
         """Per endpoint with open requests: the slots left and, when it is at its cap and
         slow, the seconds per delivery it manages and how far ahead to move the rest."""
         cfg = self.config
-        busy: dict[str, repo.Busy] = {}
+        busy: dict[str, deliveries_db.Busy] = {}
         for endpoint_id, requests in self._open.items():
             free = max(cfg.per_endpoint - len(requests), 0)
             # a request still open counts as slow as it has been so far (a hanging endpoint)
             latency = max(self._latency.get(endpoint_id, 0.0), now - min(requests.values()))
             if free == 0 and latency >= cfg.slow_seconds:
-                busy[endpoint_id] = repo.Busy(
+                busy[endpoint_id] = deliveries_db.Busy(
                     free=0, pace=latency / cfg.per_endpoint,
                     max_defer=min(cfg.max_deferral_seconds, 10 * latency))
             else:
-                busy[endpoint_id] = repo.Busy(free=free)
+                busy[endpoint_id] = deliveries_db.Busy(free=free)
         return busy
 
     def _observe(self, endpoint_id: str, seconds: float) -> None:
@@ -339,7 +339,7 @@ class WebhookSender:
     def _outcome(d: ClaimedDelivery, *, status: str, status_code: int | None,
                  error: str | None, attempted_at: float, duration_ms: int,
                  excerpt: str | None, retry_in: float | None) -> dict[str, Any]:
-        """A row for repo.record_attempts."""
+        """A row for deliveries_db.record_attempts."""
         return {"id": d.id, "lease": d.lease.isoformat(), "status": status,
                 "retry_in": retry_in, "succeeded": status == "delivered",
                 "status_code": status_code, "duration_ms": duration_ms, "error": error,
@@ -397,7 +397,7 @@ class WebhookSender:
             return
         batch, self._outcomes = self._outcomes, []
         try:
-            kept = await repo.record_attempts(self.pool, batch)
+            kept = await deliveries_db.record_attempts(self.pool, batch)
         except BaseException:
             self._outcomes[:0] = batch
             raise
@@ -405,9 +405,10 @@ class WebhookSender:
 
     async def _sweep(self) -> None:
         try:
-            await repo.sweep_parked(self.pool)
+            await deliveries_db.sweep_parked(self.pool)
             if self.config.retention_days:
-                await repo.expire_finished(self.pool, older_than_days=self.config.retention_days)
+                await deliveries_db.expire_finished(self.pool,
+                                                    older_than_days=self.config.retention_days)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.exception("webhook sweep failed")
 

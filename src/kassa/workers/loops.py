@@ -14,11 +14,11 @@ from kassa.services import (
     idempotency,
     payout_rail,
     payout_scheduler,
-    psp_webhooks,
     recovery,
     request_logs,
 )
 from kassa.services.context import Kassa
+from kassa.webhooks import inbound as psp_webhooks
 from kassa.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)

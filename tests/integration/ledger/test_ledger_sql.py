@@ -19,11 +19,13 @@ import pytest
 
 from kassa import bootstrap
 from kassa.config import Settings
-from kassa.db import repositories as repo
+from kassa.db import ops, units
+from kassa.db import payments as payments_db
 from kassa.db.pool import create_pool
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
 from kassa.domain.payments import PaymentIntent, PaymentStatus
+from kassa.ledger import balances as ledger_balances
 from kassa.ledger.verify import verify
 from kassa.services import merchants, payments, refunds
 from tests.support.databases import migrated_database
@@ -317,7 +319,7 @@ async def test_account_balances_equal_the_sum_of_entries(conn):
             await conn.execute(ENTRY_SQL, tx_id, cr, currency, layer, -amount)
             expected[(dr, currency, layer)] += amount
             expected[(cr, currency, layer)] -= amount
-    rows = await repo.account_balances(conn, accounts)
+    rows = await ledger_balances.account_balances(conn, accounts)
     got = {(r["account"], r["currency"], r["layer"]): r["total"] for r in rows}
     assert got == dict(expected)  # pending nets to 0 but is still reported
     raw = await conn.fetch(
@@ -325,7 +327,7 @@ async def test_account_balances_equal_the_sum_of_entries(conn):
         " WHERE account = ANY($1::text[]) GROUP BY 1, 2, 3", accounts)
     assert got == {(r["account"], r["currency"], r["layer"]): r["s"] for r in raw}
     assert sum(got.values()) == 0
-    assert await repo.account_balances(conn, ["test:no-such-account"]) == []
+    assert await ledger_balances.account_balances(conn, ["test:no-such-account"]) == []
 
 
 # --------------------------------------------------------------------- CAS race
@@ -340,12 +342,26 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
         await p.close()
 
 
+async def insert_payment(conn: asyncpg.Connection | asyncpg.Pool, p: PaymentIntent) -> None:
+    await units.apply(conn, [ops.InsertPayment.of(p)])
+
+
+async def update_payment(conn: asyncpg.Connection | asyncpg.Pool, p: PaymentIntent) -> None:
+    """Compare-and-swap on version: the caller read version ``p.version``."""
+    version = p.version
+    try:
+        await units.apply(conn, [ops.UpdatePayment.of(p)])
+    except BaseException:
+        p.version = version
+        raise
+
+
 async def new_payment(pool: asyncpg.Pool) -> PaymentIntent:
     p = PaymentIntent(id=uid("pi_race"), merchant_id="acct_race", amount=Money(1000, "usd"),
                       status=PaymentStatus.REQUIRES_PAYMENT_METHOD, capture_method="manual",
                       created=1)
-    await repo.insert_payment(pool, p)
-    loaded = await repo.get_payment(pool, merchant_id="acct_race", payment_id=p.id)
+    await insert_payment(pool, p)
+    loaded = await payments_db.get_payment(pool, merchant_id="acct_race", payment_id=p.id)
     assert loaded is not None and loaded.version == 0
     return loaded
 
@@ -363,16 +379,16 @@ async def test_cas_second_writer_waits_then_loses(pool):
     p = await new_payment(pool)
     first, second = await pool.acquire(), await pool.acquire()
     try:
-        a = await repo.get_payment(first, merchant_id=p.merchant_id, payment_id=p.id)
-        b = await repo.get_payment(second, merchant_id=p.merchant_id, payment_id=p.id)
+        a = await payments_db.get_payment(first, merchant_id=p.merchant_id, payment_id=p.id)
+        b = await payments_db.get_payment(second, merchant_id=p.merchant_id, payment_id=p.id)
         assert a is not None and b is not None and a.version == b.version == 0
         a.attach_payment_method("pm_card_visa")
         b.cancel(reason="abandoned", now=2)
         tr_a, tr_b = first.transaction(), second.transaction()
         await tr_a.start()
         await tr_b.start()
-        await repo.update_payment(first, a)  # holds the row lock
-        racer = asyncio.create_task(repo.update_payment(second, b))
+        await update_payment(first, a)  # holds the row lock
+        racer = asyncio.create_task(update_payment(second, b))
         await wait_until_blocked(pool, second.get_server_pid())
         assert not racer.done()
         await tr_a.commit()
@@ -382,7 +398,7 @@ async def test_cas_second_writer_waits_then_loses(pool):
     finally:
         await pool.release(first)
         await pool.release(second)
-    final = await repo.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
+    final = await payments_db.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
     assert final is not None
     assert (final.status, final.version) == (PaymentStatus.REQUIRES_CONFIRMATION, 1)
 
@@ -391,16 +407,16 @@ async def test_cas_waiting_writer_wins_when_the_first_rolls_back(pool):
     p = await new_payment(pool)
     first, second = await pool.acquire(), await pool.acquire()
     try:
-        a = await repo.get_payment(first, merchant_id=p.merchant_id, payment_id=p.id)
-        b = await repo.get_payment(second, merchant_id=p.merchant_id, payment_id=p.id)
+        a = await payments_db.get_payment(first, merchant_id=p.merchant_id, payment_id=p.id)
+        b = await payments_db.get_payment(second, merchant_id=p.merchant_id, payment_id=p.id)
         assert a is not None and b is not None
         a.attach_payment_method("pm_card_visa")
         b.cancel(reason=None, now=2)
         tr_a, tr_b = first.transaction(), second.transaction()
         await tr_a.start()
         await tr_b.start()
-        await repo.update_payment(first, a)
-        racer = asyncio.create_task(repo.update_payment(second, b))
+        await update_payment(first, a)
+        racer = asyncio.create_task(update_payment(second, b))
         await wait_until_blocked(pool, second.get_server_pid())
         await tr_a.rollback()
         await racer
@@ -408,7 +424,7 @@ async def test_cas_waiting_writer_wins_when_the_first_rolls_back(pool):
     finally:
         await pool.release(first)
         await pool.release(second)
-    final = await repo.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
+    final = await payments_db.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
     assert final is not None and (final.status, final.version) == (PaymentStatus.CANCELED, 1)
 
 
@@ -420,12 +436,12 @@ async def test_cas_exactly_one_of_several_racers_wins(pool):
 
         async def attempt(n: int, p: PaymentIntent = p, outcomes: list[str] = outcomes) -> None:
             async with pool.acquire() as c, c.transaction():
-                mine = await repo.get_payment(c, merchant_id=p.merchant_id, payment_id=p.id)
+                mine = await payments_db.get_payment(c, merchant_id=p.merchant_id, payment_id=p.id)
                 assert mine is not None
                 mine.version = 0  # every racer read version 0
                 mine.description = f"racer {n}"
                 try:
-                    await repo.update_payment(c, mine)
+                    await update_payment(c, mine)
                     await asyncio.sleep(0.005)  # hold the lock so the others queue up
                     outcomes.append(f"won {n}")
                 except ConcurrentModification:
@@ -434,7 +450,7 @@ async def test_cas_exactly_one_of_several_racers_wins(pool):
         await asyncio.gather(*(attempt(n) for n in range(racers)))
         winners = [o for o in outcomes if o.startswith("won")]
         assert len(winners) == 1 and outcomes.count("lost") == racers - 1, outcomes
-        final = await repo.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
+        final = await payments_db.get_payment(pool, merchant_id=p.merchant_id, payment_id=p.id)
         assert final is not None and final.version == 1
         assert final.description == "racer " + winners[0].split()[1]
 

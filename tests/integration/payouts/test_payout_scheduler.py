@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.ledger.verify import verify
@@ -56,13 +56,13 @@ async def scheduled(kassa: Kassa, client):
     for i in range(MERCHANTS):
         m = await merchants.create_merchant(kassa, name=f"scheduled {i}")
         async with kassa.pool.acquire() as conn:
-            await prepo.insert_destination(conn, destination_id=kassa.ids("bank_account"),
-                                           merchant_id=m["merchant_id"], account=ACCOUNT,
-                                           created=0)
+            await payouts_db.insert_destination(conn, destination_id=kassa.ids("bank_account"),
+                                                merchant_id=m["merchant_id"], account=ACCOUNT,
+                                                created=0)
             if i == 0:
-                await prepo.put_schedule(conn, merchant_id=m["merchant_id"], schedule=
-                                         PayoutSchedule(interval=Interval.WEEKLY,
-                                                        weekly_anchor="wednesday"))
+                await payouts_db.put_schedule(conn, merchant_id=m["merchant_id"], schedule=
+                                              PayoutSchedule(interval=Interval.WEEKLY,
+                                                             weekly_anchor="wednesday"))
         made.append(m)
     yield made
     async with kassa.pool.acquire() as conn:  # the next tests' schedulers leave them alone

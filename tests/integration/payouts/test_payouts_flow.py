@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from kassa.db import payouts_repository as prepo
+from kassa.db import payouts as payouts_db
 from kassa.domain import ledger
 from kassa.domain.payouts import PayoutStatus
 from kassa.ledger.verify import verify
@@ -193,7 +193,7 @@ async def test_failed_and_returned_payouts_give_the_money_back(
     assert (reversal["type"], reversal["reporting_category"], reversal["amount"]) == (
         "payout_failure", "payout_reversal", 3000)
     async with kassa.pool.acquire() as conn:  # nothing left for the worker
-        stored = await prepo.get_payout(conn, merchant_id=mid, payout_id=po["id"])
+        stored = await payouts_db.get_payout(conn, merchant_id=mid, payout_id=po["id"])
         assert stored is not None
         due = await conn.fetchval("SELECT next_check_at FROM payouts WHERE id = $1", po["id"])
     assert due is None

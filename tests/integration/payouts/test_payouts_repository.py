@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from kassa.db import payouts_repository as repo
+from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
@@ -41,20 +41,20 @@ async def test_insert_get_and_compare_and_swap(kassa: Kassa, merchant):
     mid = merchant["merchant_id"]
     p = new_payout(mid, description="weekly", metadata={"k": "v"})
     async with kassa.pool.acquire() as conn:
-        await repo.insert_payout(conn, p)
-        assert await repo.get_payout(conn, merchant_id=mid, payout_id=p.id) == p
-        assert await repo.get_payout(conn, merchant_id="acct_other", payout_id=p.id) is None
+        await payouts_db.insert_payout(conn, p)
+        assert await payouts_db.get_payout(conn, merchant_id=mid, payout_id=p.id) == p
+        assert await payouts_db.get_payout(conn, merchant_id="acct_other", payout_id=p.id) is None
         transit = p.moved(p.move_to(PayoutStatus.IN_TRANSIT), trace_id="bt_1")
-        await repo.update_payout(conn, transit, next_check_in_s=60)
+        await payouts_db.update_payout(conn, transit, next_check_in_s=60)
         with pytest.raises(ConcurrentModification):  # a second writer from the same read
-            await repo.update_payout(conn, p.moved(p.move_to(PayoutStatus.CANCELED),
-                                                   failure_balance_transaction="txn_x"),
-                                     next_check_in_s=None)
+            await payouts_db.update_payout(conn, p.moved(p.move_to(PayoutStatus.CANCELED),
+                                                         failure_balance_transaction="txn_x"),
+                                           next_check_in_s=None)
         failed = transit.moved(transit.move_to(PayoutStatus.FAILED,
                                                failure=FailureCode.NO_ACCOUNT),
                                failure_balance_transaction="txn_r")
-        await repo.update_payout(conn, failed, next_check_in_s=None)
-        assert await repo.get_payout(conn, merchant_id=mid, payout_id=p.id) == failed
+        await payouts_db.update_payout(conn, failed, next_check_in_s=None)
+        assert await payouts_db.get_payout(conn, merchant_id=mid, payout_id=p.id) == failed
 
 
 async def test_racing_workers_claim_disjoint_batches(kassa: Kassa, merchant):
@@ -63,7 +63,7 @@ async def test_racing_workers_claim_disjoint_batches(kassa: Kassa, merchant):
     async with kassa.pool.acquire() as conn:
         for _ in range(12):
             p = new_payout(mid)
-            await repo.insert_payout(conn, p)
+            await payouts_db.insert_payout(conn, p)
             ids.add(p.id)
         # only this test's payouts are due (other tests' are not this test's to claim)
         await conn.execute("UPDATE payouts SET next_check_at = NULL WHERE NOT id = ANY($1)",
@@ -71,14 +71,14 @@ async def test_racing_workers_claim_disjoint_batches(kassa: Kassa, merchant):
 
     async def worker() -> set[str]:
         async with kassa.pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim_due_payouts(conn, limit=8, lease_s=30)
+            claimed = await payouts_db.claim_due_payouts(conn, limit=8, lease_s=30)
             await asyncio.sleep(0.05)  # hold the locks while the other claims
             return {c.id for c in claimed if c.id in ids}
 
     first, second = await asyncio.gather(worker(), worker())
     assert not first & second and first | second == ids
     async with kassa.pool.acquire() as conn, conn.transaction():  # leased: not due again
-        assert not {c.id for c in await repo.claim_due_payouts(conn, limit=50, lease_s=30)
+        assert not {c.id for c in await payouts_db.claim_due_payouts(conn, limit=50, lease_s=30)
                     } & ids
 
 
@@ -87,8 +87,8 @@ async def test_a_period_is_claimed_once_by_racing_schedulers(kassa: Kassa, merch
 
     async def scheduler() -> bool:
         async with kassa.pool.acquire() as conn, conn.transaction():
-            won = await repo.claim_period(conn, merchant_id=mid, currency="eur",
-                                          period_key="2027-01-15", created=0)
+            won = await payouts_db.claim_period(conn, merchant_id=mid, currency="eur",
+                                                period_key="2027-01-15", created=0)
             await asyncio.sleep(0.05)
             return won
 
@@ -99,12 +99,12 @@ async def test_a_period_is_claimed_once_by_racing_schedulers(kassa: Kassa, merch
 async def test_watermark_only_moves_forward_and_schedule_round_trips(kassa: Kassa, merchant):
     mid = merchant["merchant_id"]
     async with kassa.pool.acquire() as conn:
-        assert (await repo.get_settings(conn, merchant_id=mid)).schedule == PayoutSchedule()
+        assert (await payouts_db.get_settings(conn, merchant_id=mid)).schedule == PayoutSchedule()
         weekly = PayoutSchedule(interval=Interval.WEEKLY, weekly_anchor="friday", delay_days=5)
-        await repo.put_schedule(conn, merchant_id=mid, schedule=weekly)
-        await repo.advance_watermark(conn, merchant_id=mid, through=200)
-        await repo.advance_watermark(conn, merchant_id=mid, through=100)
-        got = await repo.get_settings(conn, merchant_id=mid)
+        await payouts_db.put_schedule(conn, merchant_id=mid, schedule=weekly)
+        await payouts_db.advance_watermark(conn, merchant_id=mid, through=200)
+        await payouts_db.advance_watermark(conn, merchant_id=mid, through=100)
+        got = await payouts_db.get_settings(conn, merchant_id=mid)
         assert (got.schedule, got.scheduled_through) == (weekly, 200)
 
 
@@ -115,7 +115,7 @@ async def test_the_payout_balance_lock_serialises_one_merchant_and_currency(kass
 
     async def payout(name: str, currency: str, hold: float) -> None:
         async with kassa.pool.acquire() as conn, conn.transaction():
-            await repo.lock_payout_balance(conn, merchant_id=mid, currency=currency)
+            await payouts_db.lock_payout_balance(conn, merchant_id=mid, currency=currency)
             order.append(f"{name}+")
             await asyncio.sleep(hold)
             order.append(f"{name}-")
@@ -135,12 +135,13 @@ async def test_one_default_destination_per_currency(kassa: Kassa, merchant):
     second = bank_account(account_holder_name="J", country="GB", currency="eur",
                           iban="GB82WEST12345698765432")
     async with kassa.pool.acquire() as conn:
-        assert await repo.default_destination(conn, merchant_id=mid, currency="eur") is None
-        await repo.insert_destination(conn, destination_id=f"ba_{uuid.uuid4().hex[:8]}",
-                                      merchant_id=mid, account=first, created=0)
+        assert await payouts_db.default_destination(conn, merchant_id=mid, currency="eur") is None
+        await payouts_db.insert_destination(conn, destination_id=f"ba_{uuid.uuid4().hex[:8]}",
+                                            merchant_id=mid, account=first, created=0)
         second_id = f"ba_{uuid.uuid4().hex[:8]}"
-        await repo.insert_destination(conn, destination_id=second_id, merchant_id=mid,
-                                      account=second, created=1)
-        assert await repo.default_destination(conn, merchant_id=mid, currency="eur") == (
+        await payouts_db.insert_destination(conn, destination_id=second_id, merchant_id=mid,
+                                            account=second, created=1)
+        assert await payouts_db.default_destination(conn, merchant_id=mid, currency="eur") == (
             second_id, second)
-        assert await repo.get_destination(conn, destination_id=second_id) == (second_id, second)
+        assert await payouts_db.get_destination(conn, destination_id=second_id) == (second_id,
+                                                                                    second)

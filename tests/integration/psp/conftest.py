@@ -19,8 +19,9 @@ import pytest
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.psp.simulator import SimulatorConfig
-from kassa.services import merchants, psp_webhooks
+from kassa.services import merchants
 from kassa.services.context import Kassa
+from kassa.webhooks import inbound as psp_webhooks
 from tests.support.api_server import serving
 from tests.support.simulator_server import running_simulator
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
 from kassa.ledger.verify import verify
 from kassa.services import recovery
 from tests.integration.psp.conftest import World
@@ -277,7 +277,7 @@ async def test_recovery_gives_up_into_needs_attention_then_still_settles(world):
         for _ in range(2):  # the PSP keeps failing every look
             await world.sim.post("/_sim/faults", json={"faults": ["error"]})
             await pass_recovery(world, pi)
-        stuck = await repo.list_stuck_attempts(impatient.pool)
+        stuck = await payments_db.list_stuck_attempts(impatient.pool)
         assert [a.id for a in stuck] == [pi["latest_charge"]]
         assert stuck[0].error and stuck[0].error["code"] == "recovery_exhausted"
         assert (await get_pi(world, pi))["status"] == "processing"
@@ -286,7 +286,7 @@ async def test_recovery_gives_up_into_needs_attention_then_still_settles(world):
         world.kassa.watch = old
     got = await get_pi(world, pi)
     assert got["status"] == "succeeded"
-    assert await repo.list_stuck_attempts(impatient.pool) == []
+    assert await payments_db.list_stuck_attempts(impatient.pool) == []
     await assert_books(world)
 
 
@@ -298,8 +298,8 @@ async def test_a_claimed_attempt_is_leased_to_one_worker(world):
     pi = await world.pay(amount=1100)
     await make_due(world.kassa, pi["id"])
     async with world.kassa.pool.acquire() as a, world.kassa.pool.acquire() as b:
-        first = await repo.claim_due_attempts(a, lease_s=60, limit=10)
-        second = await repo.claim_due_attempts(b, lease_s=60, limit=10)
+        first = await payments_db.claim_due_attempts(a, lease_s=60, limit=10)
+        second = await payments_db.claim_due_attempts(b, lease_s=60, limit=10)
     assert pi["latest_charge"] in [x.id for x in first]
     assert pi["latest_charge"] not in [x.id for x in second]
     await pass_recovery(world, pi)
@@ -341,7 +341,7 @@ async def test_a_cancel_whose_void_answer_was_lost_stays_canceled(world):
     got = await get_pi(world, pi)
     assert (got["status"], got["last_payment_error"]) == ("canceled", None), got
     assert "payment_intent.payment_failed" not in await world.events(pi["id"])
-    assert await repo.list_stuck_attempts(world.kassa.pool) == []
+    assert await payments_db.list_stuck_attempts(world.kassa.pool) == []
     assert await ledger_kinds(world, pi) == []
     await assert_books(world)
 
@@ -350,10 +350,10 @@ async def test_recovery_does_not_overwrite_a_deadline_set_meanwhile(world):
     pi = await world.pay(amount=1300, capture_method="manual")
     await make_due(world.kassa, pi["id"])
     async with world.kassa.pool.acquire() as conn:
-        [seen] = await repo.claim_due_attempts(conn, lease_s=60, limit=10)
+        [seen] = await payments_db.claim_due_attempts(conn, lease_s=60, limit=10)
         # meanwhile the attempt moved on (recorded by someone else, tries reset)
         await conn.execute("UPDATE attempts SET tries = tries + 1 WHERE id = $1", seen.id)
-        assert await repo.reschedule_attempt(conn, seen, delay_s=1.0, count_try=True) is None
+        assert await payments_db.reschedule_attempt(conn, seen, delay_s=1.0, count_try=True) is None
         due = await conn.fetchval("SELECT next_check_at > now() + interval '30 seconds'"
                                   " FROM attempts WHERE id = $1", seen.id)
     assert due  # the lease set by the claim stands, not the stale look's 1 s

@@ -14,7 +14,8 @@ import pytest
 from kassa import bootstrap
 from kassa.ledger.verify import verify
 from kassa.psp.simulator import signature
-from kassa.services import psp_webhooks, recovery
+from kassa.services import recovery
+from kassa.webhooks import inbound as psp_webhooks
 from kassa.workers import loops
 from tests.integration.psp.conftest import SECRET, World
 from tests.support.recovery import make_due

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, errors, openapi, responses
-from kassa.services import psp_webhooks
+from kassa.webhooks import inbound as psp_webhooks
 
 router = APIRouter(tags=["psp webhooks"])
 

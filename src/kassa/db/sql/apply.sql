@@ -1,10 +1,10 @@
 -- kassa_apply(ops jsonb): one unit of work's writes in one round trip (PERFORMANCE.md).
 --
--- The services build a step's writes as a JSON list of operations, {"op": name, "row": {...}}
--- (db/repositories.py), and this function applies them in order inside the caller's
--- transaction (or the statement's implicit one); kassa_apply_batch (migration 0006) runs many
+-- The services build a step's writes as a list of typed ops (db/ops.py: one class per WHEN
+-- branch below) sent as JSON, {"op": name, "row": {...}}, and this function applies them in
+-- order inside the caller's transaction (or the statement's implicit one); kassa_apply_batch (migration 0006) runs many
 -- units, each in its own subtransaction. Compare-and-swap misses raise SQLSTATE KS409, mapped
--- to ConcurrentModification by db/repositories.py.
+-- to ConcurrentModification by db/units.py.
 --
 -- This file is the deployed body: `kassa migrate` (db/migrate.py) re-creates it whenever its
 -- sha256 differs from the one recorded in kassa_sql_versions, after the Alembic migrations and

@@ -6,19 +6,17 @@ unit of work's operations like every other money event's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import fetch_page
+from kassa.db.pool import Conn
 from kassa.domain.bank_accounts import BankAccount
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus
-
-Conn = asyncpg.Connection | asyncpg.Pool
 
 PAYOUT_COLUMNS = ("id, merchant_id, amount, currency, status, automatic, period_key,"
                   " description, statement_descriptor, metadata, destination, failure_code,"
@@ -153,7 +151,7 @@ async def get_settings(conn: Conn, *, merchant_id: str) -> PayoutSettings:
     return PayoutSettings(merchant_id, PayoutSchedule(
         interval=Interval(row["interval"]), delay_days=row["delay_days"],
         weekly_anchor=row["weekly_anchor"], monthly_anchor=row["monthly_anchor"]),
-        row["scheduled_through"])
+                          row["scheduled_through"])
 
 
 async def put_schedule(conn: Conn, *, merchant_id: str, schedule: PayoutSchedule) -> None:
@@ -223,22 +221,13 @@ async def list_payouts(conn: Conn, *, merchant_id: str, limit: int, starting_aft
                        arrival_date: Bounds | None, status: str | None
                        ) -> tuple[list[Payout], bool]:
     """Newest first, cursor-paginated by id like Stripe's lists; returns (page, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    where = "merchant_id = $1"
-    if status is not None:
-        params.append(status)
-        where += f" AND status = ${len(params)}"
-    where += bounds_sql("created", created, params)
-    where += bounds_sql("arrival_date", arrival_date, params)
-    cursor, descending = starting_after or ending_before, ending_before is None
-    if cursor is not None:
-        params.append(cursor)
-        where += (f" AND seq {'<' if descending else '>'} (SELECT seq FROM payouts"
-                  f" WHERE id = ${len(params)} AND merchant_id = $1)")
-    rows = await conn.fetch(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE {where}"
-                            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT $2", *params)
-    page = [payout_of(r) for r in rows[:limit]]
-    return (page if descending else page[::-1]), len(rows) > limit
+    rows, more = await fetch_page(
+        conn, select=f"SELECT {PAYOUT_COLUMNS} FROM payouts", table="payouts",
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before,
+        filters=[] if status is None else [("status = {}", status)],
+        bounds=[("created", created), ("arrival_date", arrival_date)])
+    return [payout_of(r) for r in rows], more
 
 
 async def list_destinations(conn: Conn, *, merchant_id: str
@@ -303,23 +292,3 @@ async def attach_balance_transactions(conn: asyncpg.Connection, *, payout_id: st
     """What the payout contains (GET /v1/balance_transactions?payout=…)."""
     await conn.execute("UPDATE balance_transactions SET payout = $1 WHERE id = ANY($2::text[])"
                        " AND payout IS NULL", payout_id, ids)
-
-
-# ---------------------------------------------------------------- verification
-
-
-async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Per merchant and currency, the payouts-in-transit account must hold exactly the
-    payouts that are pending or in transit (`kassa ledger verify`)."""
-    return await conn.fetch(
-        "WITH open AS (SELECT merchant_id, currency, sum(amount)::bigint AS open"
-        " FROM payouts WHERE status IN ('pending', 'in_transit') GROUP BY 1, 2),"
-        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
-        " -sum(amount)::bigint AS ledger FROM ledger_entries"
-        " WHERE account LIKE 'merchant:%:payouts_in_transit' AND layer = 'posted'"
-        " GROUP BY 1, 2)"
-        " SELECT coalesce(open.merchant_id, led.merchant_id) AS merchant_id,"
-        " coalesce(open.currency, led.currency) AS currency, coalesce(open, 0) AS open,"
-        " coalesce(ledger, 0) AS ledger FROM open FULL JOIN led"
-        " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
-        " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import fetch_page
+from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _COLUMNS = ("id, merchant_id, version, name, rules, default_route, active, activated_at,"
             " created")
@@ -84,43 +83,18 @@ async def list_configs(conn: Conn, *, merchant_id: str, limit: int,
                        starting_after: str | None, ending_before: str | None,
                        created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
     """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    cond = "merchant_id = $1"
-    cond += bounds_sql("created", created, params)
-    order = "DESC"
-    if starting_after is not None:
-        params.append(starting_after)
-        cond += (f" AND seq < (SELECT seq FROM routing_configs WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-    elif ending_before is not None:
-        params.append(ending_before)
-        cond += (f" AND seq > (SELECT seq FROM routing_configs WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-        order = "ASC"
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM routing_configs WHERE {cond}"
-                            f" ORDER BY seq {order} LIMIT $2", *params)
-    more = len(rows) > limit
-    out = [_row(r) for r in rows[:limit]]
-    if order == "ASC":
-        out.reverse()
-    return out, more
-
-
-def op_fail_over_attempt(attempt_id: str, *, error: dict[str, Any],
-                         check_after_s: float) -> dict[str, Any]:
-    """kassa_apply: close an authorisation attempt the PSP provably never received, so the
-    payment moves to the next account in the same transaction. A CAS that only holds while
-    the attempt is ``started`` and recovery never claimed it (``check_after_s`` is what its
-    insert was given); else KS409 (ConcurrentModification) and nothing is written."""
-    return {"op": "fail_over_attempt", "row": {"id": attempt_id, "error": error,
-                                               "check_after_s": check_after_s}}
+    rows, more = await fetch_page(conn, select=f"SELECT {_COLUMNS} FROM routing_configs",
+                                  table="routing_configs", merchant_id=merchant_id,
+                                  limit=limit, starting_after=starting_after,
+                                  ending_before=ending_before, bounds=[("created", created)])
+    return [_row(r) for r in rows], more
 
 
 async def recorded_authorizations(conn: Conn, *, merchant_id: str, since: int,
                                   limit: int) -> list[asyncpg.Record]:
     """The merchant's authorisation attempts since ``since`` (unix seconds), oldest first,
     with what routing looks at (the read side of `kassa routing backtest`)."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT a.payment_intent_id, a.psp, a.status, a.error, a.amount, a.currency,"
         " p.capture_method, p.metadata, c.card"
         " FROM attempts a JOIN payment_intents p ON p.id = a.payment_intent_id"
@@ -128,3 +102,4 @@ async def recorded_authorizations(conn: Conn, *, merchant_id: str, since: int,
         " WHERE a.merchant_id = $1 AND a.operation = 'authorize'"
         " AND a.created_at >= to_timestamp($2)"
         " ORDER BY a.created_at, a.id LIMIT $3", merchant_id, since, limit)
+    return rows

@@ -11,11 +11,10 @@ holds the horizon back (later commits wait behind it) instead of being skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import asyncpg
 
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from kassa.db.pool import Conn
 
 # Advisory locks keyed (class, hashtext(name)): the two-int form lives in its own key space,
 # apart from any bigint-keyed advisory lock elsewhere in kassa.

@@ -4,24 +4,19 @@ Deliveries are a work queue: ``next_attempt_at <= now()`` means due. A sender cl
 batch with ``FOR UPDATE SKIP LOCKED`` and, in the same statement, leases it by moving
 ``next_attempt_at`` to the end of the lease; the outcome is recorded only if the lease is
 still the one it took (compare-and-swap on ``next_attempt_at``), so a sender that outlived
-its lease cannot overwrite the work of the one that took over.
-"""
+its lease cannot overwrite the work of the one that took over."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
+from kassa.db.pagination import Filter, fetch_page
+from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
-
-_ENDPOINT_COLUMNS = ("id, merchant_id, url, description, metadata, enabled_events, status, created,"
-                     " stripe_signature")  # stripe_signature: migration 0009_stripe_wire
 
 _DELIVERY_COLUMNS = (
     "d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.attempt_count,"
@@ -32,84 +27,6 @@ _DELIVERY_COLUMNS = (
     " floor(extract(epoch FROM d.completed_at))::bigint AS completed_at"
 )
 
-# ---------------------------------------------------------------- endpoints
-
-
-async def lock_merchant(conn: asyncpg.Connection, merchant_id: str) -> bool:
-    """Serialises endpoint creation per merchant (the per-merchant limit); inside a
-    transaction. NO KEY UPDATE does not block the key-share locks of foreign keys."""
-    return bool(await conn.fetchval(
-        "SELECT true FROM merchants WHERE id = $1 FOR NO KEY UPDATE", merchant_id))
-
-
-async def count_endpoints(conn: Conn, merchant_id: str) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1", merchant_id))
-
-
-async def insert_endpoint(conn: Conn, *, endpoint_id: str, merchant_id: str, url: str,
-                          description: str | None, metadata: dict[str, str],
-                          enabled_events: list[str], secret: str, created: int,
-                          stripe_signature: bool = True) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
-        "INSERT INTO webhook_endpoints (id, merchant_id, url, description, metadata,"
-        " enabled_events, status, secret, created, stripe_signature)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'enabled', $7, $8, $9)"
-        f" RETURNING {_ENDPOINT_COLUMNS}",
-        endpoint_id, merchant_id, url, description, metadata, enabled_events, secret, created,
-        stripe_signature)
-    return row
-
-
-async def get_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str,
-                       for_update: bool = False) -> asyncpg.Record | None:
-    lock = " FOR UPDATE" if for_update else ""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
-        f" WHERE id = $1 AND merchant_id = $2{lock}", endpoint_id, merchant_id)
-    return row
-
-
-async def list_endpoints(conn: Conn, *, merchant_id: str, limit: int,
-                         starting_after: str | None, ending_before: str | None,
-                         created: Bounds | None = None) -> tuple[list[asyncpg.Record], bool]:
-    """Newest first, cursor-paginated by id like Stripe; returns (rows, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    cond = "merchant_id = $1"
-    cond += bounds_sql("created", created, params)
-    order = "DESC"
-    if starting_after is not None:
-        params.append(starting_after)
-        cond += (f" AND seq < (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-    elif ending_before is not None:
-        params.append(ending_before)
-        cond += (f" AND seq > (SELECT seq FROM webhook_endpoints WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-        order = "ASC"
-    rows = await conn.fetch(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE {cond}"
-        f" ORDER BY seq {order} LIMIT $2", *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if order == "ASC":
-        rows.reverse()
-    return rows, has_more
-
-
-async def update_endpoint(conn: Conn, *, merchant_id: str, endpoint_id: str, url: str,
-                          description: str | None, metadata: dict[str, str],
-                          enabled_events: list[str], status: str, stripe_signature: bool
-                          ) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "UPDATE webhook_endpoints SET url = $3, description = $4, metadata = $5,"
-        " enabled_events = $6, status = $7, stripe_signature = $8"
-        " WHERE id = $1 AND merchant_id = $2"
-        f" RETURNING {_ENDPOINT_COLUMNS}",
-        endpoint_id, merchant_id, url, description, metadata, enabled_events, status,
-        stripe_signature)
-    return row
-
 
 async def unpark_deliveries(conn: Conn, *, endpoint_id: str) -> int:
     """Deliveries parked while the endpoint was disabled become due again."""
@@ -118,36 +35,6 @@ async def unpark_deliveries(conn: Conn, *, endpoint_id: str) -> int:
         " WHERE endpoint_id = $1 AND next_attempt_at IS NULL"
         " AND status IN ('pending', 'retrying')", endpoint_id)
     return int(status.split()[-1])
-
-
-async def delete_endpoint(conn: asyncpg.Connection, *, merchant_id: str, endpoint_id: str
-                          ) -> bool:
-    """The endpoint, its deliveries and their attempts (cascade); inside a transaction."""
-    deleted = await conn.fetchval(
-        "DELETE FROM webhook_endpoints WHERE id = $1 AND merchant_id = $2 RETURNING true",
-        endpoint_id, merchant_id)
-    if not deleted:
-        return False
-    await conn.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = $1", endpoint_id)
-    return True
-
-
-async def rotate_secret(conn: Conn, *, merchant_id: str, endpoint_id: str, secret: str,
-                        grace_seconds: float) -> asyncpg.Record | None:
-    """The current secret keeps signing for ``grace_seconds`` next to the new one (an older
-    previous secret is dropped); no grace: it stops at once."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "UPDATE webhook_endpoints SET"
-        " previous_secret = CASE WHEN $4 > 0 THEN secret END,"
-        " previous_secret_expires_at = CASE WHEN $4 > 0"
-        "   THEN now() + make_interval(secs => $4) END,"
-        " secret = $3"
-        f" WHERE id = $1 AND merchant_id = $2 RETURNING {_ENDPOINT_COLUMNS}",
-        endpoint_id, merchant_id, secret, float(grace_seconds))
-    return row
-
-
-# ---------------------------------------------------------------- the delivery queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,36 +240,20 @@ async def expire_finished(conn: Conn, *, older_than_days: float, limit: int = 50
     return int(status.split()[-1])
 
 
-# ---------------------------------------------------------------- reading deliveries
-
-
 async def list_deliveries(conn: Conn, *, merchant_id: str, endpoint_id: str, limit: int,
                           starting_after: int | None, ending_before: int | None,
                           status: str | None, created: Bounds | None = None
                           ) -> tuple[list[asyncpg.Record], bool]:
     """An endpoint's deliveries, newest first; returns (rows, has_more)."""
-    params: list[Any] = [endpoint_id, merchant_id, limit + 1]
-    cond = "d.endpoint_id = $1 AND d.merchant_id = $2"
-    cond += bounds_sql("floor(extract(epoch FROM d.created_at))", created, params)
-    order = "DESC"
+    filters: list[Filter] = [("d.endpoint_id = {}", endpoint_id)]
     if status is not None:
-        params.append(status)
-        cond += f" AND d.status = ${len(params)}"
-    if starting_after is not None:
-        params.append(starting_after)
-        cond += f" AND d.id < ${len(params)}"
-    elif ending_before is not None:
-        params.append(ending_before)
-        cond += f" AND d.id > ${len(params)}"
-        order = "ASC"
-    rows = await conn.fetch(
-        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE {cond}"
-        f" ORDER BY d.id {order} LIMIT $3", *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if order == "ASC":
-        rows.reverse()
-    return rows, has_more
+        filters.append(("d.status = {}", status))
+    return await fetch_page(
+        conn, select=f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d",
+        table="webhook_deliveries", alias="d", key="id", cursor_is_key=True,
+        merchant_id=merchant_id, limit=limit, starting_after=starting_after,
+        ending_before=ending_before, filters=filters,
+        bounds=[("floor(extract(epoch FROM d.created_at))", created)])
 
 
 async def attempts_for(conn: Conn, delivery_ids: list[int]) -> dict[int, list[asyncpg.Record]]:
@@ -429,8 +300,6 @@ async def event_merchant(conn: Conn, event_id: str) -> str | None:
         "SELECT merchant_id FROM events WHERE id = $1", event_id)
     return merchant
 
-
-# ---------------------------------------------------------------- redelivery
 
 _RESCHEDULE = (
     "status = 'pending', next_attempt_at = now(), scheduled_at = now(), failures = 0,"

@@ -1,5 +1,6 @@
-"""Inbound PSP webhooks: verify and store them (``receive``, answering at once), then apply
-each exactly once, in order per PSP object (``apply_pending``, the psp-webhooks worker).
+"""Inbound PSP webhooks, the use case (``api/routers/psp_webhooks.py`` is its door, the
+inbox's SQL is db/psp_inbox.py): verify and store them (``receive``, answering at once), then
+apply each exactly once, in order per PSP object (``apply_pending``, the psp-webhooks worker).
 
 Guarantees, and what provides them:
 
@@ -24,17 +25,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import psp_repository as psp_repo
-from kassa.db import repositories as repo
+from kassa.db import payments as payments_db
+from kassa.db import psp_inbox
+from kassa.db import refunds as refunds_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest, KassaError, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, RefundStatus
-from kassa.psp.base import (
-    Outcome,
-    PSPEvent,
-    PSPEventType,
-    PSPResult,
-    WebhookRejected,
-)
+from kassa.psp.base import Outcome, PSPEvent, PSPEventType, PSPResult, WebhookRejected
 from kassa.services import disputes, refunds, saga
 from kassa.services.context import Kassa
 from kassa.services.disputes import Deferred
@@ -64,7 +60,7 @@ async def receive(kassa: Kassa, *, psp: str, headers: Mapping[str, str], body: b
         log.warning("refused a %s webhook: %s", psp, exc)
         raise InvalidRequest(f"Webhook refused: {exc}.",
                              code="webhook_signature_invalid") from None
-    new = await psp_repo.insert_events(kassa.pool, events)
+    new = await psp_inbox.insert_events(kassa.pool, events)
     return {"received": True, "events": len(events), "duplicates": len(events) - new}
 
 
@@ -79,17 +75,17 @@ async def apply_pending(kassa: Kassa, *, limit: int = 100) -> int:
 async def apply_next(kassa: Kassa) -> str | None:
     """Claim the oldest due event and apply it; returns what became of it (applied,
     ignored, failed, deferred, error), or None when nothing is due."""
-    claimed: psp_repo.InboxEvent | None = None
+    claimed: psp_inbox.InboxEvent | None = None
     try:
         async with UnitOfWork(kassa) as uow:
             conn = await uow.connection()
-            claimed = await psp_repo.claim_next_event(conn)
+            claimed = await psp_inbox.claim_next_event(conn)
             if claimed is None:
                 return None
             event = claimed.event
             # the object's row lock also serialises workers holding events about it
-            last = await psp_repo.lock_object_version(conn, psp=event.psp,
-                                                      object_ref=event.object_ref)
+            last = await psp_inbox.lock_object_version(conn, psp=event.psp,
+                                                       object_ref=event.object_ref)
             status: str
             note: str | None
             if event.sequence <= last:
@@ -100,16 +96,16 @@ async def apply_next(kassa: Kassa) -> str | None:
                     async with conn.transaction():  # a savepoint: a deferral writes nothing
                         status, note = await _apply(kassa, uow, event)
                 except Deferred as deferred:
-                    status = await psp_repo.defer_event(
+                    status = await psp_inbox.defer_event(
                         conn, inbox_id=claimed.id, delay_s=backoff(claimed.attempts),
                         result=f"deferred: {deferred}", max_attempts=MAX_ATTEMPTS)
                     await uow.commit(side_effects=False)
                     return "deferred" if status == "pending" else status
                 if status == "applied":
-                    await psp_repo.set_object_version(conn, psp=event.psp,
-                                                      object_ref=event.object_ref,
-                                                      sequence=event.sequence)
-            await psp_repo.finish_event(conn, inbox_id=claimed.id, status=status, result=note)
+                    await psp_inbox.set_object_version(conn, psp=event.psp,
+                                                       object_ref=event.object_ref,
+                                                       sequence=event.sequence)
+            await psp_inbox.finish_event(conn, inbox_id=claimed.id, status=status, result=note)
             await uow.commit(side_effects=False)
         log.info("psp event %s %s (%s #%d): %s%s", event.event_id, event.type.value,
                  event.object_ref, event.sequence, status, f" ({note})" if note else "")
@@ -121,10 +117,10 @@ async def apply_next(kassa: Kassa) -> str | None:
         # attempt and try again later in a fresh transaction.
         log.warning("applying psp event %s failed; will retry", claimed.event.event_id,
                     exc_info=True)
-        await psp_repo.defer_event(kassa.pool, inbox_id=claimed.id,
-                                   delay_s=backoff(claimed.attempts),
-                                   result=f"error: {type(exc).__name__}: {exc}",
-                                   max_attempts=MAX_ATTEMPTS)
+        await psp_inbox.defer_event(kassa.pool, inbox_id=claimed.id,
+                                    delay_s=backoff(claimed.attempts),
+                                    result=f"error: {type(exc).__name__}: {exc}",
+                                    max_attempts=MAX_ATTEMPTS)
         return "error"
 
 
@@ -148,7 +144,7 @@ async def _record(kassa: Kassa, attempt: Attempt, result: PSPResult) -> Verdict:
         return "ignored", f"stale: {exc.message}"
     except KassaError:
         pass  # a refused operation or a decline is recorded, then reported as an error
-    current = await repo.get_attempt(kassa.pool, attempt.id)
+    current = await payments_db.get_attempt(kassa.pool, attempt.id)
     assert current is not None
     if current.status is before:
         raise RuntimeError(f"attempt {attempt.id} is still {before.value}")
@@ -157,7 +153,8 @@ async def _record(kassa: Kassa, attempt: Attempt, result: PSPResult) -> Verdict:
 
 async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     """How an authorisation that waited on the customer (3-D Secure) ended."""
-    attempt = await repo.get_attempt(kassa.pool, event.reference) if event.reference else None
+    attempt = await payments_db.get_attempt(kassa.pool,
+                                            event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.AUTHORIZE \
             or attempt.psp != event.psp:
         return "ignored", f"no authorisation attempt {event.reference!r} at {event.psp}"
@@ -171,7 +168,8 @@ async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
 
 async def _capture_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     """A capture the PSP answered ``pending`` is confirmed or refused."""
-    attempt = await repo.get_attempt(kassa.pool, event.reference) if event.reference else None
+    attempt = await payments_db.get_attempt(kassa.pool,
+                                            event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.CAPTURE \
             or attempt.psp != event.psp:
         return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
@@ -189,7 +187,7 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     """A pending refund settles, or a settled one bounces (its posting is reversed and the
     amount becomes refundable again)."""
     conn = await uow.connection()
-    attempt = await repo.get_attempt(conn, event.reference) if event.reference else None
+    attempt = await payments_db.get_attempt(conn, event.reference) if event.reference else None
     if attempt is None or attempt.operation is not Operation.REFUND \
             or attempt.psp != event.psp or attempt.refund_id is None:
         return "ignored", f"no refund attempt {event.reference!r} at {event.psp}"
@@ -205,8 +203,8 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
                            amount=event.amount, decline_code=event.failure_code,
                            message=event.message)
         return await _record(kassa, attempt, result)
-    r = await repo.get_refund(conn, merchant_id=None, refund_id=attempt.refund_id)
-    p = await repo.get_payment_unscoped(conn, attempt.payment_intent_id)
+    r = await refunds_db.get_refund(conn, merchant_id=None, refund_id=attempt.refund_id)
+    p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)
     assert r is not None and p is not None and p.psp is not None
     if succeeded or r.status is not RefundStatus.SUCCEEDED:
         return "ignored", f"refund is already {r.status.value}"

@@ -9,22 +9,13 @@ from typing import Any
 
 import asyncpg
 
-from kassa.db.filters import bounds_sql
-from kassa.db.repositories import _PI_COLUMNS, Conn, Op, _payment
+from kassa.db.pagination import fetch_page
+from kassa.db.pool import Conn
+from kassa.db.rows import PI_COLUMNS, payment_from_row
 from kassa.domain.charges import CardFacts, ChargeDetails
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.domain.payments import AttemptStatus, PaymentIntent
-
-
-def op_insert_charge(d: ChargeDetails) -> Op:
-    """Goes into the same unit of work as the attempt's insert (step 1 of confirm)."""
-    return {"op": "insert_charge", "row": {
-        "id": d.id, "merchant_id": d.merchant_id, "payment_intent_id": d.payment_intent_id,
-        "payment_method": d.payment_method,
-        "card": None if d.card is None else d.card.to_json(),
-        "billing_details": d.billing_details, "receipt_token": d.receipt_token,
-        "created": d.created}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,31 +79,17 @@ async def list_charges(conn: Conn, *, merchant_id: str, limit: int, starting_aft
                        ending_before: str | None, payment_intent: str | None = None,
                        created: Bounds | None = None) -> tuple[list[ChargeRow], bool]:
     """Newest first, paged by charge id like Stripe's lists; (rows, has_more)."""
-    params: list[Any] = [merchant_id, limit + 1]
-    cond = "c.merchant_id = $1"
-    if payment_intent is not None:
-        params.append(payment_intent)
-        cond += f" AND c.payment_intent_id = ${len(params)}"
-    cond += bounds_sql("c.created", created, params)
-    order = "DESC"
-    cursor = starting_after if starting_after is not None else ending_before
-    if cursor is not None:
-        params.append(cursor)
-        side = "<" if starting_after is not None else ">"
-        order = "DESC" if starting_after is not None else "ASC"
-        cond += (f" AND c.seq {side} (SELECT seq FROM charges WHERE id = ${len(params)}"
-                 " AND merchant_id = $1)")
-    rows = await conn.fetch(f"{_SELECT} WHERE {cond} ORDER BY c.seq {order} LIMIT $2",
-                            *params)
-    page = [_row(r) for r in rows[:limit]]
-    if order == "ASC":
-        page.reverse()
-    return page, len(rows) > limit
+    rows, more = await fetch_page(
+        conn, select=_SELECT, table="charges", alias="c", merchant_id=merchant_id, limit=limit,
+        starting_after=starting_after, ending_before=ending_before,
+        filters=[] if payment_intent is None else [("c.payment_intent_id = {}", payment_intent)],
+        bounds=[("c.created", created)])
+    return [_row(r) for r in rows], more
 
 
 async def payments_by_id(conn: Conn, *, merchant_id: str, payment_ids: list[str]
                          ) -> dict[str, PaymentIntent]:
     rows = await conn.fetch(
-        f"SELECT {_PI_COLUMNS} FROM payment_intents WHERE id = ANY($1::text[])"
+        f"SELECT {PI_COLUMNS} FROM payment_intents WHERE id = ANY($1::text[])"
         " AND merchant_id = $2", payment_ids, merchant_id)
-    return {r["id"]: _payment(r) for r in rows}
+    return {r["id"]: payment_from_row(r) for r in rows}

@@ -1,0 +1,166 @@
+"""The ledger's invariants as SQL: what `kassa ledger verify` (ledger/verify.py) checks.
+Each query returns the rows that break one (empty: it holds)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from kassa.db.pool import Conn
+
+
+async def unbalanced_transactions(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT transaction_id, currency, layer, sum(amount)::bigint AS total"
+        " FROM ledger_entries GROUP BY transaction_id, currency, layer"
+        " HAVING sum(amount) <> 0 ORDER BY transaction_id LIMIT $1", limit)
+    return rows
+
+
+async def transactions_with_too_few_entries(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT t.id, count(e.id) AS n FROM ledger_transactions t"
+        " LEFT JOIN ledger_entries e ON e.transaction_id = t.id"
+        " GROUP BY t.id HAVING count(e.id) < 2 ORDER BY t.id LIMIT $1", limit)
+    return rows
+
+
+async def trial_balance(conn: Conn) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT currency, layer, sum(amount)::bigint AS total FROM ledger_entries"
+        " GROUP BY currency, layer ORDER BY currency, layer")
+    return rows
+
+
+async def payment_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Payments whose captured amount differs from what the ledger debited the PSP."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH captured AS ("
+        " SELECT t.source_id AS id, sum(e.amount)::bigint AS captured"
+        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE t.kind = 'capture' AND e.layer = 'posted' AND e.account LIKE 'psp:%'"
+        " GROUP BY t.source_id)"
+        " SELECT p.id, p.amount_received, coalesce(c.captured, 0) AS captured"
+        " FROM payment_intents p LEFT JOIN captured c ON c.id = p.id"
+        " WHERE p.amount_received <> coalesce(c.captured, 0) LIMIT $1", limit)
+    return rows
+
+
+async def refund_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH posted AS ("
+        " SELECT r.payment_intent_id AS id, sum(-e.amount)::bigint AS ledger_refunded"
+        " FROM refunds r JOIN ledger_transactions t ON t.source_id = r.id"
+        " AND t.kind IN ('refund', 'refund_reversal')"
+        " JOIN ledger_entries e ON e.transaction_id = t.id AND e.account LIKE 'psp:%'"
+        " GROUP BY r.payment_intent_id),"
+        " succeeded AS (SELECT payment_intent_id AS id, sum(amount)::bigint AS refunded"
+        " FROM refunds WHERE status = 'succeeded' GROUP BY payment_intent_id)"
+        " SELECT coalesce(s.id, p.id) AS id, coalesce(s.refunded, 0) AS refunded,"
+        " coalesce(p.ledger_refunded, 0) AS ledger_refunded"
+        " FROM succeeded s FULL JOIN posted p ON p.id = s.id"
+        " WHERE coalesce(s.refunded, 0) <> coalesce(p.ledger_refunded, 0) LIMIT $1", limit)
+    return rows
+
+
+async def merchant_balance_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Sum of balance transactions' net must equal the merchant's posted liabilities."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH bt AS (SELECT merchant_id, currency, sum(net)::bigint AS bt_net"
+        " FROM balance_transactions GROUP BY 1, 2),"
+        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
+        " -sum(amount)::bigint AS ledger FROM ledger_entries"
+        " WHERE account LIKE 'merchant:%' AND layer = 'posted'"
+        # a payout on its way is no longer in the balance (payout_ledger_mismatches checks it)
+        " AND account NOT LIKE 'merchant:%:payouts_in_transit' GROUP BY 1, 2)"
+        " SELECT coalesce(bt.merchant_id, led.merchant_id) AS merchant_id,"
+        " coalesce(bt.currency, led.currency) AS currency, coalesce(bt_net, 0) AS bt_net,"
+        " coalesce(ledger, 0) AS ledger FROM bt FULL JOIN led"
+        " ON bt.merchant_id = led.merchant_id AND bt.currency = led.currency"
+        " WHERE coalesce(bt_net, 0) <> coalesce(ledger, 0) LIMIT $1", limit)
+    return rows
+
+
+async def unresolved_or_double_holds(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Holds must be resolved at most once, and holds of finished payments must be resolved."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT h.source_id AS hold_ref,"
+        " CASE WHEN count(r.id) > 1 THEN 'resolved ' || count(r.id) || ' times'"
+        " ELSE 'never resolved although the payment is ' || max(p.status) END AS problem"
+        " FROM ledger_transactions h"
+        " JOIN attempts a ON a.id = h.source_id"
+        " JOIN payment_intents p ON p.id = a.payment_intent_id"
+        " LEFT JOIN ledger_transactions r ON r.hold_ref = h.source_id"
+        " AND r.kind IN ('capture', 'authorization_release')"
+        " WHERE h.kind = 'authorization_hold'"
+        " GROUP BY h.source_id"
+        " HAVING count(r.id) > 1 OR (count(r.id) = 0"
+        " AND max(p.status) IN ('succeeded', 'canceled')) LIMIT $1", limit)
+    return rows
+
+
+async def ledger_counts(conn: Conn) -> dict[str, int]:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM ledger_transactions) AS transactions,"
+        " (SELECT count(*) FROM ledger_entries) AS entries,"
+        " (SELECT count(*) FROM payment_intents) AS payments")
+    return dict(row) if row else {}
+
+
+async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Disputes whose status and ledger disagree: a chargeback must have taken what it
+    withdrew (``amount_withdrawn``, at most the amount) plus the fee from the merchant and
+    the withdrawn amount from the PSP receivable exactly once, a won dispute must
+    have returned both, and no other dispute posting may exist."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH led AS ("
+        " SELECT t.source_id AS id,"
+        "  coalesce(sum(e.amount) FILTER (WHERE t.kind = 'dispute'"
+        "   AND e.account LIKE 'merchant:%'), 0)::bigint AS withdrawn,"
+        "  coalesce(-sum(e.amount) FILTER (WHERE t.kind = 'dispute'"
+        "   AND e.account LIKE 'psp:%'), 0)::bigint AS psp_withdrawn,"
+        "  coalesce(-sum(e.amount) FILTER (WHERE t.kind = 'dispute_reversal'"
+        "   AND e.account LIKE 'merchant:%'), 0)::bigint AS reinstated,"
+        "  coalesce(sum(e.amount) FILTER (WHERE t.kind = 'dispute_reversal'"
+        "   AND e.account LIKE 'psp:%'), 0)::bigint AS psp_reinstated"
+        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE t.kind IN ('dispute', 'dispute_reversal') GROUP BY t.source_id),"
+        " expected AS ("
+        " SELECT id, status,"
+        "  CASE WHEN status IN ('needs_response', 'under_review', 'won', 'lost')"
+        "   THEN amount_withdrawn + fee ELSE 0 END AS withdrawn,"
+        "  CASE WHEN status IN ('needs_response', 'under_review', 'won', 'lost')"
+        "   THEN amount_withdrawn ELSE 0 END AS psp_withdrawn,"
+        "  CASE WHEN status = 'won' THEN amount_withdrawn + fee"
+        "   ELSE 0 END AS reinstated,"
+        "  CASE WHEN status = 'won' THEN amount_withdrawn ELSE 0 END"
+        "   AS psp_reinstated"
+        " FROM disputes)"
+        " SELECT coalesce(x.id, led.id) AS id, x.status,"
+        "  coalesce(x.withdrawn, 0) AS expected_withdrawn, coalesce(led.withdrawn, 0) AS withdrawn,"
+        "  coalesce(x.reinstated, 0) AS expected_reinstated,"
+        "  coalesce(led.reinstated, 0) AS reinstated"
+        " FROM expected x FULL JOIN led ON led.id = x.id"
+        " WHERE coalesce(x.withdrawn, 0) <> coalesce(led.withdrawn, 0)"
+        "  OR coalesce(x.psp_withdrawn, 0) <> coalesce(led.psp_withdrawn, 0)"
+        "  OR coalesce(x.reinstated, 0) <> coalesce(led.reinstated, 0)"
+        "  OR coalesce(x.psp_reinstated, 0) <> coalesce(led.psp_reinstated, 0)"
+        " LIMIT $1", limit)
+    return rows
+
+
+async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Per merchant and currency, the payouts-in-transit account must hold exactly the
+    payouts that are pending or in transit (`kassa ledger verify`)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH open AS (SELECT merchant_id, currency, sum(amount)::bigint AS open"
+        " FROM payouts WHERE status IN ('pending', 'in_transit') GROUP BY 1, 2),"
+        " led AS (SELECT split_part(account, ':', 2) AS merchant_id, currency,"
+        " -sum(amount)::bigint AS ledger FROM ledger_entries"
+        " WHERE account LIKE 'merchant:%:payouts_in_transit' AND layer = 'posted'"
+        " GROUP BY 1, 2)"
+        " SELECT coalesce(open.merchant_id, led.merchant_id) AS merchant_id,"
+        " coalesce(open.currency, led.currency) AS currency, coalesce(open, 0) AS open,"
+        " coalesce(ledger, 0) AS ledger FROM open FULL JOIN led"
+        " ON open.merchant_id = led.merchant_id AND open.currency = led.currency"
+        " WHERE coalesce(open, 0) <> coalesce(ledger, 0) LIMIT $1", limit)
+    return rows

@@ -1,0 +1,112 @@
+"""The journal: each money event's ledger transaction as a unit of work writes it.
+
+The posting rules (which accounts, which layer, which signs) are the domain's
+(domain/ledger.py); this module turns one into the ``PostLedger`` op of db/ops.py together
+with the balance transaction the merchant sees for it, so that the two always travel as a
+pair (kassa_apply stores the ledger transaction's id on the balance transaction). Services
+queue the result on their unit of work: ``uow.add(journal.capture(...))``. Nothing here
+reads the clock or mints ids: the caller passes them.
+"""
+
+from __future__ import annotations
+
+from kassa.db import ops
+from kassa.domain import ledger
+from kassa.domain.ledger import Posting
+from kassa.domain.money import Money
+from kassa.domain.payments import Refund
+from kassa.domain.payouts import Payout, PayoutMove
+
+
+def hold(*, merchant_id: str, psp: str, amount: Money, attempt_id: str) -> ops.PostLedger:
+    """An authorisation's hold (pending layer), sourced by its attempt."""
+    return ops.PostLedger(
+        ledger.authorization_hold(merchant_id=merchant_id, psp=psp, amount=amount),
+        merchant_id=merchant_id, source_id=attempt_id)
+
+
+def release_hold(*, merchant_id: str, psp: str, held: Money, charge_id: str) -> ops.PostLedger:
+    """The authorisation is void at the PSP: its hold is released (once: hold_ref)."""
+    return ops.PostLedger(
+        ledger.authorization_release(merchant_id=merchant_id, psp=psp, held=held),
+        merchant_id=merchant_id, source_id=charge_id, hold_ref=charge_id)
+
+
+def capture(*, merchant_id: str, psp: str, gross: Money, fee: Money, held: Money | None,
+            payment_id: str, charge_id: str | None, bt_id: str, now: int, available_on: int,
+            description: str | None) -> ops.PostLedger:
+    """A capture (resolving the charge's hold when ``held``) and its ``charge`` balance
+    transaction, pending until ``available_on``."""
+    return ops.PostLedger(
+        ledger.capture(merchant_id=merchant_id, psp=psp, gross=gross, fee=fee, held=held),
+        merchant_id=merchant_id, source_id=payment_id,
+        hold_ref=charge_id if held is not None else None,
+        balance_transaction=ops.InsertBalanceTransaction(
+            id=bt_id, merchant_id=merchant_id, amount=gross.minor, fee=fee.minor,
+            currency=gross.currency, type="charge", source=charge_id or payment_id,
+            status="pending", available_on=available_on, created=now,
+            description=description))
+
+
+def refund(r: Refund, *, psp: str, bt_id: str, now: int) -> ops.PostLedger:
+    """A refund the PSP made, and its ``refund`` balance transaction."""
+    return ops.PostLedger(
+        ledger.refund(merchant_id=r.merchant_id, psp=psp, amount=r.amount),
+        merchant_id=r.merchant_id, source_id=r.id,
+        balance_transaction=_available(bt_id, r.merchant_id, -r.amount.minor, r.amount.currency,
+                                       "refund", r.id, now, "REFUND FOR PAYMENT"))
+
+
+def refund_failure(r: Refund, *, psp: str, bt_id: str, now: int) -> ops.PostLedger:
+    """A refund that succeeded failed later at the PSP: its posting reversed, and a
+    ``refund_failure`` balance transaction."""
+    return ops.PostLedger(
+        ledger.refund_reversal(merchant_id=r.merchant_id, psp=psp, amount=r.amount),
+        merchant_id=r.merchant_id, source_id=r.id,
+        balance_transaction=_available(bt_id, r.merchant_id, r.amount.minor, r.amount.currency,
+                                       "refund_failure", r.id, now, "REFUND FAILURE"))
+
+
+def make_available(*, merchant_id: str, net: Money, source_id: str) -> ops.PostLedger:
+    """Due captures of one merchant and currency move from pending to available (their
+    balance transactions flip in the same unit of work)."""
+    return ops.PostLedger(ledger.make_available(merchant_id=merchant_id, net=net),
+                          merchant_id=merchant_id, source_id=source_id)
+
+
+def dispute(posting: Posting, *, merchant_id: str, dispute_id: str,
+            line: ops.InsertBalanceTransaction) -> ops.PostLedger:
+    """A chargeback's withdrawal or reinstatement (domain/ledger.dispute, dispute_reversal)
+    with its balance transaction."""
+    return ops.PostLedger(posting, merchant_id=merchant_id, source_id=dispute_id,
+                          balance_transaction=line)
+
+
+PAYOUT_DESCRIPTIONS = {"payout_cancel": "Payout canceled", "payout_failure": "Payout failed"}
+
+
+def payout(p: Payout, move: PayoutMove, *, bt_id: str | None, now: int) -> ops.PostLedger | None:
+    """A payout's move on the ledger with its balance transaction (the payout itself, its
+    cancel or its failure); None for a move that moves no money (-> in_transit)."""
+    spec = move.balance_transaction
+    line = None
+    if spec is not None:
+        assert bt_id is not None and move.posting is not None
+        description = (("Automatic payout" if p.automatic else "Payout")
+                       if spec.type == "payout" else PAYOUT_DESCRIPTIONS[spec.type])
+        line = _available(bt_id, p.merchant_id, spec.amount.minor, spec.amount.currency,
+                          spec.type, p.id, now, p.description or description)
+    if move.posting is None:
+        return None
+    return ops.PostLedger(move.posting, merchant_id=p.merchant_id, source_id=p.id,
+                          balance_transaction=line)
+
+
+def _available(bt_id: str, merchant_id: str, amount: int, currency: str, type: str,
+               source: str, now: int, description: str | None
+               ) -> ops.InsertBalanceTransaction:
+    """A fee-less balance transaction, available at once."""
+    return ops.InsertBalanceTransaction(
+        id=bt_id, merchant_id=merchant_id, amount=amount, fee=0, currency=currency, type=type,
+        source=source, status="available", available_on=now, created=now,
+        description=description)
