@@ -143,3 +143,33 @@ async def test_many_payments_racing_recovery_are_each_charged_once(dsn, sims):
                 rows = (await c.get(url + "/_sim/authorizations")).json()
                 mine = [x for x in rows if x["merchant_id"] == world.merchant_id]
                 assert all(x["status"] == "captured" for x in mine), mine
+
+
+async def test_a_request_killed_while_b_is_answering_is_resolved_at_b(dsn, sims):
+    """The API process dies after the failover committed, during B's call (here: the
+    request is cancelled there, so nothing after that point runs): recovery finds the
+    payment's attempt at B — once — and A is never asked again."""
+    world_http = RoutingWorld()
+    a_url, b_url = sims
+    world_http.of(a_url).down = True
+    async with routed_world(dsn, a_url, b_url, transport=world_http) as world:
+        await world.route(PRIORITY)
+        r = await world.sims[B].post("/_sim/config", json={"latency_ms": 600})
+        assert r.status_code == 200, r.text
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(world.pay(amount=999), timeout=0.3)
+        finally:
+            await world.sims[B].post("/_sim/config", json={"latency_ms": 0})
+        pid = await world.kassa.pool.fetchval(
+            "SELECT id FROM payment_intents WHERE merchant_id = $1", world.merchant_id)
+        tries = await world.attempts(pid)
+        assert [(t["psp"], t["status"]) for t in tries] == [(A, "failed"), (B, "started")]
+        refused_before = world_http.of(a_url).connects_refused
+        await asyncio.sleep(0.5)  # B's handler finishes what it received
+        await drain(world)
+        tries = await world.attempts(pid)
+        assert [(t["psp"], t["status"]) for t in tries] == [(A, "failed"), (B, "succeeded")]
+        assert world_http.of(a_url).connects_refused == refused_before  # A not asked again
+        assert await world.kassa_succeeded() == {B: 1}
+        await assert_both_ends(world)
