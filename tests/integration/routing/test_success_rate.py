@@ -50,7 +50,7 @@ async def test_traffic_shifts_to_the_better_account_and_exploration_reaches_the_
         # the measured windows, per account
         board = world.kassa.router.monitor.scoreboard  # type: ignore[attr-defined]
         a, b = board.counts(A), board.counts(B)
-        assert a.total + b.total == PAYMENTS and a.failed == b.failed == 0
+        assert a.failed == b.failed == 0  # (each window keeps its last 500)
         assert 0.10 < a.declined / a.total < 0.32, a
         assert b.declined / b.total < 0.08, b
         # both ends: the simulators declined exactly what kassa answered 402 for
