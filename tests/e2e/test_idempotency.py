@@ -188,3 +188,24 @@ async def test_stale_lock_is_taken_over_and_resumes(client, auth, kassa, merchan
     assert r.status_code == 200 and r.json()["id"] == pi_id and r.json()["status"] == "succeeded"
     listed = (await client.get("/v1/payment_intents", headers=auth)).json()["data"]
     assert [p["id"] for p in listed] == [pi_id]
+
+
+async def test_a_create_and_confirm_records_its_intent_with_the_keys_claim(client, auth, kassa):
+    """The key's claim carries the intent the same unit creates (the recovery point a
+    takeover resumes from), so the row is inserted with it rather than updated to it."""
+    k = key()
+    r = await client.post("/v1/payment_intents", headers={**auth, "Idempotency-Key": k},
+                          data={**PAY, "confirm": "true"})
+    assert r.status_code == 200
+    row = await kassa.pool.fetchrow(
+        "SELECT merchant_id, resource_id, response_status, completed_at FROM idempotency_keys"
+        " WHERE key = $1", k)
+    assert row["resource_id"] == r.json()["id"]
+    assert row["response_status"] == 200 and row["completed_at"] is not None
+    other = key()
+    claim = {"op": "claim_idempotency", "row": {
+        "merchant_id": row["merchant_id"], "key": other, "fingerprint": "00", "method": "POST",
+        "path": "/v1/x", "request_id": None, "resource_id": "pi_claimed_with_it"}}
+    await kassa.pool.execute("SELECT kassa_apply($1::jsonb)", [claim])
+    assert await kassa.pool.fetchval(
+        "SELECT resource_id FROM idempotency_keys WHERE key = $1", other) == "pi_claimed_with_it"

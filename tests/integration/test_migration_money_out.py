@@ -109,9 +109,7 @@ def test_payout_kinds_post_once_per_payout(url):
 def test_down_and_up_again(server_url):
     with empty_database(server_url, "kassa_payouts_down") as u:
         upgrade(u)
-        # the revision before money-out, by name: "money_out_payouts@-1" is relative to the
-        # current head once later migrations exist
-        command.downgrade(alembic_config(u), "stripe_charges_charges")
+        command.downgrade(alembic_config(u), "stripe_charges_charges")  # the revision before it
         with psycopg.connect(u) as conn:
             assert conn.execute("SELECT to_regclass('payouts')").fetchone() == (None,)
         upgrade(u)

@@ -18,7 +18,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa import request_context
-from kassa.api.access_log import access_log
+from kassa.api.access_log import access_log, access_log_enabled
 from kassa.services import request_logs
 from kassa.services.context import Kassa
 
@@ -37,10 +37,11 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         request_id = request_context.new_request_id()
+        idempotency_key, host = _key_and_host(scope)
         ctx = request_context.RequestContext(
-            id=request_id, idempotency_key=_header(scope, b"idempotency-key"),
+            id=request_id, idempotency_key=idempotency_key,
             merchant_call=scope["path"].startswith("/v1/"),
-            log_url=_base_url(scope) + LOG_PATH + request_id)
+            log_url=_base_url(scope, host) + LOG_PATH + request_id)
         token = request_context.bind(ctx)
         began = time.perf_counter()
         status: int | None = None
@@ -76,23 +77,28 @@ class RequestIds:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info("request", method=scope.get("method"), path=scope.get("path"),
-                            status=status,
-                            duration_ms=round((time.perf_counter() - began) * 1000, 1))
+            if access_log_enabled():
+                access_log.info("request", method=scope.get("method"), path=scope.get("path"),
+                                status=status,
+                                duration_ms=round((time.perf_counter() - began) * 1000, 1))
             request_context.unbind(token)
         await log_error()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+def _key_and_host(scope: Scope) -> tuple[str | None, str | None]:
+    """The Idempotency-Key and Host headers (the first of each), in one pass."""
+    key = host = None
+    for name, value in scope.get("headers", ()):
+        if name == b"idempotency-key":
+            if key is None:
+                key = bytes(value).decode("latin-1")
+        elif name == b"host" and host is None:
+            host = bytes(value).decode("latin-1")
+    return key, host
 
 
-def _base_url(scope: Scope) -> str:
+def _base_url(scope: Scope, host: str | None) -> str:
     """The scheme and host the client reached kassa at (what it can follow a link to)."""
-    host = _header(scope, b"host")
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"

@@ -350,12 +350,15 @@ class ClaimIdempotency:
     method: str
     path: str
     request_id: str | None = None
+    resource_id: str | None = None  # the object the same unit creates (its recovery point)
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.op, "row": {
-            "merchant_id": self.merchant_id, "key": self.key,
-            "fingerprint": self.fingerprint.hex(), "method": self.method, "path": self.path,
-            "request_id": self.request_id}}
+        row = {"merchant_id": self.merchant_id, "key": self.key,
+               "fingerprint": self.fingerprint.hex(), "method": self.method, "path": self.path,
+               "request_id": self.request_id}
+        if self.resource_id is not None:
+            row["resource_id"] = self.resource_id
+        return {"op": self.op, "row": row}
 
 
 @op_class

@@ -6,14 +6,16 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from kassa.domain import ids
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.payments import PaymentIntent
 
 
 def new_client_secret(payment_id: str) -> str:
-    """``pi_…_secret_…``: 24 random base62 characters (143 bits) after the intent's id."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    return f"{payment_id}_secret_{''.join(secrets.choice(alphabet) for _ in range(24))}"
+    """``pi_…_secret_…``: 24 random base62 characters (142.9 bits) after the intent's id,
+    from one read of the CSPRNG (24 bytes, so reducing them to 24 digits is all but
+    unbiased) rather than one per character (24 system calls, ~20 µs per intent)."""
+    return f"{payment_id}_secret_{ids.base62(secrets.token_bytes(24))}"
 
 
 def verify_client_secret(p: PaymentIntent, client_secret: str | None) -> None:

@@ -101,13 +101,17 @@ class UnitOfWork:
         with ``resource_id`` it records the object this request created (a recovery point)."""
         unit = self._ops
         handle = self.idempotency
-        if handle is not None and not handle.claimed:
+        # a key claimed by this unit records its resource in the claim's insert (one row
+        # version written instead of two)
+        claims = handle is not None and not handle.claimed
+        if handle is not None and claims:
             unit.insert(0, ops.ClaimIdempotency(
                 merchant_id=handle.merchant_id, key=handle.key, fingerprint=handle.fingerprint,
-                method=handle.method, path=handle.path, request_id=handle.request_id))
+                method=handle.method, path=handle.path, request_id=handle.request_id,
+                resource_id=resource_id))
         if self._events:
             unit.append(ops.InsertEvents(self._events))
-        if handle is not None and resource_id is not None:
+        if handle is not None and resource_id is not None and not claims:
             unit.append(ops.SetIdempotencyResource(
                 merchant_id=handle.merchant_id, key=handle.key, resource_id=resource_id))
         if handle is not None and response is not None:

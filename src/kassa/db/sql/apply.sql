@@ -167,11 +167,13 @@ BEGIN
                 object_id text, data jsonb, created bigint);
         WHEN 'claim_idempotency' THEN
             -- first write of a request that carries an Idempotency-Key: a duplicate key
-            -- fails here (unique violation) and rolls the whole unit of work back
+            -- fails here (unique violation) and rolls the whole unit of work back;
+            -- resource_id: the recovery point set in the same unit (one row version, not an
+            -- insert and then set_idempotency_resource's update of it)
             INSERT INTO idempotency_keys (merchant_id, key, fingerprint, method, path, locked_at,
-                                          request_id)
+                                          request_id, resource_id)
             VALUES (r->>'merchant_id', r->>'key', decode(r->>'fingerprint', 'hex'),
-                    r->>'method', r->>'path', now(), r->>'request_id');
+                    r->>'method', r->>'path', now(), r->>'request_id', r->>'resource_id');
         WHEN 'set_idempotency_resource' THEN
             UPDATE idempotency_keys SET resource_id = r->>'resource_id'
             WHERE merchant_id = r->>'merchant_id' AND key = r->>'key';
