@@ -78,7 +78,7 @@ async def test_a_refusing_connections_fails_over_to_b_and_its_breaker_opens_then
         dsn, sim_b_url):
     port = free_port()  # nothing listens there: connection refused
     async with routed_world(dsn, f"http://127.0.0.1:{port}", sim_b_url,
-                            breaker_min_volume=5, breaker_cooldown_seconds=1.0,
+                            breaker_min_volume=5, breaker_cooldown_seconds=4.0,
                             breaker_probes=2) as world:
         await world.route(PRIORITY)
         paid = []
@@ -112,7 +112,7 @@ async def test_a_refusing_connections_fails_over_to_b_and_its_breaker_opens_then
         # A comes back; after the cool-down the breaker lets probes through to A
         server = build_server("127.0.0.1", port)
         with serving_in_thread(server, "sim-a-back"):
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(4.1)
             assert monitor.breaker(A).state is BreakerState.HALF_OPEN
             for i in range(2):
                 r = await world.pay(amount=2000 + i)
