@@ -10,6 +10,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from kassa.api.errors import render
+from kassa.checkout import tokens as checkout_tokens
 from kassa.config import Settings
 from kassa.db.batch_writer import BatchWriter
 from kassa.db.pool import create_pool
@@ -22,7 +23,7 @@ from kassa.psp.policy_router import PolicyRouter
 from kassa.psp.router import PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
-from kassa.services.context import Kassa, WatchPolicy
+from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy
 from kassa.services.payout_rail import RailPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
@@ -43,6 +44,15 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         transport = VaultForwardingTransport(transport, vault_url=settings.vault_base_url(),
                                              token=token)
     return httpx.AsyncClient(transport=transport, timeout=settings.psp_timeout_seconds)
+
+
+def checkout_settings(settings: Settings) -> CheckoutSettings | None:
+    """The hosted checkout page posts cards to the vault: only with a vault to post to."""
+    token = settings.vault_forward_token()
+    if not token:
+        return None
+    return CheckoutSettings(vault_url=settings.vault_browser_url(),
+                            token_key=checkout_tokens.signing_key(token))
 
 
 def tune_gc() -> None:
@@ -139,6 +149,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
             hold_validity_seconds=psps.hold_validity_seconds()),
         render=render,
         public_url=settings.public_base_url(),
+        checkout=checkout_settings(settings),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     vault_forward_hosts: str | None = None
     vault_cvc_ttl_seconds: float = Field(default=600.0, gt=0)
     vault_kek_refresh_seconds: float = Field(default=5.0, gt=0)
+    # the vault as customers' browsers reach it (the hosted checkout page posts cards
+    # there); unset: vault_url
+    vault_public_url: str | None = None
     # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
     # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
     # the payouts worker's idle pass, its first look at an in-transit payout (doubling while
@@ -192,6 +195,9 @@ class Settings(BaseSettings):
 
     def vault_base_url(self) -> str:
         return (self.vault_url or f"http://{self.vault_host}:{self.vault_port}").rstrip("/")
+
+    def vault_browser_url(self) -> str:
+        return (self.vault_public_url or self.vault_base_url()).rstrip("/")
 
     def vault_forward_token(self) -> str | None:
         secret: object = self.vault_forward_secret

@@ -80,4 +80,7 @@ def one_of_each(mid: str, tag: str) -> list[ops.Op]:
                                    "created": NOW}]))
     unit.append(ops.CompleteIdempotency(merchant_id=mid, key=f"key_{tag}", status=200,
                                         body=b'{"id": "pi"}', for_attempt=a.id))
+    # no such card: the database attaches nothing (services/saved_cards.py)
+    unit.append(ops.SavePaymentMethod(payment_method_id=f"pm_{tag}", merchant_id=mid,
+                                      customer=f"cus_{tag}"))
     return unit

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from kassa.api.request_ids import RequestIds
 from kassa.api.routers import (
     balance,
     charges,
+    checkout,
+    customers,
     disputes,
     events,
     metrics,
@@ -94,7 +97,7 @@ def create_app(*, kassa: Kassa | None = None,
 
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
-                   payment_methods, routing_configs, metrics):
+                   payment_methods, customers, checkout, routing_configs, metrics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],
@@ -147,6 +150,13 @@ def create_app(*, kassa: Kassa | None = None,
     # any other error is answered by the door, which keeps the connection open
     app.add_middleware(Door, max_body_bytes=max_body_bytes,
                        answer_within=answer_within_seconds)
+    # kassa.js on a merchant's own origin retrieves and confirms with the publishable key
+    # and client_secret, as Stripe.js does; keys travel in a header, never a cookie, so
+    # allowing every origin lends no ambient authority to another site
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                      "Stripe-Version"],
+                       expose_headers=["Request-Id", "Idempotent-Replayed"])
     # outermost (added last): every answer, the door's too, carries its Request-Id
     app.add_middleware(RequestIds, kassa=lambda: getattr(app.state, "kassa", None))
     return app

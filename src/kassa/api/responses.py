@@ -171,6 +171,21 @@ class PaymentMethodObject(_Open):
     card: dict[str, Any]
 
 
+class CustomerObject(_Open):
+    id: str
+    object: Literal["customer"]
+    email: str | None
+    name: str | None
+    metadata: dict[str, str]
+    invoice_settings: dict[str, Any]
+
+
+class DeletedCustomer(BaseModel):
+    id: str
+    object: Literal["customer"]
+    deleted: Literal[True]
+
+
 class ListOf(BaseModel, Generic[T]):
     object: Literal["list"]
     url: str

@@ -35,7 +35,8 @@ M = TypeVar("M", bound=BaseModel)
 Page = tuple[list[dict[str, Any]], bool]
 # the object the routes under /v1/<resource> answer (a list route: its items)
 OBJECTS = {"payment_intents": "payment_intent", "charges": "charge", "refunds": "refund",
-           "balance_transactions": "balance_transaction", "disputes": "dispute"}
+           "balance_transactions": "balance_transaction", "disputes": "dispute",
+           "customers": "customer", "payment_methods": "payment_method"}
 
 
 def _object(segment: str) -> str:

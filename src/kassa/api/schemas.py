@@ -150,6 +150,14 @@ MetadataPatch = Annotated[dict[str, str | None] | None, BeforeValidator(_patch)]
 Email = Annotated[str, Field(max_length=800)]
 Descriptor = Annotated[str, Field(max_length=100)]  # Stripe's rules: domain/intent_fields.py
 FutureUsage = Literal["on_session", "off_session"]
+
+
+def _off_session(v: Any) -> Any:
+    """Stripe takes a boolean, or ``one_off``/``recurring`` (both mean true)."""
+    return True if v in ("one_off", "recurring") else _boolean(v)
+
+
+OffSession = Annotated[bool, BeforeValidator(_off_session)]
 # the optional Stripe fields create and update pass on as they were given
 INTENT_FIELDS = ("receipt_email", "statement_descriptor", "statement_descriptor_suffix",
                  "shipping", "setup_future_usage", "automatic_payment_methods",
@@ -168,6 +176,7 @@ class PaymentIntentCreate(Params):
     return_url: AbsoluteUrl | None = None
     confirmation_method: Literal["automatic", "manual"] = "automatic"
     customer: Id | None = None
+    off_session: OffSession = False
     receipt_email: Email | None = None
     statement_descriptor: Descriptor | None = None
     statement_descriptor_suffix: Descriptor | None = None
@@ -236,6 +245,7 @@ def intent_fields_of(body: BaseModel) -> dict[str, Any]:
 class PaymentIntentConfirm(Params):
     payment_method: Id | None = None
     return_url: AbsoluteUrl | None = None
+    off_session: OffSession = False
     client_secret: Annotated[str, Field(max_length=255)] | None = None
 
 

@@ -165,6 +165,8 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  vault:      {settings.vault_base_url()}   (POST /v1/payment_methods with "
             f"the publishable key)\n"
             f"  bank:       {settings.bank_base_url()}   (payouts)\n"
+            f"  checkout:   {base}/checkout/<payment_intent>?client_secret=<its secret>   "
+            f"(kassa.js: {base}/kassa.js)\n"
             f"  database:   {redacted(dsn)}\n"
             f"  merchant:   {seeded['merchant_id']}\n"
             f"  CLI:        {cli_hint()}\n"

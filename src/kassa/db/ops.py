@@ -43,7 +43,7 @@ def op_class(cls: type[T]) -> type[T]:
 # the Stripe fields a payment row carries as they are (domain/intent_fields.py has their rules)
 PI_FIELDS = ("client_secret", "confirmation_method", "receipt_email", "statement_descriptor",
              "statement_descriptor_suffix", "setup_future_usage", "shipping",
-             "automatic_payment_methods", "payment_method_options")
+             "automatic_payment_methods", "payment_method_options", "customer")
 
 
 def payment_row(p: PaymentIntent) -> dict[str, Any]:
@@ -396,17 +396,37 @@ class CompleteIdempotency:
         return {"op": self.op, "row": row}
 
 
+# ---------------------------------------------------------------- saved cards
+
+
+@op_class
+class SavePaymentMethod:
+    """setup_future_usage: the succeeded intent's card becomes its customer's (applied only
+    while the card is unattached and the customer not deleted; services/saved_cards.py)."""
+
+    op: ClassVar[str] = "save_payment_method"
+    payment_method_id: str
+    merchant_id: str
+    customer: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "row": {"id": self.payment_method_id,
+                                       "merchant_id": self.merchant_id,
+                                       "customer": self.customer}}
+
+
 # ---------------------------------------------------------------- the unit of work's list
 
 Op = (InsertPayment | UpdatePayment | InsertAttempt | FinishAttempt | MarkAttemptUnknown
       | FailOverAttempt | InsertCharge | InsertRefund | UpdateRefund | PostLedger | InsertEvents
-      | ClaimIdempotency | SetIdempotencyResource | CompleteIdempotency)
+      | ClaimIdempotency | SetIdempotencyResource | CompleteIdempotency | SavePaymentMethod)
 
 # every class kassa_apply has a WHEN branch for (tests/unit/db/test_ops.py checks both ways)
 ALL: tuple[type[Any], ...] = (
     InsertPayment, UpdatePayment, InsertAttempt, FinishAttempt, MarkAttemptUnknown,
-    FailOverAttempt, InsertCharge, InsertRefund, UpdateRefund, PostLedger, InsertBalanceTransaction,
-    InsertEvents, ClaimIdempotency, SetIdempotencyResource, CompleteIdempotency)
+    FailOverAttempt, InsertCharge, InsertRefund, UpdateRefund, PostLedger,
+    InsertBalanceTransaction, InsertEvents, ClaimIdempotency, SetIdempotencyResource,
+    CompleteIdempotency, SavePaymentMethod)
 
 
 def wire(ops: list[Op]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ PI_COLUMNS = (
     " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
     " pending_attempt_id, created, version, client_secret, confirmation_method, receipt_email,"
     " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
-    " automatic_payment_methods, payment_method_options"
+    " automatic_payment_methods, payment_method_options, customer"
 )
 
 

@@ -31,6 +31,7 @@ class Searchable:
     table: str
     columns: str  # what to select
     fields: dict[str, SearchField]
+    scope: str = ""  # a fixed condition of kassa's (e.g. "NOT deleted"), never user input
 
     @property
     def kinds(self) -> dict[str, FieldKind]:
@@ -83,7 +84,7 @@ async def search(conn: Conn, spec: Searchable, *, merchant_id: str, query: Query
     params: list[Any] = [merchant_id, limit + 1]
     conditions = [_condition(c, spec.fields[c.field], params) for c in query.clauses]
     joined = " OR ".join(conditions) if query.any_of else " AND ".join(conditions)
-    where = f"merchant_id = $1 AND ({joined})"
+    where = f"merchant_id = $1 AND ({joined})" + (f" AND {spec.scope}" if spec.scope else "")
     if page is not None:
         params.append(decode_page(page))
         where += f" AND seq < ${len(params)}"

@@ -161,10 +161,12 @@ class PaymentIntent:
     receipt_email: str | None = None
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
-    setup_future_usage: str | None = None  # kept; acted on once the vault stores cards
+    # with a customer: a successful payment saves its card to them (services/saved_cards.py)
+    setup_future_usage: str | None = None
     shipping: dict[str, Any] | None = None
     automatic_payment_methods: dict[str, Any] | None = None
     payment_method_options: dict[str, Any] | None = None
+    customer: str | None = None  # cus_…: whom the intent charges (a saved card is theirs)
 
     @property
     def currency(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kassa.representations.balance import balance, balance_transaction
 from kassa.representations.charges import charge
+from kassa.representations.customers import customer, deleted_customer
 from kassa.representations.disputes import dispute
 from kassa.representations.events import event
 from kassa.representations.lists import list_object, search_result
@@ -31,6 +32,8 @@ __all__ = [
     "balance",
     "balance_transaction",
     "charge",
+    "customer",
+    "deleted_customer",
     "deleted_webhook_endpoint",
     "delivery_public_id",
     "dispute",

@@ -60,7 +60,7 @@ def payment_intent(p: PaymentIntent) -> dict[str, Any]:
         "confirmation_method": p.confirmation_method,
         "created": p.created,
         "currency": p.currency,
-        "customer": None,  # customers arrive with the vault; an id given today is refused
+        "customer": p.customer,
         "customer_account": None,
         "description": p.description,
         "excluded_payment_method_types": None,

@@ -29,7 +29,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import charges, failover, saga
+from kassa.services import charges, failover, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -39,12 +39,6 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 log = logging.getLogger(__name__)
 PI = representations.payment_intent
-
-
-def refuse_customer(customer: str) -> None:
-    """Customers arrive with the vault: until then no customer id exists."""
-    raise InvalidRequest(f"No such customer: '{customer[:100]}'", param="customer",
-                         code="resource_missing")
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> None:
@@ -59,19 +53,23 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                  description: str | None = None, metadata: dict[str, str] | None = None,
                  confirm: bool = False, return_url: str | None = None,
                  confirmation_method: str = "automatic", customer: str | None = None,
-                 fields: Mapping[str, Any] | None = None,
+                 off_session: bool = False, fields: Mapping[str, Any] | None = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """``fields``: the optional Stripe fields (receipt_email, shipping, statement
     descriptors, setup_future_usage, automatic_payment_methods, payment_method_options),
-    checked by domain/intent_fields.py."""
+    checked by domain/intent_fields.py. ``off_session``: the customer is not present (a
+    card saved to ``customer``, charged without a CVC)."""
     validate_amount(amount)
     currency = intent_fields.currency(currency)
     intent_fields.choice(confirmation_method, intent_fields.CONFIRMATION_METHODS,
                          param="confirmation_method")
-    if customer is not None:
-        refuse_customer(customer)
+    if off_session and not confirm:
+        raise InvalidRequest("off_session can only be used with confirm=true.",
+                             param="off_session")
     if payment_method is not None:
         await _check_payment_method(kassa, merchant_id, payment_method)
+    await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
+                                   payment_method=payment_method, off_session=off_session)
     payment_id = kassa.ids("payment_intent")
     p = PaymentIntent(
         id=payment_id, merchant_id=merchant_id,
@@ -80,7 +78,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                 else PaymentStatus.REQUIRES_PAYMENT_METHOD),
         created=kassa.clock(), payment_method=payment_method, description=description,
         metadata=metadata or {}, confirmation_method=confirmation_method,
-        client_secret=new_client_secret(payment_id))
+        client_secret=new_client_secret(payment_id), customer=customer)
     intent_fields.set_fields(p, {**(fields or {}), "capture_method": capture_method})
     if confirm and payment_method is None:
         raise InvalidRequest("You must provide a payment_method to confirm.",
@@ -108,9 +106,11 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
 async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
                   payment_method: str | None = None, return_url: str | None = None,
                   client_secret: str | None = None, publishable: bool = False,
+                  off_session: bool = False,
                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """``publishable``: the caller holds a publishable key, so ``client_secret`` must be
-    the intent's, and its confirmation_method automatic (manual: only the server may)."""
+    the intent's, and its confirmation_method automatic (manual: only the server may).
+    ``off_session``: as at create."""
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
     if publishable or client_secret is not None:
         verify_client_secret(p, client_secret)
@@ -130,6 +130,10 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
+    if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION):
+        await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
+                                       payment_method=p.payment_method,
+                                       off_session=off_session)
     return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
 
 
@@ -204,6 +208,8 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
         return PI(p)
     event: str
     check_after: float | None = None
+    saves: list[ops.Op] = []
+    saved: dict[str, Any] | None = None
     if result.outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
         attempt.status = AttemptStatus.SUCCEEDED
         attempt.psp_reference = result.psp_reference
@@ -219,6 +225,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
             created = attempt.created or kassa.clock()
             check_after = max(0.0, created + kassa.watch.hold_validity(attempt.psp)
                               - kassa.clock())
+        saves, saved = await saved_cards.save_after_success(kassa, p)
     elif result.outcome is Outcome.REQUIRES_ACTION:
         attempt.status = AttemptStatus.REQUIRES_ACTION
         attempt.psp_reference = result.psp_reference
@@ -259,6 +266,9 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                                                     attempt=attempt,
                                                     balance_transaction=bt_id, new=True))
         uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
+        if saved is not None:  # setup_future_usage: the card is the customer's from now on
+            uow.add(*saves)
+            uow.emit(merchant_id=p.merchant_id, type="payment_method.attached", obj=saved)
         outcome: object = PI(p)
         if attempt.status is AttemptStatus.FAILED:
             assert attempt.error is not None

@@ -78,6 +78,14 @@ def unix_now() -> int:
     return int(time.time())
 
 
+@dataclass(frozen=True, slots=True)
+class CheckoutSettings:
+    """What the hosted checkout page needs (None on Kassa: no vault, so no card form)."""
+
+    vault_url: str  # the vault as the customer's browser reaches it
+    token_key: bytes  # signs the page's checkout tokens (kassa/checkout/tokens.py)
+
+
 @dataclass(slots=True)
 class Kassa:
     pool: asyncpg.Pool
@@ -96,6 +104,7 @@ class Kassa:
     render: Renderer | None = None  # bootstrap wires the API's renderer
     # where a PSP sends the customer back after 3-D Secure (this API's /psp/return/…)
     public_url: str = "http://127.0.0.1:8000"
+    checkout: CheckoutSettings | None = None
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]

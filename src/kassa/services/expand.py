@@ -24,7 +24,9 @@ SOURCE = "source"  # a balance transaction's source: a charge, refund or dispute
 # per object type, the fields that name another object and that object's type ("" for a
 # field that is always inline already, such as a charge's refunds)
 EXPANDABLE: dict[str, dict[str, str]] = {
-    "payment_intent": {"latest_charge": "charge", "payment_method": "payment_method"},
+    "payment_intent": {"latest_charge": "charge", "payment_method": "payment_method",
+                       "customer": "customer"},
+    "payment_method": {"customer": "customer"},
     "charge": {"balance_transaction": "balance_transaction", "payment_intent": "payment_intent",
                "refunds": ""},
     "refund": {"charge": "charge", "payment_intent": "payment_intent"},
@@ -159,7 +161,15 @@ async def _payment_method(kassa: Kassa, merchant_id: str, object_id: str,
         "customer": None, "livemode": False, "metadata": {}})
 
 
+async def _customer(kassa: Kassa, merchant_id: str, object_id: str, parent: dict[str, Any]
+                    ) -> dict[str, Any] | str:
+    from kassa.services import customers
+
+    return await customers.retrieve(kassa, merchant_id=merchant_id, customer_id=object_id)
+
+
 LOADERS: dict[str, Loader] = {
+    "customer": _customer,
     "charge": _charge, "payment_intent": _payment_intent, "refund": _refund, "dispute": _dispute,
     "balance_transaction": _balance_transaction, "payment_method": _payment_method,
 }

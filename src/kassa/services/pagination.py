@@ -19,6 +19,7 @@ LISTS: dict[str, tuple[str, str]] = {
     "/v1/disputes": ("disputes", "dispute"),
     "/v1/webhook_endpoints": ("webhook_endpoints", "webhook_endpoint"),
     "/v1/payouts": ("payouts", "payout"),
+    "/v1/customers": ("customers", "customer"),
     "/v1/routing_configs": ("routing_configs", "routing_config"),
 }
 

@@ -15,8 +15,10 @@ from typing import Any
 from kassa import representations
 from kassa.db import ops
 from kassa.domain import intent_fields
+from kassa.domain.errors import InvalidRequest
+from kassa.services import saved_cards
 from kassa.services.client_secret import verify_client_secret
-from kassa.services.confirm import _check_payment_method, refuse_customer
+from kassa.services.confirm import _check_payment_method
 from kassa.services.context import Kassa
 from kassa.services.resume import load
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -29,13 +31,27 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_id: str,
                  ) -> dict[str, Any]:
     """``changes``: only the parameters the request gave (``metadata`` as a patch: a key
     mapped to None is removed; ``metadata`` None clears all)."""
-    if changes.get("customer") is not None:
-        refuse_customer(str(changes["customer"]))
+    customer_given = "customer" in changes
+    customer = changes.get("customer")
     changes = {k: v for k, v in changes.items() if k != "customer"}
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
     if changes.get("payment_method") is not None:
         await _check_payment_method(kassa, merchant_id, str(changes["payment_method"]))
     intent_fields.update(p, changes)
+    if customer_given and customer != p.customer:
+        # Stripe: a customer once set stays; kassa sets it only before confirmation, so an
+        # authorisation never runs for another customer than the one the intent shows
+        if p.customer is not None:
+            raise InvalidRequest("The customer of a PaymentIntent cannot be changed once set.",
+                                 param="customer")
+        if p.status not in intent_fields.BEFORE_CONFIRMATION:
+            raise InvalidRequest(f"You cannot set the customer of a PaymentIntent with status "
+                                 f"{p.status.value}.", param="customer",
+                                 code="payment_intent_unexpected_state")
+        p.customer = customer
+    if customer_given or changes.get("payment_method") is not None:
+        await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
+                                       payment_method=p.payment_method)
     async with UnitOfWork(kassa, idempotency) as uow:
         uow.add(ops.UpdatePayment.of(p))
         # the answer commits with the change: a retry replays it, never re-applies it

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kassa.api import deps, errors
 from kassa.api.door import Door
 from kassa.api.params import parse_body
+from kassa.checkout import tokens as checkout_tokens
 from kassa.domain.errors import KassaError, NotFound
 from kassa.representations.payment_methods import payment_method
 from kassa.services.context import Kassa
@@ -90,13 +91,26 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
         return Response(orjson.dumps({"status": "ok" if ok else "unavailable"}),
                         status_code=200 if ok else 503, media_type=JSON)
 
+    checkout_key = checkout_tokens.signing_key(forward_token)
+
+    async def tokenising_merchant(request: Request) -> str:
+        """A publishable or secret key's merchant, or a hosted checkout page's token's."""
+        header = request.headers.get("authorization", "")
+        bearer = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if bearer.startswith(checkout_tokens.PREFIX):
+            merchant_id = checkout_tokens.merchant_of(checkout_key, bearer, now=now())
+            if merchant_id is None:
+                raise errors.AuthenticationError("This checkout page has expired; reload it.")
+            return merchant_id
+        return (await deps.authenticate(request, secret=False)).merchant_id
+
     @app.post("/v1/payment_methods")
     async def create_payment_method(request: Request) -> Response:
         try:
-            caller = await deps.authenticate(request, secret=False)
+            merchant_id = await tokenising_merchant(request)
             raw = parse_body(request.headers.get("content-type"), await request.body())
             key = request.headers.get("idempotency-key")
-            made = await the_vault(request).tokenize(merchant_id=caller.merchant_id,
+            made = await the_vault(request).tokenize(merchant_id=merchant_id,
                                                      params=raw, livemode=False, now=now(),
                                                      idempotency_key=key)
         except (KassaError, CardInvalid) as exc:

@@ -5,8 +5,10 @@
   silently dropped) and reads
   ``api_keys`` (to authenticate publishable keys) and ``merchants``;
 - the **serving role** (API, workers) may read ``kassa_vault.payment_methods`` only: brand,
-  last4, expiry, fingerprint. ``card_secrets``, ``data_keys`` and ``kek_versions`` are out of
-  its reach, so a compromised API or a dump taken with its credentials holds no ciphertext.
+  last4, expiry, fingerprint; and update what a merchant may change of a card there (its
+  customer, billing details, metadata, expiry: services/saved_cards.py). ``card_secrets``,
+  ``data_keys`` and ``kek_versions`` are out of its reach, so a compromised API or a dump
+  taken with its credentials holds no ciphertext.
 
 (With one role for everything, as in ``kassa dev``, nothing is granted or withheld.)
 """
@@ -25,6 +27,8 @@ VAULT_TABLES = ("card_secrets", "data_keys", "kek_versions", "payment_methods",
 PRUNED = ("idempotency_keys",)  # the one table the vault deletes from (after 24 hours)
 VAULT_READS = ("api_keys", "merchants")  # in the services' schema
 SERVING_READS = ("payment_methods",)
+# columns of payment_methods the serving role may UPDATE (no INSERT, no DELETE, no other column)
+SERVING_UPDATES = ("customer", "billing_details", "metadata", "exp_month", "exp_year")
 
 
 def grant(dsn: str, *, vault_role: str | None, service_role: str | None) -> None:
@@ -62,6 +66,8 @@ def grant(dsn: str, *, vault_role: str | None, service_role: str | None) -> None
             for table in SERVING_READS:
                 conn.execute(sql.SQL("GRANT SELECT ON {}.{} TO {}").format(
                     vault, sql.Identifier(table), role))
+            conn.execute(sql.SQL("GRANT UPDATE ({}) ON {}.payment_methods TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, SERVING_UPDATES)), vault, role))
 
 
 def _check(conn: psycopg.Connection, role: str, *, owner: str, other: str | None) -> None:

@@ -35,6 +35,12 @@ EVENT_TYPES: frozenset[str] = frozenset({
     "refund.created",
     "refund.updated",
     "refund.failed",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "payment_method.attached",
+    "payment_method.detached",
+    "payment_method.updated",
 })
 
 MAX_URL_LENGTH = 2048

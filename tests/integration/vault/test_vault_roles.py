@@ -41,6 +41,8 @@ def urls(server_url: str) -> Iterator[dict[str, str]]:
     "SELECT pan FROM kassa_vault.card_secrets JOIN kassa_vault.payment_methods ON true",
     "INSERT INTO kassa_vault.payment_methods (id) VALUES ('pm_x')",
     "UPDATE kassa_vault.payment_methods SET last4 = '0000'",
+    "UPDATE kassa_vault.payment_methods SET fingerprint = 'x', brand = 'visa'",
+    "UPDATE kassa_vault.payment_methods SET merchant_id = 'acct_x'",
     "DELETE FROM kassa_vault.payment_methods",
     "ALTER TABLE kassa_vault.card_secrets DISABLE TRIGGER ALL",
     "COPY kassa_vault.card_secrets TO STDOUT",
@@ -89,6 +91,38 @@ async def test_a_vault_card_pays_with_each_process_in_its_own_role(urls, setting
                 "confirm": "true"})
             assert paid.status_code == 200, paid.text
             assert paid.json()["status"] == "succeeded"
+
+
+def test_the_serving_role_updates_only_what_a_merchant_may_change(urls):
+    with psycopg.connect(urls["app"]) as conn:
+        conn.execute("UPDATE kassa_vault.payment_methods SET customer = NULL,"
+                     " metadata = metadata, billing_details = billing_details,"
+                     " exp_month = exp_month, exp_year = exp_year WHERE false")
+
+
+async def test_a_card_saved_and_reused_with_each_process_in_its_own_role(urls, settings):
+    async with running_vault(settings, urls["vault"]) as vault, \
+            kassa_through(vault, urls["app"]) as k:
+        shop = await merchants.create_merchant(k, name="Saved cards shop")
+        pm = (await tokenise(vault.url, shop["publishable_key"], "4242424242424242")).json()
+        app = create_app(kassa=k, key_cache_seconds=0.0)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://kassa.test") as client:
+            auth = {"Authorization": f"Bearer {shop['secret_key']}"}
+            cus = (await client.post("/v1/customers", headers=auth, data={"name": "R"})).json()
+            paid = await client.post("/v1/payment_intents", headers=auth, data={
+                "amount": "900", "currency": "eur", "payment_method": pm["id"],
+                "customer": cus["id"], "setup_future_usage": "off_session", "confirm": "true"})
+            assert paid.status_code == 200, paid.text
+            got = await client.get(f"/v1/payment_methods/{pm['id']}", headers=auth)
+            assert got.json()["customer"] == cus["id"]  # saved by kassa_apply, serving role
+            again = await client.post("/v1/payment_intents", headers=auth, data={
+                "amount": "700", "currency": "eur", "payment_method": pm["id"],
+                "customer": cus["id"], "off_session": "true", "confirm": "true"})
+            assert again.status_code == 200 and again.json()["status"] == "succeeded"
+            detached = await client.post(f"/v1/payment_methods/{pm['id']}/detach",
+                                         headers=auth)
+            assert detached.status_code == 200, detached.text
 
 
 def test_the_vault_role_must_be_its_own(server_url):

@@ -7,7 +7,9 @@ from kassa.services.pagination import LISTS
 
 # paged by something else, and checked by its own service (or route: a charge's refunds)
 OWN_CURSORS = {"/v1/webhook_endpoints/{endpoint_id}/deliveries",
-               "/v1/charges/{charge_id}/refunds"}
+               "/v1/charges/{charge_id}/refunds",
+               # a customer's saved cards (services/saved_cards.list_for_customer)
+               "/v1/payment_methods", "/v1/customers/{customer_id}/payment_methods"}
 
 
 def test_every_list_route_is_in_the_cursor_table():

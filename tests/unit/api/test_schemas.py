@@ -89,8 +89,8 @@ def test_integer_fields_on_other_schemas():
 @pytest.mark.parametrize(("model", "data", "param"), [
     (PaymentIntentCreate, {**BASE, "amout": "1"}, "amout"),
     (PaymentIntentCreate, {**BASE, "on_behalf_of": "acct_1"}, "on_behalf_of"),
-    (PaymentIntentConfirm, {"payment_method": "pm_card_visa", "off_session": "true"},
-     "off_session"),
+    (PaymentIntentConfirm, {"payment_method": "pm_card_visa", "mandate": "mandate_1"},
+     "mandate"),
     (PaymentIntentCapture, {"amount": "5"}, "amount"),
     (PaymentIntentCancel, {"reason": "duplicate"}, "reason"),
     (RefundCreate, {"payment_intent": "pi_1", "refund_application_fee": "true"},

@@ -27,7 +27,7 @@ def _create_arguments(body: schemas.PaymentIntentCreate) -> dict[str, Any]:
                 payment_method=body.payment_method, description=body.description,
                 metadata=body.metadata, confirm=body.confirm, return_url=body.return_url,
                 confirmation_method=body.confirmation_method, customer=body.customer,
-                fields=body.intent_fields())
+                off_session=body.off_session, fields=body.intent_fields())
 
 
 def _publishable(response: Response) -> Response:
@@ -110,7 +110,8 @@ async def confirm_payment_intent(request: Request, payment_id: str) -> Response:
             request, caller, raw, lambda idem: payments.confirm(
                 k, merchant_id=caller.merchant_id, payment_id=payment_id,
                 payment_method=body.payment_method, return_url=body.return_url,
-                client_secret=body.client_secret, publishable=publishable, idempotency=idem),
+                client_secret=body.client_secret, publishable=publishable,
+                off_session=body.off_session, idempotency=idem),
             paths)
     except CardError as exc:
         if not publishable:

@@ -28,7 +28,7 @@ BEGIN
                 cancellation_reason, latest_charge, psp, psp_reference, pending_attempt_id,
                 created, version, client_secret, confirmation_method, receipt_email,
                 statement_descriptor, statement_descriptor_suffix, setup_future_usage,
-                shipping, automatic_payment_methods, payment_method_options)
+                shipping, automatic_payment_methods, payment_method_options, customer)
             SELECT id, merchant_id, amount, currency, status, capture_method, payment_method,
                 description, coalesce(metadata, '{}'), coalesce(amount_capturable, 0),
                 coalesce(amount_received, 0), coalesce(amount_refunded, 0), last_payment_error,
@@ -40,7 +40,7 @@ BEGIN
                     '-', '') || replace(gen_random_uuid()::text, '-', '')),
                 coalesce(confirmation_method, 'automatic'), receipt_email,
                 statement_descriptor, statement_descriptor_suffix, setup_future_usage,
-                shipping, automatic_payment_methods, payment_method_options
+                shipping, automatic_payment_methods, payment_method_options, customer
             FROM jsonb_populate_record(NULL::payment_intents, r);
         WHEN 'update_payment' THEN
             -- amount, currency and capture_method change only before confirmation (the
@@ -60,6 +60,7 @@ BEGIN
                 shipping = CASE WHEN r ? 'shipping' THEN x.shipping ELSE t.shipping END,
                 payment_method_options = CASE WHEN r ? 'payment_method_options'
                     THEN x.payment_method_options ELSE t.payment_method_options END,
+                customer = CASE WHEN r ? 'customer' THEN x.customer ELSE t.customer END,
                 description = x.description, metadata = x.metadata,
                 amount_capturable = x.amount_capturable, amount_received = x.amount_received,
                 amount_refunded = x.amount_refunded, last_payment_error = x.last_payment_error,
@@ -189,6 +190,13 @@ BEGIN
                 -- after it expired (the key row is as old as the attempt or older)
                 AND (r->>'for_attempt' IS NULL OR created_at <= (SELECT a.created_at
                      FROM attempts a WHERE a.id = r->>'for_attempt'));
+        WHEN 'save_payment_method' THEN
+            -- setup_future_usage: the succeeded intent's card becomes its customer's, unless
+            -- it was attached meanwhile or the customer deleted (services/saved_cards.py)
+            UPDATE kassa_vault.payment_methods SET customer = r->>'customer'
+                WHERE id = r->>'id' AND merchant_id = r->>'merchant_id' AND customer IS NULL
+                AND EXISTS (SELECT 1 FROM customers c WHERE c.id = r->>'customer'
+                            AND c.merchant_id = r->>'merchant_id' AND NOT c.deleted);
         ELSE
             RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
         END CASE;

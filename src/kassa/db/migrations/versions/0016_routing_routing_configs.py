@@ -1,7 +1,7 @@
 """Routing configurations: versioned per merchant, created inactive, one active at a time.
 
 Revision ID: routing_routing_configs
-Revises: perf_unused_indexes (main's head when main was merged in)
+Revises: checkout_customers (main's head when main was merged in)
 
 What protects the routing state here rather than in Python alone:
 - ``version`` is unique per merchant (two creations racing cannot both be version 3);
@@ -15,7 +15,7 @@ What protects the routing state here rather than in Python alone:
 from alembic import op
 
 revision = "routing_routing_configs"
-down_revision = "perf_unused_indexes"
+down_revision = "checkout_customers"
 
 UPGRADE = r"""
 CREATE TABLE routing_configs (

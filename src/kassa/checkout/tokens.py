@@ -1,0 +1,47 @@
+"""Checkout tokens: what the hosted checkout page presents to the vault instead of a
+publishable key (kassa keeps only hashes of those, so it cannot put one in a page).
+
+A token names the merchant and the intent it was minted for and expires; it is an HMAC
+under a key derived from the secret the API and the vault already share
+(``KASSA_VAULT_FORWARD_SECRET``), under a label of its own, so a token is no forward token
+and a forward token is no checkout token. It lets its holder tokenise cards for that
+merchant at the vault — what a publishable key allows — and nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+PREFIX = "kct_"
+TTL_SECONDS = 3600
+_LABEL = b"kassa checkout token v1"
+_SHAPE = re.compile(r"^kct_(acct_[0-9A-Za-z]{1,64})\.(pi_[0-9A-Za-z]{1,64})\.([0-9]{1,12})\."
+                    r"([0-9a-f]{64})$")
+
+
+def signing_key(shared_secret: str) -> bytes:
+    return hmac.new(shared_secret.encode(), _LABEL, hashlib.sha256).digest()
+
+
+def _mac(key: bytes, merchant_id: str, payment_id: str, expires: int) -> str:
+    message = f"{merchant_id}.{payment_id}.{expires}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def mint(key: bytes, *, merchant_id: str, payment_id: str, now: int,
+         ttl: int = TTL_SECONDS) -> str:
+    expires = now + ttl
+    mac = _mac(key, merchant_id, payment_id, expires)
+    return f"{PREFIX}{merchant_id}.{payment_id}.{expires}.{mac}"
+
+
+def merchant_of(key: bytes, token: str, *, now: int) -> str | None:
+    """The merchant a valid, unexpired token was minted for; None for anything else."""
+    match = _SHAPE.match(token)
+    if match is None:
+        return None
+    merchant_id, payment_id, expires, mac = match.groups()
+    if not hmac.compare_digest(mac, _mac(key, merchant_id, payment_id, int(expires))):
+        return None
+    return merchant_id if int(expires) > now else None

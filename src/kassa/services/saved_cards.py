@@ -1,0 +1,235 @@
+"""Cards saved to customers: attach, detach, update (billing details, metadata, expiry), list
+a customer's cards; the rules an intent's ``customer``, ``payment_method`` and
+``off_session`` must follow; and saving an intent's card when ``setup_future_usage`` asks.
+
+A saved card is a row of the vault's non-secret ``kassa_vault.payment_methods`` whose
+``customer`` names its owner: the API changes that row (the serving role may update those
+columns), never anything that holds the card number. Test shortcuts (``pm_card_visa`` …)
+are no vault rows and cannot be saved: tokenise a card at the vault first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from kassa import representations
+from kassa.db import customers as repo
+from kassa.db import ops
+from kassa.domain.errors import InvalidRequest, NotFound
+from kassa.domain.lists import Bounds
+from kassa.domain.payments import PaymentIntent
+from kassa.services import customers
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+from kassa.vault import store
+from kassa.vault.test_cards import lookup_test_payment_method
+
+PM = representations.payment_method
+
+
+def _not_found(payment_method_id: str, param: str = "id") -> NotFound:
+    return NotFound(f"No such PaymentMethod: '{payment_method_id[:100]}'", param=param)
+
+
+def _unexpected(message: str, param: str = "id") -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="payment_method_unexpected_state")
+
+
+async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
+                       param: str) -> dict[str, Any]:
+    pm = await repo.get_payment_method_for_update(conn, merchant_id=merchant_id,
+                                                  payment_method_id=payment_method_id)
+    if pm is None:
+        if lookup_test_payment_method(payment_method_id) is not None:
+            raise InvalidRequest(
+                f"{payment_method_id} is a test shortcut, not a saved card: tokenise a card "
+                "at the vault (POST /v1/payment_methods) and attach that.", param=param)
+        raise _not_found(payment_method_id, param)
+    return pm
+
+
+async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: str,
+                    payment_method_id: str, customer_id: str, param: str = "id"
+                    ) -> dict[str, Any]:
+    """Inside ``uow``'s transaction: the customer (locked, not deleted) gets the card."""
+    owner = await repo.get_customer(conn, merchant_id=merchant_id, customer_id=customer_id,
+                                    for_update=True)
+    if owner is None or owner["deleted"]:
+        raise customers.not_found(customer_id, param="customer")
+    pm = await _locked_card(conn, merchant_id=merchant_id,
+                            payment_method_id=payment_method_id, param=param)
+    if pm["customer"] == customer_id:
+        return PM(pm)  # attached already: Stripe answers the same object
+    if pm["customer"] is not None:
+        raise _unexpected("The payment method you provided has already been attached to a "
+                          "customer.", param)
+    row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
+                                                 payment_method_id=payment_method_id,
+                                                 customer_id=customer_id)
+    assert row is not None  # locked above
+    result = PM(row)
+    uow.emit(merchant_id=merchant_id, type="payment_method.attached", obj=result)
+    return result
+
+
+async def attach(kassa: Kassa, *, merchant_id: str, payment_method_id: str, customer: str,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        result = await attach_in(uow, conn, merchant_id=merchant_id,
+                                 payment_method_id=payment_method_id, customer_id=customer)
+        await uow.commit(response=result)
+    return result
+
+
+async def detach(kassa: Kassa, *, merchant_id: str, payment_method_id: str,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """The card no longer belongs to its customer (nor is their default)."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        pm = await _locked_card(conn, merchant_id=merchant_id,
+                                payment_method_id=payment_method_id, param="id")
+        if pm["customer"] is None:
+            raise _unexpected("The payment method you provided is not attached to a customer "
+                              "so detachment is impossible.")
+        await repo.clear_default_payment_method(conn, merchant_id=merchant_id,
+                                                customer_id=pm["customer"],
+                                                payment_method_id=payment_method_id)
+        row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
+                                                     payment_method_id=payment_method_id,
+                                                     customer_id=None)
+        assert row is not None
+        result = PM(row)
+        uow.emit(merchant_id=merchant_id, type="payment_method.detached", obj=result,
+                 previous={"customer": pm["customer"]})
+        await uow.commit(response=result)
+    return result
+
+
+def _merged_billing(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in given.items():
+        if key == "address" and isinstance(value, dict):
+            address = dict(current.get("address") or {})
+            address.update(value)
+            merged["address"] = address
+        else:
+            merged[key] = value
+    return merged
+
+
+async def update(kassa: Kassa, *, merchant_id: str, payment_method_id: str,
+                 billing_details: dict[str, Any] | None = None,
+                 metadata: dict[str, str | None] | None = None, metadata_given: bool = False,
+                 exp_month: int | None = None, exp_year: int | None = None,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """Billing details (the given fields), metadata (a patch: None removes a key; given as
+    None clears all) and the card's expiry, of a card saved to a customer (Stripe's rule)."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        pm = await _locked_card(conn, merchant_id=merchant_id,
+                                payment_method_id=payment_method_id, param="id")
+        if pm["customer"] is None:
+            raise _unexpected("You must save this PaymentMethod to a customer before you can "
+                              "update it.")
+        month = pm["exp_month"] if exp_month is None else exp_month
+        year = pm["exp_year"] if exp_year is None else exp_year
+        _check_expiry(kassa, month, year)
+        merged_metadata = dict(pm["metadata"])
+        if metadata_given:
+            if metadata is None:
+                merged_metadata = {}
+            for key, value in (metadata or {}).items():
+                if value is None:
+                    merged_metadata.pop(key, None)
+                else:
+                    merged_metadata[key] = value
+        row = await repo.update_payment_method(
+            conn, merchant_id=merchant_id, payment_method_id=payment_method_id,
+            billing_details=_merged_billing(pm["billing_details"], billing_details or {}),
+            metadata=merged_metadata, exp_month=month, exp_year=year)
+        assert row is not None
+        result, before = PM(row), PM(pm)
+        previous = {k: before[k] for k in ("billing_details", "card", "metadata")
+                    if before[k] != result[k]}
+        if previous:
+            uow.emit(merchant_id=merchant_id, type="payment_method.updated", obj=result,
+                     previous=previous)
+        await uow.commit(response=result)
+    return result
+
+
+def _check_expiry(kassa: Kassa, month: int, year: int) -> None:
+    import datetime
+
+    if not 1 <= month <= 12:
+        raise InvalidRequest("Your card's expiration month is invalid.",
+                             param="card[exp_month]", code="invalid_expiry_month")
+    today = datetime.datetime.fromtimestamp(kassa.clock(), datetime.UTC)
+    if not (today.year, today.month) <= (year, month) or year > today.year + 50:
+        raise InvalidRequest("Your card's expiration year is invalid.",
+                             param="card[exp_year]", code="invalid_expiry_year")
+
+
+async def list_for_customer(kassa: Kassa, *, merchant_id: str, customer: str, limit: int,
+                            starting_after: str | None, ending_before: str | None,
+                            created: Bounds | None = None, param: str = "customer"
+                            ) -> tuple[list[dict[str, Any]], bool]:
+    """``param``: where the customer was named ("id": the URL's, a 404 if unknown)."""
+    await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer,
+                                 param=param)
+    for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
+        if value is not None and not await repo.payment_method_exists(
+                kassa.pool, merchant_id=merchant_id, payment_method_id=value):
+            raise InvalidRequest(f"No such payment_method: '{value[:100]}'", param=name,
+                                 code="resource_missing")
+    rows, more = await repo.list_payment_methods(
+        kassa.pool, merchant_id=merchant_id, customer_id=customer, limit=limit,
+        starting_after=starting_after, ending_before=ending_before, created=created)
+    return [PM(r) for r in rows], more
+
+
+# ---------------------------------------------------------------- payment intents
+
+
+async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
+                       payment_method: str | None, off_session: bool = False) -> None:
+    """Stripe's rules for an intent's customer and card: the customer exists and is not
+    deleted; a saved card is charged only for its own customer; off-session (the customer
+    is not there to give a CVC or authenticate) only with a card saved to that customer."""
+    if customer is not None:
+        await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
+    owner = None
+    if payment_method is not None:
+        row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
+                                             payment_method_id=payment_method)
+        owner = None if row is None else row["customer"]
+    if owner is not None and customer is None:
+        raise InvalidRequest("The provided PaymentMethod belongs to a Customer, but you did "
+                             "not provide a Customer. Include the Customer in the `customer` "
+                             "parameter on the PaymentIntent.", param="payment_method")
+    if owner is not None and owner != customer:
+        raise InvalidRequest("The provided PaymentMethod belongs to a different Customer "
+                             "than the PaymentIntent's.", param="payment_method")
+    if off_session and (customer is None or owner != customer):
+        raise InvalidRequest("off_session=true needs a customer and a payment_method saved "
+                             "to that customer.", param="off_session")
+
+
+async def save_after_success(kassa: Kassa, p: PaymentIntent
+                             ) -> tuple[list[ops.Op], dict[str, Any] | None]:
+    """What the authorisation's finisher commits when the intent succeeds with
+    ``setup_future_usage`` and a customer: the card attached to them (the database applies
+    it only if the card is still unattached and the customer not deleted), and the
+    ``payment_method.attached`` event's object (None: nothing to attach)."""
+    if not (p.customer and p.setup_future_usage and p.payment_method):
+        return [], None
+    row = await store.get_payment_method(kassa.pool, merchant_id=p.merchant_id,
+                                         payment_method_id=p.payment_method)
+    if row is None or row["customer"] is not None:
+        return [], None
+    op = ops.SavePaymentMethod(payment_method_id=row["id"], merchant_id=p.merchant_id,
+                               customer=p.customer)
+    return [op], PM({**row, "customer": p.customer})
