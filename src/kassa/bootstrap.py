@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -17,7 +18,10 @@ from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
 from kassa.psp.adyen import AdyenAdapter, AdyenSettings
-from kassa.psp.router import DefaultRouter, PSPAccount, PSPRegistry
+from kassa.psp.breaker import BreakerPolicy
+from kassa.psp.monitor import MonitoredAdapter, PSPMonitor
+from kassa.psp.policy_router import PolicyRouter
+from kassa.psp.router import PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
 from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy
@@ -66,19 +70,35 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+def psp_monitor(settings: Settings) -> PSPMonitor:
+    """Per-process measurements of PSP calls: /metrics, breakers, success-rate windows."""
+    return PSPMonitor(breaker=BreakerPolicy(
+        window_seconds=settings.breaker_window_seconds,
+        min_volume=settings.breaker_min_volume,
+        failure_ratio=settings.breaker_failure_ratio,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
+        probes=settings.breaker_probes,
+        slow_call_seconds=settings.breaker_slow_call_seconds))
+
+
 def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
                  stripe: StripeSettings | None = None,
-                 adyen: AdyenSettings | None = None) -> PSPRegistry:
-    """Every configured PSP account: the built-in simulator always, the platform's Stripe
-    account (``stripe``) when KASSA_STRIPE_SECRET_KEY is set, its Adyen account
-    (``adyen``) when KASSA_ADYEN_API_KEY is set."""
+                 adyen: AdyenSettings | None = None,
+                 monitor: PSPMonitor | None = None) -> PSPRegistry:
+    """Every configured PSP account: the built-in simulator always (and the accounts of
+    KASSA_SIMULATOR_ACCOUNTS), the platform's Stripe account (``stripe``) when
+    KASSA_STRIPE_SECRET_KEY is set, its Adyen account (``adyen``) when KASSA_ADYEN_API_KEY
+    is set. With ``monitor`` every call is measured."""
+    simulators = [("simulator", settings.simulator_base_url()),
+                  *settings.extra_simulator_accounts()]
     accounts = [PSPAccount(
-        name="simulator", psp="simulator",
+        name=name, psp="simulator",
         adapter=SimulatorAdapter(
-            client, settings.simulator_base_url(), timeout=settings.psp_timeout_seconds,
+            client, url, name=name, timeout=settings.psp_timeout_seconds,
             webhook_secrets=settings.simulator_webhook_secrets(),
             webhook_tolerance_s=settings.psp_webhook_tolerance_seconds),
-        hold_validity_seconds=settings.simulator_hold_validity_seconds)]
+        hold_validity_seconds=settings.simulator_hold_validity_seconds)
+        for name, url in simulators]
     stripe = stripe if stripe is not None else StripeSettings()
     if stripe.live() and settings.env != "production":
         raise ValueError("KASSA_STRIPE_SECRET_KEY is a live key; it is refused unless "
@@ -91,6 +111,8 @@ def psp_registry(settings: Settings, client: httpx.AsyncClient, *,
     adyen = adyen if adyen is not None else AdyenSettings()
     if adyen.configured():
         accounts.append(adyen_account(settings, client, adyen))
+    if monitor is not None:
+        accounts = [replace(a, adapter=MonitoredAdapter(a.adapter, monitor)) for a in accounts]
     return PSPRegistry(accounts)
 
 
@@ -127,9 +149,14 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     pool = await create_pool(dsn, min_size=min(2, size), max_size=size,
                              server_settings={"enable_seqscan": "off"})
     client = http or http_client(settings)
-    psps = psp_registry(settings, client, stripe=stripe, adyen=adyen)
+    monitor = psp_monitor(settings)
+    psps = psp_registry(settings, client, stripe=stripe, adyen=adyen,
+                        monitor=monitor)
+    router = PolicyRouter(psps, settings.default_psp, pool=pool, monitor=monitor,
+                          exploration_percent=settings.routing_exploration_percent,
+                          cache_seconds=settings.routing_cache_seconds)
     kassa = Kassa(
-        pool=pool, psps=psps, router=DefaultRouter(psps, settings.default_psp),
+        pool=pool, psps=psps, router=router,
         payment_methods=PaymentMethodResolver(pool),
         fees=FeeSchedule(settings.fee_percent_bps, settings.fee_fixed_cents),
         platform_account=settings.platform_account,

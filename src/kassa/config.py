@@ -30,6 +30,23 @@ class Settings(BaseSettings):
     psp_webhooks_interval_seconds: float = 0.5  # psp-webhooks worker idle poll
     default_psp: str = "simulator"
     psp_timeout_seconds: float = 10.0
+    # More simulator accounts beside `simulator` (two PSPs to route between, locally):
+    # "name=url,name2=url2"; each is a simulator server of its own (`kassa simulator --port`).
+    simulator_accounts: str = ""
+    # Routing (psp/policy_router.py, README "Routing"): the exploration share of
+    # success_rate routes, how long a process keeps a merchant's active configuration,
+    # and the circuit breaker per PSP account (psp/breaker.py). Per process.
+    routing_exploration_percent: float = Field(default=5.0, ge=0, le=50)
+    routing_cache_seconds: float = Field(default=5.0, ge=0)
+    breaker_window_seconds: float = Field(default=30.0, gt=0)
+    breaker_min_volume: int = Field(default=20, ge=1)
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, lt=1)
+    breaker_cooldown_seconds: float = Field(default=15.0, gt=0)
+    breaker_probes: int = Field(default=3, ge=1)
+    breaker_slow_call_seconds: float = Field(default=5.0, gt=0)
+    # GET /metrics: open when unset (bind the API to a private network or put it behind
+    # the proxy), else it wants "Authorization: Bearer <token>".
+    metrics_token: SecretStr | None = None
     db_pool_size: int = Field(default=16, ge=1, le=200)
     # Group commit (db/batch_writer.py): concurrent requests' saga steps share a database
     # transaction, up to this many units each (1 turns it off), with at most
@@ -153,6 +170,23 @@ class Settings(BaseSettings):
 
     def simulator_base_url(self) -> str:
         return self.simulator_url or f"http://{self.simulator_host}:{self.simulator_port}"
+
+    def extra_simulator_accounts(self) -> list[tuple[str, str]]:
+        """(name, base URL) of each KASSA_SIMULATOR_ACCOUNTS entry."""
+        out: list[tuple[str, str]] = []
+        for entry in (e.strip() for e in self.simulator_accounts.split(",")):
+            if not entry:
+                continue
+            name, sep, url = entry.partition("=")
+            if not sep or not name.strip() or not url.strip():
+                raise ValueError(f"KASSA_SIMULATOR_ACCOUNTS: {entry!r} is not name=url")
+            out.append((name.strip(), url.strip().rstrip("/")))
+        return out
+
+    def metrics_bearer(self) -> str | None:
+        secret: object = self.metrics_token
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        return str(raw) if raw else None
 
     def simulator_webhook_secrets(self) -> list[str]:
         secret: object = self.simulator_webhook_secret

@@ -4,6 +4,8 @@ refund that failed, an event and an idempotency key answered for the attempt."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from kassa.db import ops
 from kassa.domain import ledger
 from kassa.domain.charges import CardFacts, ChargeDetails
@@ -51,6 +53,9 @@ def one_of_each(mid: str, tag: str) -> list[ops.Op]:
         ops.InsertCharge(c),
         ops.SetIdempotencyResource(merchant_id=mid, key=f"key_{tag}", resource_id=p.id),
         ops.MarkAttemptUnknown(a.id),
+        # a try the PSP never received, closed so the payment can go elsewhere
+        ops.InsertAttempt.of(dataclasses.replace(a, id=f"{a.id}_fo"), check_after_s=30.0),
+        ops.FailOverAttempt(f"{a.id}_fo", {"code": "psp_unavailable"}, 30.0),
     ]
     a.status, a.psp_reference = AttemptStatus.SUCCEEDED, f"ch_sim_{tag}"
     unit.append(ops.FinishAttempt.of(a, expected=(AttemptStatus.UNKNOWN,)))

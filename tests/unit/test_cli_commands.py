@@ -32,11 +32,13 @@ def test_every_command_and_group_in_the_order_help_lists_them():
         "attempts": {"list": None},
         "reconcile": {"import": None, "runs": None, "discrepancies": None, "resolve": None},
         "payouts": {"review": None},
+        "routing": {"show": None, "create": None, "activate": None, "backtest": None},
+        "psp": {"status": None},
         "vault": {"rotate-kek": None},
     }
     assert list(_tree(root)) == ["migrate", "api", "worker", "simulator", "dev", "merchants",
                                  "ledger", "relay", "webhooks", "attempts", "reconcile",
-                                 "payouts", "vault"]
+                                 "payouts", "routing", "psp", "vault"]
 
 
 def test_the_console_script_runs_the_same_app():

@@ -27,6 +27,7 @@ from kassa.api.routers import (
     customers,
     disputes,
     events,
+    metrics,
     payment_intents,
     payment_methods,
     payouts,
@@ -36,6 +37,7 @@ from kassa.api.routers import (
     reconciliation,
     refunds,
     request_logs,
+    routing_configs,
     webhook_endpoints,
 )
 from kassa.domain.errors import KassaError
@@ -98,7 +100,7 @@ def create_app(*, kassa: Kassa | None = None,
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
                    payment_methods, customers, checkout, account,
-                   reconciliation):
+                   reconciliation, routing_configs, metrics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

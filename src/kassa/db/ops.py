@@ -176,6 +176,23 @@ class MarkAttemptUnknown:
 
 
 @op_class
+class FailOverAttempt:
+    """Close an authorisation attempt the PSP provably never received, so the payment moves
+    to the next account in the same unit of work (services/failover.py). A CAS that only
+    holds while the attempt is ``started`` and recovery never claimed it
+    (``check_after_s`` is what its insert was given); else KS409 and nothing is written."""
+
+    op: ClassVar[str] = "fail_over_attempt"
+    id: str
+    error: dict[str, Any]
+    check_after_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "row": {"id": self.id, "error": self.error,
+                                       "check_after_s": self.check_after_s}}
+
+
+@op_class
 class InsertCharge:
     """An authorisation attempt's charge; goes into the same unit of work as the attempt's
     insert (step 1 of confirm)."""
@@ -403,15 +420,15 @@ class SavePaymentMethod:
 # ---------------------------------------------------------------- the unit of work's list
 
 Op = (InsertPayment | UpdatePayment | InsertAttempt | FinishAttempt | MarkAttemptUnknown
-      | InsertCharge | InsertRefund | UpdateRefund | PostLedger | InsertEvents
+      | FailOverAttempt | InsertCharge | InsertRefund | UpdateRefund | PostLedger | InsertEvents
       | ClaimIdempotency | SetIdempotencyResource | CompleteIdempotency | SavePaymentMethod)
 
 # every class kassa_apply has a WHEN branch for (tests/unit/db/test_ops.py checks both ways)
 ALL: tuple[type[Any], ...] = (
     InsertPayment, UpdatePayment, InsertAttempt, FinishAttempt, MarkAttemptUnknown,
-    InsertCharge, InsertRefund, UpdateRefund, PostLedger, InsertBalanceTransaction,
-    InsertEvents, ClaimIdempotency, SetIdempotencyResource, CompleteIdempotency,
-    SavePaymentMethod)
+    FailOverAttempt, InsertCharge, InsertRefund, UpdateRefund, PostLedger,
+    InsertBalanceTransaction, InsertEvents, ClaimIdempotency, SetIdempotencyResource,
+    CompleteIdempotency, SavePaymentMethod)
 
 
 def wire(ops: list[Op]) -> list[dict[str, Any]]:

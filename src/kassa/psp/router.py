@@ -1,14 +1,15 @@
-"""The PSP registry (every configured PSP account, by name) and the router that picks one
-for a payment. Rules, success-rate routing, circuit breaking and failover build on the
-registry; today every payment goes to the configured default account."""
+"""The PSP registry (every configured PSP account, by name). The router that picks accounts
+for a payment (rules, success rate, breakers, failover order) is psp/policy_router.py;
+``DefaultRouter`` is that router with no routing configurations: the default account."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from kassa.domain.payments import PaymentIntent
 from kassa.psp.base import PSPAdapter
+from kassa.psp.monitor import PSPMonitor
+from kassa.psp.policy_router import PolicyRouter
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class PSPAccount:
     psp: str  # which adapter: simulator, stripe
     adapter: PSPAdapter
     hold_validity_seconds: float  # how long the PSP keeps an uncaptured authorisation
+    enabled: bool = True  # a disabled account is named by no new routing configuration
 
 
 class PSPRegistry(Mapping[str, PSPAdapter]):
@@ -48,16 +50,15 @@ class PSPRegistry(Mapping[str, PSPAdapter]):
     def account(self, name: str) -> PSPAccount:
         return self._accounts[name]
 
+    def enabled(self, name: str) -> bool:
+        return self._accounts[name].enabled
+
     def hold_validity_seconds(self) -> dict[str, float]:
         return {name: a.hold_validity_seconds for name, a in self._accounts.items()}
 
 
-class DefaultRouter:
-    def __init__(self, psps: Mapping[str, PSPAdapter], default: str) -> None:
-        if default not in psps:
-            raise ValueError(f"default PSP {default!r} is not configured ({sorted(psps)})")
-        self._psps = psps
-        self._default = default
+class DefaultRouter(PolicyRouter):
+    """Every payment to ``default``: no routing configurations are read."""
 
-    def choose(self, payment: PaymentIntent) -> PSPAdapter:
-        return self._psps[self._default]
+    def __init__(self, psps: Mapping[str, PSPAdapter], default: str) -> None:
+        super().__init__(psps, default, pool=None, monitor=PSPMonitor())

@@ -35,7 +35,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPError, PSPResult
-from kassa.services import charges, saga, saved_cards
+from kassa.services import charges, failover, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -146,16 +146,19 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
 async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
                      idempotency: IdempotencyHandle | None, new: bool = False
                      ) -> dict[str, Any]:
-    psp = kassa.router.choose(p)
-    attempt = Attempt(
-        id=kassa.ids("charge"), merchant_id=p.merchant_id, payment_intent_id=p.id,
-        operation=Operation.AUTHORIZE, psp=psp.name, status=AttemptStatus.STARTED,
-        amount=p.amount, capture=p.captures_on_authorization, return_url=return_url)
+    attempt_id = kassa.ids("charge")
     created = PI(p) if new else None
-    p.start_authorization(attempt.id, psp.name)
+    p.start_authorization(attempt_id, "")  # refused here before anything is routed
     assert p.payment_method is not None
     card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
                                                payment_method=p.payment_method)
+    # the routed accounts in order: the first now, the next ones only on failover
+    decision = await kassa.router.plan(p, card)
+    p.psp = decision.psps[0]
+    attempt = Attempt(
+        id=attempt_id, merchant_id=p.merchant_id, payment_intent_id=p.id,
+        operation=Operation.AUTHORIZE, psp=p.psp, status=AttemptStatus.STARTED,
+        amount=p.amount, capture=p.captures_on_authorization, return_url=return_url)
     facts = await charges.card_facts(kassa, merchant_id=p.merchant_id,
                                      payment_method=p.payment_method, card=card)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key;
@@ -174,9 +177,8 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         result = PSPResult(Outcome.DECLINED, "", decline_code="invalid_payment_method",
                            message="The payment method is no longer available.")
         return await saga.finish(kassa, attempt, result, payment=p, idempotency=idempotency)
-    request = saga.authorize_request(kassa, attempt, p, card)
-    return await saga.run(kassa, attempt, lambda: psp.authorize(request), payment=p,
-                          unknown_answer=PI(p), idempotency=idempotency)
+    return await failover.authorize(kassa, attempt, p, card, decision, facts,
+                                    idempotency=idempotency)
 
 
 def decline_error(result: PSPResult) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,6 +14,7 @@ from kassa.db.ops import Op
 from kassa.domain import ids
 from kassa.domain.fees import FeeSchedule
 from kassa.domain.payments import PaymentIntent
+from kassa.domain.routing import Decision
 from kassa.psp.base import Card, PSPAdapter
 
 
@@ -31,7 +32,15 @@ class Writer(Protocol):
 
 
 class Router(Protocol):
+    """psp/policy_router.py: where an authorisation goes, and where it may fail over."""
+
     def choose(self, payment: PaymentIntent) -> PSPAdapter: ...
+
+    async def plan(self, payment: PaymentIntent, card: Card | None) -> Decision: ...
+
+    def fallback(self, decision: Decision, tried: Sequence[str]) -> str | None: ...
+
+    def failed_over(self, from_psp: str, to_psp: str, reason: str) -> None: ...
 
 
 # (status, body) the client gets for a result or an error: the API layer's renderer, so

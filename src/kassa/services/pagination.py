@@ -20,6 +20,7 @@ LISTS: dict[str, tuple[str, str]] = {
     "/v1/webhook_endpoints": ("webhook_endpoints", "webhook_endpoint"),
     "/v1/payouts": ("payouts", "payout"),
     "/v1/customers": ("customers", "customer"),
+    "/v1/routing_configs": ("routing_configs", "routing_config"),
 }
 
 

@@ -7,7 +7,14 @@ import pytest
 
 from kassa.api import customer_schemas, schemas
 from kassa.api.app import create_app
-from kassa.api.routers import account, disputes, payouts, reconciliation, webhook_endpoints
+from kassa.api.routers import (
+    account,
+    disputes,
+    payouts,
+    reconciliation,
+    routing_configs,
+    webhook_endpoints,
+)
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -53,12 +60,14 @@ BODIES = {
     ("POST", "/v1/account"): account.AccountUpdate,
     ("POST", "/v1/reconciliation_discrepancies/{discrepancy_id}/resolve"):
         reconciliation.DiscrepancyResolve,
+    ("POST", "/v1/routing_configs"): routing_configs.RoutingConfigCreate,
+    ("POST", "/v1/routing_configs/{config_id}/activate"): routing_configs.RoutingConfigActivate,
 }
 
 
 def test_every_path_and_operation_is_listed(doc):
-    assert len(doc["paths"]) == 45
-    assert len(list(operations(doc))) == 60
+    assert len(doc["paths"]) == 48
+    assert len(list(operations(doc))) == 64
 
 
 @pytest.mark.parametrize(("key", "model"), BODIES.items(), ids=lambda v: str(v))

@@ -69,6 +69,9 @@ def test_each_op_serialises_as_the_builders_did() -> None:
         "op": "finish_attempt", "expected": ["started", "unknown"], "row": {
             "id": "att_x", "status": "failed", "psp_reference": None,
             "error": {"code": "card_declined"}, "check_after_s": None}}
+    assert ops.FailOverAttempt("ch_x", {"code": "psp_unavailable"}, 30.0).to_json() == {
+        "op": "fail_over_attempt",
+        "row": {"id": "ch_x", "error": {"code": "psp_unavailable"}, "check_after_s": 30.0}}
     assert ops.MarkAttemptUnknown("att_x").to_json() == {
         "op": "mark_attempt_unknown", "row": {"id": "att_x"}}
     assert ops.InsertCharge(c).to_json() == {"op": "insert_charge", "row": {

@@ -101,3 +101,18 @@ def test_transport_errors() -> None:
                       PSPTimeout)
     unknown = m.classify_transport(httpx.RemoteProtocolError("reset", request=request), "x")
     assert type(unknown) is PSPOutcomeUnknown
+
+
+def test_a_drop_after_sending_over_aiohttp_is_unknown_not_unavailable() -> None:
+    """httpx-aiohttp (production) raises ConnectTimeout for a connection dropped after the
+    request was sent: only aiohttp's could-not-connect is provably not processed."""
+    import aiohttp
+
+    dropped = httpx.ConnectTimeout("Server disconnected")
+    dropped.__cause__ = aiohttp.ServerDisconnectedError()
+    assert not isinstance(m.classify_transport(dropped, "x"), PSPUnavailable)
+    assert isinstance(m.classify_transport(dropped, "x"), PSPOutcomeUnknown)
+    refused = httpx.ConnectTimeout("Cannot connect")
+    refused.__cause__ = aiohttp.ClientConnectorError(
+        None, OSError(111, "Connection refused"))  # type: ignore[arg-type]
+    assert isinstance(m.classify_transport(refused, "x"), PSPUnavailable)

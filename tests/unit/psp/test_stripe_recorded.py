@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 import httpx
 import orjson
 import pytest
@@ -187,11 +188,21 @@ async def test_error_classes(recorded, answer: str, error: type[Exception]) -> N
     assert type(caught.value) is error
 
 
+def _from_aiohttp(exc: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
+    exc.__cause__ = cause
+    return exc
+
+
 @pytest.mark.parametrize(("raised", "error"), [
     (httpx.ConnectError("connection refused"), PSPUnavailable),
     (httpx.ConnectTimeout("connect timed out"), PSPUnavailable),
     (httpx.ReadTimeout("read timed out"), PSPTimeout),
     (httpx.RemoteProtocolError("peer closed connection"), PSPOutcomeUnknown),
+    # httpx-aiohttp (production) raises ConnectTimeout for a drop after sending too
+    (_from_aiohttp(httpx.ConnectTimeout("Server disconnected"),
+                   aiohttp.ServerDisconnectedError()), PSPTimeout),  # unknown, not unavailable
+    (_from_aiohttp(httpx.ConnectTimeout("Cannot connect"), aiohttp.ClientConnectorError(
+        None, OSError(111, "Connection refused"))), PSPUnavailable),  # type: ignore[arg-type]
 ])
 async def test_transport_failures(recorded, raised: Exception, error: type[Exception]) -> None:
     server, adapter = recorded

@@ -100,6 +100,23 @@ BEGIN
                 RAISE EXCEPTION 'attempt % was already resolved', r->>'id'
                     USING ERRCODE = 'KS409';
             END IF;
+        WHEN 'fail_over_attempt' THEN
+            -- an authorisation the PSP provably never received (connection refused…), closed
+            -- so the payment can go to the next account (services/failover.py). Only while
+            -- it is `started` and recovery has never claimed it: its next look is still the
+            -- first one its insert set (a claim moves it later) and not yet due, so no
+            -- recovery worker is repeating the call at this PSP while another one is made.
+            UPDATE attempts SET status = 'failed', error = r->'error', updated_at = now(),
+                next_check_at = NULL
+            WHERE id = r->>'id' AND status = 'started' AND operation = 'authorize'
+              AND next_check_at > now()
+              AND next_check_at <= created_at + make_interval(
+                    secs => (r->>'check_after_s')::double precision);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 1 THEN
+                RAISE EXCEPTION 'attempt % is no longer only started', r->>'id'
+                    USING ERRCODE = 'KS409';
+            END IF;
         WHEN 'mark_attempt_unknown' THEN
             UPDATE attempts SET status = 'unknown', updated_at = now()
             WHERE id = r->>'id' AND status = 'started';

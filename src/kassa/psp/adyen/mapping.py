@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from kassa.domain.money import EXPONENTS, Money
+from kassa.psp.transport_errors import never_sent
 from kassa.psp.base import (
     Outcome,
     PSPError,
@@ -176,8 +177,11 @@ def modification_result(kind: str, answer: Any, asked: Money | None) -> PSPResul
 
 def classify_transport(exc: httpx.HTTPError, where: str) -> PSPError:
     text = f"{where}: {type(exc).__name__}"
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return PSPUnavailable(text)  # no connection, so nothing was sent
+    # no connection, so nothing was sent: over httpx-aiohttp the class alone does not say
+    # so (a drop after sending is a ConnectTimeout too; psp/transport_errors.py)
+    if isinstance(exc, httpx.PoolTimeout) or (
+            isinstance(exc, httpx.TransportError) and never_sent(exc)):
+        return PSPUnavailable(text)
     if isinstance(exc, httpx.TimeoutException):
         return PSPTimeout(text)
     return PSPOutcomeUnknown(text)

@@ -5,8 +5,9 @@ which capture/void/refund take back; a capture/void/refund result carries that
 operation's own id (``simop_…``), like Stripe's refund ids or Adyen's modification
 references.
 
-Error mapping: ``httpx.TimeoutException`` → PSPTimeout; a connection that could not be
-opened (refused, DNS) → PSPUnavailable (the request never left); other transport errors
+Error mapping: a connection that could not be opened (refused, DNS; psp/transport_errors.py
+decides, since httpx-aiohttp calls some of those a timeout) → PSPUnavailable (the request
+never left); other timeouts → PSPTimeout; other transport errors
 (reset, protocol), 5xx, a 409 ``idempotency_error`` (the key is the PSP's already) and an
 answer kassa cannot read → PSPOutcomeUnknown; 429 → PSPUnavailable; other 4xx →
 PSPRefused; ``lookup`` 404 → UnknownOperation. Declines and refused operations are
@@ -45,6 +46,7 @@ from kassa.psp.base import (
     WebhookRejected,
 )
 from kassa.psp.simulator import signature
+from kassa.psp.transport_errors import never_sent
 
 # The simulator's status words, mapped to kassa's outcomes in this one place.
 AUTHORIZATION_OUTCOMES: dict[str, Outcome] = {
@@ -227,13 +229,12 @@ class SimulatorAdapter:
                 headers=None if body is None else _JSON_HEADERS,
                 timeout=self._timeout,
             )
-        except httpx.TimeoutException as exc:
-            raise PSPTimeout(f"{where}: no answer within {self._timeout}s "
-                             f"({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
-            # no connection was made, so the request was never sent
-            raise PSPUnavailable(f"{where}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
+            if never_sent(exc):  # no connection was made, so the request was never sent
+                raise PSPUnavailable(f"{where}: {type(exc).__name__}") from exc
+            if isinstance(exc, httpx.TimeoutException):
+                raise PSPTimeout(f"{where}: no answer within {self._timeout}s "
+                                 f"({type(exc).__name__})") from exc
             raise PSPOutcomeUnknown(f"{where}: {type(exc).__name__}") from exc
         status = response.status_code
         if status >= 500:

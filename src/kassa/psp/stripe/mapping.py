@@ -35,6 +35,7 @@ from kassa.psp.base import (
     PSPTimeout,
     PSPUnavailable,
 )
+from kassa.psp.transport_errors import never_sent
 
 # keys of kassa's ids in Stripe metadata, so an attempt can be found again
 ATTEMPT_KEY = "kassa_attempt"
@@ -212,8 +213,10 @@ def classify(exc: stripe.StripeError, where: str) -> PSPError:
     text = f"{where}: {type(exc).__name__} {(redact(str(exc.user_message or exc)) or '')[:300]}"
     if isinstance(exc, stripe.APIConnectionError):
         cause = exc.__cause__
-        if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
-            return PSPUnavailable(text)  # no connection, so the request was never sent
+        # no connection, so the request was never sent (over httpx-aiohttp the class alone
+        # does not say so: psp/transport_errors.py)
+        if isinstance(cause, httpx.TransportError) and never_sent(cause):
+            return PSPUnavailable(text)
         if isinstance(cause, httpx.TimeoutException):
             return PSPTimeout(text)
         return PSPOutcomeUnknown(text)

@@ -1,0 +1,105 @@
+"""Routing configurations: create (a new inactive version), retrieve, list, activate.
+
+The policy itself is parsed and checked by domain/routing.py; here the accounts it names
+are checked against the configured PSP accounts (unknown or disabled: 400), and the
+stored form is the parsed one (normalised), so what is shown is what routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kassa.db import routing_configs as repo
+from kassa.domain.errors import InvalidRequest, NotFound
+from kassa.domain.lists import Bounds
+from kassa.domain.routing import RoutingPolicy, parse_policy, psp_params
+from kassa.representations.routing_configs import routing_config
+from kassa.services.context import Kassa
+from kassa.services.uow import IdempotencyHandle, UnitOfWork
+
+ID_PREFIX = "rcfg"
+
+
+def account_enabled(kassa: Kassa, name: str) -> bool | None:
+    """True/False for a configured account (enabled or not), None for an unknown one."""
+    if name not in kassa.psps:
+        return None
+    enabled = getattr(kassa.psps, "enabled", None)
+    return True if enabled is None else bool(enabled(name))
+
+
+def check_accounts(kassa: Kassa, policy: RoutingPolicy) -> None:
+    for name, param in psp_params(policy):
+        state = account_enabled(kassa, name)
+        if state is None:
+            raise InvalidRequest(f"No such PSP account: '{name}' (configured: "
+                                 f"{', '.join(sorted(kassa.psps))}).", param=param,
+                                 code="resource_missing")
+        if not state:
+            raise InvalidRequest(f"The PSP account '{name}' is disabled.", param=param,
+                                 code="psp_account_disabled")
+
+
+def stored_policy(row: Mapping[str, Any]) -> RoutingPolicy:
+    """A stored configuration as policy (it was valid when created and is immutable)."""
+    return parse_policy(rules=row["rules"], default_route=row["default_route"])
+
+
+def _not_found(config_id: str) -> NotFound:
+    return NotFound(f"No such routing_config: '{config_id[:100]}'", param="id")
+
+
+async def create(kassa: Kassa, *, merchant_id: str, rules: Any, default_route: Any,
+                 name: str | None = None,
+                 idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    policy = parse_policy(rules=rules, default_route=default_route)
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise InvalidRequest("Invalid name: a string of up to 200 characters.", param="name")
+    check_accounts(kassa, policy)
+    shape = policy.as_dict()
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        row = await repo.insert_config(conn, config_id=kassa.ids(ID_PREFIX),
+                                       merchant_id=merchant_id, name=name,
+                                       rules=shape["rules"],
+                                       default_route=shape["default_route"],
+                                       created=kassa.clock())
+        result = routing_config(row)
+        await uow.commit(response=result)
+    return result
+
+
+async def retrieve(kassa: Kassa, *, merchant_id: str, config_id: str) -> dict[str, Any]:
+    row = await repo.get_config(kassa.pool, merchant_id=merchant_id, config_id=config_id)
+    if row is None:
+        raise _not_found(config_id)
+    return routing_config(row)
+
+
+async def activate(kassa: Kassa, *, merchant_id: str, config_id: str,
+                   idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """Route the merchant's new payments by this version. Its accounts are checked again:
+    one disabled since the version was created refuses the activation."""
+    async with UnitOfWork(kassa, idempotency) as uow:
+        conn = await uow.connection()
+        row = await repo.get_config(conn, merchant_id=merchant_id, config_id=config_id)
+        if row is None:
+            raise _not_found(config_id)
+        check_accounts(kassa, stored_policy(row))
+        row = await repo.activate(conn, merchant_id=merchant_id, config_id=config_id,
+                                  now=kassa.clock())
+        assert row is not None
+        result = routing_config(row)
+        await uow.commit(response=result)
+    return result
+
+
+async def list_configs(kassa: Kassa, *, merchant_id: str, limit: int,
+                       starting_after: str | None, ending_before: str | None,
+                       created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
+    rows, more = await repo.list_configs(kassa.pool, merchant_id=merchant_id, limit=limit,
+                                         starting_after=starting_after,
+                                         ending_before=ending_before, created=created)
+    return [routing_config(r) for r in rows], more
+
