@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 
 from kassa.domain.money import EXPONENTS, Money
-from kassa.psp.transport_errors import never_sent
 from kassa.psp.base import (
     Outcome,
     PSPError,
@@ -33,6 +32,7 @@ from kassa.psp.base import (
     PSPTimeout,
     PSPUnavailable,
 )
+from kassa.psp.transport_errors import never_sent
 
 ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper"})
 IDEMPOTENCY_IN_USE = "704"  # "request already processed or in progress"
