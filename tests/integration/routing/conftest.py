@@ -10,18 +10,20 @@ authorisations, ``World.kassa_succeeded`` kassa's payments by the account that t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.config import Settings
 from kassa.services import merchants
 from kassa.services.context import Kassa
+from tests.support.databases import migrated_database
 
 A, B = "simulator", "sim_b"
 
@@ -82,13 +84,23 @@ class World:
         return int(value)
 
 
+
+@pytest.fixture(scope="module")
+def dsn(server_url: str) -> Iterator[str]:
+    """A database of each module's own: recovery, which these tests run, takes every due
+    attempt in its database, and other tests' attempts at other simulators must not be
+    counted as (or change) these tests' calls."""
+    with migrated_database(server_url, prefix="kassa_routing") as url:
+        yield url
+
+
 @asynccontextmanager
 async def routed_world(dsn: str, a_url: str, b_url: str, *,
                        transport: httpx.AsyncBaseTransport | None = None, **settings: Any
                        ) -> AsyncIterator[World]:
     """``transport``: the PSP client's (tests.support.routing_world), else the real one."""
     base = dict(env="test", simulator_url=a_url, simulator_accounts=f"{B}={b_url}",
-                psp_timeout_seconds=5.0, settlement_delay_seconds=3600,
+                psp_timeout_seconds=5.0,
                 api_key_cache_seconds=0.0, routing_cache_seconds=0.0, db_write_batch=1)
     base.update(settings)
     configured = Settings(**base)
