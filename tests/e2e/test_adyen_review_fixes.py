@@ -1,0 +1,98 @@
+"""Adyen notifications that must not leave kassa's books wrong silently (review fixes):
+a CAPTURE_FAILED after a recorded capture, an AUTHORISATION that does not say how it is
+captured, a CANCELLATION confirmed for a payment already captured."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from kassa.psp.adyen.webhooks import signature
+from kassa.webhooks import inbound as psp_webhooks
+from tests.e2e.test_adyen_payments import (  # noqa: F401  (fixtures)
+    NEW_KEY,
+    World,
+    adyen_api,
+    adyen_kassa,
+    adyen_sim_url,
+    with_psp_reference,
+    world,
+)
+
+
+async def _items(world: World, code: str) -> list[dict[str, Any]]:
+    found = []
+    for body in await world.held():
+        for wrapped in orjson.loads(body)["notificationItems"]:
+            item = wrapped["NotificationRequestItem"]
+            if item["eventCode"] == code:
+                found.append(item)
+    return found
+
+
+def _later(item: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of a genuine item, later the same day, signed as Adyen would."""
+    out = copy.deepcopy(item)
+    out.update(changes)
+    out["eventDate"] = item["eventDate"][:11] + "23" + item["eventDate"][13:]
+    out["additionalData"]["hmacSignature"] = signature(out, bytes.fromhex(NEW_KEY))
+    return out
+
+
+async def _send(world: World, item: dict[str, Any]) -> None:
+    r = await world.send(orjson.dumps({"live": "false", "notificationItems": [
+        {"NotificationRequestItem": item}]}))
+    assert r.status_code == 200, r.text
+    while await psp_webhooks.apply_pending(world.kassa):
+        pass
+
+
+async def _event_row(world: World, event_id: str) -> dict[str, Any]:
+    row = await world.kassa.pool.fetchrow(
+        "SELECT status, result FROM psp_events WHERE psp = 'adyen' AND psp_event_id = $1",
+        event_id)
+    assert row is not None, event_id
+    return dict(row)
+
+
+async def test_capture_failed_after_a_recorded_capture_is_flagged(world: World) -> None:
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    [capture] = await _items(world, "CAPTURE")
+    await world.deliver()
+    assert (await world.retrieve(pi))["status"] == "succeeded"
+    assert await world.receivable(pi["id"]) == 2500
+
+    failed = _later(capture, eventCode="CAPTURE_FAILED",
+                    reason="Capture rejected by card scheme")
+    await _send(world, failed)
+    attempt = await world.kassa.pool.fetchrow(
+        "SELECT status, error FROM attempts WHERE id = $1", capture["merchantReference"])
+    assert attempt["status"] == "needs_attention"
+    error = orjson.loads(attempt["error"]) if isinstance(attempt["error"], str) \
+        else attempt["error"]
+    assert error["code"] == "capture_failed_after_capture"
+    assert pi["id"] in error["message"]
+    stuck = await world.kassa.pool.fetch(
+        "SELECT id FROM attempts WHERE status = 'needs_attention'")
+    assert capture["merchantReference"] in [r["id"] for r in stuck]  # `kassa attempts --stuck`
+    row = await _event_row(world, f"{failed['pspReference']}:CAPTURE_FAILED:true")
+    assert row["status"] == "applied"
+    # nothing was reversed automatically: an operator decides
+    assert await world.receivable(pi["id"]) == 2500
+
+
+async def test_capture_failed_after_an_automatic_capture_is_kept_for_an_operator(
+        world: World) -> None:
+    pi = await with_psp_reference(world, await world.pay(capture_method="automatic"))
+    [auth] = await _items(world, "AUTHORISATION")
+    await world.deliver()
+    assert (await world.retrieve(pi))["status"] == "succeeded"
+    failed = _later(auth, eventCode="CAPTURE_FAILED", originalReference=auth["pspReference"],
+                    pspReference=auth["pspReference"] + "X", reason="Rejected by scheme")
+    await _send(world, failed)
+    row = await _event_row(world, f"{failed['pspReference']}:CAPTURE_FAILED:true")
+    assert row["status"] == "failed"
+    assert "refused the capture" in row["result"] and pi["id"] in row["result"]
