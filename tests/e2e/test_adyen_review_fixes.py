@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import httpx
 import orjson
 
 from kassa.psp.adyen.webhooks import signature
@@ -96,3 +97,47 @@ async def test_capture_failed_after_an_automatic_capture_is_kept_for_an_operator
     row = await _event_row(world, f"{failed['pspReference']}:CAPTURE_FAILED:true")
     assert row["status"] == "failed"
     assert "refused the capture" in row["result"] and pi["id"] in row["result"]
+
+
+async def _authenticated(world: World, capture_method: str) -> tuple[dict[str, Any],
+                                                                   dict[str, Any]]:
+    """A 3-D Secure payment the shopper completed at Adyen, and its AUTHORISATION item."""
+    pi = await with_psp_reference(world, await world.pay(
+        capture_method=capture_method, payment_method="pm_card_authenticationRequired"))
+    assert pi["status"] == "requires_action"
+    path = httpx.URL(pi["next_action"]["redirect_to_url"]["url"]).path
+    r = await world.sim.post(f"{path}/complete", data={"result": "succeed"})
+    assert r.status_code == 303
+    [auth] = [i for i in await _items(world, "AUTHORISATION")
+              if i["merchantReference"] == pi["latest_charge"]]
+    return pi, auth
+
+
+def _resigned(item: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The same item with other (unsigned) additionalData: its HMAC still verifies."""
+    out = copy.deepcopy(item)
+    out["additionalData"] = {"hmacSignature": signature(out, bytes.fromhex(NEW_KEY)), **extra}
+    return out
+
+
+async def test_an_authorisation_without_capture_fields_settles_from_kassas_attempt(
+        world: World) -> None:
+    pi, auth = await _authenticated(world, "automatic")
+    await _send(world, _resigned(auth))  # no captureDelayHours, no metadata
+    done = await world.retrieve(pi)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
+    assert await world.receivable(pi["id"]) == 2500
+    assert (await world.at_adyen(pi))["amount_captured"] == 2500  # both ends
+
+
+async def test_unsigned_capture_fields_cannot_make_a_manual_payment_captured(
+        world: World) -> None:
+    pi, auth = await _authenticated(world, "manual")
+    await _send(world, _resigned(auth, captureDelayHours="0",
+                                 **{"metadata.kassa_capture": "automatic"}))
+    done = await world.retrieve(pi)
+    assert (done["status"], done["amount_capturable"], done["amount_received"]) == (
+        "requires_capture", 2500, 0)
+    assert await world.receivable(pi["id"]) == 0
+    at_adyen = await world.at_adyen(pi)
+    assert at_adyen["amount_captured"] == 0, at_adyen

@@ -164,7 +164,11 @@ async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     if attempt.status not in saga.RECORDABLE or event.outcome is None \
             or event.outcome is Outcome.REQUIRES_ACTION:
         return "ignored", f"authorisation already recorded ({attempt.status.value})"
-    result = PSPResult(event.outcome, psp_reference=event.psp_reference, amount=event.amount,
+    outcome = event.outcome
+    if outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
+        # captured at once is what kassa asked the PSP for, not what an unsigned field says
+        outcome = Outcome.CAPTURED if attempt.capture else Outcome.AUTHORIZED
+    result = PSPResult(outcome, psp_reference=event.psp_reference, amount=event.amount,
                        decline_code=event.decline_code, message=event.message)
     return await _record(kassa, attempt, result)
 

@@ -60,7 +60,7 @@ def test_adyens_published_example_verifies_and_a_changed_amount_does_not() -> No
         webhooks.verify_item(changed, [EXAMPLE_KEY])
     (event,) = parse(body(EXAMPLE), [EXAMPLE_KEY])
     assert (event.type, event.outcome, event.amount) == (
-        PSPEventType.AUTHORIZATION_UPDATED, Outcome.CAPTURED, Money(1130, "eur"))
+        PSPEventType.AUTHORIZATION_UPDATED, Outcome.AUTHORIZED, Money(1130, "eur"))
 
 
 def test_unsigned_forged_and_wrong_key_items_are_refused() -> None:
@@ -159,12 +159,15 @@ def test_refused_authorisation_carries_its_decline_code() -> None:
     assert (event.outcome, event.decline_code) == (Outcome.DECLINED, "stolen_card")
 
 
-def test_an_authorisation_that_does_not_say_how_it_is_captured_is_dropped() -> None:
-    assert parse(body(item(NEW_KEY, eventCode="AUTHORISATION", originalReference=None))) == []
-    manual = item(NEW_KEY, eventCode="AUTHORISATION", originalReference=None,
-                  additionalData={"metadata.kassa_capture": "manual"})
-    (event,) = parse(body(manual))
-    assert event.outcome is Outcome.AUTHORIZED
+def test_an_authorisation_is_authorised_whatever_its_unsigned_fields_say() -> None:
+    """captureDelayHours / metadata are outside the HMAC: kassa decides captured or not
+    from its own attempt (webhooks/inbound.py), and never drops the event for them."""
+    for extra in ({}, {"metadata.kassa_capture": "manual"}, {"captureDelayHours": "0"},
+                  {"metadata.kassa_capture": "automatic"}, {"manualCapture": "true"}):
+        (event,) = parse(body(item(NEW_KEY, eventCode="AUTHORISATION",
+                                   originalReference=None, additionalData=extra)))
+        assert (event.type, event.outcome) == (PSPEventType.AUTHORIZATION_UPDATED,
+                                               Outcome.AUTHORIZED), extra
 
 
 def test_events_kassa_does_not_act_on_are_verified_and_dropped() -> None:

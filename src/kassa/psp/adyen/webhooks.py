@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 512 * 1024
 MAX_ITEMS = 100
-CAPTURE_KEY = "kassa_capture"  # kassa's metadata key: "automatic" or "manual"
+CAPTURE_KEY = "kassa_capture"  # kassa's metadata key: "automatic" or "manual" (informative)
 
 # eventCode → (kassa's event for success=true, for success=false, stage)
 MODIFICATIONS: dict[str, tuple[PSPEventType, PSPEventType, int]] = {
@@ -173,22 +173,16 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
 
 
 def _authorisation(common: dict[str, Any], item: dict[str, Any], extra: dict[str, Any],
-                   success: bool, amount: Any) -> PSPEvent | None:
+                   success: bool, amount: Any) -> PSPEvent:
     """How an authorisation ended (kassa records it for an attempt that waited on 3-D
-    Secure; for the others it already knows). Whether it was captured at once is in the
-    notification itself: ``captureDelayHours`` 0, or kassa's metadata."""
+    Secure; for the others it already knows). A success is AUTHORIZED: whether it was
+    captured at once is what kassa asked for (the attempt's own ``capture``, applied by
+    webhooks/inbound.py), never ``additionalData`` — those fields are not signed, and an
+    account may not send them at all."""
     outcome: Outcome
     decline = None
     if success:
-        mode = extra.get(f"metadata.{CAPTURE_KEY}")
-        if str(extra.get("captureDelayHours")) == "0" or mode == "automatic":
-            outcome = Outcome.CAPTURED
-        elif mode == "manual" or str(extra.get("manualCapture")) == "true":
-            outcome = Outcome.AUTHORIZED
-        else:
-            log.warning("adyen AUTHORISATION %s does not say how it is captured; dropped "
-                        "(recovery resolves the attempt)", common["object_ref"])
-            return None
+        outcome = Outcome.AUTHORIZED
     else:
         outcome = Outcome.DECLINED
         decline = m.decline_code(extra.get("refusalReasonCode"), item.get("reason"),
