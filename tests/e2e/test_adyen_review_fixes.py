@@ -12,15 +12,12 @@ import orjson
 
 from kassa.psp.adyen.webhooks import signature
 from kassa.webhooks import inbound as psp_webhooks
-from tests.e2e.test_adyen_payments import (  # noqa: F401  (fixtures)
-    NEW_KEY,
-    World,
-    adyen_api,
-    adyen_kassa,
-    adyen_sim_url,
-    with_psp_reference,
-    world,
-)
+from tests.e2e import test_adyen_payments as base
+from tests.e2e.test_adyen_payments import NEW_KEY, World, with_psp_reference
+
+# the Adyen world's fixtures (simulator, kassa, API server), shared with its module
+adyen_sim_url, adyen_kassa, adyen_api, world = (
+    base.adyen_sim_url, base.adyen_kassa, base.adyen_api, base.world)
 
 
 async def _items(world: World, code: str) -> list[dict[str, Any]]:
@@ -141,3 +138,28 @@ async def test_unsigned_capture_fields_cannot_make_a_manual_payment_captured(
     assert await world.receivable(pi["id"]) == 0
     at_adyen = await world.at_adyen(pi)
     assert at_adyen["amount_captured"] == 0, at_adyen
+
+
+async def test_a_confirmed_void_of_a_captured_payment_is_flagged(world: World) -> None:
+    """The shopper completes 3-D Secure (captured at once) while the merchant cancels:
+    Adyen's cancel is ``received``, the AUTHORISATION is recorded first. A CANCELLATION
+    success=true for that captured payment cannot be taken as it is: the void attempt goes
+    to needs_attention, the capture stays on the books for an operator to decide."""
+    pi, auth = await _authenticated(world, "automatic")
+    canceled = await world.post(f"/v1/payment_intents/{pi['id']}/cancel")
+    assert canceled["status"] == "processing"
+    await _send(world, auth)
+    assert (await world.retrieve(pi))["status"] == "succeeded"
+    [cancellation] = await _items(world, "CANCELLATION")
+    confirmed = copy.deepcopy(cancellation)
+    confirmed["success"] = "true"
+    confirmed.pop("reason", None)
+    confirmed["additionalData"]["hmacSignature"] = signature(confirmed, bytes.fromhex(NEW_KEY))
+    await _send(world, confirmed)
+    void = await world.kassa.pool.fetchrow(
+        "SELECT status, error FROM attempts WHERE payment_intent_id = $1"
+        " AND operation = 'void'", pi["id"])
+    assert void["status"] == "needs_attention", dict(void)
+    done = await world.retrieve(pi)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
+    assert await world.receivable(pi["id"]) == 2500

@@ -25,9 +25,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import ops
+from kassa.db import ops, psp_inbox
 from kassa.db import payments as payments_db
-from kassa.db import psp_inbox
 from kassa.db import refunds as refunds_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest, KassaError, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, RefundStatus
