@@ -163,3 +163,23 @@ async def test_a_confirmed_void_of_a_captured_payment_is_flagged(world: World) -
     done = await world.retrieve(pi)
     assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
     assert await world.receivable(pi["id"]) == 2500
+
+
+async def test_signed_notifications_kassa_cannot_store_are_a_400_never_a_500(
+        world: World) -> None:
+    pi = await with_psp_reference(world, await world.pay(capture_method="automatic"))
+    [auth] = await _items(world, "AUTHORISATION")
+    before = await world.inbox()
+    chargeback = {**copy.deepcopy(auth), "eventCode": "CHARGEBACK",
+                  "pspReference": auth["pspReference"] + "CB",
+                  "originalReference": auth["pspReference"]}
+    chargeback.pop("amount")
+    ancient = {**copy.deepcopy(auth), "eventDate": "1969-07-20T20:17:40+00:00"}
+    long_id = {**copy.deepcopy(auth), "pspReference": "9" * 250}
+    for bad in (chargeback, ancient, long_id):
+        bad["additionalData"] = {"hmacSignature": signature(bad, bytes.fromhex(NEW_KEY))}
+        r = await world.send(orjson.dumps({"live": "false", "notificationItems": [
+            {"NotificationRequestItem": bad}]}))
+        assert r.status_code == 400, (r.status_code, r.text)
+    assert await world.inbox() == before
+    assert (await world.retrieve(pi))["status"] == "succeeded"

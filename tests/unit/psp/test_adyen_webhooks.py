@@ -194,3 +194,26 @@ def test_a_signed_item_with_unreadable_fields_is_refused() -> None:
                    {"success": "maybe"}, {"eventCode": "CAPTURE", "originalReference": None}):
         with pytest.raises(WebhookRejected):
             parse(body(item(NEW_KEY, **fields)))
+
+
+@pytest.mark.parametrize("fields", [
+    {"eventCode": "CHARGEBACK", "amount": None},
+    {"eventCode": "NOTIFICATION_OF_CHARGEBACK", "amount": None},
+    {"eventDate": "1969-12-31T23:59:59+00:00"},
+    {"eventDate": "1970-01-01T00:00:00+00:00"},
+    {"eventDate": "0001-01-01T00:00:00+00:00"},
+    {"eventDate": "9999-12-31T23:59:59-14:00"},
+    {"pspReference": "8" * 255},  # fits a field, not the inbox's 255-character event id
+    {"eventCode": "X" * 250, "pspReference": "8" * 10},
+])
+def test_signed_items_kassa_cannot_store_are_refused_never_an_error(
+        fields: dict[str, Any]) -> None:
+    """Each would have been an AssertionError or a database CHECK violation (a 500)."""
+    with pytest.raises(WebhookRejected):
+        parse(body(item(NEW_KEY, **fields)))
+
+
+def test_the_longest_storable_event_id_is_accepted() -> None:
+    reference = "8" * (255 - len(":CAPTURE:true"))
+    (event,) = parse(body(item(NEW_KEY, pspReference=reference)))
+    assert len(event.event_id) == 255 and event.sequence > 0

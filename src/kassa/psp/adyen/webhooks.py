@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 512 * 1024
 MAX_ITEMS = 100
+MAX_EPOCH = 253402300800  # 10000-01-01: eventDate must lie after 1970 and before it
 CAPTURE_KEY = "kassa_capture"  # kassa's metadata key: "automatic" or "manual" (informative)
 
 # eventCode → (kassa's event for success=true, for success=false, stage)
@@ -138,9 +139,16 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
     if success not in ("true", "false"):
         raise ValueError("success")
     created = _epoch(item["eventDate"])
+    if not 0 < created < MAX_EPOCH:  # the inbox's sequence is positive (bigint)
+        raise ValueError("eventDate out of range")
     reference = _text(item["pspReference"])
     extra = item.get("additionalData") or {}
-    common: dict[str, Any] = {"psp": psp, "event_id": f"{reference}:{code}:{success}",
+    if not isinstance(extra, dict):
+        raise ValueError("additionalData")
+    event_id = f"{reference}:{code}:{success}"
+    if len(event_id) > 255:  # the inbox keeps ids of 1-255 characters
+        raise ValueError("pspReference and eventCode too long")
+    common: dict[str, Any] = {"psp": psp, "event_id": event_id,
                               "created": created, "object_ref": reference}
     amount = m.money(item["amount"]) if item.get("amount") is not None else None
     if code == "AUTHORISATION":
@@ -159,7 +167,8 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
                         message=None if settled or not reason else m.redact(str(reason)))
     if code in DISPUTES:
         kind, status, stage = DISPUTES[code]
-        assert amount is not None
+        if amount is None:
+            raise ValueError("a dispute notification without its amount")
         due = extra.get("defensePeriodEndsAt")
         return PSPEvent(
             **common, type=kind, sequence=created * 16 + stage,
