@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from kassa.psp.adyen.webhooks import signature
+from kassa.services import confirm
 from kassa.webhooks import inbound as psp_webhooks
 from tests.e2e import test_adyen_payments as base
 from tests.e2e.test_adyen_payments import NEW_KEY, World, with_psp_reference
@@ -183,3 +185,43 @@ async def test_signed_notifications_kassa_cannot_store_are_a_400_never_a_500(
         assert r.status_code == 400, (r.status_code, r.text)
     assert await world.inbox() == before
     assert (await world.retrieve(pi))["status"] == "succeeded"
+
+
+async def test_the_return_endpoint_bounds_what_a_caller_makes_kassa_ask_adyen(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API key guards the 3-D Secure return: a huge redirectResult is a 400 (Adyen is not
+    asked), and after an ask that settled nothing the same attempt is not asked again for
+    a while, however many bogus values come; then the genuine one records the outcome."""
+    monkeypatch.setattr(confirm, "RETURN_RETRY_S", 3600.0)
+    adapter = world.kassa.psp("adyen")
+    asked: list[int] = []
+    original = adapter.complete_redirect  # type: ignore[attr-defined]
+
+    async def counting(**kwargs: Any) -> Any:
+        asked.append(len(kwargs["redirect_result"]))
+        return await original(**kwargs)
+
+    monkeypatch.setattr(adapter, "complete_redirect", counting)
+    pi = await with_psp_reference(world, await world.pay(
+        capture_method="automatic", payment_method="pm_card_authenticationRequired"))
+    path = httpx.URL(pi["next_action"]["redirect_to_url"]["url"]).path
+    r = await world.sim.post(f"{path}/complete", data={"result": "succeed"})
+    back = httpx.URL(r.headers["location"])
+
+    r = await world.api.get(back.path, params={"redirectResult": "x" * (10 * 1024 + 1)})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "redirectResult"
+    assert asked == []
+    for n in range(5):
+        r = await world.api.get(back.path, params={"redirectResult": f"bogus-{n}"})
+        assert r.status_code in (200, 303), r.text
+    assert len(asked) == 1  # one ask, then a pause for this attempt
+    assert (await world.retrieve(pi))["status"] == "requires_action"
+
+    monkeypatch.setattr(confirm, "RETURN_RETRY_S", 0.0)  # the pause is over
+    r = await world.api.get(back.path, params=dict(back.params))
+    assert r.status_code in (200, 303), r.text
+    assert len(asked) == 2
+    done = await world.retrieve(pi)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2500)
+    assert await world.receivable(pi["id"]) == 2500
