@@ -21,7 +21,7 @@ from kassa.ledger.verify import verify
 from kassa.psp.adyen import AdyenSettings
 from kassa.psp.adyen.webhooks import signature
 from kassa.psp.simulator import SimulatorConfig
-from kassa.services import merchants, recovery
+from kassa.services import confirm, merchants, recovery
 from kassa.services.context import Kassa
 from kassa.webhooks import inbound as psp_webhooks
 from tests.support.api_server import serving
@@ -326,10 +326,13 @@ async def test_a_lost_capture_notification_keeps_it_pending_until_it_comes(
     assert await world.receivable(pi["id"]) == 2500
 
 
-async def test_3ds_return_asks_adyen_with_the_redirect_result(world: World) -> None:
+async def test_3ds_return_asks_adyen_with_the_redirect_result(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shopper comes back to kassa's return endpoint with Adyen's redirectResult:
     kassa asks /payments/details and records the outcome before any notification; a
     tampered or foreign redirectResult records nothing."""
+    # each return here is asked (the pause after a vain ask is tested on its own)
+    monkeypatch.setattr(confirm, "RETURN_RETRY_S", 0.0)
     pi = await with_psp_reference(world, await world.pay(
         capture_method="automatic", payment_method="pm_card_authenticationRequired"))
     path = httpx.URL(pi["next_action"]["redirect_to_url"]["url"]).path

@@ -133,6 +133,14 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     event: str | None = None
     charge_event: tuple[str, Attempt | None] | None = None  # (type, the charge's attempt)
     store = True
+    if voided and not ours and p.status is PaymentStatus.SUCCEEDED:
+        # the PSP confirms voiding a payment kassa recorded as captured (the customer's
+        # authentication won the race): one of the two is wrong, and only an operator can
+        # tell which; accepting it silently would keep money the PSP may not collect
+        raise saga.Unrecordable(
+            f"{attempt.psp} confirmed the void {attempt.id} of {p.id}, which kassa "
+            f"recorded as captured ({p.amount_received} {p.currency}): check it at the "
+            "PSP and refund or reverse the capture")
     async with UnitOfWork(kassa, idempotency) as uow:
         if voided:
             attempt.status = AttemptStatus.SUCCEEDED
@@ -150,6 +158,7 @@ async def finish_void(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
                 ours = True
             if not ours:
                 pass  # already canceled or failed by the time this void is recorded
+                # (captured: refused above, for an operator)
             elif attempt.purpose is VoidPurpose.ACTION_EXPIRED and authenticating:
                 p.authentication_expired(AUTHENTICATION_EXPIRED)
                 event = "payment_intent.payment_failed"

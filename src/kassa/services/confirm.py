@@ -10,6 +10,7 @@ second confirm — always through ``finish_authorization``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -328,6 +329,9 @@ async def record_return(kassa: Kassa, *, psp: str, attempt_id: str,
     the merchant's return_url already shows the final status. A PSP that tells the outcome
     only to the one who brings the return's query (Adyen's ``redirectResult``) is asked
     with it; its answer counts only for this very attempt."""
+    redirect_result = (query or {}).get("redirectResult")
+    if redirect_result is not None and len(redirect_result) > MAX_REDIRECT_RESULT:
+        raise InvalidRequest("redirectResult is too long.", param="redirectResult")
     attempt = await payments_db.get_attempt(kassa.pool, attempt_id)
     if attempt is None or attempt.psp != psp or attempt.operation is not Operation.AUTHORIZE:
         raise NotFound(f"No such authentication: '{attempt_id}'", param="attempt")
@@ -348,16 +352,51 @@ async def _record_redirect(kassa: Kassa, attempt: Attempt, query: Mapping[str, s
     redirect_result = query.get("redirectResult")
     if complete is None or not redirect_result:
         return
+    if not _may_ask(attempt.id):
+        log.info("return of %s: the PSP was asked about it less than %.0f s ago with a "
+                 "redirectResult that settled nothing; not asked again", attempt.id,
+                 RETURN_RETRY_S)
+        return
     try:
         result = await complete(idempotency_key=attempt.id, redirect_result=redirect_result,
                                 capture=attempt.capture)
     except PSPError as exc:
         log.warning("%s refused the return of %s: %s", attempt.psp, attempt.id, exc)
+        _asked_in_vain(attempt.id)
         return
     if result.psp_reference != attempt.psp_reference or \
             result.outcome is Outcome.REQUIRES_ACTION:
+        _asked_in_vain(attempt.id)
         return  # another payment's answer, or not finished: nothing to record from it
     try:
         await saga.finish(kassa, attempt, result)
     except KassaError:
         pass  # a decline is recorded; the customer is sent on to see it
+
+
+# The return endpoint takes no API key: what an anonymous caller can make kassa send to the
+# PSP is bounded. A redirectResult is a few hundred characters (Adyen's); past the cap it is
+# a 400. After an ask that settled nothing (refused, another payment's, unfinished) the same
+# attempt is not asked again with a redirectResult for RETURN_RETRY_S in this process (the
+# notification and recovery settle it meanwhile), so repeated bogus values cannot drive
+# /payments/details calls faster than that; a genuine return is never held back by a
+# previous genuine one, which records the outcome.
+MAX_REDIRECT_RESULT = 10 * 1024
+RETURN_RETRY_S = 3.0
+_MAX_REMEMBERED = 10_000
+_vain_asks: dict[str, float] = {}  # attempt id → monotonic time of its last vain ask
+
+
+def _may_ask(attempt_id: str) -> bool:
+    last = _vain_asks.get(attempt_id)
+    return last is None or time.monotonic() - last >= RETURN_RETRY_S
+
+
+def _asked_in_vain(attempt_id: str) -> None:
+    now = time.monotonic()
+    if len(_vain_asks) >= _MAX_REMEMBERED:
+        for key in [k for k, at in _vain_asks.items() if now - at >= RETURN_RETRY_S]:
+            del _vain_asks[key]
+        if len(_vain_asks) >= _MAX_REMEMBERED:
+            _vain_asks.clear()  # bounded memory; at worst a few extra asks
+    _vain_asks[attempt_id] = now

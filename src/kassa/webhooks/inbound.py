@@ -25,8 +25,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from kassa.db import ops, psp_inbox
 from kassa.db import payments as payments_db
-from kassa.db import psp_inbox
 from kassa.db import refunds as refunds_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest, KassaError, NotFound
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, RefundStatus
@@ -128,7 +128,7 @@ async def _apply(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
     if event.type is PSPEventType.AUTHORIZATION_UPDATED:
         return await _authorization_outcome(kassa, event)
     if event.type in (PSPEventType.CAPTURE_SUCCEEDED, PSPEventType.CAPTURE_FAILED):
-        return await _capture_outcome(kassa, event)
+        return await _capture_outcome(kassa, uow, event)
     if event.type in (PSPEventType.VOID_SUCCEEDED, PSPEventType.VOID_FAILED):
         return await _void_outcome(kassa, event)
     if event.type in (PSPEventType.REFUND_SUCCEEDED, PSPEventType.REFUND_FAILED):
@@ -163,26 +163,57 @@ async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     if attempt.status not in saga.RECORDABLE or event.outcome is None \
             or event.outcome is Outcome.REQUIRES_ACTION:
         return "ignored", f"authorisation already recorded ({attempt.status.value})"
-    result = PSPResult(event.outcome, psp_reference=event.psp_reference, amount=event.amount,
+    outcome = event.outcome
+    if outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
+        # captured at once is what kassa asked the PSP for, not what an unsigned field says
+        outcome = Outcome.CAPTURED if attempt.capture else Outcome.AUTHORIZED
+    result = PSPResult(outcome, psp_reference=event.psp_reference, amount=event.amount,
                        decline_code=event.decline_code, message=event.message)
     return await _record(kassa, attempt, result)
 
 
-async def _capture_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
-    """A capture the PSP answered ``pending`` is confirmed or refused."""
+async def _capture_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
+    """A capture the PSP answered ``pending`` is confirmed or refused; a refusal after a
+    recorded capture (Adyen's CAPTURE_FAILED after CAPTURE success=true: the scheme
+    rejected it) is flagged for an operator, never ignored."""
     attempt = await payments_db.get_attempt(kassa.pool,
                                             event.reference) if event.reference else None
-    if attempt is None or attempt.operation is not Operation.CAPTURE \
-            or attempt.psp != event.psp:
+    if attempt is None or attempt.psp != event.psp:
         return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
+    failed = event.type is PSPEventType.CAPTURE_FAILED
+    if attempt.operation is Operation.AUTHORIZE:
+        if failed and attempt.status is AttemptStatus.SUCCEEDED:
+            # an automatic capture the scheme rejected; the charge's own attempt stays as
+            # it is (its status is the charge's), the event is kept for an operator
+            note = _capture_reversed_note(attempt, event)
+            log.error("%s", note)
+            return "failed", note
+        return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
+    if attempt.operation is not Operation.CAPTURE:
+        return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
+    if failed and attempt.status is AttemptStatus.SUCCEEDED:
+        note = _capture_reversed_note(attempt, event)
+        log.error("%s", note)
+        attempt.status = AttemptStatus.NEEDS_ATTENTION
+        attempt.error = {"code": "capture_failed_after_capture", "message": note,
+                         "was": "succeeded", "psp_code": event.failure_code}
+        # no next look: recovery must not repeat a capture that was recorded once
+        uow.add(ops.FinishAttempt.of(attempt, expected=(AttemptStatus.SUCCEEDED,)))
+        return "applied", note
     if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
         return "ignored", f"capture already recorded ({attempt.status.value})"
-    succeeded = event.type is PSPEventType.CAPTURE_SUCCEEDED
-    result = PSPResult(Outcome.CAPTURED if succeeded else Outcome.FAILED,
+    result = PSPResult(Outcome.FAILED if failed else Outcome.CAPTURED,
                        psp_reference=event.operation_reference or attempt.psp_reference or "",
                        amount=event.amount, decline_code=event.failure_code,
                        message=event.message)
     return await _record(kassa, attempt, result)
+
+
+def _capture_reversed_note(attempt: Attempt, event: PSPEvent) -> str:
+    return (f"{event.psp} refused the capture of {attempt.payment_intent_id} (attempt "
+            f"{attempt.id}) after it was recorded as captured: the ledger still counts "
+            f"{attempt.amount.minor} {attempt.amount.currency} the PSP will not collect; "
+            f"an operator must reverse it ({event.message or event.failure_code})")
 
 
 async def _void_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:

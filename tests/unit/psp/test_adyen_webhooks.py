@@ -60,7 +60,7 @@ def test_adyens_published_example_verifies_and_a_changed_amount_does_not() -> No
         webhooks.verify_item(changed, [EXAMPLE_KEY])
     (event,) = parse(body(EXAMPLE), [EXAMPLE_KEY])
     assert (event.type, event.outcome, event.amount) == (
-        PSPEventType.AUTHORIZATION_UPDATED, Outcome.CAPTURED, Money(1130, "eur"))
+        PSPEventType.AUTHORIZATION_UPDATED, Outcome.AUTHORIZED, Money(1130, "eur"))
 
 
 def test_unsigned_forged_and_wrong_key_items_are_refused() -> None:
@@ -159,12 +159,15 @@ def test_refused_authorisation_carries_its_decline_code() -> None:
     assert (event.outcome, event.decline_code) == (Outcome.DECLINED, "stolen_card")
 
 
-def test_an_authorisation_that_does_not_say_how_it_is_captured_is_dropped() -> None:
-    assert parse(body(item(NEW_KEY, eventCode="AUTHORISATION", originalReference=None))) == []
-    manual = item(NEW_KEY, eventCode="AUTHORISATION", originalReference=None,
-                  additionalData={"metadata.kassa_capture": "manual"})
-    (event,) = parse(body(manual))
-    assert event.outcome is Outcome.AUTHORIZED
+def test_an_authorisation_is_authorised_whatever_its_unsigned_fields_say() -> None:
+    """captureDelayHours / metadata are outside the HMAC: kassa decides captured or not
+    from its own attempt (webhooks/inbound.py), and never drops the event for them."""
+    for extra in ({}, {"metadata.kassa_capture": "manual"}, {"captureDelayHours": "0"},
+                  {"metadata.kassa_capture": "automatic"}, {"manualCapture": "true"}):
+        (event,) = parse(body(item(NEW_KEY, eventCode="AUTHORISATION",
+                                   originalReference=None, additionalData=extra)))
+        assert (event.type, event.outcome) == (PSPEventType.AUTHORIZATION_UPDATED,
+                                               Outcome.AUTHORIZED), extra
 
 
 def test_events_kassa_does_not_act_on_are_verified_and_dropped() -> None:
@@ -191,3 +194,26 @@ def test_a_signed_item_with_unreadable_fields_is_refused() -> None:
                    {"success": "maybe"}, {"eventCode": "CAPTURE", "originalReference": None}):
         with pytest.raises(WebhookRejected):
             parse(body(item(NEW_KEY, **fields)))
+
+
+@pytest.mark.parametrize("fields", [
+    {"eventCode": "CHARGEBACK", "amount": None},
+    {"eventCode": "NOTIFICATION_OF_CHARGEBACK", "amount": None},
+    {"eventDate": "1969-12-31T23:59:59+00:00"},
+    {"eventDate": "1970-01-01T00:00:00+00:00"},
+    {"eventDate": "0001-01-01T00:00:00+00:00"},
+    {"eventDate": "9999-12-31T23:59:59-14:00"},
+    {"pspReference": "8" * 255},  # fits a field, not the inbox's 255-character event id
+    {"eventCode": "X" * 250, "pspReference": "8" * 10},
+])
+def test_signed_items_kassa_cannot_store_are_refused_never_an_error(
+        fields: dict[str, Any]) -> None:
+    """Each would have been an AssertionError or a database CHECK violation (a 500)."""
+    with pytest.raises(WebhookRejected):
+        parse(body(item(NEW_KEY, **fields)))
+
+
+def test_the_longest_storable_event_id_is_accepted() -> None:
+    reference = "8" * (255 - len(":CAPTURE:true"))
+    (event,) = parse(body(item(NEW_KEY, pspReference=reference)))
+    assert len(event.event_id) == 255 and event.sequence > 0

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 512 * 1024
 MAX_ITEMS = 100
-CAPTURE_KEY = "kassa_capture"  # kassa's metadata key: "automatic" or "manual"
+MAX_EPOCH = 253402300800  # 10000-01-01: eventDate must lie after 1970 and before it
+CAPTURE_KEY = "kassa_capture"  # kassa's metadata key: "automatic" or "manual" (informative)
 
 # eventCode → (kassa's event for success=true, for success=false, stage)
 MODIFICATIONS: dict[str, tuple[PSPEventType, PSPEventType, int]] = {
@@ -138,9 +139,16 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
     if success not in ("true", "false"):
         raise ValueError("success")
     created = _epoch(item["eventDate"])
+    if not 0 < created < MAX_EPOCH:  # the inbox's sequence is positive (bigint)
+        raise ValueError("eventDate out of range")
     reference = _text(item["pspReference"])
     extra = item.get("additionalData") or {}
-    common: dict[str, Any] = {"psp": psp, "event_id": f"{reference}:{code}:{success}",
+    if not isinstance(extra, dict):
+        raise ValueError("additionalData")
+    event_id = f"{reference}:{code}:{success}"
+    if len(event_id) > 255:  # the inbox keeps ids of 1-255 characters
+        raise ValueError("pspReference and eventCode too long")
+    common: dict[str, Any] = {"psp": psp, "event_id": event_id,
                               "created": created, "object_ref": reference}
     amount = m.money(item["amount"]) if item.get("amount") is not None else None
     if code == "AUTHORISATION":
@@ -159,7 +167,8 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
                         message=None if settled or not reason else m.redact(str(reason)))
     if code in DISPUTES:
         kind, status, stage = DISPUTES[code]
-        assert amount is not None
+        if amount is None:
+            raise ValueError("a dispute notification without its amount")
         due = extra.get("defensePeriodEndsAt")
         return PSPEvent(
             **common, type=kind, sequence=created * 16 + stage,
@@ -173,22 +182,16 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
 
 
 def _authorisation(common: dict[str, Any], item: dict[str, Any], extra: dict[str, Any],
-                   success: bool, amount: Any) -> PSPEvent | None:
+                   success: bool, amount: Any) -> PSPEvent:
     """How an authorisation ended (kassa records it for an attempt that waited on 3-D
-    Secure; for the others it already knows). Whether it was captured at once is in the
-    notification itself: ``captureDelayHours`` 0, or kassa's metadata."""
+    Secure; for the others it already knows). A success is AUTHORIZED: whether it was
+    captured at once is what kassa asked for (the attempt's own ``capture``, applied by
+    webhooks/inbound.py), never ``additionalData`` — those fields are not signed, and an
+    account may not send them at all."""
     outcome: Outcome
     decline = None
     if success:
-        mode = extra.get(f"metadata.{CAPTURE_KEY}")
-        if str(extra.get("captureDelayHours")) == "0" or mode == "automatic":
-            outcome = Outcome.CAPTURED
-        elif mode == "manual" or str(extra.get("manualCapture")) == "true":
-            outcome = Outcome.AUTHORIZED
-        else:
-            log.warning("adyen AUTHORISATION %s does not say how it is captured; dropped "
-                        "(recovery resolves the attempt)", common["object_ref"])
-            return None
+        outcome = Outcome.AUTHORIZED
     else:
         outcome = Outcome.DECLINED
         decline = m.decline_code(extra.get("refusalReasonCode"), item.get("reason"),
