@@ -37,6 +37,13 @@ def _unexpected(message: str, param: str = "id") -> InvalidRequest:
     return InvalidRequest(message, param=param, code="payment_method_unexpected_state")
 
 
+# Stripe's answer for a PaymentMethod detached from a customer (by detach, or when its
+# customer was deleted): it may not be attached again nor charged, so a card that was A's
+# never becomes B's
+DETACHED = ("This PaymentMethod was previously used without being attached to a Customer or "
+            "was detached from a Customer, and may not be used again.")
+
+
 async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
                        param: str) -> dict[str, Any]:
     pm = await repo.get_payment_method_for_update(conn, merchant_id=merchant_id,
@@ -65,6 +72,8 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
     if pm["customer"] is not None:
         raise _unexpected("The payment method you provided has already been attached to a "
                           "customer.", param)
+    if pm["detached"]:
+        raise _unexpected(DETACHED, param)
     row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
                                                  payment_method_id=payment_method_id,
                                                  customer_id=customer_id)
@@ -206,6 +215,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
         row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
                                              payment_method_id=payment_method)
         owner = None if row is None else row["customer"]
+        if row is not None and row["detached"]:
+            raise _unexpected(DETACHED, "payment_method")
     if owner is not None and customer is None:
         raise InvalidRequest("The provided PaymentMethod belongs to a Customer, but you did "
                              "not provide a Customer. Include the Customer in the `customer` "
@@ -228,7 +239,7 @@ async def save_after_success(kassa: Kassa, p: PaymentIntent
         return [], None
     row = await store.get_payment_method(kassa.pool, merchant_id=p.merchant_id,
                                          payment_method_id=p.payment_method)
-    if row is None or row["customer"] is not None:
+    if row is None or row["customer"] is not None or row["detached"]:
         return [], None
     op = ops.SavePaymentMethod(payment_method_id=row["id"], merchant_id=p.merchant_id,
                                customer=p.customer)
