@@ -244,3 +244,18 @@ async def save_after_success(kassa: Kassa, p: PaymentIntent
     op = ops.SavePaymentMethod(payment_method_id=row["id"], merchant_id=p.merchant_id,
                                customer=p.customer)
     return [op], PM({**row, "customer": p.customer})
+
+
+async def lock_saveable(conn: asyncpg.Connection, p: PaymentIntent) -> bool:
+    """Inside the finisher's transaction, before its commit: lock the customer and the card
+    (attach's order) and say whether the save_payment_method op will attach it. Held until
+    the commit, so ``payment_method.attached`` is emitted only for a card that really was
+    (not one attached, detached or whose customer was deleted since save_after_success)."""
+    assert p.customer is not None and p.payment_method is not None
+    owner = await repo.get_customer(conn, merchant_id=p.merchant_id, customer_id=p.customer,
+                                    for_update=True)
+    if owner is None or owner["deleted"]:
+        return False
+    pm = await repo.get_payment_method_for_update(conn, merchant_id=p.merchant_id,
+                                                  payment_method_id=p.payment_method)
+    return pm is not None and pm["customer"] is None and not pm["detached"]

@@ -103,3 +103,44 @@ async def test_a_never_attached_card_still_attaches(api, vault, shop):
     detached = await api.kassa.pool.fetchval(
         "SELECT detached FROM kassa_vault.payment_methods WHERE id = $1", pm)
     assert detached is False
+
+
+async def test_no_attached_event_when_the_save_changed_nothing(api, vault, shop, sim,
+                                                               monkeypatch):
+    """setup_future_usage: the customer is deleted between the finisher's look at the card
+    and its commit. The card stays unattached, and no payment_method.attached says
+    otherwise; the payment itself is counted at both ends."""
+    from kassa.db import customers as customers_db
+    from kassa.services import saved_cards
+
+    h = _auth(shop)
+    cus = await _customer(api, shop)
+    r = await tokenise(vault.url, shop["publishable_key"], "4242424242424242")
+    pm = r.json()["id"]
+    looked = saved_cards.save_after_success
+
+    async def customer_deleted_meanwhile(kassa, p):
+        decided = await looked(kassa, p)
+        async with kassa.pool.acquire() as conn, conn.transaction():
+            await customers_db.delete_customer(conn, merchant_id=p.merchant_id,
+                                               customer_id=cus)
+        return decided
+
+    monkeypatch.setattr(saved_cards, "save_after_success", customer_deleted_meanwhile)
+    r = await api.post("/v1/payment_intents", headers=h, data={
+        "amount": "1300", "currency": "usd", "customer": cus, "payment_method": pm,
+        "setup_future_usage": "off_session", "confirm": "true"})
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+    row = await api.kassa.pool.fetchrow(
+        "SELECT customer, detached FROM kassa_vault.payment_methods WHERE id = $1", pm)
+    assert row["customer"] is None
+    r = await api.get("/v1/events", headers=h, params={"type": "payment_method.attached"})
+    assert r.json()["data"] == []
+    books = [a for a in (await sim.get("/_sim/authorizations")).json()
+             if a["merchant_id"] == shop["merchant_id"]]
+    assert [a["amount_captured"] for a in books] == [1300]
+    captured = await api.kassa.pool.fetchval(
+        "SELECT sum(e.amount) FROM ledger_entries e JOIN ledger_transactions t"
+        " ON t.id = e.transaction_id WHERE t.kind = 'capture' AND t.merchant_id = $1"
+        " AND e.account LIKE 'psp:%:receivable'", shop["merchant_id"])
+    assert captured == 1300
