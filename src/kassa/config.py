@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 MIN_FORWARD_SECRET = 32  # characters of KASSA_VAULT_FORWARD_SECRET when KASSA_ENV=production
 
 
