@@ -37,4 +37,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # kassa_apply's save_payment_method names the column: with no recorded hash, the
+    # previous release's `kassa migrate` re-creates its own apply.sql
+    op.execute("DELETE FROM kassa_sql_versions WHERE name = 'apply.sql'")
     op.execute(DOWNGRADE)
