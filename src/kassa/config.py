@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_FORWARD_SECRET = 32  # characters of KASSA_VAULT_FORWARD_SECRET when KASSA_ENV=production
 
 
 class Settings(BaseSettings):
@@ -157,6 +159,18 @@ class Settings(BaseSettings):
     payout_poll_seconds: float = Field(default=60.0, ge=0)
     payout_poll_cap_seconds: float = Field(default=6 * 3600.0, ge=0)
     payout_return_watch_days: float = Field(default=10.0, ge=0)
+
+    @field_validator("vault_forward_secret")
+    @classmethod
+    def _forward_secret_long_enough(cls, value: SecretStr | None, info: ValidationInfo
+                                    ) -> SecretStr | None:
+        """It authenticates the API to the vault and keys the checkout tokens every page
+        carries (an offline guessing oracle): in production, at least 32 characters."""
+        if (value is not None and info.data.get("env") == "production"
+                and len(value.get_secret_value()) < MIN_FORWARD_SECRET):
+            raise ValueError(f"it must be at least {MIN_FORWARD_SECRET} characters in "
+                             "production (generate one: openssl rand -hex 32)")
+        return value
 
     def bank_base_url(self) -> str:
         port = self.bank_port or 8003  # the bank simulator's own default (8002: the vault)

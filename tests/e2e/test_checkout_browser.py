@@ -53,14 +53,14 @@ class Shop:
 
     async def fill(self, number, expiry="12 / 34", cvc="123"):
         await self.page.fill("#cardholder-name", "Jenny Rosen")
-        await self.page.fill("input[name=cardnumber]", number)
-        await self.page.fill("input[name=exp-date]", expiry)
-        await self.page.fill("input[name=cvc]", cvc)
+        await self.page.fill("input[autocomplete=cc-number]", number)
+        await self.page.fill("input[autocomplete=cc-exp]", expiry)
+        await self.page.fill("input[autocomplete=cc-csc]", cvc)
 
     async def fill_card_only(self, number, expiry="12 / 34", cvc="123"):
-        await self.page.fill("input[name=cardnumber]", number)
-        await self.page.fill("input[name=exp-date]", expiry)
-        await self.page.fill("input[name=cvc]", cvc)
+        await self.page.fill("input[autocomplete=cc-number]", number)
+        await self.page.fill("input[autocomplete=cc-exp]", expiry)
+        await self.page.fill("input[autocomplete=cc-csc]", cvc)
 
     async def books(self):
         """The simulator's own record of this merchant's authorisations."""
@@ -125,7 +125,7 @@ async def test_a_payment_succeeds_and_returns_to_the_shop(shop, tmp_path):
     pi = await shop.intent()
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     assert await page.text_content("#amount") == "25.00 EUR"
     await shop.fill("4242424242424242")
     shot = SCREENSHOT if os.environ.get("KASSA_UPDATE_SCREENSHOTS") else tmp_path / "page.png"
@@ -147,7 +147,7 @@ async def test_a_decline_is_shown_and_another_card_pays(shop):
     pi = await shop.intent(amount=1800)
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4000000000009995")
     await page.click("#pay")
     await page.wait_for_selector("#card-errors:not([hidden])")
@@ -171,7 +171,7 @@ async def test_an_invalid_number_is_refused_by_the_vault_inline(shop):
     pi = await shop.intent()
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4242424242424241")
     await page.click("#pay")
     await page.wait_for_selector("#card-errors:not([hidden])")
@@ -183,7 +183,7 @@ async def test_3ds_challenge_passed_in_the_same_flow(shop):
     pi = await shop.intent(amount=3100)
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4000002500003155")
     await page.click("#pay")
     await page.wait_for_selector("#succeed")  # the bank's (simulator's) challenge page
@@ -198,7 +198,7 @@ async def test_3ds_challenge_failed_is_shown_on_the_page(shop):
     pi = await shop.intent(amount=3200)
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4000002760003184")
     await page.click("#pay")
     await page.wait_for_selector("#fail")
@@ -215,7 +215,7 @@ async def test_a_double_click_on_pay_charges_once(shop):
     pi = await shop.intent(amount=4400)
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4242424242424242")
     await page.dblclick("#pay")
     await page.wait_for_url(RETURN + "*")
@@ -230,7 +230,7 @@ async def test_the_back_button_after_paying_shows_it_paid_and_charges_nothing_mo
     pi = await shop.intent(amount=1500)
     page = shop.page
     await page.goto(shop.url(pi))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4242424242424242")
     await page.click("#pay")
     await page.wait_for_url(RETURN + "*")
@@ -246,7 +246,7 @@ async def test_without_a_return_url_the_page_shows_the_outcome(shop):
     pi = await shop.intent(amount=900)
     page = shop.page
     await page.goto(shop.url(pi, return_url=None))
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill("4000002500003155")
     await page.click("#pay")
     await page.wait_for_selector("#succeed")
@@ -305,7 +305,7 @@ async def _pay_with_the_readme_example(shop, shop_url):
     assert asset("kassa.js").integrity in shop.merchant_pages["/shop/pay"]  # README is current
     page = shop.page
     await page.goto(f"{shop_url}/shop/pay")  # another origin than kassa's: CORS
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill_card_only("4000002500003155")
     await page.click("#pay")
     await page.wait_for_selector("#succeed")
@@ -316,7 +316,7 @@ async def _pay_with_the_readme_example(shop, shop_url):
     second = await shop.intent(amount=1100)
     shop.merchant_pages["/shop/pay"] = _readme_example(shop, second, shop_url)
     await page.goto(f"{shop_url}/shop/pay")
-    await page.wait_for_selector("input[name=cardnumber]")
+    await page.wait_for_selector("input[autocomplete=cc-number]")
     await shop.fill_card_only("4000000000000002")
     await page.click("#pay")
     await page.wait_for_selector("#payment-error:not([hidden])")
@@ -327,3 +327,40 @@ async def _pay_with_the_readme_example(shop, shop_url):
     assert _final(page.url)["redirect_status"] == "succeeded"
     assert sorted(b["amount_captured"] for b in await shop.books()) == [0, 1100, 2700]
     assert await shop.ledger_captured() == 3800
+
+
+async def test_a_native_submit_sends_no_card_data_anywhere(shop):
+    """The card fields have no name attribute: a form submitted natively (the page's script
+    not running, Enter before kassa.js loaded) carries neither the number nor the CVC to
+    the page's URL; autofill still finds the fields by `autocomplete`."""
+    pi = await shop.intent()
+    page = shop.page
+    await page.goto(shop.url(pi))
+    await page.wait_for_selector("input[autocomplete=cc-number]")
+    names = await page.eval_on_selector_all(
+        "#payment-form input", "els => els.map(e => e.getAttribute('name'))")
+    assert names and all(n is None for n in names), names
+    await shop.fill("4242424242424242", cvc="737")
+    async with page.expect_navigation():
+        # what a browser does without the page's submit handler: a GET of the form's fields
+        await page.evaluate("HTMLFormElement.prototype.submit.call("
+                            "document.getElementById('payment-form'))")
+    sent = " ".join([page.url, *shop.seen["requests"], *shop.seen["bodies"]])
+    assert "4242424242424242" not in sent and "4242+4242" not in sent
+    assert "cvc=" not in sent and "737&" not in sent and not sent.endswith("737")
+    assert "Jenny" not in page.url
+    assert await shop.books() == []  # nothing was charged
+
+
+async def test_kassa_js_refuses_a_secret_or_restricted_key(shop):
+    pi = await shop.intent()
+    page = shop.page
+    await page.goto(shop.url(pi))
+    await page.wait_for_selector("input[autocomplete=cc-number]")
+    for key in ("sk_test_abc", "rk_live_abc", "sk_live_abc"):
+        message = await page.evaluate("""key => {
+            try { window.Kassa(key, {vaultUrl: "http://127.0.0.1:1"}); return null; }
+            catch (e) { return e.message; } }""", key)
+        assert message is not None and "secret key" in message, (key, message)
+    made = await page.evaluate("""() => typeof window.Kassa("pk_test_abc", {}).mountCard""")
+    assert made == "function"  # a publishable key (or a checkout token) is fine

@@ -68,7 +68,7 @@ def render(*, merchant: str, amount: Money, description: str | None, status: str
         error_box = (f'<p class="error" id="card-errors" role="alert"'
                      f'{"" if error else " hidden"}>{html.escape(error or "")}</p>')
         body = ('<form id="payment-form" novalidate>'
-                '<label><span>Name on card</span><input id="cardholder-name" name="name" '
+                '<label><span>Name on card</span><input id="cardholder-name" '
                 'autocomplete="cc-name"></label>'
                 '<div id="card-element"></div>'
                 f'{error_box}'

@@ -5,7 +5,8 @@ A token names the merchant and the intent it was minted for and expires; it is a
 under a key derived from the secret the API and the vault already share
 (``KASSA_VAULT_FORWARD_SECRET``), under a label of its own, so a token is no forward token
 and a forward token is no checkout token. It lets its holder tokenise cards for that
-merchant at the vault — what a publishable key allows — and nothing else."""
+merchant at the vault — what a publishable key allows — and nothing else; it is minted only
+while its intent can take a card (services/checkout.py) and lives 30 minutes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import hmac
 import re
 
 PREFIX = "kct_"
-TTL_SECONDS = 3600
+TTL_SECONDS = 1800  # a page left open longer is reloaded (a new token) to pay
 _LABEL = b"kassa checkout token v1"
 _SHAPE = re.compile(r"^kct_(acct_[0-9A-Za-z]{1,64})\.(pi_[0-9A-Za-z]{1,64})\.([0-9]{1,12})\."
                     r"([0-9a-f]{64})$")

@@ -74,7 +74,7 @@ async def delete_customer(conn: Conn, *, merchant_id: str, customer_id: str) -> 
         customer_id, merchant_id)
     if deleted:
         await conn.execute(
-            "UPDATE kassa_vault.payment_methods SET customer = NULL"
+            "UPDATE kassa_vault.payment_methods SET customer = NULL, detached = true"
             " WHERE merchant_id = $1 AND customer = $2", merchant_id, customer_id)
     return bool(deleted)
 
@@ -125,8 +125,11 @@ async def get_payment_method_for_update(conn: asyncpg.Connection, *, merchant_id
 async def set_payment_method_customer(conn: Conn, *, merchant_id: str,
                                       payment_method_id: str, customer_id: str | None
                                       ) -> dict[str, Any] | None:
+    """Attach (a customer) or detach (None: the card is marked ``detached`` for good, as
+    Stripe never lets a detached PaymentMethod be used again)."""
     return _pm_row(await conn.fetchrow(
-        "UPDATE kassa_vault.payment_methods SET customer = $3"
+        "UPDATE kassa_vault.payment_methods SET customer = $3,"
+        " detached = detached OR $3::text IS NULL"
         f" WHERE id = $1 AND merchant_id = $2 RETURNING {PM_COLUMNS}",
         payment_method_id, merchant_id, customer_id))
 

@@ -11,7 +11,7 @@ from kassa.checkout import tokens
 from kassa.db import merchants as merchants_db
 from kassa.db import payments as payments_db
 from kassa.domain.errors import KassaError, NotFound
-from kassa.domain.payments import PaymentIntent
+from kassa.domain.payments import PaymentIntent, PaymentStatus
 from kassa.services import confirm as confirm_flow
 from kassa.services.client_secret import verify_client_secret
 from kassa.services.context import Kassa
@@ -24,11 +24,16 @@ class CheckoutUnavailable(KassaError):
     code = "checkout_unavailable"
 
 
+# the statuses in which the page may still send a card to the vault
+TAKES_A_CARD = frozenset({PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                          PaymentStatus.REQUIRES_CONFIRMATION, PaymentStatus.REQUIRES_ACTION})
+
+
 @dataclass(frozen=True, slots=True)
 class OpenCheckout:
     intent: PaymentIntent
     merchant_name: str
-    token: str  # what the page presents to the vault
+    token: str | None  # what the page presents to the vault (None: the intent takes no card)
     vault_url: str
 
 
@@ -53,8 +58,10 @@ async def open_checkout(kassa: Kassa, *, payment_id: str, client_secret: str | N
                                   "(KASSA_VAULT_FORWARD_SECRET and KASSA_VAULT_URL).")
     p = await load(kassa, payment_id=payment_id, client_secret=client_secret)
     merchant = await merchants_db.get_merchant(kassa.pool, p.merchant_id)
+    # a token lets its holder tokenise cards for the merchant: only while this intent can
+    # still take one, not for a link to a paid or canceled intent that lives on in a mail
     token = tokens.mint(kassa.checkout.token_key, merchant_id=p.merchant_id,
-                        payment_id=p.id, now=kassa.clock())
+                        payment_id=p.id, now=kassa.clock()) if p.status in TAKES_A_CARD else None
     return OpenCheckout(p, merchant["name"] if merchant else "", token,
                         kassa.checkout.vault_url)
 

@@ -273,7 +273,9 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                                                     attempt=attempt,
                                                     balance_transaction=bt_id, new=True))
         uow.emit(merchant_id=p.merchant_id, type=event, obj=PI(p))
-        if saved is not None:  # setup_future_usage: the card is the customer's from now on
+        if saved is not None and await saved_cards.lock_saveable(await uow.connection(), p):
+            # setup_future_usage: the card is the customer's from now on (locked until the
+            # commit, so the op attaches it and the event says what happened)
             uow.add(*saves)
             uow.emit(merchant_id=p.merchant_id, type="payment_method.attached", obj=saved)
         outcome: object = PI(p)

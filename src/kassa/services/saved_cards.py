@@ -37,6 +37,13 @@ def _unexpected(message: str, param: str = "id") -> InvalidRequest:
     return InvalidRequest(message, param=param, code="payment_method_unexpected_state")
 
 
+# Stripe's answer for a PaymentMethod detached from a customer (by detach, or when its
+# customer was deleted): it may not be attached again nor charged, so a card that was A's
+# never becomes B's
+DETACHED = ("This PaymentMethod was previously used without being attached to a Customer or "
+            "was detached from a Customer, and may not be used again.")
+
+
 async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
                        param: str) -> dict[str, Any]:
     pm = await repo.get_payment_method_for_update(conn, merchant_id=merchant_id,
@@ -65,6 +72,8 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
     if pm["customer"] is not None:
         raise _unexpected("The payment method you provided has already been attached to a "
                           "customer.", param)
+    if pm["detached"]:
+        raise _unexpected(DETACHED, param)
     row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
                                                  payment_method_id=payment_method_id,
                                                  customer_id=customer_id)
@@ -206,6 +215,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
         row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
                                              payment_method_id=payment_method)
         owner = None if row is None else row["customer"]
+        if row is not None and row["detached"]:
+            raise _unexpected(DETACHED, "payment_method")
     if owner is not None and customer is None:
         raise InvalidRequest("The provided PaymentMethod belongs to a Customer, but you did "
                              "not provide a Customer. Include the Customer in the `customer` "
@@ -228,8 +239,23 @@ async def save_after_success(kassa: Kassa, p: PaymentIntent
         return [], None
     row = await store.get_payment_method(kassa.pool, merchant_id=p.merchant_id,
                                          payment_method_id=p.payment_method)
-    if row is None or row["customer"] is not None:
+    if row is None or row["customer"] is not None or row["detached"]:
         return [], None
     op = ops.SavePaymentMethod(payment_method_id=row["id"], merchant_id=p.merchant_id,
                                customer=p.customer)
     return [op], PM({**row, "customer": p.customer})
+
+
+async def lock_saveable(conn: asyncpg.Connection, p: PaymentIntent) -> bool:
+    """Inside the finisher's transaction, before its commit: lock the customer and the card
+    (attach's order) and say whether the save_payment_method op will attach it. Held until
+    the commit, so ``payment_method.attached`` is emitted only for a card that really was
+    (not one attached, detached or whose customer was deleted since save_after_success)."""
+    assert p.customer is not None and p.payment_method is not None
+    owner = await repo.get_customer(conn, merchant_id=p.merchant_id, customer_id=p.customer,
+                                    for_update=True)
+    if owner is None or owner["deleted"]:
+        return False
+    pm = await repo.get_payment_method_for_update(conn, merchant_id=p.merchant_id,
+                                                  payment_method_id=p.payment_method)
+    return pm is not None and pm["customer"] is None and not pm["detached"]

@@ -6,7 +6,8 @@
   ``api_keys`` (to authenticate publishable keys) and ``merchants``;
 - the **serving role** (API, workers) may read ``kassa_vault.payment_methods`` only: brand,
   last4, expiry, fingerprint; and update what a merchant may change of a card there (its
-  customer, billing details, metadata, expiry: services/saved_cards.py). ``card_secrets``,
+  customer and whether it was detached from one, billing details, metadata, expiry:
+  services/saved_cards.py). ``card_secrets``,
   ``data_keys`` and ``kek_versions`` are out of its reach, so a compromised API or a dump
   taken with its credentials holds no ciphertext.
 
@@ -28,7 +29,7 @@ PRUNED = ("idempotency_keys",)  # the one table the vault deletes from (after 24
 VAULT_READS = ("api_keys", "merchants")  # in the services' schema
 SERVING_READS = ("payment_methods",)
 # columns of payment_methods the serving role may UPDATE (no INSERT, no DELETE, no other column)
-SERVING_UPDATES = ("customer", "billing_details", "metadata", "exp_month", "exp_year")
+SERVING_UPDATES = ("customer", "detached", "billing_details", "metadata", "exp_month", "exp_year")
 
 
 def grant(dsn: str, *, vault_role: str | None, service_role: str | None) -> None:

@@ -31,8 +31,11 @@
     wrap.className = "kassa-field kassa-field-" + name;
     var text = document.createElement("span");
     text.textContent = label;
+    // no name attribute: a native submit of a form around the fields (a page script
+    // failing, Enter before kassa.js loaded) would send the card number and CVC to the
+    // page's own URL. Autofill goes by `autocomplete`.
     var el = document.createElement("input");
-    el.name = name;
+    el.setAttribute("data-kassa-field", name);
     Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
     wrap.appendChild(text);
     wrap.appendChild(el);
@@ -99,6 +102,11 @@
 
   function Kassa(key, options) {
     if (!(this instanceof Kassa)) return new Kassa(key, options);
+    // a secret or restricted key in a browser is a leaked key: refused, as Stripe.js does
+    if (/^(sk|rk)_/.test(String(key || ""))) {
+      throw new Error("kassa.js: you should not use your secret key with kassa.js. " +
+                      "Please pass a publishable key (pk_…) instead.");
+    }
     options = options || {};
     this.key = key;
     this.apiUrl = trim(options.apiUrl);

@@ -197,9 +197,11 @@ BEGIN
                      FROM attempts a WHERE a.id = r->>'for_attempt'));
         WHEN 'save_payment_method' THEN
             -- setup_future_usage: the succeeded intent's card becomes its customer's, unless
-            -- it was attached meanwhile or the customer deleted (services/saved_cards.py)
+            -- it was attached or detached meanwhile (a detached card is never used again) or
+            -- the customer deleted (services/saved_cards.py)
             UPDATE kassa_vault.payment_methods SET customer = r->>'customer'
                 WHERE id = r->>'id' AND merchant_id = r->>'merchant_id' AND customer IS NULL
+                AND NOT detached
                 AND EXISTS (SELECT 1 FROM customers c WHERE c.id = r->>'customer'
                             AND c.merchant_id = r->>'merchant_id' AND NOT c.deleted);
         ELSE
