@@ -47,3 +47,11 @@ def test_what_the_database_refuses(server_url):
             conn.execute(item, (2, None))
             with pytest.raises(psycopg.errors.UniqueViolation):  # one movement, one posting
                 conn.execute(item, (3, None))
+            # the same kassa object, another (or no) PSP reference: still one posting
+            matched = ("INSERT INTO reconciliation_items (run_id, row_number, category,"
+                       " psp_reference, gross, fee, currency, matched, posted) VALUES"
+                       " ('recon_1', %s, 'charge', %s, 100, 3, 'usd', 'pi_1', true)")
+            conn.execute(matched, (4, "sim_4"))
+            for row, reference in ((5, None), (6, "sim_6")):
+                with pytest.raises(psycopg.errors.UniqueViolation):
+                    conn.execute(matched, (row, reference))

@@ -7,7 +7,12 @@ Matching: by the PSP's reference first (``payment_intents.psp_reference``,
 ``refunds.psp_reference``, ``disputes.psp_dispute_id``), then by kassa's own reference echoed
 in the report (the attempt id kassa sent as the PSP's idempotency key). A row kassa settled in
 an earlier run (another file with the same movement) is matched but not posted again
-(``reconciliation_settled`` is unique on what was posted).
+— recognised by the kassa object it matched in the same category, whatever the PSP's
+reference reads in either file (``reconciliation_settled_object`` is unique on what was
+posted; ``reconciliation_settled`` on a posted PSP reference). A fee row matches no kassa
+object: one without a PSP reference is recognised by its fingerprint (category, currency,
+gross, fee, created) — two such identical rows in one file are both posted (two fees the
+PSP charged), the same fingerprint in a later file is not posted again.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
     (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
         AND x.settled_before IS NULL
 FROM (
-    SELECT m.*, CASE
+    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before, CASE
         WHEN m.category = 'fee' THEN NULL
         WHEN m.matched IS NULL THEN 'missing_in_kassa'
         WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
@@ -121,12 +126,8 @@ FROM (
                      WHEN 'succeeded' THEN 'refunded' ELSE coalesce(r1.status, r2.status) END
                  WHEN d.id IS NOT NULL THEN CASE WHEN d.status IN ('needs_response',
                      'under_review', 'lost') THEN 'charged_back' ELSE d.status END
-            END AS kassa_status,
-            done.run_id AS settled_before
+            END AS kassa_status
         FROM reconciliation_stage s
-        -- posted by an earlier run (another file with the same movement): not again
-        LEFT JOIN reconciliation_items done ON done.posted AND done.category = s.category
-            AND done.psp_reference = s.psp_reference
         -- by the PSP's reference (hash joins: one pass over each table, no index needed)
         LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $2
             AND p1.psp_reference = s.psp_reference
@@ -141,6 +142,21 @@ FROM (
             AND ra.id = s.kassa_reference AND ra.operation = 'refund' AND ra.psp = $2
         LEFT JOIN refunds r2 ON r2.id = ra.refund_id
     ) m
+    -- posted by an earlier run (another file with the same movement): not again. Looked up
+    -- after matching: the same kassa object in the same category, however the PSP's
+    -- reference reads in each file (blank in one, another in the other); or the same posted
+    -- PSP reference; or, for a fee row without one, the same fingerprint
+    LEFT JOIN reconciliation_items d1 ON d1.posted AND d1.matched IS NOT NULL
+        AND d1.category = m.category AND d1.matched = m.matched
+    LEFT JOIN reconciliation_items d2 ON d2.posted AND d2.category = m.category
+        AND d2.psp_reference = m.psp_reference
+    LEFT JOIN (SELECT min(f.run_id) AS run_id, f.currency, f.gross, f.fee, f.created
+               FROM reconciliation_items f WHERE f.posted AND f.category = 'fee'
+               AND f.matched IS NULL AND f.psp_reference IS NULL
+               GROUP BY f.currency, f.gross, f.fee, f.created) d3
+        ON m.category = 'fee' AND m.psp_reference IS NULL AND d3.currency = m.currency
+        AND d3.gross = m.gross AND d3.fee = m.fee
+        AND d3.created IS NOT DISTINCT FROM m.created
 ) x
 """
 

@@ -13,7 +13,9 @@ What protects money here rather than in Python alone:
   on such an answer.
 - ``reconciliation_runs`` unique on (psp, file hash): importing the same file twice makes
   one run; ``reconciliation_items`` unique on (run, row number) and, for a settled PSP
-  reference, once across runs (``reconciliation_settled``): a settlement row is posted once.
+  reference, once across runs (``reconciliation_settled``), and for a matched kassa object,
+  once per category across runs (``reconciliation_settled_object``, whatever the reference
+  reads in each file): a settlement row is posted once.
 - the ledger kind ``settlement`` (Dr bank:cash net, Dr expense:psp_fees / Cr psp receivable
   gross), once per run and currency (``UNIQUE (kind, source_id)`` of 0001, source = run:ccy).
 """
@@ -90,6 +92,9 @@ CREATE INDEX reconciliation_items_matched ON reconciliation_items (matched)
     WHERE matched IS NOT NULL;
 CREATE UNIQUE INDEX reconciliation_settled ON reconciliation_items (category, psp_reference)
     WHERE posted;
+-- a kassa object's movement is posted once, whatever the PSP's reference reads in each file
+CREATE UNIQUE INDEX reconciliation_settled_object ON reconciliation_items (category, matched)
+    WHERE posted AND matched IS NOT NULL;
 
 CREATE TABLE reconciliation_discrepancies (
     seq           bigint GENERATED ALWAYS AS IDENTITY,
