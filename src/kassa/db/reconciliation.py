@@ -103,21 +103,30 @@ FROM (
         WHEN m.category = 'fee' THEN NULL
         WHEN m.matched IS NULL THEN 'missing_in_kassa'
         WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
+        -- a payment kassa still has as processing: the PSP's gross must be what kassa asked
+        -- for, or nothing is posted on trust
+        WHEN m.category = 'charge' AND m.kassa_status = 'processing'
+             AND m.kassa_amount <> abs(m.gross) THEN 'amount_mismatch'
         WHEN m.kassa_status IS DISTINCT FROM m.psp_status THEN 'status_mismatch'
         WHEN m.kassa_amount <> abs(m.gross) THEN 'amount_mismatch'
         WHEN m.expected_fee IS NOT NULL AND m.expected_fee <> m.fee THEN 'fee_mismatch'
     END AS problem,
-    -- the PSP captured what kassa still has as processing (recovery will record it): the
-    -- money is at the PSP as reported, so its settlement is posted now
+    -- the PSP captured what kassa still has as processing (recovery will record it), for
+    -- exactly the intent's amount: the money is at the PSP as reported, so its settlement
+    -- is posted now
     coalesce(m.category = 'charge' AND m.kassa_status = 'processing'
-             AND m.psp_status = 'captured' AND m.kassa_currency = m.currency, false)
+             AND m.psp_status = 'captured' AND m.kassa_currency = m.currency
+             AND m.kassa_amount = m.gross, false)
         AS resolvable
     FROM (
         SELECT s.*, coalesce(p1.merchant_id, p2.merchant_id, r1.merchant_id, r2.merchant_id,
                 d.merchant_id) AS merchant_id,
             coalesce(p1.id, p2.id, r1.id, r2.id, d.id) AS matched,
-            coalesce(p1.amount_received, p2.amount_received, r1.amount, r2.amount, d.amount)
-                AS kassa_amount,
+            -- a payment still processing has received nothing yet: what kassa asked for
+            CASE WHEN coalesce(p1.status, p2.status) = 'processing'
+                 THEN coalesce(p1.amount, p2.amount)
+                 ELSE coalesce(p1.amount_received, p2.amount_received, r1.amount, r2.amount,
+                               d.amount) END AS kassa_amount,
             coalesce(p1.currency, p2.currency, r1.currency, r2.currency, d.currency)
                 AS kassa_currency,
             CASE WHEN coalesce(p1.id, p2.id) IS NOT NULL THEN CASE coalesce(p1.status, p2.status)

@@ -191,3 +191,29 @@ async def test_a_fee_without_reference_is_recognised_by_its_fingerprint(world, t
     await recon.import_report(k, psp="simulator", path=b)
     assert await bank(k) - b0 == -290  # only the new fee
     assert (await verify(k.pool)).ok
+
+
+async def test_a_processing_payment_reported_with_another_amount_is_not_posted(world,
+                                                                              tmp_path: Path):
+    k, client, sim = world
+    await sim.post("/_sim/reset")
+    await sim.post("/_sim/faults", json={"faults": ["error_after_charge"]})
+    pi, _ = await pay(k, client, "processing", 777)
+    rows = rows_of(await report(sim, seed=4))
+    g, n = rows[0].index("gross"), rows[0].index("net")
+    for row in rows[1:]:  # the PSP reports 50,777 for a 777 payment
+        row[g], row[n] = str(int(row[g]) + 50_000), str(int(row[n]) + 50_000)
+    path = tmp_path / "processing.csv"
+    path.write_text(write(rows))
+    b0, r0 = await bank(k), await receivable(k)
+    run = await recon.import_report(k, psp="simulator", path=path)
+    found, _ = await recon.list_discrepancies(k, run_id=run["id"], limit=100,
+                                              starting_after=None)
+    mine = [(d["kind"], d["resolution"]["status"], d["psp_amount"], d["kassa_amount"])
+            for d in found if d["kassa_object"] == pi]
+    assert mine == [("amount_mismatch", "open", 50_777, 777)]
+    assert await bank(k) == b0
+    assert await receivable(k) == r0
+    assert not await k.pool.fetchval("SELECT posted FROM reconciliation_items"
+                                     " WHERE run_id = $1 AND matched = $2", run["id"], pi)
+    assert (await verify(k.pool)).ok
