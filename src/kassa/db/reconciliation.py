@@ -98,8 +98,16 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
     x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
     (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
         AND x.settled_before IS NULL
+        -- a movement repeated in this file is posted at most once; duplicate_rows() then
+        -- refuses the file
+        AND (x.matched IS NULL OR x.nth_object = 1)
+        AND (x.psp_reference IS NULL OR x.nth_reference = 1)
 FROM (
-    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before, CASE
+    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
+    row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
+        AS nth_object,
+    row_number() OVER (PARTITION BY m.category, m.psp_reference ORDER BY m.row_number)
+        AS nth_reference, CASE
         WHEN m.category = 'fee' THEN NULL
         WHEN m.matched IS NULL THEN 'missing_in_kassa'
         WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
@@ -174,6 +182,21 @@ async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None
     # one big set-based statement: JIT's compile time is more than it saves here
     await conn.execute("SET LOCAL jit = off")
     await conn.execute(MATCH, run_id, psp)
+
+
+async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:
+    """The first movement this run's file has more than once: the same kassa object, or the
+    same PSP reference, in one category (None: none)."""
+    return await conn.fetchrow(
+        "SELECT category, what, rows FROM ("
+        " SELECT category, matched AS what, array_agg(row_number ORDER BY row_number) AS rows"
+        " FROM reconciliation_items WHERE run_id = $1 AND matched IS NOT NULL"
+        " GROUP BY category, matched HAVING count(*) > 1"
+        " UNION ALL SELECT category, psp_reference,"
+        " array_agg(row_number ORDER BY row_number) FROM reconciliation_items"
+        " WHERE run_id = $1 AND psp_reference IS NOT NULL"
+        " GROUP BY category, psp_reference HAVING count(*) > 1) d"
+        " ORDER BY rows[1] LIMIT 1", run_id)
 
 
 async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created: int) -> None:

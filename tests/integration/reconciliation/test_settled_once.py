@@ -18,6 +18,7 @@ from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.config import Settings
 from kassa.db import reconciliation as rdb
+from kassa.domain.errors import InvalidRequest
 from kassa.ledger.verify import verify
 from kassa.services import merchants
 from kassa.services import reconciliation as recon
@@ -217,3 +218,46 @@ async def test_a_processing_payment_reported_with_another_amount_is_not_posted(w
     assert not await k.pool.fetchval("SELECT posted FROM reconciliation_items"
                                      " WHERE run_id = $1 AND matched = $2", run["id"], pi)
     assert (await verify(k.pool)).ok
+
+
+async def runs_and_settlements(k: Kassa) -> tuple[int, int, int]:
+    return (int(await k.pool.fetchval("SELECT count(*) FROM reconciliation_runs")),
+            await settlements(k), await bank(k))
+
+
+async def test_a_movement_twice_in_one_file_is_refused_naming_its_lines(world, tmp_path: Path):
+    k, client, sim = world
+    await sim.post("/_sim/reset")
+    await pay(k, client, "twice in a file", 3000)
+    lines = (await report(sim, seed=3)).splitlines()
+    before = await runs_and_settlements(k)
+    for name, text in (("same.csv", "\n".join([*lines, lines[1]]) + "\n"),
+                       ("blank.csv", blank_psp_reference("\n".join([*lines, lines[1]])))):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(InvalidRequest) as caught:
+            await recon.import_report(k, psp="simulator", path=path)
+        assert caught.value.param == "file"
+        assert f"line 2, line {len(lines) + 1}" in str(caught.value), str(caught.value)
+        assert await runs_and_settlements(k) == before  # nothing posted, no run kept
+
+
+@pytest.mark.parametrize(("name", "body", "says"), [
+    ("latin1.csv", b"fee,,,usd,0,5,-5,,1780000000\nfee,\xe9,,usd,0,5,-5,,1780000000\n",
+     "not UTF-8 text"),
+    ("nul.csv", b"fee,,,usd,0,5,-5,,1780000000\nfee,a\x00b,,usd,0,5,-5,,1780000000\n",
+     "line 3: not a CSV line"),
+    ("huge.csv", b"fee,\"" + b"x" * 200_000 + b"\",,usd,0,5,-5,,1780000000\n",
+     "line 2: not a CSV line"),
+])
+async def test_a_file_that_is_not_utf8_csv_is_a_bad_request(world, tmp_path: Path, name: str,
+                                                           body: bytes, says: str):
+    k, _, _ = world
+    path = tmp_path / name
+    path.write_bytes(b"type,psp_reference,merchant_reference,currency,gross,fee,net,status,"
+                     b"created\n" + body)
+    before = await runs_and_settlements(k)
+    with pytest.raises(InvalidRequest) as caught:
+        await recon.import_report(k, psp="simulator", path=path)
+    assert caught.value.param == "file" and says in str(caught.value), str(caught.value)
+    assert await runs_and_settlements(k) == before
