@@ -7,7 +7,12 @@ Matching: by the PSP's reference first (``payment_intents.psp_reference``,
 ``refunds.psp_reference``, ``disputes.psp_dispute_id``), then by kassa's own reference echoed
 in the report (the attempt id kassa sent as the PSP's idempotency key). A row kassa settled in
 an earlier run (another file with the same movement) is matched but not posted again
-(``reconciliation_settled`` is unique on what was posted).
+— recognised by the kassa object it matched in the same category, whatever the PSP's
+reference reads in either file (``reconciliation_settled_object`` is unique on what was
+posted; ``reconciliation_settled`` on a posted PSP reference). A fee row matches no kassa
+object: one without a PSP reference is recognised by its fingerprint (category, currency,
+gross, fee, created) — two such identical rows in one file are both posted (two fees the
+PSP charged), the same fingerprint in a later file is not posted again.
 """
 
 from __future__ import annotations
@@ -93,26 +98,43 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
     x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
     (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
         AND x.settled_before IS NULL
+        -- a movement repeated in this file is posted at most once; duplicate_rows() then
+        -- refuses the file
+        AND (x.matched IS NULL OR x.nth_object = 1)
+        AND (x.psp_reference IS NULL OR x.nth_reference = 1)
 FROM (
-    SELECT m.*, CASE
+    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
+    row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
+        AS nth_object,
+    row_number() OVER (PARTITION BY m.category, m.psp_reference ORDER BY m.row_number)
+        AS nth_reference, CASE
         WHEN m.category = 'fee' THEN NULL
         WHEN m.matched IS NULL THEN 'missing_in_kassa'
         WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
+        -- a payment kassa still has as processing: the PSP's gross must be what kassa asked
+        -- for, or nothing is posted on trust
+        WHEN m.category = 'charge' AND m.kassa_status = 'processing'
+             AND m.kassa_amount <> abs(m.gross) THEN 'amount_mismatch'
         WHEN m.kassa_status IS DISTINCT FROM m.psp_status THEN 'status_mismatch'
         WHEN m.kassa_amount <> abs(m.gross) THEN 'amount_mismatch'
         WHEN m.expected_fee IS NOT NULL AND m.expected_fee <> m.fee THEN 'fee_mismatch'
     END AS problem,
-    -- the PSP captured what kassa still has as processing (recovery will record it): the
-    -- money is at the PSP as reported, so its settlement is posted now
+    -- the PSP captured what kassa still has as processing (recovery will record it), for
+    -- exactly the intent's amount: the money is at the PSP as reported, so its settlement
+    -- is posted now
     coalesce(m.category = 'charge' AND m.kassa_status = 'processing'
-             AND m.psp_status = 'captured' AND m.kassa_currency = m.currency, false)
+             AND m.psp_status = 'captured' AND m.kassa_currency = m.currency
+             AND m.kassa_amount = m.gross, false)
         AS resolvable
     FROM (
         SELECT s.*, coalesce(p1.merchant_id, p2.merchant_id, r1.merchant_id, r2.merchant_id,
                 d.merchant_id) AS merchant_id,
             coalesce(p1.id, p2.id, r1.id, r2.id, d.id) AS matched,
-            coalesce(p1.amount_received, p2.amount_received, r1.amount, r2.amount, d.amount)
-                AS kassa_amount,
+            -- a payment still processing has received nothing yet: what kassa asked for
+            CASE WHEN coalesce(p1.status, p2.status) = 'processing'
+                 THEN coalesce(p1.amount, p2.amount)
+                 ELSE coalesce(p1.amount_received, p2.amount_received, r1.amount, r2.amount,
+                               d.amount) END AS kassa_amount,
             coalesce(p1.currency, p2.currency, r1.currency, r2.currency, d.currency)
                 AS kassa_currency,
             CASE WHEN coalesce(p1.id, p2.id) IS NOT NULL THEN CASE coalesce(p1.status, p2.status)
@@ -121,12 +143,8 @@ FROM (
                      WHEN 'succeeded' THEN 'refunded' ELSE coalesce(r1.status, r2.status) END
                  WHEN d.id IS NOT NULL THEN CASE WHEN d.status IN ('needs_response',
                      'under_review', 'lost') THEN 'charged_back' ELSE d.status END
-            END AS kassa_status,
-            done.run_id AS settled_before
+            END AS kassa_status
         FROM reconciliation_stage s
-        -- posted by an earlier run (another file with the same movement): not again
-        LEFT JOIN reconciliation_items done ON done.posted AND done.category = s.category
-            AND done.psp_reference = s.psp_reference
         -- by the PSP's reference (hash joins: one pass over each table, no index needed)
         LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $2
             AND p1.psp_reference = s.psp_reference
@@ -141,6 +159,21 @@ FROM (
             AND ra.id = s.kassa_reference AND ra.operation = 'refund' AND ra.psp = $2
         LEFT JOIN refunds r2 ON r2.id = ra.refund_id
     ) m
+    -- posted by an earlier run (another file with the same movement): not again. Looked up
+    -- after matching: the same kassa object in the same category, however the PSP's
+    -- reference reads in each file (blank in one, another in the other); or the same posted
+    -- PSP reference; or, for a fee row without one, the same fingerprint
+    LEFT JOIN reconciliation_items d1 ON d1.posted AND d1.matched IS NOT NULL
+        AND d1.category = m.category AND d1.matched = m.matched
+    LEFT JOIN reconciliation_items d2 ON d2.posted AND d2.category = m.category
+        AND d2.psp_reference = m.psp_reference
+    LEFT JOIN (SELECT min(f.run_id) AS run_id, f.currency, f.gross, f.fee, f.created
+               FROM reconciliation_items f WHERE f.posted AND f.category = 'fee'
+               AND f.matched IS NULL AND f.psp_reference IS NULL
+               GROUP BY f.currency, f.gross, f.fee, f.created) d3
+        ON m.category = 'fee' AND m.psp_reference IS NULL AND d3.currency = m.currency
+        AND d3.gross = m.gross AND d3.fee = m.fee
+        AND d3.created IS NOT DISTINCT FROM m.created
 ) x
 """
 
@@ -149,6 +182,21 @@ async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None
     # one big set-based statement: JIT's compile time is more than it saves here
     await conn.execute("SET LOCAL jit = off")
     await conn.execute(MATCH, run_id, psp)
+
+
+async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:
+    """The first movement this run's file has more than once: the same kassa object, or the
+    same PSP reference, in one category (None: none)."""
+    return await conn.fetchrow(
+        "SELECT category, what, rows FROM ("
+        " SELECT category, matched AS what, array_agg(row_number ORDER BY row_number) AS rows"
+        " FROM reconciliation_items WHERE run_id = $1 AND matched IS NOT NULL"
+        " GROUP BY category, matched HAVING count(*) > 1"
+        " UNION ALL SELECT category, psp_reference,"
+        " array_agg(row_number ORDER BY row_number) FROM reconciliation_items"
+        " WHERE run_id = $1 AND psp_reference IS NOT NULL"
+        " GROUP BY category, psp_reference HAVING count(*) > 1) d"
+        " ORDER BY rows[1] LIMIT 1", run_id)
 
 
 async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created: int) -> None:

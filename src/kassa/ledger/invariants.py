@@ -181,3 +181,15 @@ async def settlement_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asy
         " FROM posted FULL JOIN led ON led.source = posted.source"
         " WHERE coalesce(posted.gross, 0) <> coalesce(led.gross, 0) LIMIT $1", limit)
     return rows
+
+
+async def objects_settled_twice(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """A kassa object's movement (one category) settled by more than one posted report row:
+    the same money counted twice (`reconciliation_settled_object` should make it
+    impossible; verify says so if a database lacks it)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT category, matched, count(*) AS n, array_agg(run_id || '#' || row_number"
+        " ORDER BY run_id, row_number) AS items FROM reconciliation_items"
+        " WHERE posted AND matched IS NOT NULL GROUP BY category, matched"
+        " HAVING count(*) > 1 ORDER BY matched LIMIT $1", limit)
+    return rows

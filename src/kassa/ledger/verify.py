@@ -58,5 +58,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
         report.problems.append(
             f"settlement {row['source']}: the run posted rows of gross {row['items']} but "
             f"the ledger settled {row['ledger']}")
+    for row in await invariants.objects_settled_twice(conn):
+        report.problems.append(
+            f"{row['category']} {row['matched']} settled {row['n']} times: "
+            f"{', '.join(row['items'])}")
     report.checked = await invariants.ledger_counts(conn)
     return report

@@ -11,6 +11,7 @@ COPY. Everything else is set-based SQL in one transaction (db/reconciliation.py)
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import IO, Any
 from kassa.db import reconciliation as rdb
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS
-from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError
+from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError, Staged
 from kassa.representations.reconciliation import discrepancy as render_discrepancy
 from kassa.representations.reconciliation import run as render_run
 from kassa.services.context import Kassa
@@ -45,8 +46,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _lines(f: IO[str]) -> Iterator[str]:
-    yield from f
+@dataclass(slots=True)
+class _LineCount:
+    n: int = 0
+
+
+def _lines(f: IO[str], count: _LineCount) -> Iterator[str]:
+    for line in f:
+        count.n += 1
+        if "\x00" in line:  # no text column holds one (PostgreSQL's text cannot)
+            raise ReportError("not a CSV line: a NUL byte", line=count.n)
+        yield line
+
+
+def _checked(rows: Iterator[Staged], count: _LineCount) -> Iterator[Staged]:
+    """The parser's rows; a file that is not UTF-8 text or not CSV (a NUL byte, a broken
+    quote) is a ReportError naming the line, like any other bad report."""
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} after line "
+                          f"{count.n})") from None
+    except csv.Error as exc:
+        raise ReportError(f"not a CSV line: {exc}", line=max(count.n, 1)) from None
 
 
 async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: str | None = None,
@@ -69,8 +91,9 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
     async def records() -> AsyncIterator[tuple[Any, ...]]:
         lo: int | None = None
         hi: int | None = None
+        count = _LineCount()
         with path.open(newline="", encoding="utf-8-sig") as f:
-            for row in parser.staged(_lines(f)):
+            for row in _checked(parser.staged(_lines(f, count)), count):
                 category, gross, currency, created = row[1], row[4], row[6], row[8]
                 expected = (None if contract is None or category == "fee"
                             else contract.expected_fee_minor(category, gross, currency))
@@ -100,6 +123,13 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         except ReportError as exc:
             raise InvalidRequest(f"{path.name}: {exc}", param="file") from None
         await rdb.match_rows(conn, run_id=run_id, psp=psp)
+        duplicate = await rdb.duplicate_rows(conn, run_id=run_id)
+        if duplicate is not None:  # nothing of the file is kept: the transaction rolls back
+            rows = ", ".join(f"line {n}" for n in duplicate["rows"])
+            raise InvalidRequest(
+                f"{path.name}: one {duplicate['category']} movement ({duplicate['what']}) is"
+                f" in the file more than once ({rows}); a settlement row is one movement.",
+                param="file", code="duplicate_settlement_row")
         await rdb.record_discrepancies(conn, run_id=run_id, created=now)
         covers_from, covers_to = (bounds[0], bounds[1]) if bounds else (None, None)
         if covers_from is not None and covers_to is not None:

@@ -13,9 +13,12 @@ What protects money here rather than in Python alone:
   on such an answer.
 - ``reconciliation_runs`` unique on (psp, file hash): importing the same file twice makes
   one run; ``reconciliation_items`` unique on (run, row number) and, for a settled PSP
-  reference, once across runs (``reconciliation_settled``): a settlement row is posted once.
+  reference, once across runs (``reconciliation_settled``), and for a matched kassa object,
+  once per category across runs (``reconciliation_settled_object``, whatever the reference
+  reads in each file): a settlement row is posted once.
 - the ledger kind ``settlement`` (Dr bank:cash net, Dr expense:psp_fees / Cr psp receivable
   gross), once per run and currency (``UNIQUE (kind, source_id)`` of 0001, source = run:ccy).
+- the downgrade refuses while a settlement is posted, a carry is owed or a payout is held.
 """
 
 from alembic import op
@@ -90,6 +93,9 @@ CREATE INDEX reconciliation_items_matched ON reconciliation_items (matched)
     WHERE matched IS NOT NULL;
 CREATE UNIQUE INDEX reconciliation_settled ON reconciliation_items (category, psp_reference)
     WHERE posted;
+-- a kassa object's movement is posted once, whatever the PSP's reference reads in each file
+CREATE UNIQUE INDEX reconciliation_settled_object ON reconciliation_items (category, matched)
+    WHERE posted AND matched IS NOT NULL;
 
 CREATE TABLE reconciliation_discrepancies (
     seq           bigint GENERATED ALWAYS AS IDENTITY,
@@ -122,7 +128,25 @@ ALTER TABLE ledger_transactions ADD CONSTRAINT ledger_transactions_kind_check
 ALTER TABLE ledger_transactions VALIDATE CONSTRAINT ledger_transactions_kind_check;
 """
 
-DOWNGRADE = rf"""
+# a downgrade would drop money the ledger or the payout scheduler still counts on: refused
+# while a settlement is posted (the old kind check cannot hold it, and its run's items are
+# what proves it), a carry is owed to a merchant, or a payout is held for review
+REFUSE_DOWNGRADE = r"""
+DO $$
+DECLARE
+    settled bigint := (SELECT count(*) FROM ledger_transactions WHERE kind = 'settlement');
+    carried bigint := (SELECT count(*) FROM payout_carries WHERE carried > 0);
+    held bigint := (SELECT count(*) FROM payouts WHERE review_reason IS NOT NULL);
+BEGIN
+    IF settled > 0 OR carried > 0 OR held > 0 THEN
+        RAISE EXCEPTION 'money_reconciliation downgrade refused: % settlement transaction(s),'
+            ' % payout carry(ies) owed, % payout(s) held for review would be lost',
+            settled, carried, held;
+    END IF;
+END $$;
+"""
+
+DOWNGRADE = REFUSE_DOWNGRADE + rf"""
 ALTER TABLE ledger_transactions DROP CONSTRAINT ledger_transactions_kind_check;
 ALTER TABLE ledger_transactions ADD CONSTRAINT ledger_transactions_kind_check
     CHECK (kind IN ({OLD_KINDS})) NOT VALID;
