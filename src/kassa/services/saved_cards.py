@@ -211,7 +211,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
     if customer is not None:
         await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
     owner = None
-    if payment_method is not None:
+    # a test shortcut (pm_card_visa …) is never a vault row: no read on the hot path
+    if payment_method is not None and lookup_test_payment_method(payment_method) is None:
         row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
                                              payment_method_id=payment_method)
         owner = None if row is None else row["customer"]
