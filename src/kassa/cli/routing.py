@@ -61,14 +61,15 @@ def routing_show(merchant: str = MERCHANT,
     settings = Settings()
 
     async def show(kassa: Any) -> Any:
-        from kassa.db import routing_configs as repo
+        from kassa.db import routing_configs as routing_configs_db
         from kassa.representations.routing_configs import routing_config
 
         if all_versions:
-            rows, _ = await repo.list_configs(kassa.pool, merchant_id=merchant, limit=100,
-                                              starting_after=None, ending_before=None)
+            rows, _ = await routing_configs_db.list_configs(
+                kassa.pool, merchant_id=merchant, limit=100, starting_after=None,
+                ending_before=None)
             return [routing_config(r) for r in rows]
-        row = await repo.get_active(kassa.pool, merchant)
+        row = await routing_configs_db.get_active(kassa.pool, merchant)
         return None if row is None else routing_config(row)
 
     with database(settings) as dsn:
@@ -140,7 +141,7 @@ def routing_backtest(config: Annotated[Path, typer.Option("--config",
     start = _since(since)
 
     async def run(kassa: Any) -> Any:
-        from kassa.db import routing_configs as repo
+        from kassa.db import routing_configs as routing_configs_db
         from kassa.domain import routing_backtest as bt
         from kassa.domain.money import Money
         from kassa.domain.routing import PaymentFacts, parse_policy
@@ -148,7 +149,7 @@ def routing_backtest(config: Annotated[Path, typer.Option("--config",
 
         policy = parse_policy(rules=body.get("rules"), default_route=body.get("default_route"))
         check_accounts(kassa, policy)
-        rows = await repo.recorded_authorizations(kassa.pool, merchant_id=merchant,
+        rows = await routing_configs_db.recorded_authorizations(kassa.pool, merchant_id=merchant,
                                                   since=start, limit=limit)
         records = []
         for r in rows:

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from kassa import representations
-from kassa.db import customers as repo
+from kassa.db import customers as customers_db
 from kassa.db import search as search_sql
 from kassa.domain.errors import InvalidRequest, KassaError, NotFound
 from kassa.domain.lists import Bounds
@@ -20,7 +20,7 @@ from kassa.services.uow import IdempotencyHandle, UnitOfWork
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 SEARCH = search_sql.Searchable(
-    table="customers", columns=repo.CUSTOMER_COLUMNS, scope="NOT deleted",
+    table="customers", columns=customers_db.CUSTOMER_COLUMNS, scope="NOT deleted",
     fields={"created": search_sql.SearchField(FieldKind.NUMBER, "created"),
             "email": search_sql.SearchField(FieldKind.STRING, "email"),
             "name": search_sql.SearchField(FieldKind.STRING, "name"),
@@ -64,7 +64,7 @@ async def create(kassa: Kassa, *, merchant_id: str, email: str | None = None,
                              param="invoice_settings[default_payment_method]")
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        created = await repo.insert_customer(conn, row=row)
+        created = await customers_db.insert_customer(conn, row=row)
         uow.emit(merchant_id=merchant_id, type="customer.created",
                  obj=representations.customer(created))
         if payment_method is not None:
@@ -72,7 +72,7 @@ async def create(kassa: Kassa, *, merchant_id: str, email: str | None = None,
                                         payment_method_id=payment_method,
                                         customer_id=created["id"], param="payment_method")
             if default_payment_method is not None:
-                updated = await repo.update_customer(
+                updated = await customers_db.update_customer(
                     conn, merchant_id=merchant_id, customer_id=created["id"],
                     values={"default_payment_method": default_payment_method})
                 assert updated is not None
@@ -83,7 +83,8 @@ async def create(kassa: Kassa, *, merchant_id: str, email: str | None = None,
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, customer_id: str) -> dict[str, Any]:
-    row = await repo.get_customer(kassa.pool, merchant_id=merchant_id, customer_id=customer_id)
+    row = await customers_db.get_customer(kassa.pool, merchant_id=merchant_id,
+                                          customer_id=customer_id)
     if row is None:
         raise not_found(customer_id)
     return representations.customer(row)
@@ -98,7 +99,7 @@ async def update(kassa: Kassa, *, merchant_id: str, customer_id: str,
         _email(changes["email"])
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        current = await repo.get_customer(conn, merchant_id=merchant_id,
+        current = await customers_db.get_customer(conn, merchant_id=merchant_id,
                                           customer_id=customer_id, for_update=True)
         if current is None:
             raise not_found(customer_id)
@@ -117,14 +118,14 @@ async def update(kassa: Kassa, *, merchant_id: str, customer_id: str,
             values["metadata"] = merged
         default = values.get("default_payment_method")
         if default is not None:
-            pm = await repo.get_payment_method_for_update(conn, merchant_id=merchant_id,
+            pm = await customers_db.get_payment_method_for_update(conn, merchant_id=merchant_id,
                                                           payment_method_id=default)
             if pm is None or pm["customer"] != customer_id:
                 raise InvalidRequest(
                     f"The customer does not have a payment method with the ID "
                     f"{default[:100]}. The payment method must be attached to the customer.",
                     param="invoice_settings[default_payment_method]")
-        row = await repo.update_customer(conn, merchant_id=merchant_id,
+        row = await customers_db.update_customer(conn, merchant_id=merchant_id,
                                          customer_id=customer_id, values=values)
         assert row is not None  # locked above, not deleted
         result = representations.customer(row)
@@ -141,11 +142,11 @@ async def delete(kassa: Kassa, *, merchant_id: str, customer_id: str,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        current = await repo.get_customer(conn, merchant_id=merchant_id,
+        current = await customers_db.get_customer(conn, merchant_id=merchant_id,
                                           customer_id=customer_id, for_update=True)
         if current is None or current["deleted"]:
             raise not_found(customer_id)
-        await repo.delete_customer(conn, merchant_id=merchant_id, customer_id=customer_id)
+        await customers_db.delete_customer(conn, merchant_id=merchant_id, customer_id=customer_id)
         uow.emit(merchant_id=merchant_id, type="customer.deleted",
                  obj=representations.customer(current))
         result = representations.deleted_customer(customer_id)
@@ -156,7 +157,7 @@ async def delete(kassa: Kassa, *, merchant_id: str, customer_id: str,
 async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: str | None,
                 ending_before: str | None, created: Bounds | None = None,
                 email: str | None = None) -> tuple[list[dict[str, Any]], bool]:
-    rows, more = await repo.list_customers(kassa.pool, merchant_id=merchant_id, limit=limit,
+    rows, more = await customers_db.list_customers(kassa.pool, merchant_id=merchant_id, limit=limit,
                                            starting_after=starting_after,
                                            ending_before=ending_before, created=created,
                                            email=email)
@@ -169,12 +170,13 @@ async def search(kassa: Kassa, *, merchant_id: str, query: str, limit: int, page
     parsed = parse_search(query, SEARCH.kinds)
     rows, next_page = await search_sql.search(kassa.pool, SEARCH, merchant_id=merchant_id,
                                               query=parsed, limit=limit, page=page)
-    return [representations.customer(repo.customer_row(r) or {}) for r in rows], next_page
+    return [representations.customer(customers_db.customer_row(r) or {}) for r in rows], next_page
 
 
 async def require_live(kassa: Kassa, *, merchant_id: str, customer_id: str,
                        param: str = "customer") -> None:
     """An intent may name only a customer of this merchant that is not deleted."""
-    row = await repo.get_customer(kassa.pool, merchant_id=merchant_id, customer_id=customer_id)
+    row = await customers_db.get_customer(kassa.pool, merchant_id=merchant_id,
+                                          customer_id=customer_id)
     if row is None or row["deleted"]:
         raise not_found(customer_id, param=param)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kassa.db import routing_configs as repo
+from kassa.db import routing_configs as routing_configs_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.routing import RoutingPolicy, parse_policy, psp_params
@@ -60,7 +60,7 @@ async def create(kassa: Kassa, *, merchant_id: str, rules: Any, default_route: A
     shape = policy.as_dict()
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        row = await repo.insert_config(conn, config_id=kassa.ids(ID_PREFIX),
+        row = await routing_configs_db.insert_config(conn, config_id=kassa.ids(ID_PREFIX),
                                        merchant_id=merchant_id, name=name,
                                        rules=shape["rules"],
                                        default_route=shape["default_route"],
@@ -71,7 +71,8 @@ async def create(kassa: Kassa, *, merchant_id: str, rules: Any, default_route: A
 
 
 async def retrieve(kassa: Kassa, *, merchant_id: str, config_id: str) -> dict[str, Any]:
-    row = await repo.get_config(kassa.pool, merchant_id=merchant_id, config_id=config_id)
+    row = await routing_configs_db.get_config(kassa.pool, merchant_id=merchant_id,
+                                              config_id=config_id)
     if row is None:
         raise _not_found(config_id)
     return routing_config(row)
@@ -83,11 +84,12 @@ async def activate(kassa: Kassa, *, merchant_id: str, config_id: str,
     one disabled since the version was created refuses the activation."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        row = await repo.get_config(conn, merchant_id=merchant_id, config_id=config_id)
+        row = await routing_configs_db.get_config(conn, merchant_id=merchant_id,
+                                                  config_id=config_id)
         if row is None:
             raise _not_found(config_id)
         check_accounts(kassa, stored_policy(row))
-        row = await repo.activate(conn, merchant_id=merchant_id, config_id=config_id,
+        row = await routing_configs_db.activate(conn, merchant_id=merchant_id, config_id=config_id,
                                   now=kassa.clock())
         assert row is not None
         result = routing_config(row)
@@ -98,7 +100,8 @@ async def activate(kassa: Kassa, *, merchant_id: str, config_id: str,
 async def list_configs(kassa: Kassa, *, merchant_id: str, limit: int,
                        starting_after: str | None, ending_before: str | None,
                        created: Bounds | None = None) -> tuple[list[dict[str, Any]], bool]:
-    rows, more = await repo.list_configs(kassa.pool, merchant_id=merchant_id, limit=limit,
+    rows, more = await routing_configs_db.list_configs(kassa.pool, merchant_id=merchant_id,
+                                                       limit=limit,
                                          starting_after=starting_after,
                                          ending_before=ending_before, created=created)
     return [routing_config(r) for r in rows], more

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from kassa import representations
-from kassa.db import customers as repo
+from kassa.db import customers as customers_db
 from kassa.db import ops
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
@@ -46,7 +46,7 @@ DETACHED = ("This PaymentMethod was previously used without being attached to a 
 
 async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
                        param: str) -> dict[str, Any]:
-    pm = await repo.get_payment_method_for_update(conn, merchant_id=merchant_id,
+    pm = await customers_db.get_payment_method_for_update(conn, merchant_id=merchant_id,
                                                   payment_method_id=payment_method_id)
     if pm is None:
         if lookup_test_payment_method(payment_method_id) is not None:
@@ -61,7 +61,7 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
                     payment_method_id: str, customer_id: str, param: str = "id"
                     ) -> dict[str, Any]:
     """Inside ``uow``'s transaction: the customer (locked, not deleted) gets the card."""
-    owner = await repo.get_customer(conn, merchant_id=merchant_id, customer_id=customer_id,
+    owner = await customers_db.get_customer(conn, merchant_id=merchant_id, customer_id=customer_id,
                                     for_update=True)
     if owner is None or owner["deleted"]:
         raise customers.not_found(customer_id, param="customer")
@@ -74,7 +74,7 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
                           "customer.", param)
     if pm["detached"]:
         raise _unexpected(DETACHED, param)
-    row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
+    row = await customers_db.set_payment_method_customer(conn, merchant_id=merchant_id,
                                                  payment_method_id=payment_method_id,
                                                  customer_id=customer_id)
     assert row is not None  # locked above
@@ -103,10 +103,10 @@ async def detach(kassa: Kassa, *, merchant_id: str, payment_method_id: str,
         if pm["customer"] is None:
             raise _unexpected("The payment method you provided is not attached to a customer "
                               "so detachment is impossible.")
-        await repo.clear_default_payment_method(conn, merchant_id=merchant_id,
+        await customers_db.clear_default_payment_method(conn, merchant_id=merchant_id,
                                                 customer_id=pm["customer"],
                                                 payment_method_id=payment_method_id)
-        row = await repo.set_payment_method_customer(conn, merchant_id=merchant_id,
+        row = await customers_db.set_payment_method_customer(conn, merchant_id=merchant_id,
                                                      payment_method_id=payment_method_id,
                                                      customer_id=None)
         assert row is not None
@@ -155,7 +155,7 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_method_id: str,
                     merged_metadata.pop(key, None)
                 else:
                     merged_metadata[key] = value
-        row = await repo.update_payment_method(
+        row = await customers_db.update_payment_method(
             conn, merchant_id=merchant_id, payment_method_id=payment_method_id,
             billing_details=_merged_billing(pm["billing_details"], billing_details or {}),
             metadata=merged_metadata, exp_month=month, exp_year=year)
@@ -190,11 +190,11 @@ async def list_for_customer(kassa: Kassa, *, merchant_id: str, customer: str, li
     await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer,
                                  param=param)
     for name, value in (("starting_after", starting_after), ("ending_before", ending_before)):
-        if value is not None and not await repo.payment_method_exists(
+        if value is not None and not await customers_db.payment_method_exists(
                 kassa.pool, merchant_id=merchant_id, payment_method_id=value):
             raise InvalidRequest(f"No such payment_method: '{value[:100]}'", param=name,
                                  code="resource_missing")
-    rows, more = await repo.list_payment_methods(
+    rows, more = await customers_db.list_payment_methods(
         kassa.pool, merchant_id=merchant_id, customer_id=customer, limit=limit,
         starting_after=starting_after, ending_before=ending_before, created=created)
     return [PM(r) for r in rows], more
@@ -253,10 +253,10 @@ async def lock_saveable(conn: asyncpg.Connection, p: PaymentIntent) -> bool:
     the commit, so ``payment_method.attached`` is emitted only for a card that really was
     (not one attached, detached or whose customer was deleted since save_after_success)."""
     assert p.customer is not None and p.payment_method is not None
-    owner = await repo.get_customer(conn, merchant_id=p.merchant_id, customer_id=p.customer,
+    owner = await customers_db.get_customer(conn, merchant_id=p.merchant_id, customer_id=p.customer,
                                     for_update=True)
     if owner is None or owner["deleted"]:
         return False
-    pm = await repo.get_payment_method_for_update(conn, merchant_id=p.merchant_id,
+    pm = await customers_db.get_payment_method_for_update(conn, merchant_id=p.merchant_id,
                                                   payment_method_id=p.payment_method)
     return pm is not None and pm["customer"] is None and not pm["detached"]
