@@ -83,4 +83,6 @@ def one_of_each(mid: str, tag: str) -> list[ops.Op]:
     # no such card: the database attaches nothing (services/saved_cards.py)
     unit.append(ops.SavePaymentMethod(payment_method_id=f"pm_{tag}", merchant_id=mid,
                                       customer=f"cus_{tag}"))
+    unit.append(ops.UsePaymentMethod(payment_method_id=f"pm_{tag}", merchant_id=mid,
+                                     payment_intent_id=p.id))
     return unit

@@ -121,13 +121,15 @@ class InsertAttempt:
     idempotency_key: str | None
     purpose: str | None
     check_after_s: float
+    off_session: bool = False
 
     @classmethod
     def of(cls, a: Attempt, *, check_after_s: float) -> InsertAttempt:
         return cls(a.id, a.merchant_id, a.payment_intent_id, a.refund_id, a.operation.value,
                    a.psp, a.status.value, a.amount.minor, a.amount.currency, a.capture,
                    a.psp_reference, a.error, a.return_url, a.idempotency_key,
-                   None if a.purpose is None else a.purpose.value, check_after_s)
+                   None if a.purpose is None else a.purpose.value, check_after_s,
+                   a.off_session)
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, "row": {
@@ -137,7 +139,9 @@ class InsertAttempt:
             "amount": self.amount, "currency": self.currency, "capture": self.capture,
             "psp_reference": self.psp_reference, "error": self.error,
             "return_url": self.return_url, "idempotency_key": self.idempotency_key,
-            "purpose": self.purpose, "check_after_s": self.check_after_s}}
+            "purpose": self.purpose, "check_after_s": self.check_after_s,
+            # sent only when set: the common on-session attempt's JSON is unchanged
+            **({"off_session": True} if self.off_session else {})}}
 
 
 @op_class
@@ -417,18 +421,35 @@ class SavePaymentMethod:
                                        "customer": self.customer}}
 
 
+@op_class
+class UsePaymentMethod:
+    """A confirmation's first commit claims a card attached to no customer for its intent:
+    such a card serves one payment intent only (refused for another with KS4PM)."""
+
+    op: ClassVar[str] = "use_payment_method"
+    payment_method_id: str
+    merchant_id: str
+    payment_intent_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "row": {"id": self.payment_method_id,
+                                       "merchant_id": self.merchant_id,
+                                       "payment_intent": self.payment_intent_id}}
+
+
 # ---------------------------------------------------------------- the unit of work's list
 
 Op = (InsertPayment | UpdatePayment | InsertAttempt | FinishAttempt | MarkAttemptUnknown
       | FailOverAttempt | InsertCharge | InsertRefund | UpdateRefund | PostLedger | InsertEvents
-      | ClaimIdempotency | SetIdempotencyResource | CompleteIdempotency | SavePaymentMethod)
+      | ClaimIdempotency | SetIdempotencyResource | CompleteIdempotency | SavePaymentMethod
+      | UsePaymentMethod)
 
 # every class kassa_apply has a WHEN branch for (tests/unit/db/test_ops.py checks both ways)
 ALL: tuple[type[Any], ...] = (
     InsertPayment, UpdatePayment, InsertAttempt, FinishAttempt, MarkAttemptUnknown,
     FailOverAttempt, InsertCharge, InsertRefund, UpdateRefund, PostLedger,
     InsertBalanceTransaction, InsertEvents, ClaimIdempotency, SetIdempotencyResource,
-    CompleteIdempotency, SavePaymentMethod)
+    CompleteIdempotency, SavePaymentMethod, UsePaymentMethod)
 
 
 def wire(ops: list[Op]) -> list[dict[str, Any]]:

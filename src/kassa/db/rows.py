@@ -50,7 +50,7 @@ def attempt_from_row(row: asyncpg.Record) -> Attempt:
         operation=Operation(row["operation"]), psp=row["psp"],
         status=AttemptStatus(row["status"]), amount=Money(row["amount"], row["currency"]),
         capture=row["capture"], refund_id=row["refund_id"], psp_reference=row["psp_reference"],
-        error=row["error"], return_url=row["return_url"],
+        error=row["error"], return_url=row["return_url"], off_session=row["off_session"],
         idempotency_key=row["idempotency_key"],
         purpose=None if row["purpose"] is None else VoidPurpose(row["purpose"]),
         tries=row["tries"], created=int(row["created_at"].timestamp()))
@@ -58,7 +58,7 @@ def attempt_from_row(row: asyncpg.Record) -> Attempt:
 
 ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status, amount,"
                     " currency, capture, refund_id, psp_reference, error, return_url,"
-                    " idempotency_key, purpose, tries, created_at")
+                    " off_session, idempotency_key, purpose, tries, created_at")
 
 
 REFUND_COLUMNS = ("id, merchant_id, payment_intent_id, amount, currency, status, reason,"

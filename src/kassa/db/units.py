@@ -10,9 +10,10 @@ import asyncpg
 from kassa.db import ops
 from kassa.db.ops import Op
 from kassa.db.pool import Conn
-from kassa.domain.errors import ConcurrentModification
+from kassa.domain.errors import ConcurrentModification, InvalidRequest
 
 KS409 = "KS409"  # kassa_apply: a compare-and-swap found the row moved
+KS4PM = "KS4PM"  # kassa_apply: a single-use card was used by another payment intent
 
 
 class IdempotencyKeyTaken(Exception):
@@ -42,6 +43,9 @@ def unit_error(sqlstate: str | None, constraint: str | None, message: str
         return IdempotencyKeyTaken()
     if sqlstate == KS409:
         return ConcurrentModification(f"{message or 'object'}; retry the request.")
+    if sqlstate == KS4PM:
+        return InvalidRequest(message, param="payment_method",
+                              code="payment_method_unexpected_state")
     return None
 
 

@@ -123,6 +123,9 @@ class Attempt:
     psp_reference: str | None = None
     error: dict[str, Any] | None = None
     return_url: str | None = None  # the merchant's, for 3-D Secure
+    # an authorisation for a customer who is not there (a saved card charged by the
+    # merchant): no 3-D Secure is possible, so a card that asks for it is declined
+    off_session: bool = False
     idempotency_key: str | None = None  # the request's: its answer is stored with the outcome
     purpose: VoidPurpose | None = None
     tries: int = 0  # recovery's unresolved looks since the last change

@@ -126,6 +126,9 @@ class AuthorizeRequest:
     # where the PSP sends the customer after 3-D Secure: kassa's own return endpoint for
     # this attempt (derived from the attempt id, so a repeated call is the same call)
     return_url: str | None = None
+    # the customer is not there (a merchant-initiated charge of a saved card): no 3-D Secure
+    # can happen, so the PSP declines a card that needs it (authentication_required)
+    off_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,14 +100,15 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
     elif confirm:
         # create and confirm's first step commit together: one transaction, not two
         return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
-                                new=True)
+                                new=True, off_session=off_session)
     else:
         async with UnitOfWork(kassa, idempotency) as uow:
             uow.add(ops.InsertPayment.of(p))
             uow.emit(merchant_id=merchant_id, type="payment_intent.created", obj=PI(p))
             await uow.commit(response=PI(p), resource_id=p.id)
         return PI(p)
-    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
+    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
+                            off_session=off_session)
 
 
 async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
@@ -140,13 +141,14 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
     if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION):
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
                                        payment_method=p.payment_method,
-                                       off_session=off_session)
-    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency)
+                                       off_session=off_session, payment_intent=p.id)
+    return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
+                            off_session=off_session)
 
 
 async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
-                     idempotency: IdempotencyHandle | None, new: bool = False
-                     ) -> dict[str, Any]:
+                     idempotency: IdempotencyHandle | None, new: bool = False,
+                     off_session: bool = False) -> dict[str, Any]:
     attempt_id = kassa.ids("charge")
     created = PI(p) if new else None
     p.start_authorization(attempt_id, "")  # refused here before anything is routed
@@ -159,7 +161,8 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     attempt = Attempt(
         id=attempt_id, merchant_id=p.merchant_id, payment_intent_id=p.id,
         operation=Operation.AUTHORIZE, psp=p.psp, status=AttemptStatus.STARTED,
-        amount=p.amount, capture=p.captures_on_authorization, return_url=return_url)
+        amount=p.amount, capture=p.captures_on_authorization, return_url=return_url,
+        off_session=off_session)
     facts = await charges.card_facts(kassa, merchant_id=p.merchant_id,
                                      payment_method=p.payment_method, card=card)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key;
@@ -171,6 +174,9 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         else:
             uow.add(ops.UpdatePayment.of(p))
         saga.begin(kassa, uow, attempt, idempotency)
+        claim = saved_cards.use_op(p)
+        if claim is not None:
+            uow.add(claim)  # a card attached to no customer serves this intent only
         attempt.charge = charges.details_for(kassa, attempt, p, facts)
         uow.add(ops.InsertCharge(attempt.charge))
         await uow.commit(resource_id=p.id if created is not None else None)
@@ -182,10 +188,27 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
                                     idempotency=idempotency)
 
 
+# Stripe's decline of an off-session charge whose card asks for 3-D Secure: the customer is
+# not there to authenticate, so the merchant must bring them back on-session
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
+def off_session_result(attempt: Attempt, result: PSPResult) -> PSPResult:
+    """An off-session authorisation the PSP answered with a 3-D Secure challenge (a PSP that
+    does not decline such a charge itself): nobody can take the challenge, so it is the
+    decline Stripe gives, and the intent asks for a payment method again."""
+    if result.outcome is not Outcome.REQUIRES_ACTION or not attempt.off_session:
+        return result
+    return PSPResult(Outcome.DECLINED, result.psp_reference,
+                     decline_code=AUTHENTICATION_REQUIRED,
+                     message="Your card was declined. This transaction requires "
+                             "authentication.", raw_status=result.raw_status)
+
+
 def decline_error(result: PSPResult) -> dict[str, Any]:
     code = "card_declined"
     if result.decline_code in ("expired_card", "incorrect_cvc", "incorrect_number",
-                               "processing_error"):
+                               "processing_error", AUTHENTICATION_REQUIRED):
         code = result.decline_code
     return {
         "type": "card_error",
@@ -204,6 +227,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                                payment: PaymentIntent | None = None,
                                idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Step 3 of confirm: record what the PSP did with the authorisation."""
+    result = off_session_result(attempt, result)
     was, expected = saga.cas_on(attempt)
     p = payment or await saga.reload(kassa, attempt.payment_intent_id)
     if result.outcome is Outcome.REQUIRES_ACTION and was is AttemptStatus.REQUIRES_ACTION:

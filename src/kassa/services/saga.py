@@ -301,7 +301,8 @@ def authorize_request(kassa: Kassa, attempt: Attempt, p: PaymentIntent,
     return AuthorizeRequest(
         idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
         merchant_id=p.merchant_id, description=p.description, payment_id=p.id,
-        payment_method=p.payment_method, return_url=psp_return_url(kassa, attempt))
+        payment_method=p.payment_method, return_url=psp_return_url(kassa, attempt),
+        off_session=attempt.off_session)
 
 
 def psp_return_url(kassa: Kassa, attempt: Attempt) -> str:

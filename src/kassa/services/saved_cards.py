@@ -42,6 +42,13 @@ def _unexpected(message: str, param: str = "id") -> InvalidRequest:
 # never becomes B's
 DETACHED = ("This PaymentMethod was previously used without being attached to a Customer or "
             "was detached from a Customer, and may not be used again.")
+# Stripe's answer for a card attached to no customer that another payment intent used: such
+# a card serves one intent only (db/sql/apply.sql use_payment_method says the same when two
+# intents race for it)
+USED = ("The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+        "attachment, shared with a connected account without Customer attachment, or was "
+        "detached from a Customer. It may not be used again. To use a PaymentMethod multiple "
+        "times, you must attach it to a Customer first.")
 
 
 async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
@@ -72,8 +79,8 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
     if pm["customer"] is not None:
         raise _unexpected("The payment method you provided has already been attached to a "
                           "customer.", param)
-    if pm["detached"]:
-        raise _unexpected(DETACHED, param)
+    if pm["detached"] or pm["used_by"] is not None:
+        raise _unexpected(DETACHED, param)  # used once unattached: spent, as at Stripe
     row = await customers_db.set_payment_method_customer(conn, merchant_id=merchant_id,
                                                  payment_method_id=payment_method_id,
                                                  customer_id=customer_id)
@@ -204,10 +211,14 @@ async def list_for_customer(kassa: Kassa, *, merchant_id: str, customer: str, li
 
 
 async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
-                       payment_method: str | None, off_session: bool = False) -> None:
+                       payment_method: str | None, off_session: bool = False,
+                       payment_intent: str | None = None) -> None:
     """Stripe's rules for an intent's customer and card: the customer exists and is not
     deleted; a saved card is charged only for its own customer; off-session (the customer
-    is not there to give a CVC or authenticate) only with a card saved to that customer."""
+    is not there to give a CVC or authenticate) only with a card saved to that customer; a
+    card attached to no customer only for the intent that used it first (``payment_intent``:
+    the intent being confirmed; None: a new one). The confirmation's first commit claims
+    such a card (``use_op``), which settles a race this read cannot."""
     if customer is not None:
         await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
     owner = None
@@ -218,6 +229,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
         owner = None if row is None else row["customer"]
         if row is not None and row["detached"]:
             raise _unexpected(DETACHED, "payment_method")
+        if row is not None and owner is None and row["used_by"] not in (None, payment_intent):
+            raise _unexpected(USED, "payment_method")
     if owner is not None and customer is None:
         raise InvalidRequest("The provided PaymentMethod belongs to a Customer, but you did "
                              "not provide a Customer. Include the Customer in the `customer` "
@@ -228,6 +241,15 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
     if off_session and (customer is None or owner != customer):
         raise InvalidRequest("off_session=true needs a customer and a payment_method saved "
                              "to that customer.", param="off_session")
+
+
+def use_op(p: PaymentIntent) -> ops.UsePaymentMethod | None:
+    """The claim a confirmation's first commit makes on its card: none for a test shortcut
+    (never a vault row: nothing to claim, no write on the hot path)."""
+    if p.payment_method is None or lookup_test_payment_method(p.payment_method) is not None:
+        return None
+    return ops.UsePaymentMethod(payment_method_id=p.payment_method, merchant_id=p.merchant_id,
+                                payment_intent_id=p.id)
 
 
 async def save_after_success(kassa: Kassa, p: PaymentIntent

@@ -29,7 +29,8 @@ PRUNED = ("idempotency_keys",)  # the one table the vault deletes from (after 24
 VAULT_READS = ("api_keys", "merchants")  # in the services' schema
 SERVING_READS = ("payment_methods",)
 # columns of payment_methods the serving role may UPDATE (no INSERT, no DELETE, no other column)
-SERVING_UPDATES = ("customer", "detached", "billing_details", "metadata", "exp_month", "exp_year")
+SERVING_UPDATES = ("customer", "detached", "used_by", "billing_details", "metadata",
+                   "exp_month", "exp_year")
 
 
 def grant(dsn: str, *, vault_role: str | None, service_role: str | None) -> None:

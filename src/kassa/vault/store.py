@@ -14,8 +14,8 @@ import orjson
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 PM_COLUMNS = ("id, merchant_id, type, brand, last4, exp_month, exp_year, funding, country,"
-              " fingerprint, checks, billing_details, metadata, customer, detached, livemode,"
-              " created")
+              " fingerprint, checks, billing_details, metadata, customer, detached, used_by,"
+              " livemode, created")
 
 
 def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:

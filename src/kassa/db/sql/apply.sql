@@ -79,10 +79,10 @@ BEGIN
             -- check_after_s: when recovery first looks at it if nobody records an outcome
             INSERT INTO attempts (id, merchant_id, payment_intent_id, refund_id, operation,
                 psp, status, amount, currency, capture, psp_reference, error, return_url,
-                idempotency_key, purpose, next_check_at)
+                off_session, idempotency_key, purpose, next_check_at)
             SELECT id, merchant_id, payment_intent_id, refund_id, operation, psp, status,
                 amount, currency, coalesce(capture, false), psp_reference, error, return_url,
-                idempotency_key, purpose,
+                coalesce(off_session, false), idempotency_key, purpose,
                 -- a replica of the previous release sends none: watch it like 0007 did
                 now() + make_interval(secs => coalesce((r->>'check_after_s')::double precision,
                                                        30))
@@ -204,6 +204,23 @@ BEGIN
                 AND NOT detached
                 AND EXISTS (SELECT 1 FROM customers c WHERE c.id = r->>'customer'
                             AND c.merchant_id = r->>'merchant_id' AND NOT c.deleted);
+        WHEN 'use_payment_method' THEN
+            -- a card attached to no customer serves one payment intent only (Stripe): the
+            -- first to confirm with it claims it, in that confirmation's first commit; any
+            -- other intent is refused (KS4PM, db/units.py), also when two race (the loser
+            -- waits on the row, then sees the winner's claim). An attached card is left alone.
+            UPDATE kassa_vault.payment_methods SET used_by = r->>'payment_intent'
+                WHERE id = r->>'id' AND merchant_id = r->>'merchant_id' AND customer IS NULL
+                AND used_by IS NULL;
+            IF NOT FOUND AND EXISTS (SELECT 1 FROM kassa_vault.payment_methods
+                    WHERE id = r->>'id' AND merchant_id = r->>'merchant_id'
+                    AND customer IS NULL AND used_by <> r->>'payment_intent') THEN
+                RAISE EXCEPTION USING ERRCODE = 'KS4PM', MESSAGE = 'The provided '
+                    'PaymentMethod was previously used with a PaymentIntent without Customer '
+                    'attachment, shared with a connected account without Customer attachment, '
+                    'or was detached from a Customer. It may not be used again. To use a '
+                    'PaymentMethod multiple times, you must attach it to a Customer first.';
+            END IF;
         ELSE
             RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
         END CASE;

@@ -97,6 +97,11 @@ class AdyenAdapter:
             "channel": "Web",
             "metadata": metadata,
         }
+        if request.off_session:
+            # a merchant-initiated charge of a stored card: no shopper, so no 3-D Secure
+            # (Adyen refuses it "Authentication required" when the issuer insists)
+            body.update(shopperInteraction="ContAuth",
+                        recurringProcessingModel="UnscheduledCardOnFile")
         if request.capture:
             body["captureDelayHours"] = 0
         else:

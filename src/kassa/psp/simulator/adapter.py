@@ -116,6 +116,8 @@ class SimulatorAdapter:
             body["description"] = request.description
         if request.return_url is not None:
             body["return_url"] = request.return_url
+        if request.off_session:
+            body["off_session"] = True
         payload = await self._send("POST", "/v1/authorizations", body, "authorize",
                                    request.idempotency_key)
         return _to_result(payload)

@@ -34,6 +34,8 @@ REFUSALS: dict[str, tuple[str, str, str]] = {  # decline → (code, refusalReaso
     "incorrect_number": ("8", "Invalid Card Number", "14 : Invalid card number"),
     "processing_error": ("4", "Acquirer Error", "96 : System malfunction"),
     "authentication_failed": ("11", "3D Not Authenticated", "3D Secure failed"),
+    "authentication_required": ("38", "Authentication required",
+                                "1A : Additional customer authentication required"),
 }
 
 

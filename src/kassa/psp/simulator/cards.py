@@ -14,6 +14,9 @@ class CardBehaviour:
     decline_code: str | None = None  # None: approve
     message: str | None = None
     requires_3ds: bool = False
+    # asks for 3DS on every charge, off-session ones too (declined: authentication_required);
+    # otherwise an off-session charge of a card set up before goes through without it
+    authenticate_always: bool = False
     dispute_reason: str | None = None  # disputed by the cardholder once captured
     inquiry: bool = False  # the dispute starts as an inquiry (warning_needs_response)
     refund_fails: bool = False  # refunds succeed, then fail later (refund.failed webhook)
@@ -42,8 +45,8 @@ TEST_CARDS: dict[str, CardBehaviour] = {
     "4000000000000119": CardBehaviour(
         "processing_error", "An error occurred while processing your card."
     ),
-    "4000002760003184": CardBehaviour(requires_3ds=True),  # authentication required
-    "4000002500003155": CardBehaviour(requires_3ds=True),  # 3DS2 required
+    "4000002760003184": CardBehaviour(requires_3ds=True, authenticate_always=True),
+    "4000002500003155": CardBehaviour(requires_3ds=True),  # 3DS unless set up (off-session)
 }
 
 INCORRECT_NUMBER = CardBehaviour("incorrect_number", "Your card number is incorrect.")

@@ -151,6 +151,8 @@ async def payments(request: Request) -> Response:
         number, month, year, cvc = shapes.card_of(body)
         manual = shapes.manual_capture(body)
         metadata = shapes.metadata_of(body)
+        # ContAuth: a merchant-initiated charge of a stored card, no shopper to authenticate
+        off_session = body.get("shopperInteraction") == "ContAuth"
     except AdyenError as exc:
         return _error(exc)
     base = str(request.base_url).rstrip("/")
@@ -165,7 +167,7 @@ async def payments(request: Request) -> Response:
                 idempotency_key=books_key, amount=value, currency=currency, number=number,
                 exp_month=month, exp_year=year, cvc=cvc, capture=not manual,
                 merchant_id=account, description=reference, return_url=return_url,
-                base_url=lambda: base)
+                base_url=lambda: base, off_session=off_session)
         except InvalidRequest as exc:
             raise shapes.reject_invalid(exc) from None
         finally:

@@ -43,12 +43,13 @@ async def authorize(request: Request) -> Response:
         raise InvalidRequest("merchant_id must be a non-empty string", "merchant_id")
     description = optional_string(body, "description")
     return_url = optional_string(body, "return_url")
+    off_session = boolean(body, "off_session", default=False)
     simulator = simulator_of(request)
     return await simulator.mutate(lambda: simulator.acquirer.authorize(
         idempotency_key=key, amount=amount, currency=currency_code, number=number,
         exp_month=exp_month, exp_year=exp_year, cvc=cvc, capture=capture,
         merchant_id=merchant_id, description=description, return_url=return_url,
-        base_url=lambda: str(request.base_url).rstrip("/"),
+        base_url=lambda: str(request.base_url).rstrip("/"), off_session=off_session,
     ))
 
 

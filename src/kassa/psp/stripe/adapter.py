@@ -81,6 +81,8 @@ class StripeAdapter:
                 "capture_method": "automatic" if request.capture else "manual",
                 "metadata": self._metadata(key, request.payment_id, request.merchant_id),
             }
+            if request.off_session:  # Stripe declines a card that asks for 3DS itself
+                params["off_session"] = True
             if not self._localstripe:  # parameters localstripe refuses
                 if request.description is not None:
                     params["description"] = request.description

@@ -4,6 +4,8 @@ the harness: the simulator's inspection endpoints, localstripe's objects via the
 
 from __future__ import annotations
 
+import dataclasses
+
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -167,6 +169,26 @@ async def test_declines_are_results_with_their_decline_code(psp: PSPHarness) -> 
         assert result.decline_code == decline_code
         assert result.message
         assert method.card.number not in result.message
+
+
+async def test_off_session_charge_of_a_card_asking_for_3ds_is_declined(psp: PSPHarness
+                                                                      ) -> None:
+    """The customer is not there to authenticate: the PSP declines authentication_required
+    (Stripe's off_session, Adyen's ContAuth). localstripe ignores off_session and asks for
+    3DS anyway; kassa's finisher turns that answer into the same decline
+    (services/confirm.off_session_result, tests/unit/services/test_off_session.py)."""
+    adapter = psp.adapter()
+    request = dataclasses.replace(authorize_request(psp.three_ds, capture=True),
+                                  off_session=True)
+
+    result = await adapter.authorize(request)
+
+    if psp.name == "stripe":
+        assert result.outcome is Outcome.REQUIRES_ACTION  # localstripe's difference
+        return
+    assert result.outcome is Outcome.DECLINED
+    assert result.decline_code == "authentication_required"
+    assert await psp.record(result.psp_reference) == ("declined", 0, 0)
 
 
 @pytest.mark.parametrize("succeed", [True, False], ids=["authenticated", "failed"])

@@ -25,12 +25,16 @@ class Payments(Disputes):
     def authorize(self, *, idempotency_key: str, amount: int, currency: str, number: str,
                   exp_month: int, exp_year: int, cvc: str | None, capture: bool,
                   merchant_id: str, description: str | None, return_url: str | None,
-                  base_url: Callable[[], str]) -> Body:
-        """``base_url`` is called only when the card needs 3DS, to build ``action_url``."""
+                  base_url: Callable[[], str], off_session: bool = False) -> Body:
+        """``base_url`` is called only when the card needs 3DS, to build ``action_url``.
+        ``off_session``: the cardholder is not there, so no 3DS: a card that always asks for
+        it is declined ``authentication_required``; one set up before is charged without it
+        (kassa charges off-session only cards saved to a customer)."""
         # The card is fingerprinted by hash so the PAN is never kept beside the key.
         card_hash = hashlib.sha256(f"{number}|{exp_month}|{exp_year}|{cvc}".encode()).digest()
         request = fingerprint("authorize", amount, currency, card_hash, capture,
-                              merchant_id, description, return_url)
+                              merchant_id, description, return_url,
+                              *(("off_session",) if off_session else ()))
         replay = self._replay(idempotency_key, request)
         if replay is not None:
             return replay
@@ -58,7 +62,11 @@ class Payments(Disputes):
             auth.status = "declined"
             auth.decline_code = behaviour.decline_code
             auth.message = behaviour.message
-        elif behaviour.requires_3ds:
+        elif behaviour.requires_3ds and off_session and behaviour.authenticate_always:
+            auth.status = "declined"
+            auth.decline_code = "authentication_required"
+            auth.message = "Your card was declined. This transaction requires authentication."
+        elif behaviour.requires_3ds and not off_session:
             auth.status = "requires_action"
             auth.action_url = f"{base_url()}/3ds/{auth.id}"
         elif capture:

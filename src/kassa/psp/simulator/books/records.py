@@ -71,6 +71,7 @@ class Authorization:
             "amount_captured": self.amount_captured,
             "amount_refunded": self.amount_refunded,
             "merchant_id": self.merchant_id,
+            "decline_code": self.decline_code,
         }
 
 
