@@ -100,7 +100,7 @@ async def update(kassa: Kassa, *, merchant_id: str, customer_id: str,
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
         current = await customers_db.get_customer(conn, merchant_id=merchant_id,
-                                          customer_id=customer_id, for_update=True)
+                                                  customer_id=customer_id, for_update=True)
         if current is None:
             raise not_found(customer_id)
         if current["deleted"]:
@@ -119,14 +119,14 @@ async def update(kassa: Kassa, *, merchant_id: str, customer_id: str,
         default = values.get("default_payment_method")
         if default is not None:
             pm = await customers_db.get_payment_method_for_update(conn, merchant_id=merchant_id,
-                                                          payment_method_id=default)
+                                                                  payment_method_id=default)
             if pm is None or pm["customer"] != customer_id:
                 raise InvalidRequest(
                     f"The customer does not have a payment method with the ID "
                     f"{default[:100]}. The payment method must be attached to the customer.",
                     param="invoice_settings[default_payment_method]")
         row = await customers_db.update_customer(conn, merchant_id=merchant_id,
-                                         customer_id=customer_id, values=values)
+                                                 customer_id=customer_id, values=values)
         assert row is not None  # locked above, not deleted
         result = representations.customer(row)
         before = representations.customer(current)
@@ -143,7 +143,7 @@ async def delete(kassa: Kassa, *, merchant_id: str, customer_id: str,
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
         current = await customers_db.get_customer(conn, merchant_id=merchant_id,
-                                          customer_id=customer_id, for_update=True)
+                                                  customer_id=customer_id, for_update=True)
         if current is None or current["deleted"]:
             raise not_found(customer_id)
         await customers_db.delete_customer(conn, merchant_id=merchant_id, customer_id=customer_id)
@@ -158,9 +158,9 @@ async def list_(kassa: Kassa, *, merchant_id: str, limit: int, starting_after: s
                 ending_before: str | None, created: Bounds | None = None,
                 email: str | None = None) -> tuple[list[dict[str, Any]], bool]:
     rows, more = await customers_db.list_customers(kassa.pool, merchant_id=merchant_id, limit=limit,
-                                           starting_after=starting_after,
-                                           ending_before=ending_before, created=created,
-                                           email=email)
+                                                   starting_after=starting_after,
+                                                   ending_before=ending_before, created=created,
+                                                   email=email)
     return [representations.customer(r) for r in rows], more
 
 

@@ -54,7 +54,7 @@ USED = ("The provided PaymentMethod was previously used with a PaymentIntent wit
 async def _locked_card(conn: asyncpg.Connection, *, merchant_id: str, payment_method_id: str,
                        param: str) -> dict[str, Any]:
     pm = await customers_db.get_payment_method_for_update(conn, merchant_id=merchant_id,
-                                                  payment_method_id=payment_method_id)
+                                                          payment_method_id=payment_method_id)
     if pm is None:
         if lookup_test_payment_method(payment_method_id) is not None:
             raise InvalidRequest(
@@ -69,7 +69,7 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
                     ) -> dict[str, Any]:
     """Inside ``uow``'s transaction: the customer (locked, not deleted) gets the card."""
     owner = await customers_db.get_customer(conn, merchant_id=merchant_id, customer_id=customer_id,
-                                    for_update=True)
+                                            for_update=True)
     if owner is None or owner["deleted"]:
         raise customers.not_found(customer_id, param="customer")
     pm = await _locked_card(conn, merchant_id=merchant_id,
@@ -82,8 +82,8 @@ async def attach_in(uow: UnitOfWork, conn: asyncpg.Connection, *, merchant_id: s
     if pm["detached"] or pm["used_by"] is not None:
         raise _unexpected(DETACHED, param)  # used once unattached: spent, as at Stripe
     row = await customers_db.set_payment_method_customer(conn, merchant_id=merchant_id,
-                                                 payment_method_id=payment_method_id,
-                                                 customer_id=customer_id)
+                                                         payment_method_id=payment_method_id,
+                                                         customer_id=customer_id)
     assert row is not None  # locked above
     result = PM(row)
     uow.emit(merchant_id=merchant_id, type="payment_method.attached", obj=result)
@@ -111,11 +111,11 @@ async def detach(kassa: Kassa, *, merchant_id: str, payment_method_id: str,
             raise _unexpected("The payment method you provided is not attached to a customer "
                               "so detachment is impossible.")
         await customers_db.clear_default_payment_method(conn, merchant_id=merchant_id,
-                                                customer_id=pm["customer"],
-                                                payment_method_id=payment_method_id)
+                                                        customer_id=pm["customer"],
+                                                        payment_method_id=payment_method_id)
         row = await customers_db.set_payment_method_customer(conn, merchant_id=merchant_id,
-                                                     payment_method_id=payment_method_id,
-                                                     customer_id=None)
+                                                             payment_method_id=payment_method_id,
+                                                             customer_id=None)
         assert row is not None
         result = PM(row)
         uow.emit(merchant_id=merchant_id, type="payment_method.detached", obj=result,
@@ -276,9 +276,9 @@ async def lock_saveable(conn: asyncpg.Connection, p: PaymentIntent) -> bool:
     (not one attached, detached or whose customer was deleted since save_after_success)."""
     assert p.customer is not None and p.payment_method is not None
     owner = await customers_db.get_customer(conn, merchant_id=p.merchant_id, customer_id=p.customer,
-                                    for_update=True)
+                                            for_update=True)
     if owner is None or owner["deleted"]:
         return False
     pm = await customers_db.get_payment_method_for_update(conn, merchant_id=p.merchant_id,
-                                                  payment_method_id=p.payment_method)
+                                                          payment_method_id=p.payment_method)
     return pm is not None and pm["customer"] is None and not pm["detached"]
