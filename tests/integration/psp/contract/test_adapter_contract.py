@@ -5,7 +5,6 @@ the harness: the simulator's inspection endpoints, localstripe's objects via the
 from __future__ import annotations
 
 import dataclasses
-
 import socket
 import time
 from collections.abc import Awaitable, Callable
