@@ -18,6 +18,7 @@ from kassa.psp.base import Card
 from kassa.psp.stripe import StripeSettings
 from kassa.services import merchants
 from kassa.services.context import Kassa
+from kassa.vault.resolver import Resolved
 from kassa.webhooks import inbound as psp_webhooks
 from tests.support.api_server import serving
 from tests.support.localstripe_records import stripe_payment
@@ -161,8 +162,13 @@ class RawTestCards:
         self._inner = inner
 
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None:
-        return self.CARDS.get(payment_method) or await self._inner.resolve(
-            merchant_id=merchant_id, payment_method=payment_method)
+        return (await self.lookup(merchant_id=merchant_id, payment_method=payment_method)).card
+
+    async def lookup(self, *, merchant_id: str, payment_method: str) -> Resolved:
+        raw = self.CARDS.get(payment_method)
+        if raw is not None:
+            return Resolved(raw)
+        return await self._inner.lookup(merchant_id=merchant_id, payment_method=payment_method)
 
 
 @pytest.fixture

@@ -23,27 +23,23 @@ from kassa.domain.charges import CardFacts, ChargeDetails, status_of
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.payments import Attempt, AttemptStatus, PaymentIntent, PaymentStatus, Refund
-from kassa.psp.base import Card
 from kassa.services.context import Kassa
-from kassa.vault import store
-from kassa.vault.test_cards import lookup_test_payment_method
+from kassa.vault.resolver import Resolved
 
 REFUNDS_SHOWN = 10  # refunds inlined in a charge's `refunds` list; the rest are paged
 
 
-async def card_facts(kassa: Kassa, *, merchant_id: str, payment_method: str,
-                     card: Card | None) -> CardFacts | None:
+def card_facts(resolved: Resolved) -> CardFacts | None:
     """What the charge shows of the card: a card the vault tokenised resolves with
-    placeholders for its number, so its facts come from the vault's non-secret row."""
+    placeholders for its number, so its facts come from the vault's non-secret row (read
+    with it, vault/resolver.py)."""
+    card, row = resolved
     if card is None:
         return None
-    if lookup_test_payment_method(payment_method) is None:
-        row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
-                                             payment_method_id=payment_method)
-        if row is not None:
-            return CardFacts(brand=row["brand"], last4=row["last4"],
-                             exp_month=row["exp_month"], exp_year=row["exp_year"],
-                             funding=row["funding"], country=row["country"])
+    if row is not None:
+        return CardFacts(brand=row["brand"], last4=row["last4"], exp_month=row["exp_month"],
+                         exp_year=row["exp_year"], funding=row["funding"],
+                         country=row["country"])
     return CardFacts(brand=card.brand, last4=card.number[-4:], exp_month=card.exp_month,
                      exp_year=card.exp_year, funding=card.funding, country=card.country)
 

@@ -43,16 +43,20 @@ from kassa.services.context import Kassa
 from kassa.services.payment_methods import payment_method_object
 from kassa.services.resume import answer, finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
+from kassa.vault.resolver import Resolved
 
 log = logging.getLogger(__name__)
 PI = representations.payment_intent
 
 
-async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> None:
-    card = await kassa.payment_methods.resolve(merchant_id=merchant_id, payment_method=pm)
-    if card is None:
+async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> Resolved:
+    """The payment method as one read finds it (the intent's checks and the authorisation
+    reuse it: a payment reads a vault card's row once), refused when there is none."""
+    resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm)
+    if resolved.card is None:
         raise InvalidRequest(f"No such PaymentMethod: '{pm}'", param="payment_method",
                              code="resource_missing")
+    return resolved
 
 
 async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
@@ -73,10 +77,12 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
     if off_session and not confirm:
         raise InvalidRequest("off_session can only be used with confirm=true.",
                              param="off_session")
+    resolved = None
     if payment_method is not None:
-        await _check_payment_method(kassa, merchant_id, payment_method)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method)
     await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
-                                   payment_method=payment_method, off_session=off_session)
+                                   payment_method=payment_method, off_session=off_session,
+                                   resolved=resolved)
     payment_id = kassa.ids("payment_intent")
     p = PaymentIntent(
         id=payment_id, merchant_id=merchant_id,
@@ -100,7 +106,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
     elif confirm:
         # create and confirm's first step commit together: one transaction, not two
         return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
-                                new=True, off_session=off_session)
+                                new=True, off_session=off_session, resolved=resolved)
     else:
         async with UnitOfWork(kassa, idempotency) as uow:
             uow.add(ops.InsertPayment.of(p))
@@ -133,28 +139,39 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
         return await finish_orphan(kassa, p, idempotency)
     if p.status is PaymentStatus.REQUIRES_ACTION and payment_method in (None, p.payment_method):
         return await _continue_after_action(kassa, p, idempotency)
+    resolved = None
     if payment_method is not None:
-        await _check_payment_method(kassa, merchant_id, payment_method)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method)
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
+        else:
+            resolved = None  # not the intent's card: the authorisation reads its own
     if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION):
+        if resolved is None and p.payment_method is not None:
+            resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id,
+                                                          payment_method=p.payment_method)
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
                                        payment_method=p.payment_method,
-                                       off_session=off_session, payment_intent=p.id)
+                                       off_session=off_session, payment_intent=p.id,
+                                       resolved=resolved)
     return await _authorize(kassa, p, return_url=return_url, idempotency=idempotency,
-                            off_session=off_session)
+                            off_session=off_session, resolved=resolved)
 
 
 async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
                      idempotency: IdempotencyHandle | None, new: bool = False,
-                     off_session: bool = False) -> dict[str, Any]:
+                     off_session: bool = False, resolved: Resolved | None = None
+                     ) -> dict[str, Any]:
+    """``resolved``: the intent's payment method as this request read it already."""
     attempt_id = kassa.ids("charge")
     created = PI(p) if new else None
     p.start_authorization(attempt_id, "")  # refused here before anything is routed
     assert p.payment_method is not None
-    card = await kassa.payment_methods.resolve(merchant_id=p.merchant_id,
-                                               payment_method=p.payment_method)
+    if resolved is None:
+        resolved = await kassa.payment_methods.lookup(merchant_id=p.merchant_id,
+                                                      payment_method=p.payment_method)
+    card = resolved.card
     # the routed accounts in order: the first now, the next ones only on failover
     decision = await kassa.router.plan(p, card)
     p.psp = decision.psps[0]
@@ -163,8 +180,7 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         operation=Operation.AUTHORIZE, psp=p.psp, status=AttemptStatus.STARTED,
         amount=p.amount, capture=p.captures_on_authorization, return_url=return_url,
         off_session=off_session)
-    facts = await charges.card_facts(kassa, merchant_id=p.merchant_id,
-                                     payment_method=p.payment_method, card=card)
+    facts = charges.card_facts(resolved)
     # step 1: the recovery point — from here on the attempt id is the PSP idempotency key;
     # the charge keeps the card as it is now
     async with UnitOfWork(kassa, idempotency) as uow:

@@ -16,12 +16,17 @@ from kassa.domain.fees import FeeSchedule
 from kassa.domain.payments import PaymentIntent
 from kassa.domain.routing import Decision
 from kassa.psp.base import Card, PSPAdapter
+from kassa.vault.resolver import Resolved
 
 
 class PaymentMethodResolver(Protocol):
     """Turns a payment method token into card data for the PSP call (the vault's seam)."""
 
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None: ...
+
+    async def lookup(self, *, merchant_id: str, payment_method: str) -> Resolved:
+        """The card and, for the vault's, its non-secret row: one read for a payment."""
+        ...
 
 
 class Writer(Protocol):

@@ -24,6 +24,7 @@ from kassa.services import customers
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 from kassa.vault import store
+from kassa.vault.resolver import Resolved
 from kassa.vault.test_cards import lookup_test_payment_method
 
 PM = representations.payment_method
@@ -212,20 +213,22 @@ async def list_for_customer(kassa: Kassa, *, merchant_id: str, customer: str, li
 
 async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
                        payment_method: str | None, off_session: bool = False,
-                       payment_intent: str | None = None) -> None:
+                       payment_intent: str | None = None,
+                       resolved: Resolved | None = None) -> None:
     """Stripe's rules for an intent's customer and card: the customer exists and is not
     deleted; a saved card is charged only for its own customer; off-session (the customer
     is not there to give a CVC or authenticate) only with a card saved to that customer; a
     card attached to no customer only for the intent that used it first (``payment_intent``:
     the intent being confirmed; None: a new one). The confirmation's first commit claims
-    such a card (``use_op``), which settles a race this read cannot."""
+    such a card (``use_op``), which settles a race this read cannot. ``resolved``: the
+    payment method as the request read it already (its vault row is not read again)."""
     if customer is not None:
         await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
     owner = None
     # a test shortcut (pm_card_visa …) is never a vault row: no read on the hot path
     if payment_method is not None and lookup_test_payment_method(payment_method) is None:
-        row = await store.get_payment_method(kassa.pool, merchant_id=merchant_id,
-                                             payment_method_id=payment_method)
+        row = resolved.row if resolved is not None else await store.get_payment_method(
+            kassa.pool, merchant_id=merchant_id, payment_method_id=payment_method)
         owner = None if row is None else row["customer"]
         if row is not None and row["detached"]:
             raise _unexpected(DETACHED, "payment_method")

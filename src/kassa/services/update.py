@@ -51,7 +51,7 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_id: str,
         p.customer = customer
     if customer_given or changes.get("payment_method") is not None:
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
-                                       payment_method=p.payment_method)
+                                       payment_method=p.payment_method, payment_intent=p.id)
     async with UnitOfWork(kassa, idempotency) as uow:
         uow.add(ops.UpdatePayment.of(p))
         # the answer commits with the change: a retry replays it, never re-applies it
