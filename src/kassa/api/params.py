@@ -35,10 +35,10 @@ def _insert(target: dict[str, Any], path: list[str], value: str, key: str) -> No
                 if last:
                     node.append(value)
                     return
-                node.append({} if nxt not in ("",) and not (nxt or "").isdigit() else [])
+                node.append({} if nxt not in ("",) and not _index(nxt or "") else [])
                 node = node[-1]
                 continue
-            if not segment.isdigit():
+            if not _index(segment):
                 raise InvalidRequest(f"Invalid array index in {key}", param=key)
             idx = int(segment)
             if idx > len(node):  # indices must be dense: items[5] needs items[0..4] first
@@ -142,3 +142,9 @@ def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
         return data
     raise InvalidRequest(f"Unsupported Content-Type: {ctype}. Use "
                          "application/x-www-form-urlencoded or application/json.")
+
+
+def _index(segment: str) -> bool:
+    """An array index is ASCII digits only: str.isdigit also accepts '²' or '٣', which int()
+    refuses (a 500 before: schemathesis found it)."""
+    return segment.isascii() and segment.isdigit()

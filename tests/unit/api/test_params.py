@@ -179,3 +179,11 @@ def test_json_that_is_not_strict_utf8_or_json_is_refused(body):
 def test_deep_nesting_is_refused(body):
     with pytest.raises(InvalidRequest, match="nested too deeply"):
         parse_body(None, body)
+
+
+@pytest.mark.parametrize("body", ["items[²]=a", "items[٣]=a", "items[0][²]=a",
+                                  "items[%C2%B2]=a", "a[0]=x&a[1²]=y"])
+def test_non_ascii_digits_are_no_array_index(body):
+    # str.isdigit accepts them and int() does not: a 400, never a 500
+    with pytest.raises(InvalidRequest):
+        parse_form(body.encode())
