@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # GET /metrics: open when unset (bind the API to a private network or put it behind
     # the proxy), else it wants "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = None
+    # A worker process's own metrics (workers/metrics.py; the API's /metrics shows only the
+    # API's PSP calls): served on this port, loopback unless the host says otherwise, with
+    # the same token; unset: not served (`kassa dev` takes a free port).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     db_pool_size: int = Field(default=16, ge=1, le=200)
     # Group commit (db/batch_writer.py): concurrent requests' saga steps share a database
     # transaction, up to this many units each (1 turns it off), with at most

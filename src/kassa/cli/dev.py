@@ -9,14 +9,20 @@ import contextlib
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kassa.cli.database import database, redacted
 from kassa.cli.dev_bank import bank_server, bank_socket
 from kassa.cli.dev_merchant import seed_dev_merchant
-from kassa.cli.process import STOP_SIGNALS, listen, run_async, say, stop_on_signals
+from kassa.cli.process import (
+    STOP_SIGNALS,
+    listen,
+    owned_server_class,
+    run_async,
+    say,
+    stop_on_signals,
+)
 from kassa.config import Settings
 from kassa.startup_errors import StartupError
 
@@ -38,12 +44,21 @@ def run(settings: Settings) -> None:
     bank_sock, settings = bank_socket(settings)
     vault_sock = listen(settings.vault_host, settings.vault_port,
                         port_setting="KASSA_VAULT_PORT", host_setting="KASSA_VAULT_HOST")
+    # the workers' metrics (here the same process's as the API's /metrics, so a scrape
+    # config written against `kassa dev` works against `kassa worker` too): a free port
+    # unless KASSA_WORKER_METRICS_PORT names one
+    metrics_sock = listen(settings.worker_metrics_host, settings.worker_metrics_port or 0,
+                          port_setting="KASSA_WORKER_METRICS_PORT",
+                          host_setting="KASSA_WORKER_METRICS_HOST")
+    settings = settings.model_copy(
+        update={"worker_metrics_port": int(metrics_sock.getsockname()[1])})
     # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock, bank_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock, bank_sock,
+                               metrics_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -53,12 +68,13 @@ def run(settings: Settings) -> None:
         sim_sock.close()
         vault_sock.close()
         bank_sock.close()
+        metrics_sock.close()
     say("stopped")
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                sim_sock: socket.socket, vault_sock: socket.socket,
-               bank_sock: socket.socket) -> None:
+               bank_sock: socket.socket, metrics_sock: socket.socket) -> None:
     import uvicorn
 
     from kassa import bootstrap
@@ -66,12 +82,9 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     from kassa.psp.simulator.app import create_app as create_simulator
     from kassa.vault.cli import vault_asgi_app
     from kassa.workers import loops
+    from kassa.workers.metrics import metrics_server
 
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:  # signals are handled by _dev
-            yield
-
+    Server = owned_server_class()  # signals are handled by _dev
     settings, sim_config = _dev_simulator(settings)
     sim_config, adyen = _dev_adyen(settings, sim_config)
     settings = _dev_vault(settings)
@@ -96,6 +109,8 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                                   log_level="warning", access_log=False))
 
     bank = bank_server(settings, Server)
+    metrics = metrics_server(kassa.router.monitor.registry,  # type: ignore[attr-defined]
+                             settings.metrics_bearer(), Server)
 
     async def ready() -> dict[str, bool]:
         return {"simulator": sim.started, "vault": vault.started, "bank": bank.started}
@@ -110,6 +125,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         sim.should_exit = True
         vault.should_exit = True
         bank.should_exit = True
+        metrics.should_exit = True
         api_server.should_exit = True
 
     for sig in STOP_SIGNALS:
@@ -120,6 +136,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
              asyncio.create_task(vault.serve(sockets=[vault_sock])),
              asyncio.create_task(bank.serve(sockets=[bank_sock])),
+             asyncio.create_task(metrics.serve(sockets=[metrics_sock])),
              asyncio.create_task(api_server.serve(sockets=[api_sock])),
              asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
                                            stop=stop, relay=relay,
@@ -167,6 +184,8 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  vault:      {settings.vault_base_url()}   (POST /v1/payment_methods with "
             f"the publishable key)\n"
             f"  bank:       {settings.bank_base_url()}   (payouts)\n"
+            f"  metrics:    {base}/metrics   (workers': http://{settings.worker_metrics_host}:"
+            f"{settings.worker_metrics_port}/metrics)\n"
             f"  checkout:   {base}/checkout/<payment_intent>?client_secret=<its secret>   "
             f"(kassa.js: {base}/kassa.js)\n"
             f"  database:   {redacted(dsn)}\n"

@@ -9,11 +9,14 @@ import signal
 import socket
 from collections.abc import Coroutine, Iterator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from kassa.startup_errors import StartupError
+
+if TYPE_CHECKING:  # `kassa --help` loads no server code (tests/unit/test_cli_commands.py)
+    import uvicorn
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -31,6 +34,19 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     import uvloop
 
     return uvloop.run(coro)
+
+
+def owned_server_class() -> type[uvicorn.Server]:
+    """uvicorn's Server for a command that owns its signals (and stops its servers with
+    ``should_exit``): uvicorn would otherwise take SIGINT/SIGTERM from the command."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
 
 
 # -- signals ----------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 
 import typer
 
 from kassa.cli.database import database
-from kassa.cli.process import check_free, run_async
+from kassa.cli.process import check_free, listen, owned_server_class, run_async
 from kassa.config import Settings
 
 
@@ -45,15 +46,28 @@ def worker(role: list[str] = ROLE_OPTION) -> None:
     if role and "relay" in roles and not settings.kafka_bootstrap:
         raise typer.BadParameter("the relay role needs KASSA_KAFKA_BOOTSTRAP (without Kafka, "
                                  "consumers read GET /v1/events)")
-    with database(settings) as dsn:
-        run_async(_worker(settings, dsn, roles))
+    # a busy metrics port is one clear line before anything has started
+    metrics_sock = None if settings.worker_metrics_port is None else listen(
+        settings.worker_metrics_host, settings.worker_metrics_port,
+        port_setting="KASSA_WORKER_METRICS_PORT", host_setting="KASSA_WORKER_METRICS_HOST")
+    try:
+        with database(settings) as dsn:
+            run_async(_worker(settings, dsn, roles, metrics_sock))
+    finally:
+        if metrics_sock is not None:
+            metrics_sock.close()
 
 
-async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
+async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
+                  metrics_sock: socket.socket | None) -> None:
     from kassa import bootstrap
     from kassa.workers import loops
+    from kassa.workers.metrics import metrics_server
 
     kassa, close = await bootstrap.build(settings, dsn, pool_size=4)
+    metrics = None if metrics_sock is None else metrics_server(
+        kassa.router.monitor.registry,  # type: ignore[attr-defined]
+        settings.metrics_bearer(), owned_server_class())
     bootstrap.tune_gc()
     relay = bootstrap.build_relay(settings, kassa) if "relay" in roles else None
     sender = close_sender = None
@@ -65,6 +79,8 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    serving = None if metrics is None else asyncio.create_task(
+        metrics.serve(sockets=[metrics_sock]))
     try:
         await loops.run(kassa, roles=roles, interval=settings.recovery_interval_seconds,
                         stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
@@ -72,6 +88,9 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
                         psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
                         payouts=payouts, payouts_interval=settings.payouts_interval_seconds)
     finally:
+        if metrics is not None and serving is not None:
+            metrics.should_exit = True
+            await serving
         if rail_client is not None:
             await rail_client.aclose()
         if relay is not None:
