@@ -226,7 +226,8 @@ def start_api(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator
 # ------------------------------------------------------------------------ merchants
 
 
-async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
+async def new_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, str]]:
+    """N merchants through the service layer (merchant_id, secret_key, …)."""
     from kassa import bootstrap
     from kassa.config import Settings
     from kassa.services.merchants import create_merchant
@@ -238,12 +239,12 @@ async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
                                       for i in range(n)))
     finally:
         await close()
-    return [m["secret_key"] for m in made]
+    return list(made)
 
 
 def create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
     """N merchants through the service layer; returns their secret keys."""
-    return asyncio.run(_create_merchants(dsn, simulator_url, n))
+    return [m["secret_key"] for m in asyncio.run(new_merchants(dsn, simulator_url, n))]
 
 
 async def _verify_ledger(dsn: str) -> dict[str, Any]:

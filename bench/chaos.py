@@ -1,0 +1,645 @@
+"""Failover and crash chaos across two PSPs, counted at both ends (issue 11's proof).
+
+    python -m bench.chaos [--payments 2000] [--rate 60] [--concurrency 24] [--kills 5]
+                          [--seed 1]
+
+kassa's API and a worker process (recovery, inbound PSP events) run as subprocesses against
+two simulator PSPs, ``simulator`` (A) and ``sim_b`` (B), under a ``priority`` routing
+configuration (A, then B). Concurrent clients create+confirm payments (a share with manual
+capture, then a capture and a partial refund), retrying every request with its
+Idempotency-Key on any error, while:
+
+- A refuses connections for a while (a gate in front of it stops listening and drops its
+  connections): payments fail over to B, A's breaker opens and half-opens (watched on the
+  API's /metrics);
+- A times out after charging for a share of its calls (the simulator's ``timeout_rate``):
+  those payments must be resolved at A by recovery, never sent to B;
+- the API is SIGKILLed and restarted ``--kills`` times.
+
+Then recovery settles and the run counts each simulator's own records (authorisations,
+captures, refunds) against kassa's payments, attempts, refunds and ledger per PSP: no
+payment charged at both, none charged twice at one, none lost, receivables equal to what
+each PSP holds, ledger balanced (``kassa ledger verify``). It prints a table and a JSON
+line, and exits 1 on any mismatch. PostgreSQL: the server of KASSA_BENCH_DATABASE_URL or a
+durable embedded one, with a fresh database. tests/e2e/test_chaos_failover.py runs the same
+code small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import stack
+from bench.stack import Service, log
+
+A, B = "simulator", "sim_b"
+CHARGED = ("authorized", "captured")  # a simulator authorisation that holds or took money
+OPEN_ATTEMPTS = ("started", "unknown", "pending", "needs_attention")
+RETRY_STATUSES = (409, 429, 500, 502, 503, 504)  # 409: the key's first request still runs
+
+
+@dataclass(frozen=True)
+class Plan:
+    payments: int = 2000
+    concurrency: int = 24
+    rate: float = 60.0  # payments started per second (paced: the chaos timeline is in time)
+    kills: int = 5
+    manual_share: float = 0.3  # payments captured by a separate call, then partly refunded
+    outage: tuple[float, float] = (0.10, 0.30)  # A refuses connections (share of payments)
+    outage_min_s: float = 6.0  # and for at least this long: the breaker's cool-down passes
+    timeouts: tuple[float, float] = (0.45, 0.85)  # A times out after charging
+    timeout_rate: float = 0.15
+    kill_window: tuple[float, float] = (0.2, 0.85)  # the API is killed evenly within
+    settle_s: float = 120.0  # for recovery to settle every open attempt at the end
+    seed: int = 1
+
+
+# ------------------------------------------------------------------------ PSP A's gate
+
+
+class Gate:
+    """A TCP proxy in front of simulator A that can go down: it stops listening (new
+    connections are refused, as by a host with nothing on the port) and drops the
+    connections it carries (a request in flight is then an unknown outcome, not a refusal)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = stack.free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                  reuse_address=True)
+
+    async def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for w in list(self._writers):
+            w.transport.abort()
+
+    async def _serve(self, client_r: asyncio.StreamReader,
+                     client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers |= {client_w, server_w}
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        try:
+            await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+        finally:
+            self._writers -= {client_w, server_w}
+
+
+# ------------------------------------------------------------------------ the world
+
+
+@dataclass
+class World:
+    plan: Plan
+    es: contextlib.ExitStack
+    workdir: Path
+    dsn: str
+    env: dict[str, str]
+    api_url: str
+    sim_urls: dict[str, str]  # the simulators' own addresses (A's without the gate)
+    gate: Gate
+    secret_key: str = ""
+    merchant_id: str = ""
+    worker_metrics_url: str = ""
+    api: Service | None = None
+    started: int = 0  # payments the clients began (the chaos timeline follows it)
+    progress: asyncio.Condition = field(default_factory=asyncio.Condition)
+    done: int = 0  # payments the clients finished
+    phase: str = "normal"
+    kills: int = 0
+    problems: list[str] = field(default_factory=list)
+    client_statuses: Counter[str] = field(default_factory=Counter)
+    first_answers: Counter[str] = field(default_factory=Counter)  # of create+confirm
+    retries: Counter[str] = field(default_factory=Counter)
+    breaker_seen: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    breaker_opened: int = 0  # the most times A's breaker opened within one API life
+    a_before_back: set[str] = field(default_factory=set)  # A's authorisations when it came back
+    payments: list[str] = field(default_factory=list)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret_key}"}
+
+
+def kassa_env(dsn: str, workdir: Path, gate: Gate, b_url: str, api_port: int) -> dict[str, str]:
+    """Settings that make the chaos quick to resolve: a short PSP timeout (A's hung answers
+    are unknown outcomes within 1.5 s), recovery looking after 3 s and backing off at most
+    2 s (A's lookups fail while it is down), a breaker that decides on 10 calls."""
+    return stack.base_env(workdir) | {
+        "KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test", "KASSA_PORT": str(api_port),
+        "KASSA_SIMULATOR_URL": gate.url, "KASSA_SIMULATOR_ACCOUNTS": f"{B}={b_url}",
+        "KASSA_PSP_TIMEOUT_SECONDS": "1.5", "KASSA_RECOVERY_AFTER_SECONDS": "3",
+        "KASSA_RECOVERY_INTERVAL_SECONDS": "0.5", "KASSA_RECOVERY_BACKOFF_CAP_SECONDS": "2",
+        "KASSA_RECOVERY_MAX_TRIES": "1000", "KASSA_PENDING_POLL_SECONDS": "1",
+        "KASSA_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS": "4", "KASSA_ROUTING_CACHE_SECONDS": "1",
+        "KASSA_BREAKER_WINDOW_SECONDS": "10", "KASSA_BREAKER_MIN_VOLUME": "10",
+        "KASSA_BREAKER_COOLDOWN_SECONDS": "2", "KASSA_BREAKER_PROBES": "2",
+        "KASSA_API_ANSWER_WITHIN_SECONDS": "10"}
+
+
+def start_simulator(w_es: contextlib.ExitStack, workdir: Path, name: str,
+                    hang_s: float) -> tuple[Service, str, int]:
+    port = stack.free_port()
+    service = stack.spawn(w_es, name, [
+        sys.executable, "-m", "kassa.psp.simulator.server", "--port", str(port),
+        "--timeout-hang-s", str(hang_s)], stack.base_env(workdir), workdir)
+    url = f"http://127.0.0.1:{port}"
+    stack.wait_healthy(service, url + "/healthz")
+    return service, url, port
+
+
+async def start_api(w: World) -> None:
+    w.api = stack.spawn(w.es, f"api-{w.kills}", [sys.executable, "-m", "kassa.cli", "api"],
+                        w.env, w.workdir)
+    await asyncio.to_thread(stack.wait_healthy, w.api, w.api_url + "/healthz")
+
+
+async def route(w: World) -> None:
+    async with httpx.AsyncClient(base_url=w.api_url, headers=w.auth, timeout=10) as c:
+        r = await c.post("/v1/routing_configs", json={
+            "rules": [], "default_route": {"strategy": "priority", "psps": [A, B]}})
+        assert r.status_code == 200, r.text
+        r = await c.post(f"/v1/routing_configs/{r.json()['id']}/activate")
+        assert r.status_code == 200, r.text
+
+
+# ------------------------------------------------------------------------ clients
+
+
+async def send(w: World, c: httpx.AsyncClient, method: str, path: str, key: str | None,
+               data: dict[str, str] | None = None) -> httpx.Response:
+    """One request, repeated with the same Idempotency-Key on any error until it has an
+    answer that is not one (a 2xx, or a 4xx that is the API's verdict)."""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    while True:
+        try:
+            r = await c.request(method, path, data=data, headers=headers)
+        except httpx.TransportError as exc:
+            w.retries[type(exc).__name__] += 1
+        else:
+            if r.status_code not in RETRY_STATUSES:
+                return r
+            w.retries[str(r.status_code)] += 1
+        await asyncio.sleep(0.2 + random.random() * 0.3)
+
+
+async def settled(w: World, c: httpx.AsyncClient, pid: str, *, leave: str) -> dict[str, Any]:
+    """The payment once it has left ``leave`` (recovery resolves an unknown outcome)."""
+    deadline = time.monotonic() + w.plan.settle_s
+    while True:
+        r = await send(w, c, "GET", f"/v1/payment_intents/{pid}", None)
+        body: dict[str, Any] = r.json()
+        if body.get("status") != leave or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.3)
+
+
+async def one_payment(w: World, c: httpx.AsyncClient, i: int, rng: random.Random) -> None:
+    manual = rng.random() < w.plan.manual_share
+    amount = rng.randint(500, 50_000)
+    r = await send(w, c, "POST", "/v1/payment_intents", f"chaos-{i}-create", {
+        "amount": str(amount), "currency": "usd", "payment_method": "pm_card_visa",
+        "confirm": "true", "capture_method": "manual" if manual else "automatic"})
+    body = r.json()
+    if r.status_code != 200:
+        w.problems.append(f"payment {i}: create+confirm answered {r.status_code} {r.text[:200]}")
+        return
+    w.payments.append(body["id"])
+    w.first_answers[body["status"]] += 1
+    pi = await settled(w, c, body["id"], leave="processing")
+    if manual:
+        if pi["status"] != "requires_capture":
+            w.problems.append(f"{pi['id']}: {pi['status']} where requires_capture was due")
+            return
+        r = await send(w, c, "POST", f"/v1/payment_intents/{pi['id']}/capture",
+                       f"chaos-{i}-capture")
+        if r.status_code != 200:
+            w.problems.append(f"{pi['id']}: capture answered {r.status_code} {r.text[:200]}")
+            return
+        pi = await settled(w, c, pi["id"], leave="requires_capture")
+        r = await send(w, c, "POST", "/v1/refunds", f"chaos-{i}-refund",
+                       {"payment_intent": pi["id"], "amount": str(amount // 3)})
+        if r.status_code != 200:
+            w.problems.append(f"{pi['id']}: refund answered {r.status_code} {r.text[:200]}")
+    w.client_statuses[pi["status"]] += 1
+
+
+async def clients(w: World) -> None:
+    """Payment i starts no earlier than i / rate seconds in (a client free by then)."""
+    queue = iter(range(w.plan.payments))
+    began = time.monotonic()
+
+    async def client(n: int) -> None:
+        rng = random.Random(w.plan.seed * 1000 + n)
+        async with httpx.AsyncClient(base_url=w.api_url, headers=w.auth, timeout=30) as c:
+            for i in queue:
+                await asyncio.sleep(max(0.0, began + i / w.plan.rate - time.monotonic()))
+                async with w.progress:
+                    w.started += 1
+                    w.progress.notify_all()
+                await one_payment(w, c, i, rng)
+                w.done += 1
+
+    await asyncio.gather(*(client(n) for n in range(w.plan.concurrency)))
+
+
+# ------------------------------------------------------------------------ chaos
+
+
+async def until_done(w: World, share: float) -> None:
+    """Until this share of the payments has started."""
+    async with w.progress:
+        await w.progress.wait_for(lambda: w.started >= share * w.plan.payments)
+
+
+async def outage(w: World) -> None:
+    """A refuses connections from one share of the payments to another (and at least
+    outage_min_s), then comes back."""
+    await until_done(w, w.plan.outage[0])
+    log(f"A down at {w.started} payments")
+    w.phase = "outage"
+    await w.gate.down()
+    started = time.monotonic()
+    await until_done(w, w.plan.outage[1])
+    await asyncio.sleep(max(0.0, w.plan.outage_min_s - (time.monotonic() - started)))
+    await w.gate.up()
+    w.phase = "after_outage"
+    async with httpx.AsyncClient(timeout=10) as sim:
+        w.a_before_back = {a["id"] for a in (await sim.get(
+            w.sim_urls[A] + "/_sim/authorizations")).json()}
+    log(f"A back at {w.started} payments")
+
+
+async def timeouts(w: World) -> None:
+    """A charges, then hangs past kassa's PSP timeout, for a share of its calls."""
+    async with httpx.AsyncClient(base_url=w.sim_urls[A], timeout=10) as sim:
+        await until_done(w, w.plan.timeouts[0])
+        log(f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.started} payments")
+        r = await sim.post("/_sim/config", json={"timeout_rate": w.plan.timeout_rate,
+                                                 "seed": w.plan.seed})
+        assert r.status_code == 200, r.text
+        await until_done(w, w.plan.timeouts[1])
+        await sim.post("/_sim/config", json={"timeout_rate": 0})
+        log(f"A answers in time again from {w.started} payments")
+
+
+async def killer(w: World) -> None:
+    """SIGKILL the API at evenly spread points of the run, and start it again."""
+    low, high = w.plan.kill_window
+    for n in range(w.plan.kills):
+        at = low + (high - low) * n / max(1, w.plan.kills - 1)
+        await until_done(w, at)
+        assert w.api is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(w.api.proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(w.api.proc.wait)
+        w.kills += 1
+        log(f"API killed ({w.kills}/{w.plan.kills}) at {w.started} payments")
+        await start_api(w)
+
+
+def breaker_of(text: str, psp: str) -> tuple[int | None, int]:
+    state, opened = None, 0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("psp") != psp:
+                continue
+            if s.name == "kassa_psp_breaker_state":
+                state = int(s.value)
+            elif s.name == "kassa_psp_breaker_opened":
+                opened = int(s.value)
+    return state, opened
+
+
+async def breaker_watch(w: World, stop: asyncio.Event) -> None:
+    """A's breaker as the API sees it (per process: a killed API starts closed)."""
+    async with httpx.AsyncClient(base_url=w.api_url, timeout=2) as c:
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                state, opened = breaker_of((await c.get("/metrics")).text, A)
+                if state is not None:
+                    w.breaker_seen[w.phase].add(state)
+                w.breaker_opened = max(w.breaker_opened, opened)
+            await asyncio.sleep(0.1)
+
+
+# ------------------------------------------------------------------------ the count
+
+
+async def settle(w: World) -> int:
+    """Wait until no attempt of the merchant is open; returns how many still are."""
+    from kassa.db.pool import create_pool
+
+    pool = await create_pool(w.dsn, min_size=1, max_size=2)
+    deadline = time.monotonic() + w.plan.settle_s
+    try:
+        while True:
+            n = int(await pool.fetchval(
+                "SELECT count(*) FROM attempts WHERE merchant_id = $1 AND status = ANY($2)",
+                w.merchant_id, list(OPEN_ATTEMPTS)))
+            if n == 0 or time.monotonic() > deadline:
+                return n
+            await asyncio.sleep(0.5)
+    finally:
+        await pool.close()
+
+
+async def count(w: World) -> dict[str, Any]:
+    """Both ends: each simulator's records against kassa's rows and ledger."""
+    from kassa.db.pool import create_pool
+    from kassa.ledger.verify import verify
+
+    books: dict[str, list[dict[str, Any]]] = {}
+    stats: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(timeout=30) as c:
+        for psp, url in w.sim_urls.items():
+            rows = (await c.get(url + "/_sim/authorizations")).json()
+            books[psp] = [a for a in rows if a["merchant_id"] == w.merchant_id]
+            stats[psp] = (await c.get(url + "/_sim/stats")).json()
+    pool = await create_pool(w.dsn, min_size=1, max_size=2)
+    try:
+        payments = {r["id"]: dict(r) for r in await pool.fetch(
+            "SELECT id, status, psp, amount, amount_received, amount_refunded"
+            " FROM payment_intents WHERE merchant_id = $1", w.merchant_id)}
+        attempts = {r["id"]: dict(r) for r in await pool.fetch(
+            "SELECT id, payment_intent_id, operation, psp, status, error->>'code' AS code"
+            " FROM attempts WHERE merchant_id = $1 ORDER BY created_at, id", w.merchant_id)}
+        refunds = await pool.fetch(
+            "SELECT r.payment_intent_id, r.amount, r.status FROM refunds r"
+            " WHERE r.merchant_id = $1", w.merchant_id)
+        receivable = {r["account"]: int(r["total"]) for r in await pool.fetch(
+            "SELECT e.account, sum(e.amount) AS total FROM ledger_entries e"
+            " JOIN ledger_transactions t ON t.id = e.transaction_id"
+            " WHERE t.merchant_id = $1 AND e.layer = 'posted'"
+            " AND e.account LIKE 'psp:%:receivable' GROUP BY 1", w.merchant_id)}
+        report = await verify(pool)
+    finally:
+        await pool.close()
+
+    problems: list[str] = []
+    charged_at: dict[str, list[str]] = defaultdict(list)  # payment -> psps that charged it
+    by_payment: dict[str, dict[str, Any]] = {}
+    for psp, rows in books.items():
+        for a in rows:
+            if a["status"] not in CHARGED:
+                continue
+            attempt = attempts.get(a["idempotency_key"])
+            if attempt is None:
+                problems.append(f"{psp} charged {a['id']} for no attempt kassa knows (lost)")
+                continue
+            if attempt["psp"] != psp or attempt["status"] != "succeeded":
+                problems.append(f"{psp} charged {a['id']}; kassa's attempt {attempt['id']} "
+                                f"says {attempt['psp']} {attempt['status']}")
+            charged_at[attempt["payment_intent_id"]].append(psp)
+            by_payment[attempt["payment_intent_id"]] = a
+    at_both = sum(1 for psps in charged_at.values() if len(set(psps)) > 1)
+    twice_at_one = sum(1 for psps in charged_at.values()
+                       if any(n > 1 for n in Counter(psps).values()))
+    refunded: Counter[str] = Counter()
+    for r in refunds:
+        if r["status"] == "succeeded":
+            refunded[r["payment_intent_id"]] += r["amount"]
+        elif r["status"] != "failed":
+            problems.append(f"refund of {r['payment_intent_id']} still {r['status']}")
+    lost = 0
+    for pid in w.payments:
+        p = payments.get(pid)
+        if p is None or p["status"] != "succeeded":
+            lost += 1
+            problems.append(f"{pid}: {p['status'] if p else 'missing'} at the end, not "
+                            "succeeded")
+            continue
+        a = by_payment.get(pid)
+        if a is None:
+            problems.append(f"{pid}: succeeded in kassa, charged at no PSP")
+            continue
+        if charged_at[pid][0] != p["psp"]:
+            problems.append(f"{pid}: kassa says {p['psp']}, charged at {charged_at[pid][0]}")
+        if (a["amount_captured"], a["amount_refunded"]) != (p["amount_received"],
+                                                              refunded[pid]):
+            problems.append(f"{pid}: the PSP captured {a['amount_captured']} refunded "
+                            f"{a['amount_refunded']}; kassa received {p['amount_received']} "
+                            f"refunded {refunded[pid]}")
+        if p["amount_refunded"] != refunded[pid]:
+            problems.append(f"{pid}: amount_refunded {p['amount_refunded']} but refunds "
+                            f"sum to {refunded[pid]}")
+    unknown_then_elsewhere = 0
+    tries: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in attempts.values():
+        if t["operation"] == "authorize":
+            tries[t["payment_intent_id"]].append(t)
+    failovers = resolved_at_a = 0
+    for pid, ts in tries.items():
+        psps = {t["psp"] for t in ts}
+        if psps == {A, B}:
+            failovers += 1
+            if any(t["psp"] == A and not (t["status"] == "failed"
+                                          and t["code"] == "psp_unavailable") for t in ts):
+                unknown_then_elsewhere += 1
+                problems.append(f"{pid}: sent to B after an attempt at A that was not "
+                                f"provably unprocessed: {ts}")
+    open_attempts = [t for t in attempts.values() if t["status"] in OPEN_ATTEMPTS]
+    if open_attempts:
+        problems.append(f"{len(open_attempts)} attempts still open: {open_attempts[:3]}")
+    per_psp: dict[str, dict[str, int]] = {}
+    for psp in (A, B):
+        charged = [a for a in books[psp] if a["status"] in CHARGED]
+        captured = sum(a["amount_captured"] for a in charged)
+        refunded_at = sum(a["amount_refunded"] for a in charged)
+        succeeded = [p for p in payments.values() if p["status"] == "succeeded"
+                     and p["psp"] == psp]
+        per_psp[psp] = {
+            "psp_charges": len(charged),
+            "psp_captured": captured,
+            "psp_refunded": refunded_at,
+            "psp_refund_ops": int(stats[psp].get("refunds", 0)),
+            "kassa_succeeded": len(succeeded),
+            "kassa_received": sum(p["amount_received"] for p in succeeded),
+            "kassa_refunded": sum(refunded[p["id"]] for p in succeeded),
+            "ledger_receivable": receivable.get(f"psp:{psp}:receivable", 0),
+        }
+        row = per_psp[psp]
+        if row["psp_charges"] != row["kassa_succeeded"]:
+            problems.append(f"{psp}: {row['psp_charges']} charges at the PSP, "
+                            f"{row['kassa_succeeded']} succeeded payments in kassa")
+        if (row["psp_captured"], row["psp_refunded"]) != (row["kassa_received"],
+                                                          row["kassa_refunded"]):
+            problems.append(f"{psp}: the PSP holds {captured}-{refunded_at}, kassa "
+                            f"{row['kassa_received']}-{row['kassa_refunded']}")
+        if row["ledger_receivable"] != captured - refunded_at:
+            problems.append(f"{psp}: ledger receivable {row['ledger_receivable']} != "
+                            f"{captured - refunded_at} the PSP holds")
+    resolved_at_a = sum(1 for pid, ts in tries.items()
+                        if any(t["psp"] == A and t["status"] == "succeeded" for t in ts)
+                        and pid in by_payment and len({t["psp"] for t in ts}) == 1
+                        and any(t["id"] == by_payment[pid]["idempotency_key"] for t in ts))
+    if at_both or twice_at_one:
+        problems.append(f"doubles: {at_both} payments charged at both PSPs, {twice_at_one} "
+                        "charged twice at one")
+    if not report.ok:
+        problems.append(f"ledger verify: {report.problems[:5]}")
+    return {"per_psp": per_psp, "doubles_at_both": at_both, "doubles_at_one": twice_at_one,
+            "lost": lost, "failed_over": failovers, "sent_elsewhere_after_unknown":
+            unknown_then_elsewhere, "ledger_ok": report.ok, "ledger_checked": report.checked,
+            "faults_at_a": stats[A].get("faults_injected", {}),
+            "a_charges_after_outage": sum(1 for a in books[A] if a["status"] in CHARGED
+                                          and a["id"] not in w.a_before_back),
+            "resolved_at_a": resolved_at_a, "problems": problems}
+
+
+async def scrape_worker(w: World) -> dict[str, float]:
+    """The worker's own PSP calls at A (workers/metrics.py), by operation and outcome."""
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=5) as c:
+        text = (await c.get(w.worker_metrics_url)).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "kassa_psp_requests_total" and s.labels["psp"] == A:
+                out[f"{s.labels['operation']}/{s.labels['outcome']}"] = s.value
+    return out
+
+
+# ------------------------------------------------------------------------ the run
+
+
+async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> dict[str, Any]:
+    _, a_url, a_port = start_simulator(es, workdir, "sim-a", hang_s=3.0)
+    _, b_url, _ = start_simulator(es, workdir, "sim-b", hang_s=3.0)
+    gate = Gate(a_port)
+    await gate.up()
+    api_port = stack.free_port()
+    w = World(plan=plan, es=es, workdir=workdir, dsn=dsn,
+              env=kassa_env(dsn, workdir, gate, b_url, api_port),
+              api_url=f"http://127.0.0.1:{api_port}", sim_urls={A: a_url, B: b_url},
+              gate=gate)
+    (merchant,) = await stack.new_merchants(dsn, gate.url, 1)
+    w.secret_key, w.merchant_id = merchant["secret_key"], merchant["merchant_id"]
+    metrics_port = stack.free_port()
+    w.worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    stack.spawn(es, "worker", [sys.executable, "-m", "kassa.cli", "worker", "--role",
+                               "recovery", "--role", "psp-webhooks"],
+                w.env | {"KASSA_WORKER_METRICS_PORT": str(metrics_port)}, workdir)
+    await start_api(w)
+    await route(w)
+    log(f"{plan.payments} payments, {plan.concurrency} clients, {plan.kills} API kills")
+    stop = asyncio.Event()
+    watch = asyncio.create_task(breaker_watch(w, stop))
+    started = time.monotonic()
+    try:
+        await asyncio.gather(clients(w), outage(w), timeouts(w), killer(w))
+    finally:
+        stop.set()
+        await watch
+    took = time.monotonic() - started
+    log(f"clients done in {took:.1f}s; settling")
+    still_open = await settle(w)
+    settled_in = time.monotonic() - started - took
+    counted = await count(w)
+    worker_calls = await scrape_worker(w)
+    await gate.down()  # ends its connections before the loop does
+    problems = w.problems + counted.pop("problems")
+    if still_open:
+        problems.append(f"{still_open} attempts still open after {plan.settle_s}s")
+    seen = {k: sorted(v) for k, v in w.breaker_seen.items()}
+    if 2 not in seen.get("outage", []):
+        problems.append(f"A's breaker was never seen open while A was down ({seen})")
+    if counted["a_charges_after_outage"] == 0:
+        problems.append("A took no payment after it came back (its breaker never closed)")
+    if not counted["failed_over"]:
+        problems.append("no payment failed over to B during the outage")
+    if not counted["faults_at_a"].get("timeout_after_charge"):
+        problems.append("A never timed out after charging")
+    if w.kills != plan.kills:
+        problems.append(f"{w.kills} API kills, {plan.kills} planned")
+    return {"bench": "chaos", "plan": asdict(plan), "seconds": round(took, 1),
+            "settled_in_s": round(settled_in, 1), "payments_per_s": round(plan.payments / took, 1),
+            "kills": w.kills, "first_answers": dict(w.first_answers),
+            "final_statuses": dict(w.client_statuses), "client_retries": dict(w.retries),
+            "breaker_states_seen": seen, "breaker_opened_max": w.breaker_opened,
+            "worker_psp_calls_at_a": worker_calls, **counted, "problems": problems,
+            "ok": not problems}
+
+
+def render(summary: dict[str, Any]) -> str:
+    lines = [f"chaos: {summary['plan']['payments']} payments in {summary['seconds']}s "
+             f"({summary['payments_per_s']}/s), {summary['kills']} API kills, settled "
+             f"{summary['settled_in_s']}s later"]
+    cols = ("psp_charges", "kassa_succeeded", "psp_captured", "kassa_received",
+            "psp_refunded", "kassa_refunded", "ledger_receivable", "psp_refund_ops")
+    lines.append(f"{'':10}" + "".join(f"{c:>18}" for c in cols))
+    for psp, row in summary["per_psp"].items():
+        lines.append(f"{psp:10}" + "".join(f"{row[c]:>18}" for c in cols))
+    for key in ("doubles_at_both", "doubles_at_one", "lost", "failed_over",
+                "sent_elsewhere_after_unknown", "resolved_at_a", "a_charges_after_outage",
+                "ledger_ok", "faults_at_a", "first_answers", "final_statuses",
+                "breaker_states_seen", "breaker_opened_max", "worker_psp_calls_at_a",
+                "client_retries"):
+        lines.append(f"  {key}: {summary[key]}")
+    lines.append("OK: both ends agree" if summary["ok"] else
+                 "MISMATCH:\n  " + "\n  ".join(summary["problems"][:40]))
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--payments", type=int, default=Plan.payments)
+    p.add_argument("--concurrency", type=int, default=Plan.concurrency)
+    p.add_argument("--kills", type=int, default=Plan.kills)
+    p.add_argument("--rate", type=float, default=Plan.rate, help="payments started per second")
+    p.add_argument("--seed", type=int, default=Plan.seed)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan(payments=args.payments, concurrency=args.concurrency, kills=args.kills,
+                rate=args.rate, seed=args.seed)
+    with contextlib.ExitStack() as es:
+        workdir = stack.workdir(es)
+        server = stack.start_server(es, workdir)
+        dsn = stack.migrated_database(es, server, "kassa_chaos")
+        summary = asyncio.run(run(plan, es, workdir, dsn))
+    print(render(summary))
+    print(json.dumps(summary, default=str))
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
