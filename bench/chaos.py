@@ -138,9 +138,9 @@ class World:
     merchant_id: str = ""
     worker_metrics_url: str = ""
     api: Service | None = None
-    started: int = 0  # payments the clients began (the chaos timeline follows it)
+    started: int = 0  # payments the clients began
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
-    done: int = 0  # payments the clients finished
+    done: int = 0  # payments the clients finished (the chaos timeline follows it)
     phase: str = "normal"
     kills: int = 0
     problems: list[str] = field(default_factory=list)
@@ -151,6 +151,7 @@ class World:
     breaker_opened: int = 0  # the most times A's breaker opened within one API life
     a_before_back: set[str] = field(default_factory=set)  # A's authorisations when it came back
     payments: list[str] = field(default_factory=list)
+    phase_of: dict[str, str] = field(default_factory=dict)  # payment -> phase it began in
 
     @property
     def auth(self) -> dict[str, str]:
@@ -159,12 +160,12 @@ class World:
 
 def kassa_env(dsn: str, workdir: Path, gate: Gate, b_url: str, api_port: int) -> dict[str, str]:
     """Settings that make the chaos quick to resolve: a short PSP timeout (A's hung answers
-    are unknown outcomes within 1.5 s), recovery looking after 3 s and backing off at most
+    are unknown outcomes within 1.5 s), recovery looking after 2 s and backing off at most
     2 s (A's lookups fail while it is down), a breaker that decides on 10 calls."""
     return stack.base_env(workdir) | {
         "KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test", "KASSA_PORT": str(api_port),
         "KASSA_SIMULATOR_URL": gate.url, "KASSA_SIMULATOR_ACCOUNTS": f"{B}={b_url}",
-        "KASSA_PSP_TIMEOUT_SECONDS": "1.5", "KASSA_RECOVERY_AFTER_SECONDS": "3",
+        "KASSA_PSP_TIMEOUT_SECONDS": "1.5", "KASSA_RECOVERY_AFTER_SECONDS": "2",
         "KASSA_RECOVERY_INTERVAL_SECONDS": "0.5", "KASSA_RECOVERY_BACKOFF_CAP_SECONDS": "2",
         "KASSA_RECOVERY_MAX_TRIES": "1000", "KASSA_PENDING_POLL_SECONDS": "1",
         "KASSA_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS": "4", "KASSA_ROUTING_CACHE_SECONDS": "1",
@@ -219,13 +220,14 @@ async def send(w: World, c: httpx.AsyncClient, method: str, path: str, key: str 
         await asyncio.sleep(0.2 + random.random() * 0.3)
 
 
-async def settled(w: World, c: httpx.AsyncClient, pid: str, *, leave: str) -> dict[str, Any]:
-    """The payment once it has left ``leave`` (recovery resolves an unknown outcome)."""
+async def settled(w: World, c: httpx.AsyncClient, pid: str, *, leave: tuple[str, ...]
+                  ) -> dict[str, Any]:
+    """The payment once it is in none of ``leave`` (recovery resolves unknown outcomes)."""
     deadline = time.monotonic() + w.plan.settle_s
     while True:
         r = await send(w, c, "GET", f"/v1/payment_intents/{pid}", None)
         body: dict[str, Any] = r.json()
-        if body.get("status") != leave or time.monotonic() > deadline:
+        if body.get("status") not in leave or time.monotonic() > deadline:
             return body
         await asyncio.sleep(0.3)
 
@@ -233,6 +235,7 @@ async def settled(w: World, c: httpx.AsyncClient, pid: str, *, leave: str) -> di
 async def one_payment(w: World, c: httpx.AsyncClient, i: int, rng: random.Random) -> None:
     manual = rng.random() < w.plan.manual_share
     amount = rng.randint(500, 50_000)
+    phase = w.phase
     r = await send(w, c, "POST", "/v1/payment_intents", f"chaos-{i}-create", {
         "amount": str(amount), "currency": "usd", "payment_method": "pm_card_visa",
         "confirm": "true", "capture_method": "manual" if manual else "automatic"})
@@ -241,8 +244,9 @@ async def one_payment(w: World, c: httpx.AsyncClient, i: int, rng: random.Random
         w.problems.append(f"payment {i}: create+confirm answered {r.status_code} {r.text[:200]}")
         return
     w.payments.append(body["id"])
+    w.phase_of[body["id"]] = phase
     w.first_answers[body["status"]] += 1
-    pi = await settled(w, c, body["id"], leave="processing")
+    pi = await settled(w, c, body["id"], leave=("processing",))
     if manual:
         if pi["status"] != "requires_capture":
             w.problems.append(f"{pi['id']}: {pi['status']} where requires_capture was due")
@@ -252,7 +256,7 @@ async def one_payment(w: World, c: httpx.AsyncClient, i: int, rng: random.Random
         if r.status_code != 200:
             w.problems.append(f"{pi['id']}: capture answered {r.status_code} {r.text[:200]}")
             return
-        pi = await settled(w, c, pi["id"], leave="requires_capture")
+        pi = await settled(w, c, pi["id"], leave=("requires_capture", "processing"))
         r = await send(w, c, "POST", "/v1/refunds", f"chaos-{i}-refund",
                        {"payment_intent": pi["id"], "amount": str(amount // 3)})
         if r.status_code != 200:
@@ -270,11 +274,11 @@ async def clients(w: World) -> None:
         async with httpx.AsyncClient(base_url=w.api_url, headers=w.auth, timeout=30) as c:
             for i in queue:
                 await asyncio.sleep(max(0.0, began + i / w.plan.rate - time.monotonic()))
-                async with w.progress:
-                    w.started += 1
-                    w.progress.notify_all()
+                w.started += 1
                 await one_payment(w, c, i, rng)
-                w.done += 1
+                async with w.progress:
+                    w.done += 1
+                    w.progress.notify_all()
 
     await asyncio.gather(*(client(n) for n in range(w.plan.concurrency)))
 
@@ -283,16 +287,17 @@ async def clients(w: World) -> None:
 
 
 async def until_done(w: World, share: float) -> None:
-    """Until this share of the payments has started."""
+    """Until this share of the payments is done (the clients pace their starts, so this is
+    a point in time too, with the API's cold start behind it)."""
     async with w.progress:
-        await w.progress.wait_for(lambda: w.started >= share * w.plan.payments)
+        await w.progress.wait_for(lambda: w.done >= share * w.plan.payments)
 
 
 async def outage(w: World) -> None:
     """A refuses connections from one share of the payments to another (and at least
     outage_min_s), then comes back."""
     await until_done(w, w.plan.outage[0])
-    log(f"A down at {w.started} payments")
+    log(f"A down at {w.done} payments")
     w.phase = "outage"
     await w.gate.down()
     started = time.monotonic()
@@ -303,20 +308,22 @@ async def outage(w: World) -> None:
     async with httpx.AsyncClient(timeout=10) as sim:
         w.a_before_back = {a["id"] for a in (await sim.get(
             w.sim_urls[A] + "/_sim/authorizations")).json()}
-    log(f"A back at {w.started} payments")
+    log(f"A back at {w.done} payments")
 
 
 async def timeouts(w: World) -> None:
     """A charges, then hangs past kassa's PSP timeout, for a share of its calls."""
     async with httpx.AsyncClient(base_url=w.sim_urls[A], timeout=10) as sim:
         await until_done(w, w.plan.timeouts[0])
-        log(f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.started} payments")
+        log(f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.done} payments")
         r = await sim.post("/_sim/config", json={"timeout_rate": w.plan.timeout_rate,
                                                  "seed": w.plan.seed})
         assert r.status_code == 200, r.text
+        w.phase = "timeouts"
         await until_done(w, w.plan.timeouts[1])
         await sim.post("/_sim/config", json={"timeout_rate": 0})
-        log(f"A answers in time again from {w.started} payments")
+        w.phase = "after_timeouts"
+        log(f"A answers in time again from {w.done} payments")
 
 
 async def killer(w: World) -> None:
@@ -330,8 +337,9 @@ async def killer(w: World) -> None:
             os.killpg(w.api.proc.pid, signal.SIGKILL)
         await asyncio.to_thread(w.api.proc.wait)
         w.kills += 1
-        log(f"API killed ({w.kills}/{w.plan.kills}) at {w.started} payments")
+        log(f"API killed ({w.kills}/{w.plan.kills}) at {w.done} payments")
         await start_api(w)
+        log(f"API back at {w.done} payments")
 
 
 def breaker_of(text: str, psp: str) -> tuple[int | None, int]:
@@ -474,6 +482,12 @@ async def count(w: World) -> dict[str, Any]:
                 unknown_then_elsewhere += 1
                 problems.append(f"{pid}: sent to B after an attempt at A that was not "
                                 f"provably unprocessed: {ts}")
+    split: dict[str, Counter[str]] = defaultdict(Counter)  # phase -> PSP that charged
+    for pid, phase in w.phase_of.items():
+        split[phase][payments[pid]["psp"] if pid in payments else "-"] += 1
+    patterns = Counter(" > ".join(f"{t['psp']}:{t['status']}"
+                                  + (f"({t['code']})" if t["code"] else "") for t in ts)
+                       for ts in tries.values())
     open_attempts = [t for t in attempts.values() if t["status"] in OPEN_ATTEMPTS]
     if open_attempts:
         problems.append(f"{len(open_attempts)} attempts still open: {open_attempts[:3]}")
@@ -520,7 +534,10 @@ async def count(w: World) -> dict[str, Any]:
             "faults_at_a": stats[A].get("faults_injected", {}),
             "a_charges_after_outage": sum(1 for a in books[A] if a["status"] in CHARGED
                                           and a["id"] not in w.a_before_back),
-            "resolved_at_a": resolved_at_a, "problems": problems}
+            "resolved_at_a": resolved_at_a,
+            "psp_by_phase": {k: dict(v) for k, v in split.items()},
+            "charge_histories": dict(patterns.most_common(8)),
+            "problems": problems}
 
 
 async def scrape_worker(w: World) -> dict[str, float]:
@@ -539,8 +556,8 @@ async def scrape_worker(w: World) -> dict[str, float]:
 
 
 async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> dict[str, Any]:
-    _, a_url, a_port = start_simulator(es, workdir, "sim-a", hang_s=3.0)
-    _, b_url, _ = start_simulator(es, workdir, "sim-b", hang_s=3.0)
+    _, a_url, a_port = start_simulator(es, workdir, "sim-a", hang_s=2.0)
+    _, b_url, _ = start_simulator(es, workdir, "sim-b", hang_s=2.0)
     gate = Gate(a_port)
     await gate.up()
     api_port = stack.free_port()
@@ -607,7 +624,8 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"{psp:10}" + "".join(f"{row[c]:>18}" for c in cols))
     for key in ("doubles_at_both", "doubles_at_one", "lost", "failed_over",
                 "sent_elsewhere_after_unknown", "resolved_at_a", "a_charges_after_outage",
-                "ledger_ok", "faults_at_a", "first_answers", "final_statuses",
+                "ledger_ok", "faults_at_a", "psp_by_phase", "charge_histories",
+                "first_answers", "final_statuses",
                 "breaker_states_seen", "breaker_opened_max", "worker_psp_calls_at_a",
                 "client_retries"):
         lines.append(f"  {key}: {summary[key]}")

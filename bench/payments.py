@@ -3,10 +3,12 @@ same SQL on the same server, in one run (ARCHITECTURE §12). ``make bench`` runs
 
     python -m bench.payments [--duration 20] [--merchants 200] [--concurrency 64]
                              [--rate R] [--hot] [--api-workers 1] [--prefill 1000000]
+                             [--psps 2]
 
 Setup is automatic and loopback only: a durable (fsync on) embedded PostgreSQL in a temp
 dir under /tmp, or the server of KASSA_BENCH_DATABASE_URL; a fresh migrated database; the
-PSP simulator (zero latency) and ``kassa api`` as subprocesses; N merchants; optionally
+PSP simulator (zero latency) and ``kassa api`` as subprocesses (with ``--psps 2`` a second
+simulator and a priority [A, B] routing configuration per merchant); N merchants; optionally
 ``--prefill`` history; a few seconds of priming payments, then (VACUUM) ANALYZE.
 Scenarios, each with a warm-up that is not counted:
 
@@ -53,6 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hot", action="store_true", help="add a one-merchant scenario")
     p.add_argument("--replay", type=int, default=1000, help="idempotent replays to time")
     p.add_argument("--replay-concurrency", type=int, default=16)
+    p.add_argument("--psps", type=int, choices=(1, 2), default=1,
+                   help="2: a second simulator PSP and a priority [A, B] routing "
+                        "configuration per merchant (compare with 1)")
     p.add_argument("--api-workers", type=int, default=1)
     p.add_argument("--pool-size", type=int, default=None,
                    help="API database pool per worker (default: kassa's)")
@@ -214,7 +219,7 @@ def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, di
                                                 ("KASSA_DB_WRITE_FLUSHES", args.write_flushes))
            if value is not None}
     st = stack.build(es, merchants=args.merchants, api_workers=args.api_workers,
-                     pool_size=args.pool_size, api_env=env)
+                     pool_size=args.pool_size, api_env=env, psps=args.psps)
     if args.prefill:
         took = prefill.prefill(st.dsn, args.prefill, log)
         log(f"prefill took {took:.0f}s")

@@ -196,9 +196,10 @@ def base_env(workdir: Path) -> dict[str, str]:
     return python_env() | {"KASSA_HOME": str(workdir / "kassa-home")}
 
 
-def start_simulator(stack: contextlib.ExitStack, workdir: Path) -> tuple[Service, str]:
+def start_simulator(stack: contextlib.ExitStack, workdir: Path, name: str = "simulator"
+                    ) -> tuple[Service, str]:
     port = free_port()
-    service = spawn(stack, "simulator",
+    service = spawn(stack, name,
                     [sys.executable, "-m", "kassa.psp.simulator.server", "--port", str(port),
                      "--latency-ms", "0"],
                     base_env(workdir), workdir)
@@ -277,6 +278,7 @@ class Stack:
     api: Service | None = None
     simulator: Service | None = None
     keys: list[str] = field(default_factory=list)
+    second_simulator: Service | None = None  # with psps=2: account ``sim_b``
 
 
 def workdir(stack: contextlib.ExitStack) -> Path:
@@ -285,9 +287,30 @@ def workdir(stack: contextlib.ExitStack) -> Path:
     return path
 
 
+SECOND_PSP = "sim_b"
+
+
+def route_priority(api_url: str, keys: list[str], psps: list[str]) -> None:
+    """Each merchant's active routing configuration: ``priority`` over ``psps``."""
+    import httpx
+
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        for key in keys:
+            auth = {"Authorization": f"Bearer {key}"}
+            r = c.post("/v1/routing_configs", headers=auth, json={
+                "rules": [], "default_route": {"strategy": "priority", "psps": psps}})
+            r.raise_for_status()
+            c.post(f"/v1/routing_configs/{r.json()['id']}/activate",
+                   headers=auth).raise_for_status()
+
+
 def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
-          pool_size: int | None, api_env: dict[str, str] | None = None) -> Stack:
-    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd)."""
+          pool_size: int | None, api_env: dict[str, str] | None = None,
+          psps: int = 1) -> Stack:
+    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd).
+    With ``psps=2`` a second simulator is account ``sim_b`` and every merchant routes
+    ``priority`` [simulator, sim_b]: the router's and breaker's work on every payment,
+    while A (healthy) takes them all."""
     wd = workdir(stack)
     server_url = start_server(stack, wd)
     dsn = migrated_database(stack, server_url, "kassa_bench")
@@ -296,9 +319,16 @@ def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
     st.simulator, st.simulator_url = start_simulator(stack, wd)
     st.keys = create_merchants(dsn, st.simulator_url, merchants)
     log(f"{len(st.keys)} merchants created")
+    api_env = dict(api_env or {})
+    if psps == 2:
+        st.second_simulator, b_url = start_simulator(stack, wd, "simulator-b")
+        api_env["KASSA_SIMULATOR_ACCOUNTS"] = f"{SECOND_PSP}={b_url}"
     st.api, st.api_url = start_api(stack, wd, dsn=dsn, simulator_url=st.simulator_url,
                                    workers=api_workers, pool_size=pool_size,
                                    extra_env=api_env)
     log(f"API ({api_workers} worker(s)) healthy at {st.api_url}")
+    if psps == 2:
+        route_priority(st.api_url, st.keys, ["simulator", SECOND_PSP])
+        log(f"every merchant routes priority [simulator, {SECOND_PSP}]")
     return st
 
