@@ -82,6 +82,7 @@ class Gate:
         self.port = stack.free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -99,8 +100,17 @@ class Gate:
         for w in list(self._writers):
             w.transport.abort()
 
+    async def close(self) -> None:
+        """Down for good, once every connection's handler has ended."""
+        await self.down()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _serve(self, client_r: asyncio.StreamReader,
                      client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -142,6 +152,7 @@ class World:
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     done: int = 0  # payments the clients finished (the chaos timeline follows it)
     phase: str = "normal"
+    began: float = field(default_factory=time.monotonic)
     kills: int = 0
     problems: list[str] = field(default_factory=list)
     client_statuses: Counter[str] = field(default_factory=Counter)
@@ -174,21 +185,23 @@ def kassa_env(dsn: str, workdir: Path, gate: Gate, b_url: str, api_port: int) ->
         "KASSA_API_ANSWER_WITHIN_SECONDS": "10"}
 
 
-def start_simulator(w_es: contextlib.ExitStack, workdir: Path, name: str,
-                    hang_s: float) -> tuple[Service, str, int]:
+def spawn_simulator(es: contextlib.ExitStack, workdir: Path, name: str,
+                    hang_s: float) -> tuple[Service, int]:
     port = stack.free_port()
-    service = stack.spawn(w_es, name, [
+    service = stack.spawn(es, name, [
         sys.executable, "-m", "kassa.psp.simulator.server", "--port", str(port),
         "--timeout-hang-s", str(hang_s)], stack.base_env(workdir), workdir)
-    url = f"http://127.0.0.1:{port}"
-    stack.wait_healthy(service, url + "/healthz")
-    return service, url, port
+    return service, port
+
+
+async def healthy(service: Service, url: str) -> None:
+    await asyncio.to_thread(stack.wait_healthy, service, url + "/healthz")
 
 
 async def start_api(w: World) -> None:
     w.api = stack.spawn(w.es, f"api-{w.kills}", [sys.executable, "-m", "kassa.cli", "api"],
                         w.env, w.workdir)
-    await asyncio.to_thread(stack.wait_healthy, w.api, w.api_url + "/healthz")
+    await healthy(w.api, w.api_url)
 
 
 async def route(w: World) -> None:
@@ -286,6 +299,10 @@ async def clients(w: World) -> None:
 # ------------------------------------------------------------------------ chaos
 
 
+def say(w: World, message: str) -> None:
+    log(f"{time.monotonic() - w.began:6.1f}s  {message}")
+
+
 async def until_done(w: World, share: float) -> None:
     """Until this share of the payments is done (the clients pace their starts, so this is
     a point in time too, with the API's cold start behind it)."""
@@ -297,7 +314,7 @@ async def outage(w: World) -> None:
     """A refuses connections from one share of the payments to another (and at least
     outage_min_s), then comes back."""
     await until_done(w, w.plan.outage[0])
-    log(f"A down at {w.done} payments")
+    say(w, f"A down at {w.done} payments")
     w.phase = "outage"
     await w.gate.down()
     started = time.monotonic()
@@ -308,14 +325,14 @@ async def outage(w: World) -> None:
     async with httpx.AsyncClient(timeout=10) as sim:
         w.a_before_back = {a["id"] for a in (await sim.get(
             w.sim_urls[A] + "/_sim/authorizations")).json()}
-    log(f"A back at {w.done} payments")
+    say(w, f"A back at {w.done} payments")
 
 
 async def timeouts(w: World) -> None:
     """A charges, then hangs past kassa's PSP timeout, for a share of its calls."""
     async with httpx.AsyncClient(base_url=w.sim_urls[A], timeout=10) as sim:
         await until_done(w, w.plan.timeouts[0])
-        log(f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.done} payments")
+        say(w, f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.done} payments")
         r = await sim.post("/_sim/config", json={"timeout_rate": w.plan.timeout_rate,
                                                  "seed": w.plan.seed})
         assert r.status_code == 200, r.text
@@ -323,7 +340,7 @@ async def timeouts(w: World) -> None:
         await until_done(w, w.plan.timeouts[1])
         await sim.post("/_sim/config", json={"timeout_rate": 0})
         w.phase = "after_timeouts"
-        log(f"A answers in time again from {w.done} payments")
+        say(w, f"A answers in time again from {w.done} payments")
 
 
 async def killer(w: World) -> None:
@@ -337,21 +354,21 @@ async def killer(w: World) -> None:
             os.killpg(w.api.proc.pid, signal.SIGKILL)
         await asyncio.to_thread(w.api.proc.wait)
         w.kills += 1
-        log(f"API killed ({w.kills}/{w.plan.kills}) at {w.done} payments")
+        say(w, f"API killed ({w.kills}/{w.plan.kills}) at {w.done} payments")
         await start_api(w)
-        log(f"API back at {w.done} payments")
+        say(w, f"API back at {w.done} payments")
 
 
 def breaker_of(text: str, psp: str) -> tuple[int | None, int]:
+    """A's breaker state and times opened, from the API's /metrics text (a line scan: the
+    full parser costs this loop more CPU than the clients do, polled ten times a second)."""
     state, opened = None, 0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.labels.get("psp") != psp:
-                continue
-            if s.name == "kassa_psp_breaker_state":
-                state = int(s.value)
-            elif s.name == "kassa_psp_breaker_opened":
-                opened = int(s.value)
+    wanted = f'{{psp="{psp}"}} '
+    for line in text.splitlines():
+        if line.startswith("kassa_psp_breaker_state" + wanted):
+            state = int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("kassa_psp_breaker_opened" + wanted):
+            opened = int(float(line.rsplit(" ", 1)[1]))
     return state, opened
 
 
@@ -364,7 +381,7 @@ async def breaker_watch(w: World, stop: asyncio.Event) -> None:
                 if state is not None:
                     w.breaker_seen[w.phase].add(state)
                 w.breaker_opened = max(w.breaker_opened, opened)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)
 
 
 # ------------------------------------------------------------------------ the count
@@ -556,8 +573,11 @@ async def scrape_worker(w: World) -> dict[str, float]:
 
 
 async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> dict[str, Any]:
-    _, a_url, a_port = start_simulator(es, workdir, "sim-a", hang_s=2.0)
-    _, b_url, _ = start_simulator(es, workdir, "sim-b", hang_s=2.0)
+    # the simulators, the worker and the API start while this process creates the
+    # merchant (each takes seconds)
+    sim_a, a_port = spawn_simulator(es, workdir, "sim-a", hang_s=2.0)
+    sim_b, b_port = spawn_simulator(es, workdir, "sim-b", hang_s=2.0)
+    a_url, b_url = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
     gate = Gate(a_port)
     await gate.up()
     api_port = stack.free_port()
@@ -565,31 +585,32 @@ async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> 
               env=kassa_env(dsn, workdir, gate, b_url, api_port),
               api_url=f"http://127.0.0.1:{api_port}", sim_urls={A: a_url, B: b_url},
               gate=gate)
-    (merchant,) = await stack.new_merchants(dsn, gate.url, 1)
-    w.secret_key, w.merchant_id = merchant["secret_key"], merchant["merchant_id"]
     metrics_port = stack.free_port()
     w.worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     stack.spawn(es, "worker", [sys.executable, "-m", "kassa.cli", "worker", "--role",
                                "recovery", "--role", "psp-webhooks"],
                 w.env | {"KASSA_WORKER_METRICS_PORT": str(metrics_port)}, workdir)
-    await start_api(w)
+    (merchant,), *_ = await asyncio.gather(stack.new_merchants(dsn, gate.url, 1),
+                                           healthy(sim_a, a_url), healthy(sim_b, b_url),
+                                           start_api(w))
+    w.secret_key, w.merchant_id = merchant["secret_key"], merchant["merchant_id"]
     await route(w)
     log(f"{plan.payments} payments, {plan.concurrency} clients, {plan.kills} API kills")
     stop = asyncio.Event()
     watch = asyncio.create_task(breaker_watch(w, stop))
-    started = time.monotonic()
+    started = w.began = time.monotonic()
     try:
         await asyncio.gather(clients(w), outage(w), timeouts(w), killer(w))
     finally:
         stop.set()
         await watch
     took = time.monotonic() - started
-    log(f"clients done in {took:.1f}s; settling")
+    say(w, f"clients done in {took:.1f}s; settling")
     still_open = await settle(w)
     settled_in = time.monotonic() - started - took
     counted = await count(w)
     worker_calls = await scrape_worker(w)
-    await gate.down()  # ends its connections before the loop does
+    await gate.close()  # ends its connections before the loop does
     problems = w.problems + counted.pop("problems")
     if still_open:
         problems.append(f"{still_open} attempts still open after {plan.settle_s}s")
