@@ -65,9 +65,6 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
     from kassa.workers.metrics import metrics_server
 
     kassa, close = await bootstrap.build(settings, dsn, pool_size=4)
-    metrics = None if metrics_sock is None else metrics_server(
-        kassa.router.monitor.registry,  # type: ignore[attr-defined]
-        settings.metrics_bearer(), owned_server_class())
     bootstrap.tune_gc()
     relay = bootstrap.build_relay(settings, kassa) if "relay" in roles else None
     sender = close_sender = None
@@ -79,8 +76,11 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    serving = None if metrics is None else asyncio.create_task(
-        metrics.serve(sockets=[metrics_sock]))
+    metrics = serving = None
+    if metrics_sock is not None:  # this process's PSP calls, for Prometheus
+        metrics = metrics_server(kassa.router.monitor.registry,  # type: ignore[attr-defined]
+                                 settings.metrics_bearer(), owned_server_class())
+        serving = asyncio.create_task(metrics.serve(sockets=[metrics_sock]))
     try:
         await loops.run(kassa, roles=roles, interval=settings.recovery_interval_seconds,
                         stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
