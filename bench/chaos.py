@@ -14,7 +14,8 @@ Idempotency-Key on any error, while:
   API's /metrics);
 - A times out after charging for a share of its calls (the simulator's ``timeout_rate``):
   those payments must be resolved at A by recovery, never sent to B;
-- the API is SIGKILLed and restarted ``--kills`` times.
+- the API is SIGKILLed ``--kills`` times, a successor (started just before) taking over
+  its address.
 
 Then recovery settles and the run counts each simulator's own records (authorisations,
 captures, refunds) against kassa's payments, attempts, refunds and ledger per PSP: no
@@ -61,7 +62,7 @@ class Plan:
     kills: int = 5
     manual_share: float = 0.3  # payments captured by a separate call, then partly refunded
     outage: tuple[float, float] = (0.10, 0.30)  # A refuses connections (share of payments)
-    outage_min_s: float = 6.0  # and for at least this long: the breaker's cool-down passes
+    outage_min_s: float = 4.0  # and for at least this long: the breaker's cool-down passes
     timeouts: tuple[float, float] = (0.45, 0.85)  # A times out after charging
     timeout_rate: float = 0.15
     kill_window: tuple[float, float] = (0.2, 0.85)  # the API is killed evenly within
@@ -69,13 +70,15 @@ class Plan:
     seed: int = 1
 
 
-# ------------------------------------------------------------------------ PSP A's gate
+# ------------------------------------------------------------------------ gates
 
 
 class Gate:
-    """A TCP proxy in front of simulator A that can go down: it stops listening (new
-    connections are refused, as by a host with nothing on the port) and drops the
-    connections it carries (a request in flight is then an unknown outcome, not a refusal)."""
+    """A TCP proxy on loopback in front of a server (simulator A; the current API process),
+    which can go down: it stops listening (new connections are refused, as by a host with
+    nothing on the port) and drops the connections it carries (a request in flight is then
+    an unknown outcome, not a refusal). A new connection goes to ``target_port`` as it is
+    then."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -144,6 +147,7 @@ class World:
     api_url: str
     sim_urls: dict[str, str]  # the simulators' own addresses (A's without the gate)
     gate: Gate
+    api_gate: Gate  # the API's address, in front of whichever API process is current
     secret_key: str = ""
     merchant_id: str = ""
     worker_metrics_url: str = ""
@@ -160,6 +164,7 @@ class World:
     retries: Counter[str] = field(default_factory=Counter)
     breaker_seen: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     breaker_opened: int = 0  # the most times A's breaker opened within one API life
+    a_back: asyncio.Event = field(default_factory=asyncio.Event)
     a_before_back: set[str] = field(default_factory=set)  # A's authorisations when it came back
     payments: list[str] = field(default_factory=list)
     phase_of: dict[str, str] = field(default_factory=dict)  # payment -> phase it began in
@@ -169,12 +174,12 @@ class World:
         return {"Authorization": f"Bearer {self.secret_key}"}
 
 
-def kassa_env(dsn: str, workdir: Path, gate: Gate, b_url: str, api_port: int) -> dict[str, str]:
+def kassa_env(dsn: str, workdir: Path, gate: Gate, b_url: str) -> dict[str, str]:
     """Settings that make the chaos quick to resolve: a short PSP timeout (A's hung answers
     are unknown outcomes within 1.5 s), recovery looking after 2 s and backing off at most
     2 s (A's lookups fail while it is down), a breaker that decides on 10 calls."""
     return stack.base_env(workdir) | {
-        "KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test", "KASSA_PORT": str(api_port),
+        "KASSA_DATABASE_URL": dsn, "KASSA_ENV": "test",
         "KASSA_SIMULATOR_URL": gate.url, "KASSA_SIMULATOR_ACCOUNTS": f"{B}={b_url}",
         "KASSA_PSP_TIMEOUT_SECONDS": "1.5", "KASSA_RECOVERY_AFTER_SECONDS": "2",
         "KASSA_RECOVERY_INTERVAL_SECONDS": "0.5", "KASSA_RECOVERY_BACKOFF_CAP_SECONDS": "2",
@@ -198,11 +203,12 @@ async def healthy(service: Service, url: str) -> None:
     await asyncio.to_thread(stack.wait_healthy, service, url + "/healthz")
 
 
-async def start_api(w: World) -> None:
-    """Until the API answers with its database: its /healthz is 503 while the default PSP
-    (A) is down, which is the outage this run makes, not the API being away."""
-    w.api = api = stack.spawn(w.es, f"api-{w.kills}",
-                              [sys.executable, "-m", "kassa.cli", "api"], w.env, w.workdir)
+async def start_api(w: World) -> tuple[Service, int]:
+    """A new API process on a port of its own, once it answers with its database (its
+    /healthz is 503 while the default PSP, A, is down: the outage this run makes)."""
+    port = stack.free_port()
+    api = stack.spawn(w.es, f"api-{port}", [sys.executable, "-m", "kassa.cli", "api"],
+                      w.env | {"KASSA_PORT": str(port)}, w.workdir)
     deadline = time.monotonic() + 120
     async with httpx.AsyncClient(timeout=2) as c:
         while True:
@@ -210,9 +216,9 @@ async def start_api(w: World) -> None:
                 raise RuntimeError(f"the API exited with {api.proc.returncode}:\n"
                                    f"{api.log_tail()}")
             with contextlib.suppress(httpx.HTTPError, ValueError):
-                r = await c.get(w.api_url + "/healthz")
+                r = await c.get(f"http://127.0.0.1:{port}/healthz")
                 if r.json().get("checks", {}).get("database"):
-                    return
+                    return api, port
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the API did not answer in 120 s:\n{api.log_tail()}")
             await asyncio.sleep(0.1)
@@ -336,6 +342,7 @@ async def outage(w: World) -> None:
     await asyncio.sleep(max(0.0, w.plan.outage_min_s - (time.monotonic() - started)))
     await w.gate.up()
     w.phase = "after_outage"
+    w.a_back.set()
     async with httpx.AsyncClient(timeout=10) as sim:
         w.a_before_back = {a["id"] for a in (await sim.get(
             w.sim_urls[A] + "/_sim/authorizations")).json()}
@@ -345,6 +352,7 @@ async def outage(w: World) -> None:
 async def timeouts(w: World) -> None:
     """A charges, then hangs past kassa's PSP timeout, for a share of its calls."""
     async with httpx.AsyncClient(base_url=w.sim_urls[A], timeout=10) as sim:
+        await w.a_back.wait()  # A's own timeouts, not a refused connection's
         await until_done(w, w.plan.timeouts[0])
         say(w, f"A times out after charging ({w.plan.timeout_rate:.0%}) from {w.done} payments")
         r = await sim.post("/_sim/config", json={"timeout_rate": w.plan.timeout_rate,
@@ -358,8 +366,14 @@ async def timeouts(w: World) -> None:
 
 
 async def killer(w: World) -> None:
-    """SIGKILL the API at evenly spread points of the run, and start it again."""
+    """SIGKILL the API at evenly spread points of the run; its requests in flight die with
+    it (attempts orphaned, keys held). A successor takes over the API's address (the gate
+    in front, as a load balancer would) as soon as it answers; successors are started
+    ahead, two at a time, since a cold start takes 10-20 s on this busy 2-core machine and
+    would otherwise keep the API away that long per kill. Meanwhile the clients' repeats
+    find no API and repeat again."""
     low, high = w.plan.kill_window
+    ahead = [asyncio.create_task(start_api(w)) for _ in range(min(2, w.plan.kills))]
     for n in range(w.plan.kills):
         at = low + (high - low) * n / max(1, w.plan.kills - 1)
         await until_done(w, at)
@@ -369,8 +383,10 @@ async def killer(w: World) -> None:
         await asyncio.to_thread(w.api.proc.wait)
         w.kills += 1
         say(w, f"API killed ({w.kills}/{w.plan.kills}) at {w.done} payments")
-        await start_api(w)
-        say(w, f"API back at {w.done} payments")
+        w.api, w.api_gate.target_port = await ahead.pop(0)
+        if n + len(ahead) + 1 < w.plan.kills:
+            ahead.append(asyncio.create_task(start_api(w)))
+        say(w, f"its successor serves from {w.done} payments")
 
 
 def breaker_of(text: str, psp: str) -> tuple[int | None, int]:
@@ -598,19 +614,19 @@ async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> 
     a_url, b_url = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
     gate = Gate(a_port)
     await gate.up()
-    api_port = stack.free_port()
+    api_gate = Gate(0)  # pointed at the first API once it answers
+    await api_gate.up()
     w = World(plan=plan, es=es, workdir=workdir, dsn=dsn,
-              env=kassa_env(dsn, workdir, gate, b_url, api_port),
-              api_url=f"http://127.0.0.1:{api_port}", sim_urls={A: a_url, B: b_url},
-              gate=gate)
+              env=kassa_env(dsn, workdir, gate, b_url), api_url=api_gate.url,
+              sim_urls={A: a_url, B: b_url}, gate=gate, api_gate=api_gate)
     metrics_port = stack.free_port()
     w.worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     stack.spawn(es, "worker", [sys.executable, "-m", "kassa.cli", "worker", "--role",
                                "recovery", "--role", "psp-webhooks"],
                 w.env | {"KASSA_WORKER_METRICS_PORT": str(metrics_port)}, workdir)
-    (merchant,), *_ = await asyncio.gather(stack.new_merchants(dsn, gate.url, 1),
-                                           healthy(sim_a, a_url), healthy(sim_b, b_url),
-                                           start_api(w))
+    (merchant,), (w.api, api_gate.target_port), *_ = await asyncio.gather(
+        stack.new_merchants(dsn, gate.url, 1), start_api(w), healthy(sim_a, a_url),
+        healthy(sim_b, b_url))
     w.secret_key, w.merchant_id = merchant["secret_key"], merchant["merchant_id"]
     await route(w)
     log(f"{plan.payments} payments, {plan.concurrency} clients, {plan.kills} API kills")
@@ -628,7 +644,8 @@ async def run(plan: Plan, es: contextlib.ExitStack, workdir: Path, dsn: str) -> 
     settled_in = time.monotonic() - started - took
     counted = await count(w)
     worker_calls = await scrape_worker(w)
-    await gate.close()  # ends its connections before the loop does
+    await gate.close()  # ends their connections before the loop does
+    await api_gate.close()
     problems = w.problems + counted.pop("problems")
     if still_open:
         problems.append(f"{still_open} attempts still open after {plan.settle_s}s")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_failover_timeouts_and_api_kills_lose_and_double_nothing(server_url, tmp_path):
-    plan = chaos.Plan(payments=150, rate=15.0, concurrency=16, kills=2, settle_s=30.0)
+    plan = chaos.Plan(payments=150, rate=10.0, concurrency=16, kills=2, settle_s=30.0)
     with migrated_database(server_url, prefix="kassa_chaos") as dsn, \
             contextlib.ExitStack() as es:
         summary = await chaos.run(plan, es, tmp_path, dsn)
