@@ -35,6 +35,9 @@ async def test_failover_timeouts_and_api_kills_lose_and_double_nothing(server_ur
     assert summary["faults_at_a"].get("timeout_after_charge", 0) > 0, report
     assert any(k.startswith("lookup/") for k in summary["worker_psp_calls_at_a"]), report
     assert summary["a_charges_after_outage"] > 0, report
+    # every create+confirm answered "processing" (A's outcome unknown) ended charged
+    assert sum(summary["unknown_resolved_by_recovery_at"].values()) == \
+        summary["first_answers"].get("processing", 0), report
     assert summary["ledger_ok"], report
     for row in summary["per_psp"].values():
         assert row["psp_charges"] == row["kassa_succeeded"] > 0, report

@@ -90,6 +90,14 @@ def test_dev_starts_with_its_own_database_where_kassa_never_ran(server_url, tmp_
             assert dev.stdout[-1] == f"export SK={key}"  # the banner ends ready to paste
             assert any("CLI:" in line and "kassa --help" in line for line in dev.stdout)
             _pay(env, key)
+            # the workers' metrics listener (one process here: the payment's call is there)
+            line = next(x for x in dev.stdout if x.lstrip().startswith("metrics:"))
+            workers = line.split("(workers': ", 1)[1].rstrip(")")
+            assert workers.startswith("http://127.0.0.1:"), line
+            scraped = httpx.get(workers, timeout=10)
+            assert scraped.status_code == 200, scraped.text
+            assert 'kassa_psp_requests_total{operation="authorize",outcome="captured",' \
+                   'psp="simulator"} 1.0' in scraped.text
             dev.signal_group(signal.SIGTERM)
             assert dev.wait() == 0, dev.output()
         finally:
