@@ -87,6 +87,8 @@ def cpu_roles(st: Stack, postmaster: int | None) -> probe.Roles:
         roles["postgres"] = lambda: probe.tree(postmaster)
     if st.simulator is not None:
         roles["simulator"] = lambda pid=st.simulator.proc.pid: probe.tree(pid)
+    if st.second_simulator is not None:  # --psps 2: idle while A answers
+        roles["simulator_b"] = lambda pid=st.second_simulator.proc.pid: probe.tree(pid)
     return roles
 
 
