@@ -207,3 +207,30 @@ async def test_a_ciphertext_moved_to_another_card_opens_nothing(vault, shop, dsn
                                                                 "application/json")],
             body=f'{{"n": "kvault_{a}_number"}}'.encode(), psp_timeout=5)
     assert refused.value.status == 422 and seen == []  # nothing reached the PSP
+
+
+async def test_card_columns_are_json_objects_sql_can_read(vault, api, shop, dsn):
+    """What the vault writes, and what a card's update writes, is the object itself: SQL (a
+    report, a support query) reads ``checks->>'cvc_check'``, not a string holding JSON."""
+    import asyncpg
+
+    auth = {"Authorization": f"Bearer {shop['secret_key']}"}
+    pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
+    customer = (await api.post("/v1/customers", headers=auth)).json()["id"]
+    r = await api.post(f"/v1/payment_methods/{pm}/attach", data={"customer": customer},
+                       headers=auth)
+    assert r.status_code == 200, r.text
+    r = await api.post(f"/v1/payment_methods/{pm}", data={
+        "metadata[order]": "7", "billing_details[address][city]": "Berlin"}, headers=auth)
+    assert r.status_code == 200, r.text
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT jsonb_typeof(checks) AS t, checks->>'cvc_check' AS cvc,"
+            " billing_details #>> '{address,city}' AS city, metadata->>'order' AS ord"
+            " FROM kassa_vault.payment_methods WHERE id = $1", pm)
+    finally:
+        await conn.close()
+    assert dict(row) == {"t": "object", "cvc": "unchecked", "city": "Berlin",
+                         "ord": "7"}
+    assert r.json()["metadata"] == {"order": "7"}
