@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -24,7 +25,7 @@ from kassa.psp.policy_router import PolicyRouter
 from kassa.psp.router import PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
-from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy
+from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy, unix_now
 from kassa.services.payout_rail import RailPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.vault.resolver import PaymentMethodResolver
@@ -54,6 +55,14 @@ def checkout_settings(settings: Settings) -> CheckoutSettings | None:
         return None
     return CheckoutSettings(vault_url=settings.vault_browser_url(),
                             token_key=checkout_tokens.signing_key(token))
+
+
+def file_clock(path: Path) -> Callable[[], int]:
+    """settings.test_clock_file: the unix time the file holds, read at each call (a test
+    replaces the file to move every process's day forward at once)."""
+    def now() -> int:
+        return int(path.read_text().strip())
+    return now
 
 
 def tune_gc() -> None:
@@ -175,6 +184,8 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         render=render,
         public_url=settings.public_base_url(),
         checkout=checkout_settings(settings),
+        clock=unix_now if settings.test_clock_file is None else file_clock(
+            settings.test_clock_file),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

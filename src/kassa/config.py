@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     payout_poll_seconds: float = Field(default=60.0, ge=0)
     payout_poll_cap_seconds: float = Field(default=6 * 3600.0, ge=0)
     payout_return_watch_days: float = Field(default=10.0, ge=0)
+    # How often the payout scheduler looks for due periods (a period is a day at the finest:
+    # a minute's lag is nothing; many replicas may run, each period is claimed once).
+    payout_schedule_interval_seconds: float = Field(default=60.0, gt=0)
+    # A file holding a unix time that is the clock of every process reading this setting, so
+    # a test can move the days forward under running workers (the payout scheduler's race
+    # with SIGKILLs over 30 simulated days). Refused in production.
+    test_clock_file: Path | None = None
 
     @field_validator("vault_forward_secret")
     @classmethod
@@ -170,6 +177,14 @@ class Settings(BaseSettings):
                 and len(value.get_secret_value()) < MIN_FORWARD_SECRET):
             raise ValueError(f"it must be at least {MIN_FORWARD_SECRET} characters in "
                              "production (generate one: openssl rand -hex 32)")
+        return value
+
+    @field_validator("test_clock_file")
+    @classmethod
+    def _no_test_clock_in_production(cls, value: Path | None, info: ValidationInfo
+                                     ) -> Path | None:
+        if value is not None and info.data.get("env") == "production":
+            raise ValueError("a test clock is for tests: unset KASSA_TEST_CLOCK_FILE")
         return value
 
     def bank_base_url(self) -> str:

@@ -70,7 +70,8 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
                         stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
                         webhook_sender=sender,
                         psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
-                        payouts=payouts, payouts_interval=settings.payouts_interval_seconds)
+                        payouts=payouts, payouts_interval=settings.payouts_interval_seconds,
+                        payout_schedule_interval=settings.payout_schedule_interval_seconds)
     finally:
         if rail_client is not None:
             await rail_client.aclose()
