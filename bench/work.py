@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         server_url = start_server(es, workdir)
         dsn = stack.migrated_database(es, server_url, "kassa_work")
         simulator, simulator_url = stack.start_simulator(es, workdir)
-        keys = stack.create_merchants(dsn, simulator_url, args.merchants)
+        keys = [m["secret_key"] for m in stack.create_merchants(dsn, simulator_url,
+                                                                args.merchants)]
         api, api_url = stack.start_api(es, workdir, dsn=dsn, simulator_url=simulator_url,
                                        workers=1, pool_size=None)
         warm = (api_url, keys, args.warmup, args.concurrency, args.flow)
