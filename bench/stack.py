@@ -1,5 +1,6 @@
 """The system under test, started on loopback and torn down again: PostgreSQL, a fresh
-migrated database, the PSP simulator, optionally the card vault, and the API as subprocesses, and N
+migrated database, the PSP simulator, the API (and optionally the card vault) as subprocesses,
+and N merchants.
 
 Everything is registered on a ``contextlib.ExitStack`` so that an exception or Ctrl-C
 stops what was started (and only that), in reverse order.
