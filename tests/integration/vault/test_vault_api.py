@@ -81,7 +81,7 @@ async def test_the_forwarding_endpoint_refuses_strangers_and_other_hosts(vault, 
                                                                           simulator_url):
     pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
     body = f'{{"card": {{"number": "kvault_{pm}_number"}}}}'
-    async with httpx.AsyncClient(base_url=vault.url) as c:
+    async with httpx.AsyncClient(base_url=vault.forward_url) as c:
         r = await c.post("/v1/forward", content=body, headers={
             **_forward_headers(simulator_url + "/v1/authorizations"),
             "kassa-vault-token": "wrong"})
@@ -109,8 +109,8 @@ async def test_a_psp_that_cannot_be_reached_is_a_connect_error_to_the_adapter(
     closed = f"http://127.0.0.1:{free_port()}"
     async with running_vault(settings, dsn, vault_forward_hosts=closed) as vault:
         pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
-        transport = VaultForwardingTransport(httpx.AsyncHTTPTransport(), vault_url=vault.url,
-                                             token=FORWARD_TOKEN)
+        transport = VaultForwardingTransport(httpx.AsyncHTTPTransport(),
+                                             forward_url=vault.forward_url, token=FORWARD_TOKEN)
         async with httpx.AsyncClient(transport=transport) as client:
             # what the adapter's own call would raise (httpx-aiohttp: ConnectTimeout)
             with pytest.raises((httpx.ConnectError, httpx.ConnectTimeout)):
