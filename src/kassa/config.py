@@ -183,8 +183,8 @@ class Settings(BaseSettings):
     @classmethod
     def _forward_secret_long_enough(cls, value: SecretStr | None, info: ValidationInfo
                                     ) -> SecretStr | None:
-        """It authenticates the API to the vault and keys the checkout tokens every page
-        carries (an offline guessing oracle): in production, at least 32 characters."""
+        """It lets its holder have card numbers filled into requests to allowed PSP hosts:
+        in production, at least 32 characters."""
         if (value is not None and info.data.get("env") == "production"
                 and len(value.get_secret_value()) < MIN_FORWARD_SECRET):
             raise ValueError(f"it must be at least {MIN_FORWARD_SECRET} characters in "
