@@ -106,6 +106,12 @@ async def test_card_numbers_stay_in_the_vault(server_url, simulator_url, tmp_pat
                               log=logs["worker"]) as worker_proc:
             await wait_healthy(vault_url, vault_proc)
             await wait_healthy(api, api_proc)
+            # `kassa vault` serves /v1/forward on its loopback listener only
+            async with httpx.AsyncClient() as probe:
+                for base, expected in ((vault_url, 404), (f"http://127.0.0.1:{forward_port}",
+                                                          401)):
+                    r = await probe.post(base + "/v1/forward", json={})
+                    assert r.status_code == expected, (base, r.text)
             async with WebhookReceiver() as receiver, httpx.AsyncClient(base_url=api) as c:
                 await create_endpoint(c, auth, receiver.url)
                 paid = {}
