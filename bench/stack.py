@@ -236,7 +236,9 @@ def start_vault(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulat
     secret = secrets.token_hex(32)
     reach = {"KASSA_VAULT_URL": f"http://127.0.0.1:{port}", "KASSA_VAULT_PORT": str(port),
              "KASSA_VAULT_FORWARD_PORT": str(forward_port),
-             "KASSA_VAULT_FORWARD_SECRET": secret}
+             "KASSA_VAULT_FORWARD_SECRET": secret,
+             # the checkout's tokens have a secret of their own (shared by API and vault)
+             "KASSA_CHECKOUT_TOKEN_SECRET": secrets.token_hex(32)}
     env = base_env(workdir) | reach | {
         "KASSA_DATABASE_URL": dsn, "KASSA_VAULT_FORWARD_HOSTS": simulator_url,
         "KASSA_VAULT_KEKS": f"v1:{base64.b64encode(secrets.token_bytes(32)).decode()}"}

@@ -19,6 +19,10 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
     import uvicorn
 
     settings = Settings()
+    if settings.vault_forward_token():  # with a vault, the API mints checkout tokens
+        from kassa.bootstrap import check_checkout_secret
+
+        check_checkout_secret(settings)
     check_free(settings.host, settings.port, port_setting="KASSA_PORT",
                host_setting="KASSA_HOST")
     with database(settings) as dsn:
