@@ -1,5 +1,6 @@
 """The system under test, started on loopback and torn down again: PostgreSQL, a fresh
-migrated database, the PSP simulator and the API as subprocesses, and N merchants.
+migrated database, the PSP simulator, the API (and optionally the card vault) as subprocesses,
+and N merchants.
 
 Everything is registered on a ``contextlib.ExitStack`` so that an exception or Ctrl-C
 stops what was started (and only that), in reverse order.
@@ -8,6 +9,7 @@ stops what was started (and only that), in reverse order.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -227,8 +229,27 @@ def start_api(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator
 # ------------------------------------------------------------------------ merchants
 
 
+def start_vault(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator_url: str
+                ) -> tuple[Service, str, dict[str, str]]:
+    """``kassa vault`` with a fresh key-encryption key, forwarding to the simulator only;
+    returns the service, its URL and the settings the API needs to reach it."""
+    port, forward_port = free_port(), free_port()
+    secret = secrets.token_hex(32)
+    reach = {"KASSA_VAULT_URL": f"http://127.0.0.1:{port}", "KASSA_VAULT_PORT": str(port),
+             "KASSA_VAULT_FORWARD_PORT": str(forward_port),
+             "KASSA_VAULT_FORWARD_SECRET": secret,
+             # the checkout's tokens have a secret of their own (shared by API and vault)
+             "KASSA_CHECKOUT_TOKEN_SECRET": secrets.token_hex(32)}
+    env = base_env(workdir) | reach | {
+        "KASSA_DATABASE_URL": dsn, "KASSA_VAULT_FORWARD_HOSTS": simulator_url,
+        "KASSA_VAULT_KEKS": f"v1:{base64.b64encode(secrets.token_bytes(32)).decode()}"}
+    service = spawn(stack, "vault", [sys.executable, "-m", "kassa.cli", "vault"], env, workdir)
+    wait_healthy(service, reach["KASSA_VAULT_URL"] + "/healthz")
+    return service, reach["KASSA_VAULT_URL"], reach
+
+
 async def new_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, str]]:
-    """N merchants through the service layer (merchant_id, secret_key, …)."""
+    """N merchants through the service layer (their ids and keys)."""
     from kassa import bootstrap
     from kassa.config import Settings
     from kassa.services.merchants import create_merchant
@@ -240,12 +261,12 @@ async def new_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, 
                                       for i in range(n)))
     finally:
         await close()
-    return list(made)
+    return made
 
 
-def create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
-    """N merchants through the service layer; returns their secret keys."""
-    return [m["secret_key"] for m in asyncio.run(new_merchants(dsn, simulator_url, n))]
+def create_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, str]]:
+    """N merchants through the service layer (their ids and keys)."""
+    return asyncio.run(new_merchants(dsn, simulator_url, n))
 
 
 async def _verify_ledger(dsn: str) -> dict[str, Any]:
@@ -265,6 +286,25 @@ def verify_ledger(dsn: str) -> dict[str, Any]:
     return asyncio.run(_verify_ledger(dsn))
 
 
+def save_cards(st: Stack) -> list[str]:
+    """For each merchant, a card tokenised at the vault and attached to a new customer (a
+    returning customer's saved card, reusable); the payment parameters naming both."""
+    import httpx
+
+    saved = []
+    with httpx.Client(timeout=30.0) as c:
+        for sk, pk in zip(st.keys, st.publishable, strict=True):
+            pm = c.post(st.vault_url + "/v1/payment_methods", auth=(pk, ""), data={
+                "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+                "card[exp_year]": "2034", "card[cvc]": "123"}).raise_for_status().json()["id"]
+            cus = c.post(st.api_url + "/v1/customers",
+                         auth=(sk, "")).raise_for_status().json()["id"]
+            c.post(f"{st.api_url}/v1/payment_methods/{pm}/attach", auth=(sk, ""),
+                   data={"customer": cus}).raise_for_status()
+            saved.append(f"customer={cus}&payment_method={pm}")
+    return saved
+
+
 # ------------------------------------------------------------------------ the whole stack
 
 
@@ -277,7 +317,11 @@ class Stack:
     api_url: str = ""
     api: Service | None = None
     simulator: Service | None = None
-    keys: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the merchants' secret keys
+    publishable: list[str] = field(default_factory=list)  # theirs, in the same order
+    vault_url: str = ""
+    vault: Service | None = None
+    saved: list[str] = field(default_factory=list)  # with a vault: a saved card per merchant
     second_simulator: Service | None = None  # with psps=2: account ``sim_b``
 
 
@@ -306,9 +350,10 @@ def route_priority(api_url: str, keys: list[str], psps: list[str]) -> None:
 
 def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
           pool_size: int | None, api_env: dict[str, str] | None = None,
-          psps: int = 1) -> Stack:
-    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd).
-    With ``psps=2`` a second simulator is account ``sim_b`` and every merchant routes
+          vault: bool = False, psps: int = 1) -> Stack:
+    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd);
+    with ``vault``, the card vault too, and the API forwarding card data through it. With
+    ``psps=2`` a second simulator is account ``sim_b`` and every merchant routes
     ``priority`` [simulator, sim_b]: the router's and breaker's work on every payment,
     while A (healthy) takes them all."""
     wd = workdir(stack)
@@ -317,9 +362,16 @@ def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
     log(f"database {urlsplit(dsn).path.lstrip('/')} migrated")
     st = Stack(wd, server_url, dsn)
     st.simulator, st.simulator_url = start_simulator(stack, wd)
-    st.keys = create_merchants(dsn, st.simulator_url, merchants)
+    made = create_merchants(dsn, st.simulator_url, merchants)
+    st.keys = [m["secret_key"] for m in made]
+    st.publishable = [m["publishable_key"] for m in made]
     log(f"{len(st.keys)} merchants created")
     api_env = dict(api_env or {})
+    if vault:
+        st.vault, st.vault_url, reach = start_vault(stack, wd, dsn=dsn,
+                                                    simulator_url=st.simulator_url)
+        api_env = api_env | reach
+        log(f"vault healthy at {st.vault_url}")
     if psps == 2:
         st.second_simulator, b_url = start_simulator(stack, wd, "simulator-b")
         api_env["KASSA_SIMULATOR_ACCOUNTS"] = f"{SECOND_PSP}={b_url}"
@@ -330,5 +382,8 @@ def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
     if psps == 2:
         route_priority(st.api_url, st.keys, ["simulator", SECOND_PSP])
         log(f"every merchant routes priority [simulator, {SECOND_PSP}]")
+    if vault:
+        st.saved = save_cards(st)
+        log(f"{len(st.saved)} cards saved to customers")
     return st
 

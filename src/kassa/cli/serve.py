@@ -20,6 +20,10 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
     import uvicorn
 
     settings = Settings()
+    if settings.vault_forward_token():  # with a vault, the API mints checkout tokens
+        from kassa.bootstrap import check_checkout_secret
+
+        check_checkout_secret(settings)
     check_free(settings.host, settings.port, port_setting="KASSA_PORT",
                host_setting="KASSA_HOST")
     with database(settings) as dsn:
@@ -86,7 +90,8 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
                         stop=stop, relay=relay, relay_interval=settings.relay_interval_seconds,
                         webhook_sender=sender,
                         psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
-                        payouts=payouts, payouts_interval=settings.payouts_interval_seconds)
+                        payouts=payouts, payouts_interval=settings.payouts_interval_seconds,
+                        payout_schedule_interval=settings.payout_schedule_interval_seconds)
     finally:
         if metrics is not None and serving is not None:
             metrics.should_exit = True

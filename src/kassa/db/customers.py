@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 
 from kassa.db.filters import bounds_sql
 from kassa.domain.lists import Bounds
@@ -137,14 +136,11 @@ async def set_payment_method_customer(conn: Conn, *, merchant_id: str,
 async def update_payment_method(conn: Conn, *, merchant_id: str, payment_method_id: str,
                                 billing_details: dict[str, Any], metadata: dict[str, str],
                                 exp_month: int, exp_year: int) -> dict[str, Any] | None:
-    # written as the vault writes them (JSON text in the jsonb column), so that the vault's
-    # store reads back what it reads for its own rows
     return _pm_row(await conn.fetchrow(
         "UPDATE kassa_vault.payment_methods SET billing_details = $3, metadata = $4,"
         " exp_month = $5, exp_year = $6"
         f" WHERE id = $1 AND merchant_id = $2 RETURNING {PM_COLUMNS}",
-        payment_method_id, merchant_id, orjson.dumps(billing_details).decode(),
-        orjson.dumps(metadata).decode(), exp_month, exp_year))
+        payment_method_id, merchant_id, billing_details, metadata, exp_month, exp_year))
 
 
 async def clear_default_payment_method(conn: Conn, *, merchant_id: str, customer_id: str,

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -19,12 +18,9 @@ PM_COLUMNS = ("id, merchant_id, type, brand, last4, exp_month, exp_year, funding
 
 
 def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    row = dict(record)
-    for column in ("checks", "billing_details", "metadata"):
-        row[column] = orjson.loads(row[column])
-    return row
+    # checks, billing_details and metadata come back as dicts: the pool's jsonb codec
+    # (db/pool.py) decodes them, as it encodes what is written
+    return None if record is None else dict(record)
 
 
 async def get_payment_method(conn: Conn, *, merchant_id: str, payment_method_id: str
@@ -110,8 +106,7 @@ async def insert_card(conn: asyncpg.Connection, *, pm: dict[str, Any], data_key_
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             pm["id"], pm["merchant_id"], pm["brand"], pm["last4"], pm["exp_month"],
             pm["exp_year"], pm["funding"], pm["country"], pm["fingerprint"],
-            orjson.dumps(pm["checks"]).decode(), orjson.dumps(pm["billing_details"]).decode(),
-            orjson.dumps(pm["metadata"]).decode(), pm["livemode"], pm["created"])
+            pm["checks"], pm["billing_details"], pm["metadata"], pm["livemode"], pm["created"])
         await conn.execute(
             "INSERT INTO kassa_vault.card_secrets (payment_method_id, merchant_id, data_key_id,"
             " pan) VALUES ($1, $2, $3, $4)", pm["id"], pm["merchant_id"], data_key_id,
