@@ -42,12 +42,14 @@ TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
         (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD),  # declined
         (S.PROCESSING, S.CANCELED),  # void confirmed
         (S.REQUIRES_CAPTURE, S.PROCESSING),  # capture or void in flight
-        # the scheme rejected a capture after the PSP confirmed it (Adyen's CAPTURE_FAILED
-        # after CAPTURE): held again while the authorisation is valid, else canceled
-        (S.SUCCEEDED, S.REQUIRES_CAPTURE),
-        (S.SUCCEEDED, S.CANCELED),
     }
 )
+# The only ways out of `succeeded`, taken by PaymentIntent.capture_reversed alone: the
+# scheme rejected a capture after the PSP confirmed it (Adyen's CAPTURE_FAILED after
+# CAPTURE): held again while the authorisation is valid, else canceled. A table of its
+# own, so no other command (a late authorisation, a void) can reopen a succeeded payment.
+REVERSALS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
+    {(S.SUCCEEDED, S.REQUIRES_CAPTURE), (S.SUCCEEDED, S.CANCELED)})
 
 TERMINAL = frozenset({S.SUCCEEDED, S.CANCELED})
 CANCELABLE = frozenset(
@@ -60,9 +62,10 @@ CANCELLATION_REASONS = frozenset(  # what a merchant may give; kassa itself sets
 AUTOMATIC = "automatic"  # canceled by kassa: the authorisation hold expired
 
 
-def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None) -> None:
+def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None,
+               table: frozenset[tuple[PaymentStatus, PaymentStatus]] = TRANSITIONS) -> None:
     """Move ``payment`` to ``dst`` or raise IllegalTransition; bumps nothing else."""
-    if (payment.status, dst) not in TRANSITIONS:
+    if (payment.status, dst) not in table:
         raise IllegalTransition(payment.status.value, dst.value, action=action)
     payment.status = dst
 
@@ -287,11 +290,11 @@ class PaymentIntent:
                                     action="reverse the capture of")
         self.amount_received = 0
         if hold_ref is not None:
-            transition(self, S.REQUIRES_CAPTURE)
+            transition(self, S.REQUIRES_CAPTURE, table=REVERSALS)
             self.amount_capturable = self.amount.minor
             self.hold_ref = hold_ref
         else:
-            transition(self, S.CANCELED)
+            transition(self, S.CANCELED, table=REVERSALS)
             self.amount_capturable = 0
             self.canceled_at = now
             self.cancellation_reason = AUTOMATIC
