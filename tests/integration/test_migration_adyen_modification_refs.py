@@ -13,8 +13,8 @@ from tests.support.databases import empty_database
 
 PAYMENT = ("INSERT INTO merchants (id, name, created) VALUES ('acct_a', 'm', 0);"
            " INSERT INTO payment_intents (id, merchant_id, amount, currency, status,"
-           " capture_method, created) VALUES ('pi_a', 'acct_a', 1000, 'eur', 'requires_payment_method',"
-           " 'manual', 0)")
+           " capture_method, created) VALUES ('pi_a', 'acct_a', 1000, 'eur',"
+           " 'requires_payment_method', 'manual', 0)")
 ATTEMPT = ("INSERT INTO attempts (id, merchant_id, payment_intent_id, operation, psp, status,"
            " amount, currency, operation_reference) VALUES (%s, 'acct_a', 'pi_a', 'capture',"
            " %s, 'pending', 1000, 'eur', %s)")
