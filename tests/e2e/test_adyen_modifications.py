@@ -76,14 +76,15 @@ async def attempts(world: World, pi: dict[str, Any], operation: str) -> list[dic
 
 async def ledger(world: World, pi: dict[str, Any]) -> dict[str, int]:
     """The PSP receivable of everything about this payment: settled (``posted``) and held
-    (``pending``), over every ledger transaction its payment, attempts and refunds
-    caused."""
+    (``pending``), over every ledger transaction its payment, attempts, refunds and
+    disputes caused."""
     rows = await world.kassa.pool.fetch(
         "SELECT e.layer, sum(e.amount)::bigint AS total FROM ledger_transactions t"
         " JOIN ledger_entries e ON e.transaction_id = t.id"
         " WHERE e.account = 'psp:adyen:receivable' AND (t.source_id = $1"
         " OR t.source_id IN (SELECT id FROM attempts WHERE payment_intent_id = $1)"
-        " OR t.source_id IN (SELECT id FROM refunds WHERE payment_intent_id = $1))"
+        " OR t.source_id IN (SELECT id FROM refunds WHERE payment_intent_id = $1)"
+        " OR t.source_id IN (SELECT id FROM disputes WHERE payment_intent_id = $1))"
         " GROUP BY e.layer", pi["id"])
     out = {"posted": 0, "pending": 0}
     out.update({r["layer"]: int(r["total"]) for r in rows})
@@ -272,6 +273,34 @@ async def test_a_partial_refund_that_fails_returns_the_money_to_the_merchant(
     assert (charge["amount_refunded"], charge["refunded"]) == (0, False)  # refundable again
 
 
+async def test_a_pending_refund_that_fails_never_touched_the_ledger(world: World) -> None:
+    """Adyen's REFUND_FAILED before any REFUND: the refund was only `received`, so kassa
+    booked nothing; it fails and the reserved amount is refundable again."""
+    r = await world.sim.post("/_sim/config", json={"refund_mode": "pending",
+                                                   "async_delay_ms": None})
+    assert r.status_code == 200, r.text
+    pi = await with_psp_reference(world, await world.pay(capture_method="automatic"))
+    await world.deliver()
+    before = await balance(world)
+    refund = await world.post("/v1/refunds", payment_intent=pi["id"], amount="900")
+    assert refund["status"] == "pending"
+    [attempt] = await attempts(world, pi, "refund")
+    await settle(world, attempt["id"], "failed")
+    [failed] = await items(world, "REFUND_FAILED")
+    assert failed["pspReference"] == attempt["operation_reference"]
+    await world.deliver()
+    got = (await world.api.get(f"/v1/refunds/{refund['id']}")).json()
+    assert got["status"] == "failed"
+    assert await balance(world) == before
+    kinds = await world.kassa.pool.fetch(
+        "SELECT kind FROM ledger_transactions WHERE source_id = $1", refund["id"])
+    assert kinds == []  # nothing was booked for a refund that never happened
+    at_adyen = await both_ends(world, pi, held=0)
+    assert (at_adyen["amount_captured"], at_adyen["amount_refunded"]) == (2500, 0)
+    again = await world.post("/v1/refunds", payment_intent=pi["id"], amount="2500")
+    assert again["status"] == "pending"  # the whole amount is refundable again
+
+
 async def test_a_replay_is_dropped_and_a_re_dated_notification_is_processed(
         world: World) -> None:
     pi = await with_psp_reference(world, await world.pay(
@@ -309,7 +338,8 @@ async def test_a_replay_is_dropped_and_a_re_dated_notification_is_processed(
     # the money moved once: the chargeback's withdrawal was not repeated
     assert await ledger(world, pi) == withdrawn
     at_adyen = await world.at_adyen(pi)
-    assert at_adyen["amount_captured"] == 2500
+    # both ends: captured at Adyen, all of it charged back, nothing left receivable
+    assert withdrawn == {"posted": at_adyen["amount_captured"] - d["amount"], "pending": 0}
     report = await verify(world.kassa.pool)
     assert report.ok, report.problems
 
