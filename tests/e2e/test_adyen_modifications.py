@@ -10,11 +10,13 @@ simulator's own books (captured, refunded) against kassa's ledger and balance.""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import datetime
 from typing import Any
 
 import orjson
+import pytest
 
 from kassa.ledger.verify import verify
 from kassa.psp.adyen.webhooks import signature
@@ -390,3 +392,45 @@ async def test_a_repeat_adyen_refuses_leaves_the_capture_to_its_notification(
     assert attempt["status"] == "succeeded"
     assert (await world.retrieve(pi))["status"] == "succeeded"
     await both_ends(world, pi, held=0)
+
+
+@pytest.mark.parametrize("refund_after_s", [0.0, 0.2])
+async def test_a_rejected_capture_racing_a_refund_is_reversed_or_flagged_never_both(
+        world: World, refund_after_s: float) -> None:
+    """CAPTURE_FAILED is applied while the merchant refunds the same payment (two
+    connections: the psp-webhooks worker's and the API's). The payment's compare-and-swap
+    lets one win: reversed (the refund is then refused: nothing is captured) or refunded
+    (the rejected capture then waits for an operator). Never both, and the books add up."""
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    await world.deliver()
+    [capture] = await attempts(world, pi, "capture")
+    await settle(world, capture["id"], "failed")
+    r = await world.sim.post("/_sim/webhooks/flush", json={})  # stored, not yet applied
+    assert r.status_code == 200, r.text
+
+    async def refund() -> int:
+        await asyncio.sleep(refund_after_s)  # the worker first, or the merchant first
+        got = await world.api.post("/v1/refunds", data={"payment_intent": pi["id"],
+                                                        "amount": "500"})
+        assert got.status_code in (200, 400), got.text  # a Stripe-shaped 400, never a 500
+        return got.status_code
+
+    status, _ = await asyncio.gather(refund(), apply(world))
+    for _ in range(50):  # a lost compare-and-swap is retried by the worker
+        await world.kassa.pool.execute(
+            "UPDATE psp_events SET available_at = now() WHERE status = 'pending'")
+        await apply(world)
+        if not await world.kassa.pool.fetchval(
+                "SELECT count(*) FROM psp_events WHERE status = 'pending'"):
+            break
+    done = await world.retrieve(pi)
+    [capture] = await attempts(world, pi, "capture")
+    if status == 400:
+        assert (done["status"], capture["status"]) == ("requires_capture", "failed")
+        assert await ledger(world, pi) == {"posted": 0, "pending": 2500}
+    else:
+        assert (done["status"], capture["status"]) == ("succeeded", "needs_attention")
+        assert (await ledger(world, pi))["posted"] == 2500  # kept for the operator
+    report = await verify(world.kassa.pool)
+    assert report.ok, report.problems
