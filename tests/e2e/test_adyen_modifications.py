@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -124,6 +124,12 @@ async def both_ends(world: World, pi: dict[str, Any], *, held: int) -> dict[str,
     return at_adyen
 
 
+def later(item: dict[str, Any]) -> str:
+    """An eventDate an hour after the item's (a later occurrence, a higher sequence)."""
+    when = datetime.fromisoformat(item["eventDate"].replace("Z", "+00:00"))
+    return (when + timedelta(hours=1)).isoformat()
+
+
 def epoch(item: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(item["eventDate"].replace("Z", "+00:00")).timestamp())
 
@@ -161,8 +167,8 @@ async def test_a_notification_naming_another_payment_is_not_applied(world: World
     pi = await with_psp_reference(world, await world.pay())
     await world.post(f"/v1/payment_intents/{pi['id']}/capture")
     [notification] = await items(world, "CAPTURE")
-    later = notification["eventDate"][:11] + "23" + notification["eventDate"][13:]
-    wrong = resigned(notification, originalReference="8800000000000001", eventDate=later)
+    wrong = resigned(notification, originalReference="8800000000000001",
+                     eventDate=later(notification))
     r = await world.send(batch(wrong))
     assert r.status_code == 200, r.text
     await apply(world)
@@ -321,10 +327,9 @@ async def test_a_replay_is_dropped_and_a_re_dated_notification_is_processed(
     assert await world.inbox() == inbox  # a duplicate: nothing stored, nothing applied
 
     # the same chargeback again on a later date (the deadline moved): a new event
-    later = chargeback["eventDate"][:11] + "23" + chargeback["eventDate"][13:]
     moved = copy.deepcopy(chargeback)
     moved["additionalData"]["defensePeriodEndsAt"] = "2099-01-31T00:00:00+00:00"
-    moved = resigned(moved, eventDate=later)
+    moved = resigned(moved, eventDate=later(chargeback))
     r = await world.send(batch(moved))
     assert r.status_code == 200, r.text
     assert await world.inbox() == inbox + 1

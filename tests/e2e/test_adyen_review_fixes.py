@@ -5,7 +5,7 @@ captured, a CANCELLATION confirmed for a payment already captured."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -117,6 +117,17 @@ async def test_capture_failed_after_an_automatic_capture_is_reversed(world: Worl
         pi["latest_charge"])
     assert [r["kind"] for r in reversed_] == ["capture_reversal", "authorization_hold"]
     assert await world.receivable(pi["id"], pi["latest_charge"]) == 0
+
+    # the same rejection again on a later date: a new event, but nothing left to reverse
+    again = copy.deepcopy(failed)
+    again["eventDate"] = (datetime.fromisoformat(failed["eventDate"].replace("Z", "+00:00"))
+                          + timedelta(minutes=1)).isoformat()
+    again["additionalData"]["hmacSignature"] = signature(again, bytes.fromhex(NEW_KEY))
+    await _send(world, again)
+    row = await _event_row(world, _event_id(again))
+    assert row["status"] == "ignored" and "reversed already" in row["result"]
+    assert await world.receivable(pi["id"], pi["latest_charge"]) == 0
+    assert (await world.retrieve(pi))["status"] == "requires_capture"
 
 
 async def _authenticated(world: World, capture_method: str) -> tuple[dict[str, Any],

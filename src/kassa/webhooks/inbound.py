@@ -252,6 +252,10 @@ async def _reverse_capture(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
     conn = await uow.connection()
     p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)
     assert p is not None
+    if attempt.operation is Operation.AUTHORIZE and p.hold_ref is not None:
+        # the capture at once was reversed before (its hold posted again): what the
+        # payment holds or captured now is another attempt's
+        return "ignored", f"the capture of {p.id} at authorisation was reversed already"
     reversible = p.status is PaymentStatus.SUCCEEDED and p.amount_refunded == 0 \
         and p.latest_charge is not None \
         and (attempt.operation is Operation.AUTHORIZE or p.pending_attempt_id is None) \
