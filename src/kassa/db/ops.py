@@ -58,6 +58,7 @@ def payment_row(p: PaymentIntent) -> dict[str, Any]:
         "canceled_at": p.canceled_at, "cancellation_reason": p.cancellation_reason,
         "latest_charge": p.latest_charge, "psp": p.psp, "psp_reference": p.psp_reference,
         "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
+        "hold_ref": p.hold_ref,
         **{name: getattr(p, name) for name in PI_FIELDS},
     }
 
@@ -157,17 +158,21 @@ class FinishAttempt:
     error: dict[str, Any] | None
     check_after_s: float | None
     expected: tuple[str, ...]
+    # the PSP's id of the modification itself (Adyen's own pspReference of a capture,
+    # cancel or refund): inbound events are matched by it
+    operation_reference: str | None = None
 
     @classmethod
     def of(cls, a: Attempt, *, expected: tuple[AttemptStatus, ...],
            check_after_s: float | None = None) -> FinishAttempt:
         return cls(a.id, a.status.value, a.psp_reference, a.error, check_after_s,
-                   tuple(s.value for s in expected))
+                   tuple(s.value for s in expected), a.operation_reference)
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, "expected": list(self.expected), "row": {
             "id": self.id, "status": self.status, "psp_reference": self.psp_reference,
-            "error": self.error, "check_after_s": self.check_after_s}}
+            "error": self.error, "check_after_s": self.check_after_s,
+            "operation_reference": self.operation_reference}}
 
 
 @op_class

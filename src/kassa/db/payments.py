@@ -8,7 +8,9 @@ from kassa.db import search
 from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.db.rows import ATTEMPT_COLUMNS, PI_COLUMNS, attempt_from_row, payment_from_row
+from kassa.domain.ledger import Entry, Layer
 from kassa.domain.lists import Bounds
+from kassa.domain.money import Money
 from kassa.domain.payments import Attempt, AttemptStatus, PaymentIntent
 from kassa.domain.search import FieldKind
 from kassa.domain.search import parse as parse_search
@@ -59,6 +61,33 @@ async def get_attempt(conn: Conn, attempt_id: str) -> Attempt | None:
     row = await conn.fetchrow(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1",
                               attempt_id)
     return None if row is None else attempt_from_row(row)
+
+
+async def get_attempt_by_operation_reference(conn: Conn, *, psp: str,
+                                             operation_reference: str) -> Attempt | None:
+    """The modification attempt the PSP knows by its own reference (index
+    attempts_operation_reference): how its notification finds it."""
+    row = await conn.fetchrow(
+        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE psp = $1 AND operation_reference = $2",
+        psp, operation_reference)
+    return None if row is None else attempt_from_row(row)
+
+
+async def capture_entries(conn: Conn, *, hold_ref: str | None,
+                          payment_id: str) -> tuple[Entry, ...]:
+    """The entries of the capture that resolved ``hold_ref`` (a manual capture; the
+    unique index on a resolved hold finds it), or of the payment's capture at once
+    (``hold_ref`` None): what a reversal mirrors."""
+    if hold_ref is not None:
+        where, arg = "t.kind = 'capture' AND t.hold_ref = $1", hold_ref
+    else:
+        where, arg = "t.kind = 'capture' AND t.source_id = $1 AND t.hold_ref IS NULL", \
+            payment_id
+    rows = await conn.fetch(
+        "SELECT e.account, e.currency, e.layer, e.amount FROM ledger_transactions t"
+        f" JOIN ledger_entries e ON e.transaction_id = t.id WHERE {where} ORDER BY e.id", arg)
+    return tuple(Entry(r["account"], Money(r["amount"], r["currency"]), Layer(r["layer"]))
+                 for r in rows)
 
 
 async def claim_due_attempts(conn: Conn, *, lease_s: float, limit: int) -> list[Attempt]:

@@ -24,7 +24,7 @@ PI_COLUMNS = (
     " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
     " pending_attempt_id, created, version, client_secret, confirmation_method, receipt_email,"
     " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
-    " automatic_payment_methods, payment_method_options, customer"
+    " automatic_payment_methods, payment_method_options, customer, hold_ref"
 )
 
 
@@ -40,6 +40,7 @@ def payment_from_row(row: asyncpg.Record) -> PaymentIntent:
         canceled_at=row["canceled_at"], cancellation_reason=row["cancellation_reason"],
         latest_charge=row["latest_charge"], psp=row["psp"], psp_reference=row["psp_reference"],
         pending_attempt_id=row["pending_attempt_id"], version=row["version"],
+        hold_ref=row["hold_ref"],
         **{name: row[name] for name in _PI_FIELDS},
     )
 
@@ -53,12 +54,14 @@ def attempt_from_row(row: asyncpg.Record) -> Attempt:
         error=row["error"], return_url=row["return_url"], off_session=row["off_session"],
         idempotency_key=row["idempotency_key"],
         purpose=None if row["purpose"] is None else VoidPurpose(row["purpose"]),
-        tries=row["tries"], created=int(row["created_at"].timestamp()))
+        tries=row["tries"], created=int(row["created_at"].timestamp()),
+        operation_reference=row["operation_reference"])
 
 
 ATTEMPT_COLUMNS = ("id, merchant_id, payment_intent_id, operation, psp, status, amount,"
                     " currency, capture, refund_id, psp_reference, error, return_url,"
-                    " off_session, idempotency_key, purpose, tries, created_at")
+                    " off_session, idempotency_key, purpose, tries, created_at,"
+                    " operation_reference")
 
 
 REFUND_COLUMNS = ("id, merchant_id, payment_intent_id, amount, currency, status, reason,"

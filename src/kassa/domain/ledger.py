@@ -23,6 +23,7 @@ class TxKind(StrEnum):
     HOLD = "authorization_hold"
     HOLD_RELEASE = "authorization_release"  # void or expiry of a hold
     CAPTURE = "capture"  # posts a hold (manual) or a direct auth+capture (automatic)
+    CAPTURE_REVERSAL = "capture_reversal"  # the scheme rejected a booked capture: mirrored
     REFUND = "refund"
     REFUND_REVERSAL = "refund_reversal"  # refund failed after it was posted
     AVAILABILITY = "availability"  # merchant pending -> available after settlement delay
@@ -122,6 +123,15 @@ def capture(*, merchant_id: str, psp: str, gross: Money, fee: Money,
     if held is not None:
         entries += _release(merchant_id, psp, held)
     return Posting(TxKind.CAPTURE, _nonzero(entries))
+
+
+def capture_reversal(captured: tuple[Entry, ...]) -> Posting:
+    """The exact mirror of a capture's settled (posted-layer) entries: what the capture
+    credited the merchant and fee revenue is taken back from them, and the PSP receivable
+    it debited is credited. Its hold release is not undone here: a hold that is valid
+    again is posted anew (:func:`authorization_hold`), so each hold resolves once."""
+    return Posting(TxKind.CAPTURE_REVERSAL, tuple(
+        Entry(e.account, -e.amount, e.layer) for e in captured if e.layer is Layer.POSTED))
 
 
 def refund(*, merchant_id: str, psp: str, amount: Money) -> Posting:

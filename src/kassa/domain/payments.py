@@ -44,6 +44,12 @@ TRANSITIONS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
         (S.REQUIRES_CAPTURE, S.PROCESSING),  # capture or void in flight
     }
 )
+# The only ways out of `succeeded`, taken by PaymentIntent.capture_reversed alone: the
+# scheme rejected a capture after the PSP confirmed it (Adyen's CAPTURE_FAILED after
+# CAPTURE): held again while the authorisation is valid, else canceled. A table of its
+# own, so no other command (a late authorisation, a void) can reopen a succeeded payment.
+REVERSALS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
+    {(S.SUCCEEDED, S.REQUIRES_CAPTURE), (S.SUCCEEDED, S.CANCELED)})
 
 TERMINAL = frozenset({S.SUCCEEDED, S.CANCELED})
 CANCELABLE = frozenset(
@@ -56,9 +62,10 @@ CANCELLATION_REASONS = frozenset(  # what a merchant may give; kassa itself sets
 AUTOMATIC = "automatic"  # canceled by kassa: the authorisation hold expired
 
 
-def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None) -> None:
+def transition(payment: PaymentIntent, dst: PaymentStatus, *, action: str | None = None,
+               table: frozenset[tuple[PaymentStatus, PaymentStatus]] = TRANSITIONS) -> None:
     """Move ``payment`` to ``dst`` or raise IllegalTransition; bumps nothing else."""
-    if (payment.status, dst) not in TRANSITIONS:
+    if (payment.status, dst) not in table:
         raise IllegalTransition(payment.status.value, dst.value, action=action)
     payment.status = dst
 
@@ -133,6 +140,10 @@ class Attempt:
     # an authorisation's domain.charges.ChargeDetails while the request that made it runs
     # (the charges row keeps them): its finisher renders the charge without reading it back
     charge: Any = None
+    # the PSP's id of the modification itself when it has its own (Adyen answers a
+    # capture, cancel or refund `received` with a new pspReference; its notification
+    # names it): how an inbound event finds this attempt
+    operation_reference: str | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +181,9 @@ class PaymentIntent:
     automatic_payment_methods: dict[str, Any] | None = None
     payment_method_options: dict[str, Any] | None = None
     customer: str | None = None  # cus_…: whom the intent charges (a saved card is theirs)
+    # the ledger hold now open when it is not the charge's own (None: ``latest_charge``):
+    # posted again under the attempt of a capture the scheme refused after it was booked
+    hold_ref: str | None = None
 
     @property
     def currency(self) -> str:
@@ -265,6 +279,25 @@ class PaymentIntent:
         """The PSP refused the capture: the authorisation is still held."""
         transition(self, S.REQUIRES_CAPTURE)
         self.pending_attempt_id = None
+
+    def capture_reversed(self, *, hold_ref: str | None, now: int) -> None:
+        """The PSP (the scheme) rejected a capture kassa recorded as succeeded: nothing was
+        collected. With ``hold_ref`` (the authorisation is still valid) the whole
+        authorisation is held again under that ledger hold and may be captured anew;
+        without, the payment is ``canceled`` (``automatic``)."""
+        if self.status is not S.SUCCEEDED or self.amount_refunded:
+            raise IllegalTransition(self.status.value, S.REQUIRES_CAPTURE.value,
+                                    action="reverse the capture of")
+        self.amount_received = 0
+        if hold_ref is not None:
+            transition(self, S.REQUIRES_CAPTURE, table=REVERSALS)
+            self.amount_capturable = self.amount.minor
+            self.hold_ref = hold_ref
+        else:
+            transition(self, S.CANCELED, table=REVERSALS)
+            self.amount_capturable = 0
+            self.canceled_at = now
+            self.cancellation_reason = AUTOMATIC
 
     def cancel(self, *, reason: str | None, now: int) -> bool:
         """Cancel; returns True when a PSP void is needed (funds are held, or an

@@ -32,13 +32,18 @@ async def trial_balance(conn: Conn) -> list[asyncpg.Record]:
 
 
 async def payment_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Payments whose captured amount differs from what the ledger debited the PSP."""
+    """Payments whose captured amount differs from what the ledger debited the PSP (net of
+    captures the scheme rejected: a reversal, and a capture after it, are sourced by the
+    rejected or new capture's attempt)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "WITH captured AS ("
-        " SELECT t.source_id AS id, sum(e.amount)::bigint AS captured"
+        " SELECT coalesce(a.payment_intent_id, t.source_id) AS id,"
+        " sum(e.amount)::bigint AS captured"
         " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
-        " WHERE t.kind = 'capture' AND e.layer = 'posted' AND e.account LIKE 'psp:%'"
-        " GROUP BY t.source_id)"
+        " LEFT JOIN attempts a ON a.id = t.source_id"
+        " WHERE t.kind IN ('capture', 'capture_reversal') AND e.layer = 'posted'"
+        " AND e.account LIKE 'psp:%'"
+        " GROUP BY 1)"
         " SELECT p.id, p.amount_received, coalesce(c.captured, 0) AS captured"
         " FROM payment_intents p LEFT JOIN captured c ON c.id = p.id"
         " WHERE p.amount_received <> coalesce(c.captured, 0) LIMIT $1", limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kassa.db import ops
 from kassa.domain import ledger
-from kassa.domain.ledger import Posting
+from kassa.domain.ledger import Entry, Posting
 from kassa.domain.money import Money
 from kassa.domain.payments import Refund
 from kassa.domain.payouts import Payout, PayoutMove
@@ -34,18 +34,39 @@ def release_hold(*, merchant_id: str, psp: str, held: Money, charge_id: str) -> 
 
 def capture(*, merchant_id: str, psp: str, gross: Money, fee: Money, held: Money | None,
             payment_id: str, charge_id: str | None, bt_id: str, now: int,
-            available_on: int | None, description: str | None) -> ops.PostLedger:
-    """A capture (resolving the charge's hold when ``held``) and its ``charge`` balance
-    transaction, pending until ``available_on``."""
+            available_on: int | None, description: str | None,
+            hold_ref: str | None = None) -> ops.PostLedger:
+    """A capture (resolving the charge's hold when ``held``: ``hold_ref``, else the
+    charge's own) and its ``charge`` balance transaction, pending until ``available_on``."""
     return ops.PostLedger(
         ledger.capture(merchant_id=merchant_id, psp=psp, gross=gross, fee=fee, held=held),
         merchant_id=merchant_id, source_id=payment_id,
-        hold_ref=charge_id if held is not None else None,
+        hold_ref=(hold_ref or charge_id) if held is not None else None,
         balance_transaction=ops.InsertBalanceTransaction(
             id=bt_id, merchant_id=merchant_id, amount=gross.minor, fee=fee.minor,
             currency=gross.currency, type="charge", source=charge_id or payment_id,
             status="pending", available_on=available_on, created=now,
             description=description))
+
+
+def capture_reversal(captured: tuple[Entry, ...], *, merchant_id: str, source_id: str,
+                     charge_id: str, bt_id: str, now: int) -> ops.PostLedger:
+    """A capture the scheme rejected after it was booked: its posted entries mirrored
+    (domain/ledger.capture_reversal), with a ``payment_failure_refund`` balance transaction
+    that takes back the charge's amount and fee (pending like the charge was, so the
+    merchant's pending and available balances each net to zero once both are due)."""
+    posting = ledger.capture_reversal(captured)
+    merchant = ledger.merchant_pending(merchant_id)
+    net = sum(e.amount.minor for e in posting.entries if e.account == merchant)
+    fee = sum(e.amount.minor for e in posting.entries if e.account == ledger.REVENUE_FEES)
+    currency = posting.entries[0].amount.currency
+    return ops.PostLedger(
+        posting, merchant_id=merchant_id, source_id=source_id,
+        balance_transaction=ops.InsertBalanceTransaction(
+            id=bt_id, merchant_id=merchant_id, amount=-(net + fee), fee=-fee,
+            currency=currency, type="payment_failure_refund", source=charge_id,
+            status="pending", available_on=None, created=now,
+            description="CAPTURE REJECTED BY THE CARD SCHEME"))
 
 
 def refund(r: Refund, *, psp: str, bt_id: str, now: int) -> ops.PostLedger:

@@ -13,7 +13,8 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
      │         │               unreadable answer; resolve it with lookup / a repeat
      │         └── PSPTimeout  no answer in time
      ├── UnknownOperation      lookup: the PSP has no record of the attempt, so repeating
-     │                         the call with its key is safe (and tells the outcome)
+     │    │                    the call with its key is safe (and tells the outcome)
+     │    └── CannotLookUp     the PSP reads nothing back: a repeat's refusal is no outcome
      └── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
 
 The saga runner (services/saga.py) maps these to what it records: a refusal is a recorded
@@ -90,6 +91,14 @@ class UnknownOperation(PSPError):
     call may be repeated with the attempt's idempotency key (the PSP deduplicates it)."""
 
 
+class CannotLookUp(UnknownOperation):
+    """lookup: the PSP has no way to read an operation back (Adyen), so the call is
+    repeated with its key and answered from the PSP's idempotency store. A refusal (4xx)
+    of that repeat says nothing about the original (Adyen refuses a repeat once its key
+    has lapsed, or a modification of a payment that moved on): a modification stays
+    unresolved for the PSP's notification, never recorded as failed or succeeded."""
+
+
 class WebhookRejected(PSPError):
     """parse_webhook: not provably from the PSP (unsigned, bad signature, stale timestamp)
     or not readable; the receiver answers 400 and stores nothing."""
@@ -158,6 +167,9 @@ class PSPResult:
     message: str | None = None
     action_url: str | None = None  # for REQUIRES_ACTION
     raw_status: str | None = None  # the PSP's own status word, for diagnostics
+    # the PSP's own id of a capture, cancel or refund (Adyen's modification pspReference;
+    # ``psp_reference`` stays the payment's, where a repeat goes): its events name it
+    operation_reference: str | None = None
 
 
 class PSPEventType(StrEnum):

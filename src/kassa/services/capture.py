@@ -11,6 +11,7 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import ops
+from kassa.db import payments as payments_db
 from kassa.domain.errors import InvalidRequest
 from kassa.domain.money import Money
 from kassa.domain.payments import (
@@ -78,14 +79,19 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             captured = attempt.amount
             if result.amount is not None and result.amount != attempt.amount:
                 captured = _psp_amount(attempt, result, p)
+            # a hold posted again after a rejected capture is captured under this attempt
+            # (the payment's first capture is sourced by the payment itself)
+            source = p.id if p.hold_ref is None else attempt.id
+            hold = p.hold_ref or p.latest_charge
             p.capture_succeeded(captured.minor)
-            bt_id = post_capture(kassa, uow, p, gross=captured, held=p.amount)
+            bt_id = post_capture(kassa, uow, p, gross=captured, held=p.amount,
+                                 source_id=source, hold_ref=hold)
             assert p.latest_charge is not None
             uow.emit(merchant_id=p.merchant_id, type="charge.captured",
                      obj=await charges.event_object(kassa, charge_id=p.latest_charge,
                                                     payment=p, balance_transaction=bt_id))
             uow.emit(merchant_id=p.merchant_id, type="payment_intent.succeeded", obj=PI(p))
-        elif result.decline_code in EXPIRED:
+        elif result.decline_code in EXPIRED or await _lapsed(kassa, p):
             # the PSP let the authorisation lapse: nothing can be captured, the hold is gone
             attempt.status = AttemptStatus.FAILED
             attempt.error = {"message": result.message or "The authorization has expired.",
@@ -118,6 +124,15 @@ async def finish_capture(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     return PI(p)
 
 
+async def _lapsed(kassa: Kassa, p: PaymentIntent) -> bool:
+    """A refused capture whose authorisation is past its validity by now: nothing can be
+    captured any more, so the hold is released rather than kept for a capture to come."""
+    assert p.psp is not None and p.latest_charge is not None
+    charge = await payments_db.get_attempt(kassa.pool, p.latest_charge)
+    return charge is not None and bool(charge.created) and \
+        kassa.clock() >= charge.created + kassa.watch.hold_validity(p.psp)
+
+
 def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
     """The PSP captured another amount than asked: record what moved, flagged."""
     assert result.amount is not None
@@ -131,25 +146,72 @@ def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
 
 
 def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Money,
-                 held: Money | None) -> str:
+                 held: Money | None, source_id: str | None = None,
+                 hold_ref: str | None = None) -> str:
     """Post the capture and its balance transaction; returns the balance transaction's id."""
     assert p.psp is not None
     fee = kassa.fees.fee_for(gross)
     now = kassa.clock()
     bt_id = kassa.ids("balance_transaction")
     uow.add(journal.capture(
-        merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held, payment_id=p.id,
-        charge_id=p.latest_charge, bt_id=bt_id, now=now,
+        merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held,
+        payment_id=source_id or p.id, charge_id=p.latest_charge, bt_id=bt_id, now=now,
         available_on=None,  # the merchant's delay, applied by apply.sql
-        description=p.description))
+        description=p.description, hold_ref=hold_ref))
     return bt_id
 
 
 def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:
-    """The authorisation is void at the PSP: release its ledger hold (once: hold_ref)."""
+    """The authorisation is void at the PSP: release its ledger hold (once: hold_ref) —
+    the charge's own, or the one posted again after a rejected capture."""
     assert p.latest_charge is not None
     uow.add(journal.release_hold(merchant_id=p.merchant_id, psp=psp, held=p.amount,
-                                 charge_id=p.latest_charge))
+                                 charge_id=p.hold_ref or p.latest_charge))
+
+
+async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentIntent
+                  ) -> None:
+    """The scheme rejected a capture kassa booked (Adyen's CAPTURE_FAILED after CAPTURE):
+    nothing will be collected. In the inbound event's unit of work: the capture's posted
+    entries are mirrored by a new ``capture_reversal`` transaction (never an edit), and
+    while the authorisation is still valid its hold is posted again under ``attempt`` —
+    the payment is ``requires_capture`` and may be captured anew, and recovery voids
+    the hold at the validity deadline as for any hold; past it, ``canceled``.
+    ``attempt`` is the rejected capture's (manual capture) or the charge's own
+    (captured at once)."""
+    assert p.psp is not None and p.latest_charge is not None
+    conn = await uow.connection()
+    manual = attempt.operation is Operation.CAPTURE
+    entries = await payments_db.capture_entries(
+        conn, hold_ref=(p.hold_ref or p.latest_charge) if manual else None, payment_id=p.id)
+    if not entries:
+        raise saga.Unrecordable(f"no capture of {p.id} is on the ledger to reverse")
+    charge = await payments_db.get_attempt(conn, p.latest_charge)
+    assert charge is not None
+    now = kassa.clock()
+    deadline = (charge.created or now) + kassa.watch.hold_validity(p.psp)
+    valid = now < deadline
+    uow.add(journal.capture_reversal(entries, merchant_id=p.merchant_id,
+                                     source_id=attempt.id, charge_id=p.latest_charge,
+                                     bt_id=kassa.ids("balance_transaction"), now=now))
+    if valid:
+        uow.add(journal.hold(merchant_id=p.merchant_id, psp=p.psp, amount=p.amount,
+                             attempt_id=attempt.id))
+        if charge.status is AttemptStatus.SUCCEEDED:
+            # watched again for the hold's expiry (recovery's expire_hold voids it then)
+            uow.add(ops.FinishAttempt.of(charge, expected=(AttemptStatus.SUCCEEDED,),
+                                         check_after_s=max(0.0, deadline - now)))
+    p.capture_reversed(hold_ref=attempt.id if valid else None, now=now)
+    uow.add(ops.UpdatePayment.of(p))
+    uow.emit(merchant_id=p.merchant_id, type="charge.updated",
+             obj=await charges.event_object(kassa, charge_id=p.latest_charge, payment=p))
+    if valid:
+        uow.emit(merchant_id=p.merchant_id, type="payment_intent.amount_capturable_updated",
+                 obj=PI(p))
+    else:
+        uow.emit(merchant_id=p.merchant_id, type="charge.expired",
+                 obj=await charges.event_object(kassa, charge_id=p.latest_charge, payment=p))
+        uow.emit(merchant_id=p.merchant_id, type="payment_intent.canceled", obj=PI(p))
 
 
 async def repeat(kassa: Kassa, attempt: Attempt) -> PSPResult:

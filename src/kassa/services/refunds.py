@@ -114,7 +114,10 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     check_after: float | None = None
     async with UnitOfWork(kassa, idempotency) as uow:
         if result.outcome in (Outcome.REFUNDED, Outcome.REFUND_PENDING):
-            r.psp_reference = result.psp_reference or r.psp_reference
+            # the refund's own id at the PSP (Adyen's modification pspReference), else
+            # what the PSP answered
+            r.psp_reference = result.operation_reference or result.psp_reference \
+                or r.psp_reference
             if result.outcome is Outcome.REFUNDED:
                 attempt.status = AttemptStatus.SUCCEEDED
                 r.move(RefundStatus.SUCCEEDED)

@@ -31,6 +31,7 @@ from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operatio
 from kassa.psp.base import (
     AttemptRef,
     AuthorizeRequest,
+    CannotLookUp,
     Outcome,
     PSPRefused,
     PSPResult,
@@ -167,6 +168,10 @@ async def finish(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     """Record ``result`` through the operation's finisher; raises the answer's error
     (a decline's CardError…) exactly as the original request would."""
     finisher = finisher_of(attempt.operation)
+    if result.operation_reference is not None:
+        # the modification's own id at the PSP (Adyen's `received`): stored with the
+        # outcome (FinishAttempt), so its notification finds this attempt by it
+        attempt.operation_reference = result.operation_reference
     for _ in range(CAS_RETRIES + 1):
         try:
             return await finisher(kassa, attempt, result, payment=payment,
@@ -271,8 +276,11 @@ async def ask(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
     record of is repeated with the same key (declaring it failed would race the original
     still on its way). None: still unknown."""
     psp = kassa.psp(attempt.psp)
+    blind = False
     try:
         return await psp.lookup(attempt_ref(attempt))
+    except CannotLookUp:
+        blind = attempt.operation is not Operation.AUTHORIZE
     except UnknownOperation:
         pass
     except PSPRetryable:
@@ -280,7 +288,19 @@ async def ask(kassa: Kassa, attempt: Attempt) -> PSPResult | None:
     except PSPRefused as exc:
         log.warning("%s refused the status query for %s: %s", attempt.psp, attempt.id, exc)
         return None
-    return await call(attempt, lambda: repeater_of(attempt.operation)(kassa, attempt))
+    repeat = repeater_of(attempt.operation)
+    if not blind:
+        return await call(attempt, lambda: repeat(kassa, attempt))
+    # a modification the PSP cannot read back: only its answer from the PSP's idempotency
+    # store (or its notification) tells; a refused repeat is no outcome of the original
+    try:
+        return await repeat(kassa, attempt)
+    except PSPRefused as exc:
+        log.warning("%s refused the repeat of %s %s; it stays unresolved until the PSP's "
+                    "notification: %s", attempt.psp, attempt.operation.value, attempt.id, exc)
+        return None
+    except PSPRetryable:
+        return None
 
 
 async def repeat_authorization(kassa: Kassa, attempt: Attempt) -> PSPResult:

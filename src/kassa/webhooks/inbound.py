@@ -25,13 +25,21 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from kassa.db import disputes as disputes_db
 from kassa.db import ops, psp_inbox
 from kassa.db import payments as payments_db
 from kassa.db import refunds as refunds_db
 from kassa.domain.errors import IllegalTransition, InvalidRequest, KassaError, NotFound
-from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, RefundStatus
+from kassa.domain.payments import (
+    OPEN_ATTEMPT,
+    Attempt,
+    AttemptStatus,
+    Operation,
+    PaymentStatus,
+    RefundStatus,
+)
 from kassa.psp.base import Outcome, PSPEvent, PSPEventType, PSPResult, WebhookRejected
-from kassa.services import disputes, refunds, saga
+from kassa.services import capture, disputes, refunds, saga
 from kassa.services.context import Kassa
 from kassa.services.disputes import Deferred
 from kassa.services.uow import UnitOfWork
@@ -172,63 +180,132 @@ async def _authorization_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     return await _record(kassa, attempt, result)
 
 
+async def _modification_attempt(conn: Any, event: PSPEvent, operation: Operation,
+                                *also: Operation) -> tuple[Attempt | None, str]:
+    """The attempt a modification's event is about: by the PSP's own id of the
+    modification (Adyen's pspReference of the capture, cancel or refund, stored when the
+    PSP answered ``received``; index attempts_operation_reference), else by the reference
+    kassa gave it and the PSP echoes. The payment's reference at the PSP (Adyen's
+    originalReference) must agree with the attempt's. Returns (attempt, why not)."""
+    attempt = None
+    if event.operation_reference:
+        attempt = await payments_db.get_attempt_by_operation_reference(
+            conn, psp=event.psp, operation_reference=event.operation_reference)
+    if attempt is None and event.reference:
+        attempt = await payments_db.get_attempt(conn, event.reference)
+        if attempt is not None and attempt.operation_reference is not None \
+                and attempt.operation_reference != event.operation_reference:
+            return None, (f"{event.psp} names attempt {attempt.id} but its modification is "
+                          f"{attempt.operation_reference}, not {event.operation_reference}")
+    if attempt is None or attempt.psp != event.psp \
+            or attempt.operation not in (operation, *also):
+        return None, (f"no {operation.value} attempt {event.operation_reference or ''!s} "
+                      f"{event.reference!r} at {event.psp}")
+    if attempt.operation_reference is not None and attempt.psp_reference is not None \
+            and attempt.psp_reference != event.psp_reference:
+        return None, (f"{event.psp}'s event about {event.operation_reference} names payment "
+                      f"{event.psp_reference}, attempt {attempt.id} is of "
+                      f"{attempt.psp_reference}")
+    return attempt, ""
+
+
+def _event_result(attempt: Attempt, event: PSPEvent, outcome: Outcome) -> PSPResult:
+    """An event's outcome as the finisher takes a PSP's answer. A PSP that names its
+    modifications apart (Adyen) keeps the payment's reference on the attempt (where a
+    repeat goes) and the modification's in ``operation_reference``."""
+    own = attempt.operation_reference is not None
+    return PSPResult(outcome,
+                     psp_reference=(attempt.psp_reference or event.psp_reference) if own
+                     else (event.operation_reference or attempt.psp_reference or ""),
+                     amount=event.amount, decline_code=event.failure_code,
+                     message=event.message,
+                     operation_reference=event.operation_reference if own else None)
+
+
 async def _capture_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Verdict:
     """A capture the PSP answered ``pending`` is confirmed or refused; a refusal after a
     recorded capture (Adyen's CAPTURE_FAILED after CAPTURE success=true: the scheme
-    rejected it) is flagged for an operator, never ignored."""
-    attempt = await payments_db.get_attempt(kassa.pool,
-                                            event.reference) if event.reference else None
-    if attempt is None or attempt.psp != event.psp:
-        return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
+    rejected it) is reversed on the ledger (capture.reverse) when nothing was built on it
+    yet, else flagged for an operator — never ignored."""
+    conn = await uow.connection()
+    attempt, why = await _modification_attempt(conn, event, Operation.CAPTURE,
+                                               Operation.AUTHORIZE)
+    if attempt is None:
+        return "ignored", why
     failed = event.type is PSPEventType.CAPTURE_FAILED
     if attempt.operation is Operation.AUTHORIZE:
-        if failed and attempt.status is AttemptStatus.SUCCEEDED:
-            # an automatic capture the scheme rejected; the charge's own attempt stays as
-            # it is (its status is the charge's), the event is kept for an operator
-            note = _capture_reversed_note(attempt, event)
-            log.error("%s", note)
-            return "failed", note
-        return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
-    if attempt.operation is not Operation.CAPTURE:
+        if failed and attempt.status is AttemptStatus.SUCCEEDED and attempt.capture:
+            # a capture at once the scheme rejected; the charge's own attempt stays as it
+            # is (its status is the charge's)
+            return await _reverse_capture(kassa, uow, attempt, event)
         return "ignored", f"no capture attempt {event.reference!r} at {event.psp}"
     if failed and attempt.status is AttemptStatus.SUCCEEDED:
+        return await _reverse_capture(kassa, uow, attempt, event)
+    if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
+        return "ignored", f"capture already recorded ({attempt.status.value})"
+    result = _event_result(attempt, event, Outcome.FAILED if failed else Outcome.CAPTURED)
+    return await _record(kassa, attempt, result)
+
+
+async def _reverse_capture(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
+                           event: PSPEvent) -> Verdict:
+    conn = await uow.connection()
+    p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)
+    assert p is not None
+    if attempt.operation is Operation.AUTHORIZE and p.hold_ref is not None:
+        # the capture at once was reversed before (its hold posted again): what the
+        # payment holds or captured now is another attempt's
+        return "ignored", f"the capture of {p.id} at authorisation was reversed already"
+    reversible = p.status is PaymentStatus.SUCCEEDED and p.amount_refunded == 0 \
+        and p.latest_charge is not None \
+        and (attempt.operation is Operation.AUTHORIZE or p.pending_attempt_id is None) \
+        and not await disputes_db.payment_charged_back(conn, p.id)
+    if not reversible:
+        # refunded or disputed meanwhile: what the merchant already owes is an operator's
+        # call; recovery must not repeat a capture that was recorded once
         note = _capture_reversed_note(attempt, event)
         log.error("%s", note)
+        if attempt.operation is Operation.AUTHORIZE:
+            return "failed", note
         attempt.status = AttemptStatus.NEEDS_ATTENTION
         attempt.error = {"code": "capture_failed_after_capture", "message": note,
                          "was": "succeeded", "psp_code": event.failure_code}
-        # no next look: recovery must not repeat a capture that was recorded once
         uow.add(ops.FinishAttempt.of(attempt, expected=(AttemptStatus.SUCCEEDED,)))
         return "applied", note
-    if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
-        return "ignored", f"capture already recorded ({attempt.status.value})"
-    result = PSPResult(Outcome.FAILED if failed else Outcome.CAPTURED,
-                       psp_reference=event.operation_reference or attempt.psp_reference or "",
-                       amount=event.amount, decline_code=event.failure_code,
-                       message=event.message)
-    return await _record(kassa, attempt, result)
+    if attempt.operation is Operation.CAPTURE:
+        attempt.status = AttemptStatus.FAILED
+        attempt.error = {"code": "capture_failed", "was": "succeeded",
+                         "psp_code": event.failure_code,
+                         "message": event.message or "The card scheme rejected the capture."}
+        uow.add(ops.FinishAttempt.of(attempt, expected=(AttemptStatus.SUCCEEDED,)))
+    await capture.reverse(kassa, uow, attempt, p)
+    log.warning("%s rejected the capture of %s (attempt %s) after it was recorded: "
+                "reversed, the payment is %s", event.psp, p.id, attempt.id, p.status.value)
+    return "applied", f"capture reversed; the payment is {p.status.value}"
 
 
 def _capture_reversed_note(attempt: Attempt, event: PSPEvent) -> str:
     return (f"{event.psp} refused the capture of {attempt.payment_intent_id} (attempt "
-            f"{attempt.id}) after it was recorded as captured: the ledger still counts "
-            f"{attempt.amount.minor} {attempt.amount.currency} the PSP will not collect; "
-            f"an operator must reverse it ({event.message or event.failure_code})")
+            f"{attempt.id}) after it was recorded as captured, and the payment was refunded "
+            f"or disputed since: the ledger still counts {attempt.amount.minor} "
+            f"{attempt.amount.currency} the PSP will not collect; an operator must reverse "
+            f"it ({event.message or event.failure_code})")
 
 
 async def _void_outcome(kassa: Kassa, event: PSPEvent) -> Verdict:
     """A void the PSP answered ``pending`` (Adyen's cancel) is confirmed or refused."""
-    attempt = await payments_db.get_attempt(kassa.pool,
-                                            event.reference) if event.reference else None
-    if attempt is None or attempt.operation is not Operation.VOID \
-            or attempt.psp != event.psp:
-        return "ignored", f"no void attempt {event.reference!r} at {event.psp}"
+    async with kassa.pool.acquire() as conn:
+        attempt, why = await _modification_attempt(conn, event, Operation.VOID)
+    if attempt is None:
+        return "ignored", why
     if attempt.status not in (*OPEN_ATTEMPT, AttemptStatus.PENDING):
         return "ignored", f"void already recorded ({attempt.status.value})"
     succeeded = event.type is PSPEventType.VOID_SUCCEEDED
     result = PSPResult(Outcome.VOIDED if succeeded else Outcome.FAILED,
                        psp_reference=attempt.psp_reference or event.psp_reference,
-                       decline_code=event.failure_code, message=event.message)
+                       decline_code=event.failure_code, message=event.message,
+                       operation_reference=event.operation_reference
+                       if attempt.operation_reference is not None else None)
     return await _record(kassa, attempt, result)
 
 
@@ -236,10 +313,9 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     """A pending refund settles, or a settled one bounces (its posting is reversed and the
     amount becomes refundable again)."""
     conn = await uow.connection()
-    attempt = await payments_db.get_attempt(conn, event.reference) if event.reference else None
-    if attempt is None or attempt.operation is not Operation.REFUND \
-            or attempt.psp != event.psp or attempt.refund_id is None:
-        return "ignored", f"no refund attempt {event.reference!r} at {event.psp}"
+    attempt, why = await _modification_attempt(conn, event, Operation.REFUND)
+    if attempt is None or attempt.refund_id is None:
+        return "ignored", why or f"no refund attempt {event.reference!r} at {event.psp}"
     if attempt.status in (AttemptStatus.STARTED, AttemptStatus.UNKNOWN):
         # The refund call's own answer comes first (its saga records pending/succeeded);
         # recovery resolves the attempt if that answer was lost.
@@ -247,10 +323,8 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     succeeded = event.type is PSPEventType.REFUND_SUCCEEDED
     if attempt.status in (AttemptStatus.PENDING, AttemptStatus.NEEDS_ATTENTION):
         # pending, or recovery gave up asking: the PSP's own word settles it
-        result = PSPResult(Outcome.REFUNDED if succeeded else Outcome.FAILED,
-                           psp_reference=event.operation_reference or "",
-                           amount=event.amount, decline_code=event.failure_code,
-                           message=event.message)
+        result = _event_result(attempt, event,
+                               Outcome.REFUNDED if succeeded else Outcome.FAILED)
         return await _record(kassa, attempt, result)
     r = await refunds_db.get_refund(conn, merchant_id=None, refund_id=attempt.refund_id)
     p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)

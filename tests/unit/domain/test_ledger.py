@@ -132,6 +132,37 @@ def test_capture_with_held_releases_the_whole_hold():
     assert set(pending_after.values()) == {0}  # nothing left on hold
 
 
+def test_a_capture_reversal_mirrors_the_settled_entries_only():
+    """The scheme rejected the capture: what it credited the merchant and fees is taken
+    back and the receivable credited; its hold release stays (a hold valid again is a new
+    hold, so each hold resolves once)."""
+    capture = ledger.capture(merchant_id=M, psp=PSP, gross=Money(600, "usd"),
+                             fee=Money(47, "usd"), held=Money(1000, "usd"))
+    reversal = ledger.capture_reversal(capture.entries)
+    assert reversal.kind is TxKind.CAPTURE_REVERSAL
+    assert_balanced(reversal)
+    assert by_account(reversal) == {(RECEIVABLE, Layer.POSTED): -600,
+                                    (PENDING, Layer.POSTED): 553,
+                                    (REVENUE_FEES, Layer.POSTED): 47}
+    settled: defaultdict[tuple[str, Layer], int] = defaultdict(int)
+    for e in (*capture.entries, *reversal.entries):
+        if e.layer is Layer.POSTED:
+            settled[(e.account, e.layer)] += e.amount.minor
+    assert set(settled.values()) == {0}  # nothing captured is left on the books
+
+
+@given(st.integers(1, MAX_AMOUNT), st.integers(0, 10_000))
+def test_a_capture_and_its_reversal_conserve_money(gross: int, fee: int) -> None:
+    fee = min(fee, gross)
+    capture = ledger.capture(merchant_id=M, psp=PSP, gross=Money(gross, "eur"),
+                             fee=Money(fee, "eur"))
+    reversal = ledger.capture_reversal(capture.entries)
+    total: defaultdict[str, int] = defaultdict(int)
+    for e in (*capture.entries, *reversal.entries):
+        total[e.account] += e.amount.minor
+    assert set(total.values()) == {0}
+
+
 def test_capture_drops_zero_entries():
     no_fee = ledger.capture(merchant_id=M, psp=PSP, gross=Money(1, "jpy"), fee=Money(0, "jpy"))
     assert_balanced(no_fee)

@@ -15,6 +15,7 @@ from kassa.domain.money import MAX_AMOUNT, Money
 from kassa.domain.payments import (
     CANCELABLE,
     REFUND_TRANSITIONS,
+    REVERSALS,
     TRANSITIONS,
     PaymentIntent,
     Refund,
@@ -111,6 +112,38 @@ def test_allowed_transition_through_its_command(src, dst, name, command, fields)
 def test_terminal_states_have_no_way_out():
     for src, _dst in TRANSITIONS:
         assert src not in (S.SUCCEEDED, S.CANCELED)
+
+
+def test_only_a_rejected_capture_leaves_succeeded():
+    """The scheme's rejection of a capture the PSP had confirmed (Adyen's CAPTURE_FAILED
+    after CAPTURE) is the one way out of succeeded, by its own table and command."""
+    assert REVERSALS == {(S.SUCCEEDED, S.REQUIRES_CAPTURE), (S.SUCCEEDED, S.CANCELED)}
+    assert not REVERSALS & TRANSITIONS
+    for dst in S:
+        p = make(S.SUCCEEDED)
+        with pytest.raises(IllegalTransition):
+            transition(p, dst)
+        assert p.status is S.SUCCEEDED
+
+
+def test_a_reversed_capture_is_held_again_whole_or_canceled():
+    p = make(S.SUCCEEDED, amount=1000, amount_received=600)
+    p.capture_reversed(hold_ref="att_c", now=NOW)
+    assert (p.status, p.amount_capturable, p.amount_received, p.hold_ref) == (
+        S.REQUIRES_CAPTURE, 1000, 0, "att_c")
+    p = make(S.SUCCEEDED, amount=1000)
+    p.capture_reversed(hold_ref=None, now=NOW)
+    assert (p.status, p.amount_capturable, p.amount_received, p.canceled_at,
+            p.cancellation_reason, p.hold_ref) == (S.CANCELED, 0, 0, NOW, "automatic", None)
+
+
+def test_a_refunded_capture_is_not_reversed_by_itself():
+    p = make(S.SUCCEEDED, amount=1000, amount_refunded=100)
+    with pytest.raises(IllegalTransition):
+        p.capture_reversed(hold_ref="att_c", now=NOW)
+    assert (p.status, p.amount_received) == (S.SUCCEEDED, 1000)
+    with pytest.raises(IllegalTransition):
+        make(S.REQUIRES_CAPTURE).capture_reversed(hold_ref="att_c", now=NOW)
 
 
 def test_transition_function_refuses_what_the_table_lacks():

@@ -74,7 +74,10 @@ def test_received_modifications_are_pending_at_the_payment() -> None:
                           ("refund", Outcome.REFUND_PENDING),
                           ("cancel", Outcome.VOID_PENDING)):
         result = m.modification_result(kind, answer, None)
-        assert (result.outcome, result.psp_reference) == (outcome, "8835511210681145")
+        # the payment's reference (where a repeat goes) and the modification's own one
+        # (what its notification names)
+        assert (result.outcome, result.psp_reference, result.operation_reference) == (
+            outcome, "8835511210681145", "8815329842815468")
     with pytest.raises(PSPOutcomeUnknown):
         m.modification_result("capture", {**answer, "status": "[capture-received]"}, None)
 

@@ -94,10 +94,25 @@ def test_both_keys_are_accepted_while_rotating() -> None:
         parse(batch, [NEW_KEY])
 
 
+DATE_S = 1796205600  # 2026-12-02T10:00:00Z, item()'s eventDate
+
+
 def test_a_replay_is_the_same_event_so_the_inbox_drops_it() -> None:
     raw = body(item(NEW_KEY))
     assert [e.event_id for e in parse(raw)] == [e.event_id for e in parse(raw)] == [
-        "8815329842815468:CAPTURE:true"]
+        f"8815329842815468:CAPTURE:true:{DATE_S}"]
+
+
+def test_the_same_event_on_a_new_date_is_a_new_event() -> None:
+    """A second CHARGEBACK about the same dispute is Adyen's same eventCode and
+    pspReference again, on a later eventDate: a new event (processed), not a replay."""
+    first = item(NEW_KEY, eventCode="CHARGEBACK", pspReference="9915329842815470")
+    again = item(NEW_KEY, eventCode="CHARGEBACK", pspReference="9915329842815470",
+                 eventDate="2026-12-09T10:00:00+00:00")
+    (one,), (two,) = parse(body(first)), parse(body(again))
+    assert one.event_id != two.event_id and two.sequence > one.sequence
+    assert one.event_id == f"9915329842815470:CHARGEBACK:true:{DATE_S}"
+    assert two.event_id == f"9915329842815470:CHARGEBACK:true:{DATE_S + 7 * 86400}"
 
 
 def test_test_notification_at_a_live_account_and_no_keys_are_refused() -> None:
@@ -125,7 +140,7 @@ def test_modification_events(code: str, success: str, kind: PSPEventType) -> Non
     (event,) = parse(body(item(NEW_KEY, eventCode=code, success=success)))
     assert (event.type, event.reference, event.psp_reference, event.operation_reference) == (
         kind, "att_capture_1", "8835511210681145", "8815329842815468")
-    assert event.event_id == f"8815329842815468:{code}:{success}"
+    assert event.event_id == f"8815329842815468:{code}:{success}:{DATE_S}"
 
 
 def test_a_failure_after_success_is_newer() -> None:
@@ -214,6 +229,6 @@ def test_signed_items_kassa_cannot_store_are_refused_never_an_error(
 
 
 def test_the_longest_storable_event_id_is_accepted() -> None:
-    reference = "8" * (255 - len(":CAPTURE:true"))
+    reference = "8" * (255 - len(f":CAPTURE:true:{DATE_S}"))
     (event,) = parse(body(item(NEW_KEY, pspReference=reference)))
     assert len(event.event_id) == 255 and event.sequence > 0

@@ -61,6 +61,8 @@ BEGIN
                 payment_method_options = CASE WHEN r ? 'payment_method_options'
                     THEN x.payment_method_options ELSE t.payment_method_options END,
                 customer = CASE WHEN r ? 'customer' THEN x.customer ELSE t.customer END,
+                -- the hold re-established after a capture the scheme refused (0020)
+                hold_ref = CASE WHEN r ? 'hold_ref' THEN x.hold_ref ELSE t.hold_ref END,
                 description = x.description, metadata = x.metadata,
                 amount_capturable = x.amount_capturable, amount_received = x.amount_received,
                 amount_refunded = x.amount_refunded, last_payment_error = x.last_payment_error,
@@ -90,7 +92,10 @@ BEGIN
         WHEN 'finish_attempt' THEN
             -- check_after_s: the new status still waits (3-D Secure, a pending capture or
             -- refund, an authorisation hold's expiry); null: nothing left to watch
+            -- operation_reference: the PSP's id of the modification itself, once it is known
+            -- (Adyen's `received`); never erased by a later finisher that does not know it
             UPDATE attempts SET status = r->>'status', psp_reference = r->>'psp_reference',
+                operation_reference = coalesce(r->>'operation_reference', operation_reference),
                 error = r->'error', updated_at = now(), tries = 0,
                 next_check_at = now() + make_interval(
                     secs => (r->>'check_after_s')::double precision)

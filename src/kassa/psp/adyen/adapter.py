@@ -17,7 +17,9 @@ or need a thread each, and it hides the transport error kassa needs to tell "nev
 - lookup (recovery): Adyen has no way to read a payment or modification back. Within the
   key's lifetime the saga repeats the call with the same key (``UnknownOperation``), and
   Adyen answers it from its idempotency store (for a modification: ``received`` again; the
-  notification settles it). Past the lifetime a repeat could act twice, so the outcome
+  notification settles it). ``CannotLookUp`` tells the saga so: a 4xx to the repeat of a
+  modification leaves it unresolved (the original may have been acted on), never failed.
+  Past the lifetime a repeat could act twice, so the outcome
   stays unknown and only the notification (Adyen retries for 30 days) settles it.
 
 Statuses and errors are mapped in mapping.py, notifications in webhooks.py.
@@ -42,11 +44,11 @@ from kassa.psp.adyen.settings import IDEMPOTENCY_KEY_LIFETIME_S, AdyenSettings
 from kassa.psp.base import (
     AttemptRef,
     AuthorizeRequest,
+    CannotLookUp,
     PSPEvent,
     PSPOutcomeUnknown,
     PSPRefused,
     PSPResult,
-    UnknownOperation,
 )
 
 CLOCK_SKEW_S = 300
@@ -152,7 +154,7 @@ class AdyenAdapter:
             raise PSPOutcomeUnknown(
                 f"{self.name}: attempt {attempt.idempotency_key} is older than Adyen keeps "
                 "its Idempotency-Key; a repeat could act twice, its notification settles it")
-        raise UnknownOperation(
+        raise CannotLookUp(
             f"{self.name}: Adyen reads nothing back; the call is repeated with its "
             f"Idempotency-Key {attempt.idempotency_key!r} and answered from Adyen's store")
 

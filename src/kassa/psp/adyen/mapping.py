@@ -165,14 +165,15 @@ PENDING: dict[str, Outcome] = {"capture": Outcome.CAPTURE_PENDING,
 def modification_result(kind: str, answer: Any, asked: Money | None) -> PSPResult:
     """``status: received``: accepted, the notification tells the outcome. The result's
     reference stays the payment's pspReference (where a repeat must go); the
-    modification's own pspReference comes with its notification."""
+    modification's own pspReference is ``operation_reference``, which kassa stores on the
+    attempt and matches the notification by."""
     if not isinstance(answer, dict) or answer.get("status") != "received" \
             or not isinstance(answer.get("paymentPspReference"), str) \
             or not isinstance(answer.get("pspReference"), str):
         raise MalformedAnswer(f"adyen {kind} answer unreadable")
     amount = money(answer["amount"]) if answer.get("amount") is not None else asked
     return PSPResult(PENDING[kind], answer["paymentPspReference"], amount=amount,
-                     raw_status=f"received:{answer['pspReference']}")
+                     raw_status="received", operation_reference=answer["pspReference"])
 
 
 def classify_transport(exc: httpx.HTTPError, where: str) -> PSPError:

@@ -7,8 +7,11 @@ A batch is accepted whole or refused whole: one item with a missing or wrong
 forged item can never ride along with genuine ones. (Adyen's own Python helper checks only
 the first item.) Adyen signs no timestamp and retries for up to 30 days, so a replay is
 not refused by age: it is a duplicate, since each event's id is
-``pspReference:eventCode:success``, which the inbox keeps unique, and kassa's answer to
-Adyen is ``[accepted]`` (routes: api/routers/psp_webhooks.py).
+``pspReference:eventCode:success:eventDate`` (unix seconds), which the inbox keeps unique,
+and kassa's answer to Adyen is ``[accepted]`` (routes: api/routers/psp_webhooks.py). The
+date is part of it because Adyen sends the same eventCode about the same pspReference
+again for a new occurrence (a second CHARGEBACK): that one is processed, an exact repeat
+is not.
 
 ``sequence`` orders events about one PSP object: the event's date in seconds times 16
 plus its stage in that object's life (a CAPTURE_FAILED after its CAPTURE, a
@@ -145,7 +148,10 @@ def _event(psp: str, item: dict[str, Any]) -> PSPEvent | None:
     extra = item.get("additionalData") or {}
     if not isinstance(extra, dict):
         raise ValueError("additionalData")
-    event_id = f"{reference}:{code}:{success}"
+    # Adyen's own identity of an event: the same eventCode about the same pspReference
+    # may legitimately come again with a new eventDate (a second CHARGEBACK); only an
+    # exact repeat (same date too) is a replay
+    event_id = f"{reference}:{code}:{success}:{created}"
     if len(event_id) > 255:  # the inbox keeps ids of 1-255 characters
         raise ValueError("pspReference and eventCode too long")
     common: dict[str, Any] = {"psp": psp, "event_id": event_id,

@@ -19,8 +19,10 @@ class Acquirer(Payments, Refunds):
 
     @persisted
     def settle(self, idempotency_key: str, outcome: str) -> Body:
-        """Settle a pending capture or refund (``succeeded``/``failed``), or bounce a
-        succeeded refund (``failed``); reported by webhook. Returns the new result."""
+        """Settle a pending capture or refund (``succeeded``/``failed``), bounce a
+        succeeded refund (``failed``), or have the scheme reject a capture that succeeded
+        (``failed``: Adyen's CAPTURE_FAILED after CAPTURE); reported by webhook. Returns the
+        new result."""
         if outcome not in ("succeeded", "failed"):
             raise InvalidRequest("outcome must be succeeded or failed", "outcome")
         op = self.operations.get(idempotency_key)
@@ -31,6 +33,8 @@ class Acquirer(Payments, Refunds):
         current = op.current
         if op.kind == "capture" and current["status"] == "pending":
             self._settle_capture(auth, current, outcome)
+        elif op.kind == "capture" and current["status"] == "captured" and outcome == "failed":
+            self._reject_capture(auth, current)
         elif op.kind == "refund" and current["status"] in ("pending", "refunded"):
             self._settle_refund(auth, current, outcome)
         else:

@@ -165,6 +165,17 @@ class Payments(Disputes):
         if outcome == "succeeded":
             self._after_capture(auth)
 
+    def _reject_capture(self, auth: Authorization, current: Body) -> None:
+        """The scheme rejects a capture that succeeded: nothing is collected, and the
+        authorisation is held again (capturable anew while it is valid)."""
+        auth.status = "authorized"
+        auth.amount_captured = 0
+        self.counts["captures"] -= 1
+        current.update(status="failed", failure_code="capture_failed",
+                       message="The card scheme rejected the capture.")
+        self.counts["failed_operations"] += 1
+        self._emit("capture.failed", dict(current))
+
     @persisted
     def void(self, *, idempotency_key: str, authorization_id: str) -> Body:
         request = fingerprint("void", authorization_id)
