@@ -1,4 +1,4 @@
-"""Migration 0020 (adyen_modification_refs): a modification's own PSP reference is unique
+"""Migration 0021 (adyen_modification_refs): a modification's own PSP reference is unique
 per PSP, a capture reversal is a ledger kind, the payment carries the hold posted again;
 it goes down and up again, and the downgrade refuses while a capture reversal is posted."""
 
@@ -44,7 +44,7 @@ def test_modification_references_are_unique_per_psp_and_it_goes_down_and_up(serv
                                     ).fetchone() or ("",)
         # the notification's lookup (psp, operation_reference) is one index probe
         assert "UNIQUE" in index and "(psp, operation_reference)" in index
-        command.downgrade(alembic_config(u), "cards_rules_single_use")
+        command.downgrade(alembic_config(u), "vault_jsonb_objects")
         with psycopg.connect(u) as conn:
             columns = {r[0] for r in conn.execute(
                 "SELECT column_name FROM information_schema.columns"
@@ -65,7 +65,7 @@ def test_the_downgrade_refuses_while_a_capture_reversal_is_posted(server_url):
                 conn.execute(statement)
             conn.commit()
         with pytest.raises(Exception, match="capture reversals are posted"):
-            command.downgrade(alembic_config(u), "cards_rules_single_use")
+            command.downgrade(alembic_config(u), "vault_jsonb_objects")
         with psycopg.connect(u) as conn:
             assert conn.execute("SELECT count(*) FROM ledger_transactions"
                                 " WHERE kind = 'capture_reversal'").fetchone() == (1,)

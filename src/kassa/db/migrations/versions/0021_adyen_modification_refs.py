@@ -2,7 +2,7 @@
 refused after it was booked.
 
 Revision ID: adyen_modification_refs
-Revises: cards_rules_single_use
+Revises: vault_jsonb_objects
 
 - ``attempts.operation_reference``: the PSP's id of the capture, cancel or refund itself
   (Adyen answers each modification ``received`` with its OWN pspReference). Unique per PSP
@@ -23,7 +23,7 @@ Revises: cards_rules_single_use
 from alembic import op
 
 revision = "adyen_modification_refs"
-down_revision = "cards_rules_single_use"
+down_revision = "vault_jsonb_objects"
 
 OLD_KINDS = ("'authorization_hold', 'authorization_release', 'capture', 'refund', "
              "'refund_reversal', 'availability', 'dispute', 'dispute_reversal', "
