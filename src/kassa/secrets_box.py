@@ -15,6 +15,8 @@ the vault's key-encryption keys: the API holds these, only the vault holds those
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,6 +55,9 @@ class SecretsBox:
                                       f"{KEY_BYTES}-byte key")
         self._keys = {v: AESGCM(k) for v, k in keys.items()}
         self.current = max(keys)
+        # a key of its own for fingerprints, derived so that no key serves two purposes
+        self._mac_key = hmac.new(keys[self.current], b"kassa/secrets-box/fingerprint",
+                                 hashlib.sha256).digest()
 
     @classmethod
     def from_text(cls, text: str) -> SecretsBox:
@@ -79,6 +84,12 @@ class SecretsBox:
             return key.decrypt(nonce, sealed[VERSION_BYTES + NONCE_BYTES:], aad)
         except InvalidTag:
             raise OpenFailed("the sealed value did not authenticate") from None
+
+    def fingerprint(self, data: bytes) -> str:
+        """A keyed digest of a secret (what an Idempotency-Key's stored request hash is
+        computed over instead of the secret: an unkeyed hash of a guessable secret would be
+        an offline oracle for it)."""
+        return hmac.new(self._mac_key, data, hashlib.sha256).hexdigest()
 
     @staticmethod
     def version_of(sealed: bytes) -> int:

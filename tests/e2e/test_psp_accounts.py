@@ -23,6 +23,7 @@ from kassa.config import Settings
 from kassa.psp.simulator import signature
 from kassa.services import merchants
 from kassa.services.context import Kassa
+from kassa.services.idempotency import fingerprint
 from tests.support.api_server import serving
 from tests.support.databases import migrated_database
 from tests.support.simulator_server import running_simulator
@@ -315,3 +316,22 @@ async def test_list_pages_like_the_other_lists(world: World) -> None:
     assert nxt["data"][0]["id"] == made[0]
     r = await w.api.get("/v1/psp_accounts?starting_after=pspacct_nope", headers=w.auth)
     assert r.status_code == 400
+
+
+async def test_an_idempotency_key_replays_and_its_fingerprint_is_keyed(world: World) -> None:
+    w = world
+    body = {"psp": "simulator", "base_url": w.own_url, "currencies": ["usd"],
+            "credentials": {"webhook_secret": "guessable"}}
+    headers = {**w.auth, "Idempotency-Key": "pspacct-create-1"}
+    first = await w.api.post("/v1/psp_accounts", headers=headers, json=body)
+    again = await w.api.post("/v1/psp_accounts", headers=headers, json=body)
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+    other = await w.api.post("/v1/psp_accounts", headers=headers, json={
+        **body, "credentials": {"webhook_secret": "another"}})
+    assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
+    stored = await w.kassa.pool.fetchval(
+        "SELECT fingerprint FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        w.merchant_id, "pspacct-create-1")
+    unkeyed = fingerprint("POST", "/v1/psp_accounts", body)  # what would be an oracle
+    assert stored is not None and bytes(stored) != unkeyed

@@ -101,3 +101,12 @@ def test_keys_given_win_over_the_file(tmp_path: Path) -> None:
     box = secrets_box.load(keys=given, key_file=tmp_path / "none", create=True)
     assert box is not None and box.current == 7
     assert not (tmp_path / "none").exists()
+
+
+def test_the_fingerprint_is_keyed_and_stable() -> None:
+    text = key_text(1)
+    box = SecretsBox.from_text(text)
+    assert box.fingerprint(b"secret") == SecretsBox.from_text(text).fingerprint(b"secret")
+    assert box.fingerprint(b"secret") != SecretsBox.from_text(key_text(1)).fingerprint(
+        b"secret")
+    assert box.fingerprint(b"secret") != box.fingerprint(b"secret2")

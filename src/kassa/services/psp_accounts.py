@@ -209,6 +209,16 @@ def livemode(psp: str, settings: dict[str, Any], credentials: dict[str, Any]) ->
     return psp == "adyen" and adyen_live(settings.get("base_url"))
 
 
+def idempotency_params(kassa: Kassa, raw: dict[str, Any]) -> dict[str, Any]:
+    """The request as its Idempotency-Key's fingerprint sees it: credentials only as a
+    keyed digest (services/idempotency.py hashes the params unkeyed and keeps the hash)."""
+    if "credentials" not in raw:
+        return raw
+    canonical = orjson.dumps(raw["credentials"], option=orjson.OPT_SORT_KEYS)
+    digest = "withheld" if kassa.secrets is None else kassa.secrets.fingerprint(canonical)
+    return {**raw, "credentials": digest}
+
+
 def _enabled(value: Any) -> bool:
     if isinstance(value, bool):
         return value

@@ -3,6 +3,7 @@ named by its id in routing configurations. Credentials are write-only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -67,6 +68,11 @@ class DeletedPSPAccount(BaseModel):
 ACCOUNT = openapi.ok(PSPAccountObject)
 
 
+def _fingerprinted(request: Request) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    kassa = deps.kassa(request)
+    return lambda raw: psp_accounts.idempotency_params(kassa, raw)
+
+
 def _fields(body: PSPAccountCreate | PSPAccountUpdate) -> dict[str, Any]:
     return dict(currencies=body.currencies, credentials=body.credentials,
                 enabled=body.enabled, base_url=body.base_url,
@@ -76,7 +82,8 @@ def _fields(body: PSPAccountCreate | PSPAccountUpdate) -> dict[str, Any]:
 @router.post(PREFIX, responses=ACCOUNT, openapi_extra=openapi.body(PSPAccountCreate))
 async def create_psp_account(request: Request) -> Response:
     return await routing.post(request, PSPAccountCreate, psp_accounts.create,
-                              lambda body: dict(psp=body.psp, **_fields(body)))
+                              lambda body: dict(psp=body.psp, **_fields(body)),
+                              fingerprinted=_fingerprinted(request))
 
 
 @router.get(PREFIX, responses=openapi.ok(ListOf[PSPAccountObject]),
@@ -95,7 +102,7 @@ async def retrieve_psp_account(request: Request, account_id: str) -> Response:
              openapi_extra=openapi.body(PSPAccountUpdate))
 async def update_psp_account(request: Request, account_id: str) -> Response:
     return await routing.post(request, PSPAccountUpdate, psp_accounts.update, _fields,
-                              account_id=account_id)
+                              fingerprinted=_fingerprinted(request), account_id=account_id)
 
 
 @router.delete(PREFIX + "/{account_id}", responses=openapi.ok(DeletedPSPAccount),
