@@ -89,8 +89,14 @@ def parse_currencies(value: Any) -> list[str]:
     return sorted(out)
 
 
+def _printable(value: str) -> bool:
+    # PostgreSQL text refuses NUL, and a control character in a URL or name is no one's
+    return value.isprintable()
+
+
 def _base_url(value: Any, *, production: bool) -> str:
-    if not isinstance(value, str) or len(value) > 2048:
+    if not isinstance(value, str) or len(value) > 2048 or not _printable(value) \
+            or " " in value:
         raise InvalidRequest("Invalid base_url: an http(s) URL of up to 2048 characters.",
                              param="base_url")
     try:
@@ -128,7 +134,8 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
                 raise InvalidRequest("Invalid base_url: a live Adyen endpoint is refused "
                                      "unless kassa runs with KASSA_ENV=production.",
                                      param="base_url", code="livemode_mismatch")
-        elif not isinstance(value, str) or not value.strip() or len(value) > 200:
+        elif not isinstance(value, str) or not value.strip() or len(value) > 200 \
+                or not _printable(value):
             raise InvalidRequest("Invalid merchant_account: 1 to 200 characters.",
                                  param="merchant_account")
         else:
