@@ -110,3 +110,16 @@ def test_the_fingerprint_is_keyed_and_stable() -> None:
     assert box.fingerprint(b"secret") != SecretsBox.from_text(key_text(1)).fingerprint(
         b"secret")
     assert box.fingerprint(b"secret") != box.fingerprint(b"secret2")
+
+
+def test_the_composition_root_makes_a_key_outside_production_only(tmp_path: Path) -> None:
+    from kassa import bootstrap
+    from kassa.config import Settings
+    from kassa.startup_errors import StartupError
+
+    dev = bootstrap.secrets(Settings(env="development", home=tmp_path / "dev"))
+    assert dev is not None and (tmp_path / "dev" / "secrets-keys").exists()
+    assert bootstrap.secrets(Settings(env="production", home=tmp_path / "prod")) is None
+    assert not (tmp_path / "prod").exists()
+    with pytest.raises(StartupError, match="secrets keys"):
+        bootstrap.secrets(Settings(env="production", secrets_keys="v1:short"))

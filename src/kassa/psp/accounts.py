@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,6 +93,7 @@ class MerchantAccounts:
         self._clock = clock
         self._facts: dict[str, AccountFacts] = {}
         self._expires = float("-inf")
+        self._forced = float("-inf")
         self._refreshing = asyncio.Lock()
         self._built: dict[str, _Built] = {}
         self._building: dict[str, asyncio.Lock] = {}
@@ -103,9 +104,17 @@ class MerchantAccounts:
         if account_id is not None:
             self._built.pop(account_id, None)
 
-    async def refresh(self) -> None:
-        if self._clock() < self._expires:
-            return
+    async def refresh(self, wanted: Iterable[str] = ()) -> None:
+        """The snapshot, read again once its period is over, or at once (at most once a
+        second) when it lacks an account in ``wanted``: a configuration this process just
+        learned of may name an account created after the snapshot was read."""
+        now = self._clock()
+        if now < self._expires:
+            missing = any(is_account_id(n) and n not in self._facts for n in wanted)
+            if not missing or now < self._forced + 1.0:
+                return
+            self._forced = now
+            self._expires = float("-inf")
         async with self._refreshing:  # one refresh at a time; the others wait for it
             if self._clock() < self._expires:
                 return

@@ -116,9 +116,6 @@ class PolicyRouter:
         if policy is None:
             decision = Decision(rule=DEFAULT_RULE, strategy="single", psps=(self._default,))
         else:
-            refresh = getattr(self._psps, "refresh", None)
-            if refresh is not None:  # merchants' own accounts, as they are now
-                await refresh()
             facts = PaymentFacts(
                 payment_id=payment.id, amount=payment.amount,
                 capture_method=payment.capture_method, metadata=payment.metadata or {},
@@ -131,6 +128,9 @@ class PolicyRouter:
                     route.psps, currency=payment.amount.currency, brand=facts.card_brand)
             psps, explored = order(route, payment.id, scores=scores,
                                    exploration_percent=self.exploration_percent)
+            refresh = getattr(self._psps, "refresh", None)
+            if refresh is not None:  # merchants' own accounts, as they are now
+                await refresh(psps)
             # none usable (disabled, or none takes the currency): the platform's default,
             # as a payment of a merchant without a configuration goes
             usable = tuple(p for p in psps if self._usable(p, payment)) or (self._default,)

@@ -71,10 +71,11 @@ class PSPRegistry(Mapping[str, PSPAdapter]):
     def platform(self, name: str) -> bool:
         return name in self._accounts
 
-    async def refresh(self) -> None:
-        """The merchants' accounts as they are (at most their cache period old)."""
+    async def refresh(self, wanted: Iterable[str] = ()) -> None:
+        """The merchants' accounts as they are (at most their cache period old, unless
+        one in ``wanted`` is not known yet)."""
         if self.merchant_accounts is not None:
-            await self.merchant_accounts.refresh()
+            await self.merchant_accounts.refresh(wanted)
 
     def forget(self, name: str | None = None) -> None:
         if self.merchant_accounts is not None:

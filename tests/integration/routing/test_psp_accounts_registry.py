@@ -145,3 +145,31 @@ async def test_another_merchants_account_is_never_routed_to(world: World) -> Non
     row = await psp_accounts_db.get_account(w.kassa.pool, merchant_id=w.merchant_id,
                                             account_id=theirs)
     assert row is not None and row["revision"] == 1
+
+
+async def test_an_account_a_configuration_names_is_looked_for_at_once(world: World) -> None:
+    """A replica may learn of a configuration before its accounts snapshot holds the
+    account the configuration names: the snapshot is read again then (at most once a
+    second), so the payment is not sent to the default for a whole cache period."""
+    w = world
+    now = [0.0]
+    replica = MerchantAccounts(w.kassa.pool, SecretsBox.from_text(SESSION_SECRETS_KEYS),
+                               lambda row, creds: _Built(row, creds), cache_seconds=60.0,
+                               clock=lambda: now[0])
+    await replica.refresh()
+    first = await account(w, w.urls[A])
+    await replica.refresh()
+    assert replica.facts(first) is None  # within the period, nothing asked for it
+    now[0] = 0.5
+    await replica.refresh([first])
+    facts = replica.facts(first)
+    assert facts is not None and facts.takes(merchant_id=w.merchant_id, currency="usd")
+    assert not facts.takes(merchant_id=w.merchant_id, currency="eur")
+    assert not facts.takes(merchant_id="acct_other", currency="usd")
+    second = await account(w, w.urls[A])
+    now[0] = 1.0
+    await replica.refresh([second])  # forced half a second ago: not again yet
+    assert replica.facts(second) is None
+    now[0] = 1.6
+    await replica.refresh([second, "simulator"])
+    assert replica.facts(second) is not None
