@@ -43,6 +43,9 @@ SETTINGS = {
     "adyen": (("merchant_account",), ("base_url", "merchant_account")),
     "simulator": (("base_url",), ("base_url",)),
 }
+# the hosts (and their subdomains) a base_url may name in production
+PRODUCTION_HOSTS = {"stripe": ("api.stripe.com",),
+                    "adyen": ("adyen.com", "adyenpayments.com")}
 MAX_CURRENCIES = 50
 MAX_SECRET = 4096
 
@@ -114,6 +117,17 @@ def _base_url(value: Any, *, production: bool) -> str:
     return value.rstrip("/")
 
 
+def _production_host(psp: str, url: str) -> None:
+    """In production a merchant's base_url may only name the PSP's own API hosts: kassa's
+    servers call it with no vault in between for captures, refunds and lookups, so any
+    other host would let a merchant make kassa call into its private network (SSRF)."""
+    host = (urlsplit(url).hostname or "").lower()
+    allowed = PRODUCTION_HOSTS.get(psp, ())
+    if not any(host == h or host.endswith("." + h) for h in allowed):
+        raise InvalidRequest(f"Invalid base_url: in production a {psp} account's API is on "
+                             f"{' or '.join(allowed) or 'no host'}.", param="base_url")
+
+
 def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
                    partial: bool = False) -> dict[str, Any]:
     required, allowed = SETTINGS[psp]
@@ -130,6 +144,8 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
                                  "accounts).", param=name)
         if name == "base_url":
             out[name] = _base_url(value, production=production)
+            if production:
+                _production_host(psp, out[name])
             if psp == "adyen" and adyen_live(out[name]) and not production:
                 raise InvalidRequest("Invalid base_url: a live Adyen endpoint is refused "
                                      "unless kassa runs with KASSA_ENV=production.",
@@ -247,6 +263,9 @@ async def create(kassa: Kassa, *, merchant_id: str, psp: Any, currencies: Any,
     if psp not in PSPS:
         raise InvalidRequest(f"Invalid psp: must be one of {', '.join(PSPS)}.", param="psp")
     production = kassa.production
+    if production and psp == "simulator":
+        raise InvalidRequest("Invalid psp: a simulator account moves no money and is refused "
+                             "in production.", param="psp")
     settings = parse_settings(psp, {"base_url": base_url,
                                     "merchant_account": merchant_account},
                               production=production)
