@@ -62,8 +62,10 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(simulator_url: str) -> Settings:
+    from tests.support.vault import SESSION_SECRETS_KEYS
+
     return Settings(env="test", simulator_url=simulator_url, psp_timeout_seconds=5.0,
-                    api_key_cache_seconds=0.0)
+                    api_key_cache_seconds=0.0, secrets_keys=SESSION_SECRETS_KEYS)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from pydantic import SecretStr
 
+from kassa import secrets_box
 from kassa.api.errors import render
 from kassa.checkout import tokens as checkout_tokens
 from kassa.config import Settings
@@ -18,7 +21,9 @@ from kassa.db.pool import create_pool
 from kassa.domain.fees import FeeSchedule
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
+from kassa.psp.accounts import MerchantAccounts, adyen_live
 from kassa.psp.adyen import AdyenAdapter, AdyenSettings
+from kassa.psp.base import PSPAdapter
 from kassa.psp.breaker import BreakerPolicy
 from kassa.psp.monitor import MonitoredAdapter, PSPMonitor
 from kassa.psp.policy_router import PolicyRouter
@@ -154,6 +159,61 @@ def adyen_account(settings: Settings, client: httpx.AsyncClient,
                       hold_validity_seconds=adyen.hold_validity_seconds)
 
 
+def secrets(settings: Settings) -> secrets_box.SecretsBox | None:
+    """The key merchants' PSP credentials are sealed with; outside production a key file is
+    made under KASSA_HOME when none is configured (the vault KEK's way: `kassa dev` and
+    `make run` need no setup step). In production without one, psp_accounts are refused."""
+    try:
+        return secrets_box.load(keys=settings.secrets_keys, key_file=settings.secrets_key_path(),
+                                create=settings.env != "production")
+    except (secrets_box.SecretsBoxError, OSError) as exc:
+        raise StartupError(f"the secrets keys: {exc}",
+                           "set KASSA_SECRETS_KEYS to v1:<base64 of 32 random bytes> or "
+                           "KASSA_SECRETS_KEY_FILE to a file of such lines") from None
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    return None if not value else SecretStr(value)
+
+
+def account_adapter_factory(settings: Settings, client: httpx.AsyncClient,
+                            monitor: PSPMonitor | None
+                            ) -> Callable[[Mapping[str, Any], Mapping[str, Any]], PSPAdapter]:
+    """Builds a merchant's PSP account's adapter from its row and opened credentials; named
+    by the account id (its attempts' ``psp``, its ledger receivable, its webhook URL)."""
+    timeout = settings.psp_timeout_seconds
+
+    def build_adapter(row: Mapping[str, Any], credentials: Mapping[str, Any]) -> PSPAdapter:
+        name, options = row["id"], row["settings"]
+        adapter: PSPAdapter
+        if row["psp"] == "simulator":
+            secret = credentials.get("webhook_secret")
+            adapter = SimulatorAdapter(
+                client, options["base_url"], name=name, timeout=timeout,
+                webhook_secrets=[secret] if secret else [],
+                webhook_tolerance_s=settings.psp_webhook_tolerance_seconds)
+        elif row["psp"] == "stripe":
+            # model_construct: nothing read from the environment, so no platform setting
+            # (KASSA_STRIPE_WEBHOOK_SECRET …) ever applies to a merchant's account
+            adapter = StripeAdapter(client, StripeSettings.model_construct(
+                secret_key=SecretStr(credentials["api_key"]),
+                api_base=options.get("base_url") or "https://api.stripe.com",
+                webhook_secret=_secret(credentials.get("webhook_secret"))),
+                name=name, timeout=timeout)
+        elif row["psp"] == "adyen":
+            adapter = AdyenAdapter(client, AdyenSettings.model_construct(
+                api_key=SecretStr(credentials["api_key"]),
+                merchant_account=options["merchant_account"],
+                checkout_url=options.get("base_url") or "https://checkout-test.adyen.com/v71",
+                hmac_keys=SecretStr(",".join(credentials["hmac_keys"])),
+                live=adyen_live(options.get("base_url"))), name=name, timeout=timeout)
+        else:
+            raise ValueError(f"PSP account {name}: unknown psp {row['psp']!r}")
+        return adapter if monitor is None else MonitoredAdapter(adapter, monitor)
+
+    return build_adapter
+
+
 async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
                 http: httpx.AsyncClient | None = None,
                 stripe: StripeSettings | None = None,
@@ -171,8 +231,12 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
                              server_settings={"enable_seqscan": "off"})
     client = http or http_client(settings)
     monitor = psp_monitor(settings)
+    box = secrets(settings)
     psps = psp_registry(settings, client, stripe=stripe, adyen=adyen,
                         monitor=monitor)
+    psps.merchant_accounts = MerchantAccounts(
+        pool, box, account_adapter_factory(settings, client, monitor),
+        cache_seconds=settings.routing_cache_seconds)
     router = PolicyRouter(psps, settings.default_psp, pool=pool, monitor=monitor,
                           exploration_percent=settings.routing_exploration_percent,
                           cache_seconds=settings.routing_cache_seconds)
@@ -198,6 +262,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         checkout=checkout_settings(settings),
         clock=unix_now if settings.test_clock_file is None else file_clock(
             settings.test_clock_file),
+        secrets=box, production=settings.env == "production",
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

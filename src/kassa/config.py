@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     # with the previous one still verify (they live 30 minutes), none is signed with it.
     checkout_token_secret: SecretStr | None = None
     checkout_token_secret_previous: SecretStr | None = None
+    # Merchants' own PSP accounts (README "Bring your own PSP account"): the keys their
+    # credentials are sealed with (kassa/secrets_box.py): "v1:<base64 of 32 bytes>,v2:…"
+    # (the highest seals), else the key file (unset: KASSA_HOME/secrets-keys, created
+    # outside production when missing).
+    secrets_keys: SecretStr | None = None
+    secrets_key_file: Path | None = None
     # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
     # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
     # the payouts worker's idle pass, its first look at an in-transit payout (doubling while
@@ -251,6 +257,9 @@ class Settings(BaseSettings):
         # model_copy(update=…) skips validation, so a plain str may arrive here too
         raw = secret.get_secret_value() if isinstance(secret, SecretStr) else str(secret or "")
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.home / "secrets-keys"
 
     def vault_base_url(self) -> str:
         return (self.vault_url or f"http://{self.vault_host}:{self.vault_port}").rstrip("/")

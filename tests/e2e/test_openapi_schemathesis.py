@@ -83,8 +83,11 @@ async def objects(client, auth) -> dict[str, str]:
         "url": "http://127.0.0.1:9/hooks", "enabled_events[]": "*"})).json()
     event = (await client.get("/v1/events", headers=auth)).json()["data"][0]
     bt = (await client.get("/v1/balance_transactions", headers=auth)).json()["data"][0]
+    account = (await client.post("/v1/psp_accounts", headers=auth, data={
+        "psp": "simulator", "base_url": "http://127.0.0.1:9", "currencies[]": "usd"})).json()
     return {"payment_id": pi["id"], "refund_id": refund["id"], "endpoint_id": endpoint["id"],
-            "event_id": event["id"], "bt_id": bt["id"], "psp": "simulator"}
+            "event_id": event["id"], "bt_id": bt["id"], "psp": "simulator",
+            "account_id": account["id"]}
 
 
 @pytest.mark.slow

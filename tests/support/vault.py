@@ -34,6 +34,8 @@ def keyring_text(*versions: int) -> str:
 # one keyring per test session, as the session shares one database (a vault started with
 # another keyring than the one that wrapped its keys refuses to start)
 SESSION_KEKS = keyring_text(1)
+# and one secrets key (kassa/secrets_box.py: merchants' PSP credentials) for the API's side
+SESSION_SECRETS_KEYS = keyring_text(1)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from kassa.api.routers import (
     payment_intents,
     payment_methods,
     payouts,
+    psp_accounts,
     psp_returns,
     psp_webhooks,
     receipts,
@@ -100,7 +101,7 @@ def create_app(*, kassa: Kassa | None = None,
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
                    payment_methods, customers, checkout, account,
-                   reconciliation, routing_configs, metrics):
+                   reconciliation, routing_configs, psp_accounts, metrics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

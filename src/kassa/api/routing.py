@@ -91,13 +91,17 @@ async def run_post_expanded(request: Request, caller: Caller, raw: dict[str, Any
 
 
 async def post(request: Request, model: type[M], service: Callable[..., Awaitable[dict[str, Any]]],
-               arguments: Callable[[M], dict[str, Any]] | None = None, **params: Any
-               ) -> Response:
+               arguments: Callable[[M], dict[str, Any]] | None = None, *,
+               fingerprinted: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+               **params: Any) -> Response:
     """A write, run once per Idempotency-Key (replayed after): ``service(kassa,
     merchant_id=, **params, **arguments(body), idempotency=)``; ``params`` are the path's,
-    ``arguments`` picks what the service takes from the validated body."""
+    ``arguments`` picks what the service takes from the validated body, ``fingerprinted``
+    what of the body the key's stored request hash covers (secrets as keyed digests)."""
     caller = await deps.authenticate(request)
     body, raw = await deps.params(request, model)
+    if fingerprinted is not None:
+        raw = fingerprinted(raw)
     k = deps.kassa(request)
     paths = expansions(request, getattr(body, "expand", None))
     if arguments is not None:

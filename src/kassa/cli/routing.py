@@ -148,7 +148,7 @@ def routing_backtest(config: Annotated[Path, typer.Option("--config",
         from kassa.services.routing_configs import check_accounts
 
         policy = parse_policy(rules=body.get("rules"), default_route=body.get("default_route"))
-        check_accounts(kassa, policy)
+        await check_accounts(kassa, kassa.pool, merchant_id=merchant, policy=policy)
         rows = await routing_configs_db.recorded_authorizations(kassa.pool, merchant_id=merchant,
                                                   since=start, limit=limit)
         records = []

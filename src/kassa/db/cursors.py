@@ -8,7 +8,7 @@ from kassa.db.pool import Conn
 # the tables whose lists page by object id (each has id and merchant_id)
 TABLES = frozenset({"payment_intents", "charges", "refunds", "events",
                     "balance_transactions", "disputes", "webhook_endpoints", "payouts",
-                    "customers", "routing_configs"})
+                    "customers", "routing_configs", "psp_accounts"})
 
 
 async def object_exists(conn: Conn, *, table: str, merchant_id: str, object_id: str) -> bool:

@@ -94,7 +94,16 @@ class PolicyRouter:
             self._parsed_by_id[row["id"]] = policy
         return policy
 
-    def _usable(self, name: str) -> bool:
+    def _usable(self, name: str, payment: PaymentIntent | None = None) -> bool:
+        """An account a new authorisation may go to: configured and enabled; a merchant's
+        own account only for that merchant's payments in a currency it takes (with no
+        ``payment``: as checked when the payment was planned)."""
+        routable = getattr(self._psps, "routable", None)
+        if routable is not None:
+            if payment is None:
+                return bool(routable(name))
+            return bool(routable(name, merchant_id=payment.merchant_id,
+                                 currency=payment.amount.currency))
         if name not in self._psps:
             return False
         enabled = getattr(self._psps, "enabled", None)
@@ -119,7 +128,12 @@ class PolicyRouter:
                     route.psps, currency=payment.amount.currency, brand=facts.card_brand)
             psps, explored = order(route, payment.id, scores=scores,
                                    exploration_percent=self.exploration_percent)
-            usable = tuple(p for p in psps if self._usable(p)) or (self._default,)
+            refresh = getattr(self._psps, "refresh", None)
+            if refresh is not None:  # merchants' own accounts, as they are now
+                await refresh(psps)
+            # none usable (disabled, or none takes the currency): the platform's default,
+            # as a payment of a merchant without a configuration goes
+            usable = tuple(p for p in psps if self._usable(p, payment)) or (self._default,)
             decision = Decision(rule=rule, strategy=route.strategy, psps=usable,
                                 explored=explored)
         decision = self._steer(decision)

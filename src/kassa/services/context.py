@@ -16,6 +16,7 @@ from kassa.domain.fees import FeeSchedule
 from kassa.domain.payments import PaymentIntent
 from kassa.domain.routing import Decision
 from kassa.psp.base import Card, PSPAdapter
+from kassa.secrets_box import SecretsBox
 from kassa.vault.resolver import Resolved
 
 
@@ -110,6 +111,15 @@ class Kassa:
     # where a PSP sends the customer back after 3-D Secure (this API's /psp/return/…)
     public_url: str = "http://127.0.0.1:8000"
     checkout: CheckoutSettings | None = None
+    # seals merchants' PSP credentials (None: no key configured, no psp_accounts)
+    secrets: SecretsBox | None = None
+    production: bool = False  # KASSA_ENV=production: live keys and http URLs are refused
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]
+
+    def psps_changed(self, name: str) -> None:
+        """A merchant's PSP account changed: this process reads it again on next use."""
+        forget = getattr(self.psps, "forget", None)
+        if forget is not None:
+            forget(name)

@@ -21,6 +21,7 @@ LISTS: dict[str, tuple[str, str]] = {
     "/v1/payouts": ("payouts", "payout"),
     "/v1/customers": ("customers", "customer"),
     "/v1/routing_configs": ("routing_configs", "routing_config"),
+    "/v1/psp_accounts": ("psp_accounts", "psp_account"),
 }
 
 

@@ -1,7 +1,8 @@
 """Routing configurations: create (a new inactive version), retrieve, list, activate.
 
 The policy itself is parsed and checked by domain/routing.py; here the accounts it names
-are checked against the configured PSP accounts (unknown or disabled: 400), and the
+are checked against the platform's PSP accounts and the merchant's own (unknown, another
+merchant's, or disabled: 400), and the
 stored form is the parsed one (normalised), so what is shown is what routes.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kassa.db import psp_accounts as psp_accounts_db
 from kassa.db import routing_configs as routing_configs_db
+from kassa.db.pool import Conn
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.routing import RoutingPolicy, parse_policy, psp_params
@@ -19,23 +22,32 @@ from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 ID_PREFIX = "rcfg"
+ACCOUNT_PREFIX = "pspacct_"  # a merchant's own account (services/psp_accounts.py)
 
 
-def account_enabled(kassa: Kassa, name: str) -> bool | None:
-    """True/False for a configured account (enabled or not), None for an unknown one."""
-    if name not in kassa.psps:
+async def account_enabled(kassa: Kassa, conn: Conn, *, merchant_id: str,
+                          name: str) -> bool | None:
+    """True/False for an account the merchant may name (enabled or not), None for an
+    unknown one. A merchant's own account is read from its row, not a process's snapshot:
+    one disabled a moment ago is refused. Another merchant's account is unknown (its
+    existence is not told)."""
+    if name in kassa.psps:
+        enabled = getattr(kassa.psps, "enabled", None)
+        return True if enabled is None else bool(enabled(name))
+    if not name.startswith(ACCOUNT_PREFIX):
         return None
-    enabled = getattr(kassa.psps, "enabled", None)
-    return True if enabled is None else bool(enabled(name))
+    row = await psp_accounts_db.get_account(conn, merchant_id=merchant_id, account_id=name)
+    return None if row is None else bool(row["enabled"])
 
 
-def check_accounts(kassa: Kassa, policy: RoutingPolicy) -> None:
+async def check_accounts(kassa: Kassa, conn: Conn, *, merchant_id: str,
+                         policy: RoutingPolicy) -> None:
     for name, param in psp_params(policy):
-        state = account_enabled(kassa, name)
+        state = await account_enabled(kassa, conn, merchant_id=merchant_id, name=name)
         if state is None:
             raise InvalidRequest(f"No such PSP account: '{name}' (configured: "
-                                 f"{', '.join(sorted(kassa.psps))}).", param=param,
-                                 code="resource_missing")
+                                 f"{', '.join(sorted(kassa.psps))}, or one of your "
+                                 "psp_accounts).", param=param, code="resource_missing")
         if not state:
             raise InvalidRequest(f"The PSP account '{name}' is disabled.", param=param,
                                  code="psp_account_disabled")
@@ -56,10 +68,10 @@ async def create(kassa: Kassa, *, merchant_id: str, rules: Any, default_route: A
     policy = parse_policy(rules=rules, default_route=default_route)
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise InvalidRequest("Invalid name: a string of up to 200 characters.", param="name")
-    check_accounts(kassa, policy)
     shape = policy.as_dict()
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
+        await check_accounts(kassa, conn, merchant_id=merchant_id, policy=policy)
         row = await routing_configs_db.insert_config(conn, config_id=kassa.ids(ID_PREFIX),
                                        merchant_id=merchant_id, name=name,
                                        rules=shape["rules"],
@@ -84,11 +96,14 @@ async def activate(kassa: Kassa, *, merchant_id: str, config_id: str,
     one disabled since the version was created refuses the activation."""
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
+        # the merchant's lock first: a psp_account deleted meanwhile is seen (its delete
+        # takes the same lock before it looks at the active configuration)
+        await psp_accounts_db.lock_merchant(conn, merchant_id)
         row = await routing_configs_db.get_config(conn, merchant_id=merchant_id,
                                                   config_id=config_id)
         if row is None:
             raise _not_found(config_id)
-        check_accounts(kassa, stored_policy(row))
+        await check_accounts(kassa, conn, merchant_id=merchant_id, policy=stored_policy(row))
         row = await routing_configs_db.activate(conn, merchant_id=merchant_id, config_id=config_id,
                                   now=kassa.clock())
         assert row is not None

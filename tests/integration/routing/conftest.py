@@ -24,6 +24,7 @@ from kassa.config import Settings
 from kassa.services import merchants
 from kassa.services.context import Kassa
 from tests.support.databases import migrated_database
+from tests.support.vault import SESSION_SECRETS_KEYS
 
 A, B = "simulator", "sim_b"
 
@@ -100,6 +101,7 @@ async def routed_world(dsn: str, a_url: str, b_url: str, *,
                        ) -> AsyncIterator[World]:
     """``transport``: the PSP client's (tests.support.routing_world), else the real one."""
     base = dict(env="test", simulator_url=a_url, simulator_accounts=f"{B}={b_url}",
+                secrets_keys=SESSION_SECRETS_KEYS,
                 psp_timeout_seconds=5.0,
                 api_key_cache_seconds=0.0, routing_cache_seconds=0.0, db_write_batch=1)
     base.update(settings)

@@ -11,6 +11,7 @@ from kassa.api.routers import (
     account,
     disputes,
     payouts,
+    psp_accounts,
     reconciliation,
     routing_configs,
     webhook_endpoints,
@@ -62,12 +63,14 @@ BODIES = {
         reconciliation.DiscrepancyResolve,
     ("POST", "/v1/routing_configs"): routing_configs.RoutingConfigCreate,
     ("POST", "/v1/routing_configs/{config_id}/activate"): routing_configs.RoutingConfigActivate,
+    ("POST", "/v1/psp_accounts"): psp_accounts.PSPAccountCreate,
+    ("POST", "/v1/psp_accounts/{account_id}"): psp_accounts.PSPAccountUpdate,
 }
 
 
 def test_every_path_and_operation_is_listed(doc):
-    assert len(doc["paths"]) == 48
-    assert len(list(operations(doc))) == 64
+    assert len(doc["paths"]) == 50
+    assert len(list(operations(doc))) == 69
 
 
 @pytest.mark.parametrize(("key", "model"), BODIES.items(), ids=lambda v: str(v))
