@@ -16,7 +16,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -84,9 +84,13 @@ class StripeSettlementReports:
     async def _call(self, method: str, path: str, *,
                     data: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         try:
-            answer = await self._client.request(method, self._api + path, headers=self._auth,
-                                                data=data,  # type: ignore[arg-type]
-                                                timeout=self._timeout)
+            # a form with a repeated key (parameters[columns][]): encoded here, httpx's
+            # data= takes a mapping only
+            headers = self._auth if data is None else {
+                **self._auth, "Content-Type": "application/x-www-form-urlencoded"}
+            answer = await self._client.request(
+                method, self._api + path, headers=headers,
+                content=None if data is None else urlencode(data), timeout=self._timeout)
         except httpx.HTTPError as exc:
             raise ReportUnavailable(f"Stripe {method} {path}: {type(exc).__name__}") from None
         try:
