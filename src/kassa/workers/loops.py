@@ -86,10 +86,10 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
                            "payout-schedule", stop))
     if "reconcile-pull" in roles and reconcile_pull is not None:  # sources from bootstrap
         # any number of replicas: each account's day is claimed in the database
-        sources, policy = reconcile_pull
+        sources, pull_policy = reconcile_pull
         worker = f"{socket.gethostname()}:{os.getpid()}:{id(stop):x}"
         tasks.append(every(reconcile_pull_interval,
                            lambda: reconciliation_pull.pull_settlement_reports(
-                               kassa, sources=sources, policy=policy, worker=worker),
+                               kassa, sources=sources, policy=pull_policy, worker=worker),
                            "reconcile-pull", stop))
     await asyncio.gather(*tasks)
