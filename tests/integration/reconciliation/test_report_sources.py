@@ -141,3 +141,29 @@ async def test_adyen_settlement_details_are_pulled_with_basic_auth(world, tmp_pa
 def test_an_adyen_report_url_naming_another_field_is_refused_at_start_up():
     with pytest.raises(ValueError, match="may name only"):
         AdyenSettings(settlement_report_url="https://ca-test.adyen.com/{batch}.csv")
+
+
+async def test_a_stripe_day_is_pulled_into_one_run(world, tmp_path):
+    k, _, _ = world
+    _, end = day_bounds(DAY)
+    fake = StripeReporting(secret_key=KEY, data_available_end=end, rows=stripe_rows())
+    with serving(fake.app()) as url:
+        fake.base_url = url
+        stripe = StripeSettings(secret_key=SecretStr(KEY), api_base=url, files_base=url,
+                                report_poll_seconds=0.01)
+        async with httpx.AsyncClient() as client:
+            sources = bootstrap.settlement_report_sources(Settings(env="test"), client,
+                                                          stripe=stripe)
+            policy = PullPolicy(reports_dir=tmp_path, catch_up_days=2)
+            pulled = [await pull_settlement_reports(
+                k, sources={"stripe": sources["stripe"]}, policy=policy, worker=w,
+                today=DAY + timedelta(days=2)) for w in ("a", "b")]
+    # Nov 2 is imported; Nov 3 is past the report type's data (not published yet)
+    assert pulled == [1, 0]
+    pulls = {r["report_date"]: r for r in await k.pool.fetch(
+        "SELECT * FROM reconciliation_pulls WHERE psp = 'stripe'")}
+    assert pulls[DAY + timedelta(days=1)]["status"] == "failed"
+    run = await k.pool.fetchrow("SELECT * FROM reconciliation_runs WHERE id = $1",
+                                pulls[DAY]["run_id"])
+    assert (run["format"], run["rows_read"], run["discrepancies"]) == ("stripe", 2, 2)
+    assert sum(1 for m, _, _ in fake.requests if m == "POST") == 1  # one report run
