@@ -10,6 +10,13 @@ A *payment* is one card payment captured automatically:
 - ``confirm`` flow: ``POST /v1/payment_intents`` with ``confirm=true`` (one call);
 - ``two_call`` flow: ``POST /v1/payment_intents`` then ``POST …/{id}/confirm``.
 
+With ``cards="vault"`` each payment is what a checkout does with a real card number: the
+card is tokenised at the vault with the merchant's publishable key (``POST
+/v1/payment_methods``), then paid with the ``pm_…`` it got, the API forwarding the card
+data through the vault to the PSP. Otherwise the payment uses Stripe's test id
+``pm_card_visa`` (no vault involved). With ``cards="saved"`` it pays with the merchant's
+saved card (a vault card attached to a customer): the forwarding path alone, no tokenising.
+
 Every call carries a fresh ``Idempotency-Key``. Modes: ``closed`` (``concurrency`` workers
 issue back to back) and ``open`` (payments start on a fixed schedule at ``rate``/s; latency
 counts from the scheduled start, so a stalled server is not hidden by coordinated
@@ -41,6 +48,10 @@ PATH = "/v1/payment_intents"
 class Spec:
     base_url: str
     keys: list[str]
+    publishable: list[str] = field(default_factory=list)  # the same merchants' keys
+    cards: str = "test"  # test | vault | saved
+    saved: list[str] = field(default_factory=list)  # "customer=…&payment_method=…" each
+    vault_url: str = ""
     flow: str = "confirm"  # confirm | two_call
     mode: str = "closed"  # closed | open
     duration: float = 20.0
@@ -154,13 +165,27 @@ def classify(status: int, data: bytes) -> tuple[str, dict[str, Any] | None]:
     return f"{status} {err.get('code') or err.get('type') or '?'}", None
 
 
-def payment_body(confirm: bool) -> bytes:
-    body = f"amount={random.randint(100, 99_999)}&currency=usd&payment_method=pm_card_visa"
+def payment_body(confirm: bool, card: str = "payment_method=pm_card_visa") -> bytes:
+    body = f"amount={random.randint(100, 99_999)}&currency=usd&{card}"
     return (body + "&confirm=true" if confirm else body).encode()
 
 
-async def pay_confirm(client: Client, base: str, key: str) -> Result:
-    idem, body = str(uuid.uuid4()), payment_body(confirm=True)
+CARD = (b"type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2034"
+        b"&card[cvc]=123")
+
+
+async def tokenise(client: Client, vault_url: str, publishable: str) -> str | Result:
+    """The card's ``pm_…`` from the vault, or the failed outcome."""
+    status, _, data = await client.post(vault_url + "/v1/payment_methods", CARD,
+                                        headers(publishable, str(uuid.uuid4())))
+    if status != 200:
+        return Result(f"tokenise: {classify(status, data)[0]}")
+    return str(orjson.loads(data)["id"])
+
+
+async def pay_confirm(client: Client, base: str, key: str,
+                      card: str = "payment_method=pm_card_visa") -> Result:
+    idem, body = str(uuid.uuid4()), payment_body(confirm=True, card=card)
     status, _, data = await client.post(base + PATH, body, headers(key, idem))
     outcome, obj = classify(status, data)
     sent = Sent(key, idem, body, obj["id"]) if outcome == "succeeded" and obj else None
@@ -179,10 +204,18 @@ async def pay_two_calls(client: Client, base: str, key: str) -> Result:
     return Result(classify(status, data)[0], confirm_latency=time.perf_counter() - started)
 
 
-async def attempt(flow: str, client: Client, base: str, key: str) -> Result:
-    pay = pay_confirm if flow == "confirm" else pay_two_calls
+async def attempt(spec: Spec, client: Client, i: int | None = None) -> Result:
+    """One payment of merchant ``i`` (default: a random one) as the spec says."""
+    i = random.randrange(len(spec.keys)) if i is None else i
     try:
-        return await pay(client, base, key)
+        if spec.cards == "saved":
+            return await pay_confirm(client, spec.base_url, spec.keys[i], spec.saved[i])
+        if spec.cards == "vault":
+            pm = await tokenise(client, spec.vault_url, spec.publishable[i])
+            return pm if isinstance(pm, Result) else await pay_confirm(
+                client, spec.base_url, spec.keys[i], f"payment_method={pm}")
+        pay = pay_confirm if spec.flow == "confirm" else pay_two_calls
+        return await pay(client, spec.base_url, spec.keys[i])
     except Exception as exc:  # transport errors are outcomes to count, not crashes
         return Result(f"exc {type(exc).__name__}")
 
@@ -234,7 +267,7 @@ async def closed_loop(spec: Spec, client: Client, rec: Recorder) -> None:
     async def worker() -> None:
         while time.perf_counter() < rec.window_end:
             started = time.perf_counter()
-            result = await attempt(spec.flow, client, spec.base_url, random.choice(spec.keys))
+            result = await attempt(spec, client)
             rec.add(started, time.perf_counter(), result)
 
     await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
@@ -249,7 +282,7 @@ async def open_loop(spec: Spec, client: Client, rec: Recorder) -> int:
 
     async def one(scheduled: float) -> None:
         async with gate:
-            result = await attempt(spec.flow, client, spec.base_url, random.choice(spec.keys))
+            result = await attempt(spec, client)
         rec.add(scheduled, time.perf_counter(), result)
 
     n = 0

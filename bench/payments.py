@@ -3,6 +3,7 @@ same SQL on the same server, in one run (ARCHITECTURE §12). ``make bench`` runs
 
     python -m bench.payments [--duration 20] [--merchants 200] [--concurrency 64]
                              [--rate R] [--hot] [--api-workers 1] [--prefill 1000000]
+                             [--cards vault]
 
 Setup is automatic and loopback only: a durable (fsync on) embedded PostgreSQL in a temp
 dir under /tmp, or the server of KASSA_BENCH_DATABASE_URL; a fresh migrated database; the
@@ -12,7 +13,11 @@ Scenarios, each with a warm-up that is not counted:
 
 1. closed loop, create+confirm in one call (``confirm=true``), random merchant; then
    idempotent replays of completed requests with their original keys;
-2. with ``--hot``: scenario 1 with every request on one merchant;
+2. with ``--cards vault``: scenario 1 as a checkout with a real card number does it — the
+   number tokenised at the card vault (``kassa vault``, started too), then paid with the
+   ``pm_…``, the card data forwarded through the vault to the PSP (bench/load.py); and
+   paid with a saved card (a vault card attached to a customer: the forwarding path alone);
+   with ``--hot``: scenario 1 with every request on one merchant;
 3. closed loop, create then ``/confirm`` (two calls per payment);
 4. open loop at ``--rate`` payments/s (default: half of scenario 1's throughput),
    latency measured from each payment's scheduled start;
@@ -64,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="historical payments bulk-inserted before the run")
     p.add_argument("--pgbench-clients", type=int, default=16)
     p.add_argument("--pgbench-jobs", type=int, default=2)
+    p.add_argument("--cards", choices=("test", "vault"), default="test",
+                   help="vault: also start the card vault and add a scenario whose payments "
+                        "tokenise a card number there first and are forwarded through it")
     p.add_argument("--no-pgbench", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip the final ledger verify")
     p.add_argument("--no-prime", action="store_true",
@@ -82,6 +90,8 @@ def cpu_roles(st: Stack, postmaster: int | None) -> probe.Roles:
         roles["postgres"] = lambda: probe.tree(postmaster)
     if st.simulator is not None:
         roles["simulator"] = lambda pid=st.simulator.proc.pid: probe.tree(pid)
+    if st.vault is not None:
+        roles["vault"] = lambda pid=st.vault.proc.pid: probe.tree(pid)
     return roles
 
 
@@ -111,12 +121,15 @@ def run_load(spec: dict[str, Any], roles: probe.Roles) -> dict[str, Any]:
 
 
 def base_spec(args: argparse.Namespace, st: Stack) -> dict[str, Any]:
-    return {"base_url": st.api_url, "keys": st.keys, "duration": args.duration,
+    return {"base_url": st.api_url, "keys": st.keys, "publishable": st.publishable,
+            "vault_url": st.vault_url, "duration": args.duration,
             "warmup": args.warmup, "concurrency": args.concurrency,
             "replay_concurrency": args.replay_concurrency}
 
 
 HOT = "closed c={c}, 1 call, ONE hot merchant"
+VAULT = "closed c={c}, vault card: tokenise, then create+confirm"
+SAVED = "closed c={c}, saved vault card: create+confirm"
 
 
 def run_scenarios(args: argparse.Namespace, st: Stack, roles: probe.Roles
@@ -125,6 +138,10 @@ def run_scenarios(args: argparse.Namespace, st: Stack, roles: probe.Roles
     c = args.concurrency
     plan: list[tuple[str, dict[str, Any]]] = [
         (f"closed c={c}, create+confirm in 1 call", {"flow": "confirm", "replay": args.replay})]
+    if args.cards == "vault":
+        plan.append((SAVED.format(c=c), {"flow": "confirm", "cards": "saved",
+                                         "saved": st.saved}))
+        plan.append((VAULT.format(c=c), {"flow": "confirm", "cards": "vault"}))
     if args.hot:
         plan.append((HOT.format(c=c), {"flow": "confirm", "keys": st.keys[:1]}))
     plan.append((f"closed c={c}, create, then confirm (2 calls)", {"flow": "two_call"}))
@@ -190,6 +207,10 @@ def ratios(args: argparse.Namespace, scenarios: dict[str, dict[str, Any]],
     spread, hot = list(scenarios.values())[0], scenarios.get(HOT.format(c=args.concurrency))
     if hot and spread["payments_per_s"]:
         out["hot merchant ÷ spread payments/s"] = hot["payments_per_s"] / spread["payments_per_s"]
+    for label, name in (("saved vault card", SAVED), ("tokenised vault card", VAULT)):
+        if (vault := scenarios.get(name.format(c=args.concurrency))) and spread["payments_per_s"]:
+            out[f"{label} ÷ test-id payments/s"] = (vault["payments_per_s"]
+                                                    / spread["payments_per_s"])
     return out
 
 
@@ -214,7 +235,7 @@ def setup(args: argparse.Namespace, es: contextlib.ExitStack) -> tuple[Stack, di
                                                 ("KASSA_DB_WRITE_FLUSHES", args.write_flushes))
            if value is not None}
     st = stack.build(es, merchants=args.merchants, api_workers=args.api_workers,
-                     pool_size=args.pool_size, api_env=env)
+                     pool_size=args.pool_size, api_env=env, vault=args.cards == "vault")
     if args.prefill:
         took = prefill.prefill(st.dsn, args.prefill, log)
         log(f"prefill took {took:.0f}s")

@@ -1,5 +1,6 @@
 """The system under test, started on loopback and torn down again: PostgreSQL, a fresh
-migrated database, the PSP simulator and the API as subprocesses, and N merchants.
+migrated database, the PSP simulator, the API (and optionally the card vault) as subprocesses,
+and N merchants.
 
 Everything is registered on a ``contextlib.ExitStack`` so that an exception or Ctrl-C
 stops what was started (and only that), in reverse order.
@@ -8,6 +9,7 @@ stops what was started (and only that), in reverse order.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -226,7 +228,26 @@ def start_api(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator
 # ------------------------------------------------------------------------ merchants
 
 
-async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
+def start_vault(stack: contextlib.ExitStack, workdir: Path, *, dsn: str, simulator_url: str
+                ) -> tuple[Service, str, dict[str, str]]:
+    """``kassa vault`` with a fresh key-encryption key, forwarding to the simulator only;
+    returns the service, its URL and the settings the API needs to reach it."""
+    port, forward_port = free_port(), free_port()
+    secret = secrets.token_hex(32)
+    reach = {"KASSA_VAULT_URL": f"http://127.0.0.1:{port}", "KASSA_VAULT_PORT": str(port),
+             "KASSA_VAULT_FORWARD_PORT": str(forward_port),
+             "KASSA_VAULT_FORWARD_SECRET": secret,
+             # the checkout's tokens have a secret of their own (shared by API and vault)
+             "KASSA_CHECKOUT_TOKEN_SECRET": secrets.token_hex(32)}
+    env = base_env(workdir) | reach | {
+        "KASSA_DATABASE_URL": dsn, "KASSA_VAULT_FORWARD_HOSTS": simulator_url,
+        "KASSA_VAULT_KEKS": f"v1:{base64.b64encode(secrets.token_bytes(32)).decode()}"}
+    service = spawn(stack, "vault", [sys.executable, "-m", "kassa.cli", "vault"], env, workdir)
+    wait_healthy(service, reach["KASSA_VAULT_URL"] + "/healthz")
+    return service, reach["KASSA_VAULT_URL"], reach
+
+
+async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, str]]:
     from kassa import bootstrap
     from kassa.config import Settings
     from kassa.services.merchants import create_merchant
@@ -238,11 +259,11 @@ async def _create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
                                       for i in range(n)))
     finally:
         await close()
-    return [m["secret_key"] for m in made]
+    return made
 
 
-def create_merchants(dsn: str, simulator_url: str, n: int) -> list[str]:
-    """N merchants through the service layer; returns their secret keys."""
+def create_merchants(dsn: str, simulator_url: str, n: int) -> list[dict[str, str]]:
+    """N merchants through the service layer (their ids and keys)."""
     return asyncio.run(_create_merchants(dsn, simulator_url, n))
 
 
@@ -263,6 +284,25 @@ def verify_ledger(dsn: str) -> dict[str, Any]:
     return asyncio.run(_verify_ledger(dsn))
 
 
+def save_cards(st: Stack) -> list[str]:
+    """For each merchant, a card tokenised at the vault and attached to a new customer (a
+    returning customer's saved card, reusable); the payment parameters naming both."""
+    import httpx
+
+    saved = []
+    with httpx.Client(timeout=30.0) as c:
+        for sk, pk in zip(st.keys, st.publishable, strict=True):
+            pm = c.post(st.vault_url + "/v1/payment_methods", auth=(pk, ""), data={
+                "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+                "card[exp_year]": "2034", "card[cvc]": "123"}).raise_for_status().json()["id"]
+            cus = c.post(st.api_url + "/v1/customers",
+                         auth=(sk, "")).raise_for_status().json()["id"]
+            c.post(f"{st.api_url}/v1/payment_methods/{pm}/attach", auth=(sk, ""),
+                   data={"customer": cus}).raise_for_status()
+            saved.append(f"customer={cus}&payment_method={pm}")
+    return saved
+
+
 # ------------------------------------------------------------------------ the whole stack
 
 
@@ -275,7 +315,11 @@ class Stack:
     api_url: str = ""
     api: Service | None = None
     simulator: Service | None = None
-    keys: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the merchants' secret keys
+    publishable: list[str] = field(default_factory=list)  # theirs, in the same order
+    vault_url: str = ""
+    vault: Service | None = None
+    saved: list[str] = field(default_factory=list)  # with a vault: a saved card per merchant
 
 
 def workdir(stack: contextlib.ExitStack) -> Path:
@@ -285,19 +329,31 @@ def workdir(stack: contextlib.ExitStack) -> Path:
 
 
 def build(stack: contextlib.ExitStack, *, merchants: int, api_workers: int,
-          pool_size: int | None, api_env: dict[str, str] | None = None) -> Stack:
-    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd)."""
+          pool_size: int | None, api_env: dict[str, str] | None = None,
+          vault: bool = False) -> Stack:
+    """Server, fresh database, migrations, simulator, API and merchants (not yet ANALYZEd);
+    with ``vault``, the card vault too, and the API forwarding card data through it."""
     wd = workdir(stack)
     server_url = start_server(stack, wd)
     dsn = migrated_database(stack, server_url, "kassa_bench")
     log(f"database {urlsplit(dsn).path.lstrip('/')} migrated")
     st = Stack(wd, server_url, dsn)
     st.simulator, st.simulator_url = start_simulator(stack, wd)
-    st.keys = create_merchants(dsn, st.simulator_url, merchants)
+    made = create_merchants(dsn, st.simulator_url, merchants)
+    st.keys = [m["secret_key"] for m in made]
+    st.publishable = [m["publishable_key"] for m in made]
     log(f"{len(st.keys)} merchants created")
+    if vault:
+        st.vault, st.vault_url, reach = start_vault(stack, wd, dsn=dsn,
+                                                    simulator_url=st.simulator_url)
+        api_env = (api_env or {}) | reach
+        log(f"vault healthy at {st.vault_url}")
     st.api, st.api_url = start_api(stack, wd, dsn=dsn, simulator_url=st.simulator_url,
                                    workers=api_workers, pool_size=pool_size,
                                    extra_env=api_env)
     log(f"API ({api_workers} worker(s)) healthy at {st.api_url}")
+    if vault:
+        st.saved = save_cards(st)
+        log(f"{len(st.saved)} cards saved to customers")
     return st
 

@@ -4,6 +4,7 @@ images, tuples written per table, and CPU µs per payment of the API, PostgreSQL
 simulator.
 
     python -m bench.work [--payments 3000] [--concurrency 32] [--flow confirm|two_call]
+                         [--cards test|saved|vault]
 
 Counts (statements, tuples, WAL records and bytes outside full-page images) do not depend on
 the machine's load; CPU µs do, so compare those A/B interleaved, several runs each. Round
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--flow", choices=("confirm", "two_call"), default="confirm")
     p.add_argument("--merchants", type=int, default=50)
+    p.add_argument("--cards", choices=("test", "saved", "vault"), default="test",
+                   help="saved: each merchant's saved vault card (the forwarding path); "
+                        "vault: a card number tokenised at the vault per payment")
     return p.parse_args(argv)
 
 
@@ -67,23 +71,22 @@ def start_server(es: contextlib.ExitStack, workdir: Path) -> str:
     return url
 
 
-async def pay(base_url: str, keys: list[str], n: int, concurrency: int, flow: str
-              ) -> dict[str, int]:
-    """``n`` payments, ``concurrency`` at a time, round-robin over the merchants."""
-    client = load.make_client(concurrency)
+async def pay(spec: load.Spec, n: int) -> dict[str, int]:
+    """``n`` payments, ``spec.concurrency`` at a time, round-robin over the merchants."""
+    client = load.make_client(spec.concurrency)
     outcomes: dict[str, int] = {}
     issued = 0
 
     async def worker() -> None:
         nonlocal issued
         while issued < n:
-            key = keys[issued % len(keys)]
+            i = issued % len(spec.keys)
             issued += 1
-            outcome = (await load.attempt(flow, client, base_url, key)).outcome
+            outcome = (await load.attempt(spec, client, i)).outcome
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
     finally:
         await client.close()
     return outcomes
@@ -159,29 +162,41 @@ def main(argv: list[str] | None = None) -> None:
         server_url = start_server(es, workdir)
         dsn = stack.migrated_database(es, server_url, "kassa_work")
         simulator, simulator_url = stack.start_simulator(es, workdir)
-        keys = stack.create_merchants(dsn, simulator_url, args.merchants)
-        api, api_url = stack.start_api(es, workdir, dsn=dsn, simulator_url=simulator_url,
-                                       workers=1, pool_size=None)
-        warm = (api_url, keys, args.warmup, args.concurrency, args.flow)
-        asyncio.run(pay(*warm))
+        made = stack.create_merchants(dsn, simulator_url, args.merchants)
+        st = stack.Stack(workdir, server_url, dsn, simulator_url,
+                         keys=[m["secret_key"] for m in made],
+                         publishable=[m["publishable_key"] for m in made])
+        reach: dict[str, str] = {}
+        if args.cards != "test":
+            st.vault, st.vault_url, reach = stack.start_vault(es, workdir, dsn=dsn,
+                                                              simulator_url=simulator_url)
+        api, st.api_url = stack.start_api(es, workdir, dsn=dsn, simulator_url=simulator_url,
+                                          workers=1, pool_size=None, extra_env=reach)
+        if args.cards == "saved":
+            st.saved = stack.save_cards(st)
+        spec = load.Spec(base_url=st.api_url, keys=st.keys, publishable=st.publishable,
+                         cards=args.cards, vault_url=st.vault_url, saved=st.saved,
+                         flow=args.flow, concurrency=args.concurrency)
+        asyncio.run(pay(spec, args.warmup))
         stack.analyze(dsn)
-        asyncio.run(pay(*warm))
+        asyncio.run(pay(spec, args.warmup))
         with psycopg.connect(server_url, autocommit=True) as conn:
             backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
         pids = {"api": api.proc.pid, "postgres": probe.postmaster_of(backend),
-                "simulator": simulator.proc.pid}
+                "simulator": simulator.proc.pid,
+                "vault": st.vault.proc.pid if st.vault is not None else None}
         time.sleep(STATS_SETTLE_S)
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute("SELECT pg_stat_statements_reset()")
         before = snapshot(server_url, dsn, pids, simulator_url)
         started = time.perf_counter()
-        outcomes = asyncio.run(pay(api_url, keys, args.payments, args.concurrency, args.flow))
+        outcomes = asyncio.run(pay(spec, args.payments))
         elapsed = time.perf_counter() - started
         time.sleep(STATS_SETTLE_S)
         after = snapshot(server_url, dsn, pids, simulator_url)
         n = outcomes.get("succeeded", 0) or 1
         print(json.dumps({
-            "code": probe.code_version(stack.REPO), "flow": args.flow,
+            "code": probe.code_version(stack.REPO), "flow": args.flow, "cards": args.cards,
             "concurrency": args.concurrency, "outcomes": outcomes,
             "payments_per_s (noise on a shared machine)": round(n / elapsed, 1),
             "per_payment": per_payment(before, after, n)

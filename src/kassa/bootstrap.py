@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -25,10 +26,11 @@ from kassa.psp.policy_router import PolicyRouter
 from kassa.psp.router import PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
-from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy
+from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy, unix_now
 from kassa.services.payout_rail import RailPolicy
 from kassa.services.reconciliation_pull import PullPolicy
 from kassa.services.webhooks import WebhookPolicy
+from kassa.startup_errors import StartupError
 from kassa.vault.resolver import PaymentMethodResolver
 from kassa.vault.transport import VaultForwardingTransport
 from kassa.webhooks.delivery import WebhookSender
@@ -44,18 +46,37 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
     token = settings.vault_forward_token()
     if token:  # requests carrying card placeholders go through the vault (ARCHITECTURE §8)
-        transport = VaultForwardingTransport(transport, vault_url=settings.vault_base_url(),
+        transport = VaultForwardingTransport(transport, forward_url=settings.vault_forward_url(),
                                              token=token)
     return httpx.AsyncClient(transport=transport, timeout=settings.psp_timeout_seconds)
 
 
 def checkout_settings(settings: Settings) -> CheckoutSettings | None:
-    """The hosted checkout page posts cards to the vault: only with a vault to post to."""
-    token = settings.vault_forward_token()
-    if not token:
+    """The hosted checkout page posts cards to the vault: only with a vault to post to and
+    a secret to sign its tokens with (`kassa api` refuses to start without one outside
+    development: check_checkout_secret)."""
+    secrets = settings.checkout_token_secrets()
+    if not settings.vault_forward_token() or not secrets:
         return None
     return CheckoutSettings(vault_url=settings.vault_browser_url(),
-                            token_key=checkout_tokens.signing_key(token))
+                            token_key=checkout_tokens.signing_key(secrets[0]))
+
+
+def check_checkout_secret(settings: Settings) -> None:
+    """For the processes that sign (the API, with a vault) or verify (the vault) checkout
+    tokens: a missing or reused secret is a start-up error, not a checkout that fails."""
+    refusal = settings.checkout_token_refusal()
+    if refusal is not None:
+        raise StartupError(refusal, "set KASSA_CHECKOUT_TOKEN_SECRET (the same value) for the "
+                                    "API and the vault: openssl rand -hex 32")
+
+
+def file_clock(path: Path) -> Callable[[], int]:
+    """settings.test_clock_file: the unix time the file holds, read at each call (a test
+    replaces the file to move every process's day forward at once)."""
+    def now() -> int:
+        return int(path.read_text().strip())
+    return now
 
 
 def tune_gc() -> None:
@@ -177,6 +198,8 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         render=render,
         public_url=settings.public_base_url(),
         checkout=checkout_settings(settings),
+        clock=unix_now if settings.test_clock_file is None else file_clock(
+            settings.test_clock_file),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

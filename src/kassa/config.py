@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_FORWARD_SECRET = 32  # characters of KASSA_VAULT_FORWARD_SECRET when KASSA_ENV=production
+VAULT_FORWARD_HOST = "127.0.0.1"  # the vault's forwarding listener: loopback, not a setting
+MIN_CHECKOUT_TOKEN_SECRET = 32  # characters of KASSA_CHECKOUT_TOKEN_SECRET[_PREVIOUS] outside
+# development
 
 
 class Settings(BaseSettings):
@@ -156,6 +159,15 @@ class Settings(BaseSettings):
     # the vault as customers' browsers reach it (the hosted checkout page posts cards
     # there); unset: vault_url
     vault_public_url: str | None = None
+    # The vault's forwarding endpoint (POST /v1/forward, which fills card numbers into PSP
+    # requests) has a listener of its own on 127.0.0.1, never the public one browsers reach:
+    # the API and workers on the same machine send their placeholders there.
+    vault_forward_port: int = Field(default=8004, ge=0, le=65535)
+    # The hosted checkout's tokens (checkout/tokens.py) are signed with a secret of their
+    # own, shared by the API (mints) and the vault (verifies); while rotating, tokens signed
+    # with the previous one still verify (they live 30 minutes), none is signed with it.
+    checkout_token_secret: SecretStr | None = None
+    checkout_token_secret_previous: SecretStr | None = None
     # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
     # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
     # the payouts worker's idle pass, its first look at an in-transit payout (doubling while
@@ -167,17 +179,44 @@ class Settings(BaseSettings):
     payout_poll_seconds: float = Field(default=60.0, ge=0)
     payout_poll_cap_seconds: float = Field(default=6 * 3600.0, ge=0)
     payout_return_watch_days: float = Field(default=10.0, ge=0)
+    # How often the payout scheduler looks for due periods (a period is a day at the finest:
+    # a minute's lag is nothing; many replicas may run, each period is claimed once).
+    payout_schedule_interval_seconds: float = Field(default=60.0, gt=0)
+    # A file holding a unix time that is the clock of every process reading this setting, so
+    # a test can move the days forward under running workers (the payout scheduler's race
+    # with SIGKILLs over 30 simulated days). Refused in production.
+    test_clock_file: Path | None = None
 
     @field_validator("vault_forward_secret")
     @classmethod
     def _forward_secret_long_enough(cls, value: SecretStr | None, info: ValidationInfo
                                     ) -> SecretStr | None:
-        """It authenticates the API to the vault and keys the checkout tokens every page
-        carries (an offline guessing oracle): in production, at least 32 characters."""
+        """It lets its holder have card numbers filled into requests to allowed PSP hosts:
+        in production, at least 32 characters."""
         if (value is not None and info.data.get("env") == "production"
                 and len(value.get_secret_value()) < MIN_FORWARD_SECRET):
             raise ValueError(f"it must be at least {MIN_FORWARD_SECRET} characters in "
                              "production (generate one: openssl rand -hex 32)")
+        return value
+
+    @field_validator("test_clock_file")
+    @classmethod
+    def _no_test_clock_in_production(cls, value: Path | None, info: ValidationInfo
+                                     ) -> Path | None:
+        if value is not None and info.data.get("env") == "production":
+            raise ValueError("a test clock is for tests: unset KASSA_TEST_CLOCK_FILE")
+        return value
+
+    @field_validator("checkout_token_secret", "checkout_token_secret_previous")
+    @classmethod
+    def _checkout_secret_long_enough(cls, value: SecretStr | None, info: ValidationInfo
+                                     ) -> SecretStr | None:
+        """Every checkout page carries a token, so anyone may guess its secret offline:
+        outside development, at least 32 characters."""
+        if (value is not None and info.data.get("env", "development") != "development"
+                and len(value.get_secret_value()) < MIN_CHECKOUT_TOKEN_SECRET):
+            raise ValueError(f"it must be at least {MIN_CHECKOUT_TOKEN_SECRET} characters "
+                             "outside development (generate one: openssl rand -hex 32)")
         return value
 
     def bank_base_url(self) -> str:
@@ -221,6 +260,34 @@ class Settings(BaseSettings):
 
     def vault_browser_url(self) -> str:
         return (self.vault_public_url or self.vault_base_url()).rstrip("/")
+
+    def vault_forward_url(self) -> str:
+        """Where the API and workers reach the vault's forwarding listener (loopback)."""
+        return f"http://{VAULT_FORWARD_HOST}:{self.vault_forward_port}"
+
+    def checkout_token_secrets(self) -> list[str]:
+        """The checkout token secret, then the previous one (verification only), if set."""
+        secrets: list[str] = []
+        for secret in (self.checkout_token_secret, self.checkout_token_secret_previous):
+            # model_copy(update=…) skips validation, so a plain str may arrive here too
+            raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+            if raw:
+                secrets.append(str(raw))
+        return secrets if self.checkout_token_secret else []
+
+    def checkout_token_refusal(self) -> str | None:
+        """Why a process that signs or verifies checkout tokens (the API with a vault, the
+        vault) must not start, or None. Development without a secret only has no hosted
+        checkout (`kassa dev` makes one up)."""
+        secrets = self.checkout_token_secrets()
+        if not secrets:
+            return None if self.env == "development" else (
+                "KASSA_CHECKOUT_TOKEN_SECRET is not set (the hosted checkout's tokens are "
+                "signed with it)")
+        if self.vault_forward_token() in secrets:
+            return ("KASSA_CHECKOUT_TOKEN_SECRET[_PREVIOUS] is the vault's forward secret; "
+                    "each secret keys one thing")
+        return None
 
     def vault_forward_token(self) -> str | None:
         secret: object = self.vault_forward_secret

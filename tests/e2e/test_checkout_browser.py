@@ -364,3 +364,47 @@ async def test_kassa_js_refuses_a_secret_or_restricted_key(shop):
         assert message is not None and "secret key" in message, (key, message)
     made = await page.evaluate("""() => typeof window.Kassa("pk_test_abc", {}).mountCard""")
     assert made == "function"  # a publishable key (or a checkout token) is fine
+
+
+async def test_a_merchants_page_cannot_use_a_secret_key(shop):
+    """From another origin, in chromium: a secret-key route's preflight fails (the request
+    is never sent), a browser route answers 403 secret_key_from_browser (the page may read
+    why), the vault takes no card with a secret key; the publishable key works."""
+    pi = await shop.intent()
+    sk, pk = shop.merchant["secret_key"], shop.merchant["publishable_key"]
+    before = await shop.k.pool.fetchval("SELECT count(*) FROM payment_intents WHERE "
+                                        "merchant_id = $1", shop.merchant["merchant_id"])
+    async with merchant_site(shop.merchant_pages) as shop_url:
+        await shop.page.goto(f"{shop_url}/shop/keys")
+        answers = await shop.page.evaluate("""async ([api, vault, pi, secret, sk, pk]) => {
+            async function call(url, key, init) {
+              try {
+                const r = await fetch(url, {...init, headers: {
+                    "Authorization": "Bearer " + key,
+                    "Content-Type": "application/x-www-form-urlencoded"}});
+                const body = await r.json();
+                return {status: r.status, code: body.error ? body.error.code : null};
+              } catch (e) { return {blocked: true}; }
+            }
+            return {
+              create: await call(api + "/v1/payment_intents", sk,
+                                 {method: "POST", body: "amount=500&currency=eur"}),
+              confirm: await call(api + "/v1/payment_intents/" + pi + "/confirm", sk,
+                                  {method: "POST", body: "payment_method=pm_card_visa"}),
+              card: await call(vault + "/v1/payment_methods", sk, {method: "POST",
+                  body: "type=card&card[number]=4242424242424242&card[exp_month]=12" +
+                        "&card[exp_year]=2034"}),
+              retrieve: await call(api + "/v1/payment_intents/" + pi + "?client_secret=" +
+                                   encodeURIComponent(secret), pk, {method: "GET"}),
+            };
+        }""", [shop.api_url, shop.vault_url, pi["id"], pi["client_secret"], sk, pk])
+    assert answers["create"] == {"blocked": True}
+    assert answers["confirm"] == {"status": 403, "code": "secret_key_from_browser"}
+    assert answers["card"] == {"status": 403, "code": "secret_key_from_browser"}
+    assert answers["retrieve"] == {"status": 200, "code": None}
+    after = await shop.k.pool.fetchval("SELECT count(*) FROM payment_intents WHERE "
+                                       "merchant_id = $1", shop.merchant["merchant_id"])
+    assert after == before and await shop.books() == []  # nothing created, nothing charged
+    assert await shop.k.pool.fetchval("SELECT count(*) FROM kassa_vault.payment_methods "
+                                      "WHERE merchant_id = $1",
+                                      shop.merchant["merchant_id"]) == 0

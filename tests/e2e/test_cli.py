@@ -154,14 +154,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("setting", ["KASSA_PORT", "KASSA_SIMULATOR_PORT", "KASSA_VAULT_PORT"])
+@pytest.mark.parametrize("setting", ["KASSA_PORT", "KASSA_SIMULATOR_PORT", "KASSA_VAULT_PORT",
+                                     "KASSA_VAULT_FORWARD_PORT"])
 def test_a_busy_port_is_one_line_naming_the_setting_and_exit_2(private_dsn, tmp_path, setting):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
         ports = {"KASSA_PORT": str(_free_port()), "KASSA_SIMULATOR_PORT": str(_free_port()),
-                 "KASSA_VAULT_PORT": str(_free_port()), setting: str(port),
+                 "KASSA_VAULT_PORT": str(_free_port()),
+                 "KASSA_VAULT_FORWARD_PORT": str(_free_port()), setting: str(port),
                  "KASSA_HOME": str(tmp_path / "home")}
         out = kassa("dev", dsn=private_dsn, **ports)
     assert out.returncode == 2, out.stderr
@@ -229,3 +231,20 @@ def test_attempts_list_stuck_shows_what_needs_attention_and_exits_1(private_dsn)
     listed = kassa("attempts", "list", "--json", dsn=private_dsn)
     assert listed.returncode == 0, listed.stderr
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == ["ch_stuck"]
+
+
+@pytest.mark.parametrize("command", [["api"], ["vault"]])
+def test_kassa_api_and_vault_refuse_to_start_without_a_checkout_token_secret(command, tmp_path):
+    """Refused before anything is bound or connected (the database URL leads nowhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KASSA_")}
+    env.update({"KASSA_ENV": "production", "KASSA_VAULT_FORWARD_SECRET": "f" * 32,
+                "KASSA_HOME": str(tmp_path), "KASSA_PORT": "0", "KASSA_VAULT_PORT": "0",
+                "KASSA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x",
+                "KASSA_VAULT_FORWARD_PORT": "0"})
+    out = subprocess.run([sys.executable, "-m", "kassa.cli", *command], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    cause, remedy = out.stderr.strip().splitlines()
+    assert cause == ("kassa: KASSA_CHECKOUT_TOKEN_SECRET is not set (the hosted checkout's "
+                     "tokens are signed with it)")
+    assert "KASSA_CHECKOUT_TOKEN_SECRET" in remedy and "Traceback" not in out.stderr

@@ -40,7 +40,8 @@ def dev_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("KASSA_") and not k.startswith("PYTEST")}
     return {**env, "KASSA_PORT": str(_free_port()), "KASSA_SIMULATOR_PORT": str(_free_port()),
-            "KASSA_VAULT_PORT": str(_free_port()), **extra}
+            "KASSA_VAULT_PORT": str(_free_port()), "KASSA_VAULT_FORWARD_PORT": str(_free_port()),
+            **extra}
 
 
 def _postmaster_pid(data_dir: Path) -> int:

@@ -112,7 +112,8 @@ def kassa_dev(tmp_path: Path) -> Iterator[Dev]:
     with _database() as db_env:
         env = {**_user_environment(), **db_env}
         server_env = {**env, "KASSA_PORT": str(api_port), "KASSA_SIMULATOR_PORT": str(sim_port),
-                      "KASSA_VAULT_PORT": str(vault_port)}
+                      "KASSA_VAULT_PORT": str(vault_port),
+                      "KASSA_VAULT_FORWARD_PORT": str(free_port())}
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "kassa.cli", "dev"], cwd=cwd,
                                     env=server_env, stdout=out, stderr=subprocess.STDOUT)

@@ -15,7 +15,7 @@ from kassa.vault.keyring import LocalKeyring, new_keyring_file
 from tests.integration.test_database_roles import kassa_cli
 from tests.support.databases import migrated_database
 from tests.support.processes import free_port, kassa_process, wait_healthy
-from tests.support.vault import FORWARD_TOKEN, keyring_text, tokenise
+from tests.support.vault import CHECKOUT_TOKEN_SECRET, FORWARD_TOKEN, keyring_text, tokenise
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,8 @@ def _env(db: str, home: Path, kek: Path, port: int) -> dict[str, str]:
     return {**env, "KASSA_DATABASE_URL": db, "KASSA_HOME": str(home), "KASSA_ENV": "test",
             "KASSA_VAULT_KEK_FILE": str(kek), "KASSA_VAULT_PORT": str(port),
             "KASSA_VAULT_FORWARD_SECRET": FORWARD_TOKEN, "KASSA_VAULT_KEK_REFRESH_SECONDS": "0.2",
+            "KASSA_VAULT_FORWARD_PORT": str(free_port()),
+            "KASSA_CHECKOUT_TOKEN_SECRET": CHECKOUT_TOKEN_SECRET,
             "KASSA_API_KEY_CACHE_SECONDS": "0"}
 
 

@@ -20,7 +20,7 @@ from kassa.vault.cards import luhn_valid
 from tests.integration.test_database_roles import kassa_cli
 from tests.support.databases import migrated_database
 from tests.support.processes import free_port, kassa_process, wait_healthy
-from tests.support.vault import FORWARD_TOKEN, keyring_text, tokenise
+from tests.support.vault import CHECKOUT_TOKEN_SECRET, FORWARD_TOKEN, keyring_text, tokenise
 from tests.support.webhook_receiver import WebhookReceiver, create_endpoint, eventually
 
 pytestmark = pytest.mark.slow
@@ -84,12 +84,14 @@ def token(text: str, needle: str) -> int:
 async def test_card_numbers_stay_in_the_vault(server_url, simulator_url, tmp_path: Path):
     own_pan = fresh_pan()
     with migrated_database(server_url, "kassa_vault_e2e") as db:
-        api_port, vault_port = free_port(), free_port()
+        api_port, vault_port, forward_port = free_port(), free_port(), free_port()
         common = {k: v for k, v in os.environ.items() if not k.startswith("KASSA_")}
         common.update({"KASSA_DATABASE_URL": db, "KASSA_HOME": str(tmp_path / "home"),
                        "KASSA_ENV": "test", "KASSA_SIMULATOR_URL": simulator_url,
                        "KASSA_VAULT_PORT": str(vault_port), "KASSA_PORT": str(api_port),
                        "KASSA_VAULT_FORWARD_SECRET": FORWARD_TOKEN, "KASSA_DEBUG": "1",
+                       "KASSA_VAULT_FORWARD_PORT": str(forward_port),
+                       "KASSA_CHECKOUT_TOKEN_SECRET": CHECKOUT_TOKEN_SECRET,
                        "KASSA_API_KEY_CACHE_SECONDS": "0",
                        "KASSA_WEBHOOK_POLL_INTERVAL_SECONDS": "0.05"})
         vault_env = {**common, "KASSA_VAULT_KEKS": keyring_text(1),
@@ -104,6 +106,12 @@ async def test_card_numbers_stay_in_the_vault(server_url, simulator_url, tmp_pat
                               log=logs["worker"]) as worker_proc:
             await wait_healthy(vault_url, vault_proc)
             await wait_healthy(api, api_proc)
+            # `kassa vault` serves /v1/forward on its loopback listener only
+            async with httpx.AsyncClient() as probe:
+                for base, expected in ((vault_url, 404), (f"http://127.0.0.1:{forward_port}",
+                                                          401)):
+                    r = await probe.post(base + "/v1/forward", json={})
+                    assert r.status_code == expected, (base, r.text)
             async with WebhookReceiver() as receiver, httpx.AsyncClient(base_url=api) as c:
                 await create_endpoint(c, auth, receiver.url)
                 paid = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,14 +14,17 @@ import httpx
 from pydantic import SecretStr
 
 from kassa import bootstrap
+from kassa.checkout import tokens
 from kassa.config import Settings
 from kassa.services.context import Kassa
-from kassa.vault.app import create_vault_app
+from kassa.vault.app import create_forward_app, create_vault_app
 from kassa.vault.runtime import build_vault
 from kassa.vault.service import Vault
 from tests.support.api_server import serving
 
 FORWARD_TOKEN = "test-forward-token-" + "x" * 16
+# the hosted checkout's tokens have a secret of their own (generated as `kassa dev` does)
+CHECKOUT_TOKEN_SECRET = secrets.token_hex(32)
 
 
 def keyring_text(*versions: int) -> str:
@@ -34,7 +38,8 @@ SESSION_KEKS = keyring_text(1)
 
 @dataclass
 class RunningVault:
-    url: str
+    url: str  # the public listener (payment methods, what browsers reach)
+    forward_url: str  # the private one (the forwarding endpoint)
     vault: Vault
     settings: Settings  # the settings kassa's API and workers would run with
 
@@ -44,14 +49,17 @@ async def running_vault(settings: Settings, dsn: str, *, keks: str | None = None
                         **overrides: object) -> AsyncIterator[RunningVault]:
     vault_settings = settings.model_copy(update={
         "vault_keks": SecretStr(keks or SESSION_KEKS),
-        "vault_forward_secret": SecretStr(FORWARD_TOKEN), **overrides})
+        "vault_forward_secret": SecretStr(FORWARD_TOKEN),
+        "checkout_token_secret": SecretStr(CHECKOUT_TOKEN_SECRET), **overrides})
     vault, forwarder, close = await build_vault(vault_settings, dsn, pool_size=4)
     try:
-        app = create_vault_app(vault=vault, forwarder=forwarder, forward_token=FORWARD_TOKEN,
-                               key_cache_seconds=0.0)
-        async with serving(app) as url:
-            yield RunningVault(url, vault, vault_settings.model_copy(
-                update={"vault_url": url, "vault_keks": None}))
+        app = create_vault_app(vault=vault, key_cache_seconds=0.0, checkout_keys=(
+            tokens.verifying_keys(vault_settings.checkout_token_secrets())))
+        private = create_forward_app(forwarder=forwarder, forward_token=FORWARD_TOKEN)
+        async with serving(app) as url, serving(private) as forward_url:
+            port = int(forward_url.rsplit(":", 1)[1])
+            yield RunningVault(url, forward_url, vault, vault_settings.model_copy(
+                update={"vault_url": url, "vault_forward_port": port, "vault_keks": None}))
     finally:
         await close()
 

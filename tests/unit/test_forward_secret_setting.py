@@ -1,6 +1,6 @@
-"""KASSA_VAULT_FORWARD_SECRET keys the checkout tokens every hosted checkout page carries
-(anyone can take one offline and guess the secret): in production it is refused at start-up
-when shorter than 32 characters, with a message naming the setting."""
+"""KASSA_VAULT_FORWARD_SECRET authenticates kassa's processes to the vault's forwarding
+endpoint: in production it is refused at start-up when shorter than 32 characters, with a
+message naming the setting."""
 
 from __future__ import annotations
 

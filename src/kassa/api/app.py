@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassa.api import errors, openapi, responses
+from kassa.api import browsers, errors, openapi, responses
+from kassa.api.browsers import BrowserDoor
 from kassa.api.deps import respond
 from kassa.api.door import Door
 from kassa.api.request_ids import RequestIds
@@ -154,9 +154,9 @@ def create_app(*, kassa: Kassa | None = None,
     app.add_middleware(Door, max_body_bytes=max_body_bytes,
                        answer_within=answer_within_seconds)
     # kassa.js on a merchant's own origin retrieves and confirms with the publishable key
-    # and client_secret, as Stripe.js does; keys travel in a header, never a cookie, so
-    # allowing every origin lends no ambient authority to another site
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
+    # and client_secret, as Stripe.js does: CORS there only; a secret key from a page is
+    # refused everywhere (api/browsers.py)
+    app.add_middleware(BrowserDoor, routes=browsers.API_ROUTES,
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
                                       "Stripe-Version"],
                        expose_headers=["Request-Id", "Idempotent-Replayed"])

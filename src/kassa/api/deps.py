@@ -27,19 +27,23 @@ def kassa(request: Request) -> Kassa:
     return k
 
 
-async def authenticate(request: Request, *, secret: bool = True) -> Caller:
-    header = request.headers.get("authorization", "")
-    key = ""
+def api_key_of(header: str) -> str:
+    """The key of an ``Authorization`` header (Bearer, or Basic with the key as user)."""
     if header.lower().startswith("bearer "):
-        key = header[7:].strip()
-    elif header.lower().startswith("basic "):
+        return header[7:].strip()
+    if header.lower().startswith("basic "):
         import base64
         import binascii
 
         try:
-            key = base64.b64decode(header[6:]).decode().split(":", 1)[0]
+            return base64.b64decode(header[6:]).decode().split(":", 1)[0]
         except (binascii.Error, UnicodeDecodeError):
-            key = ""
+            return ""
+    return ""
+
+
+async def authenticate(request: Request, *, secret: bool = True) -> Caller:
+    key = api_key_of(request.headers.get("authorization", ""))
     if not key:
         raise errors.AuthenticationError(
             "You did not provide an API key. Provide it as a Bearer token: "

@@ -19,6 +19,7 @@ from kassa.cli.dev_merchant import seed_dev_merchant
 from kassa.cli.process import STOP_SIGNALS, listen, run_async, say, stop_on_signals
 from kassa.config import Settings
 from kassa.startup_errors import StartupError
+from kassa.vault.cli import vault_sockets
 
 
 def command() -> None:
@@ -36,14 +37,14 @@ def run(settings: Settings) -> None:
     sim_sock = listen(settings.simulator_host, settings.simulator_port,
                       port_setting="KASSA_SIMULATOR_PORT", host_setting="KASSA_SIMULATOR_HOST")
     bank_sock, settings = bank_socket(settings)
-    vault_sock = listen(settings.vault_host, settings.vault_port,
-                        port_setting="KASSA_VAULT_PORT", host_setting="KASSA_VAULT_HOST")
+    vault_sock, forward_sock, settings = vault_sockets(settings)
     # KASSA_HOME keeps the dev merchant's key, with the embedded server or without it.
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         with database(settings, migrate=True) as dsn:
             try:
-                run_async(_dev(settings, dsn, api_sock, sim_sock, vault_sock, bank_sock))
+                run_async(_dev(settings, dsn, api_sock, sim_sock, (vault_sock, forward_sock),
+                               bank_sock))
             except KeyboardInterrupt:
                 pass
             finally:
@@ -52,19 +53,20 @@ def run(settings: Settings) -> None:
         api_sock.close()
         sim_sock.close()
         vault_sock.close()
+        forward_sock.close()
         bank_sock.close()
     say("stopped")
 
 
 async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
-               sim_sock: socket.socket, vault_sock: socket.socket,
+               sim_sock: socket.socket, vault_socks: tuple[socket.socket, socket.socket],
                bank_sock: socket.socket) -> None:
     import uvicorn
 
     from kassa import bootstrap
     from kassa.api.app import create_app
     from kassa.psp.simulator.app import create_app as create_simulator
-    from kassa.vault.cli import vault_asgi_app
+    from kassa.vault.cli import vault_servers
     from kassa.workers import loops
 
     class Server(uvicorn.Server):
@@ -88,17 +90,21 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     sim = Server(uvicorn.Config(sim_app, log_level="warning",
                                 access_log=False, lifespan="off"))
 
-    # the card vault: its own app on its own port (one database role here, as in all of
-    # `kassa dev`; production gives it its own, README "Card vault")
-    token = settings.vault_forward_token()
-    assert token is not None
-    vault = Server(uvicorn.Config(vault_asgi_app(settings, dsn, token, create_keyring=True),
-                                  log_level="warning", access_log=False))
+    # the card vault: its own apps on its own ports, the public one and the loopback-only
+    # forwarding one (one database role here, as in all of `kassa dev`; production gives
+    # it its own, README "Card vault")
+    try:
+        vault, vault_forward, close_vault = await vault_servers(settings, dsn, Server,
+                                                                create_keyring=True)
+    except BaseException:
+        await close()
+        raise
 
     bank = bank_server(settings, Server)
 
     async def ready() -> dict[str, bool]:
-        return {"simulator": sim.started, "vault": vault.started, "bank": bank.started}
+        return {"simulator": sim.started, "vault": vault.started and vault_forward.started,
+                "bank": bank.started}
 
     api_server = Server(uvicorn.Config(
         create_app(kassa=kassa, readiness=ready, key_cache_seconds=settings.api_key_cache_seconds),
@@ -108,7 +114,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     def shutdown() -> None:
         stop.set()
         sim.should_exit = True
-        vault.should_exit = True
+        vault.should_exit = vault_forward.should_exit = True
         bank.should_exit = True
         api_server.should_exit = True
 
@@ -118,7 +124,8 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
     sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
     rail_client = bootstrap.http_client(settings)
     tasks = [asyncio.create_task(sim.serve(sockets=[sim_sock])),
-             asyncio.create_task(vault.serve(sockets=[vault_sock])),
+             asyncio.create_task(vault.serve(sockets=[vault_socks[0]])),
+             asyncio.create_task(vault_forward.serve(sockets=[vault_socks[1]])),
              asyncio.create_task(bank.serve(sockets=[bank_sock])),
              asyncio.create_task(api_server.serve(sockets=[api_sock])),
              asyncio.create_task(loops.run(kassa, interval=settings.recovery_interval_seconds,
@@ -136,11 +143,13 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                                                bootstrap.pull_policy(settings)),
                                            reconcile_pull_interval=(
                                                settings.reconcile_pull_interval_seconds)))]
-    while not (sim.started and api_server.started and vault.started and bank.started):
+    while not (sim.started and api_server.started and vault.started and vault_forward.started
+               and bank.started):
         if any(t.done() for t in tasks) or stop.is_set():
             break
         await asyncio.sleep(0.05)
-    started = sim.started and api_server.started and vault.started and bank.started
+    started = (sim.started and api_server.started and vault.started and vault_forward.started
+               and bank.started)
     if started:
         bootstrap.tune_gc()
         _banner(settings, dsn, seeded)
@@ -154,6 +163,7 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
         await close_sender()
         await rail_client.aclose()
         await close()
+        await close_vault()
     if not started and not _stopped_by_signal(stop, tasks):
         raise StartupError("the API, the simulator or the vault did not start",
                            "run again with --debug to see why")
@@ -172,6 +182,8 @@ def _banner(settings: Settings, dsn: str, seeded: dict[str, str]) -> None:
             f"  simulator:  {settings.simulator_base_url()}\n"
             f"  vault:      {settings.vault_base_url()}   (POST /v1/payment_methods with "
             f"the publishable key)\n"
+            f"  forward:    {settings.vault_forward_url()}   (loopback only: the vault's "
+            f"forwarding endpoint for the API and workers)\n"
             f"  bank:       {settings.bank_base_url()}   (payouts)\n"
             f"  checkout:   {base}/checkout/<payment_intent>?client_secret=<its secret>   "
             f"(kassa.js: {base}/kassa.js)\n"
@@ -201,16 +213,19 @@ def cli_hint() -> str:
 
 
 def _dev_vault(settings: Settings) -> Settings:
-    """The token the API and workers present to the vault's forwarding endpoint: made up
-    for this run when none is configured."""
+    """The token the API and workers present to the vault's forwarding endpoint, and the
+    secret the checkout tokens are signed with: each made up for this run when none is
+    configured."""
     import secrets
 
     from pydantic import SecretStr
 
-    if settings.vault_forward_token():
-        return settings
-    return settings.model_copy(
-        update={"vault_forward_secret": SecretStr(secrets.token_hex(32))})
+    made: dict[str, SecretStr] = {}
+    if not settings.vault_forward_token():
+        made["vault_forward_secret"] = SecretStr(secrets.token_hex(32))
+    if not settings.checkout_token_secrets():
+        made["checkout_token_secret"] = SecretStr(secrets.token_hex(32))
+    return settings.model_copy(update=made) if made else settings
 
 
 def _dev_simulator(settings: Settings):  # type: ignore[no-untyped-def]

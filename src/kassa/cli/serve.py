@@ -19,6 +19,10 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
     import uvicorn
 
     settings = Settings()
+    if settings.vault_forward_token():  # with a vault, the API mints checkout tokens
+        from kassa.bootstrap import check_checkout_secret
+
+        check_checkout_secret(settings)
     check_free(settings.host, settings.port, port_setting="KASSA_PORT",
                host_setting="KASSA_HOST")
     with database(settings) as dsn:
@@ -75,6 +79,7 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...]) -> None:
                         webhook_sender=sender,
                         psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
                         payouts=payouts, payouts_interval=settings.payouts_interval_seconds,
+                        payout_schedule_interval=settings.payout_schedule_interval_seconds,
                         reconcile_pull=pull,
                         reconcile_pull_interval=settings.reconcile_pull_interval_seconds)
     finally:

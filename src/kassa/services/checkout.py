@@ -55,7 +55,8 @@ async def open_checkout(kassa: Kassa, *, payment_id: str, client_secret: str | N
                         ) -> OpenCheckout:
     if kassa.checkout is None:
         raise CheckoutUnavailable("The hosted checkout page needs the card vault "
-                                  "(KASSA_VAULT_FORWARD_SECRET and KASSA_VAULT_URL).")
+                                  "(KASSA_VAULT_FORWARD_SECRET and KASSA_VAULT_URL) and a "
+                                  "KASSA_CHECKOUT_TOKEN_SECRET.")
     p = await load(kassa, payment_id=payment_id, client_secret=client_secret)
     merchant = await merchants_db.get_merchant(kassa.pool, p.merchant_id)
     # a token lets its holder tokenise cards for the merchant: only while this intent can

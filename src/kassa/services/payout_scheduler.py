@@ -48,6 +48,8 @@ async def schedule_payouts(kassa: Kassa) -> int:
         periods = account.settings.schedule.catch_up(
             scheduled_through=None if watermark is None else _instant(watermark),
             now=_instant(now))
+        if not periods:  # nothing due since the watermark: it may stay where it is (the
+            continue     # windows chain), and an idle pass writes nothing
         ok = finished.setdefault(account.merchant_id, True)
         for period in periods:
             try:

@@ -1,6 +1,8 @@
-"""The vault's ASGI app (``kassa vault``): ``POST /v1/payment_methods`` (publishable or
-secret key) takes raw cards, ``GET /v1/payment_methods/{id}`` shows one, and ``POST
-/v1/forward`` (kassa's own processes, by shared token) fills card fields into a PSP request.
+"""The vault's two ASGI apps (``kassa vault``). The public one: ``POST /v1/payment_methods``
+(publishable or secret key, or a checkout token) takes raw cards, ``GET
+/v1/payment_methods/{id}`` shows one. The private one, on a loopback-only listener of its
+own: ``POST /v1/forward`` (kassa's own processes, by shared token) fills card fields into a
+PSP request — never reachable where browsers (or anything off the machine) reach the vault.
 
 Nothing here logs a request body, and every error message is written without the values
 that were sent, so a card number reaches no log, error or response."""
@@ -8,16 +10,15 @@ that were sent, so a card number reaches no log, error or response."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassa.api import deps, errors
+from kassa.api import browsers, deps, errors
+from kassa.api.browsers import BrowserDoor
 from kassa.api.door import Door
 from kassa.api.params import parse_body
 from kassa.checkout import tokens as checkout_tokens
@@ -41,64 +42,38 @@ def _error(exc: BaseException) -> Response:
                     headers=errors.headers_for(exc) or None)
 
 
-def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | None = None,
-                     forward_token: str,
-                     lifespan_vault: Callable[[], Awaitable[tuple[Vault, fw.Forwarder,
-                                                                  Callable[[], Awaitable[None]]]]]
-                     | None = None,
+def create_vault_app(*, vault: Vault, checkout_keys: Sequence[bytes] = (),
                      key_cache_seconds: float = 5.0, max_body_bytes: int = 64 * 1024,
                      answer_within_seconds: float = 30.0, clock: Callable[[], int] | None = None
                      ) -> FastAPI:
-    """Pass a ready ``vault`` and ``forwarder`` (tests), or ``lifespan_vault`` to build them
-    on the server's loop (``kassa vault``)."""
+    """The vault's public listener, the one browsers reach: payment methods only.
+    ``checkout_keys`` verify the hosted checkout page's tokens (none: refused)."""
     import time
 
     now = clock or (lambda: int(time.time()))
-    if not forward_token:
-        raise ValueError("the vault needs a forward token (KASSA_VAULT_FORWARD_SECRET)")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        closer = None
-        if lifespan_vault is not None:
-            built, app.state.forwarder, closer = await lifespan_vault()
-            _install(app, built)
-        try:
-            yield
-        finally:
-            if closer is not None:
-                await closer()
-
-    app = FastAPI(title="kassa vault", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None)
+    app = _app()
     app.state.keys = KeyCache(key_cache_seconds)
-    if vault is not None:
-        _install(app, vault)
-        app.state.forwarder = forwarder
-
-    def the_vault(request: Request) -> Vault:
-        v: Vault = request.app.state.vault
-        return v
+    app.state.vault = vault
+    # deps.authenticate reads API keys through the services' KeyCache, which needs only the
+    # pool of a Kassa: the vault's role may read api_keys (vault/roles.py), nothing else
+    app.state.kassa = Kassa(pool=vault.pool, psps={}, router=None,  # type: ignore[arg-type]
+                            payment_methods=None)  # type: ignore[arg-type]
 
     @app.get("/healthz")
     async def healthz(request: Request) -> Response:
-        ok = getattr(request.app.state, "vault", None) is not None
-        if ok:
-            try:
-                await the_vault(request).pool.fetchval("SELECT 1")
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                ok = False
+        try:
+            ok = await vault.pool.fetchval("SELECT 1") == 1
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            ok = False
         return Response(orjson.dumps({"status": "ok" if ok else "unavailable"}),
                         status_code=200 if ok else 503, media_type=JSON)
-
-    checkout_key = checkout_tokens.signing_key(forward_token)
 
     async def tokenising_merchant(request: Request) -> str:
         """A publishable or secret key's merchant, or a hosted checkout page's token's."""
         header = request.headers.get("authorization", "")
         bearer = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if bearer.startswith(checkout_tokens.PREFIX):
-            merchant_id = checkout_tokens.merchant_of(checkout_key, bearer, now=now())
+            merchant_id = checkout_tokens.merchant_of(checkout_keys, bearer, now=now())
             if merchant_id is None:
                 raise errors.AuthenticationError("This checkout page has expired; reload it.")
             return merchant_id
@@ -110,9 +85,8 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
             merchant_id = await tokenising_merchant(request)
             raw = parse_body(request.headers.get("content-type"), await request.body())
             key = request.headers.get("idempotency-key")
-            made = await the_vault(request).tokenize(merchant_id=merchant_id,
-                                                     params=raw, livemode=False, now=now(),
-                                                     idempotency_key=key)
+            made = await vault.tokenize(merchant_id=merchant_id, params=raw, livemode=False,
+                                        now=now(), idempotency_key=key)
         except (KassaError, CardInvalid) as exc:
             return _error(exc)
         headers = {} if key is None else {"Idempotency-Key": key}
@@ -126,7 +100,7 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
         try:
             caller = await deps.authenticate(request)
             row = await store.get_payment_method(
-                the_vault(request).pool, merchant_id=caller.merchant_id,
+                vault.pool, merchant_id=caller.merchant_id,
                 payment_method_id=payment_method_id)
             if row is None:
                 raise NotFound(f"No such PaymentMethod: '{payment_method_id:.64}'", param="id")
@@ -134,12 +108,29 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
             return _error(exc)
         return Response(orjson.dumps(payment_method(row)), media_type=JSON)
 
+    # the checkout page and kassa.js post cards from the merchant's origin, with a
+    # publishable key or a checkout token; a secret key from a page is refused
+    app.add_middleware(BrowserDoor, routes=browsers.VAULT_ROUTES,
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+    app.add_middleware(Door, max_body_bytes=max_body_bytes, answer_within=answer_within_seconds)
+    return app
+
+
+def create_forward_app(*, forwarder: fw.Forwarder, forward_token: str,
+                       max_body_bytes: int = 64 * 1024, answer_within_seconds: float = 30.0
+                       ) -> FastAPI:
+    """The vault's private listener (loopback only, KASSA_VAULT_FORWARD_PORT): the
+    forwarding endpoint, for kassa's API and workers on this machine, by shared token. No
+    CORS: nothing a browser may call."""
+    if not forward_token:
+        raise ValueError("the vault needs a forward token (KASSA_VAULT_FORWARD_SECRET)")
+    app = _app()
+
     @app.post("/v1/forward")
     async def forward(request: Request) -> Response:
         given = request.headers.get(fw.TOKEN_HEADER, "")
         if not hmac.compare_digest(given.encode(), forward_token.encode()):
             return _refusal(401, "a forward needs the vault's token")
-        forwarder: fw.Forwarder = request.app.state.forwarder
         timeout = request.headers.get(fw.TIMEOUT_HEADER)
         try:
             result = await forwarder.forward(
@@ -156,6 +147,14 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
             headers[fw.ERROR_HEADER] = result.error
         return Response(result.body, status_code=result.status, headers=headers)
 
+    app.add_middleware(Door, max_body_bytes=max_body_bytes, answer_within=answer_within_seconds)
+    return app
+
+
+def _app() -> FastAPI:
+    app = FastAPI(title="kassa vault", version="0.1.0", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         body = errors.error_body("invalid_request_error",
@@ -163,11 +162,6 @@ def create_vault_app(*, vault: Vault | None = None, forwarder: fw.Forwarder | No
                                  f"{request.url.path}).")
         return Response(orjson.dumps(body), status_code=exc.status_code, media_type=JSON)
 
-    # the checkout page and kassa.js post cards from the merchant's origin, with a
-    # publishable key (no cookies: credentials are never sent cross-origin)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["POST"],
-                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
-    app.add_middleware(Door, max_body_bytes=max_body_bytes, answer_within=answer_within_seconds)
     return app
 
 
@@ -175,12 +169,3 @@ def _refusal(status: int, message: str) -> Response:
     body = errors.error_body("invalid_request_error", message, code="forward_refused")
     return Response(orjson.dumps(body), status_code=status, media_type=JSON,
                     headers={fw.ERROR_HEADER: "refused"})
-
-
-def _install(app: FastAPI, vault: Vault) -> None:
-    app.state.vault = vault
-    # deps.authenticate reads API keys through the services' KeyCache, which needs only the
-    # pool of a Kassa: the vault's role may read api_keys (vault/roles.py), nothing else
-    app.state.kassa = Kassa(pool=vault.pool, psps={}, router=None,  # type: ignore[arg-type]
-                            payment_methods=None)  # type: ignore[arg-type]
-

@@ -1,7 +1,8 @@
 """The httpx transport of kassa's PSP client in the API and worker processes: a request
-whose body carries vault placeholders goes to the vault's forwarding endpoint instead of
-the PSP, everything else goes straight on. Adapters keep building their own requests and
-reading their own answers; they never see a card number, and neither does this process.
+whose body carries vault placeholders goes to the vault's forwarding endpoint (on its
+private, loopback-only listener: KASSA_VAULT_FORWARD_PORT) instead of the PSP, everything
+else goes straight on. Adapters keep building their own requests and reading their own
+answers; they never see a card number, and neither does this process.
 
 Failures of the PSP hop, as the vault reports them, are raised as the exceptions the
 adapter's own connection would have raised (ConnectError, ConnectTimeout: provably unsent;
@@ -21,9 +22,10 @@ _RAISED: dict[str, type[httpx.TransportError]] = {
 
 
 class VaultForwardingTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, *, vault_url: str, token: str) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, forward_url: str, token: str
+                 ) -> None:
         self.inner = inner
-        self.forward_url = vault_url.rstrip("/") + "/v1/forward"
+        self.forward_url = forward_url.rstrip("/") + "/v1/forward"
         self.token = token
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

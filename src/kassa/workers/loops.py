@@ -53,7 +53,7 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
               relay_interval: float = 0.2, webhook_sender: WebhookSender | None = None,
               psp_webhooks_interval: float = 0.5,
               payouts: tuple[PayoutAdapter, payout_rail.RailPolicy] | None = None,
-              payouts_interval: float = 2.0,
+              payouts_interval: float = 2.0, payout_schedule_interval: float = 60.0,
               reconcile_pull: tuple[Mapping[str, SettlementReportSource],
                                     reconciliation_pull.PullPolicy] | None = None,
               reconcile_pull_interval: float = 300.0) -> None:
@@ -82,7 +82,8 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
         tasks.append(every(payouts_interval, lambda: payout_rail.advance_due_payouts(
             kassa, rail=rail, policy=policy), "payouts", stop))
     if "payout-schedule" in roles:  # automatic payouts: any number of replicas (unique periods)
-        tasks.append(every(max(interval, 60.0), lambda: payout_scheduler.schedule_payouts(kassa),
+        tasks.append(every(payout_schedule_interval,
+                           lambda: payout_scheduler.schedule_payouts(kassa),
                            "payout-schedule", stop))
     if "reconcile-pull" in roles and reconcile_pull is not None:  # sources from bootstrap
         # any number of replicas: each account's day is claimed in the database

@@ -11,7 +11,7 @@ import re
 import httpx
 
 from kassa.checkout import tokens
-from tests.support.vault import FORWARD_TOKEN
+from tests.support.vault import CHECKOUT_TOKEN_SECRET, FORWARD_TOKEN
 
 
 def _auth(shop):
@@ -86,14 +86,18 @@ async def test_the_token_tokenises_for_its_merchant_only(api, vault, shop):
         pm = r.json()["id"]
         got = await api.get(f"/v1/payment_methods/{pm}", headers=_auth(shop))
         assert got.status_code == 200  # the merchant's card
-        key = tokens.signing_key(FORWARD_TOKEN)
+        key = tokens.signing_key(CHECKOUT_TOKEN_SECRET)
         forged = token[:-1] + ("0" if token[-1] != "0" else "1")
         expired = tokens.mint(key, merchant_id=shop["merchant_id"], payment_id=pi["id"],
                               now=0)
         other = tokens.mint(tokens.signing_key("another secret"),
                             merchant_id=shop["merchant_id"], payment_id=pi["id"],
                             now=2_000_000_000)
-        for bad in (forged, expired, other, "kct_garbage"):
+        # signed as checkout tokens were before they had a secret of their own: refused
+        forward_keyed = tokens.mint(tokens.signing_key(FORWARD_TOKEN),
+                                    merchant_id=shop["merchant_id"], payment_id=pi["id"],
+                                    now=2_000_000_000)
+        for bad in (forged, expired, other, forward_keyed, "kct_garbage"):
             r = await c.post("/v1/payment_methods", data=card,
                              headers={"Authorization": f"Bearer {bad}"})
             assert r.status_code == 401, (bad, r.text)

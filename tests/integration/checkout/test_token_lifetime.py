@@ -10,7 +10,7 @@ import re
 import httpx
 
 from kassa.checkout import tokens
-from tests.support.vault import FORWARD_TOKEN
+from tests.support.vault import CHECKOUT_TOKEN_SECRET
 
 CARD = {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
         "card[exp_year]": "2034", "card[cvc]": "123"}
@@ -65,6 +65,6 @@ async def test_a_token_lives_thirty_minutes(api, vault, shop):
     expires = int(token.split(".")[-2])
     now = api.kassa.clock()
     assert now + 1790 <= expires <= now + 1800
-    key = tokens.signing_key(FORWARD_TOKEN)
-    assert tokens.merchant_of(key, token, now=expires - 1) == shop["merchant_id"]
-    assert tokens.merchant_of(key, token, now=expires) is None
+    keys = tokens.verifying_keys([CHECKOUT_TOKEN_SECRET])
+    assert tokens.merchant_of(keys, token, now=expires - 1) == shop["merchant_id"]
+    assert tokens.merchant_of(keys, token, now=expires) is None

@@ -81,7 +81,7 @@ async def test_the_forwarding_endpoint_refuses_strangers_and_other_hosts(vault, 
                                                                           simulator_url):
     pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
     body = f'{{"card": {{"number": "kvault_{pm}_number"}}}}'
-    async with httpx.AsyncClient(base_url=vault.url) as c:
+    async with httpx.AsyncClient(base_url=vault.forward_url) as c:
         r = await c.post("/v1/forward", content=body, headers={
             **_forward_headers(simulator_url + "/v1/authorizations"),
             "kassa-vault-token": "wrong"})
@@ -100,6 +100,30 @@ async def test_the_forwarding_endpoint_refuses_strangers_and_other_hosts(vault, 
     assert PAN not in r.text
 
 
+async def test_the_public_listener_has_no_forwarding_endpoint(vault, shop, simulator_url):
+    """Browsers reach the public listener: /v1/forward is not there, with the right token
+    or without; it answers on the private (loopback) listener only, which serves nothing
+    else."""
+    pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
+    body = f'{{"card": {{"number": "kvault_{pm}_number"}}, "amount": 100}}'
+    async with httpx.AsyncClient(base_url=vault.url) as c:
+        r = await c.post("/v1/forward", content=body,
+                         headers=_forward_headers(simulator_url + "/v1/authorizations"))
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["message"] == "Unrecognized request URL (POST: /v1/forward)."
+        assert PAN not in r.text and "kassa-forward-error" not in r.headers
+    async with httpx.AsyncClient(base_url=vault.forward_url) as c:
+        r = await c.post("/v1/forward", content=body,
+                         headers=_forward_headers("https://evil.example/collect"))
+        assert r.status_code == 403  # the forwarding endpoint itself, refusing the host
+        r = await c.post("/v1/payment_methods", auth=(shop["publishable_key"], ""),
+                         data={"type": "card", "card[number]": PAN, "card[exp_month]": "12",
+                               "card[exp_year]": "2034"})
+        assert r.status_code == 404  # cards are taken on the public listener only
+    assert vault.forward_url.startswith("http://127.0.0.1:")
+    assert vault.settings.vault_forward_url() == vault.forward_url  # what the API uses
+
+
 async def test_a_psp_that_cannot_be_reached_is_a_connect_error_to_the_adapter(
         settings, dsn, shop):
     from kassa.vault.transport import VaultForwardingTransport
@@ -109,8 +133,8 @@ async def test_a_psp_that_cannot_be_reached_is_a_connect_error_to_the_adapter(
     closed = f"http://127.0.0.1:{free_port()}"
     async with running_vault(settings, dsn, vault_forward_hosts=closed) as vault:
         pm = (await tokenise(vault.url, shop["publishable_key"], PAN)).json()["id"]
-        transport = VaultForwardingTransport(httpx.AsyncHTTPTransport(), vault_url=vault.url,
-                                             token=FORWARD_TOKEN)
+        transport = VaultForwardingTransport(httpx.AsyncHTTPTransport(),
+                                             forward_url=vault.forward_url, token=FORWARD_TOKEN)
         async with httpx.AsyncClient(transport=transport) as client:
             # what the adapter's own call would raise (httpx-aiohttp: ConnectTimeout)
             with pytest.raises((httpx.ConnectError, httpx.ConnectTimeout)):
