@@ -23,7 +23,7 @@ from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
 from kassa.psp.accounts import MerchantAccounts, adyen_live
 from kassa.psp.adyen import AdyenAdapter, AdyenSettings
-from kassa.psp.base import PSPAdapter
+from kassa.psp.base import PSPAdapter, SettlementReportSource
 from kassa.psp.breaker import BreakerPolicy
 from kassa.psp.monitor import MonitoredAdapter, PSPMonitor
 from kassa.psp.policy_router import PolicyRouter
@@ -32,6 +32,7 @@ from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
 from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy, unix_now
 from kassa.services.payout_rail import RailPolicy
+from kassa.services.reconciliation_pull import PullPolicy
 from kassa.services.webhooks import WebhookPolicy
 from kassa.startup_errors import StartupError
 from kassa.vault.resolver import PaymentMethodResolver
@@ -289,6 +290,40 @@ def build_payout_rail(settings: Settings, client: httpx.AsyncClient
                         return_watch_s=settings.payout_return_watch_days * 86_400,
                         lease_s=2 * settings.psp_timeout_seconds + 60.0)
     return BankSimulatorAdapter(client, settings.bank_base_url()), policy
+
+
+def settlement_report_sources(settings: Settings, client: httpx.AsyncClient, *,
+                              stripe: StripeSettings | None = None,
+                              adyen: AdyenSettings | None = None
+                              ) -> dict[str, SettlementReportSource]:
+    """Where the daily pull downloads each PSP account's settlement report: every simulator
+    account from its own API; Stripe's Reporting API when Stripe is configured (and its
+    reports are not turned off); Adyen's report URL when KASSA_ADYEN_SETTLEMENT_REPORT_URL
+    is set."""
+    from kassa.psp.adyen.reports import AdyenSettlementReports
+    from kassa.psp.simulator.reports import SimulatorSettlementReports
+    from kassa.psp.stripe.reports import StripeSettlementReports
+
+    sources: dict[str, SettlementReportSource] = {
+        name: SimulatorSettlementReports(client, url) for name, url in
+        [("simulator", settings.simulator_base_url()), *settings.extra_simulator_accounts()]}
+    stripe = stripe if stripe is not None else StripeSettings()
+    if stripe.configured() and stripe.settlement_reports:
+        sources["stripe"] = StripeSettlementReports(client, stripe)
+    adyen = adyen if adyen is not None else AdyenSettings()
+    if adyen.configured() and adyen.settlement_report_url:
+        if not adyen.report_username or adyen.report_password is None:
+            raise ValueError("KASSA_ADYEN_SETTLEMENT_REPORT_URL is set without "
+                             "KASSA_ADYEN_REPORT_USERNAME and KASSA_ADYEN_REPORT_PASSWORD")
+        sources["adyen"] = AdyenSettlementReports(client, adyen)
+    return sources
+
+
+def pull_policy(settings: Settings) -> PullPolicy:
+    return PullPolicy(reports_dir=settings.reconcile_reports_dir
+                      or settings.home / "settlement_reports",
+                      catch_up_days=settings.reconcile_pull_catch_up_days,
+                      lease_seconds=settings.reconcile_pull_lease_seconds)
 
 
 def build_relay(settings: Settings, kassa: Kassa) -> Relay | None:

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     # A request holding an idempotency key this long is presumed dead; a retry takes over.
     idempotency_lock_timeout_seconds: float = 60.0
     idempotency_retention_hours: float = Field(default=24.0, ge=24.0)
+    # The daily pull of settlement reports (worker role reconcile-pull, README
+    # "Reconciliation"): how often it looks for a day to pull, how many days back it catches
+    # up after downtime, where it keeps the downloaded files (unset: KASSA_HOME/
+    # settlement_reports), how long a claim holds before another worker takes it over.
+    reconcile_pull_interval_seconds: float = Field(default=300.0, gt=0)
+    reconcile_pull_catch_up_days: int = Field(default=7, ge=1, le=90)
+    reconcile_reports_dir: Path | None = None
+    reconcile_pull_lease_seconds: int = Field(default=900, ge=60)
     # the merchant account whose secret keys see the platform's reconciliation runs
     platform_account: str | None = None
     fee_percent_bps: int = 290

@@ -152,7 +152,13 @@ async def _dev(settings: Settings, dsn: str, api_sock: socket.socket,
                                                settings.psp_webhooks_interval_seconds),
                                            payouts=bootstrap.build_payout_rail(
                                                settings, rail_client),
-                                           payouts_interval=settings.payouts_interval_seconds))]
+                                           payouts_interval=settings.payouts_interval_seconds,
+                                           reconcile_pull=(
+                                               bootstrap.settlement_report_sources(
+                                                   settings, rail_client, adyen=adyen),
+                                               bootstrap.pull_policy(settings)),
+                                           reconcile_pull_interval=(
+                                               settings.reconcile_pull_interval_seconds)))]
     while not (sim.started and api_server.started and vault.started and vault_forward.started
                and bank.started):
         if any(t.done() for t in tasks) or stop.is_set():

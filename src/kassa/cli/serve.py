@@ -34,7 +34,8 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
 
 
 ROLE_OPTION = typer.Option(None, help="recovery, availability, idempotency-expiry, relay, "
-                                         "webhooks, psp-webhooks (default: all; relay only with "
+                                         "webhooks, psp-webhooks, payouts, payout-schedule, "
+                                         "reconcile-pull (default: all; relay only with "
                                          "KASSA_KAFKA_BOOTSTRAP)")
 
 
@@ -76,6 +77,9 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
         sender, close_sender = bootstrap.build_webhook_sender(settings, kassa)
     rail_client = bootstrap.http_client(settings) if "payouts" in roles else None
     payouts = bootstrap.build_payout_rail(settings, rail_client) if rail_client else None
+    report_client = bootstrap.http_client(settings) if "reconcile-pull" in roles else None
+    pull = ((bootstrap.settlement_report_sources(settings, report_client),
+             bootstrap.pull_policy(settings)) if report_client else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -91,11 +95,15 @@ async def _worker(settings: Settings, dsn: str, roles: tuple[str, ...],
                         webhook_sender=sender,
                         psp_webhooks_interval=settings.psp_webhooks_interval_seconds,
                         payouts=payouts, payouts_interval=settings.payouts_interval_seconds,
-                        payout_schedule_interval=settings.payout_schedule_interval_seconds)
+                        payout_schedule_interval=settings.payout_schedule_interval_seconds,
+                        reconcile_pull=pull,
+                        reconcile_pull_interval=settings.reconcile_pull_interval_seconds)
     finally:
         if metrics is not None and serving is not None:
             metrics.should_exit = True
             await serving
+        if report_client is not None:
+            await report_client.aclose()
         if rail_client is not None:
             await rail_client.aclose()
         if relay is not None:

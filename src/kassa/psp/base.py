@@ -15,7 +15,9 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
      ├── UnknownOperation      lookup: the PSP has no record of the attempt, so repeating
      │    │                    the call with its key is safe (and tells the outcome)
      │    └── CannotLookUp     the PSP reads nothing back: a repeat's refusal is no outcome
-     └── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
+     ├── WebhookRejected   an inbound webhook is unsigned, wrongly signed, stale or malformed
+     └── ReportUnavailable  a settlement report could not be had (not published yet, refused,
+                           unreachable); the daily pull tries that day again later
 
 The saga runner (services/saga.py) maps these to what it records: a refusal is a recorded
 failure of the attempt, the two retryable classes leave the attempt to recovery.
@@ -36,7 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from kassa.domain.disputes import DisputeStatus
@@ -102,6 +106,11 @@ class CannotLookUp(UnknownOperation):
 class WebhookRejected(PSPError):
     """parse_webhook: not provably from the PSP (unsigned, bad signature, stale timestamp)
     or not readable; the receiver answers 400 and stores nothing."""
+
+
+class ReportUnavailable(PSPError):
+    """The day's settlement report could not be downloaded now: the PSP has not published
+    it yet, refused the credentials, or did not answer. Nothing was imported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,4 +281,18 @@ class PSPAdapter(Protocol):
 
     async def accept_dispute(self, *, psp_dispute_id: str) -> None:
         """Concede the dispute (idempotent)."""
+        ...
+
+
+class SettlementReportSource(Protocol):
+    """Where one PSP account's daily settlement report comes from (the daily pull,
+    services/reconciliation_pull.py). Its own object, not a method of every PSPAdapter:
+    a report is fetched with other credentials and endpoints than payments (Stripe's
+    Reporting API, Adyen's report user), and an account may have none configured."""
+
+    format: str  # the parser that reads it (reconciliation/reports.py PARSERS)
+
+    async def download(self, *, day: date, into: Path) -> None:
+        """Write the report of the UTC ``day`` to ``into``, streamed (a day may be millions
+        of rows). Raises ReportUnavailable when there is none to be had now."""
         ...

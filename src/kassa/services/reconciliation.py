@@ -71,10 +71,23 @@ def _checked(rows: Iterator[Staged], count: _LineCount) -> Iterator[Staged]:
         raise ReportError(f"not a CSV line: {exc}", line=max(count.n, 1)) from None
 
 
+class PullClaimLost(Exception):
+    """The daily pull's claim on the day passed to another worker during the import: this
+    import is rolled back (the other worker's makes the day's run)."""
+
+
 async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: str | None = None,
                         progress: Progress | None = None,
-                        on_rows: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """The run of this file (the earlier one if it was imported before)."""
+                        on_rows: Callable[[int], None] | None = None,
+                        pull: rdb.PullClaim | None = None,
+                        covers: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The run of this file (the earlier one if it was imported before).
+
+    ``pull``: the daily pull's claim on the report's day, marked imported in the import's
+    own transaction (PullClaimLost if it is no longer held). ``covers``: the UTC interval the
+    report is known to cover (a pulled day), rather than the days its rows fall on — so
+    kassa's movements of that day the PSP left out are ``missing_at_psp`` even when the
+    report has no row at all."""
     fmt = report_format or FORMAT_OF_PSP.get(psp)
     parser = PARSERS.get(fmt or "")
     if parser is None:
@@ -83,7 +96,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
     sha256 = file_sha256(path)
     known = await rdb.find_run(kassa.pool, psp=psp, sha256=sha256)
     if known is not None:
-        return render_run(known)
+        return await _known(kassa, known, pull)
     contract = CONTRACTS.get(psp)
     progress = progress or Progress()
     bounds: list[int] = []
@@ -115,7 +128,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         await rdb.lock_psp(conn, psp)
         known = await rdb.find_run(conn, psp=psp, sha256=sha256)
         if known is not None:  # imported by someone else meanwhile
-            return render_run(known)
+            return await _known(kassa, known, pull, conn)
         await rdb.insert_run(conn, run_id=run_id, psp=psp, format=parser.format,
                              source_name=path.name, sha256=sha256, created=now)
         try:
@@ -131,7 +144,8 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
                 f" in the file more than once ({rows}); a settlement row is one movement.",
                 param="file", code="duplicate_settlement_row")
         await rdb.record_discrepancies(conn, run_id=run_id, created=now)
-        covers_from, covers_to = (bounds[0], bounds[1]) if bounds else (None, None)
+        covers_from, covers_to = covers or ((bounds[0], bounds[1]) if bounds
+                                            else (None, None))
         if covers_from is not None and covers_to is not None:
             await rdb.record_missing_at_psp(conn, run_id=run_id, psp=psp,
                                             covers_from=covers_from, covers_to=covers_to,
@@ -139,9 +153,22 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         await rdb.post_settlement(conn, run_id=run_id, psp=psp)
         await rdb.finish_run(conn, run_id=run_id, covers_from=covers_from,
                              covers_to=covers_to, completed_at=kassa.clock())
+        if pull is not None and not await rdb.complete_pull(conn, pull, run_id=run_id,
+                                                            now=kassa.clock()):
+            raise PullClaimLost(f"{pull.psp} {pull.day}")
         row = await rdb.get_run(conn, run_id)
     assert row is not None
     return render_run(row)
+
+
+async def _known(kassa: Kassa, run: Any, pull: rdb.PullClaim | None,
+                 conn: Any = None) -> dict[str, Any]:
+    """A file imported before: its run; a pulled day whose report is that very file (two
+    days with the same report, e.g. both without a movement) is imported by that run."""
+    if pull is not None and not await rdb.complete_pull(conn or kassa.pool, pull,
+                                                        run_id=run["id"], now=kassa.clock()):
+        raise PullClaimLost(f"{pull.psp} {pull.day}")
+    return render_run(run)
 
 
 async def retrieve_run(kassa: Kassa, *, run_id: str) -> dict[str, Any]:

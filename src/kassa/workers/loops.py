@@ -1,19 +1,23 @@
 """Thin worker loops: recovery of open attempts, funds availability, idempotency expiry,
-the relay, webhooks, inbound PSP events, payouts."""
+the relay, webhooks, inbound PSP events, payouts, the daily pull of settlement reports."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
 
 from kassa.events.relay import Relay
 from kassa.payouts.base import PayoutAdapter
+from kassa.psp.base import SettlementReportSource
 from kassa.services import (
     balances,
     idempotency,
     payout_rail,
     payout_scheduler,
+    reconciliation_pull,
     recovery,
     request_logs,
 )
@@ -24,7 +28,7 @@ from kassa.webhooks.delivery import WebhookSender
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks", "payouts", "payout-schedule")
+         "psp-webhooks", "payouts", "payout-schedule", "reconcile-pull")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -49,7 +53,10 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
               relay_interval: float = 0.2, webhook_sender: WebhookSender | None = None,
               psp_webhooks_interval: float = 0.5,
               payouts: tuple[PayoutAdapter, payout_rail.RailPolicy] | None = None,
-              payouts_interval: float = 2.0, payout_schedule_interval: float = 60.0) -> None:
+              payouts_interval: float = 2.0, payout_schedule_interval: float = 60.0,
+              reconcile_pull: tuple[Mapping[str, SettlementReportSource],
+                                    reconciliation_pull.PullPolicy] | None = None,
+              reconcile_pull_interval: float = 300.0) -> None:
     stop = stop or asyncio.Event()
     tasks = []
     if "recovery" in roles:
@@ -78,4 +85,12 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
         tasks.append(every(payout_schedule_interval,
                            lambda: payout_scheduler.schedule_payouts(kassa),
                            "payout-schedule", stop))
+    if "reconcile-pull" in roles and reconcile_pull is not None:  # sources from bootstrap
+        # any number of replicas: each account's day is claimed in the database
+        sources, pull_policy = reconcile_pull
+        worker = f"{socket.gethostname()}:{os.getpid()}:{id(stop):x}"
+        tasks.append(every(reconcile_pull_interval,
+                           lambda: reconciliation_pull.pull_settlement_reports(
+                               kassa, sources=sources, policy=pull_policy, worker=worker),
+                           "reconcile-pull", stop))
     await asyncio.gather(*tasks)

@@ -530,3 +530,24 @@ async def test_reset_forgets_everything(simulator: httpx.AsyncClient) -> None:
 
 async def test_healthz(simulator: httpx.AsyncClient) -> None:
     assert (await simulator.get("/healthz")).status_code == 200
+
+
+async def test_the_daily_settlement_report_is_what_was_processed_that_day(simulator):
+    from datetime import UTC, datetime, timedelta
+
+    r = await simulator.post("/v1/authorizations", json=auth_body(amount=2000, capture=True))
+    assert r.json()["status"] == "captured", r.text
+    today = datetime.now(UTC).date()
+    report = await simulator.get(f"/v1/settlement_reports/{today.isoformat()}")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
+    header, row = report.text.splitlines()
+    assert header == "type,psp_reference,merchant_reference,currency,gross,fee,net,status,created"
+    # 1.50 % + 0.10 of 20.00 EUR: 0.40 kept by the acquirer
+    assert row.split(",")[:8] == ["charge", r.json()["id"], r.json()["idempotency_key"],
+                                  "eur", "2000", "40", "1960", "captured"]
+    yesterday = await simulator.get(f"/v1/settlement_reports/{today - timedelta(days=1)}")
+    assert yesterday.text.splitlines() == [header]
+    later = await simulator.get(f"/v1/settlement_reports/{today + timedelta(days=1)}")
+    assert later.status_code == 404 and later.json()["error"]["type"] == "report_not_ready"
+    bad = await simulator.get("/v1/settlement_reports/yesterday")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "day"

@@ -26,6 +26,14 @@ class AdyenSettings(BaseSettings):
     # comma separated, while rotating (queued notifications stay signed with the old one)
     hmac_keys: SecretStr | None = None
     live: bool = False  # a live account: real money; refused unless KASSA_ENV=production
+    # The daily settlement details report (psp/adyen/reports.py): its download URL with the
+    # day in it as a format field, e.g. https://ca-test.adyen.com/reports/download/
+    # MerchantAccount/YourCompanyECOM/settlement_detail_report_{day:%Y_%m_%d}.csv, and the
+    # report user's basic-auth credentials (Customer Area > Developers > API credentials,
+    # a ``report_…@Company.…`` user). Unset URL: no daily pull for Adyen.
+    settlement_report_url: str | None = None
+    report_username: str | None = None
+    report_password: SecretStr | None = None
     # an uncaptured card authorisation lapses after about 7 days (scheme-dependent)
     hold_validity_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
@@ -34,6 +42,20 @@ class AdyenSettings(BaseSettings):
     def _no_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("KASSA_ADYEN_MERCHANT_ACCOUNT must not be blank")
+        return value
+
+    @field_validator("settlement_report_url")
+    @classmethod
+    def _day_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from datetime import date
+
+        try:
+            value.format(day=date(2000, 1, 31))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("KASSA_ADYEN_SETTLEMENT_REPORT_URL may name only {day} (a date, "
+                             f"e.g. {{day:%Y_%m_%d}}): {exc}") from None
         return value
 
     @field_validator("hmac_keys")

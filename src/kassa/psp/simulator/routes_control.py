@@ -1,9 +1,10 @@
 """The ``/_sim`` control plane tests drive the simulator with: configuration and faults,
-inspection, reset, webhook delivery, settling pending operations; and ``/healthz``."""
+inspection, reset, webhook delivery, settling pending operations; ``/healthz``; and the
+daily settlement report a PSP publishes (``/v1/settlement_reports/{day}``)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -122,6 +123,23 @@ async def sim_settlement_report(request: Request) -> Response:
                           "csv": settlement_report.render_csv(rows)})
 
 
+async def settlement_report_of_day(request: Request) -> Response:
+    """``GET /v1/settlement_reports/{day}``: the acquirer's report of the UTC day as a real
+    PSP publishes it (the CSV itself, what it processed with its fees, no injection), for
+    kassa's daily pull. A day still to come has no report (404)."""
+    try:
+        day = date.fromisoformat(request.path_params["day"])
+    except ValueError:
+        return error_response(400, "invalid_request_error",
+                              "the day is YYYY-MM-DD", "day")
+    if day > datetime.now(UTC).date():
+        return error_response(404, "report_not_ready", f"No settlement report for {day} yet.")
+    rows = list(settlement_report.processed(simulator_of(request).acquirer, day))
+    return Response(settlement_report.render_csv(rows), media_type="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="settlement_{day.isoformat()}.csv"'})
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -137,5 +155,6 @@ ROUTES = [
     Route("/_sim/webhooks/{id}/resend", sim_webhooks_resend, methods=["POST"]),
     Route("/_sim/operations/{key:path}/settle", sim_settle, methods=["POST"]),
     Route("/_sim/settlement_report", sim_settlement_report, methods=["POST"]),
+    Route("/v1/settlement_reports/{day}", settlement_report_of_day, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]

@@ -29,6 +29,14 @@ class StripeSettings(BaseSettings):
     # The API base is localstripe (tests, local development): leave out the parameters it
     # refuses (see psp/stripe/README.md). Never set against Stripe itself.
     localstripe: bool = False
+    # The daily settlement report through the Reporting API (psp/stripe/reports.py): the
+    # report type, where its files are downloaded from, how often a report run is polled and
+    # how long the pull waits for it. localstripe has no Reporting API: leave it off there.
+    settlement_reports: bool = True
+    report_type: str = "balance_change_from_activity.itemized.3"
+    files_base: str = "https://files.stripe.com"
+    report_poll_seconds: float = Field(default=5.0, gt=0)
+    report_wait_seconds: float = Field(default=600.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod

@@ -1,0 +1,120 @@
+"""The read side of the reconciliation exports (services/reconciliation_reports.py): plain
+queries over the runs, their items and discrepancies, and the ledger's posted entries —
+every figure is summed from the ledger or the runs, none is kept on its own."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import asyncpg
+
+from kassa.db.pool import Conn
+from kassa.db.reconciliation import DISCREPANCY_COLUMNS
+
+
+async def run_settled(conn: Conn, run_id: str) -> list[asyncpg.Record]:
+    """Per currency: the run's matched rows, how many it posted, and what it posted."""
+    return await conn.fetch(
+        "SELECT currency, count(*) FILTER (WHERE matched IS NOT NULL) AS matched_rows,"
+        " count(*) FILTER (WHERE posted) AS posted_rows,"
+        " coalesce(sum(gross) FILTER (WHERE posted), 0)::bigint AS gross,"
+        " coalesce(sum(fee) FILTER (WHERE posted), 0)::bigint AS fee"
+        " FROM reconciliation_items WHERE run_id = $1 GROUP BY currency ORDER BY currency",
+        run_id)
+
+
+async def run_discrepancies(conn: Conn, run_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies"
+                            " WHERE run_id = $1 ORDER BY seq", run_id)
+
+
+# one row per currency; each figure a sum of the merchant's posted entries of one kind on
+# one account (domain/ledger.py's postings), over [from, to)
+MERCHANT_SETTLEMENT = """
+SELECT e.currency,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture') AS charges,
+    coalesce(sum(e.amount) FILTER (WHERE t.kind = 'capture'
+        AND e.account LIKE 'psp:%:receivable'), 0)::bigint AS gross,
+    coalesce(-sum(e.amount) FILTER (WHERE t.kind = 'capture'
+        AND e.account = 'revenue:fees'), 0)::bigint AS fees,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'refund') AS refund_count,
+    coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('refund', 'refund_reversal')
+        AND e.account = $4), 0)::bigint AS refunds,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'dispute') AS dispute_count,
+    coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('dispute', 'dispute_reversal')
+        AND e.account = $4), 0)::bigint AS disputes,
+    coalesce(-sum(e.amount) FILTER (WHERE t.kind IN ('dispute', 'dispute_reversal')
+        AND e.account = 'revenue:fees'), 0)::bigint AS dispute_fees,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'payout') AS payout_count,
+    coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('payout', 'payout_failure',
+        'payout_cancel') AND e.account = $4), 0)::bigint AS payouts
+FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+WHERE t.merchant_id = $1 AND t.created_at >= to_timestamp($2) AND t.created_at < to_timestamp($3)
+    AND e.layer = 'posted'
+GROUP BY e.currency ORDER BY e.currency
+"""
+
+
+async def merchant_settlement(conn: Conn, *, merchant_id: str, start: int, end: int
+                              ) -> list[asyncpg.Record]:
+    return await conn.fetch(MERCHANT_SETTLEMENT, merchant_id, start, end,
+                            f"merchant:{merchant_id}:available")
+
+
+async def merchant_exists(conn: Conn, merchant_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM merchants WHERE id = $1", merchant_id))
+
+
+async def runs_of_day(conn: Conn, *, day: date, start: int, end: int) -> list[asyncpg.Record]:
+    """The runs about the day: the pulled day's run, and imported files whose rows fall on
+    it (their covers overlap the day)."""
+    return await conn.fetch(
+        "SELECT r.id, r.psp, r.rows_read, r.rows_matched, r.discrepancies, r.source_name"
+        " FROM reconciliation_runs r WHERE r.status = 'completed' AND (r.id IN (SELECT run_id"
+        " FROM reconciliation_pulls WHERE report_date = $1 AND run_id IS NOT NULL)"
+        " OR (r.covers_from < $3 AND r.covers_to > $2)) ORDER BY r.psp, r.seq", day, start, end)
+
+
+async def discrepancy_counts(conn: Conn, run_ids: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT r.psp, d.kind, count(*) AS n, count(*) FILTER (WHERE d.resolution = 'open')"
+        " AS open FROM reconciliation_discrepancies d JOIN reconciliation_runs r"
+        " ON r.id = d.run_id WHERE d.run_id = ANY($1::text[]) GROUP BY r.psp, d.kind"
+        " ORDER BY r.psp, d.kind", run_ids)
+
+
+async def settlement_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Record]:
+    """What the runs posted, from their ledger transactions (source ``run:currency``)."""
+    return await conn.fetch(
+        "SELECT r.psp, e.currency,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%:receivable'), 0)::bigint"
+        "   AS gross,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account = 'expense:psp_fees'), 0)::bigint"
+        "   AS fee,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account = 'bank:cash'), 0)::bigint AS net"
+        " FROM reconciliation_runs r JOIN LATERAL (SELECT DISTINCT i.currency"
+        "   FROM reconciliation_items i WHERE i.run_id = r.id AND i.posted) c ON true"
+        " JOIN ledger_transactions t ON t.kind = 'settlement'"
+        "   AND t.source_id = r.id || ':' || c.currency"
+        " JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE r.id = ANY($1::text[]) GROUP BY r.psp, e.currency ORDER BY r.psp, e.currency",
+        run_ids)
+
+
+async def receivable_at(conn: Conn, *, psp: str, end: int) -> list[asyncpg.Record]:
+    """The PSP receivable's posted balance per currency at ``end`` (entries before it)."""
+    return await conn.fetch(
+        "SELECT e.currency, sum(e.amount)::bigint AS total FROM ledger_entries e"
+        " JOIN ledger_transactions t ON t.id = e.transaction_id"
+        " WHERE e.account = $1 AND e.layer = 'posted' AND t.created_at < to_timestamp($2)"
+        " GROUP BY e.currency ORDER BY e.currency", f"psp:{psp}:receivable", end)
+
+
+async def day_psps(conn: Conn, *, day: date, start: int, end: int) -> list[str]:
+    """The PSP accounts the day's pulls and runs name (the configured ones are added by the
+    caller)."""
+    rows = await conn.fetch(
+        "SELECT psp FROM reconciliation_pulls WHERE report_date = $1"
+        " UNION SELECT psp FROM reconciliation_runs WHERE covers_from < $3 AND covers_to > $2"
+        " ORDER BY 1", day, start, end)
+    return [r["psp"] for r in rows]
