@@ -64,7 +64,8 @@ async def _database_answers(k: Kassa) -> bool:
 def create_app(*, kassa: Kassa | None = None,
                lifespan_kassa: Callable[[], Awaitable[tuple[Kassa, Callable[[], Awaitable[None]]]]]
                | None = None,
-               readiness: ReadinessCheck | None = None, key_cache_seconds: float = 5.0,
+               readiness: ReadinessCheck | None = None,
+               dependencies: ReadinessCheck | None = None, key_cache_seconds: float = 5.0,
                max_body_bytes: int | None = None, answer_within_seconds: float | None = None
                ) -> FastAPI:
     """Either pass a ready ``kassa`` (tests) or ``lifespan_kassa`` that builds one at start-up
@@ -114,8 +115,13 @@ def create_app(*, kassa: Kassa | None = None,
         if readiness is not None:
             checks.update(await readiness())
         ok = all(checks.values())
-        return Response(orjson.dumps({"status": "ok" if ok else "unavailable",
-                                      "checks": checks}),
+        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        if dependencies is not None:
+            # shown, never a reason to be unready: every replica shares the PSPs, and a
+            # probe that took them all out during a PSP's outage would stop the failover
+            # to the others (and the refunds, captures and lookups that need no PSP A)
+            body["dependencies"] = await dependencies()
+        return Response(orjson.dumps(body),
                         status_code=200 if ok else 503, media_type="application/json",
                         headers=None if ok else
                         {"Retry-After": str(errors.RETRY_AFTER_SECONDS)})

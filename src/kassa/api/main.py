@@ -31,7 +31,7 @@ def app_factory() -> FastAPI:
         except httpx.HTTPError:
             return {"simulator": False}
 
-    return create_app(lifespan_kassa=build, readiness=simulator_ready,
+    return create_app(lifespan_kassa=build, dependencies=simulator_ready,
                       key_cache_seconds=settings.api_key_cache_seconds,
                       max_body_bytes=settings.api_max_body_bytes,
                       answer_within_seconds=settings.api_answer_within_seconds)

@@ -203,7 +203,8 @@ class SearchResultOf(BaseModel, Generic[T]):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
-    checks: dict[str, bool]
+    checks: dict[str, bool]  # what readiness needs (the database, a dev process's parts)
+    dependencies: dict[str, bool] | None = None  # shown only: PSPs answering their health
 
 
 class WebhookReceipt(_Open):
