@@ -439,3 +439,47 @@ async def test_a_rejected_capture_racing_a_refund_is_reversed_or_flagged_never_b
         assert (await ledger(world, pi))["posted"] == 2500  # kept for the operator
     report = await verify(world.kassa.pool)
     assert report.ok, report.problems
+
+
+async def test_a_rejected_capture_racing_a_chargeback_takes_the_money_once(
+        world: World) -> None:
+    """CAPTURE_FAILED and a CHARGEBACK of the same payment applied at once by two
+    psp-webhooks workers (they are different inbox objects). The reversal locks the payment
+    before it looks for disputes, and the chargeback's share lock waits for it (or it for
+    the chargeback): either the capture is reversed and the chargeback finds nothing to
+    take, or the chargeback takes it and the rejected capture waits for an operator. The
+    merchant never loses the money twice."""
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    await world.deliver()
+    [capture] = await attempts(world, pi, "capture")
+    [auth] = await attempts(world, pi, "authorize")
+    other = await world.pay(capture_method="automatic", payment_method="pm_card_createDispute")
+    [genuine] = await items(world, "CHARGEBACK")  # the other payment's, as a model
+    await settle(world, capture["id"], "failed")
+    r = await world.sim.post("/_sim/webhooks/flush", json={})  # stored, not yet applied
+    assert r.status_code == 200, r.text
+    forged = resigned(genuine, pspReference=genuine["pspReference"] + "X",
+                      originalReference=pi["psp_reference"], merchantReference=auth["id"],
+                      amount={"value": 2500, "currency": "EUR"})
+    assert (await world.send(batch(forged))).status_code == 200
+    await asyncio.gather(apply(world), apply(world))
+    for _ in range(50):  # a lost compare-and-swap is retried by the worker
+        await world.kassa.pool.execute(
+            "UPDATE psp_events SET available_at = now() WHERE status = 'pending'")
+        await apply(world)
+        if not await world.kassa.pool.fetchval(
+                "SELECT count(*) FROM psp_events WHERE status = 'pending'"):
+            break
+    done = await world.retrieve(pi)
+    [capture] = await attempts(world, pi, "capture")
+    assert (done["status"], capture["status"]) in (("requires_capture", "failed"),
+                                                   ("succeeded", "needs_attention"))
+    disputes = (await world.api.get("/v1/disputes", params={"payment_intent": pi["id"]})
+                ).json()["data"]
+    assert len(disputes) == 1  # the chargeback was applied too
+    # captured once, then reversed or charged back once: nothing left, nothing owed twice
+    assert (await ledger(world, pi))["posted"] == 0
+    assert other["status"] == "succeeded"
+    report = await verify(world.kassa.pool)
+    assert report.ok, report.problems

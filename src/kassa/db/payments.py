@@ -30,6 +30,16 @@ async def get_payment_unscoped(conn: Conn, payment_id: str) -> PaymentIntent | N
     return None if row is None else payment_from_row(row)
 
 
+async def lock_payment_unscoped(conn: Conn, payment_id: str
+                                ) -> PaymentIntent | None:
+    """The payment, locked for the caller's transaction (FOR UPDATE): a chargeback's share
+    lock (db/disputes.lock_disputable) and this wait for each other, so what one decides
+    from the payment's amounts the other sees committed."""
+    row = await conn.fetchrow(
+        f"SELECT {PI_COLUMNS} FROM payment_intents WHERE id = $1 FOR UPDATE", payment_id)
+    return None if row is None else payment_from_row(row)
+
+
 async def list_payments(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
                         ending_before: str | None, created: Bounds | None = None
                         ) -> tuple[list[PaymentIntent], bool]:

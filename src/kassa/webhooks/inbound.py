@@ -250,7 +250,10 @@ async def _capture_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ve
 async def _reverse_capture(kassa: Kassa, uow: UnitOfWork, attempt: Attempt,
                            event: PSPEvent) -> Verdict:
     conn = await uow.connection()
-    p = await payments_db.get_payment_unscoped(conn, attempt.payment_intent_id)
+    # locked before the dispute check: a chargeback applied meanwhile by another worker
+    # (another inbox object) either committed before this read, or waits for this commit
+    # and then finds nothing received to take
+    p = await payments_db.lock_payment_unscoped(conn, attempt.payment_intent_id)
     assert p is not None
     if attempt.operation is Operation.AUTHORIZE and p.hold_ref is not None:
         # the capture at once was reversed before (its hold posted again): what the
