@@ -229,6 +229,16 @@ async def test_rotation_takes_effect_at_once_in_this_process(world: World) -> No
     assert r.status_code == 200 and "rotated-secret-7d2e" not in r.text, r.text
     assert await accepted("rotated-secret-7d2e")
     assert not await accepted(WEBHOOK_SECRET)
+    # its identity at the PSP does not change (its payments are followed up there): the
+    # same base_url again is fine, another one is a 400 and nothing changes
+    r = await w.post(f"/v1/psp_accounts/{account['id']}", base_url=w.own_url)
+    assert r.status_code == 200, r.text
+    r = await w.post(f"/v1/psp_accounts/{account['id']}", base_url="http://127.0.0.1:9")
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+        "psp_account_identity_immutable", "base_url")
+    got = (await w.api.get(f"/v1/psp_accounts/{account['id']}", headers=w.auth)).json()
+    assert got["base_url"] == w.own_url
 
 
 async def test_tenancy_deletion_and_bad_input(world: World) -> None:

@@ -311,9 +311,20 @@ async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies:
         production = kassa.production
         settings = None
         if base_url is not None or merchant_account is not None:
-            settings = {**row["settings"], **parse_settings(
+            changes = parse_settings(
                 psp, {"base_url": base_url, "merchant_account": merchant_account},
-                production=production, partial=True)}
+                production=production, partial=True)
+            for name, value in changes.items():
+                # the account's identity at the PSP: its payments' captures, refunds and
+                # lookups go there, and its notifications are recognised by it (Adyen
+                # drops another merchantAccountCode's); another identity is another account
+                if row["settings"].get(name) not in (None, value):
+                    raise InvalidRequest(
+                        f"{name} names the account at the PSP and does not change: the "
+                        "payments it took are followed up there. Create another PSP account "
+                        "and route to it instead.", param=name,
+                        code="psp_account_identity_immutable")
+            settings = {**row["settings"], **changes}
         codes = None if currencies is None else parse_currencies(currencies)
         sealed = None
         if credentials is not None:
