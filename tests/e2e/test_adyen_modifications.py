@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ import pytest
 
 from kassa.ledger.verify import verify
 from kassa.psp.adyen.webhooks import signature
-from kassa.services import recovery
+from kassa.services import reconciliation_reports, recovery
 from kassa.webhooks import inbound as psp_webhooks
 from tests.e2e import test_adyen_payments as base
 from tests.e2e.test_adyen_payments import ACCOUNT, NEW_KEY, World, with_psp_reference
@@ -226,6 +226,16 @@ async def test_capture_failed_after_capture_holds_again_and_a_new_capture_succee
     assert (await world.api.get(f"/v1/refunds/{refund['id']}")).json()["status"] == \
         "succeeded"
     await both_ends(world, pi, held=0)
+    # the merchant's settlement report counts what was collected: the reversed capture
+    # nets out of gross and fees
+    merchant = await world.kassa.pool.fetchval(
+        "SELECT merchant_id FROM payment_intents WHERE id = $1", pi["id"])
+    today = datetime.now(UTC).date()
+    report = await reconciliation_reports.merchant_settlement(
+        world.kassa, merchant_id=merchant, start=today - timedelta(days=1), end=today)
+    [eur] = report["currencies"]
+    assert (eur["charges"], eur["capture_reversals"], eur["gross"], eur["fees"],
+            eur["refunds"]) == (2, 1, 1500, await fees(world, pi), 500)
 
 
 async def test_capture_failed_past_the_authorisation_validity_cancels(world: World) -> None:

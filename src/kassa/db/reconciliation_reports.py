@@ -33,9 +33,12 @@ async def run_discrepancies(conn: Conn, run_id: str) -> list[asyncpg.Record]:
 MERCHANT_SETTLEMENT = """
 SELECT e.currency,
     count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture') AS charges,
-    coalesce(sum(e.amount) FILTER (WHERE t.kind = 'capture'
+    -- a capture the scheme rejected after it was booked is mirrored by its reversal: both
+    -- count, so gross and fees are what was really collected
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture_reversal') AS capture_reversals,
+    coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('capture', 'capture_reversal')
         AND e.account LIKE 'psp:%:receivable'), 0)::bigint AS gross,
-    coalesce(-sum(e.amount) FILTER (WHERE t.kind = 'capture'
+    coalesce(-sum(e.amount) FILTER (WHERE t.kind IN ('capture', 'capture_reversal')
         AND e.account = 'revenue:fees'), 0)::bigint AS fees,
     count(DISTINCT t.id) FILTER (WHERE t.kind = 'refund') AS refund_count,
     coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('refund', 'refund_reversal')

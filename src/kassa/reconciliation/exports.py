@@ -17,7 +17,8 @@ RUN_COLUMNS = ("record", "run", "psp", "currency", "matched_rows", "posted_rows"
                "kind", "category", "merchant", "psp_reference", "kassa_object",
                "kassa_amount", "psp_amount", "kassa_value", "psp_value", "resolution",
                "resolved_by", "resolution_how")
-SETTLEMENT_COLUMNS = ("merchant", "from", "to", "currency", "charges", "gross", "fees",
+SETTLEMENT_COLUMNS = ("merchant", "from", "to", "currency", "charges", "capture_reversals",
+                      "gross", "fees",
                       "refund_count", "refunds", "dispute_count", "disputes", "dispute_fees",
                       "net", "payout_count", "payouts")
 DAILY_KINDS = ("missing_in_kassa", "missing_at_psp", "amount_mismatch", "fee_mismatch",

@@ -45,7 +45,8 @@ async def test_reports_show_the_known_day(world, tmp_path):
     settlement = await reports.merchant_settlement(k, merchant_id=shop["merchant_id"],
                                                    start=today, end=today)
     (usd,) = settlement["currencies"]
-    assert usd == {"currency": "usd", "charges": PAYMENTS, "gross": PAYMENTS * AMOUNT,
+    assert usd == {"currency": "usd", "charges": PAYMENTS, "capture_reversals": 0,
+                   "gross": PAYMENTS * AMOUNT,
                    "fees": PAYMENTS * kassa_fee, "refund_count": REFUNDS,
                    "refunds": REFUNDS * REFUND, "dispute_count": 0, "disputes": 0,
                    "dispute_fees": 0, "payout_count": 0, "payouts": 0,
@@ -55,8 +56,8 @@ async def test_reports_show_the_known_day(world, tmp_path):
         end=today - timedelta(days=1))
     assert yesterday["currencies"] == []
     rows = exports.to_csv(exports.SETTLEMENT_COLUMNS, exports.settlement_rows(settlement))
-    assert rows.splitlines()[1].split(",")[3:7] == [
-        "usd", str(PAYMENTS), str(PAYMENTS * AMOUNT), str(PAYMENTS * kassa_fee)]
+    assert rows.splitlines()[1].split(",")[3:8] == [
+        "usd", str(PAYMENTS), "0", str(PAYMENTS * AMOUNT), str(PAYMENTS * kassa_fee)]
 
     # the PSP's report of the day, with one amount and one fee discrepancy injected
     r = await sim.post("/_sim/settlement_report", json={
