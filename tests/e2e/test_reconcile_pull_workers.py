@@ -53,7 +53,7 @@ def test_two_pull_worker_processes_import_each_day_once(server_url, tmp_path):
                 log.close()
     today = datetime.now(UTC).date()
     assert pulls == [("simulator", today - timedelta(days=n), "imported", 1) for n in (3, 2, 1)]
-    assert runs == (1,)  # three days without a movement: one report file, one run
+    assert runs == (3,)  # three days without a movement: a run each, checked for its day
     assert [w.returncode for w in workers] == [0, 0]
     files = sorted(p.name for p in (tmp_path / "reports" / "simulator").iterdir())
     assert files == [f"simulator_{today - timedelta(days=n)}.simulator.csv" for n in (3, 2, 1)]

@@ -38,8 +38,13 @@ class Progress:
     rows: int = 0
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, covers: tuple[int, int] | None = None) -> str:
+    """The file's SHA-256; with ``covers`` (a pulled day) of the day and the file, so two
+    days whose reports are byte for byte the same (two empty days: a header only) are two
+    runs, each checked for what kassa moved on its own day."""
     digest = hashlib.sha256()
+    if covers is not None:
+        digest.update(f"kassa pulled report covering {covers[0]}-{covers[1]}\n".encode())
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
@@ -93,7 +98,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
     if parser is None:
         raise InvalidRequest(f"No settlement report format for PSP {psp!r}; give one of "
                              f"{', '.join(PARSERS)}.", param="format")
-    sha256 = file_sha256(path)
+    sha256 = file_sha256(path, covers=covers)
     known = await rdb.find_run(kassa.pool, psp=psp, sha256=sha256)
     if known is not None:
         return await _known(kassa, known, pull)
