@@ -1,5 +1,5 @@
 """Thin worker loops: recovery of open attempts, funds availability, idempotency expiry,
-the relay, webhooks, inbound PSP events, payouts."""
+the relay, webhooks, inbound PSP events, payouts, balance checkpoints."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from kassa.webhooks.delivery import WebhookSender
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks", "payouts", "payout-schedule")
+         "psp-webhooks", "payouts", "payout-schedule", "ledger-checkpoints")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -77,4 +77,7 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
     if "payout-schedule" in roles:  # automatic payouts: any number of replicas (unique periods)
         tasks.append(every(max(interval, 60.0), lambda: payout_scheduler.schedule_payouts(kassa),
                            "payout-schedule", stop))
+    if "ledger-checkpoints" in roles:  # any number of replicas (one writes at a time)
+        tasks.append(every(max(interval, 5.0), lambda: balances.roll_checkpoints(kassa),
+                           "ledger-checkpoints", stop))
     await asyncio.gather(*tasks)
