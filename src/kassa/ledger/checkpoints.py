@@ -168,8 +168,11 @@ WITH RECURSIVE
 cut AS (SELECT coalesce(max(position), 0) AS position FROM ledger_checkpoint_runs),
 {_BASE},
 tail AS (
-  SELECT e.account, e.currency, e.layer, sum(e.amount) AS amount FROM ledger_entries e, cut
-  WHERE e.account = ANY($1::text[]) AND e.id > cut.position GROUP BY 1, 2, 3)
+  SELECT a.account, e.currency, e.layer, sum(e.amount) AS amount
+  FROM unnest($1::text[]) AS a(account), cut,
+   LATERAL (SELECT e.currency, e.layer, e.amount FROM ledger_entries e
+            WHERE e.account = a.account AND e.id > cut.position) e
+  GROUP BY 1, 2, 3)
 {_SUM}"""
 
 # At a moment ($2, exclusive): the latest checkpoint holding nothing posted at or after it,
@@ -186,11 +189,16 @@ ranges AS (
   SELECT coalesce(max(position), 0), {END_OF_LEDGER} FROM ledger_checkpoint_runs),
 {_BASE},
 tail AS (
-  SELECT e.account, e.currency, e.layer, sum(e.amount) AS amount
-  FROM ranges r JOIN ledger_entries e
-   ON e.account = ANY($1::text[]) AND e.id > r.lo AND e.id <= r.hi
-  JOIN ledger_transactions t ON t.id = e.transaction_id
-  WHERE t.created_at < $2 GROUP BY 1, 2, 3)
+  SELECT a.account, e.currency, e.layer, sum(e.amount) AS amount
+  FROM unnest($1::text[]) AS a(account), ranges r,
+   -- one range scan per account and interval (the bounds are only known at run time, so
+   -- the planner must not be left to scan the account and filter), and a primary-key
+   -- probe per entry for its posting time, never a scan of all ledger transactions
+   LATERAL (SELECT e.currency, e.layer, e.amount FROM ledger_entries e
+            WHERE e.account = a.account AND e.id > r.lo AND e.id <= r.hi
+            AND (SELECT t.created_at FROM ledger_transactions t
+                 WHERE t.id = e.transaction_id) < $2) e
+  GROUP BY 1, 2, 3)
 {_SUM}"""
 
 
