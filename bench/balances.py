@@ -46,7 +46,9 @@ WITH tx AS (
   INSERT INTO ledger_transactions (kind, merchant_id, source_id, created_at)
   SELECT k.kind, %(m)s, k.kind || ':' || g || ':' || %(m)s, to_timestamp(%(start)s + g)
     FROM generate_series(%(lo)s::bigint, %(hi)s - 1) AS g
-   CROSS JOIN (VALUES ('capture'), ('availability')) AS k(kind)
+   CROSS JOIN (VALUES (1, 'capture'), (2, 'availability')) AS k(n, kind)
+   -- ids in posting order, as the API writes them (within a second or so)
+   ORDER BY g, k.n
   RETURNING id, kind, split_part(source_id, ':', 2)::bigint AS g)
 INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)
 SELECT tx.id, e.account, 'usd', 'posted', e.amount
@@ -56,6 +58,7 @@ SELECT tx.id, e.account, 'usd', 'posted', e.amount
                   ELSE 'merchant:' || %(m)s || ':pending' END, a.amount),
     (CASE tx.kind WHEN 'capture' THEN 'merchant:' || %(m)s || ':pending'
                   ELSE 'merchant:' || %(m)s || ':available' END, -a.amount)) AS e(account, amount)
+ ORDER BY tx.id
 """
 
 BALANCED = """

@@ -24,7 +24,8 @@ would wait on:
    entry with id <= V that will ever exist.
 
 A transaction left open holds the horizon back (the pass waits, then gives up and tries
-again later) instead of being skipped, as the outbox relay does (db/relay.py).
+again later) instead of being skipped, as the outbox relay does (db/relay.py). Transaction
+ids are the cluster's: a long transaction in another database on the server holds it too.
 
 **Time.** An entry's posting time is its ledger transaction's ``created_at``. Each run
 records ``as_of``, the latest posting time it covers (so a checkpoint whose ``as_of`` is
@@ -171,7 +172,7 @@ tail AS (
   SELECT a.account, e.currency, e.layer, sum(e.amount) AS amount
   FROM unnest($1::text[]) AS a(account), cut,
    LATERAL (SELECT e.currency, e.layer, e.amount FROM ledger_entries e
-            WHERE e.account = a.account AND e.id > cut.position) e
+            WHERE e.account = a.account AND e.id > cut.position OFFSET 0) e
   GROUP BY 1, 2, 3)
 {_SUM}"""
 
@@ -192,12 +193,14 @@ tail AS (
   SELECT a.account, e.currency, e.layer, sum(e.amount) AS amount
   FROM unnest($1::text[]) AS a(account), ranges r,
    -- one range scan per account and interval (the bounds are only known at run time, so
-   -- the planner must not be left to scan the account and filter), and a primary-key
+   -- the planner must not be left to scan the account and filter: OFFSET 0 keeps it from
+   -- flattening the subquery into such a join), and a primary-key
    -- probe per entry for its posting time, never a scan of all ledger transactions
    LATERAL (SELECT e.currency, e.layer, e.amount FROM ledger_entries e
             WHERE e.account = a.account AND e.id > r.lo AND e.id <= r.hi
             AND (SELECT t.created_at FROM ledger_transactions t
-                 WHERE t.id = e.transaction_id) < $2) e
+                 WHERE t.id = e.transaction_id) < $2
+            OFFSET 0) e
   GROUP BY 1, 2, 3)
 {_SUM}"""
 

@@ -41,7 +41,7 @@ async def test_the_balance_at_a_past_moment(client, auth, kassa: Kassa):
     await pay(client, auth, 1000)
     first = int(time.time())
     await asyncio.sleep(1.1)  # as_of counts whole seconds: the second payment is in a later one
-    await checkpoints.roll_forward(kassa.pool)
+    assert await checkpoints.roll_forward(kassa.pool, wait_seconds=60) is not None
     await pay(client, auth, 2500)
     now = int(time.time())
     at_first = await pending(client, auth, as_of=str(first))
@@ -52,7 +52,7 @@ async def test_the_balance_at_a_past_moment(client, auth, kassa: Kassa):
     assert total == await pending(client, auth, as_of=str(now)) == \
         await net_created_by(client, auth, now)
     # the same answers once the second payment is checkpointed too
-    await checkpoints.roll_forward(kassa.pool)
+    assert await checkpoints.roll_forward(kassa.pool, wait_seconds=60) is not None
     assert await pending(client, auth, as_of=str(first)) == at_first
     assert await pending(client, auth) == total
     assert (await verify(kassa.pool)).ok

@@ -94,6 +94,9 @@ async def read(conn: asyncpg.Pool | asyncpg.Connection, accounts: list[str],
 
 
 async def roll_all(pool: asyncpg.Pool, **kw: float) -> int:
+    # the horizon is the cluster's: a long transaction in another database on a shared
+    # server holds it back too, so wait generously
+    kw.setdefault("wait_seconds", 60.0)
     runs = 0
     while await checkpoints.roll_forward(pool, **kw) is not None:
         runs += 1
