@@ -25,8 +25,8 @@ def test_every_command_and_group_in_the_order_help_lists_them():
     root = typer.main.get_command(kassa.cli.app)
     assert _tree(root) == {
         "migrate": None, "api": None, "worker": None, "simulator": None, "dev": None,
-        "merchants": {"create": None},
-        "ledger": {"verify": None},
+        "balance": None, "merchants": {"create": None},
+        "ledger": {"verify": None, "checkpoint": None},
         "relay": {"status": None},
         "webhooks": {"redeliver": None, "list-dead": None},
         "attempts": {"list": None},
@@ -37,7 +37,8 @@ def test_every_command_and_group_in_the_order_help_lists_them():
         "psp": {"status": None},
         "vault": {"rotate-kek": None},
     }
-    assert list(_tree(root)) == ["migrate", "api", "worker", "simulator", "dev", "merchants",
+    assert list(_tree(root)) == ["migrate", "api", "worker", "simulator", "dev", "balance",
+                                 "merchants",
                                  "ledger", "relay", "webhooks", "attempts", "reconcile",
                                  "payouts", "routing", "psp", "vault"]
 

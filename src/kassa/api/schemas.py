@@ -354,6 +354,15 @@ class DeliveryListQuery(ListQuery):
     status: Filter | None = None
 
 
+class BalanceQuery(BaseModel):
+    """The balance's query string: ``as_of`` (unix seconds) asks for the balance at the end
+    of that second; checked against the clock by the service."""
+
+    model_config = ConfigDict(extra="forbid")
+    as_of: Integer | None = None
+    expand: list[Annotated[str, Field(max_length=200)]] | None = None
+
+
 class ExpandQuery(BaseModel):
     """A retrieve's query string: only ``expand[]`` is read (in Stripe's bracket notation)."""
 

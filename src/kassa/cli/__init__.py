@@ -3,7 +3,7 @@
 
 Where the commands are: serve.py (api, worker, simulator), dev.py (`kassa dev`, with
 dev_merchant.py), ops.py (migrate, merchants, ledger, relay, webhooks, attempts), money.py
-(reconcile, payouts review), routing.py (routing, psp). What every
+(balance, reconcile, payouts review), routing.py (routing, psp). What every
 command shares: database.py (the database it uses), process.py (signals, sockets, the event
 loop), reporting.py (a failure as cause and remedy)."""
 
@@ -44,6 +44,7 @@ app.command()(serve.api)
 app.command()(serve.worker)
 app.command()(serve.simulator)
 app.command("dev")(dev.command)
+app.command()(money.balance)
 app.add_typer(ops.merchants_app, name="merchants")
 app.add_typer(ops.ledger_app, name="ledger")
 app.add_typer(ops.relay_app, name="relay")

@@ -1,6 +1,7 @@
-"""The money-out operator commands: `kassa reconcile` (import a PSP's settlement report,
-list runs and discrepancies, resolve one, export reports) and `kassa payouts review`
-(payouts the bank disagreed about, held until someone resolves them)."""
+"""The money operator commands: `kassa balance` (a merchant's balance, now or at a past
+moment), `kassa reconcile` (import a PSP's settlement report, list runs and discrepancies,
+resolve one, export reports) and `kassa payouts review` (payouts the bank disagreed about,
+held until someone resolves them)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,19 @@ class _ImportProgress:
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(1)
+
+
+def balance(merchant_id: str, as_of: int = typer.Option(
+        None, "--as-of", help="unix seconds: the balance at the end of that second")) -> None:
+    """A merchant's balance as GET /v1/balance shows it (JSON), now or --as-of a moment."""
+    from kassa.domain.errors import KassaError
+    from kassa.services import balances
+
+    try:
+        obj = _with_kassa(lambda k: balances.balance(k, merchant_id=merchant_id, as_of=as_of))
+    except KassaError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(obj, indent=2))
 
 
 @reconcile_app.command("import")

@@ -80,6 +80,40 @@ async def _verify(dsn: str):  # type: ignore[no-untyped-def]
         await pool.close()
 
 
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(wait: float = typer.Option(
+        5.0, help="seconds to wait for open transactions below the horizon to finish"),
+        max_entries: int = typer.Option(1_000_000, help="entries one run covers at most")
+        ) -> None:
+    """Roll the balance checkpoints forward to the latest final entry (runs of at most
+    --max-entries each); prints each run as JSON."""
+    settings = Settings()
+    with database(settings) as dsn:
+        runs = run_async(_checkpoint(dsn, wait=wait, max_entries=max_entries))
+    for run in runs:
+        typer.echo(json.dumps(run))
+    if not runs:
+        typer.echo("no checkpoint written: nothing new is final yet (or another writer "
+                   "holds the lock)")
+
+
+async def _checkpoint(dsn: str, *, wait: float, max_entries: int) -> list[dict[str, object]]:
+    from kassa.db.pool import create_pool
+    from kassa.ledger import checkpoints
+
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        runs: list[dict[str, object]] = []
+        while (run := await checkpoints.roll_forward(pool, max_entries=max_entries,
+                                                     wait_seconds=wait)) is not None:
+            runs.append({"position": run.position, "previous": run.previous,
+                         "entries": run.entries, "accounts": run.accounts,
+                         "as_of": run.as_of.isoformat() if run.as_of else None})
+        return runs
+    finally:
+        await pool.close()
+
+
 @relay_app.command("status")
 def relay_status() -> None:
     """Each relay's stored position, events published, and backlog (committed, not sent)."""

@@ -35,7 +35,8 @@ def api(workers: int = typer.Option(None, help="uvicorn worker processes")) -> N
 
 ROLE_OPTION = typer.Option(None, help="recovery, availability, idempotency-expiry, relay, "
                                          "webhooks, psp-webhooks, payouts, payout-schedule, "
-                                         "reconcile-pull (default: all; relay only with "
+                                         "reconcile-pull, ledger-checkpoints (default: all; "
+                                         "relay only with "
                                          "KASSA_KAFKA_BOOTSTRAP)")
 
 

@@ -27,5 +27,9 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16,
     # max_queries recycles connections now and then, so query plans a session cached
     # while tables were empty (fresh deploy) do not live for ever.
     kwargs.setdefault("max_queries", 20_000)
+    # No JIT: kassa's statements are short OLTP reads and writes, and a plan whose estimate
+    # crosses jit_above_cost (a balance read with run-time range bounds does) spends ~1 s
+    # compiling what runs in a millisecond.
+    kwargs.setdefault("server_settings", {"jit": "off"})
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                      init=_init_connection, reset=_keep_session, **kwargs)

@@ -107,7 +107,8 @@ async def ledger_counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM ledger_transactions) AS transactions,"
         " (SELECT count(*) FROM ledger_entries) AS entries,"
-        " (SELECT count(*) FROM payment_intents) AS payments")
+        " (SELECT count(*) FROM payment_intents) AS payments,"
+        " (SELECT count(*) FROM ledger_checkpoint_runs) AS checkpoint_runs")
     return dict(row) if row else {}
 
 
@@ -197,4 +198,55 @@ async def objects_settled_twice(conn: Conn, limit: int = 100) -> list[asyncpg.Re
         " ORDER BY run_id, row_number) AS items FROM reconciliation_items"
         " WHERE posted AND matched IS NOT NULL GROUP BY category, matched"
         " HAVING count(*) > 1 ORDER BY matched LIMIT $1", limit)
+    return rows
+
+
+async def checkpoint_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Checkpoints (ledger/checkpoints.py) that disagree with the journal: each must equal
+    the account's previous checkpoint plus the entries between the two positions. Checked
+    row by row from the first, this proves every checkpoint equals the sum of the account's
+    entries up to its position, reading each entry once."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH chained AS (SELECT account, currency, layer, position, balance,"
+        "  lag(position, 1, 0::bigint) OVER w AS since,"
+        "  lag(balance, 1, 0::bigint) OVER w AS before"
+        " FROM ledger_checkpoints"
+        " WINDOW w AS (PARTITION BY account, currency, layer ORDER BY position))"
+        " SELECT c.account, c.currency, c.layer, c.position, c.balance,"
+        "  (c.before + coalesce(d.amount, 0))::bigint AS journal"
+        " FROM chained c LEFT JOIN LATERAL (SELECT sum(e.amount) AS amount"
+        "  FROM ledger_entries e WHERE e.account = c.account AND e.id > c.since"
+        "  AND e.id <= c.position AND e.currency = c.currency AND e.layer = c.layer) d ON true"
+        " WHERE c.balance <> c.before + coalesce(d.amount, 0)"
+        " ORDER BY c.account, c.currency, c.layer, c.position LIMIT $1", limit)
+    return rows
+
+
+async def checkpoint_run_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
+    """Checkpoint runs whose interval the journal now tells differently: an entry that
+    committed below a run's position after the run was written (the run missed it: its
+    count is short and an account may lack its row), a posting time outside the run's
+    ``as_of``/``earliest_posted``, or a run that extends no run."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "WITH journal AS (SELECT r.position, count(e.id) AS entries,"
+        "  min(t.created_at) AS earliest, max(t.created_at) AS latest,"
+        "  count(DISTINCT (e.account, e.currency, e.layer)) FILTER (WHERE e.id IS NOT NULL)"
+        "  AS accounts"
+        " FROM ledger_checkpoint_runs r"
+        " LEFT JOIN ledger_entries e ON e.id > r.previous AND e.id <= r.position"
+        " LEFT JOIN ledger_transactions t ON t.id = e.transaction_id GROUP BY r.position),"
+        " written AS (SELECT position, count(*) AS accounts FROM ledger_checkpoints"
+        "  GROUP BY position)"
+        " SELECT r.position, r.entries, j.entries AS journal_entries,"
+        "  coalesce(w.accounts, 0) AS accounts, j.accounts AS journal_accounts,"
+        "  r.as_of, j.latest, r.earliest_posted, j.earliest,"
+        "  (r.previous = 0 OR p.position IS NOT NULL) AS chained"
+        " FROM ledger_checkpoint_runs r JOIN journal j ON j.position = r.position"
+        " LEFT JOIN written w ON w.position = r.position"
+        " LEFT JOIN ledger_checkpoint_runs p ON p.position = r.previous"
+        " WHERE r.entries <> j.entries OR coalesce(w.accounts, 0) <> j.accounts"
+        "  OR r.as_of < j.latest OR (r.as_of IS NULL AND j.latest IS NOT NULL)"
+        "  OR r.earliest_posted IS DISTINCT FROM j.earliest"
+        "  OR NOT (r.previous = 0 OR p.position IS NOT NULL)"
+        " ORDER BY r.position LIMIT $1", limit)
     return rows

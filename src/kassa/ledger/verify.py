@@ -62,5 +62,16 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
         report.problems.append(
             f"{row['category']} {row['matched']} settled {row['n']} times: "
             f"{', '.join(row['items'])}")
+    for row in await invariants.checkpoint_mismatches(conn):
+        report.problems.append(
+            f"checkpoint {row['account']} {row['currency']} {row['layer']} at entry "
+            f"{row['position']}: {row['balance']} but the journal sums to {row['journal']}")
+    for row in await invariants.checkpoint_run_mismatches(conn):
+        report.problems.append(
+            f"checkpoint run at entry {row['position']}: {row['entries']} entries and "
+            f"{row['accounts']} accounts written, the journal has {row['journal_entries']} and "
+            f"{row['journal_accounts']}; as_of {row['as_of']} (latest posting "
+            f"{row['latest']}), earliest {row['earliest_posted']} (journal {row['earliest']})"
+            + ("" if row["chained"] else "; it extends no run"))
     report.checked = await invariants.ledger_counts(conn)
     return report

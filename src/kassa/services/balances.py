@@ -1,5 +1,6 @@
 """The balance use cases: Stripe's balance object (the ledger's figures, ledger/balances.py),
-balance transactions, and the pending→available job (postings from ledger/journal.py)."""
+now or at a past moment, balance transactions, the pending→available job (postings from
+ledger/journal.py), and rolling the balance checkpoints forward (ledger/checkpoints.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,33 @@ from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
 from kassa.ledger import balances as ledger_balances
-from kassa.ledger import journal
+from kassa.ledger import checkpoints, journal
 from kassa.services.context import Kassa
 from kassa.services.uow import UnitOfWork
 
 
-async def balance(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
-    """Stripe's balance object; liabilities are credit-normal, so the sign flips."""
-    available, pending = await ledger_balances.merchant_balance(kassa.pool, merchant_id)
+async def balance(kassa: Kassa, *, merchant_id: str, as_of: int | None = None
+                  ) -> dict[str, Any]:
+    """Stripe's balance object; liabilities are credit-normal, so the sign flips. With
+    ``as_of`` (unix seconds), the balance at the end of that second: a moment still to come
+    has no balance yet, so it is refused rather than answered with today's."""
+    if as_of is not None and not 0 <= as_of <= kassa.clock():
+        raise InvalidRequest("as_of must be a unix timestamp between 0 and now.",
+                             param="as_of")
+    available, pending = await ledger_balances.merchant_balance(kassa.pool, merchant_id,
+                                                                as_of=as_of)
     return representations.balance(available=available, pending=pending)
+
+
+async def roll_checkpoints(kassa: Kassa, *, max_entries: int = checkpoints.MAX_RUN_ENTRIES,
+                           wait_seconds: float = 5.0) -> int:
+    """One checkpoint pass (any number of replicas: one writes at a time). Answers the
+    positions it covered when it stopped at ``max_entries`` (a worker catching up runs again
+    at once), else 0 (the next pass waits its interval: a run per posting would be waste)."""
+    run = await checkpoints.roll_forward(kassa.pool, max_entries=max_entries,
+                                         wait_seconds=wait_seconds)
+    covered = 0 if run is None else run.position - run.previous
+    return covered if covered >= max_entries else 0
 
 
 async def list_balance_transactions(kassa: Kassa, *, merchant_id: str, limit: int,

@@ -1,5 +1,6 @@
 """Thin worker loops: recovery of open attempts, funds availability, idempotency expiry,
-the relay, webhooks, inbound PSP events, payouts, the daily pull of settlement reports."""
+the relay, webhooks, inbound PSP events, payouts, the daily pull of settlement reports,
+balance checkpoints."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from kassa.webhooks.delivery import WebhookSender
 log = logging.getLogger(__name__)
 
 ROLES = ("recovery", "availability", "idempotency-expiry", "relay", "webhooks",
-         "psp-webhooks", "payouts", "payout-schedule", "reconcile-pull")
+         "psp-webhooks", "payouts", "payout-schedule", "reconcile-pull", "ledger-checkpoints")
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[int]], name: str,
@@ -93,4 +94,7 @@ async def run(kassa: Kassa, *, roles: tuple[str, ...] = ROLES, interval: float =
                            lambda: reconciliation_pull.pull_settlement_reports(
                                kassa, sources=sources, policy=pull_policy, worker=worker),
                            "reconcile-pull", stop))
+    if "ledger-checkpoints" in roles:  # any number of replicas (one writes at a time)
+        tasks.append(every(max(interval, 5.0), lambda: balances.roll_checkpoints(kassa),
+                           "ledger-checkpoints", stop))
     await asyncio.gather(*tasks)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa.api import deps, openapi, responses, routing
-from kassa.api.schemas import BalanceTransactionListQuery
+from kassa.api.schemas import BalanceQuery, BalanceTransactionListQuery
 from kassa.domain.errors import NotFound
 from kassa.services import balances
 from kassa.services.context import Kassa
@@ -16,9 +16,14 @@ from kassa.services.context import Kassa
 router = APIRouter(tags=["balance"], responses=openapi.V1_ERRORS)
 
 
-@router.get("/v1/balance", responses=openapi.ok(responses.BalanceObject))
-async def retrieve_balance(request: Request) -> Response:
-    return await routing.retrieve(request, balances.balance)
+@router.get("/v1/balance", responses=openapi.ok(responses.BalanceObject),
+            openapi_extra=openapi.query(BalanceQuery))
+async def retrieve_balance(request: Request, caller: deps.SecretKey,
+                           q: Annotated[BalanceQuery, deps.query(BalanceQuery)]) -> Response:
+    paths = routing.expansions(request, q.expand)
+    obj = await balances.balance(deps.kassa(request), merchant_id=caller.merchant_id,
+                                 as_of=q.as_of)
+    return await routing.answer_expanded(request, caller.merchant_id, obj, paths)
 
 
 @router.get("/v1/balance_transactions",
