@@ -60,6 +60,18 @@ async def apply(world: World) -> None:
         pass
 
 
+async def retried(world: World) -> None:
+    """What a lost compare-and-swap left pending, applied again at once (the worker would,
+    after its back-off), until nothing is pending."""
+    for _ in range(50):
+        await world.kassa.pool.execute(
+            "UPDATE psp_events SET available_at = now() WHERE status = 'pending'")
+        await apply(world)
+        if not await world.kassa.pool.fetchval(
+                "SELECT count(*) FROM psp_events WHERE status = 'pending'"):
+            return
+
+
 async def settle(world: World, attempt_id: str, outcome: str) -> None:
     """Have the simulator's books settle (or the scheme reject) the operation kassa sent
     under ``attempt_id`` — Adyen's dialect keys it by account and Idempotency-Key."""
@@ -432,13 +444,7 @@ async def test_a_rejected_capture_racing_a_refund_is_reversed_or_flagged_never_b
         return got.status_code
 
     status, _ = await asyncio.gather(refund(), apply(world))
-    for _ in range(50):  # a lost compare-and-swap is retried by the worker
-        await world.kassa.pool.execute(
-            "UPDATE psp_events SET available_at = now() WHERE status = 'pending'")
-        await apply(world)
-        if not await world.kassa.pool.fetchval(
-                "SELECT count(*) FROM psp_events WHERE status = 'pending'"):
-            break
+    await retried(world)
     done = await world.retrieve(pi)
     [capture] = await attempts(world, pi, "capture")
     if status == 400:
@@ -474,13 +480,7 @@ async def test_a_rejected_capture_racing_a_chargeback_takes_the_money_once(
                       amount={"value": 2500, "currency": "EUR"})
     assert (await world.send(batch(forged))).status_code == 200
     await asyncio.gather(apply(world), apply(world))
-    for _ in range(50):  # a lost compare-and-swap is retried by the worker
-        await world.kassa.pool.execute(
-            "UPDATE psp_events SET available_at = now() WHERE status = 'pending'")
-        await apply(world)
-        if not await world.kassa.pool.fetchval(
-                "SELECT count(*) FROM psp_events WHERE status = 'pending'"):
-            break
+    await retried(world)
     done = await world.retrieve(pi)
     [capture] = await attempts(world, pi, "capture")
     assert (done["status"], capture["status"]) in (("requires_capture", "failed"),

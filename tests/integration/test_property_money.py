@@ -25,9 +25,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import hypothesis
 import pytest
-from hypothesis import HealthCheck, event, given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kassa import bootstrap
@@ -46,6 +45,7 @@ from kassa.ledger.verify import verify
 from kassa.services import balances, merchants, payments, refunds
 from kassa.services.context import Kassa
 from tests.support.databases import migrated_database
+from tests.support.properties import async_property, examples_guard
 
 S = PaymentStatus
 VISA, DECLINED, THREE_DS = ("pm_card_visa", "pm_card_chargeDeclined",
@@ -377,17 +377,11 @@ async def own_kassa(server_url: str, settings: Settings) -> AsyncIterator[Kassa]
 
 @pytest.fixture(scope="module")
 def examples_run() -> Iterator[list[int]]:
-    """Guards the async Hypothesis wiring: after the property test, every example must have
-    run (a test that silently ran no example proves nothing); fails at teardown otherwise."""
-    EXAMPLES_RUN.clear()
-    yield EXAMPLES_RUN
-    assert len(EXAMPLES_RUN) >= MAX_EXAMPLES, f"only {len(EXAMPLES_RUN)} examples ran"
+    yield from examples_guard(EXAMPLES_RUN, MAX_EXAMPLES)
 
 
 @pytest.mark.slow
-@hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+@async_property(MAX_EXAMPLES)
 @given(ops=history)
 async def test_money_is_conserved(own_kassa: Kassa, examples_run: list[int],
                                   ops: list[Op]) -> None:

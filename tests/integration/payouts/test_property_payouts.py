@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import hypothesis
 import pytest
-from hypothesis import HealthCheck, event, given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kassa import bootstrap
@@ -40,6 +39,7 @@ from kassa.services import balances, merchants
 from kassa.services.payout_rail import RailPolicy, advance_due_payouts
 from tests.support.bank_server import running_bank
 from tests.support.databases import migrated_database
+from tests.support.properties import async_property, examples_guard
 
 DAY = 86_400
 CURRENCIES = ("usd", "eur")
@@ -268,16 +268,11 @@ async def own(server_url: str, settings: Settings, bank_url: str
 
 @pytest.fixture(scope="module")
 def examples_run() -> Iterator[list[int]]:
-    """Every example must have run (a property that silently ran none proves nothing)."""
-    EXAMPLES_RUN.clear()
-    yield EXAMPLES_RUN
-    assert len(EXAMPLES_RUN) >= MAX_EXAMPLES, f"only {len(EXAMPLES_RUN)} examples ran"
+    yield from examples_guard(EXAMPLES_RUN, MAX_EXAMPLES)
 
 
 @pytest.mark.slow
-@hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+@async_property(MAX_EXAMPLES)
 @given(ops=history)
 async def test_money_out_is_conserved(own, bank_url: str, examples_run: list[int],
                                       ops: list[Op]) -> None:

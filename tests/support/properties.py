@@ -1,0 +1,25 @@
+"""Hypothesis over kassa's real services and PostgreSQL: the settings such a property runs
+with (async examples on the session's loop, slow by nature, no example database), and the
+guard that every example really ran."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import hypothesis
+from hypothesis import HealthCheck
+
+
+def async_property(max_examples: int) -> hypothesis.settings:
+    return hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
+                               suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                      HealthCheck.too_slow])
+
+
+def examples_guard(ran: list[int], minimum: int) -> Iterator[list[int]]:
+    """A module fixture's body: after the property, at least ``minimum`` examples must have
+    appended to ``ran`` (an async wiring that silently ran none proves nothing); fails at
+    teardown otherwise."""
+    ran.clear()
+    yield ran
+    assert len(ran) >= minimum, f"only {len(ran)} examples ran"
