@@ -25,6 +25,7 @@ EVENT_TYPES: frozenset[str] = frozenset({
     "charge.failed",
     "charge.captured",
     "charge.expired",
+    "charge.updated",
     "charge.refunded",
     "charge.refund.updated",
     "charge.dispute.created",

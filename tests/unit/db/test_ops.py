@@ -47,7 +47,7 @@ def test_each_op_serialises_as_the_builders_did() -> None:
         "last_payment_error": None, "next_action": None, "canceled_at": None,
         "cancellation_reason": None, "latest_charge": None, "psp": None,
         "psp_reference": None, "pending_attempt_id": None, "created": NOW, "version": 0,
-        "client_secret": "pi_x_secret_x", "confirmation_method": "automatic",
+        "hold_ref": None, "client_secret": "pi_x_secret_x", "confirmation_method": "automatic",
         "receipt_email": None, "statement_descriptor": None,
         "statement_descriptor_suffix": None, "setup_future_usage": None, "shipping": None,
         "automatic_payment_methods": None, "payment_method_options": None, "customer": None}}
@@ -68,7 +68,8 @@ def test_each_op_serialises_as_the_builders_did() -> None:
         a, expected=(AttemptStatus.STARTED, AttemptStatus.UNKNOWN)).to_json() == {
         "op": "finish_attempt", "expected": ["started", "unknown"], "row": {
             "id": "att_x", "status": "failed", "psp_reference": None,
-            "error": {"code": "card_declined"}, "check_after_s": None}}
+            "error": {"code": "card_declined"}, "check_after_s": None,
+            "operation_reference": None}}
     assert ops.FailOverAttempt("ch_x", {"code": "psp_unavailable"}, 30.0).to_json() == {
         "op": "fail_over_attempt",
         "row": {"id": "ch_x", "error": {"code": "psp_unavailable"}, "check_after_s": 30.0}}
