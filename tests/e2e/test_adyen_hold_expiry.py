@@ -16,11 +16,20 @@ import pytest
 from kassa.db import payments as payments_db
 from kassa.services import recovery
 from tests.e2e import test_adyen_payments as base
-from tests.e2e.test_adyen_modifications import attempts, both_ends, ledger
+from tests.e2e.test_adyen_modifications import attempts, both_ends, ledger, settle
 from tests.e2e.test_adyen_payments import World, with_psp_reference
+from tests.support.recovery import make_due
 
 adyen_sim_url, adyen_kassa, adyen_api, world = (
     base.adyen_sim_url, base.adyen_kassa, base.adyen_api, base.world)
+
+
+def no_validity(world: World) -> Any:
+    """Every hold is past its validity for one test; returns the old policy to restore."""
+    old = world.kassa.watch
+    world.kassa.watch = dataclasses.replace(old, default_hold_validity_seconds=0.0,
+                                            hold_validity_seconds={})
+    return old
 
 
 async def look_at_the_hold(world: World, pi: dict[str, Any]) -> str:
@@ -28,9 +37,7 @@ async def look_at_the_hold(world: World, pi: dict[str, Any]) -> str:
     over."""
     charge = await payments_db.get_attempt(world.kassa.pool, pi["latest_charge"])
     assert charge is not None
-    old = world.kassa.watch
-    world.kassa.watch = dataclasses.replace(old, default_hold_validity_seconds=0.0,
-                                            hold_validity_seconds={})
+    old = no_validity(world)
     try:
         return await recovery.look(world.kassa, charge)
     finally:
@@ -75,3 +82,43 @@ async def test_an_unconfirmed_modification_past_the_hold_validity_is_flagged_not
     assert await look_at_the_hold(world, pi) in ("released", "recorded_elsewhere")
     await both_ends(world, pi, held=0)
 
+
+
+async def test_a_hold_posted_again_on_a_charge_not_succeeded_still_expires(
+        world: World) -> None:
+    """A capture the scheme rejects after it was booked posts the hold again
+    (capture.reverse): the payment is requires_capture and must be voided at the hold's
+    deadline whatever the status of its charge's attempt (here flagged for an operator,
+    so not ``succeeded``) — never left held with no deadline."""
+    pi = await with_psp_reference(world, await world.pay())
+    await world.post(f"/v1/payment_intents/{pi['id']}/capture")
+    await world.deliver()  # CAPTURE
+    [first] = await attempts(world, pi, "capture")
+    await world.kassa.pool.execute(
+        "UPDATE attempts SET status = 'needs_attention', error = jsonb_build_object("
+        "'code', 'unrecordable_outcome', 'message', 'an operator looks', 'was', status)"
+        " WHERE id = $1", pi["latest_charge"])
+    await settle(world, first["id"], "failed")  # CAPTURE_FAILED
+    await world.deliver()
+    again = await world.retrieve(pi)
+    assert (again["status"], again["amount_capturable"]) == ("requires_capture", 2500)
+    # the hold's deadline is set again: the authorisation's start plus its validity
+    row = await world.kassa.pool.fetchrow(
+        "SELECT extract(epoch FROM next_check_at - created_at)::int AS wait, status"
+        " FROM attempts WHERE id = $1", pi["latest_charge"])
+    validity = world.kassa.watch.hold_validity("adyen")
+    assert row["status"] == "needs_attention"
+    assert abs(row["wait"] - validity) <= 60, row
+    await both_ends(world, pi, held=2500)
+
+    old = no_validity(world)
+    try:
+        await make_due(world.kassa, pi["id"])
+        await recovery.recover_open_attempts(world.kassa)  # voids it at Adyen: received
+        await world.deliver()  # CANCELLATION
+    finally:
+        world.kassa.watch = old
+    done = await world.retrieve(pi)
+    assert (done["status"], done["cancellation_reason"]) == ("canceled", "automatic"), done
+    at_adyen = await both_ends(world, pi, held=0)
+    assert at_adyen["amount_captured"] == 0

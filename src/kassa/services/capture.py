@@ -197,10 +197,11 @@ async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentInt
     if valid:
         uow.add(journal.hold(merchant_id=p.merchant_id, psp=p.psp, amount=p.amount,
                              attempt_id=attempt.id))
-        if charge.status is AttemptStatus.SUCCEEDED:
-            # watched again for the hold's expiry (recovery's expire_hold voids it then)
-            uow.add(ops.FinishAttempt.of(charge, expected=(AttemptStatus.SUCCEEDED,),
-                                         check_after_s=max(0.0, deadline - now)))
+        # watched again for the hold's expiry (recovery's expire_hold voids it then),
+        # whatever the charge's attempt status is (kept as it is): a re-held payment must
+        # never wait in requires_capture with no deadline
+        uow.add(ops.FinishAttempt.of(charge, expected=(charge.status,),
+                                     check_after_s=max(0.0, deadline - now)))
     p.capture_reversed(hold_ref=attempt.id if valid else None, now=now)
     uow.add(ops.UpdatePayment.of(p))
     uow.emit(merchant_id=p.merchant_id, type="charge.updated",
