@@ -121,3 +121,27 @@ async def test_a_hold_the_psp_still_authorises_is_not_guessed_at(world):
     assert (await get_pi(world, pi))["status"] == "succeeded"
     assert (await sim_auth(world, pi))["amount_captured"] == 2900
     await assert_books(world)
+
+
+async def test_an_authorisation_the_psp_shows_captured_is_recorded_at_the_hold_expiry(world):
+    """The capture kassa sent never reached the PSP (and its repeat is refused too), but the
+    authorisation was captured there all the same (from the PSP's dashboard): what the
+    PSP shows moved is what kassa's books record, under the stuck capture."""
+    pi, capture = await stuck_capture(world, 3700)
+    r = await world.sim.post(f"/v1/authorizations/{await world.authorization(pi)}/capture",
+                             json={"idempotency_key": "dashboard-capture-1", "amount": 3700,
+                                   "currency": "usd"})
+    assert r.status_code == 200 and r.json()["status"] == "captured", r.text
+    await world.sim.post("/_sim/faults", json={"faults": ["error"]})  # the repeat fails
+
+    await look_at_the_hold(world, pi)
+    got = await get_pi(world, pi)
+    assert (got["status"], got["amount_received"]) == ("succeeded", 3700), got
+    attempt = await payments_db.get_attempt(world.kassa.pool, capture)
+    assert attempt is not None and attempt.status.value == "succeeded"
+    assert (await sim_auth(world, pi))["amount_captured"] == 3700
+    kinds = await world.kassa.pool.fetch(
+        "SELECT kind FROM ledger_transactions WHERE source_id = ANY($1::text[])",
+        [pi["id"], pi["latest_charge"], capture])
+    assert sorted(k["kind"] for k in kinds) == ["authorization_hold", "capture"]
+    await assert_books(world)
