@@ -9,7 +9,7 @@ from typing import Any
 
 def psp_account(row: Mapping[str, Any]) -> dict[str, Any]:
     """From a psp_accounts row (db/psp_accounts.py); ``settings`` holds only what is not
-    secret (base_url, merchant_account)."""
+    secret (base_url, merchant_account, hold_validity_days)."""
     return {
         "id": row["id"],
         "object": "psp_account",
@@ -19,6 +19,8 @@ def psp_account(row: Mapping[str, Any]) -> dict[str, Any]:
         "livemode": row["livemode"],
         "psp": row["psp"],
         **{k: row["settings"].get(k) for k in ("base_url", "merchant_account")},
+        # null: the PSP's documented validity (services/hold_validity.py)
+        "hold_validity_days": row["settings"].get("hold_validity_days"),
         "updated": row["updated"],
     }
 

@@ -36,7 +36,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPError, PSPResult
-from kassa.services import charges, failover, saga, saved_cards
+from kassa.services import charges, failover, hold_validity, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -270,7 +270,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                  else "payment_intent.amount_capturable_updated")
         if not captured:  # recovery voids the hold when the PSP's validity ends
             created = attempt.created or kassa.clock()
-            check_after = max(0.0, created + kassa.watch.hold_validity(attempt.psp)
+            check_after = max(0.0, created + await hold_validity.seconds(kassa, attempt.psp)
                               - kassa.clock())
         saves, saved = await saved_cards.save_after_success(kassa, p)
     elif result.outcome is Outcome.REQUIRES_ACTION:

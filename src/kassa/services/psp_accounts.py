@@ -1,5 +1,6 @@
 """Merchants' own PSP accounts: create, retrieve, list, update (enabled, currencies,
-settings, credentials rotation), delete.
+settings, credentials rotation), delete. ``hold_validity_days`` (optional, changeable) is
+how long the PSP keeps the account's uncaptured authorisations (services/hold_validity.py).
 
 Credentials are write-only: checked for the PSP's shape here, sealed (kassa/secrets_box.py)
 with the account's id and merchant as associated data, and never returned or logged.
@@ -26,6 +27,7 @@ from kassa.domain.lists import Bounds
 from kassa.psp.accounts import adyen_live, credentials_aad
 from kassa.representations.psp_accounts import deleted_psp_account, psp_account
 from kassa.secrets_box import SecretsBox
+from kassa.services import hold_validity
 from kassa.services.context import Kassa
 from kassa.services.routing_configs import stored_policy
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -39,10 +41,12 @@ CREDENTIALS = {
     "simulator": ((), ("webhook_secret",)),
 }
 SETTINGS = {
-    "stripe": ((), ("base_url",)),
-    "adyen": (("merchant_account",), ("base_url", "merchant_account")),
-    "simulator": (("base_url",), ("base_url",)),
+    "stripe": ((), ("base_url", "hold_validity_days")),
+    "adyen": (("merchant_account",), ("base_url", "merchant_account", "hold_validity_days")),
+    "simulator": (("base_url",), ("base_url", "hold_validity_days")),
 }
+# the settings that name the account at the PSP (never changed by an update)
+IDENTITY = ("base_url", "merchant_account")
 # the hosts (and their subdomains) a base_url may name in production
 PRODUCTION_HOSTS = {"stripe": ("api.stripe.com",),
                     "adyen": ("adyen.com", "adyenpayments.com")}
@@ -132,7 +136,7 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
                    partial: bool = False) -> dict[str, Any]:
     required, allowed = SETTINGS[psp]
     out: dict[str, Any] = {}
-    for name in ("base_url", "merchant_account"):
+    for name in (*IDENTITY, "hold_validity_days"):
         value = given.get(name)
         if value is None or value == "":
             if name in required and not partial:
@@ -142,7 +146,10 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
         if name not in allowed:
             raise InvalidRequest(f"Received unknown parameter: {name} (not used by {psp} "
                                  "accounts).", param=name)
-        if name == "base_url":
+        if name == "hold_validity_days":
+            # how long the PSP keeps this account's uncaptured authorisations (expiry.py)
+            out[name] = hold_validity.parse_days(psp, value)
+        elif name == "base_url":
             out[name] = _base_url(value, production=production)
             if production:
                 _production_host(psp, out[name])
@@ -258,7 +265,7 @@ def _seal(kassa: Kassa, credentials: dict[str, Any], *, account_id: str,
 
 async def create(kassa: Kassa, *, merchant_id: str, psp: Any, currencies: Any,
                  credentials: Any = None, enabled: Any = True, base_url: Any = None,
-                 merchant_account: Any = None,
+                 merchant_account: Any = None, hold_validity_days: Any = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     if psp not in PSPS:
         raise InvalidRequest(f"Invalid psp: must be one of {', '.join(PSPS)}.", param="psp")
@@ -267,7 +274,8 @@ async def create(kassa: Kassa, *, merchant_id: str, psp: Any, currencies: Any,
         raise InvalidRequest("Invalid psp: a simulator account moves no money and is refused "
                              "in production.", param="psp")
     settings = parse_settings(psp, {"base_url": base_url,
-                                    "merchant_account": merchant_account},
+                                    "merchant_account": merchant_account,
+                                    "hold_validity_days": hold_validity_days},
                               production=production)
     codes = parse_currencies(currencies)
     secrets = parse_credentials(psp, credentials, production=production)
@@ -297,7 +305,7 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, account_id: str) -> dict[s
 
 async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies: Any = None,
                  credentials: Any = None, enabled: Any = None, base_url: Any = None,
-                 merchant_account: Any = None,
+                 merchant_account: Any = None, hold_validity_days: Any = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Credentials given replace the stored ones whole (a rotation: the old key stops being
     used by every process within the registry's refresh period)."""
@@ -310,15 +318,17 @@ async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies:
         psp = row["psp"]
         production = kassa.production
         settings = None
-        if base_url is not None or merchant_account is not None:
+        if base_url is not None or merchant_account is not None \
+                or hold_validity_days is not None:
             changes = parse_settings(
-                psp, {"base_url": base_url, "merchant_account": merchant_account},
+                psp, {"base_url": base_url, "merchant_account": merchant_account,
+                      "hold_validity_days": hold_validity_days},
                 production=production, partial=True)
             for name, value in changes.items():
                 # the account's identity at the PSP: its payments' captures, refunds and
                 # lookups go there, and its notifications are recognised by it (Adyen
                 # drops another merchantAccountCode's); another identity is another account
-                if row["settings"].get(name) not in (None, value):
+                if name in IDENTITY and row["settings"].get(name) not in (None, value):
                     raise InvalidRequest(
                         f"{name} names the account at the PSP and does not change: the "
                         "payments it took are followed up there. Create another PSP account "

@@ -55,6 +55,7 @@ AUTHORIZATION_OUTCOMES: dict[str, Outcome] = {
     "requires_action": Outcome.REQUIRES_ACTION,
     "declined": Outcome.DECLINED,
     "voided": Outcome.VOIDED,
+    "expired": Outcome.VOIDED,  # lapsed uncaptured (decline_code authorization_expired)
 }
 OPERATION_OUTCOMES: dict[str, Outcome] = {
     "captured": Outcome.CAPTURED,

@@ -157,7 +157,7 @@ def payment_response(auth: Body, record: Body, *, redirect_url: str | None) -> B
         out["resultCode"] = "RedirectShopper"
         out["action"] = {"type": "redirect", "method": "GET", "paymentMethodType": "scheme",
                          "url": redirect_url}
-    elif status == "voided":
+    elif status in ("voided", "expired"):
         out["resultCode"] = "Cancelled"
     else:
         code, reason, raw = REFUSALS.get(auth.get("decline_code") or "generic_decline",

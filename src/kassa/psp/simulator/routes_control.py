@@ -88,6 +88,17 @@ async def sim_webhooks_resend(request: Request) -> Response:
     return json_response({"event": event.id, **delivery.view()})
 
 
+async def sim_expire(request: Request) -> Response:
+    """The authorisation lapses uncaptured, as a PSP lets it at the end of its validity."""
+    acquirer = simulator_of(request).acquirer
+    try:
+        return json_response(acquirer.expire(request.path_params["id"]))
+    except NotFound:
+        return error_response(404, "not_found", "No such authorization.")
+    except Conflict as exc:
+        return error_response(409, "invalid_state", str(exc))
+
+
 @refuses_invalid
 async def sim_settle(request: Request) -> Response:
     acquirer = simulator_of(request).acquirer
@@ -148,6 +159,7 @@ ROUTES = [
     Route("/_sim/config", sim_config, methods=["GET", "POST"]),
     Route("/_sim/faults", sim_faults, methods=["POST"]),
     Route("/_sim/authorizations", sim_authorizations, methods=["GET"]),
+    Route("/_sim/authorizations/{id}/expire", sim_expire, methods=["POST"]),
     Route("/_sim/stats", sim_stats, methods=["GET"]),
     Route("/_sim/reset", sim_reset, methods=["POST"]),
     Route("/_sim/webhooks", sim_webhooks, methods=["GET"]),
