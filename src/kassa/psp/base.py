@@ -141,6 +141,10 @@ class AuthorizeRequest:
     # kassa's payment-method id (``pm_card_visa`` …): a PSP that knows the token itself
     # (Stripe's test payment methods) is given the token instead of the card
     payment_method: str | None = None
+    # the PSP's own token (``payment_method`` ``<account>:<token>`` with its prefix
+    # stripped): the adapter charges it instead of ``card``, which is then a placeholder
+    # with no number (vault/psp_tokens.py)
+    psp_token: str | None = None
     # where the PSP sends the customer after 3-D Secure: kassa's own return endpoint for
     # this attempt (derived from the attempt id, so a repeated call is the same call)
     return_url: str | None = None
