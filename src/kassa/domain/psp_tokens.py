@@ -22,7 +22,7 @@ _FORM = re.compile(rf"^({_ACCOUNT}):(\S{{1,300}})$")
 # Adyen requires with a stored payment method, 3..256 characters) and storedPaymentMethodId;
 # the simulator's tokens (tok_<test card> or one /_sim/tokens created)
 _STRIPE = re.compile(r"^pm_[A-Za-z0-9_]{1,250}$")
-_ADYEN = re.compile(r"^(\S{3,256})/([A-Za-z0-9]{1,64})$")
+_ADYEN = re.compile(r"^(\S{3,256})/([A-Za-z0-9_]{1,64})$")
 _SIMULATOR = re.compile(r"^(tok|simtok)_[A-Za-z0-9_]{1,100}$")
 SHAPES = {"stripe": ("pm_…", _STRIPE),
           "adyen": ("<shopperReference>/<storedPaymentMethodId>", _ADYEN),
@@ -41,7 +41,7 @@ def parse(payment_method: str | None) -> PSPToken | None:
     own ``pm_…`` ids and Stripe's test ids have no ``:``)."""
     if payment_method is None or ":" not in payment_method:
         return None
-    found = _FORM.match(payment_method)
+    found = _FORM.fullmatch(payment_method)
     if found is None:
         return None
     return PSPToken(account=found.group(1), token=found.group(2))
@@ -66,7 +66,7 @@ def check_shape(token: PSPToken, psp: str) -> None:
         raise InvalidRequest(f"The PSP account '{token.account}' takes no PSP tokens.",
                              param=PARAM, code="psp_token_unsupported")
     described, pattern = shape
-    if pattern.match(token.token) is None:
+    if pattern.fullmatch(token.token) is None:
         raise InvalidRequest(f"Invalid payment_method: a token of the {psp} account "
                              f"'{token.account}' is written '{token.account}:{described}'.",
                              param=PARAM, code="invalid_psp_token")
@@ -74,7 +74,7 @@ def check_shape(token: PSPToken, psp: str) -> None:
 
 def adyen_stored(token: str) -> tuple[str, str]:
     """An Adyen token's (shopperReference, storedPaymentMethodId)."""
-    found = _ADYEN.match(token)
+    found = _ADYEN.fullmatch(token)
     if found is None:
         raise ValueError("not an Adyen stored payment method token")
     return found.group(1), found.group(2)
