@@ -6,7 +6,8 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
 
     PSPError
      ├── PSPRefused            4xx: the PSP refused the request itself (not a decline);
-     │                         nothing moved, repeating it will not help (alias PSPRejected)
+     │    │                    nothing moved, repeating it will not help (alias PSPRejected)
+     │    └── PSPCredentialsRefused  the key itself (unknown, revoked, no access)
      ├── PSPRetryable          repeating the call with the same key is safe
      │    ├── PSPUnavailable   provably not processed (connection refused, DNS failure)
      │    └── PSPOutcomeUnknown  may have been processed: 5xx, reset after sending, an
@@ -85,6 +86,11 @@ class PSPTimeout(PSPOutcomeUnknown):
 
 class PSPRefused(PSPError):
     """The PSP refused the request as invalid (4xx); nothing moved, repeating will not help."""
+
+
+class PSPCredentialsRefused(PSPRefused):
+    """The PSP refused the credentials themselves (an unknown or revoked key, a restricted
+    key without access): nothing can be done with them."""
 
 
 PSPRejected = PSPRefused  # the name earlier code used

@@ -25,8 +25,7 @@ from kassa.domain.currencies import CURRENCIES, WITHDRAWN
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.psp.accounts import adyen_live, credentials_aad
-from kassa.psp.base import PSPError
-from kassa.psp.stripe.account import StripeKeyRefused
+from kassa.psp.base import PSPCredentialsRefused, PSPError
 from kassa.representations.psp_accounts import STRIPE_ACCOUNT, deleted_psp_account, psp_account
 from kassa.secrets_box import SecretsBox
 from kassa.services.context import Kassa
@@ -265,7 +264,7 @@ async def stripe_account(kassa: Kassa, secrets: dict[str, Any],
     param = "credentials[api_key]"
     try:
         return await ask(secrets["api_key"], settings.get("base_url") or STRIPE_API)
-    except StripeKeyRefused:
+    except PSPCredentialsRefused:
         raise InvalidRequest("Invalid credentials[api_key]: Stripe refused this key (unknown, "
                              "revoked, or a restricted key without read access to the "
                              "account).", param=param, code="psp_credentials_invalid") from None

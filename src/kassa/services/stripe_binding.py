@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from kassa.db import psp_bindings
-from kassa.psp.base import PSPError
-from kassa.psp.stripe.account import StripeKeyRefused
+from kassa.psp.base import PSPCredentialsRefused, PSPError
 from kassa.startup_errors import StartupError
 
 ACCOUNT = "stripe"  # the platform's Stripe account's name (psp/router.py)
@@ -25,7 +24,7 @@ async def bind_platform(pool: asyncpg.Pool, lookup: Callable[[str, str], Awaitab
     StartupError (nothing is served with a key kassa could not check)."""
     try:
         found = await lookup(api_key, api_base)
-    except StripeKeyRefused as exc:
+    except PSPCredentialsRefused as exc:
         raise StartupError(f"Stripe refused KASSA_STRIPE_SECRET_KEY ({exc})",
                            "set a valid secret key of the platform's Stripe account") from None
     except PSPError as exc:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import httpx
 import stripe
 
-from kassa.psp.base import PSPError, PSPRefused
+from kassa.psp.base import PSPCredentialsRefused, PSPError
 from kassa.psp.stripe import mapping as m
 from kassa.psp.stripe.transport import InjectedHTTPXClient
 
 ACCOUNT_PREFIX = "acct_"
 
 
-class StripeKeyRefused(PSPRefused):
+class StripeKeyRefused(PSPCredentialsRefused):
     """Stripe refused the key itself (401: unknown or revoked key; 403: a restricted key
     without read access to the account)."""
 
