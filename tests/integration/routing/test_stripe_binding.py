@@ -5,6 +5,7 @@ an httpx.MockTransport answering GET /v1/account as recorded
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +149,32 @@ async def test_the_platform_s_stripe_key_must_stay_in_its_bound_account(dsn, sim
             await conn.execute("UPDATE psp_account_bindings SET psp_account_ref = 'acct_x'")
     finally:
         await conn.close()
+
+
+async def test_two_rotations_racing_on_an_unbound_account_bind_it_once(dsn, sims):
+    """An account made before binding existed has none: the first rotation binds it (under
+    the row's lock), a racing one with another Stripe account's key is then refused."""
+    fake = FakeStripe()
+    async with routed_world(dsn, *sims, transport=fake) as w:
+        r = await w.api.post("/v1/psp_accounts", headers=w.auth, json={
+            "psp": "stripe", "base_url": STRIPE, "currencies": ["usd"],
+            "credentials": {"api_key": "sk_test_a1"}})
+        assert r.status_code == 200, r.text
+        name = r.json()["id"]
+        for _ in range(5):
+            await w.kassa.pool.execute(
+                "UPDATE psp_accounts SET settings = settings - 'stripe_account' WHERE id = $1",
+                name)
+            answers = await asyncio.gather(*(
+                w.api.post(f"/v1/psp_accounts/{name}", headers=w.auth,
+                           json={"credentials": {"api_key": key}})
+                for key in ("sk_test_a2", "sk_test_b")))
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [200, 400], [a.text for a in answers]
+            won = next(a for a in answers if a.status_code == 200).json()["stripe_account"]
+            lost = next(a for a in answers if a.status_code == 400).json()["error"]
+            assert lost["code"] == "psp_account_identity_mismatch"
+            stored = await w.kassa.pool.fetchval(
+                "SELECT settings->>'stripe_account' FROM psp_accounts WHERE id = $1", name)
+            assert stored == won
+    await fake.aclose()
