@@ -36,7 +36,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPError, PSPResult
-from kassa.services import charges, failover, hold_validity, saga, saved_cards
+from kassa.services import charges, failover, hold_validity, psp_tokens, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -49,9 +49,13 @@ log = logging.getLogger(__name__)
 PI = representations.payment_intent
 
 
-async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str) -> Resolved:
+async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str,
+                                currency: str) -> Resolved:
     """The payment method as one read finds it (the intent's checks and the authorisation
-    reuse it: a payment reads a vault card's row once), refused when there is none."""
+    reuse it: a payment reads a vault card's row once), refused when there is none, or
+    when it is a PSP's token its account cannot charge in ``currency``."""
+    await psp_tokens.check(kassa, merchant_id=merchant_id, payment_method=pm,
+                           currency=currency)
     resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm)
     if resolved.card is None:
         raise InvalidRequest(f"No such PaymentMethod: '{pm}'", param="payment_method",
@@ -79,7 +83,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                              param="off_session")
     resolved = None
     if payment_method is not None:
-        resolved = await _check_payment_method(kassa, merchant_id, payment_method)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method, currency)
     await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
                                    payment_method=payment_method, off_session=off_session,
                                    resolved=resolved)
@@ -141,7 +145,8 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
         return await _continue_after_action(kassa, p, idempotency)
     resolved = None
     if payment_method is not None:
-        resolved = await _check_payment_method(kassa, merchant_id, payment_method)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method,
+                                               p.amount.currency)
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
@@ -172,6 +177,9 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         resolved = await kassa.payment_methods.lookup(merchant_id=p.merchant_id,
                                                       payment_method=p.payment_method)
     card = resolved.card
+    # a PSP's token: its account as it is now (disabled since the intent was created: 400)
+    await psp_tokens.check(kassa, merchant_id=p.merchant_id, payment_method=p.payment_method,
+                           currency=p.amount.currency)
     # the routed accounts in order: the first now, the next ones only on failover
     decision = await kassa.router.plan(p, card)
     p.psp = decision.psps[0]

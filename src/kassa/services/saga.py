@@ -26,6 +26,7 @@ from kassa import representations
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.db import refunds as refunds_db
+from kassa.domain import psp_tokens
 from kassa.domain.errors import CardError, ConcurrentModification, InvalidRequest, KassaError
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, PaymentIntent
 from kassa.psp.base import (
@@ -321,8 +322,8 @@ def authorize_request(kassa: Kassa, attempt: Attempt, p: PaymentIntent,
     return AuthorizeRequest(
         idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
         merchant_id=p.merchant_id, description=p.description, payment_id=p.id,
-        payment_method=p.payment_method, return_url=psp_return_url(kassa, attempt),
-        off_session=attempt.off_session)
+        payment_method=p.payment_method, psp_token=psp_tokens.token_of(p.payment_method),
+        return_url=psp_return_url(kassa, attempt), off_session=attempt.off_session)
 
 
 def psp_return_url(kassa: Kassa, attempt: Attempt) -> str:

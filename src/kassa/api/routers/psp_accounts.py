@@ -63,6 +63,9 @@ class PSPAccountObject(BaseModel):
     base_url: str | None
     merchant_account: str | None
     hold_validity_days: int | None
+    stripe_account: str | None = Field(
+        None, description="The Stripe account (acct_…) the credentials belong to; a "
+                          "rotation to another account's key is refused.")
 
 
 class DeletedPSPAccount(BaseModel):

@@ -98,21 +98,24 @@ class SimulatorAdapter:
         self._webhook_tolerance_s = webhook_tolerance_s
 
     async def authorize(self, request: AuthorizeRequest) -> PSPResult:
-        card: dict[str, Any] = {
-            "number": request.card.number,
-            "exp_month": request.card.exp_month,
-            "exp_year": request.card.exp_year,
-        }
-        if request.card.cvc is not None:
-            card["cvc"] = request.card.cvc
         body: dict[str, Any] = {
             "idempotency_key": request.idempotency_key,
             "amount": request.amount.minor,
             "currency": request.amount.currency,
-            "card": card,
             "capture": request.capture,
             "merchant_id": request.merchant_id,
         }
+        if request.psp_token is not None:  # the simulator's own token: no card data at all
+            body["token"] = request.psp_token
+        else:
+            card: dict[str, Any] = {
+                "number": request.card.number,
+                "exp_month": request.card.exp_month,
+                "exp_year": request.card.exp_year,
+            }
+            if request.card.cvc is not None:
+                card["cvc"] = request.card.cvc
+            body["card"] = card
         if request.description is not None:
             body["description"] = request.description
         if request.return_url is not None:
