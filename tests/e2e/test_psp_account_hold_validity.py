@@ -60,6 +60,11 @@ async def test_an_accounts_validity_sets_its_holds_deadline(world: World) -> Non
 
 async def test_each_psp_keeps_its_documented_validity_and_bounds(world: World) -> None:
     w = world
+
+    async def stripe_account_of(api_key: str, base_url: str) -> str:
+        return "acct_hold_validity"  # the key's Stripe account (no Stripe on loopback)
+
+    w.kassa.stripe_account_of = stripe_account_of
     stripe = {"psp": "stripe", "currencies": ["usd"],
               "credentials": {"api_key": "sk_test_hold_validity"}}
     adyen = {"psp": "adyen", "currencies": ["eur"], "merchant_account": "Shop",
