@@ -27,5 +27,6 @@ async def find_api_key(conn: Conn, key_hash: bytes) -> asyncpg.Record | None:
 
 
 async def get_merchant(conn: Conn, merchant_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, name, created FROM merchants WHERE id = $1",
-                               merchant_id)
+    return await conn.fetchrow(
+        "SELECT id, name, created, settlement_currency FROM merchants WHERE id = $1",
+        merchant_id)

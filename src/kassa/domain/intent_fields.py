@@ -96,12 +96,12 @@ def set_fields(p: PaymentIntent, fields: Mapping[str, Any]) -> None:
             setattr(p, name, fields[name])
 
 
-def currency(code: str) -> str:
+def currency(code: str, *, param: str = "currency") -> str:
     try:
         return normalize_currency(code)
     except UnknownCurrency:
         raise InvalidRequest(f"Invalid currency: {code}. Currency must be a supported ISO 4217 "
-                             "code.", param="currency", code="invalid_currency") from None
+                             "code.", param=param, code="invalid_currency") from None
 
 
 def merge_metadata(current: Mapping[str, str], patch: Mapping[str, str | None] | None

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from kassa.db import fx as fx_db
+from kassa.domain import fx
 from kassa.ledger import invariants
 
 
@@ -27,6 +29,16 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"{row['layer']} sums to {row['total']}")
     for row in await invariants.transactions_with_too_few_entries(conn):
         report.problems.append(f"transaction {row['id']} has {row['n']} entries (< 2)")
+    for row in await fx_db.conversions(conn):
+        why = fx.trading_mismatch(row["legs"], row["exchange_rate"])
+        if why is not None:
+            report.problems.append(
+                f"transaction {row['id']} ({row['kind']}, {row['layer']}): its trading "
+                f"entries disagree with its exchange rate: {why}")
+    for row in await fx_db.untraded_trading_entries(conn):
+        report.problems.append(
+            f"transaction {row['id']} ({row['kind']}) has fx trading entries but no "
+            "exchange rate")
     for row in await invariants.trial_balance(conn):
         if row["total"] != 0:
             report.problems.append(

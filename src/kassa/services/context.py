@@ -93,6 +93,17 @@ class CheckoutSettings:
 
 
 @dataclass(slots=True)
+class FxPolicy:
+    """Multi-currency settings (domain/fx.py) and this process's cache of each merchant's
+    settlement currency: a same-currency payment costs no extra round trip for it."""
+
+    max_age_seconds: int = 24 * 3600
+    cache_seconds: float = 5.0
+    # merchant id -> (monotonic expiry, settlement currency or None)
+    settlement: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Kassa:
     pool: asyncpg.Pool
     psps: Mapping[str, PSPAdapter]
@@ -114,6 +125,7 @@ class Kassa:
     # seals merchants' PSP credentials (None: no key configured, no psp_accounts)
     secrets: SecretsBox | None = None
     production: bool = False  # KASSA_ENV=production: live keys and http URLs are refused
+    fx: FxPolicy = field(default_factory=FxPolicy)
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]
