@@ -148,11 +148,12 @@ def make_available(*, merchant_id: str, net: Money, source_id: str) -> ops.PostL
 
 
 def dispute(posting: Posting, *, merchant_id: str, dispute_id: str,
-            line: ops.InsertBalanceTransaction) -> ops.PostLedger:
+            line: ops.InsertBalanceTransaction, exchange_rate: Decimal | None = None
+            ) -> ops.PostLedger:
     """A chargeback's withdrawal or reinstatement (domain/ledger.dispute, dispute_reversal)
-    with its balance transaction."""
+    with its balance transaction; ``exchange_rate``: its trading entries' rate."""
     return ops.PostLedger(posting, merchant_id=merchant_id, source_id=dispute_id,
-                          balance_transaction=line)
+                          balance_transaction=line, exchange_rate=exchange_rate)
 
 
 PAYOUT_DESCRIPTIONS = {"payout_cancel": "Payout canceled", "payout_failure": "Payout failed"}
