@@ -54,6 +54,8 @@ from kassa.domain.money import EXPONENTS, Money, UnknownCurrency, normalize_curr
 FX_PREFIX = "fx:"
 FX_GAIN_LOSS = "revenue:fx_gain_loss"  # the operator's realised FX gain (credit) or loss
 MAX_RATE_DIGITS = 24  # significant digits a rate may have (providers give 6-12)
+# no two currencies are this far apart (VND per KWD is ~10**5): outside is a broken feed
+MIN_RATE, MAX_RATE = Decimal("1e-12"), Decimal("1e12")
 
 
 def trading_account(currency: str) -> str:
@@ -96,6 +98,9 @@ def parse_rate(value: object) -> Decimal:
         raise InvalidRequest(f"Not a decimal rate: {value!r}.", param="rate") from None
     if not rate.is_finite() or rate <= 0:
         raise InvalidRequest(f"A rate must be a positive finite decimal: {value!r}.",
+                             param="rate")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidRequest(f"Rate {value!r} is outside {MIN_RATE}..{MAX_RATE}.",
                              param="rate")
     if len(rate.normalize().as_tuple().digits) > MAX_RATE_DIGITS:
         raise InvalidRequest(f"Rate {value!r} has more than {MAX_RATE_DIGITS} digits.",
