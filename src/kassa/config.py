@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     fx_provider_url: str | None = None
     # a merchant's settlement currency is read once per this many seconds per process
     # (a change applies to payments confirmed from then on, within this time elsewhere)
-    fx_settings_cache_seconds: float = Field(default=5.0, ge=0)
+    fx_settings_cache_seconds: float = Field(default=60.0, ge=0)
     api_workers: int = 1
     # Event stream (README "Event stream"): unset, consumers read GET /v1/events instead.
     kafka_bootstrap: str | None = None  # host:port[,host:port…]; enables the relay worker

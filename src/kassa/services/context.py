@@ -98,7 +98,7 @@ class FxPolicy:
     settlement currency: a same-currency payment costs no extra round trip for it."""
 
     max_age_seconds: int = 24 * 3600
-    cache_seconds: float = 5.0
+    cache_seconds: float = 60.0
     # merchant id -> (monotonic expiry, settlement currency or None)
     settlement: dict[str, tuple[float, str | None]] = field(default_factory=dict)
 
