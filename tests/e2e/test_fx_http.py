@@ -85,7 +85,7 @@ async def test_eur_payment_for_a_usd_merchant_over_http(private_dsn, settings, t
             # 25.00 * 1.0842 = 27.105 usd: half-even to 27.10 (not 27.11)
             fee = (2710 * 290 + 5000) // 10_000 + 30
             assert (bt["amount"], bt["currency"], bt["exchange_rate"], bt["fee"]) == (
-                2710, "usd", "1.0842", fee)
+                2710, "usd", 1.0842, fee)
             bal = (await api.get("/v1/balance")).json()
             assert [(b["currency"], b["amount"]) for b in bal["pending"]] == [
                 ("usd", 2710 - fee)]
@@ -115,7 +115,7 @@ async def test_eur_payment_for_a_usd_merchant_over_http(private_dsn, settings, t
                    for x in map(json.loads, listed.stdout.splitlines())}
             assert got == {("usd", "1.0901", "loopback"), ("gbp", "0.8612", "loopback")}
             r = await api.get("/v1/exchange_rates/eur")
-            assert r.json()["rates"] == {"gbp": "0.8612", "usd": "1.0901"}
+            assert r.json()["rates"] == {"gbp": 0.8612, "usd": 1.0901}
         verify = await asyncio.to_thread(kassa_cli, "ledger", "verify", dsn=private_dsn)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:

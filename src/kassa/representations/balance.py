@@ -24,9 +24,10 @@ def balance(*, available: Mapping[str, int], pending: Mapping[str, int]) -> dict
 _REPORTING_CATEGORIES = {"payout_cancel": "payout_reversal", "payout_failure": "payout_reversal"}
 
 
-def _rate(value: Any) -> str | None:
-    # a decimal string: exact, where Stripe's JSON number would pass through a float
-    return None if value is None else str(value)
+def _rate(value: Any) -> float | None:
+    # Stripe's JSON number (typed SDKs decode it as a float); the exact NUMERIC stays in the
+    # database and the ledger, and a rate of up to 15 significant digits prints unchanged
+    return None if value is None else float(value)
 
 
 def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:

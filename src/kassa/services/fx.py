@@ -112,9 +112,10 @@ async def list_rates(kassa: Kassa, *, base: str | None = None) -> list[dict[str,
 
 
 async def exchange_rate(kassa: Kassa, *, currency: str) -> dict[str, Any]:
-    """Stripe's ``exchange_rate`` object for ``currency``: the usable rates from it."""
+    """Stripe's ``exchange_rate`` object for ``currency``: the usable rates from it (JSON
+    numbers, as Stripe's; ``kassa fx rates`` shows the exact decimals)."""
     now = kassa.clock()
     rows = [r for r in await fx_db.list_rates(kassa.pool, base=currency, limit=1000)
             if now - kassa.fx.max_age_seconds <= r["as_of"] <= now]
     return {"id": currency, "object": "exchange_rate",
-            "rates": {r["quote"]: str(r["rate"]) for r in rows}}
+            "rates": {r["quote"]: float(r["rate"]) for r in rows}}

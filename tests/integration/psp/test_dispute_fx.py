@@ -32,7 +32,7 @@ async def test_a_converted_chargeback_and_its_reversal(world: World):
     fee = convert(Money(1_500, "aud"), Decimal("0.5173"), "gbp").minor
     (bt,) = d["balance_transactions"]
     assert (bt["amount"], bt["fee"], bt["currency"], bt["exchange_rate"]) == (
-        -amount, fee, "gbp", "0.5173")
+        -amount, fee, "gbp", 0.5173)
     rows = await world.kassa.pool.fetch(
         "SELECT t.exchange_rate, e.account, e.currency, e.amount FROM ledger_transactions t"
         " JOIN ledger_entries e ON e.transaction_id = t.id WHERE t.source_id = $1",

@@ -1,5 +1,5 @@
 """/v1/exchange_rates/{currency}: Stripe's exchange rate object — the usable rates kassa
-holds from that currency (domain/fx.py), each an exact decimal string."""
+holds from that currency (domain/fx.py), as JSON numbers like Stripe's."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["exchange_rates"], responses=openapi.V1_ERRORS)
 class ExchangeRateObject(responses._Open):
     id: str
     object: Literal["exchange_rate"]
-    rates: dict[str, str]
+    rates: dict[str, float]
 
 
 async def _exchange_rate(kassa: Kassa, *, merchant_id: str, currency: str
