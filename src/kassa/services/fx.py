@@ -2,10 +2,12 @@
 fixing a payment's conversion at confirmation, the current rate a refund trades at, and
 each merchant's settlement currency.
 
-The settlement currency is read through a per-process cache (``Kassa.fx``), so confirming
-a payment whose merchant settles in the payment's own currency — or has no settlement
-currency — costs no extra database round trip once the cache is warm; only a payment that
-really converts reads a rate.
+The settlement currency is read through a per-process cache (``Kassa.fx``), filled by the
+API key lookup of each request (db/merchants.find_api_key joins it), so confirming a
+payment whose merchant settles in the payment's own currency — or has no settlement
+currency — costs no extra database round trip; only a payment that really converts reads
+a rate. (A caller that did not come through the API, a worker, reads it once per
+``KASSA_FX_SETTINGS_CACHE_SECONDS``.)
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ async def settlement_currency(kassa: Kassa, merchant_id: str) -> str | None:
         kassa.fx.settlement.clear()
     kassa.fx.settlement[merchant_id] = (now + kassa.fx.cache_seconds, value)
     return value
+
+
+def remember_settlement(kassa: Kassa, merchant_id: str, currency: str | None) -> None:
+    """What another read (the API key's, services/merchants.py) found: cached as if read."""
+    if len(kassa.fx.settlement) > 10_000:
+        kassa.fx.settlement.clear()
+    kassa.fx.settlement[merchant_id] = (time.monotonic() + kassa.fx.cache_seconds, currency)
 
 
 def forget_settlement(kassa: Kassa, merchant_id: str) -> None:
