@@ -13,6 +13,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 from kassa.domain.fx import Rate, convert
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
-from kassa.services import fx
+from kassa.services import fx, reconciliation_reports
 from kassa.services.context import Kassa
 
 
@@ -145,6 +146,13 @@ async def test_refunds_at_the_original_rate_with_fx_gain_or_loss(kassa, client, 
     # pending holds the capture's net, available the refunds: the merchant is down the fee
     total = sum(b["amount"] for b in bal["pending"] + bal["available"])
     assert total == settled - fee - settled == -fee
+    # the merchant's settlement report is in its settlement currency, each item once
+    today = datetime.fromtimestamp(kassa.clock(), UTC).date()
+    report = await reconciliation_reports.merchant_settlement(
+        kassa, merchant_id=merchant["merchant_id"], start=today, end=today)
+    (row,) = report["currencies"]
+    assert (row["currency"], row["charges"], row["gross"], row["fees"], row["refund_count"],
+            row["refunds"], row["net"]) == ("cad", 1, settled, fee, 2, settled, -fee)
     await assert_verified(kassa)
 
 
