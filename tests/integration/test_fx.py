@@ -281,3 +281,39 @@ async def test_pull_from_a_provider_on_loopback(kassa, client, merchant, auth, p
     assert r.status_code == 200
     assert r.json()["object"] == "exchange_rate" and r.json()["rates"]["ron"] == 0.012345
     await asyncio.sleep(0)
+
+
+async def test_a_decline_then_another_currency_converts_anew_or_not_at_all(kassa, client,
+                                                                           merchant, auth):
+    await settle_in(client, auth, "usd")
+    await rate(kassa, "mxn", "usd", "0.0581")
+    await rate(kassa, "brl", "usd", "0.2012")
+    r = await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "50000", "currency": "mxn", "confirm": "true",
+        "payment_method": "pm_card_chargeDeclinedInsufficientFunds"})
+    assert r.status_code == 402
+    pi = r.json()["error"]["payment_intent"]["id"]
+    fixed = await kassa.pool.fetchrow(
+        "SELECT settlement_currency, exchange_rate FROM payment_intents WHERE id = $1", pi)
+    assert tuple(fixed) == ("usd", Decimal("0.0581"))
+    # the intent now asks for brl: the next confirmation converts brl
+    r = await client.post(f"/v1/payment_intents/{pi}", headers=auth, data={"currency": "brl"})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/payment_intents/{pi}/confirm", headers=auth,
+                          data={"payment_method": "pm_card_chargeDeclinedInsufficientFunds"})
+    assert r.status_code == 402
+    assert await kassa.pool.fetchval(
+        "SELECT exchange_rate FROM payment_intents WHERE id = $1", pi) == Decimal("0.2012")
+    # and in the merchant's own currency it converts nothing (the old conversion cleared)
+    r = await client.post(f"/v1/payment_intents/{pi}", headers=auth, data={"currency": "usd"})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/payment_intents/{pi}/confirm", headers=auth,
+                          data={"payment_method": "pm_card_visa"})
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+    row = await kassa.pool.fetchrow(
+        "SELECT settlement_currency, exchange_rate, fx_rate_id FROM payment_intents"
+        " WHERE id = $1", pi)
+    assert tuple(row) == (None, None, None)
+    (bt,) = (await client.get("/v1/balance_transactions", headers=auth)).json()["data"]
+    assert (bt["amount"], bt["currency"], bt["exchange_rate"]) == (50_000, "usd", None)
+    await assert_verified(kassa)

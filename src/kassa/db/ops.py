@@ -61,10 +61,12 @@ def payment_row(p: PaymentIntent) -> dict[str, Any]:
         "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
         "hold_ref": p.hold_ref,
         **{name: getattr(p, name) for name in PI_FIELDS},
-        # sent only for a converted payment: a same-currency payment's JSON is unchanged
-        **({} if p.fx is None else {
-            "settlement_currency": p.fx.settlement, "exchange_rate": str(p.fx.rate),
-            "fx_rate_id": p.fx.rate_id}),
+        # the conversion fixed at confirmation (domain/fx.py), or nulls: a confirmation
+        # that converts nothing any more (the intent's currency changed after a decline)
+        # clears the one a previous confirmation fixed
+        "settlement_currency": None if p.fx is None else p.fx.settlement,
+        "exchange_rate": None if p.fx is None else str(p.fx.rate),
+        "fx_rate_id": None if p.fx is None else p.fx.rate_id,
     }
 
 

@@ -156,6 +156,10 @@ def update(p: PaymentIntent, changes: Mapping[str, Any]) -> None:
         fields["payment_method_options"] = merge_options(p.payment_method_options,
                                                          fields["payment_method_options"])
     set_fields(p, fields)  # validates before anything below changes
+    if code != p.currency:
+        # a conversion a declined confirmation fixed was for the old currency: the next
+        # confirmation decides anew (domain/fx.py); nothing was captured under it
+        p.fx = None
     p.amount = Money(amount, code)
     p.metadata = metadata
     if payment_method is not None:

@@ -59,7 +59,8 @@ async def usable_rate(kassa: Kassa, conn: Conn, *, base: str, quote: str) -> Rat
 async def fix_conversion(kassa: Kassa, p: PaymentIntent) -> None:
     """Before a confirmation writes anything: the conversion the payment will use. The
     settlement currency is fixed at the first confirmation (a later one — after a decline,
-    before any money moved — keeps it and takes the then-latest rate); a payment in the
+    before any money moved — keeps it and takes the then-latest rate; an update of the
+    intent's currency drops it, so the next confirmation decides anew); a payment in the
     merchant's own settlement currency converts nothing. No usable rate: RateUnavailable
     (400 ``fx_rate_unavailable``), and nothing is written."""
     settlement = p.fx.settlement if p.fx is not None else await settlement_currency(

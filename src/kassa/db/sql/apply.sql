@@ -66,8 +66,8 @@ BEGIN
                 customer = CASE WHEN r ? 'customer' THEN x.customer ELSE t.customer END,
                 -- the hold re-established after a capture the scheme refused (0020)
                 hold_ref = CASE WHEN r ? 'hold_ref' THEN x.hold_ref ELSE t.hold_ref END,
-                -- the conversion fixed at confirmation (sent only for a converted payment;
-                -- never erased by an op that does not carry it)
+                -- the conversion fixed at confirmation (domain/fx.py; null: none); a
+                -- replica of the previous release sends none and must not erase it
                 settlement_currency = CASE WHEN r ? 'exchange_rate' THEN x.settlement_currency
                     ELSE t.settlement_currency END,
                 exchange_rate = CASE WHEN r ? 'exchange_rate' THEN x.exchange_rate
