@@ -67,16 +67,20 @@ async def set_settlement_currency(conn: Conn, merchant_id: str, currency: str | 
                        merchant_id, currency)
 
 
-async def conversions(conn: Conn, limit: int = 100_000) -> list[asyncpg.Record]:
-    """Each converted ledger transaction's trading entries per layer, with its rate
-    (`kassa ledger verify`)."""
+async def conversions(conn: Conn, *, after: int = 0, limit: int = 10_000
+                      ) -> list[asyncpg.Record]:
+    """Converted ledger transactions with id > ``after`` (the next ``limit`` of them, by
+    id): each one's trading entries per layer, with its rate (`kassa ledger verify` pages
+    through them all)."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT t.id, t.kind, t.exchange_rate, e.layer,"
-        " jsonb_object_agg(e.account, e.amount) AS legs"
-        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        "WITH page AS (SELECT id, kind, exchange_rate FROM ledger_transactions"
+        " WHERE exchange_rate IS NOT NULL AND id > $1 ORDER BY id LIMIT $2)"
+        # (a LEFT JOIN: a converted transaction without trading entries is a row too)
+        " SELECT t.id, t.kind, t.exchange_rate, e.layer,"
+        " jsonb_object_agg(e.account, e.amount) FILTER (WHERE e.account IS NOT NULL)"
+        " AS legs FROM page t LEFT JOIN ledger_entries e ON e.transaction_id = t.id"
         " AND e.account LIKE 'fx:%'"
-        " WHERE t.exchange_rate IS NOT NULL GROUP BY t.id, t.kind, t.exchange_rate, e.layer"
-        " ORDER BY t.id LIMIT $1", limit)
+        " GROUP BY t.id, t.kind, t.exchange_rate, e.layer ORDER BY t.id", after, limit)
     return rows
 
 

@@ -26,13 +26,14 @@ Design (README "Multi-currency"):
   at the payment's original rate (so a full refund takes back exactly what the capture
   credited; each partial refund rounds on its own, so partial refunds that add up to the
   whole may differ from it by up to half a minor unit each — a refund and its failure
-  always mirror each other exactly). The trading legs are at the rate current when the refund is posted (the
-  operator buys the presentment currency back at today's price); the difference between
-  the two settlement amounts is the operator's realised FX gain or loss, posted to
-  :data:`FX_GAIN_LOSS` in the settlement currency (debit = loss). Without a usable current
-  rate the original rate is used and the difference is zero. This is the accounting of a
-  realised FX difference on settling a foreign-currency item, and what Stripe does for the
-  merchant (the merchant is debited at the original rate).
+  always mirror each other exactly). The trading legs are at the rate current when the
+  refund is posted (the operator buys the presentment currency back at today's price);
+  the difference between the two settlement amounts is the operator's realised FX gain
+  or loss, posted to :data:`FX_GAIN_LOSS` in the settlement currency (debit = loss).
+  Without a usable current rate the original rate is used and the difference is zero.
+  This is the accounting of a realised FX difference on settling a foreign-currency item:
+  the merchant, debited at the original rate, carries no FX risk after the sale; the
+  operator, who holds the trading positions, books the difference.
 - **Proof**: a converted transaction stores its trading rate; ``kassa ledger verify``
   checks, per layer, that the ``fx:<settlement>`` leg equals the ``fx:<presentment>`` leg
   converted at that rate (:func:`trading_mismatch`).

@@ -160,9 +160,11 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
     return rows
 
 
-async def converted_disputes(conn: Conn, limit: int = 100_000) -> list[asyncpg.Record]:
-    """Disputes of converted payments with what the ledger took from and gave back to the
-    merchant (settlement currency); verify.py checks them at the payment's rate."""
+async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
+                             ) -> list[asyncpg.Record]:
+    """Disputes of converted payments (id > ``after``, the next ``limit`` by id) with what the
+    ledger took from and gave back to the merchant (settlement currency); verify.py pages
+    through them all and checks them at the payment's rate."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT d.id, d.status, d.amount_withdrawn, d.fee, p.currency,"
         " p.settlement_currency, p.exchange_rate,"
@@ -174,7 +176,8 @@ async def converted_disputes(conn: Conn, limit: int = 100_000) -> list[asyncpg.R
         "  WHERE t.source_id = d.id AND t.kind = 'dispute_reversal'), 0)::bigint"
         "  AS reinstated"
         " FROM disputes d JOIN payment_intents p ON p.id = d.payment_intent_id"
-        " WHERE p.exchange_rate IS NOT NULL ORDER BY d.id LIMIT $1", limit)
+        " WHERE p.exchange_rate IS NOT NULL AND d.id > $1 ORDER BY d.id LIMIT $2",
+        after, limit)
     return rows
 
 

@@ -30,12 +30,16 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"{row['layer']} sums to {row['total']}")
     for row in await invariants.transactions_with_too_few_entries(conn):
         report.problems.append(f"transaction {row['id']} has {row['n']} entries (< 2)")
-    for row in await fx_db.conversions(conn):
-        why = fx.trading_mismatch(row["legs"], row["exchange_rate"])
-        if why is not None:
-            report.problems.append(
-                f"transaction {row['id']} ({row['kind']}, {row['layer']}): its trading "
-                f"entries disagree with its exchange rate: {why}")
+    after = 0
+    while rows := await fx_db.conversions(conn, after=after):
+        for row in rows:
+            why = ("it records a rate but has no trading entries" if row["legs"] is None
+                   else fx.trading_mismatch(row["legs"], row["exchange_rate"]))
+            if why is not None:
+                report.problems.append(
+                    f"transaction {row['id']} ({row['kind']}, {row['layer']}): its trading "
+                    f"entries disagree with its exchange rate: {why}")
+        after = rows[-1]["id"]
     for row in await fx_db.untraded_trading_entries(conn):
         report.problems.append(
             f"transaction {row['id']} ({row['kind']}) has fx trading entries but no "
@@ -63,10 +67,13 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
             f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
             f"{row['expected_reinstated']}")
-    for row in await invariants.converted_disputes(conn):
-        problem = _converted_dispute(row)
-        if problem is not None:
-            report.problems.append(f"dispute {row['id']} ({row['status']}): {problem}")
+    last = ""
+    while disputes := await invariants.converted_disputes(conn, after=last):
+        for row in disputes:
+            problem = _converted_dispute(row)
+            if problem is not None:
+                report.problems.append(f"dispute {row['id']} ({row['status']}): {problem}")
+        last = disputes[-1]["id"]
     for row in await invariants.payout_ledger_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
