@@ -317,3 +317,17 @@ async def test_a_decline_then_another_currency_converts_anew_or_not_at_all(kassa
     (bt,) = (await client.get("/v1/balance_transactions", headers=auth)).json()["data"]
     assert (bt["amount"], bt["currency"], bt["exchange_rate"]) == (50_000, "usd", None)
     await assert_verified(kassa)
+
+
+async def test_verify_pages_through_conversions_by_id(kassa, client, merchant, auth):
+    from kassa.db import fx as fx_db
+
+    await settle_in(client, auth, "isk")
+    await rate(kassa, "huf", "isk", "0.3712")
+    for amount in (10_000, 20_000, 30_000):
+        assert (await pay(client, auth, amount, "huf")).status_code == 200
+    first = await fx_db.conversions(kassa.pool, after=0, limit=1)
+    assert len({r["id"] for r in first}) == 1
+    second = await fx_db.conversions(kassa.pool, after=first[-1]["id"], limit=1)
+    assert second and second[0]["id"] > first[-1]["id"]
+    await assert_verified(kassa)
