@@ -30,7 +30,7 @@ from kassa.psp.policy_router import PolicyRouter
 from kassa.psp.router import PSPAccount, PSPRegistry
 from kassa.psp.simulator.adapter import SimulatorAdapter
 from kassa.psp.stripe import StripeAdapter, StripeSettings
-from kassa.services.context import CheckoutSettings, Kassa, WatchPolicy, unix_now
+from kassa.services.context import CheckoutSettings, FxPolicy, Kassa, WatchPolicy, unix_now
 from kassa.services.payout_rail import RailPolicy
 from kassa.services.reconciliation_pull import PullPolicy
 from kassa.services.webhooks import WebhookPolicy
@@ -294,6 +294,8 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         secrets=box, production=settings.env == "production",
         stripe_account_of=None if settings.psp_accounts_localstripe else
         stripe_account_lookup(client, settings.psp_timeout_seconds),
+        fx=FxPolicy(max_age_seconds=settings.fx_max_age_seconds,
+                    cache_seconds=settings.fx_settings_cache_seconds),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

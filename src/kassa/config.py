@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     fee_percent_bps: int = 290
     fee_fixed_cents: int = 30
     api_key_cache_seconds: float = 5.0  # revocation takes effect within this time
+    # Multi-currency (README "Multi-currency", domain/fx.py): a converted payment uses the
+    # latest rate not older than this; `kassa fx pull` reads rates from this URL (JSON/CSV)
+    fx_max_age_seconds: int = Field(default=24 * 3600, ge=1)
+    fx_provider_url: str | None = None
+    # a merchant's settlement currency is read once per this many seconds per process
+    # (a change applies to payments confirmed from then on, within this time elsewhere)
+    fx_settings_cache_seconds: float = Field(default=60.0, ge=0)
     api_workers: int = 1
     # Event stream (README "Event stream"): unset, consumers read GET /v1/events instead.
     kafka_bootstrap: str | None = None  # host:port[,host:port…]; enables the relay worker

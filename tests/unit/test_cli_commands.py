@@ -33,6 +33,7 @@ def test_every_command_and_group_in_the_order_help_lists_them():
         "reconcile": {"import": None, "runs": None, "discrepancies": None, "resolve": None,
                       "report": {"run": None, "settlement": None, "daily": None}},
         "payouts": {"review": None},
+        "fx": {"load": None, "pull": None, "rates": None},
         "routing": {"show": None, "create": None, "activate": None, "backtest": None},
         "psp": {"status": None},
         "vault": {"rotate-kek": None},
@@ -40,7 +41,7 @@ def test_every_command_and_group_in_the_order_help_lists_them():
     assert list(_tree(root)) == ["migrate", "api", "worker", "simulator", "dev", "balance",
                                  "merchants",
                                  "ledger", "relay", "webhooks", "attempts", "reconcile",
-                                 "payouts", "routing", "psp", "vault"]
+                                 "payouts", "fx", "routing", "psp", "vault"]
 
 
 def test_the_console_script_runs_the_same_app():

@@ -27,6 +27,7 @@ from kassa.api.routers import (
     customers,
     disputes,
     events,
+    exchange_rates,
     metrics,
     payment_intents,
     payment_methods,
@@ -102,7 +103,7 @@ def create_app(*, kassa: Kassa | None = None,
     for module in (payment_intents, charges, refunds, balance, events, webhook_endpoints,
                    disputes, payouts, psp_webhooks, psp_returns, receipts, request_logs,
                    payment_methods, customers, checkout, account,
-                   reconciliation, routing_configs, psp_accounts, metrics):
+                   reconciliation, routing_configs, psp_accounts, exchange_rates, metrics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"],

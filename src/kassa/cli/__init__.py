@@ -3,7 +3,7 @@
 
 Where the commands are: serve.py (api, worker, simulator), dev.py (`kassa dev`, with
 dev_merchant.py), ops.py (migrate, merchants, ledger, relay, webhooks, attempts), money.py
-(balance, reconcile, payouts review), routing.py (routing, psp). What every
+(balance, reconcile, payouts review), fx.py (exchange rates), routing.py (routing, psp). What every
 command shares: database.py (the database it uses), process.py (signals, sockets, the event
 loop), reporting.py (a failure as cause and remedy)."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from kassa.cli import dev, money, ops, routing, serve
+from kassa.cli import dev, fx, money, ops, routing, serve
 from kassa.cli.reporting import main_entry
 from kassa.vault import cli as vault_cli
 
@@ -52,6 +52,7 @@ app.add_typer(ops.webhooks_app, name="webhooks")
 app.add_typer(ops.attempts_app, name="attempts")
 app.add_typer(money.reconcile_app, name="reconcile")
 app.add_typer(money.payouts_app, name="payouts")
+app.add_typer(fx.fx_app, name="fx")
 app.add_typer(routing.routing_app, name="routing")
 app.add_typer(routing.psp_app, name="psp")
 app.add_typer(vault_cli.app, name="vault")

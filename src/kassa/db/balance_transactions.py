@@ -10,7 +10,7 @@ from kassa.db.pool import Conn
 from kassa.domain.lists import Bounds
 
 _BT_COLUMNS = ("id, merchant_id, amount, fee, net, currency, type, source, status,"
-               " available_on, created, description")
+               " available_on, created, description, exchange_rate")
 
 
 async def list_balance_transactions(conn: Conn, *, merchant_id: str, limit: int,

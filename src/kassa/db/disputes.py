@@ -127,6 +127,6 @@ async def balance_transactions(conn: Conn, *, merchant_id: str, ids: Sequence[st
                                ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT id, merchant_id, amount, fee, net, currency, type, source, status,"
-        " available_on, created, description FROM balance_transactions"
+        " available_on, created, description, exchange_rate FROM balance_transactions"
         " WHERE id = ANY($1::text[]) AND merchant_id = $2 ORDER BY seq", list(ids), merchant_id)
     return rows

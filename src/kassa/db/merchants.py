@@ -21,11 +21,15 @@ async def insert_api_key(conn: Conn, *, key_id: str, merchant_id: str, kind: str
 
 
 async def find_api_key(conn: Conn, key_hash: bytes) -> asyncpg.Record | None:
+    # the merchant's settlement currency rides along (services/fx.py caches it): a
+    # payment needs it, and reading it here costs no round trip of its own
     return await conn.fetchrow(
-        "SELECT id, merchant_id, kind, livemode FROM api_keys"
-        " WHERE key_hash = $1 AND revoked_at IS NULL", key_hash)
+        "SELECT k.id, k.merchant_id, k.kind, k.livemode, m.settlement_currency"
+        " FROM api_keys k JOIN merchants m ON m.id = k.merchant_id"
+        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL", key_hash)
 
 
 async def get_merchant(conn: Conn, merchant_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, name, created FROM merchants WHERE id = $1",
-                               merchant_id)
+    return await conn.fetchrow(
+        "SELECT id, name, created, settlement_currency FROM merchants WHERE id = $1",
+        merchant_id)

@@ -25,6 +25,7 @@ payment's ops twice as dear as the dicts (measured, CPU time of 10 ops built and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from kassa.domain.charges import ChargeDetails
@@ -60,6 +61,12 @@ def payment_row(p: PaymentIntent) -> dict[str, Any]:
         "pending_attempt_id": p.pending_attempt_id, "created": p.created, "version": p.version,
         "hold_ref": p.hold_ref,
         **{name: getattr(p, name) for name in PI_FIELDS},
+        # the conversion fixed at confirmation (domain/fx.py), or nulls: a confirmation
+        # that converts nothing any more (the intent's currency changed after a decline)
+        # clears the one a previous confirmation fixed
+        "settlement_currency": None if p.fx is None else p.fx.settlement,
+        "exchange_rate": None if p.fx is None else str(p.fx.rate),
+        "fx_rate_id": None if p.fx is None else p.fx.rate_id,
     }
 
 
@@ -300,6 +307,9 @@ class InsertBalanceTransaction:
     available_on: int | None
     created: int
     description: str | None
+    # Stripe's exchange_rate: the amount was converted from the payment's currency at this
+    # rate (domain/fx.py); sent only when set
+    exchange_rate: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, "row": {
@@ -307,7 +317,9 @@ class InsertBalanceTransaction:
             "fee": self.fee, "currency": self.currency, "type": self.type,
             "source": self.source, "status": self.status,
             "available_on": self.available_on, "created": self.created,
-            "description": self.description}}
+            "description": self.description,
+            **({} if self.exchange_rate is None
+               else {"exchange_rate": str(self.exchange_rate)})}}
 
 
 @op_class
@@ -322,11 +334,15 @@ class PostLedger:
     source_id: str
     hold_ref: str | None = None
     balance_transaction: InsertBalanceTransaction | None = None
+    # the rate of the posting's fx:<ccy> trading entries (a conversion); sent only when set
+    exchange_rate: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, "row": {
             "kind": self.posting.kind.value, "merchant_id": self.merchant_id,
             "source_id": self.source_id, "hold_ref": self.hold_ref,
+            **({} if self.exchange_rate is None
+               else {"exchange_rate": str(self.exchange_rate)}),
             "entries": [{"account": e.account, "currency": e.amount.currency,
                          "layer": e.layer.value, "amount": e.amount.minor}
                         for e in self.posting.entries]}}

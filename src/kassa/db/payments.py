@@ -8,6 +8,7 @@ from kassa.db import search
 from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
 from kassa.db.rows import ATTEMPT_COLUMNS, PI_COLUMNS, attempt_from_row, payment_from_row
+from kassa.domain.fx import Conversion
 from kassa.domain.ledger import Entry, Layer
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -172,3 +173,14 @@ async def list_waiting_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt
 async def count_stuck_attempts(conn: Conn) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM attempts WHERE status = 'needs_attention'"))
+
+
+async def payment_conversion(conn: Conn, payment_id: str) -> Conversion | None:
+    """The conversion a payment fixed at confirmation (None: it converts nothing)."""
+    row = await conn.fetchrow(
+        "SELECT currency, settlement_currency, exchange_rate, fx_rate_id"
+        " FROM payment_intents WHERE id = $1", payment_id)
+    if row is None or row["exchange_rate"] is None:
+        return None
+    return Conversion(row["currency"], row["settlement_currency"], row["exchange_rate"],
+                      row["fx_rate_id"])

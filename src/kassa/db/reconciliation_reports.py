@@ -28,40 +28,50 @@ async def run_discrepancies(conn: Conn, run_id: str) -> list[asyncpg.Record]:
                             " WHERE run_id = $1 ORDER BY seq", run_id)
 
 
-# one row per currency; each figure a sum of the merchant's posted entries of one kind on
-# one account (domain/ledger.py's postings), over [from, to)
+# one row per currency of the merchant's books; each figure a sum of the merchant's posted
+# entries of one kind on one account (domain/ledger.py's postings), over [from, to). Gross
+# is the merchant-facing side of each capture (its net credit plus its fee): for a payment
+# converted into the merchant's settlement currency (domain/fx.py) that is the settled
+# amount, not the PSP receivable in the presentment currency; counts go by the merchant's
+# (or fee) entries, so a converted transaction is counted once, in its settlement currency.
 MERCHANT_SETTLEMENT = """
 SELECT e.currency,
-    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture') AS charges,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture' AND e.account IN ($5, 'revenue:fees'))
+        AS charges,
     -- a capture the scheme rejected after it was booked is mirrored by its reversal: both
     -- count, so gross and fees are what was really collected
-    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture_reversal') AS capture_reversals,
-    coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('capture', 'capture_reversal')
-        AND e.account LIKE 'psp:%:receivable'), 0)::bigint AS gross,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'capture_reversal'
+        AND e.account IN ($5, 'revenue:fees')) AS capture_reversals,
+    coalesce(-sum(e.amount) FILTER (WHERE t.kind IN ('capture', 'capture_reversal')
+        AND e.account IN ($5, 'revenue:fees')), 0)::bigint AS gross,
     coalesce(-sum(e.amount) FILTER (WHERE t.kind IN ('capture', 'capture_reversal')
         AND e.account = 'revenue:fees'), 0)::bigint AS fees,
-    count(DISTINCT t.id) FILTER (WHERE t.kind = 'refund') AS refund_count,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'refund' AND e.account = $4) AS refund_count,
     coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('refund', 'refund_reversal')
         AND e.account = $4), 0)::bigint AS refunds,
-    count(DISTINCT t.id) FILTER (WHERE t.kind = 'dispute') AS dispute_count,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'dispute' AND e.account = $4)
+        AS dispute_count,
     coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('dispute', 'dispute_reversal')
         AND e.account = $4), 0)::bigint AS disputes,
     coalesce(-sum(e.amount) FILTER (WHERE t.kind IN ('dispute', 'dispute_reversal')
         AND e.account = 'revenue:fees'), 0)::bigint AS dispute_fees,
-    count(DISTINCT t.id) FILTER (WHERE t.kind = 'payout') AS payout_count,
+    count(DISTINCT t.id) FILTER (WHERE t.kind = 'payout' AND e.account = $4) AS payout_count,
     coalesce(sum(e.amount) FILTER (WHERE t.kind IN ('payout', 'payout_failure',
         'payout_cancel') AND e.account = $4), 0)::bigint AS payouts
 FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
 WHERE t.merchant_id = $1 AND t.created_at >= to_timestamp($2) AND t.created_at < to_timestamp($3)
     AND e.layer = 'posted'
-GROUP BY e.currency ORDER BY e.currency
+GROUP BY e.currency
+HAVING count(*) FILTER (WHERE e.account LIKE 'merchant:%' OR e.account = 'revenue:fees') > 0
+ORDER BY e.currency
 """
 
 
 async def merchant_settlement(conn: Conn, *, merchant_id: str, start: int, end: int
                               ) -> list[asyncpg.Record]:
     return await conn.fetch(MERCHANT_SETTLEMENT, merchant_id, start, end,
-                            f"merchant:{merchant_id}:available")
+                            f"merchant:{merchant_id}:available",
+                            f"merchant:{merchant_id}:pending")
 
 
 async def merchant_exists(conn: Conn, merchant_id: str) -> bool:

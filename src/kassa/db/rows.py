@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from kassa.db.ops import PI_FIELDS as _PI_FIELDS
+from kassa.domain.fx import Conversion
 from kassa.domain.money import Money
 from kassa.domain.payments import (
     Attempt,
@@ -24,7 +25,8 @@ PI_COLUMNS = (
     " next_action, canceled_at, cancellation_reason, latest_charge, psp, psp_reference,"
     " pending_attempt_id, created, version, client_secret, confirmation_method, receipt_email,"
     " statement_descriptor, statement_descriptor_suffix, setup_future_usage, shipping,"
-    " automatic_payment_methods, payment_method_options, customer, hold_ref"
+    " automatic_payment_methods, payment_method_options, customer, hold_ref,"
+    " settlement_currency, exchange_rate, fx_rate_id"
 )
 
 
@@ -42,6 +44,9 @@ def payment_from_row(row: asyncpg.Record) -> PaymentIntent:
         pending_attempt_id=row["pending_attempt_id"], version=row["version"],
         hold_ref=row["hold_ref"],
         **{name: row[name] for name in _PI_FIELDS},
+        fx=None if row["exchange_rate"] is None else Conversion(
+            row["currency"], row["settlement_currency"], row["exchange_rate"],
+            row["fx_rate_id"]),
     )
 
 

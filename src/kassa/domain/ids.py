@@ -15,6 +15,7 @@ PREFIXES = {
     "payout": "po",
     "bank_account": "ba",  # a payout destination
     "reconciliation_run": "recon",  # its discrepancies: rdsc_<the run's 24>_<row>
+    "fx_rate": "fxr",  # a stored exchange rate (domain/fx.py)
 }
 
 

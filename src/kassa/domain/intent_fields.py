@@ -96,12 +96,12 @@ def set_fields(p: PaymentIntent, fields: Mapping[str, Any]) -> None:
             setattr(p, name, fields[name])
 
 
-def currency(code: str) -> str:
+def currency(code: str, *, param: str = "currency") -> str:
     try:
         return normalize_currency(code)
     except UnknownCurrency:
         raise InvalidRequest(f"Invalid currency: {code}. Currency must be a supported ISO 4217 "
-                             "code.", param="currency", code="invalid_currency") from None
+                             "code.", param=param, code="invalid_currency") from None
 
 
 def merge_metadata(current: Mapping[str, str], patch: Mapping[str, str | None] | None
@@ -156,6 +156,10 @@ def update(p: PaymentIntent, changes: Mapping[str, Any]) -> None:
         fields["payment_method_options"] = merge_options(p.payment_method_options,
                                                          fields["payment_method_options"])
     set_fields(p, fields)  # validates before anything below changes
+    if code != p.currency:
+        # a conversion a declined confirmation fixed was for the old currency: the next
+        # confirmation decides anew (domain/fx.py); nothing was captured under it
+        p.fx = None
     p.amount = Money(amount, code)
     p.metadata = metadata
     if payment_method is not None:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kassa.domain import fx
 from kassa.domain.money import Money
 
 
@@ -90,62 +91,89 @@ def _nonzero(entries: list[Entry]) -> tuple[Entry, ...]:
     return tuple(e for e in entries if e.amount.minor != 0)
 
 
-def authorization_hold(*, merchant_id: str, psp: str, amount: Money) -> Posting:
-    return Posting(TxKind.HOLD, (
+def _balanced(kind: TxKind, entries: list[Entry]) -> Posting:
+    """The posting of ``entries``, with the ``fx:<ccy>`` trading entries that balance each
+    currency on its own when they span two (domain/fx.py); one currency: as given."""
+    return Posting(kind, _nonzero(fx.bridge(entries, Entry)))
+
+
+# Cross-currency postings (domain/fx.py): the PSP receivable is in the presentment
+# currency (``amount``, ``gross``, ``held``), the merchant's accounts and fees in the
+# settlement currency (``settled``, ``held_settled``, ``fee``); ``gain_loss`` is the
+# operator's realised FX difference (debit = loss). Without them everything is in one
+# currency and the postings are exactly the single-currency ones.
+
+
+def authorization_hold(*, merchant_id: str, psp: str, amount: Money,
+                       settled: Money | None = None) -> Posting:
+    return _balanced(TxKind.HOLD, [
         Entry(psp_receivable(psp), amount, Layer.PENDING),
-        Entry(merchant_pending(merchant_id), -amount, Layer.PENDING),
-    ))
+        Entry(merchant_pending(merchant_id), -(settled or amount), Layer.PENDING),
+    ])
 
 
-def _release(merchant_id: str, psp: str, held: Money) -> list[Entry]:
+def _release(merchant_id: str, psp: str, held: Money, settled: Money | None = None
+             ) -> list[Entry]:
     return [
         Entry(psp_receivable(psp), -held, Layer.PENDING),
-        Entry(merchant_pending(merchant_id), held, Layer.PENDING),
+        Entry(merchant_pending(merchant_id), settled or held, Layer.PENDING),
     ]
 
 
-def authorization_release(*, merchant_id: str, psp: str, held: Money) -> Posting:
-    return Posting(TxKind.HOLD_RELEASE, tuple(_release(merchant_id, psp, held)))
+def authorization_release(*, merchant_id: str, psp: str, held: Money,
+                          settled: Money | None = None) -> Posting:
+    return _balanced(TxKind.HOLD_RELEASE, _release(merchant_id, psp, held, settled))
 
 
 def capture(*, merchant_id: str, psp: str, gross: Money, fee: Money,
-            held: Money | None = None) -> Posting:
+            held: Money | None = None, settled: Money | None = None,
+            held_settled: Money | None = None) -> Posting:
     """Dr psp receivable gross / Cr merchant pending gross-fee / Cr revenue:fees fee.
 
     With ``held`` (manual capture) the same transaction releases the whole hold, so a
     partial capture posts what was captured and frees the rest in one step.
     """
+    net = (settled or gross) - fee
     entries = [
         Entry(psp_receivable(psp), gross),
-        Entry(merchant_pending(merchant_id), -(gross - fee)),
+        Entry(merchant_pending(merchant_id), -net),
         Entry(REVENUE_FEES, -fee),
     ]
     if held is not None:
-        entries += _release(merchant_id, psp, held)
-    return Posting(TxKind.CAPTURE, _nonzero(entries))
+        entries += _release(merchant_id, psp, held, held_settled)
+    return _balanced(TxKind.CAPTURE, entries)
 
 
 def capture_reversal(captured: tuple[Entry, ...]) -> Posting:
     """The exact mirror of a capture's settled (posted-layer) entries: what the capture
     credited the merchant and fee revenue is taken back from them, and the PSP receivable
-    it debited is credited. Its hold release is not undone here: a hold that is valid
-    again is posted anew (:func:`authorization_hold`), so each hold resolves once."""
+    it debited is credited (and its trading entries, if it converted). Its hold release is
+    not undone here: a hold that is valid again is posted anew (:func:`authorization_hold`),
+    so each hold resolves once."""
     return Posting(TxKind.CAPTURE_REVERSAL, tuple(
         Entry(e.account, -e.amount, e.layer) for e in captured if e.layer is Layer.POSTED))
 
 
-def refund(*, merchant_id: str, psp: str, amount: Money) -> Posting:
-    return Posting(TxKind.REFUND, (
-        Entry(merchant_available(merchant_id), amount),
+def _gain_loss(gain_loss: Money | None) -> list[Entry]:
+    return [] if gain_loss is None else [Entry(fx.FX_GAIN_LOSS, gain_loss)]
+
+
+def refund(*, merchant_id: str, psp: str, amount: Money, settled: Money | None = None,
+           gain_loss: Money | None = None) -> Posting:
+    return _balanced(TxKind.REFUND, [
+        Entry(merchant_available(merchant_id), settled or amount),
         Entry(psp_receivable(psp), -amount),
-    ))
+        *_gain_loss(gain_loss),
+    ])
 
 
-def refund_reversal(*, merchant_id: str, psp: str, amount: Money) -> Posting:
-    return Posting(TxKind.REFUND_REVERSAL, (
+def refund_reversal(*, merchant_id: str, psp: str, amount: Money,
+                    settled: Money | None = None, gain_loss: Money | None = None) -> Posting:
+    return _balanced(TxKind.REFUND_REVERSAL, [
         Entry(psp_receivable(psp), amount),
-        Entry(merchant_available(merchant_id), -amount),
-    ))
+        Entry(merchant_available(merchant_id), -(settled or amount)),
+        *_gain_loss(None if gain_loss is None else -gain_loss),
+    ])
 
 
 def make_available(*, merchant_id: str, net: Money) -> Posting:
@@ -155,21 +183,26 @@ def make_available(*, merchant_id: str, net: Money) -> Posting:
     ))
 
 
-def dispute(*, merchant_id: str, psp: str, amount: Money, fee: Money) -> Posting:
+def dispute(*, merchant_id: str, psp: str, amount: Money, fee: Money,
+            settled: Money | None = None, gain_loss: Money | None = None) -> Posting:
     """Chargeback: Dr merchant available amount+fee / Cr psp receivable amount /
     Cr revenue:fees fee (the issuer pulls the amount back from the PSP)."""
-    return Posting(TxKind.DISPUTE, _nonzero([
-        Entry(merchant_available(merchant_id), amount + fee),
+    return _balanced(TxKind.DISPUTE, [
+        Entry(merchant_available(merchant_id), (settled or amount) + fee),
         Entry(psp_receivable(psp), -amount),
         Entry(REVENUE_FEES, -fee),
-    ]))
+        *_gain_loss(gain_loss),
+    ])
 
 
-def dispute_reversal(*, merchant_id: str, psp: str, amount: Money, fee: Money) -> Posting:
+def dispute_reversal(*, merchant_id: str, psp: str, amount: Money, fee: Money,
+                     settled: Money | None = None, gain_loss: Money | None = None
+                     ) -> Posting:
     """Dispute won: the exact mirror of :func:`dispute`, fee included (Stripe returns the
     dispute fee when the merchant wins)."""
-    return Posting(TxKind.DISPUTE_REVERSAL, _nonzero([
+    return _balanced(TxKind.DISPUTE_REVERSAL, [
         Entry(psp_receivable(psp), amount),
         Entry(REVENUE_FEES, fee),
-        Entry(merchant_available(merchant_id), -(amount + fee)),
-    ]))
+        Entry(merchant_available(merchant_id), -((settled or amount) + fee)),
+        *_gain_loss(None if gain_loss is None else -gain_loss),
+    ])

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 from kassa.domain.errors import AmountError, IllegalTransition, InvalidRequest
+from kassa.domain.fx import Conversion
 from kassa.domain.money import MAX_AMOUNT, Money
 
 
@@ -184,6 +185,9 @@ class PaymentIntent:
     # the ledger hold now open when it is not the charge's own (None: ``latest_charge``):
     # posted again under the attempt of a capture the scheme refused after it was booked
     hold_ref: str | None = None
+    # the merchant settles in another currency: the conversion fixed at confirmation
+    # (domain/fx.py); None: the payment settles in its own currency
+    fx: Conversion | None = None
 
     @property
     def currency(self) -> str:

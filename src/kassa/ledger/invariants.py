@@ -139,18 +139,45 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
         "  CASE WHEN status = 'won' THEN amount_withdrawn + fee"
         "   ELSE 0 END AS reinstated,"
         "  CASE WHEN status = 'won' THEN amount_withdrawn ELSE 0 END"
-        "   AS psp_reinstated"
+        "   AS psp_reinstated,"
+        # a converted payment's merchant side is in its settlement currency: checked by
+        # converted_dispute_ledger (ledger/verify.py) at the payment's rate
+        "  EXISTS (SELECT 1 FROM payment_intents p WHERE p.id = payment_intent_id"
+        "   AND p.exchange_rate IS NOT NULL) AS converted"
         " FROM disputes)"
         " SELECT coalesce(x.id, led.id) AS id, x.status,"
         "  coalesce(x.withdrawn, 0) AS expected_withdrawn, coalesce(led.withdrawn, 0) AS withdrawn,"
         "  coalesce(x.reinstated, 0) AS expected_reinstated,"
         "  coalesce(led.reinstated, 0) AS reinstated"
         " FROM expected x FULL JOIN led ON led.id = x.id"
-        " WHERE coalesce(x.withdrawn, 0) <> coalesce(led.withdrawn, 0)"
+        " WHERE (NOT coalesce(x.converted, false)"
+        "  AND coalesce(x.withdrawn, 0) <> coalesce(led.withdrawn, 0))"
         "  OR coalesce(x.psp_withdrawn, 0) <> coalesce(led.psp_withdrawn, 0)"
-        "  OR coalesce(x.reinstated, 0) <> coalesce(led.reinstated, 0)"
+        "  OR (NOT coalesce(x.converted, false)"
+        "  AND coalesce(x.reinstated, 0) <> coalesce(led.reinstated, 0))"
         "  OR coalesce(x.psp_reinstated, 0) <> coalesce(led.psp_reinstated, 0)"
         " LIMIT $1", limit)
+    return rows
+
+
+async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
+                             ) -> list[asyncpg.Record]:
+    """Disputes of converted payments (id > ``after``, the next ``limit`` by id) with what the
+    ledger took from and gave back to the merchant (settlement currency); verify.py pages
+    through them all and checks them at the payment's rate."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT d.id, d.status, d.amount_withdrawn, d.fee, p.currency,"
+        " p.settlement_currency, p.exchange_rate,"
+        " coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e"
+        "  ON e.transaction_id = t.id AND e.account LIKE 'merchant:%'"
+        "  WHERE t.source_id = d.id AND t.kind = 'dispute'), 0)::bigint AS withdrawn,"
+        " coalesce((SELECT -sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e"
+        "  ON e.transaction_id = t.id AND e.account LIKE 'merchant:%'"
+        "  WHERE t.source_id = d.id AND t.kind = 'dispute_reversal'), 0)::bigint"
+        "  AS reinstated"
+        " FROM disputes d JOIN payment_intents p ON p.id = d.payment_intent_id"
+        " WHERE p.exchange_rate IS NOT NULL AND d.id > $1 ORDER BY d.id LIMIT $2",
+        after, limit)
     return rows
 
 

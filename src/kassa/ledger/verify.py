@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from kassa.db import fx as fx_db
+from kassa.domain import fx
+from kassa.domain.money import Money
 from kassa.ledger import invariants
 
 
@@ -27,6 +30,20 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"{row['layer']} sums to {row['total']}")
     for row in await invariants.transactions_with_too_few_entries(conn):
         report.problems.append(f"transaction {row['id']} has {row['n']} entries (< 2)")
+    after = 0
+    while rows := await fx_db.conversions(conn, after=after):
+        for row in rows:
+            why = ("it records a rate but has no trading entries" if row["legs"] is None
+                   else fx.trading_mismatch(row["legs"], row["exchange_rate"]))
+            if why is not None:
+                report.problems.append(
+                    f"transaction {row['id']} ({row['kind']}, {row['layer']}): its trading "
+                    f"entries disagree with its exchange rate: {why}")
+        after = rows[-1]["id"]
+    for row in await fx_db.untraded_trading_entries(conn):
+        report.problems.append(
+            f"transaction {row['id']} ({row['kind']}) has fx trading entries but no "
+            "exchange rate")
     for row in await invariants.trial_balance(conn):
         if row["total"] != 0:
             report.problems.append(
@@ -50,6 +67,13 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"dispute {row['id']} ({row['status']}): ledger withdrew {row['withdrawn']} and "
             f"reinstated {row['reinstated']}, expected {row['expected_withdrawn']} and "
             f"{row['expected_reinstated']}")
+    last = ""
+    while disputes := await invariants.converted_disputes(conn, after=last):
+        for row in disputes:
+            problem = _converted_dispute(row)
+            if problem is not None:
+                report.problems.append(f"dispute {row['id']} ({row['status']}): {problem}")
+        last = disputes[-1]["id"]
     for row in await invariants.payout_ledger_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "
@@ -75,3 +99,25 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             + ("" if row["chained"] else "; it extends no run"))
     report.checked = await invariants.ledger_counts(conn)
     return report
+
+
+TAKEN = ("needs_response", "under_review", "won", "lost")
+
+
+def _converted_dispute(row: asyncpg.Record) -> str | None:
+    """A converted payment's dispute must take (and, won, give back) the withdrawn amount
+    plus the fee converted at the payment's rate, in its settlement currency."""
+    if row["amount_withdrawn"] is None:
+        expected = 0
+    else:
+        def settle(minor: int) -> int:
+            return fx.convert(Money(minor, row["currency"]), row["exchange_rate"],
+                              row["settlement_currency"]).minor
+        expected = settle(row["amount_withdrawn"]) + settle(row["fee"])
+    withdrawn = expected if row["status"] in TAKEN else 0
+    reinstated = expected if row["status"] == "won" else 0
+    if (row["withdrawn"], row["reinstated"]) == (withdrawn, reinstated):
+        return None
+    return (f"ledger withdrew {row['withdrawn']} and reinstated {row['reinstated']} "
+            f"{row['settlement_currency']}, expected {withdrawn} and {reinstated} at "
+            f"{row['exchange_rate']}")

@@ -24,12 +24,20 @@ def balance(*, available: Mapping[str, int], pending: Mapping[str, int]) -> dict
 _REPORTING_CATEGORIES = {"payout_cancel": "payout_reversal", "payout_failure": "payout_reversal"}
 
 
+def _rate(value: Any) -> float | None:
+    # Stripe's JSON number (typed SDKs decode it as a float); the exact NUMERIC stays in the
+    # database and the ledger, and a rate of up to 15 significant digits prints unchanged
+    return None if value is None else float(value)
+
+
 def balance_transaction(row: Mapping[str, Any]) -> dict[str, Any]:
     """From a balance_transactions row (or a dict of its columns not committed yet)."""
     return {
         "id": row["id"], "object": "balance_transaction", "amount": row["amount"],
         "available_on": row["available_on"], "created": row["created"],
-        "currency": row["currency"], "description": row["description"], "fee": row["fee"],
+        "currency": row["currency"], "description": row["description"],
+        # Stripe's: the payment's amount times this rate is ``amount`` (null: not converted)
+        "exchange_rate": _rate(row.get("exchange_rate")), "fee": row["fee"],
         "fee_details": ([{"amount": row["fee"], "currency": row["currency"],
                           "description": "kassa processing fees", "type": "stripe_fee"}]
                         if row["fee"] else []),

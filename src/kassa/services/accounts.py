@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kassa.db import fx as fx_db
 from kassa.db import merchants as merchants_db
 from kassa.db import payouts as payouts_db
+from kassa.domain import intent_fields
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.settlement import DEFAULT_DELAY_DAYS
 from kassa.representations.accounts import account as render
+from kassa.services import fx
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
@@ -30,7 +33,8 @@ async def retrieve_account(kassa: Kassa, *, merchant_id: str) -> dict[str, Any]:
         raise NotFound(f"No such account: '{merchant_id}'", param="account")
     settings = await payouts_db.get_settings(kassa.pool, merchant_id=merchant_id)
     return render(merchant_id=merchant_id, name=row["name"], created=row["created"],
-                  payout_schedule=settings.schedule, default_currency=None)
+                  payout_schedule=settings.schedule,
+                  default_currency=row["settlement_currency"])
 
 
 def updated_schedule(current: PayoutSchedule, given: Mapping[str, Any]) -> PayoutSchedule:
@@ -57,18 +61,29 @@ def updated_schedule(current: PayoutSchedule, given: Mapping[str, Any]) -> Payou
 
 async def update_account(kassa: Kassa, *, merchant_id: str,
                          schedule: Mapping[str, Any] | None = None,
+                         default_currency: str | None = None,
                          idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
+    """``default_currency``: the settlement currency the merchant's balance is kept in
+    (domain/fx.py); payments confirmed from then on in another currency are converted.
+    ``""`` clears it (each payment settles in its own currency again)."""
     row = await merchants_db.get_merchant(kassa.pool, merchant_id)
     if row is None:
         raise NotFound(f"No such account: '{merchant_id}'", param="account")
+    settlement = row["settlement_currency"]
+    if default_currency is not None:
+        settlement = intent_fields.currency(default_currency, param="default_currency") \
+            if default_currency else None
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
+        if settlement != row["settlement_currency"]:
+            await fx_db.set_settlement_currency(conn, merchant_id, settlement)
         settings = await payouts_db.get_settings(conn, merchant_id=merchant_id, for_update=True)
         new = settings.schedule if schedule is None else updated_schedule(
             settings.schedule, schedule)
         await payouts_db.put_schedule(conn, merchant_id=merchant_id, schedule=new)
         obj = render(merchant_id=merchant_id, name=row["name"], created=row["created"],
-                     payout_schedule=new, default_currency=None)
+                     payout_schedule=new, default_currency=settlement)
         uow.emit(merchant_id=merchant_id, type="account.updated", obj=obj)
         await uow.commit(response=obj, resource_id=merchant_id)
+    fx.forget_settlement(kassa, merchant_id)
     return obj

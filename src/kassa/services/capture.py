@@ -150,14 +150,15 @@ def post_capture(kassa: Kassa, uow: UnitOfWork, p: PaymentIntent, *, gross: Mone
                  hold_ref: str | None = None) -> str:
     """Post the capture and its balance transaction; returns the balance transaction's id."""
     assert p.psp is not None
-    fee = kassa.fees.fee_for(gross)
+    # fees are the settlement currency's (a converted payment's fee is on its settled gross)
+    fee = kassa.fees.fee_for(gross if p.fx is None else p.fx.settle(gross))
     now = kassa.clock()
     bt_id = kassa.ids("balance_transaction")
     uow.add(journal.capture(
         merchant_id=p.merchant_id, psp=p.psp, gross=gross, fee=fee, held=held,
         payment_id=source_id or p.id, charge_id=p.latest_charge, bt_id=bt_id, now=now,
         available_on=None,  # the merchant's delay, applied by apply.sql
-        description=p.description, hold_ref=hold_ref))
+        description=p.description, hold_ref=hold_ref, conversion=p.fx))
     return bt_id
 
 
@@ -166,7 +167,7 @@ def release_hold(uow: UnitOfWork, p: PaymentIntent, psp: str) -> None:
     the charge's own, or the one posted again after a rejected capture."""
     assert p.latest_charge is not None
     uow.add(journal.release_hold(merchant_id=p.merchant_id, psp=psp, held=p.amount,
-                                 charge_id=p.hold_ref or p.latest_charge))
+                                 charge_id=p.hold_ref or p.latest_charge, conversion=p.fx))
 
 
 async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentIntent
@@ -193,10 +194,11 @@ async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentInt
     valid = now < deadline
     uow.add(journal.capture_reversal(entries, merchant_id=p.merchant_id,
                                      source_id=attempt.id, charge_id=p.latest_charge,
-                                     bt_id=kassa.ids("balance_transaction"), now=now))
+                                     bt_id=kassa.ids("balance_transaction"), now=now,
+                                     exchange_rate=None if p.fx is None else p.fx.rate))
     if valid:
         uow.add(journal.hold(merchant_id=p.merchant_id, psp=p.psp, amount=p.amount,
-                             attempt_id=attempt.id))
+                             attempt_id=attempt.id, conversion=p.fx))
         # watched again for the hold's expiry (recovery's expire_hold voids it then),
         # whatever the charge's attempt status is (kept as it is): a re-held payment must
         # never wait in requires_capture with no deadline

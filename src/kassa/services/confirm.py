@@ -36,7 +36,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPError, PSPResult
-from kassa.services import charges, failover, hold_validity, psp_tokens, saga, saved_cards
+from kassa.services import charges, failover, fx, hold_validity, psp_tokens, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -173,6 +173,9 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
     created = PI(p) if new else None
     p.start_authorization(attempt_id, "")  # refused here before anything is routed
     assert p.payment_method is not None
+    # the merchant settles in another currency: the rate is fixed now (at charge time, as
+    # Stripe converts), or the payment is refused with nothing written (domain/fx.py)
+    await fx.fix_conversion(kassa, p)
     if resolved is None:
         resolved = await kassa.payment_methods.lookup(merchant_id=p.merchant_id,
                                                       payment_method=p.payment_method)
@@ -309,7 +312,8 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                                      held=None)
             else:
                 uow.add(journal.hold(merchant_id=p.merchant_id, psp=attempt.psp,
-                                     amount=p.amount, attempt_id=attempt.id))
+                                     amount=p.amount, attempt_id=attempt.id,
+                                     conversion=p.fx))
         if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
             # as Stripe: charge.succeeded for an authorisation (captured or not) and
             # charge.failed for a declined one, before the intent's event; 3-D Secure

@@ -93,6 +93,17 @@ class CheckoutSettings:
 
 
 @dataclass(slots=True)
+class FxPolicy:
+    """Multi-currency settings (domain/fx.py) and this process's cache of each merchant's
+    settlement currency: a same-currency payment costs no extra round trip for it."""
+
+    max_age_seconds: int = 24 * 3600
+    cache_seconds: float = 60.0
+    # merchant id -> (monotonic expiry, settlement currency or None)
+    settlement: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Kassa:
     pool: asyncpg.Pool
     psps: Mapping[str, PSPAdapter]
@@ -118,6 +129,7 @@ class Kassa:
     # merchant's account is bound to it (services/psp_accounts.py). None: not asked
     # (localstripe, which has no /v1/account)
     stripe_account_of: Callable[[str, str], Awaitable[str]] | None = None
+    fx: FxPolicy = field(default_factory=FxPolicy)
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Awaitable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,7 @@ from kassa.db import disputes as disputes_db
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.domain import disputes, ledger
+from kassa.domain import fx as fx_rules
 from kassa.domain.disputes import Dispute, DisputeChange, DisputeStatus
 from kassa.domain.errors import (
     AmountError,
@@ -38,6 +40,7 @@ from kassa.domain.money import Money
 from kassa.domain.payments import Operation, PaymentStatus
 from kassa.ledger import journal
 from kassa.psp.base import PSPEvent, PSPRejected, PSPRetryable
+from kassa.services import fx
 from kassa.services.context import Kassa
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
@@ -53,12 +56,12 @@ class Deferred(Exception):
 # ------------------------------------------------------------------------- rendering
 
 
-def _bt_row(bt_id: str, d: Dispute, *, amount: int, fee: int, now: int, description: str
-            ) -> dict[str, Any]:
+def _bt_row(bt_id: str, d: Dispute, *, amount: int, fee: int, now: int, description: str,
+            currency: str, exchange_rate: Decimal | None) -> dict[str, Any]:
     return {"id": bt_id, "merchant_id": d.merchant_id, "amount": amount, "fee": fee,
-            "net": amount - fee, "currency": d.amount.currency, "type": "adjustment",
+            "net": amount - fee, "currency": currency, "type": "adjustment",
             "source": d.id, "status": "available", "available_on": now, "created": now,
-            "description": description}
+            "description": description, "exchange_rate": exchange_rate}
 
 
 async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Dispute, *,
@@ -85,35 +88,49 @@ async def _render(kassa: Kassa, conn: asyncpg.Connection | asyncpg.Pool, d: Disp
 # ------------------------------------------------------------------------- money
 
 
-def _post(kassa: Kassa, uow: UnitOfWork, d: Dispute, change: DisputeChange
-          ) -> list[dict[str, Any]]:
+async def _post(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Dispute,
+                change: DisputeChange) -> list[dict[str, Any]]:
     """Queue the ledger postings and balance transactions a change calls for; returns the
     new balance transactions (for the events). What a withdrawal takes is fixed first
-    (``record_withdrawal``); a reversal returns exactly that."""
+    (``record_withdrawal``); a reversal returns exactly that. A converted payment's
+    dispute takes the amount and fee converted at the payment's original rate, its trading
+    entries at the current rate (the difference to fx gain/loss, domain/fx.py)."""
     now = kassa.clock()
     rows = []
-    if change.withdraw:
+    conversion = await payments_db.payment_conversion(conn, d.payment_intent_id)
+    current = await fx.trading_rate(kassa, kassa.pool, conversion)
+    rate = None if conversion is None else conversion.rate
+    for withdraw in (True, False):
+        if not (change.withdraw if withdraw else change.reinstate):
+            continue
         withdrawn = _withdrawn(d)
+        fee = d.fee if conversion is None else conversion.settle(d.fee)
+        settled, gain_loss, trading = None, None, None
+        if conversion is not None:
+            settled = conversion.settle(withdrawn)
+            trading = current if current is not None else conversion.rate
+            gain_loss = fx_rules.convert(withdrawn, trading, conversion.settlement) - settled
+        line = settled or withdrawn
         bt_id = kassa.ids("balance_transaction")
-        d.withdrawal_balance_transaction = bt_id
-        note = d.withdrawal_note()
-        row = _bt_row(bt_id, d, amount=-withdrawn.minor, fee=d.fee.minor, now=now,
-                      description=f"Chargeback withdrawal for {d.charge}"
-                      + (f" ({note})" if note else ""))
-        uow.add(journal.dispute(
-            ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn, fee=d.fee),
-            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
-        rows.append(row)
-    if change.reinstate:
-        withdrawn = _withdrawn(d)
-        bt_id = kassa.ids("balance_transaction")
-        d.reinstatement_balance_transaction = bt_id
-        row = _bt_row(bt_id, d, amount=withdrawn.minor, fee=-d.fee.minor, now=now,
-                      description=f"Chargeback reversal for {d.charge}")
-        uow.add(journal.dispute(
-            ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
-                                    fee=d.fee),
-            merchant_id=d.merchant_id, dispute_id=d.id, line=_bt_op(row)))
+        if withdraw:
+            d.withdrawal_balance_transaction = bt_id
+            note = d.withdrawal_note()
+            row = _bt_row(bt_id, d, amount=-line.minor, fee=fee.minor, now=now,
+                          description=f"Chargeback withdrawal for {d.charge}"
+                          + (f" ({note})" if note else ""), currency=line.currency,
+                          exchange_rate=rate)
+            posting = ledger.dispute(merchant_id=d.merchant_id, psp=d.psp, amount=withdrawn,
+                                     fee=fee, settled=settled, gain_loss=gain_loss)
+        else:
+            d.reinstatement_balance_transaction = bt_id
+            row = _bt_row(bt_id, d, amount=line.minor, fee=-fee.minor, now=now,
+                          description=f"Chargeback reversal for {d.charge}",
+                          currency=line.currency, exchange_rate=rate)
+            posting = ledger.dispute_reversal(merchant_id=d.merchant_id, psp=d.psp,
+                                              amount=withdrawn, fee=fee, settled=settled,
+                                              gain_loss=gain_loss)
+        uow.add(journal.dispute(posting, merchant_id=d.merchant_id, dispute_id=d.id,
+                                line=_bt_op(row), exchange_rate=trading))
         rows.append(row)
     return rows
 
@@ -129,7 +146,7 @@ def _bt_op(row: dict[str, Any]) -> ops.InsertBalanceTransaction:
         id=row["id"], merchant_id=row["merchant_id"], amount=row["amount"], fee=row["fee"],
         currency=row["currency"], type=row["type"], source=row["source"],
         status=row["status"], available_on=row["available_on"], created=row["created"],
-        description=row["description"])
+        description=row["description"], exchange_rate=row["exchange_rate"])
 
 
 async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Dispute,
@@ -143,7 +160,7 @@ async def _record(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Di
         if d.withdrawal_bounded:
             log.warning("dispute %s of payment %s: %s", d.id, d.payment_intent_id,
                         d.withdrawal_note())
-    fresh = _post(kassa, uow, d, change) if change is not None else []
+    fresh = await _post(kassa, uow, conn, d, change) if change is not None else []
     if new:
         await disputes_db.insert_dispute(conn, d)
     else:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from kassa.db import merchants as merchants_db
 from kassa.domain import ids
+from kassa.services import fx
 from kassa.services.context import Kassa
 
 
@@ -60,6 +61,8 @@ class KeyCache:
             return hit[1]
         row = await merchants_db.find_api_key(kassa.pool, digest)
         caller = None if row is None else Caller(row["merchant_id"], row["id"], row["kind"])
+        if row is not None:
+            fx.remember_settlement(kassa, row["merchant_id"], row["settlement_currency"])
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[digest] = (now + self.ttl, caller)

@@ -30,7 +30,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import charges, saga
+from kassa.services import charges, fx, saga
 from kassa.services.context import Kassa
 from kassa.services.resume import load
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -121,7 +121,7 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
             if result.outcome is Outcome.REFUNDED:
                 attempt.status = AttemptStatus.SUCCEEDED
                 r.move(RefundStatus.SUCCEEDED)
-                post_refund(kassa, uow, r, p)
+                await post_refund(kassa, uow, r, p)
                 assert p.latest_charge is not None
                 uow.emit(merchant_id=r.merchant_id, type="charge.refunded",
                          obj=await charges.event_object(kassa, charge_id=p.latest_charge,
@@ -149,13 +149,17 @@ async def finish_refund(kassa: Kassa, attempt: Attempt, result: PSPResult, *,
     return _obj(r, p)
 
 
-def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
+async def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent) -> None:
+    """The refund's posting: a converted payment's at its original rate, traded at the
+    current one (domain/fx.py; a rate read only for a converted payment)."""
     assert p.psp is not None
     now = kassa.clock()
-    uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now))
+    current = None if p.fx is None else await fx.trading_rate(kassa, kassa.pool, p.fx)
+    uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now,
+                           conversion=p.fx, current=current))
 
 
-def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
+async def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
            failure_code: str | None) -> None:
     """A refund that succeeded failed later at the PSP (the card could not take it): its
     posting is reversed and the amount is refundable again."""
@@ -166,8 +170,9 @@ def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
     p.release_refund(r.amount.minor)
     uow.add(ops.UpdatePayment.of(p))
     now = kassa.clock()
+    current = None if p.fx is None else await fx.trading_rate(kassa, kassa.pool, p.fx)
     uow.add(journal.refund_failure(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"),
-                                   now=now))
+                                   now=now, conversion=p.fx, current=current))
     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
     _refund_updated(uow, r, p)
 

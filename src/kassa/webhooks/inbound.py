@@ -334,5 +334,5 @@ async def _refund_outcome(kassa: Kassa, uow: UnitOfWork, event: PSPEvent) -> Ver
     assert r is not None and p is not None and p.psp is not None
     if succeeded or r.status is not RefundStatus.SUCCEEDED:
         return "ignored", f"refund is already {r.status.value}"
-    refunds.bounce(kassa, uow, r, p, event.failure_code)
+    await refunds.bounce(kassa, uow, r, p, event.failure_code)
     return "applied", None

@@ -50,7 +50,9 @@ def test_each_op_serialises_as_the_builders_did() -> None:
         "hold_ref": None, "client_secret": "pi_x_secret_x", "confirmation_method": "automatic",
         "receipt_email": None, "statement_descriptor": None,
         "statement_descriptor_suffix": None, "setup_future_usage": None, "shipping": None,
-        "automatic_payment_methods": None, "payment_method_options": None, "customer": None}}
+        "automatic_payment_methods": None, "payment_method_options": None, "customer": None,
+        # no conversion (domain/fx.py): the nulls clear one an earlier confirmation fixed
+        "settlement_currency": None, "exchange_rate": None, "fx_rate_id": None}}
     update = ops.UpdatePayment.of(p)
     assert p.version == 1 and update.row["version"] == 0  # CAS on the version read
     p.status = PaymentStatus.CANCELED

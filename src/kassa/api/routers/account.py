@@ -51,6 +51,8 @@ class SettingsParams(Params):
 
 class AccountUpdate(Params):
     settings: SettingsParams | None = None
+    # the settlement currency (domain/fx.py); "" clears it
+    default_currency: Annotated[str, Field(max_length=3)] | None = None
 
 
 def _schedule(body: AccountUpdate) -> dict[str, object] | None:
@@ -69,4 +71,5 @@ async def retrieve_account(request: Request) -> Response:
              openapi_extra=openapi.body(AccountUpdate))
 async def update_account(request: Request) -> Response:
     return await routing.post(request, AccountUpdate, accounts.update_account,
-                              lambda b: dict(schedule=_schedule(b)))
+                              lambda b: dict(schedule=_schedule(b),
+                                             default_currency=b.default_currency))

@@ -28,7 +28,8 @@ BEGIN
                 cancellation_reason, latest_charge, psp, psp_reference, pending_attempt_id,
                 created, version, client_secret, confirmation_method, receipt_email,
                 statement_descriptor, statement_descriptor_suffix, setup_future_usage,
-                shipping, automatic_payment_methods, payment_method_options, customer)
+                shipping, automatic_payment_methods, payment_method_options, customer,
+                settlement_currency, exchange_rate, fx_rate_id)
             SELECT id, merchant_id, amount, currency, status, capture_method, payment_method,
                 description, coalesce(metadata, '{}'), coalesce(amount_capturable, 0),
                 coalesce(amount_received, 0), coalesce(amount_refunded, 0), last_payment_error,
@@ -40,7 +41,9 @@ BEGIN
                     '-', '') || replace(gen_random_uuid()::text, '-', '')),
                 coalesce(confirmation_method, 'automatic'), receipt_email,
                 statement_descriptor, statement_descriptor_suffix, setup_future_usage,
-                shipping, automatic_payment_methods, payment_method_options, customer
+                shipping, automatic_payment_methods, payment_method_options, customer,
+                -- a converted payment's fixed rate (domain/fx.py); absent: null
+                settlement_currency, exchange_rate, fx_rate_id
             FROM jsonb_populate_record(NULL::payment_intents, r);
         WHEN 'update_payment' THEN
             -- amount, currency and capture_method change only before confirmation (the
@@ -63,6 +66,14 @@ BEGIN
                 customer = CASE WHEN r ? 'customer' THEN x.customer ELSE t.customer END,
                 -- the hold re-established after a capture the scheme refused (0020)
                 hold_ref = CASE WHEN r ? 'hold_ref' THEN x.hold_ref ELSE t.hold_ref END,
+                -- the conversion fixed at confirmation (domain/fx.py; null: none); a
+                -- replica of the previous release sends none and must not erase it
+                settlement_currency = CASE WHEN r ? 'exchange_rate' THEN x.settlement_currency
+                    ELSE t.settlement_currency END,
+                exchange_rate = CASE WHEN r ? 'exchange_rate' THEN x.exchange_rate
+                    ELSE t.exchange_rate END,
+                fx_rate_id = CASE WHEN r ? 'exchange_rate' THEN x.fx_rate_id
+                    ELSE t.fx_rate_id END,
                 description = x.description, metadata = x.metadata,
                 amount_capturable = x.amount_capturable, amount_received = x.amount_received,
                 amount_refunded = x.amount_refunded, last_payment_error = x.last_payment_error,
@@ -152,8 +163,11 @@ BEGIN
                     USING ERRCODE = 'KS409';
             END IF;
         WHEN 'post_ledger' THEN
-            INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref)
-            VALUES (r->>'kind', r->>'merchant_id', r->>'source_id', r->>'hold_ref')
+            -- exchange_rate: the rate of the fx:<ccy> trading entries of a conversion
+            INSERT INTO ledger_transactions (kind, merchant_id, source_id, hold_ref,
+                                             exchange_rate)
+            VALUES (r->>'kind', r->>'merchant_id', r->>'source_id', r->>'hold_ref',
+                    (r->>'exchange_rate')::numeric)
             RETURNING id INTO tx_id;
             INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)
             SELECT tx_id, e.account, e.currency, e.layer, e.amount
@@ -162,14 +176,15 @@ BEGIN
         WHEN 'insert_balance_transaction' THEN
             -- belongs to the ledger transaction posted just before it in this unit of work
             INSERT INTO balance_transactions (id, merchant_id, amount, fee, net, currency, type,
-                source, status, available_on, created, description, ledger_transaction_id)
+                source, status, available_on, created, description, ledger_transaction_id,
+                exchange_rate)
             SELECT b.id, b.merchant_id, b.amount, b.fee, b.amount - b.fee, b.currency, b.type,
                 b.source, b.status,
                 -- none given: the merchant's settlement delay (domain/settlement.py available_on:
                 -- 00:00 UTC, delay_days after the day of capture; 2 without settings)
                 coalesce(b.available_on, (b.created / 86400 + coalesce((SELECT s.delay_days
                     FROM payout_settings s WHERE s.merchant_id = b.merchant_id), 2)) * 86400),
-                b.created, b.description, tx_id
+                b.created, b.description, tx_id, b.exchange_rate  -- null: not converted
             FROM jsonb_populate_record(NULL::balance_transactions, r) AS b;
         WHEN 'insert_events' THEN
             INSERT INTO events (id, merchant_id, type, object_id, data, created)
