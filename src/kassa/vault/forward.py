@@ -9,6 +9,7 @@ request the PSP never received stays provably unsent, a timeout stays outcome-un
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Forwarded:
     error: str | None = None  # connect[_timeout] | timeout | transport (the PSP hop failed)
 
 
+@functools.lru_cache(maxsize=1024)  # the few PSP endpoints: parsing was 6 % of a forward
 def origin(url: str) -> tuple[str, str, int]:
     parsed = httpx.URL(url)
     port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
