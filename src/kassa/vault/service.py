@@ -219,7 +219,10 @@ class Vault:
         kept row that no longer opens (its KEK gone from the keyring) is dropped and read
         once more. Nothing decrypted outlives the call."""
         out: dict[str, CardNumber] = {}
-        active = await self.active_version()
+        try:
+            active: int | None = await self.active_version()
+        except VaultStartupError:  # no active version (never after check_keyring): keep none
+            active = None
         kept: list[dict[str, Any]] = []
         unread: list[str] = []
         for pm_id in payment_method_ids:
