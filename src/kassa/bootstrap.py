@@ -177,6 +177,18 @@ def _secret(value: str | None) -> SecretStr | None:
     return None if not value else SecretStr(value)
 
 
+def stripe_account_lookup(client: httpx.AsyncClient, timeout: float
+                          ) -> Callable[[str, str], Awaitable[str]]:
+    """Which Stripe account a key belongs to (GET /v1/account through kassa's PSP client)."""
+    from kassa.psp.stripe.account import account_of
+
+    async def lookup(api_key: str, api_base: str) -> str:
+        return await account_of(client, api_key=api_key, api_base=api_base,
+                                request_timeout=timeout)
+
+    return lookup
+
+
 def account_adapter_factory(settings: Settings, client: httpx.AsyncClient,
                             monitor: PSPMonitor | None
                             ) -> Callable[[Mapping[str, Any], Mapping[str, Any]], PSPAdapter]:
@@ -199,7 +211,8 @@ def account_adapter_factory(settings: Settings, client: httpx.AsyncClient,
             adapter = StripeAdapter(client, StripeSettings.model_construct(
                 secret_key=SecretStr(credentials["api_key"]),
                 api_base=options.get("base_url") or "https://api.stripe.com",
-                webhook_secret=_secret(credentials.get("webhook_secret"))),
+                webhook_secret=_secret(credentials.get("webhook_secret")),
+                localstripe=settings.psp_accounts_localstripe),
                 name=name, timeout=timeout)
         elif row["psp"] == "adyen":
             adapter = AdyenAdapter(client, AdyenSettings.model_construct(
@@ -233,6 +246,21 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
     client = http or http_client(settings)
     monitor = psp_monitor(settings)
     box = secrets(settings)
+    stripe = stripe if stripe is not None else StripeSettings()
+    if stripe.configured() and not stripe.localstripe and stripe.secret_key is not None:
+        # a rotated key must be of the same Stripe account (services/stripe_binding.py);
+        # localstripe has no /v1/account (psp/stripe/account.py)
+        from kassa.services import stripe_binding
+
+        try:
+            await stripe_binding.bind_platform(
+                pool, stripe_account_lookup(client, settings.psp_timeout_seconds),
+                api_key=stripe.secret_key.get_secret_value(), api_base=stripe.api_base)
+        except BaseException:
+            if http is None:
+                await client.aclose()
+            await pool.close()
+            raise
     psps = psp_registry(settings, client, stripe=stripe, adyen=adyen,
                         monitor=monitor)
     psps.merchant_accounts = MerchantAccounts(
@@ -264,6 +292,8 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         clock=unix_now if settings.test_clock_file is None else file_clock(
             settings.test_clock_file),
         secrets=box, production=settings.env == "production",
+        stripe_account_of=None if settings.psp_accounts_localstripe else
+        stripe_account_lookup(client, settings.psp_timeout_seconds),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

@@ -33,7 +33,9 @@ MIGRATION_LOCK = (0x6B6D6967, 0)  # "kmig"
 # DELETE (the services' working tables: payments, attempts, keys, deliveries …). The ledger
 # and the outbox are append-only (the triggers refuse UPDATE/DELETE too; without ownership the
 # serving role cannot disable them), and the schema version is read only.
-APPEND_ONLY = ("ledger_entries", "ledger_transactions", "events")
+# psp_account_bindings: the serving role binds the platform's Stripe account, never
+# rebinds it (an operator deletes the row as the schema owner: services/stripe_binding.py)
+APPEND_ONLY = ("ledger_entries", "ledger_transactions", "events", "psp_account_bindings")
 READ_ONLY = ("alembic_version", "kassa_sql_versions")
 READ_WRITE = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

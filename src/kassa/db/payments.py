@@ -139,15 +139,18 @@ async def reschedule_attempt(conn: Conn, attempt: Attempt, *, delay_s: float | N
     return None if row is None else AttemptStatus(row["status"])
 
 
-async def flag_attempt(conn: Conn, attempt_id: str, *, note: str, recheck_s: float) -> None:
-    """An outcome kassa cannot record as it is: needs_attention, with the reason."""
+async def flag_attempt(conn: Conn, attempt_id: str, *, note: str, recheck_s: float,
+                       code: str = "unrecordable_outcome") -> None:
+    """An outcome kassa cannot record as it is: needs_attention, with the reason. ``was``
+    keeps the status it waited in before any flag (pending: the PSP had accepted it)."""
     await conn.execute(
         "UPDATE attempts SET status = 'needs_attention', updated_at = now(),"
-        " error = jsonb_build_object('code', 'unrecordable_outcome', 'message', $2::text,"
-        "   'was', status),"
+        " error = jsonb_build_object('code', $4::text, 'message', $2::text,"
+        "   'was', CASE WHEN status = 'needs_attention'"
+        "     THEN coalesce(error->>'was', status) ELSE status END),"
         " next_check_at = now() + make_interval(secs => $3::double precision)"
         " WHERE id = $1 AND status IN ('started', 'unknown', 'pending', 'requires_action',"
-        " 'needs_attention')", attempt_id, note, recheck_s)
+        " 'needs_attention')", attempt_id, note, recheck_s, code)
 
 
 async def list_stuck_attempts(conn: Conn, *, limit: int = 100) -> list[Attempt]:

@@ -93,6 +93,14 @@ async def routable(conn: Conn) -> list[dict[str, Any]]:
     return [_row(r) for r in rows]
 
 
+async def hold_validity_of(conn: Conn, account_id: str) -> tuple[str, int | None] | None:
+    """(the account's PSP, its ``hold_validity_days`` setting or None)."""
+    row = await conn.fetchrow(
+        "SELECT psp, (settings->>'hold_validity_days')::int AS days FROM psp_accounts"
+        " WHERE id = $1", account_id)
+    return None if row is None else (row["psp"], row["days"])
+
+
 async def revision_of(conn: Conn, account_id: str) -> int | None:
     value = await conn.fetchval("SELECT revision FROM psp_accounts WHERE id = $1", account_id)
     return None if value is None else int(value)

@@ -32,6 +32,10 @@ MAX_RULES = 50
 MAX_PSPS = 10
 MAX_LIST = 50  # values in one condition
 DEFAULT_RULE = "default"  # the name routing decisions carry when no rule matched
+# a payment method only one account can charge (a PSP's own token, domain/psp_tokens.py):
+# the decision names that account alone, whatever the configuration says
+PINNED_RULE = "psp_token"
+PINNED = "pinned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,18 @@ class Decision:
     strategy: str
     psps: tuple[str, ...]
     explored: bool = False  # success_rate sent it to an account that is not the best
+
+    @property
+    def pinned(self) -> bool:
+        """Only ``psps[0]`` can charge this payment method: there is no failover."""
+        return self.strategy == PINNED
+
+
+def pinned(account: str) -> Decision:
+    """The decision for a PSP token of ``account``: that account, nothing after it (an
+    unavailable answer or an open breaker leaves the attempt to recovery there, never
+    sends it to an account that cannot charge the token)."""
+    return Decision(rule=PINNED_RULE, strategy=PINNED, psps=(account,))
 
 
 # ---------------------------------------------------------------------- deciding

@@ -6,7 +6,8 @@ to :class:`Outcome` inside each adapter's own module and nowhere else.
 
     PSPError
      ├── PSPRefused            4xx: the PSP refused the request itself (not a decline);
-     │                         nothing moved, repeating it will not help (alias PSPRejected)
+     │    │                    nothing moved, repeating it will not help (alias PSPRejected)
+     │    └── PSPCredentialsRefused  the key itself (unknown, revoked, no access)
      ├── PSPRetryable          repeating the call with the same key is safe
      │    ├── PSPUnavailable   provably not processed (connection refused, DNS failure)
      │    └── PSPOutcomeUnknown  may have been processed: 5xx, reset after sending, an
@@ -87,6 +88,11 @@ class PSPRefused(PSPError):
     """The PSP refused the request as invalid (4xx); nothing moved, repeating will not help."""
 
 
+class PSPCredentialsRefused(PSPRefused):
+    """The PSP refused the credentials themselves (an unknown or revoked key, a restricted
+    key without access): nothing can be done with them."""
+
+
 PSPRejected = PSPRefused  # the name earlier code used
 
 
@@ -141,6 +147,10 @@ class AuthorizeRequest:
     # kassa's payment-method id (``pm_card_visa`` …): a PSP that knows the token itself
     # (Stripe's test payment methods) is given the token instead of the card
     payment_method: str | None = None
+    # the PSP's own token (``payment_method`` ``<account>:<token>`` with its prefix
+    # stripped): the adapter charges it instead of ``card``, which is then a placeholder
+    # with no number (vault/psp_tokens.py)
+    psp_token: str | None = None
     # where the PSP sends the customer after 3-D Secure: kassa's own return endpoint for
     # this attempt (derived from the attempt id, so a repeated call is the same call)
     return_url: str | None = None

@@ -11,6 +11,10 @@ Circuit breakers steer, they never refuse: the first account whose breaker allow
 is tried first; when every eligible account's breaker is open the payment goes to the
 first one anyway (one account down behaves as it did before routing existed: the attempt
 is made, and recovery resolves it).
+
+A PSP's own token (``<account>:<token>``, domain/psp_tokens.py) pins the payment: the plan
+is that account alone, before any configuration is read, with no failover (no other
+account can charge the token); the service checked the account before planning.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from kassa.db import routing_configs as routing_db
+from kassa.domain import psp_tokens
 from kassa.domain.payments import PaymentIntent
 from kassa.domain.routing import (
     DEFAULT_RULE,
@@ -32,6 +37,7 @@ from kassa.domain.routing import (
     match,
     order,
     parse_policy,
+    pinned,
 )
 from kassa.psp.base import Card, PSPAdapter
 from kassa.psp.monitor import PSPMonitor
@@ -112,6 +118,12 @@ class PolicyRouter:
     async def plan(self, payment: PaymentIntent, card: Card | None) -> Decision:
         """Where this authorisation goes: ``psps[0]`` now, the rest (in order) only if it
         provably was not processed there."""
+        account = psp_tokens.account_of(payment.payment_method)
+        if account is not None:  # only that account can charge it: no steering, no failover
+            decision = pinned(account)
+            self.monitor.count_decision(rule=decision.rule, strategy=decision.strategy,
+                                        psp=account, explored=False)
+            return decision
         policy = await self.policy(payment.merchant_id)
         if policy is None:
             decision = Decision(rule=DEFAULT_RULE, strategy="single", psps=(self._default,))
@@ -155,7 +167,10 @@ class PolicyRouter:
 
     def fallback(self, decision: Decision, tried: Sequence[str]) -> str | None:
         """The next account to fail over to after ``tried`` (each provably did not process
-        the attempt): the next in the decision's order whose breaker allows a call."""
+        the attempt): the next in the decision's order whose breaker allows a call.
+        None for a pinned payment: no other account can charge its token."""
+        if decision.pinned:
+            return None
         for name in decision.psps:
             if name not in tried and self._usable(name) and self.monitor.breaker(name).allow():
                 return name

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+STRIPE_ACCOUNT = "stripe_account"  # settings' key of a Stripe account's bound acct_… id
+
 
 def psp_account(row: Mapping[str, Any]) -> dict[str, Any]:
     """From a psp_accounts row (db/psp_accounts.py); ``settings`` holds only what is not
-    secret (base_url, merchant_account)."""
+    secret (base_url, merchant_account, hold_validity_days, stripe_account)."""
     return {
         "id": row["id"],
         "object": "psp_account",
@@ -19,6 +21,10 @@ def psp_account(row: Mapping[str, Any]) -> dict[str, Any]:
         "livemode": row["livemode"],
         "psp": row["psp"],
         **{k: row["settings"].get(k) for k in ("base_url", "merchant_account")},
+        # null: the PSP's documented validity (services/hold_validity.py)
+        "hold_validity_days": row["settings"].get("hold_validity_days"),
+        # the Stripe account the key was found to belong to (None: not bound, or not Stripe)
+        "stripe_account": row["settings"].get(STRIPE_ACCOUNT),
         "updated": row["updated"],
     }
 

@@ -24,7 +24,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPResult
-from kassa.services import charges, saga
+from kassa.services import charges, hold_validity, saga
 from kassa.services.context import Kassa
 from kassa.services.resume import finish_orphan, load, took_over
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -130,7 +130,7 @@ async def _lapsed(kassa: Kassa, p: PaymentIntent) -> bool:
     assert p.psp is not None and p.latest_charge is not None
     charge = await payments_db.get_attempt(kassa.pool, p.latest_charge)
     return charge is not None and bool(charge.created) and \
-        kassa.clock() >= charge.created + kassa.watch.hold_validity(p.psp)
+        kassa.clock() >= charge.created + await hold_validity.seconds(kassa, p.psp)
 
 
 def _psp_amount(attempt: Attempt, result: PSPResult, p: PaymentIntent) -> Money:
@@ -189,7 +189,7 @@ async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentInt
     charge = await payments_db.get_attempt(conn, p.latest_charge)
     assert charge is not None
     now = kassa.clock()
-    deadline = (charge.created or now) + kassa.watch.hold_validity(p.psp)
+    deadline = (charge.created or now) + await hold_validity.seconds(kassa, p.psp)
     valid = now < deadline
     uow.add(journal.capture_reversal(entries, merchant_id=p.merchant_id,
                                      source_id=attempt.id, charge_id=p.latest_charge,
@@ -197,10 +197,11 @@ async def reverse(kassa: Kassa, uow: UnitOfWork, attempt: Attempt, p: PaymentInt
     if valid:
         uow.add(journal.hold(merchant_id=p.merchant_id, psp=p.psp, amount=p.amount,
                              attempt_id=attempt.id))
-        if charge.status is AttemptStatus.SUCCEEDED:
-            # watched again for the hold's expiry (recovery's expire_hold voids it then)
-            uow.add(ops.FinishAttempt.of(charge, expected=(AttemptStatus.SUCCEEDED,),
-                                         check_after_s=max(0.0, deadline - now)))
+        # watched again for the hold's expiry (recovery's expire_hold voids it then),
+        # whatever the charge's attempt status is (kept as it is): a re-held payment must
+        # never wait in requires_capture with no deadline
+        uow.add(ops.FinishAttempt.of(charge, expected=(charge.status,),
+                                     check_after_s=max(0.0, deadline - now)))
     p.capture_reversed(hold_ref=attempt.id if valid else None, now=now)
     uow.add(ops.UpdatePayment.of(p))
     uow.emit(merchant_id=p.merchant_id, type="charge.updated",

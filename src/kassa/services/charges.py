@@ -24,6 +24,7 @@ from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.payments import Attempt, AttemptStatus, PaymentIntent, PaymentStatus, Refund
 from kassa.services.context import Kassa
+from kassa.vault import psp_tokens
 from kassa.vault.resolver import Resolved
 
 REFUNDS_SHOWN = 10  # refunds inlined in a charge's `refunds` list; the rest are paged
@@ -34,7 +35,7 @@ def card_facts(resolved: Resolved) -> CardFacts | None:
     placeholders for its number, so its facts come from the vault's non-secret row (read
     with it, vault/resolver.py)."""
     card, row = resolved.card, resolved.row
-    if card is None:
+    if card is None or psp_tokens.is_token_card(card):  # a PSP's token: kassa saw no card
         return None
     if row is not None:
         return CardFacts(brand=row["brand"], last4=row["last4"], exp_month=row["exp_month"],

@@ -36,7 +36,7 @@ from kassa.domain.payments import (
 )
 from kassa.ledger import journal
 from kassa.psp.base import Outcome, PSPError, PSPResult
-from kassa.services import charges, failover, saga, saved_cards
+from kassa.services import charges, failover, hold_validity, psp_tokens, saga, saved_cards
 from kassa.services.capture import post_capture
 from kassa.services.client_secret import new_client_secret, verify_client_secret
 from kassa.services.context import Kassa
@@ -50,10 +50,13 @@ PI = representations.payment_intent
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str,
-                                customer: str | None = None) -> Resolved:
+                                currency: str, customer: str | None = None) -> Resolved:
     """The payment method as one read finds it (the intent's checks and the authorisation
     reuse it: a payment reads a vault card's row, and the intent's customer, once), refused
-    when there is none."""
+    when there is none, or when it is a PSP's token its account cannot charge in
+    ``currency``."""
+    await psp_tokens.check(kassa, merchant_id=merchant_id, payment_method=pm,
+                           currency=currency)
     resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm,
                                                   customer=customer)
     if resolved.card is None:
@@ -82,7 +85,8 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                              param="off_session")
     resolved = None
     if payment_method is not None:
-        resolved = await _check_payment_method(kassa, merchant_id, payment_method, customer)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method, currency,
+                                               customer)
     await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
                                    payment_method=payment_method, off_session=off_session,
                                    resolved=resolved)
@@ -144,7 +148,8 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
         return await _continue_after_action(kassa, p, idempotency)
     resolved = None
     if payment_method is not None:
-        resolved = await _check_payment_method(kassa, merchant_id, payment_method, p.customer)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method,
+                                               p.amount.currency, p.customer)
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
@@ -176,6 +181,9 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         resolved = await kassa.payment_methods.lookup(merchant_id=p.merchant_id,
                                                       payment_method=p.payment_method)
     card = resolved.card
+    # a PSP's token: its account as it is now (disabled since the intent was created: 400)
+    await psp_tokens.check(kassa, merchant_id=p.merchant_id, payment_method=p.payment_method,
+                           currency=p.amount.currency)
     # the routed accounts in order: the first now, the next ones only on failover
     decision = await kassa.router.plan(p, card)
     p.psp = decision.psps[0]
@@ -274,7 +282,7 @@ async def finish_authorization(kassa: Kassa, attempt: Attempt, result: PSPResult
                  else "payment_intent.amount_capturable_updated")
         if not captured:  # recovery voids the hold when the PSP's validity ends
             created = attempt.created or kassa.clock()
-            check_after = max(0.0, created + kassa.watch.hold_validity(attempt.psp)
+            check_after = max(0.0, created + await hold_validity.seconds(kassa, attempt.psp)
                               - kassa.clock())
         saves, saved = await saved_cards.save_after_success(kassa, p)
     elif result.outcome is Outcome.REQUIRES_ACTION:

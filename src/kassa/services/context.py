@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,6 +116,10 @@ class Kassa:
     # seals merchants' PSP credentials (None: no key configured, no psp_accounts)
     secrets: SecretsBox | None = None
     production: bool = False  # KASSA_ENV=production: live keys and http URLs are refused
+    # the Stripe account (acct_…) a secret key belongs to, asked with (key, API base); a
+    # merchant's account is bound to it (services/psp_accounts.py). None: not asked
+    # (localstripe, which has no /v1/account)
+    stripe_account_of: Callable[[str, str], Awaitable[str]] | None = None
 
     def psp(self, name: str) -> PSPAdapter:
         return self.psps[name]

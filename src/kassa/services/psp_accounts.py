@@ -1,5 +1,6 @@
 """Merchants' own PSP accounts: create, retrieve, list, update (enabled, currencies,
-settings, credentials rotation), delete.
+settings, credentials rotation), delete. ``hold_validity_days`` (optional, changeable) is
+how long the PSP keeps the account's uncaptured authorisations (services/hold_validity.py).
 
 Credentials are write-only: checked for the PSP's shape here, sealed (kassa/secrets_box.py)
 with the account's id and merchant as associated data, and never returned or logged.
@@ -13,6 +14,7 @@ there. It is refused while the merchant's active routing configuration names the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,8 +26,10 @@ from kassa.domain.currencies import CURRENCIES, WITHDRAWN
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.psp.accounts import adyen_live, credentials_aad
-from kassa.representations.psp_accounts import deleted_psp_account, psp_account
+from kassa.psp.base import PSPCredentialsRefused, PSPError
+from kassa.representations.psp_accounts import STRIPE_ACCOUNT, deleted_psp_account, psp_account
 from kassa.secrets_box import SecretsBox
+from kassa.services import hold_validity
 from kassa.services.context import Kassa
 from kassa.services.routing_configs import stored_policy
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
@@ -39,15 +43,18 @@ CREDENTIALS = {
     "simulator": ((), ("webhook_secret",)),
 }
 SETTINGS = {
-    "stripe": ((), ("base_url",)),
-    "adyen": (("merchant_account",), ("base_url", "merchant_account")),
-    "simulator": (("base_url",), ("base_url",)),
+    "stripe": ((), ("base_url", "hold_validity_days")),
+    "adyen": (("merchant_account",), ("base_url", "merchant_account", "hold_validity_days")),
+    "simulator": (("base_url",), ("base_url", "hold_validity_days")),
 }
+# the settings that name the account at the PSP (never changed by an update)
+IDENTITY = ("base_url", "merchant_account")
 # the hosts (and their subdomains) a base_url may name in production
 PRODUCTION_HOSTS = {"stripe": ("api.stripe.com",),
                     "adyen": ("adyen.com", "adyenpayments.com")}
 MAX_CURRENCIES = 50
 MAX_SECRET = 4096
+STRIPE_API = "https://api.stripe.com"
 
 
 def _box(kassa: Kassa) -> SecretsBox:
@@ -132,7 +139,7 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
                    partial: bool = False) -> dict[str, Any]:
     required, allowed = SETTINGS[psp]
     out: dict[str, Any] = {}
-    for name in ("base_url", "merchant_account"):
+    for name in (*IDENTITY, "hold_validity_days"):
         value = given.get(name)
         if value is None or value == "":
             if name in required and not partial:
@@ -142,7 +149,10 @@ def parse_settings(psp: str, given: dict[str, Any], *, production: bool,
         if name not in allowed:
             raise InvalidRequest(f"Received unknown parameter: {name} (not used by {psp} "
                                  "accounts).", param=name)
-        if name == "base_url":
+        if name == "hold_validity_days":
+            # how long the PSP keeps this account's uncaptured authorisations (expiry.py)
+            out[name] = hold_validity.parse_days(psp, value)
+        elif name == "base_url":
             out[name] = _base_url(value, production=production)
             if production:
                 _production_host(psp, out[name])
@@ -250,6 +260,40 @@ def _enabled(value: Any) -> bool:
     raise InvalidRequest("Invalid enabled: must be a boolean.", param="enabled")
 
 
+async def stripe_account(kassa: Kassa, secrets: dict[str, Any],
+                         settings: dict[str, Any]) -> str | None:
+    """The Stripe account (acct_…) the key belongs to, asked with that key before anything
+    is stored (no DB transaction is open across the call). None: not asked (localstripe).
+    A key Stripe refuses, or a Stripe that cannot be asked now: 400, nothing stored."""
+    ask = kassa.stripe_account_of
+    if ask is None:
+        return None
+    param = "credentials[api_key]"
+    try:
+        return await ask(secrets["api_key"], settings.get("base_url") or STRIPE_API)
+    except PSPCredentialsRefused:
+        raise InvalidRequest("Invalid credentials[api_key]: Stripe refused this key (unknown, "
+                             "revoked, or a restricted key without read access to the "
+                             "account).", param=param, code="psp_credentials_invalid") from None
+    except PSPError as exc:
+        raise InvalidRequest("The key could not be checked with Stripe now (its account is "
+                             f"looked up with it): {str(exc)[:200]}. Nothing was stored; try "
+                             "again.", param=param, code="psp_unreachable") from None
+
+
+def _same_stripe_account(row: Mapping[str, Any], found: str | None) -> None:
+    """A rotation stays in the Stripe account the account is bound to: the payments it
+    took (their pi_… ids) live there, and another account's key would not find them."""
+    bound = row["settings"].get(STRIPE_ACCOUNT)
+    if found is not None and bound is not None and bound != found:
+        raise InvalidRequest(
+            f"Invalid credentials[api_key]: the key belongs to Stripe account {found}, but "
+            f"this PSP account is bound to {bound} (the payments it took live there). "
+            "Rotate to a key of the same Stripe account, or create another PSP account "
+            "for the other one.", param="credentials[api_key]",
+            code="psp_account_identity_mismatch")
+
+
 def _seal(kassa: Kassa, credentials: dict[str, Any], *, account_id: str,
           merchant_id: str) -> bytes:
     return _box(kassa).seal(orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS),
@@ -258,7 +302,7 @@ def _seal(kassa: Kassa, credentials: dict[str, Any], *, account_id: str,
 
 async def create(kassa: Kassa, *, merchant_id: str, psp: Any, currencies: Any,
                  credentials: Any = None, enabled: Any = True, base_url: Any = None,
-                 merchant_account: Any = None,
+                 merchant_account: Any = None, hold_validity_days: Any = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     if psp not in PSPS:
         raise InvalidRequest(f"Invalid psp: must be one of {', '.join(PSPS)}.", param="psp")
@@ -267,12 +311,17 @@ async def create(kassa: Kassa, *, merchant_id: str, psp: Any, currencies: Any,
         raise InvalidRequest("Invalid psp: a simulator account moves no money and is refused "
                              "in production.", param="psp")
     settings = parse_settings(psp, {"base_url": base_url,
-                                    "merchant_account": merchant_account},
+                                    "merchant_account": merchant_account,
+                                    "hold_validity_days": hold_validity_days},
                               production=production)
     codes = parse_currencies(currencies)
     secrets = parse_credentials(psp, credentials, production=production)
     on = _enabled(enabled)
     _box(kassa)
+    if psp == "stripe":
+        found = await stripe_account(kassa, secrets, settings)
+        if found is not None:
+            settings[STRIPE_ACCOUNT] = found
     account_id = kassa.ids(ID_PREFIX)
     sealed = _seal(kassa, secrets, account_id=account_id, merchant_id=merchant_id)
     async with UnitOfWork(kassa, idempotency) as uow:
@@ -297,10 +346,21 @@ async def retrieve(kassa: Kassa, *, merchant_id: str, account_id: str) -> dict[s
 
 async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies: Any = None,
                  credentials: Any = None, enabled: Any = None, base_url: Any = None,
-                 merchant_account: Any = None,
+                 merchant_account: Any = None, hold_validity_days: Any = None,
                  idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Credentials given replace the stored ones whole (a rotation: the old key stops being
-    used by every process within the registry's refresh period)."""
+    used by every process within the registry's refresh period). A Stripe key is looked
+    up first (outside the transaction): it must belong to the bound Stripe account."""
+    found = None
+    if credentials is not None:
+        current = await psp_accounts_db.get_account(kassa.pool, merchant_id=merchant_id,
+                                                    account_id=account_id)
+        if current is None:
+            raise _not_found(account_id)
+        if current["psp"] == "stripe":
+            secrets = parse_credentials("stripe", credentials, production=kassa.production)
+            found = await stripe_account(kassa, secrets, current["settings"])
+            _same_stripe_account(current, found)
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
         row = await psp_accounts_db.get_account(conn, merchant_id=merchant_id,
@@ -310,15 +370,17 @@ async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies:
         psp = row["psp"]
         production = kassa.production
         settings = None
-        if base_url is not None or merchant_account is not None:
+        if base_url is not None or merchant_account is not None \
+                or hold_validity_days is not None:
             changes = parse_settings(
-                psp, {"base_url": base_url, "merchant_account": merchant_account},
+                psp, {"base_url": base_url, "merchant_account": merchant_account,
+                      "hold_validity_days": hold_validity_days},
                 production=production, partial=True)
             for name, value in changes.items():
                 # the account's identity at the PSP: its payments' captures, refunds and
                 # lookups go there, and its notifications are recognised by it (Adyen
                 # drops another merchantAccountCode's); another identity is another account
-                if row["settings"].get(name) not in (None, value):
+                if name in IDENTITY and row["settings"].get(name) not in (None, value):
                     raise InvalidRequest(
                         f"{name} names the account at the PSP and does not change: the "
                         "payments it took are followed up there. Create another PSP account "
@@ -334,6 +396,10 @@ async def update(kassa: Kassa, *, merchant_id: str, account_id: str, currencies:
                                      "(test or live); create another account for the other.",
                                      param="credentials", code="livemode_mismatch")
             sealed = _seal(kassa, secrets, account_id=account_id, merchant_id=merchant_id)
+            if found is not None:  # read again under the lock: bound meanwhile?
+                _same_stripe_account(row, found)
+                if row["settings"].get(STRIPE_ACCOUNT) is None:  # bound by this rotation
+                    settings = {**(settings or row["settings"]), STRIPE_ACCOUNT: found}
         elif settings is not None and psp == "adyen" and \
                 adyen_live(settings.get("base_url")) != row["livemode"]:
             raise InvalidRequest("Invalid base_url: the account's mode (test or live) does not "

@@ -26,7 +26,13 @@ import logging
 import time
 
 from kassa.db import payments as payments_db
-from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation
+from kassa.domain.payments import (
+    OPEN_ATTEMPT,
+    Attempt,
+    AttemptStatus,
+    Operation,
+    PaymentStatus,
+)
 from kassa.services import expiry, saga
 from kassa.services.context import Kassa
 
@@ -39,6 +45,11 @@ async def look(kassa: Kassa, attempt: Attempt) -> str:
     """One look at a claimed attempt; returns what happened."""
     watch = kassa.watch
     if attempt.status is AttemptStatus.SUCCEEDED and attempt.operation is Operation.AUTHORIZE:
+        return await expiry.expire_hold(kassa, attempt)
+    if attempt.operation is Operation.AUTHORIZE and await _holds_again(kassa, attempt):
+        # a hold posted again after a rejected capture (capture.reverse), on a charge whose
+        # attempt is not `succeeded` (flagged for an operator): its deadline is still the
+        # hold's, never a resolve of an authorisation that is recorded already
         return await expiry.expire_hold(kassa, attempt)
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         deadline = attempt.created + watch.action_expiry_seconds
@@ -64,6 +75,16 @@ async def look(kassa: Kassa, attempt: Attempt) -> str:
     async with kassa.pool.acquire() as conn:
         await payments_db.reschedule_attempt(conn, attempt, delay_s=None, count_try=False)
     return "recorded_elsewhere"
+
+
+async def _holds_again(kassa: Kassa, attempt: Attempt) -> bool:
+    if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.REQUIRES_ACTION,
+                          AttemptStatus.FAILED):
+        return False
+    p = await payments_db.get_payment_unscoped(kassa.pool, attempt.payment_intent_id)
+    return p is not None and p.latest_charge == attempt.id and p.hold_ref is not None \
+        and p.status in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.PROCESSING) \
+        and p.pending_attempt_id != attempt.id
 
 
 async def _reschedule(kassa: Kassa, attempt: Attempt, delay: float, *,

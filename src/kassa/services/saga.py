@@ -26,6 +26,7 @@ from kassa import representations
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.db import refunds as refunds_db
+from kassa.domain import psp_tokens
 from kassa.domain.errors import CardError, ConcurrentModification, InvalidRequest, KassaError
 from kassa.domain.payments import OPEN_ATTEMPT, Attempt, AttemptStatus, Operation, PaymentIntent
 from kassa.psp.base import (
@@ -321,8 +322,8 @@ def authorize_request(kassa: Kassa, attempt: Attempt, p: PaymentIntent,
     return AuthorizeRequest(
         idempotency_key=attempt.id, amount=attempt.amount, card=card, capture=attempt.capture,
         merchant_id=p.merchant_id, description=p.description, payment_id=p.id,
-        payment_method=p.payment_method, return_url=psp_return_url(kassa, attempt),
-        off_session=attempt.off_session)
+        payment_method=p.payment_method, psp_token=psp_tokens.token_of(p.payment_method),
+        return_url=psp_return_url(kassa, attempt), off_session=attempt.off_session)
 
 
 def psp_return_url(kassa: Kassa, attempt: Attempt) -> str:
@@ -332,14 +333,22 @@ def psp_return_url(kassa: Kassa, attempt: Attempt) -> str:
     return f"{kassa.public_url.rstrip('/')}/psp/{attempt.psp}/return/{attempt.id}"
 
 
+def _accepted_before(attempt: Attempt) -> bool:
+    """The PSP had accepted this operation already (pending, or flagged while pending): a
+    repeat answered "accepted" again is no news, and leaves a flag for an operator as
+    it is."""
+    was = (attempt.error or {}).get("was")
+    return attempt.status is AttemptStatus.PENDING or (
+        attempt.status is AttemptStatus.NEEDS_ATTENTION and was == AttemptStatus.PENDING.value)
+
+
 async def resolve(kassa: Kassa, attempt: Attempt,
                   idempotency: IdempotencyHandle | None = None) -> str:
     """Ask the PSP about an open or pending attempt and record what it says. Returns
     what happened: recorded, recorded_elsewhere (someone else recorded it first),
     unresolved (the PSP could not tell; still open or pending)."""
     result = await ask(kassa, attempt)
-    if result is None or result.outcome in PENDING_OUTCOMES \
-            and attempt.status is AttemptStatus.PENDING:
+    if result is None or result.outcome in PENDING_OUTCOMES and _accepted_before(attempt):
         return "unresolved"
     if result.outcome is Outcome.REQUIRES_ACTION and attempt.status is \
             AttemptStatus.REQUIRES_ACTION:

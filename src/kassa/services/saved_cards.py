@@ -17,6 +17,7 @@ import asyncpg
 from kassa import representations
 from kassa.db import customers as customers_db
 from kassa.db import ops
+from kassa.domain import psp_tokens
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.payments import PaymentIntent
@@ -226,8 +227,10 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
     if customer is not None and (resolved is None or resolved.live_customer != customer):
         await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
     owner = None
-    # a test shortcut (pm_card_visa …) is never a vault row: no read on the hot path
-    if payment_method is not None and lookup_test_payment_method(payment_method) is None:
+    pinned = psp_tokens.parse(payment_method) is not None
+    # a test shortcut (pm_card_visa …) or a PSP's own token is never a vault row: no read
+    if payment_method is not None and lookup_test_payment_method(payment_method) is None \
+            and not pinned:
         row = resolved.row if resolved is not None else await store.get_payment_method(
             kassa.pool, merchant_id=merchant_id, payment_method_id=payment_method)
         owner = None if row is None else row["customer"]
@@ -242,7 +245,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
     if owner is not None and owner != customer:
         raise InvalidRequest("The provided PaymentMethod belongs to a different Customer "
                              "than the PaymentIntent's.", param="payment_method")
-    if off_session and (customer is None or owner != customer):
+    # a PSP's own token is a card stored at that PSP, for merchant-initiated charges too
+    if off_session and not pinned and (customer is None or owner != customer):
         raise InvalidRequest("off_session=true needs a customer and a payment_method saved "
                              "to that customer.", param="off_session")
 
@@ -250,7 +254,8 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
 def use_op(p: PaymentIntent) -> ops.UsePaymentMethod | None:
     """The claim a confirmation's first commit makes on its card: none for a test shortcut
     (never a vault row: nothing to claim, no write on the hot path)."""
-    if p.payment_method is None or lookup_test_payment_method(p.payment_method) is not None:
+    if p.payment_method is None or lookup_test_payment_method(p.payment_method) is not None \
+            or psp_tokens.parse(p.payment_method) is not None:  # nor for a PSP's token
         return None
     return ops.UsePaymentMethod(payment_method_id=p.payment_method, merchant_id=p.merchant_id,
                                 payment_intent_id=p.id)

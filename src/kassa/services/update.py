@@ -36,7 +36,9 @@ async def update(kassa: Kassa, *, merchant_id: str, payment_id: str,
     changes = {k: v for k, v in changes.items() if k != "customer"}
     p = await load(kassa, merchant_id=merchant_id, payment_id=payment_id)
     if changes.get("payment_method") is not None:
-        await _check_payment_method(kassa, merchant_id, str(changes["payment_method"]))
+        currency = str(changes.get("currency") or p.amount.currency)
+        await _check_payment_method(kassa, merchant_id, str(changes["payment_method"]),
+                                    currency)
     intent_fields.update(p, changes)
     if customer_given and customer != p.customer:
         # Stripe: a customer once set stays; kassa sets it only before confirmation, so an

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from kassa.psp.base import Card
-from kassa.vault import placeholders, store
+from kassa.vault import placeholders, psp_tokens, store
 from kassa.vault.test_cards import lookup_test_payment_method
 
 
@@ -39,7 +39,7 @@ class PaymentMethodResolver:
                      customer: str | None = None) -> Resolved:
         """``customer``: the intent's, read in the same statement as the card (one round
         trip, one transaction for a saved card's payment)."""
-        card = lookup_test_payment_method(payment_method)
+        card = lookup_test_payment_method(payment_method) or psp_tokens.card_of(payment_method)
         if card is not None or self.pool is None \
                 or not placeholders.PAYMENT_METHOD_ID.match(payment_method):
             return Resolved(card)

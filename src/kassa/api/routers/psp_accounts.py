@@ -34,6 +34,10 @@ class PSPAccountCreate(Params):
     base_url: Any = Field(None, description="The PSP's API base (required for simulator; "
                           "Stripe's and Adyen's test endpoints by default).")
     merchant_account: Any = Field(None, description="Adyen's merchant account (required).")
+    hold_validity_days: Any = Field(None, description="How long the PSP keeps an uncaptured "
+                                    "authorisation, in days: stripe 1-7 (default 7), adyen "
+                                    "1-28 (default 28), simulator 1-30. kassa voids a hold "
+                                    "then.")
 
 
 class PSPAccountUpdate(Params):
@@ -43,6 +47,7 @@ class PSPAccountUpdate(Params):
     enabled: Any = None
     base_url: Any = None
     merchant_account: Any = None
+    hold_validity_days: Any = None
 
 
 class PSPAccountObject(BaseModel):
@@ -57,6 +62,10 @@ class PSPAccountObject(BaseModel):
     livemode: bool
     base_url: str | None
     merchant_account: str | None
+    hold_validity_days: int | None
+    stripe_account: str | None = Field(
+        None, description="The Stripe account (acct_…) the credentials belong to; a "
+                          "rotation to another account's key is refused.")
 
 
 class DeletedPSPAccount(BaseModel):
@@ -76,7 +85,8 @@ def _fingerprinted(request: Request) -> Callable[[dict[str, Any]], dict[str, Any
 def _fields(body: PSPAccountCreate | PSPAccountUpdate) -> dict[str, Any]:
     return dict(currencies=body.currencies, credentials=body.credentials,
                 enabled=body.enabled, base_url=body.base_url,
-                merchant_account=body.merchant_account)
+                merchant_account=body.merchant_account,
+                hold_validity_days=body.hold_validity_days)
 
 
 @router.post(PREFIX, responses=ACCOUNT, openapi_extra=openapi.body(PSPAccountCreate))

@@ -6,7 +6,9 @@ pycurl or urllib; ``Adyen/httpclient.py``), so every call would block kassa's ev
 or need a thread each, and it hides the transport error kassa needs to tell "never sent"
 (may fail over) from "sent, no answer" (outcome unknown). The calls are plain JSON.
 
-- authorize: ``POST /payments`` with the card as ``paymentMethod`` (type ``scheme``),
+- authorize: ``POST /payments`` with the card as ``paymentMethod`` (type ``scheme``; a
+  PSP token ``<account>:<shopperReference>/<storedPaymentMethodId>`` as
+  ``storedPaymentMethodId`` with ``shopperReference`` and ``recurringProcessingModel``),
   ``reference`` = kassa's attempt id, ``captureDelayHours: 0`` (captured at once) or
   ``additionalData.manualCapture`` (manual capture), kassa's ids and the capture mode in
   ``metadata`` (echoed in notifications). 3-D Secure comes back as ``RedirectShopper``;
@@ -37,6 +39,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from kassa.domain import psp_tokens
 from kassa.domain.money import Money
 from kassa.psp.adyen import mapping as m
 from kassa.psp.adyen import webhooks
@@ -80,11 +83,19 @@ class AdyenAdapter:
 
     async def authorize(self, request: AuthorizeRequest) -> PSPResult:
         card = request.card
-        method: dict[str, Any] = {"type": "scheme", "number": card.number,
-                                  "expiryMonth": f"{card.exp_month:02d}",
-                                  "expiryYear": str(card.exp_year)}
-        if card.cvc is not None:
-            method["cvc"] = card.cvc
+        shopper: str | None = None
+        method: dict[str, Any]
+        if request.psp_token is not None:
+            # a stored payment method of this account: Adyen wants the shopperReference it
+            # was stored for and the recurring model (Checkout API v71 PaymentRequest)
+            shopper, stored = psp_tokens.adyen_stored(request.psp_token)
+            method = {"type": "scheme", "storedPaymentMethodId": stored}
+        else:
+            method = {"type": "scheme", "number": card.number,
+                      "expiryMonth": f"{card.exp_month:02d}",
+                      "expiryYear": str(card.exp_year)}
+            if card.cvc is not None:
+                method["cvc"] = card.cvc
         metadata = {webhooks.CAPTURE_KEY: "automatic" if request.capture else "manual",
                     "kassa_merchant": request.merchant_id}
         if request.payment_id is not None:
@@ -99,6 +110,8 @@ class AdyenAdapter:
             "channel": "Web",
             "metadata": metadata,
         }
+        if shopper is not None:  # the shopper pays with the card stored on file
+            body.update(shopperReference=shopper, recurringProcessingModel="CardOnFile")
         if request.off_session:
             # a merchant-initiated charge of a stored card: no shopper, so no 3-D Secure
             # (Adyen refuses it "Authentication required" when the issuer insists)

@@ -55,6 +55,7 @@ AUTHORIZATION_OUTCOMES: dict[str, Outcome] = {
     "requires_action": Outcome.REQUIRES_ACTION,
     "declined": Outcome.DECLINED,
     "voided": Outcome.VOIDED,
+    "expired": Outcome.VOIDED,  # lapsed uncaptured (decline_code authorization_expired)
 }
 OPERATION_OUTCOMES: dict[str, Outcome] = {
     "captured": Outcome.CAPTURED,
@@ -97,21 +98,24 @@ class SimulatorAdapter:
         self._webhook_tolerance_s = webhook_tolerance_s
 
     async def authorize(self, request: AuthorizeRequest) -> PSPResult:
-        card: dict[str, Any] = {
-            "number": request.card.number,
-            "exp_month": request.card.exp_month,
-            "exp_year": request.card.exp_year,
-        }
-        if request.card.cvc is not None:
-            card["cvc"] = request.card.cvc
         body: dict[str, Any] = {
             "idempotency_key": request.idempotency_key,
             "amount": request.amount.minor,
             "currency": request.amount.currency,
-            "card": card,
             "capture": request.capture,
             "merchant_id": request.merchant_id,
         }
+        if request.psp_token is not None:  # the simulator's own token: no card data at all
+            body["token"] = request.psp_token
+        else:
+            card: dict[str, Any] = {
+                "number": request.card.number,
+                "exp_month": request.card.exp_month,
+                "exp_year": request.card.exp_year,
+            }
+            if request.card.cvc is not None:
+                card["cvc"] = request.card.cvc
+            body["card"] = card
         if request.description is not None:
             body["description"] = request.description
         if request.return_url is not None:

@@ -101,6 +101,21 @@ def _field(method: Body, plain: str, encrypted: str) -> str:
     return value
 
 
+RECURRING_MODELS = ("CardOnFile", "Subscription", "UnscheduledCardOnFile")
+
+
+def stored_method_of(body: Body) -> str | None:
+    """``paymentMethod.storedPaymentMethodId`` (type ``scheme``), None for a card."""
+    method = body.get("paymentMethod")
+    if not isinstance(method, dict) or method.get("storedPaymentMethodId") is None:
+        return None
+    stored = method.get("storedPaymentMethodId")
+    if method.get("type") not in ("scheme", None) or not isinstance(stored, str) \
+            or not stored or len(stored) > 64:
+        raise _invalid("paymentMethod.storedPaymentMethodId must be a string.", "14_004")
+    return stored
+
+
 def card_of(body: Body) -> tuple[str, int, int, str | None]:
     """``paymentMethod`` of type ``scheme``: (number, month, year, cvc)."""
     method = body.get("paymentMethod")
@@ -157,7 +172,7 @@ def payment_response(auth: Body, record: Body, *, redirect_url: str | None) -> B
         out["resultCode"] = "RedirectShopper"
         out["action"] = {"type": "redirect", "method": "GET", "paymentMethodType": "scheme",
                          "url": redirect_url}
-    elif status == "voided":
+    elif status in ("voided", "expired"):
         out["resultCode"] = "Cancelled"
     else:
         code, reason, raw = REFUSALS.get(auth.get("decline_code") or "generic_decline",

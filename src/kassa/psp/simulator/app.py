@@ -23,6 +23,7 @@ from kassa.psp.simulator.books import Acquirer
 from kassa.psp.simulator.chaos import Chaos, SimulatorConfig
 from kassa.psp.simulator.runtime import Simulator
 from kassa.psp.simulator.store import SqliteStore
+from kassa.psp.simulator.tokens import TokenBook
 from kassa.psp.simulator.webhooks import WebhookSender
 
 __all__ = ["SimulatorConfig", "create_app"]
@@ -37,7 +38,8 @@ def create_app(config: SimulatorConfig | None = None, *,
     ``webhook_transport`` replaces the network for outbound webhooks (tests)."""
     acquirer = Acquirer.open(SqliteStore(state_path) if state_path is not None else None)
     chaos = Chaos(config or SimulatorConfig())
-    simulator = Simulator(acquirer, chaos, WebhookSender(chaos, webhook_transport))
+    simulator = Simulator(acquirer, chaos, WebhookSender(chaos, webhook_transport),
+                          tokens=TokenBook.open(acquirer.store))
     adyen = AdyenDialect(acquirer, chaos, simulator.webhooks)
     adyen.install()  # after Simulator wired the books' events to its sender
     app = Starlette(routes=[

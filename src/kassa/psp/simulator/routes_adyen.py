@@ -139,6 +139,21 @@ def _idempotent(dialect: AdyenDialect, account: str, key: str | None, fp: str,
 # ---------------------------------------------------------------------- payments
 
 
+def _stored_card(simulator: Simulator, body: Body, stored: str
+                 ) -> tuple[str, int, int, str | None]:
+    """The card behind ``storedPaymentMethodId``: Adyen charges a stored payment method
+    only with the ``shopperReference`` it was stored for and a recurring model."""
+    shopper = shapes.text(body, "shopperReference", limit=256)  # required: 422 without
+    if body.get("recurringProcessingModel") not in shapes.RECURRING_MODELS:
+        raise AdyenError(422, "130", "Required field 'recurringProcessingModel' is not "
+                                     "provided (CardOnFile, Subscription, "
+                                     "UnscheduledCardOnFile).")
+    card = simulator.tokens.get(stored)
+    if card is None or card.shopper_reference not in (None, shopper):
+        raise AdyenError(422, "800", "Contract not found")
+    return card.number, card.exp_month, card.exp_year, None
+
+
 async def payments(request: Request) -> Response:
     simulator, dialect = simulator_of(request), dialect_of(request)
     try:
@@ -148,7 +163,11 @@ async def payments(request: Request) -> Response:
         value, currency = shapes.amount_of(body) or (0, "")
         reference = shapes.text(body, "reference", limit=80)
         return_url = shapes.text(body, "returnUrl", limit=1024)
-        number, month, year, cvc = shapes.card_of(body)
+        stored = shapes.stored_method_of(body)
+        if stored is not None:  # a stored payment method: the simulator's own token
+            number, month, year, cvc = _stored_card(simulator, body, stored)
+        else:
+            number, month, year, cvc = shapes.card_of(body)
         manual = shapes.manual_capture(body)
         metadata = shapes.metadata_of(body)
         # ContAuth: a merchant-initiated charge of a stored card, no shopper to authenticate

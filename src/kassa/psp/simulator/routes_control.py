@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from kassa.psp.simulator import settlement_report
 from kassa.psp.simulator.books import Conflict, InvalidRequest, NotFound
-from kassa.psp.simulator.parsing import boolean, json_body
+from kassa.psp.simulator.parsing import boolean, integer, json_body, optional_string
 from kassa.psp.simulator.responses import error_response, json_response, refuses_invalid
 from kassa.psp.simulator.runtime import simulator_of
 
@@ -56,6 +56,7 @@ async def sim_reset(request: Request) -> Response:
     simulator = simulator_of(request)
     await simulator.webhooks.reset()
     simulator.acquirer.reset()
+    simulator.tokens.reset()
     simulator.chaos.reset()
     return json_response({"reset": True})
 
@@ -86,6 +87,17 @@ async def sim_webhooks_resend(request: Request) -> Response:
         return error_response(404, "not_found", "No such event.")
     delivery = await sender.deliver(event)
     return json_response({"event": event.id, **delivery.view()})
+
+
+async def sim_expire(request: Request) -> Response:
+    """The authorisation lapses uncaptured, as a PSP lets it at the end of its validity."""
+    acquirer = simulator_of(request).acquirer
+    try:
+        return json_response(acquirer.expire(request.path_params["id"]))
+    except NotFound:
+        return error_response(404, "not_found", "No such authorization.")
+    except Conflict as exc:
+        return error_response(409, "invalid_state", str(exc))
 
 
 @refuses_invalid
@@ -140,6 +152,21 @@ async def settlement_report_of_day(request: Request) -> Response:
                              f'attachment; filename="settlement_{day.isoformat()}.csv"'})
 
 
+@refuses_invalid
+async def sim_tokens(request: Request) -> Response:
+    """Store a card as the simulator's own token (what a PSP's tokenisation does)."""
+    body = await json_body(request)
+    number = body.get("number")
+    if not isinstance(number, str):
+        raise InvalidRequest("number must be a string of digits", "number")
+    exp_month = integer(body, "exp_month", minimum=1, maximum=12)
+    exp_year = integer(body, "exp_year", minimum=2000, maximum=9999)
+    shopper = optional_string(body, "shopper_reference")
+    card = simulator_of(request).tokens.create(number=number, exp_month=exp_month,
+                                               exp_year=exp_year, shopper_reference=shopper)
+    return json_response(card.view())
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -148,8 +175,10 @@ ROUTES = [
     Route("/_sim/config", sim_config, methods=["GET", "POST"]),
     Route("/_sim/faults", sim_faults, methods=["POST"]),
     Route("/_sim/authorizations", sim_authorizations, methods=["GET"]),
+    Route("/_sim/authorizations/{id}/expire", sim_expire, methods=["POST"]),
     Route("/_sim/stats", sim_stats, methods=["GET"]),
     Route("/_sim/reset", sim_reset, methods=["POST"]),
+    Route("/_sim/tokens", sim_tokens, methods=["POST"]),
     Route("/_sim/webhooks", sim_webhooks, methods=["GET"]),
     Route("/_sim/webhooks/flush", sim_webhooks_flush, methods=["POST"]),
     Route("/_sim/webhooks/{id}/resend", sim_webhooks_resend, methods=["POST"]),

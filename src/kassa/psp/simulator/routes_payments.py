@@ -26,15 +26,23 @@ from kassa.psp.simulator.runtime import simulator_of
 async def authorize(request: Request) -> Response:
     body = await json_body(request)
     key = idempotency_key(body)
-    card = body.get("card")
-    if not isinstance(card, dict):
-        raise InvalidRequest("card must be an object", "card")
-    number = card.get("number")
-    if not isinstance(number, str) or not number:
-        raise InvalidRequest("card.number must be a string", "card.number")
-    exp_month = integer(card, "exp_month", minimum=1, maximum=12, param="card.exp_month")
-    exp_year = integer(card, "exp_year", minimum=1, maximum=9999, param="card.exp_year")
-    cvc = optional_string(card, "cvc", param="card.cvc")
+    token = body.get("token")
+    if token is not None:  # one of the simulator's own tokens (tokens.py) instead of a card
+        if not isinstance(token, str) or "card" in body:
+            raise InvalidRequest("token must be a string, given instead of card", "token")
+        stored = simulator_of(request).tokens.charge(token)
+        number, exp_month, exp_year, cvc = (stored.number, stored.exp_month,
+                                            stored.exp_year, None)
+    else:
+        card = body.get("card")
+        if not isinstance(card, dict):
+            raise InvalidRequest("card must be an object", "card")
+        number = card.get("number")
+        if not isinstance(number, str) or not number:
+            raise InvalidRequest("card.number must be a string", "card.number")
+        exp_month = integer(card, "exp_month", minimum=1, maximum=12, param="card.exp_month")
+        exp_year = integer(card, "exp_year", minimum=1, maximum=9999, param="card.exp_year")
+        cvc = optional_string(card, "cvc", param="card.cvc")
     amount = integer(body, "amount", minimum=1, maximum=MAX_AMOUNT)
     currency_code = currency(body)
     capture = boolean(body, "capture")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +30,7 @@ from kassa.psp.simulator.chaos import (
     Chaos,
 )
 from kassa.psp.simulator.responses import error_response, json_response
+from kassa.psp.simulator.tokens import TokenBook
 from kassa.psp.simulator.webhooks import WebhookSender
 
 
@@ -40,6 +41,7 @@ class Simulator:
     acquirer: Acquirer
     chaos: Chaos
     webhooks: WebhookSender
+    tokens: TokenBook = field(default_factory=TokenBook)  # the simulator's stored cards
     _resumed: bool = False
 
     def __post_init__(self) -> None:

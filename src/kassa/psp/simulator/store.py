@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS operations (key TEXT PRIMARY KEY, body BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS disputes (authorization_id TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sequences (object_id TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body BLOB NOT NULL);
 """
 
 
@@ -72,10 +73,18 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
+    def load_tokens(self) -> list[dict[str, Any]]:
+        """The stored cards /_sim/tokens created (tokens.py)."""
+        return [orjson.loads(b) for (b,) in self._db.execute("SELECT body FROM tokens")]
+
+    def save_token(self, token_id: str, body: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?)",
+                         (token_id, orjson.dumps(body)))
+
     def clear(self) -> None:
         self._db.executescript("DELETE FROM authorizations; DELETE FROM operations;"
                                " DELETE FROM disputes; DELETE FROM counts;"
-                               " DELETE FROM sequences;")
+                               " DELETE FROM sequences; DELETE FROM tokens;")
 
     def close(self) -> None:
         self._db.close()

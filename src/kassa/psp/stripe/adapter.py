@@ -1,8 +1,9 @@
 """The PSPAdapter for Stripe: server-side PaymentIntents through the official SDK (async).
 
 - authorize: one ``PaymentIntent.create(confirm=true)`` with the card as a PaymentMethod
-  (a Stripe test token ``pm_card_*`` passes through; other cards become a PaymentMethod
-  first), ``capture_method`` manual or automatic, kassa's ids in ``metadata``.
+  (a Stripe test token ``pm_card_*`` and a PSP token ``<account>:pm_…`` of this account
+  pass through; other cards become a PaymentMethod first), ``capture_method`` manual or
+  automatic, kassa's ids in ``metadata``.
 - capture (full or partial, once: Stripe releases the rest), cancel, refunds (several).
 - Every mutating call carries ``Idempotency-Key`` = kassa's attempt id (derived keys for
   the PaymentMethod a raw card needs), so a repeat is answered with the first answer.
@@ -237,6 +238,8 @@ class StripeAdapter:
     # ------------------------------------------------------------------ helpers
 
     async def _payment_method(self, request: AuthorizeRequest) -> str:
+        if request.psp_token is not None:  # a PaymentMethod of this Stripe account
+            return request.psp_token
         token = request.payment_method
         if token is not None and token.startswith(TEST_TOKEN_PREFIX):
             return token

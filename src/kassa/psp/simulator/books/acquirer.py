@@ -40,3 +40,30 @@ class Acquirer(Payments, Refunds):
         else:
             raise Conflict(f"This {op.kind} is {current['status']}; nothing to settle.")
         return dict(current)
+
+    @persisted
+    def expire(self, authorization_id: str) -> Body:
+        """The authorisation reaches the end of its validity uncaptured and the acquirer
+        lets it lapse (Adyen cancels it automatically, Stripe cancels the PaymentIntent):
+        nothing of it can be captured any more, and a capture still pending fails
+        ``authorization_expired`` (reported by webhook). Returns the authorization."""
+        auth = self.authorizations.get(authorization_id)
+        if auth is None:
+            raise NotFound(authorization_id)
+        if auth.status != "authorized":
+            raise Conflict(f"This authorization is {auth.status}; only an uncaptured one "
+                           "expires.")
+        self.touch(auth=auth.id)
+        if auth.pending_capture is not None:
+            op = self.operations[auth.pending_capture]
+            assert op.current is not None
+            self.touch(auth=auth.id, key=auth.pending_capture)
+            auth.pending_capture = None
+            op.current.update(status="failed", failure_code="authorization_expired",
+                              message="The authorization expired before it was captured.")
+            self.counts["failed_operations"] += 1
+            self._emit("capture.failed", dict(op.current))
+        auth.status = "expired"
+        auth.decline_code = "authorization_expired"
+        auth.message = "The authorization expired before it was captured."
+        return auth.view()

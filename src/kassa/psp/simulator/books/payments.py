@@ -204,6 +204,7 @@ class Payments(Disputes):
 def _not_in_state(status: str) -> tuple[str, str]:
     code = {
         "voided": "authorization_voided",
+        "expired": "authorization_expired",
         "declined": "authorization_declined",
         "requires_action": "authentication_required",
     }.get(status, "invalid_state")

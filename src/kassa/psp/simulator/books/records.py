@@ -25,7 +25,7 @@ class Authorization:
     capture_requested: bool
     brand: str
     last4: str
-    status: str  # requires_action | authorized | captured | declined | voided
+    status: str  # requires_action | authorized | captured | declined | voided | expired
     created: int
     amount_captured: int = 0
     amount_refunded: int = 0
