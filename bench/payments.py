@@ -217,7 +217,18 @@ def ratios(args: argparse.Namespace, scenarios: dict[str, dict[str, Any]],
         if (vault := scenarios.get(name.format(c=args.concurrency))) and spread["payments_per_s"]:
             out[f"{label} ÷ test-id payments/s"] = (vault["payments_per_s"]
                                                     / spread["payments_per_s"])
+            # the same comparison in kassa's own CPU per payment (API, PostgreSQL, simulator,
+            # vault): what other jobs on the machine take moves it far less than throughput
+            if (mine := cpu_ms_per_payment(spread)) and (theirs := cpu_ms_per_payment(vault)):
+                out[f"test-id ÷ {label} CPU ms/payment"] = mine / theirs
     return out
+
+
+def cpu_ms_per_payment(res: dict[str, Any]) -> float | None:
+    """kassa's processes' CPU (percent of a core over the window) per payment, in ms."""
+    cpu, rate = res.get("cpu") or {}, res.get("payments_per_s")
+    used = sum(cpu.get(role, 0) for role in ("api", "postgres", "simulator", "vault"))
+    return used * 10 / rate if rate and used else None
 
 
 # ------------------------------------------------------------------------ main

@@ -164,11 +164,13 @@ class RawTestCards:
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None:
         return (await self.lookup(merchant_id=merchant_id, payment_method=payment_method)).card
 
-    async def lookup(self, *, merchant_id: str, payment_method: str) -> Resolved:
+    async def lookup(self, *, merchant_id: str, payment_method: str,
+                     customer: str | None = None) -> Resolved:
         raw = self.CARDS.get(payment_method)
         if raw is not None:
             return Resolved(raw)
-        return await self._inner.lookup(merchant_id=merchant_id, payment_method=payment_method)
+        return await self._inner.lookup(merchant_id=merchant_id, payment_method=payment_method,
+                                        customer=customer)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def card_facts(resolved: Resolved) -> CardFacts | None:
     """What the charge shows of the card: a card the vault tokenised resolves with
     placeholders for its number, so its facts come from the vault's non-secret row (read
     with it, vault/resolver.py)."""
-    card, row = resolved
+    card, row = resolved.card, resolved.row
     if card is None or psp_tokens.is_token_card(card):  # a PSP's token: kassa saw no card
         return None
     if row is not None:

@@ -50,13 +50,15 @@ PI = representations.payment_intent
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str,
-                                currency: str) -> Resolved:
+                                currency: str, customer: str | None = None) -> Resolved:
     """The payment method as one read finds it (the intent's checks and the authorisation
-    reuse it: a payment reads a vault card's row once), refused when there is none, or
-    when it is a PSP's token its account cannot charge in ``currency``."""
+    reuse it: a payment reads a vault card's row, and the intent's customer, once), refused
+    when there is none, or when it is a PSP's token its account cannot charge in
+    ``currency``."""
     await psp_tokens.check(kassa, merchant_id=merchant_id, payment_method=pm,
                            currency=currency)
-    resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm)
+    resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm,
+                                                  customer=customer)
     if resolved.card is None:
         raise InvalidRequest(f"No such PaymentMethod: '{pm}'", param="payment_method",
                              code="resource_missing")
@@ -83,7 +85,8 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
                              param="off_session")
     resolved = None
     if payment_method is not None:
-        resolved = await _check_payment_method(kassa, merchant_id, payment_method, currency)
+        resolved = await _check_payment_method(kassa, merchant_id, payment_method, currency,
+                                               customer)
     await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
                                    payment_method=payment_method, off_session=off_session,
                                    resolved=resolved)
@@ -146,7 +149,7 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
     resolved = None
     if payment_method is not None:
         resolved = await _check_payment_method(kassa, merchant_id, payment_method,
-                                               p.amount.currency)
+                                               p.amount.currency, p.customer)
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
@@ -155,7 +158,8 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
     if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION):
         if resolved is None and p.payment_method is not None:
             resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id,
-                                                          payment_method=p.payment_method)
+                                                          payment_method=p.payment_method,
+                                                          customer=p.customer)
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
                                        payment_method=p.payment_method,
                                        off_session=off_session, payment_intent=p.id,

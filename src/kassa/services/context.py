@@ -25,8 +25,10 @@ class PaymentMethodResolver(Protocol):
 
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None: ...
 
-    async def lookup(self, *, merchant_id: str, payment_method: str) -> Resolved:
-        """The card and, for the vault's, its non-secret row: one read for a payment."""
+    async def lookup(self, *, merchant_id: str, payment_method: str,
+                     customer: str | None = None) -> Resolved:
+        """The card and, for the vault's, its non-secret row: one read for a payment
+        (with ``customer``: also whether that customer is live, in the same read)."""
         ...
 
 

@@ -222,8 +222,9 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
     card attached to no customer only for the intent that used it first (``payment_intent``:
     the intent being confirmed; None: a new one). The confirmation's first commit claims
     such a card (``use_op``), which settles a race this read cannot. ``resolved``: the
-    payment method as the request read it already (its vault row is not read again)."""
-    if customer is not None:
+    payment method as the request read it already (its vault row is not read again, nor
+    the customer when that read found it live)."""
+    if customer is not None and (resolved is None or resolved.live_customer != customer):
         await customers.require_live(kassa, merchant_id=merchant_id, customer_id=customer)
     owner = None
     pinned = psp_tokens.parse(payment_method) is not None

@@ -23,6 +23,9 @@ class Resolved(NamedTuple):
 
     card: Card | None
     row: dict[str, Any] | None = None
+    # the customer the same read found live (not deleted) for this merchant, so the
+    # intent's checks need not read it again (None: not asked, unknown or deleted)
+    live_customer: str | None = None
 
 
 class PaymentMethodResolver:
@@ -32,16 +35,25 @@ class PaymentMethodResolver:
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None:
         return (await self.lookup(merchant_id=merchant_id, payment_method=payment_method)).card
 
-    async def lookup(self, *, merchant_id: str, payment_method: str) -> Resolved:
+    async def lookup(self, *, merchant_id: str, payment_method: str,
+                     customer: str | None = None) -> Resolved:
+        """``customer``: the intent's, read in the same statement as the card (one round
+        trip, one transaction for a saved card's payment)."""
         card = lookup_test_payment_method(payment_method) or psp_tokens.card_of(payment_method)
         if card is not None or self.pool is None \
                 or not placeholders.PAYMENT_METHOD_ID.match(payment_method):
             return Resolved(card)
-        row = await store.get_payment_method(self.pool, merchant_id=merchant_id,
-                                             payment_method_id=payment_method)
+        if customer is None:
+            row = await store.get_payment_method(self.pool, merchant_id=merchant_id,
+                                                 payment_method_id=payment_method)
+            live = None
+        else:
+            row, live = await store.get_payment_method_and_customer(
+                self.pool, merchant_id=merchant_id, payment_method_id=payment_method,
+                customer_id=customer)
         if row is None:
             return Resolved(None)
-        return Resolved(card_of(payment_method, row), row)
+        return Resolved(card_of(payment_method, row), row, customer if live else None)
 
 
 def card_of(payment_method: str, row: dict[str, Any]) -> Card:

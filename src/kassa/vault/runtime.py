@@ -63,13 +63,13 @@ async def build_vault(settings: Settings, dsn: str, *, create_keyring: bool = Fa
         await pool.close()
         raise
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
-                               timeout=settings.psp_timeout_seconds)
-    forwarder = Forwarder(vault, client, allowed=parse_allow_list(settings.vault_allowed_hosts()),
+    transport = AiohttpTransport(limits=limits)
+    forwarder = Forwarder(vault, transport,
+                          allowed=parse_allow_list(settings.vault_allowed_hosts()),
                           default_timeout=settings.psp_timeout_seconds)
 
     async def close() -> None:
-        await client.aclose()
+        await transport.aclose()
         await pool.close()
 
     return vault, forwarder, close

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
 
 IDEMPOTENCY_HOURS = 24.0
+# sealed cards (ciphertext rows) kept per vault process; a few hundred bytes each
+SEALED_CACHE_ENTRIES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,10 @@ class Vault:
     _active: tuple[float, int] | None = None
     _fingerprint_keys: dict[str, bytes] = field(default_factory=dict)
     _pruned_at: float = float("-inf")
+    # payment method id -> its sealed PAN and wrapped data key as the database holds them
+    # (ciphertext only; see open_cards)
+    _sealed: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    sealed_cache_entries: int = SEALED_CACHE_ENTRIES
 
     async def check_keyring(self) -> int:
         """At start-up: every KEK version the database still uses must unwrap its probe
@@ -200,15 +207,58 @@ class Vault:
 
     async def open_cards(self, payment_method_ids: Sequence[str]) -> dict[str, CardNumber]:
         """The PANs of these payment methods (those that exist), each authenticated
-        against its row: a sealed PAN or data key moved elsewhere fails here."""
+        against its row: a sealed PAN or data key moved elsewhere fails here.
+
+        A card's sealed PAN and data key are written once (no statement changes or deletes
+        a card_secrets row); only a KEK rotation re-wraps the data key. So the ciphertext
+        row is kept in this process's memory (bounded, least recently used first out) and
+        the database is read again only for a card not kept, or kept under another KEK
+        version than the active one (a rotation: from the next version refresh on, every
+        kept row wrapped under the old version is read anew). What is kept is what the
+        database holds, encrypted: each use still unwraps and authenticates it, and a
+        kept row that no longer opens (its KEK gone from the keyring) is dropped and read
+        once more. Nothing decrypted outlives the call."""
         out: dict[str, CardNumber] = {}
-        for row in await store.sealed_cards(self.pool, payment_method_ids):
-            merchant = row["merchant_id"]
-            key = await self.keys.unwrap(row["kek_version"], row["wrapped"], crypto.data_key_aad(
-                data_key_id=row["data_key_id"], merchant_id=merchant, purpose="card"))
-            out[row["payment_method_id"]] = crypto.open_sealed(key, row["pan"], crypto.card_aad(
-                payment_method_id=row["payment_method_id"], merchant_id=merchant))
+        try:
+            active: int | None = await self.active_version()
+        except VaultStartupError:  # no active version (never after check_keyring): keep none
+            active = None
+        kept: list[dict[str, Any]] = []
+        unread: list[str] = []
+        for pm_id in payment_method_ids:
+            row = self._sealed.get(pm_id)
+            if row is not None and row["kek_version"] == active:
+                self._sealed.move_to_end(pm_id)
+                kept.append(row)
+            else:
+                unread.append(pm_id)
+        for row in kept:
+            try:
+                out[row["payment_method_id"]] = await self._open(row)
+            except (crypto.DecryptionFailed, UnwrapFailed, KeyringError):
+                self._sealed.pop(row["payment_method_id"], None)
+                unread.append(row["payment_method_id"])
+        if unread:
+            for record in await store.sealed_cards(self.pool, unread):
+                row = dict(record)
+                out[row["payment_method_id"]] = await self._open(row)
+                if row["kek_version"] == active:
+                    self._keep_sealed(row)
         return out
+
+    async def _open(self, row: dict[str, Any]) -> CardNumber:
+        merchant = row["merchant_id"]
+        key = await self.keys.unwrap(row["kek_version"], row["wrapped"], crypto.data_key_aad(
+            data_key_id=row["data_key_id"], merchant_id=merchant, purpose="card"))
+        return crypto.open_sealed(key, row["pan"], crypto.card_aad(
+            payment_method_id=row["payment_method_id"], merchant_id=merchant))
+
+    def _keep_sealed(self, row: dict[str, Any]) -> None:
+        """Kept only once it opened (authenticated): a tampered row is never kept."""
+        self._sealed[row["payment_method_id"]] = row
+        self._sealed.move_to_end(row["payment_method_id"])
+        while len(self._sealed) > self.sealed_cache_entries:
+            self._sealed.popitem(last=False)
 
 
 def _row(pm_id: str, merchant_id: str, card: CardInput, billing: dict[str, Any],

@@ -30,6 +30,23 @@ async def get_payment_method(conn: Conn, *, merchant_id: str, payment_method_id:
         " WHERE id = $1 AND merchant_id = $2", payment_method_id, merchant_id))
 
 
+async def get_payment_method_and_customer(conn: Conn, *, merchant_id: str,
+                                          payment_method_id: str, customer_id: str
+                                          ) -> tuple[dict[str, Any] | None, bool]:
+    """The card's row as get_payment_method reads it, and whether the merchant's customer
+    ``customer_id`` exists and is not deleted: one statement for a saved card's payment
+    (the serving role reads both tables)."""
+    record = await conn.fetchrow(
+        f"SELECT {PM_COLUMNS}, (SELECT NOT c.deleted FROM customers c"
+        "  WHERE c.id = $3 AND c.merchant_id = $2) AS customer_live"
+        " FROM kassa_vault.payment_methods WHERE id = $1 AND merchant_id = $2",
+        payment_method_id, merchant_id, customer_id)
+    if record is None:
+        return None, False
+    row = dict(record)
+    return row, bool(row.pop("customer_live"))
+
+
 # KEK versions
 
 async def kek_versions(conn: Conn) -> list[asyncpg.Record]:

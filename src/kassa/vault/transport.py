@@ -25,7 +25,8 @@ class VaultForwardingTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, forward_url: str, token: str
                  ) -> None:
         self.inner = inner
-        self.forward_url = forward_url.rstrip("/") + "/v1/forward"
+        # parsed once: a Request given a str parses it again per payment
+        self.forward_url = httpx.URL(forward_url.rstrip("/") + "/v1/forward")
         self.token = token
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -219,3 +219,38 @@ async def test_racing_attach_and_delete_leave_no_card_on_a_deleted_customer(api,
         assert delete.status_code == 200
         r = await api.get(f"/v1/payment_methods/{pm}", headers=h)
         assert r.json()["customer"] is None, (attach.status_code, attach.text)
+
+
+async def test_the_intents_customer_is_checked_in_the_cards_read(api, vault, shop):
+    """The card and the intent's customer come from one read (vault/resolver.py): a live
+    customer is not read again, an unknown or deleted one is still refused, at create and at
+    confirm, before anything is written or sent."""
+    h = _auth(shop)
+    pm = await _card(vault, shop)
+    live, gone, later = [await _customer(api, shop) for _ in range(3)]
+    resolved = await api.kassa.payment_methods.lookup(  # type: ignore[attr-defined]
+        merchant_id=shop["merchant_id"], payment_method=pm, customer=live)
+    assert resolved.live_customer == live and resolved.row["id"] == pm
+    assert (await api.delete(f"/v1/customers/{gone}", headers=h)).status_code == 200
+    for customer in ("cus_nope", gone):
+        resolved = await api.kassa.payment_methods.lookup(  # type: ignore[attr-defined]
+            merchant_id=shop["merchant_id"], payment_method=pm, customer=customer)
+        assert resolved.live_customer is None and resolved.card is not None
+        r = await api.post("/v1/payment_intents", headers=h, data={
+            "amount": "500", "currency": "usd", "payment_method": pm, "customer": customer,
+            "confirm": "true"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "customer"
+        assert r.json()["error"]["code"] == "resource_missing"
+    r = await api.post("/v1/payment_intents", headers=h, data={
+        "amount": "500", "currency": "usd", "payment_method": pm, "customer": later})
+    assert r.status_code == 200, r.text
+    pi = r.json()["id"]
+    assert (await api.delete(f"/v1/customers/{later}", headers=h)).status_code == 200
+    r = await api.post(f"/v1/payment_intents/{pi}/confirm", headers=h)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "customer", r.text
+    # refused before the first commit: the card was claimed by none of them
+    r = await api.post("/v1/payment_intents", headers=h, data={
+        "amount": "500", "currency": "usd", "payment_method": pm, "customer": live,
+        "confirm": "true"})
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text

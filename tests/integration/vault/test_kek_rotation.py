@@ -147,3 +147,35 @@ async def test_retiring_waits_for_a_wrap_in_flight_under_that_version(rig):
     finally:
         await wrapping.close()
         await retiring.close()
+
+
+async def test_a_forwarded_card_is_read_again_only_under_a_new_kek_version(rig, monkeypatch):
+    """The vault keeps the sealed rows it opened (ciphertext) while they are wrapped under
+    the active version: a card paid with again is not read again, until a rotation."""
+    vault, path, db = rig
+    async with kassa_through(vault, db) as k:
+        shop = await merchants.create_merchant(k, name="Kept shop")
+    pms = [(await tokenise(vault.url, shop["publishable_key"], n)).json()["id"]
+           for n in CARDS[:2]]
+    reads: list[list[str]] = []
+    real = store.sealed_cards
+
+    async def counted(conn: object, ids: list[str]) -> list[asyncpg.Record]:
+        reads.append(list(ids))
+        return await real(conn, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "sealed_cards", counted)
+    v = vault.vault
+    for _ in range(3):
+        assert (await v.open_cards([pms[0]]))[pms[0]].reveal() == CARDS[0]
+    assert reads == [[pms[0]]]
+    new = v.keys.add_version()  # type: ignore[attr-defined]
+    await v.activate(new)
+    await rotation.rewrap_all(v, target=new, batch_size=10)
+    for _ in range(2):  # wrapped under the old version when kept: read anew, then kept
+        assert (await v.open_cards([pms[0]]))[pms[0]].reveal() == CARDS[0]
+    assert reads == [[pms[0]], [pms[0]]]
+    v.sealed_cache_entries = 1  # bounded: the least recently used goes first
+    opened = await v.open_cards(pms)
+    assert {pm: n.reveal() for pm, n in opened.items()} == dict(zip(pms, CARDS[:2], strict=True))
+    assert len(v._sealed) == 1

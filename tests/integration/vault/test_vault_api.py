@@ -156,7 +156,7 @@ def _capturing_forwarder(vault, seen: list[httpx.Request]):
                               .replace(b'"', b"'") + b'"}',
                               headers={"content-type": "application/json"})
 
-    return Forwarder(vault.vault, httpx.AsyncClient(transport=httpx.MockTransport(psp)),
+    return Forwarder(vault.vault, httpx.MockTransport(psp),
                      allowed=parse_allow_list("https://psp.test"))
 
 
