@@ -34,8 +34,10 @@ MIGRATION_LOCK = (0x6B6D6967, 0)  # "kmig"
 # and the outbox are append-only (the triggers refuse UPDATE/DELETE too; without ownership the
 # serving role cannot disable them), and the schema version is read only.
 # psp_account_bindings: the serving role binds the platform's Stripe account, never
-# rebinds it (an operator deletes the row as the schema owner: services/stripe_binding.py)
-APPEND_ONLY = ("ledger_entries", "ledger_transactions", "events", "psp_account_bindings")
+# rebinds it (an operator deletes the row as the schema owner: services/stripe_binding.py),
+# and records the keys it checked (psp_verified_keys), never forgets or changes one
+APPEND_ONLY = ("ledger_entries", "ledger_transactions", "events", "psp_account_bindings",
+               "psp_verified_keys")
 READ_ONLY = ("alembic_version", "kassa_sql_versions")
 READ_WRITE = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

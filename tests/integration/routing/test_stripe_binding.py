@@ -6,6 +6,7 @@ an httpx.MockTransport answering GET /v1/account as recorded
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,31 +125,55 @@ async def test_a_stripe_that_cannot_be_asked_stores_nothing(dsn, sims):
 async def test_the_platform_s_stripe_key_must_stay_in_its_bound_account(dsn, sims):
     settings = Settings(env="test", simulator_url=sims[0], secrets_keys=SESSION_SECRETS_KEYS)
 
-    async def start(key: str) -> None:
+    async def start(key: str, *, stripe_up: bool = True) -> list[str]:
+        """The keys Stripe was asked about while kassa started with ``key``."""
         fake = FakeStripe()
-        async with httpx.AsyncClient(transport=fake) as http:
+
+        def down(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("connection refused", request=request)
+
+        transport = fake if stripe_up else httpx.MockTransport(down)
+        async with httpx.AsyncClient(transport=transport) as http:
             k, close = await bootstrap.build(settings, dsn, pool_size=2, http=http,
                                              stripe=StripeSettings(
                                                  secret_key=SecretStr(key), api_base=STRIPE))
             await close()
-        assert fake.asked == [key]
+        return fake.asked
 
-    await start("sk_test_a1")  # the first start binds
-    await start("sk_test_a2")  # a rotated key of the same account
+    assert await start("sk_test_a1") == ["sk_test_a1"]  # the first start binds
+    assert await start("sk_test_a2") == ["sk_test_a2"]  # a rotated key of the same account
+    # a key checked before is not asked about again: a restart needs no Stripe
+    assert await start("sk_test_a1") == []
+    assert await start("sk_test_a2", stripe_up=False) == []
     with pytest.raises(StartupError) as exc:
         await start("sk_test_b")
     assert ACCOUNTS["sk_test_b"] in exc.value.cause and ACCOUNTS["sk_test_a1"] in exc.value.cause
     assert "psp_account_bindings" in exc.value.remedy
     with pytest.raises(StartupError, match="refused"):
         await start("sk_test_revoked")
+    # a key never checked, while Stripe cannot be asked: not served
+    with pytest.raises(StartupError, match="could not be looked up"):
+        await start("sk_test_a3_unseen", stripe_up=False)
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch("SELECT account, psp, psp_account_ref FROM psp_account_bindings")
         assert [tuple(r) for r in rows] == [("stripe", "stripe", ACCOUNTS["sk_test_a1"])]
         with pytest.raises(asyncpg.CheckViolationError, match="stays bound"):
             await conn.execute("UPDATE psp_account_bindings SET psp_account_ref = 'acct_x'")
+        # only the two keys of the bound account are remembered (digests, never the key)
+        kept = await conn.fetch("SELECT key_sha256, psp_account_ref FROM psp_verified_keys")
+        assert sorted(bytes(r["key_sha256"]) for r in kept) == sorted(
+            hashlib.sha256(k.encode()).digest() for k in ("sk_test_a1", "sk_test_a2"))
+        assert {r["psp_account_ref"] for r in kept} == {ACCOUNTS["sk_test_a1"]}
+        # rebound on purpose (the binding deleted): an old account's key is asked again
+        await conn.execute("DELETE FROM psp_account_bindings")
+        await conn.execute("INSERT INTO psp_account_bindings (account, psp, psp_account_ref)"
+                           " VALUES ('stripe', 'stripe', $1)", ACCOUNTS["sk_test_b"])
     finally:
         await conn.close()
+    with pytest.raises(StartupError, match="could not be looked up"):
+        await start("sk_test_a1", stripe_up=False)
+    assert await start("sk_test_b") == ["sk_test_b"]
 
 
 async def test_two_rotations_racing_on_an_unbound_account_bind_it_once(dsn, sims):
