@@ -98,7 +98,7 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
     await conn.execute("ANALYZE reconciliation_stage")
 
 
-MATCH_TEMPLATE = """
+MATCH = """
 INSERT INTO reconciliation_items (run_id, row_number, category, psp_reference,
     kassa_reference, gross, fee, currency, psp_status, created, expected_fee, merchant_id,
     matched, kassa_amount, kassa_currency, kassa_status, problem, posted)
@@ -106,9 +106,17 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
     x.currency, x.psp_status, x.created, x.expected_fee, x.merchant_id, x.matched,
     x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
     (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
-        AND x.settled_before IS NULL{once}
+        AND x.settled_before IS NULL
+        -- a movement repeated in this file is posted at most once; duplicate_rows() then
+        -- refuses the file
+        AND (x.matched IS NULL OR x.nth_object = 1)
+        AND (x.psp_reference IS NULL OR x.nth_reference = 1)
 FROM (
-    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,{nth} CASE
+    SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
+    row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
+        AS nth_object,
+    row_number() OVER (PARTITION BY m.category, m.psp_reference ORDER BY m.row_number)
+        AS nth_reference, CASE
         WHEN m.category = 'fee' THEN NULL
         WHEN m.matched IS NULL THEN 'missing_in_kassa'
         WHEN m.kassa_currency <> m.currency THEN 'currency_mismatch'
@@ -179,35 +187,8 @@ FROM (
 """
 
 
-# a file without a repeated movement (every file the import keeps) is matched in one pass:
-# no window needs its rows sorted. A movement repeated among the rows it would post breaks
-# reconciliation_settled(_object) instead; only then is the file matched again the slow way,
-# each movement posted at most once, so duplicate_rows() can name its lines.
-MATCH = MATCH_TEMPLATE.format(once="", nth="")
-MATCH_REPEATS = MATCH_TEMPLATE.format(once="""
-        -- a movement repeated in this file is posted at most once; duplicate_rows() then
-        -- refuses the file
-        AND (x.matched IS NULL OR x.nth_object = 1)
-        AND (x.psp_reference IS NULL OR x.nth_reference = 1)""", nth="""
-    row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
-        AS nth_object,
-    row_number() OVER (PARTITION BY m.category, m.psp_reference ORDER BY m.row_number)
-        AS nth_reference,""")
-SETTLED_ONCE = frozenset({"reconciliation_settled", "reconciliation_settled_object"})
-
-
 async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
-    """Match the staged rows into reconciliation_items (the settings lock_psp made for the
-    import). A file repeating a movement it would post fails the one-pass match on the
-    settled-once indexes (its savepoint is rolled back) and is matched again with each
-    movement posted once; duplicate_rows() then refuses it either way."""
-    try:
-        async with conn.transaction():  # a savepoint
-            await conn.execute(MATCH, run_id, psp)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name not in SETTLED_ONCE:
-            raise
-        await conn.execute(MATCH_REPEATS, run_id, psp)
+    await conn.execute(MATCH, run_id, psp)  # the settings lock_psp made for the import
 
 
 async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:
