@@ -236,25 +236,27 @@ async def insert_destination(conn: asyncpg.Connection, *, destination_id: str,
                        merchant_id, account.currency)
     await conn.execute(
         "INSERT INTO payout_destinations (id, merchant_id, currency, country,"
-        " account_holder_name, iban, routing_number, account_number, last4, metadata,"
-        " created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        " account_holder_name, iban, routing_number, account_number, account_type, last4,"
+        " metadata, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         destination_id, merchant_id, account.currency, account.country,
         account.account_holder_name, account.iban, account.routing_number,
-        account.account_number, account.last4, metadata or {}, created)
+        account.account_number, account.account_type, account.last4, metadata or {},
+        created)
 
 
 def _destination(row: asyncpg.Record) -> tuple[str, BankAccount]:
     return row["id"], BankAccount(
         account_holder_name=row["account_holder_name"], country=row["country"],
         currency=row["currency"], iban=row["iban"], routing_number=row["routing_number"],
-        account_number=row["account_number"])
+        account_number=row["account_number"], account_type=row["account_type"])
 
 
 async def default_destination(conn: Conn, *, merchant_id: str,
                               currency: str) -> tuple[str, BankAccount] | None:
     row = await conn.fetchrow(
         "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number FROM payout_destinations WHERE merchant_id = $1 AND currency = $2"
+        " account_number, account_type FROM payout_destinations WHERE merchant_id = $1"
+        " AND currency = $2"
         " AND default_for_currency", merchant_id, currency)
     return None if row is None else _destination(row)
 
@@ -264,7 +266,8 @@ async def get_destination(conn: Conn, *, destination_id: str
     """Unscoped: for the payouts worker acting on a payout it already holds."""
     row = await conn.fetchrow(
         "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number FROM payout_destinations WHERE id = $1", destination_id)
+        " account_number, account_type FROM payout_destinations WHERE id = $1",
+        destination_id)
     return None if row is None else _destination(row)
 
 
@@ -288,7 +291,8 @@ async def list_destinations(conn: Conn, *, merchant_id: str
     """Newest first: (id, account, default_for_currency, metadata)."""
     rows = await conn.fetch(
         "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number, default_for_currency, metadata FROM payout_destinations"
+        " account_number, account_type, default_for_currency, metadata"
+        " FROM payout_destinations"
         " WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 100", merchant_id)
     return [(*_destination(r), r["default_for_currency"], dict(r["metadata"] or {}))
             for r in rows]

@@ -369,6 +369,17 @@ async def claim_pull(conn: Conn, *, psp: str, day: date, worker: str, now: int,
     return None if tries is None else PullClaim(psp, day, worker, tries)
 
 
+async def renew_pull(conn: Conn, claim: PullClaim, *, lease_until: int) -> bool:
+    """Extend the claim's lease (the import's heartbeat); False if it is no longer this
+    worker's claim (taken over, or already marked imported or failed)."""
+    renewed = await conn.fetchval(
+        "UPDATE reconciliation_pulls SET lease_until = greatest(lease_until, $5)"
+        " WHERE psp = $1 AND report_date = $2 AND status = 'claimed' AND claimed_by = $3"
+        " AND tries = $4 RETURNING true",
+        claim.psp, claim.day, claim.worker, claim.tries, lease_until)
+    return bool(renewed)
+
+
 async def complete_pull(conn: Conn, claim: PullClaim, *, run_id: str, now: int) -> bool:
     """Mark the day imported by ``run_id``; False if the claim was lost meanwhile."""
     done = await conn.fetchval(

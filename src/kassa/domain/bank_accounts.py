@@ -1,5 +1,11 @@
-"""Payout destinations: a merchant's bank account (holder, IBAN or US routing + account
-number, country, currency), validated, and shown only masked (last 4 digits).
+"""Payout destinations: a merchant's bank account (holder, IBAN, US routing + account
+number, or a Japanese Zengin account, country, currency), validated, and shown only masked
+(last 4 digits).
+
+Japan (Stripe's JP external account fields): ``routing_number`` is the Zengin bank code
+(4 digits) followed by the branch code (3 digits), ``account_number`` the 7-digit account
+number, ``account_type`` ``futsu`` (ordinary) or ``toza`` (current), currency jpy. The
+holder's name is usually written in katakana (full- or half-width): it is kept as given.
 
 The checks are hand-written because the domain is stdlib only (ARCHITECTURE §10): the
 ISO 13616 mod-97 check and the ABA routing checksum are a few lines each, and the lengths
@@ -38,6 +44,7 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _IBAN_CHARS = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 _SEPARATORS = re.compile(r"[\s-]")
+JP_ACCOUNT_TYPES = ("futsu", "toza")
 
 
 def iban_checksum_ok(iban: str) -> bool:
@@ -81,6 +88,31 @@ def _routing(raw: str) -> str:
     return routing
 
 
+def _zengin_routing(raw: str) -> str:
+    """Bank code (4 digits) + branch code (3 digits); "0001-001" and "0001 001" read too."""
+    routing = _SEPARATORS.sub("", raw)
+    if not (len(routing) == 7 and _DIGITS.fullmatch(routing)):
+        raise InvalidRequest("A Japanese routing number is the 4-digit bank code followed by "
+                             "the 3-digit branch code (7 digits).", param="routing_number")
+    return routing
+
+
+def _jp_account_number(raw: str) -> str:
+    number = _SEPARATORS.sub("", raw)
+    if not (len(number) == 7 and _DIGITS.fullmatch(number)):
+        raise InvalidRequest("A Japanese account number has 7 digits.",
+                             param="account_number")
+    return number
+
+
+def _jp_account_type(raw: str | None) -> str:
+    kind = str(raw or "").strip().lower()
+    if kind not in JP_ACCOUNT_TYPES:
+        raise InvalidRequest("A Japanese bank account's account_type is futsu or toza.",
+                             param="account_type")
+    return kind
+
+
 def _us_account_number(raw: str) -> str:
     number = _SEPARATORS.sub("", raw)
     if not (4 <= len(number) <= 17 and _DIGITS.fullmatch(number)):
@@ -98,7 +130,8 @@ class BankAccount:
     currency: str  # ISO 4217, lower case
     iban: str | None = None
     routing_number: str | None = None  # US: ABA routing number (public: it names the bank)
-    account_number: str | None = None  # US account number
+    account_number: str | None = None  # US or Japanese account number
+    account_type: str | None = None  # JP only: futsu or toza
 
     @property
     def number(self) -> str:
@@ -111,11 +144,27 @@ class BankAccount:
 
     @property
     def scheme(self) -> str:
-        return "iban" if self.iban else "us_routing"
+        if self.iban:
+            return "iban"
+        return "zengin" if self.country == "JP" else "us_routing"
+
+    @property
+    def bank_code(self) -> str | None:
+        """JP: the Zengin bank code (the routing number's first 4 digits)."""
+        return self.routing_number[:4] if self.scheme == "zengin" and self.routing_number \
+            else None
+
+    @property
+    def branch_code(self) -> str | None:
+        """JP: the Zengin branch code (the routing number's last 3 digits)."""
+        return self.routing_number[4:] if self.scheme == "zengin" and self.routing_number \
+            else None
 
     def masked(self) -> dict[str, str | None]:
-        """What the API, logs and dashboard show: never the full account number."""
-        return {
+        """What the API, logs and dashboard show: never the full account number (a
+        Japanese account's bank and branch codes and type name the bank, like a routing
+        number, and are shown)."""
+        shown: dict[str, str | None] = {
             "account_holder_name": self.account_holder_name,
             "country": self.country,
             "currency": self.currency,
@@ -123,6 +172,10 @@ class BankAccount:
             "routing_number": self.routing_number,
             "scheme": self.scheme,
         }
+        if self.scheme == "zengin":
+            shown |= {"account_type": self.account_type, "bank_code": self.bank_code,
+                      "branch_code": self.branch_code}
+        return shown
 
     def __repr__(self) -> str:
         return (f"BankAccount(country={self.country!r}, currency={self.currency!r}, "
@@ -131,7 +184,8 @@ class BankAccount:
 
 def bank_account(*, account_holder_name: str, country: str, currency: str,
                  iban: str | None = None, routing_number: str | None = None,
-                 account_number: str | None = None) -> BankAccount:
+                 account_number: str | None = None,
+                 account_type: str | None = None) -> BankAccount:
     """Validate a destination; raises InvalidRequest naming the offending parameter."""
     holder = " ".join(str(account_holder_name or "").split())
     if not holder:
@@ -148,6 +202,9 @@ def bank_account(*, account_holder_name: str, country: str, currency: str,
     except UnknownCurrency:
         raise InvalidRequest(f"Invalid currency: {currency}.", param="currency") from None
     if iban is not None:
+        if account_type is not None:
+            raise InvalidRequest("account_type is for Japanese bank accounts (futsu or toza).",
+                                 param="account_type")
         if routing_number is not None or account_number is not None:
             raise InvalidRequest("Give either an IBAN or a routing and account number, "
                                  "not both.", param="iban")
@@ -160,9 +217,19 @@ def bank_account(*, account_holder_name: str, country: str, currency: str,
         raise InvalidRequest("A bank account needs an IBAN, or a routing number and an "
                              "account number.",
                              param="account_number" if routing_number else "routing_number")
+    if country_code == "JP":
+        if ccy != "jpy":
+            raise InvalidRequest("A Japanese bank account receives jpy.", param="currency")
+        return BankAccount(holder, country_code, ccy,
+                           routing_number=_zengin_routing(routing_number),
+                           account_number=_jp_account_number(account_number),
+                           account_type=_jp_account_type(account_type))
+    if account_type is not None:
+        raise InvalidRequest("account_type is for Japanese bank accounts (futsu or toza).",
+                             param="account_type")
     if country_code != "US":
-        raise InvalidRequest("Routing and account numbers are for US accounts; give an IBAN.",
-                             param="country")
+        raise InvalidRequest("Routing and account numbers are for US and Japanese accounts; "
+                             "give an IBAN.", param="country")
     if ccy != "usd":
         raise InvalidRequest("A US bank account receives usd.", param="currency")
     return BankAccount(holder, country_code, ccy, routing_number=_routing(routing_number),

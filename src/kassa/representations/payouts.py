@@ -48,6 +48,7 @@ def bank_account(account_id: str, account: BankAccount, *, status: str = "new",
         "object": "bank_account",
         "account_holder_name": account.account_holder_name,
         "account_holder_type": None,
+        "account_type": account.account_type,  # JP only (futsu or toza), as Stripe's
         "bank_name": None,
         "country": account.country,
         "currency": account.currency,

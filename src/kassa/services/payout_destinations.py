@@ -24,26 +24,29 @@ async def add_bank_account(kassa: Kassa, *, merchant_id: str, account_id: str,
                            metadata: Mapping[str, str] | None = None,
                            idempotency: IdempotencyHandle | None = None) -> dict[str, Any]:
     """Stripe's ``external_account[…]`` hash: ``object=bank_account``, ``country``,
-    ``currency``, ``account_holder_name``, ``account_number`` (an IBAN outside the US) and,
-    in the US, ``routing_number``. It becomes the default for its currency."""
+    ``currency``, ``account_holder_name``, ``account_number`` (an IBAN outside the US and
+    Japan) and, in the US and Japan, ``routing_number`` (JP: bank code + branch code) and,
+    in Japan, ``account_type`` (futsu or toza). It becomes the default for its currency."""
     _account_of(merchant_id, account_id)
     fields = dict(external_account)
     if fields.pop("object", "bank_account") != "bank_account":
         raise InvalidRequest("Only bank accounts can receive payouts.",
                              param="external_account[object]")
     unknown = sorted(set(fields) - {"country", "currency", "account_holder_name",
-                                    "account_number", "routing_number"})
+                                    "account_number", "routing_number", "account_type"})
     if unknown:
         raise InvalidRequest(f"Received unknown parameter: external_account[{unknown[0]}]",
                              param=f"external_account[{unknown[0]}]")
     country = fields.get("country", "").upper()
     number = fields.get("account_number")
+    domestic = country in ("US", "JP")  # routing + account number, not an IBAN
     account = bank_account(
         account_holder_name=fields.get("account_holder_name", ""), country=country,
         currency=fields.get("currency", ""),
-        iban=number if country != "US" and number is not None else None,
-        routing_number=fields.get("routing_number") if country == "US" else None,
-        account_number=number if country == "US" else None)
+        iban=number if not domestic and number is not None else None,
+        routing_number=fields.get("routing_number") if domestic else None,
+        account_number=number if domestic else None,
+        account_type=fields.get("account_type"))
     destination_id = kassa.ids("bank_account")
     obj = render(destination_id, account, metadata=dict(metadata or {}))
     async with UnitOfWork(kassa, idempotency) as uow:

@@ -6,15 +6,23 @@ transaction, so a day gets exactly one run however the workers race; no download
 inside a transaction. Days missed while no worker ran are caught up, back to
 ``catch_up_days`` before today; a report not published yet, unreachable or unreadable is
 tried again later (backoff), the day stays unimported until then.
+
+A claim is a lease: a worker that dies leaves it to run out, and another worker takes the day
+over. A live worker renews its lease while it downloads and imports (a heartbeat every third
+of the lease), so an import that takes longer than the lease is never taken over mid-way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+
+import asyncpg
 
 from kassa.db import reconciliation as rdb
 from kassa.domain.errors import KassaError
@@ -32,6 +40,12 @@ class PullPolicy:
     lease_seconds: int = 900  # a claim older than this is taken over (its worker died)
     retry_seconds: int = 300  # first retry of a failed day; doubles, capped at 6 hours
     max_retry_seconds: int = 6 * 3600
+    heartbeat_seconds: float | None = None  # how often a live claim renews its lease
+    # (None: a third of the lease)
+
+    @property
+    def heartbeat_every(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
 
 
 def day_bounds(day: date) -> tuple[int, int]:
@@ -76,11 +90,12 @@ async def pull_day(kassa: Kassa, *, psp: str, source: SettlementReportSource, da
     # a worker taking over a dead one's claim never writes into the file it left
     part = folder / f".{path.name}.{claim.tries}.part"
     try:
-        await source.download(day=day, into=part)
-        part.replace(path)
-        run = await reconciliation.import_report(
-            kassa, psp=psp, path=path, report_format=source.format, pull=claim,
-            covers=day_bounds(day))
+        async with _heartbeat(kassa, claim, policy):
+            await source.download(day=day, into=part)
+            part.replace(path)
+            run = await reconciliation.import_report(
+                kassa, psp=psp, path=path, report_format=source.format, pull=claim,
+                covers=day_bounds(day))
     except reconciliation.PullClaimLost:
         log.warning("reconcile pull %s %s: the claim passed to another worker", psp, day)
         return False
@@ -94,3 +109,36 @@ async def pull_day(kassa: Kassa, *, psp: str, source: SettlementReportSource, da
     log.info("reconcile pull %s %s: run %s, %d rows, %d discrepancies", psp, day, run["id"],
              run["rows_read"], run["discrepancies"])
     return True
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(kassa: Kassa, claim: rdb.PullClaim, policy: PullPolicy
+                     ) -> AsyncIterator[None]:
+    """Renew the claim's lease every ``policy.heartbeat_every`` seconds while the block runs
+    (on a pool connection of its own: the import's transaction is not touched). A renewal
+    that finds the claim gone stops beating; the import then fails to complete the pull
+    (PullClaimLost) and rolls back. A renewal that fails (the database unreachable a moment)
+    is tried again at the next beat; the lease covers two missed beats."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(policy.heartbeat_every)
+            try:
+                held = await rdb.renew_pull(kassa.pool, claim,
+                                            lease_until=kassa.clock() + policy.lease_seconds)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("reconcile pull %s %s: lease renewal failed: %s", claim.psp,
+                            claim.day, exc)
+                continue
+            if not held:
+                log.warning("reconcile pull %s %s: the claim is no longer this worker's",
+                            claim.psp, claim.day)
+                return
+
+    task = asyncio.create_task(beat(), name=f"reconcile-pull-heartbeat-{claim.psp}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -260,3 +260,62 @@ async def test_a_refusal_after_another_worker_sent_it_follows_the_bank(
     assert await ledger_of(kassa, po["id"]) == {ledger.merchant_available(mid): 900,
                                                 ledger.BANK_CASH: -900}
     assert (await verify(kassa.pool)).ok
+
+
+async def test_a_japanese_bank_account_is_paid_out_to(client, auth, merchant, kassa, bank,
+                                                      bank_url):
+    """A Zengin account (Stripe's JP fields) receives a jpy payout: shown masked, sent to
+    the bank with its bank and branch codes and account type, paid, the ledger balanced."""
+    mid = merchant["merchant_id"]
+    r = await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "10000", "currency": "jpy", "payment_method": "pm_card_visa",
+        "confirm": "true"})
+    assert r.json()["status"] == "succeeded", r.text
+    later = dataclasses.replace(kassa, clock=lambda: kassa.clock() + 10 * DAY)
+    while await balances.release_available_funds(later):
+        pass
+    fields = {"external_account[object]": "bank_account", "external_account[country]": "JP",
+              "external_account[currency]": "jpy",
+              "external_account[account_holder_name]": "ヤマダ タロウ",
+              "external_account[routing_number]": "1100000",
+              "external_account[account_number]": "0001234"}
+    path = f"/v1/accounts/{mid}/external_accounts"
+    for bad, param in (({}, "account_type"),
+                       ({"external_account[account_type]": "checking"}, "account_type"),
+                       ({"external_account[account_type]": "futsu",
+                         "external_account[routing_number]": "110000"}, "routing_number"),
+                       ({"external_account[account_type]": "futsu",
+                         "external_account[currency]": "usd"}, "currency")):
+        r = await client.post(path, headers=auth, data={**fields, **bad})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"].endswith(param), r.text
+    r = await client.post(path, headers=auth,
+                          data={**fields, "external_account[account_type]": "futsu"})
+    assert r.status_code == 200, r.text
+    account = r.json()
+    assert (account["country"], account["currency"], account["routing_number"],
+            account["account_type"], account["last4"], account["account_holder_name"]) == (
+        "JP", "jpy", "1100000", "futsu", "1234", "ヤマダ タロウ")
+    assert "0001234" not in str(account)
+    listed = (await client.get(path, headers=auth)).json()["data"]
+    assert [(a["id"], a["account_type"]) for a in listed if a["currency"] == "jpy"] == [
+        (account["id"], "futsu")]
+
+    po = (await client.post("/v1/payouts", headers=auth,
+                            data={"amount": "4000", "currency": "jpy"})).json()
+    assert (po["status"], po["destination"], po["currency"]) == (
+        "pending", account["id"], "jpy")
+    await step(kassa, bank_url)
+    sent = [t for t in (await bank.get("/_bank/transfers")).json()["data"]
+            if t["reference"] == po["id"]]
+    assert [(t["amount"], t["currency"], t["destination"]) for t in sent] == [
+        (4000, "jpy", {"account_holder_name": "ヤマダ タロウ", "country": "JP",
+                       "currency": "jpy", "last4": "1234", "routing_number": "1100000",
+                       "scheme": "zengin", "account_type": "futsu", "bank_code": "1100",
+                       "branch_code": "000"})]
+    await bank.post("/_bank/clock", json={"advance_s": DAY})
+    await step(kassa, bank_url)
+    assert (await payout(client, auth, po["id"]))["status"] == "paid"
+    assert await ledger_of(kassa, po["id"]) == {ledger.merchant_available(mid): 4000,
+                                                ledger.BANK_CASH: -4000}
+    assert (await verify(kassa.pool)).ok

@@ -113,3 +113,75 @@ async def test_a_claim_whose_worker_died_is_taken_over(world, tmp_path, own_simu
     # back instead of making a second run
     stale = rdb.PullClaim("simulator", day, "dead", 1)
     assert not await rdb.complete_pull(k.pool, stale, run_id=row["run_id"], now=now)
+
+
+async def test_a_live_import_longer_than_its_lease_is_not_taken_over(world, tmp_path,
+                                                                    own_simulator,
+                                                                    monkeypatch):
+    """The importing worker renews its lease while it imports: a second worker coming after
+    the first lease would have run out finds the day still claimed, and the day gets one
+    run, by the first worker, on its first claim."""
+    k, _, sim = world
+    today = datetime.now(UTC).date() - timedelta(days=30)  # a day no other test pulls
+    sources = bootstrap.settlement_report_sources(
+        Settings(env="test", simulator_url=own_simulator), sim)
+    lease = 2
+    policy = PullPolicy(reports_dir=tmp_path, catch_up_days=1, lease_seconds=lease,
+                        heartbeat_seconds=0.4)
+    importing, release = asyncio.Event(), asyncio.Event()
+    slow_post = rdb.post_settlement
+
+    async def post_slowly(conn, **kw):  # the import's transaction, held past the lease
+        importing.set()
+        await release.wait()
+        await slow_post(conn, **kw)
+
+    monkeypatch.setattr(rdb, "post_settlement", post_slowly)
+    first = asyncio.create_task(pull_settlement_reports(
+        k, sources=sources, worker="slow", policy=policy, today=today + timedelta(days=1)))
+    try:
+        await asyncio.wait_for(importing.wait(), 30)
+        await asyncio.sleep(lease * 2 + 1)  # the first lease ran out long ago
+        row = await k.pool.fetchrow("SELECT * FROM reconciliation_pulls"
+                                    " WHERE psp = 'simulator' AND report_date = $1", today)
+        assert row["status"] == "claimed" and row["claimed_by"] == "slow"
+        assert row["lease_until"] > k.clock()  # renewed
+        # a second worker now: the day is a live worker's, it neither claims nor imports it
+        second = await asyncio.wait_for(pull_settlement_reports(
+            k, sources=sources, worker="second", policy=policy,
+            today=today + timedelta(days=1)), 20)
+    finally:  # the first worker's import goes on, whatever was seen
+        release.set()
+    assert second == 0 and await asyncio.wait_for(first, 60) == 1
+    row = await k.pool.fetchrow("SELECT * FROM reconciliation_pulls WHERE psp = 'simulator'"
+                                " AND report_date = $1", today)
+    assert row["status"] == "imported" and row["claimed_by"] == "slow" and row["tries"] == 1
+    assert await k.pool.fetchval("SELECT count(*) FROM reconciliation_runs WHERE id = $1",
+                                 row["run_id"]) == 1
+    run = await k.pool.fetchrow("SELECT * FROM reconciliation_runs WHERE id = $1",
+                                row["run_id"])
+    assert run["status"] == "completed"
+    # the heartbeat stopped with the import: the lease is no longer renewed
+    until = await k.pool.fetchval("SELECT lease_until FROM reconciliation_pulls WHERE psp ="
+                                  " 'simulator' AND report_date = $1", today)
+    await asyncio.sleep(1.0)
+    assert await k.pool.fetchval("SELECT lease_until FROM reconciliation_pulls WHERE psp ="
+                                 " 'simulator' AND report_date = $1", today) == until
+    assert (await verify(k.pool)).ok
+
+
+async def test_a_worker_whose_claim_was_taken_over_stops_renewing_it(world):
+    k, _, _ = world
+    day = datetime.now(UTC).date() - timedelta(days=40)
+    now = k.clock()
+    old = await rdb.claim_pull(k.pool, psp="simulator", day=day, worker="old", now=now - 10,
+                               lease_until=now - 1)
+    assert old is not None and await rdb.renew_pull(k.pool, old, lease_until=now - 1)
+    new = await rdb.claim_pull(k.pool, psp="simulator", day=day, worker="new", now=now,
+                               lease_until=now + 60)
+    assert new is not None and new.tries == 2
+    # the old worker's renewal neither succeeds nor shortens or steals the new lease
+    assert not await rdb.renew_pull(k.pool, old, lease_until=now + 3600)
+    assert await rdb.renew_pull(k.pool, new, lease_until=now + 30)  # never shortened
+    assert await k.pool.fetchval("SELECT lease_until FROM reconciliation_pulls WHERE psp ="
+                                 " 'simulator' AND report_date = $1", day) == now + 60

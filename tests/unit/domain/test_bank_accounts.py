@@ -137,3 +137,71 @@ def test_iban_check_agrees_with_schwifty(country, rnd):
 @given(st.text("0123456789", min_size=9, max_size=9))
 def test_aba_checksum_agrees_with_stdnum(routing):
     assert aba_checksum_ok(routing) == rtn.is_valid(routing)
+
+
+# Japan: Stripe's JP external account fields (routing_number = bank code + branch code,
+# 7-digit account_number, account_type futsu or toza, jpy); Stripe's test account numbers
+JP = {"account_holder_name": "ヤマダ タロウ", "country": "JP", "currency": "jpy",
+      "routing_number": "1100000", "account_number": "0001234", "account_type": "futsu"}
+
+
+def test_japanese_account_masked_with_its_bank_and_branch():
+    acct = bank_account(**{**JP, "routing_number": "0001-100", "account_type": "TOZA",
+                           "account_number": "0 001 234"})
+    assert (acct.routing_number, acct.account_number, acct.account_type, acct.scheme) == (
+        "0001100", "0001234", "toza", "zengin")
+    assert (acct.bank_code, acct.branch_code) == ("0001", "100")
+    assert acct.masked() == {"account_holder_name": "ヤマダ タロウ", "country": "JP",
+                             "currency": "jpy", "last4": "1234", "routing_number": "0001100",
+                             "scheme": "zengin", "account_type": "toza", "bank_code": "0001",
+                             "branch_code": "100"}
+    assert "0001234" not in repr(acct) and "0001234" not in str(acct.masked())
+    assert acct.number == "0001234"  # for the bank call only
+
+
+@pytest.mark.parametrize("holder", ["ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ", "カ）ヤマダショウジ",
+                                    "YAMADA TARO"])
+def test_a_katakana_holder_name_is_kept_as_given(holder):
+    assert bank_account(**{**JP, "account_holder_name": holder}).account_holder_name == holder
+
+
+def test_full_width_spaces_in_a_holder_name_are_one_space():
+    assert bank_account(**{**JP, "account_holder_name": "ヤマダ\u3000\u3000タロウ"}
+                        ).account_holder_name == "ヤマダ タロウ"
+
+
+@pytest.mark.parametrize(("kwargs", "param"), [
+    ({"routing_number": "110000"}, "routing_number"),  # a bank code without its branch
+    ({"routing_number": "11000000"}, "routing_number"),
+    ({"routing_number": "110000a"}, "routing_number"),
+    ({"account_number": "123456"}, "account_number"),
+    ({"account_number": "12345678"}, "account_number"),
+    ({"account_number": "12345a7"}, "account_number"),
+    ({"account_type": None}, "account_type"),
+    ({"account_type": "checking"}, "account_type"),
+    ({"account_type": "savings"}, "account_type"),
+    ({"currency": "usd"}, "currency"),
+    ({"routing_number": None}, "routing_number"),
+])
+def test_bad_japanese_destinations_are_refused(kwargs, param):
+    with pytest.raises(InvalidRequest) as info:
+        bank_account(**{**JP, **kwargs})
+    assert info.value.param == param
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"country": "US", "currency": "usd", "routing_number": "110000000",
+     "account_number": "000123456789", "account_type": "futsu"},
+    {"country": "DE", "currency": "eur", "iban": DE, "account_type": "toza"},
+])
+def test_account_type_is_for_japanese_accounts_only(kwargs):
+    with pytest.raises(InvalidRequest) as info:
+        bank_account(account_holder_name="Jenny Rosen", **kwargs)
+    assert info.value.param == "account_type"
+
+
+def test_us_and_iban_accounts_show_no_japanese_fields():
+    us = bank_account(account_holder_name="Jenny Rosen", country="US", currency="usd",
+                      routing_number="110000000", account_number="000123456789")
+    assert us.scheme == "us_routing" and us.bank_code is None and us.account_type is None
+    assert "account_type" not in us.masked()

@@ -70,6 +70,7 @@ class BankAccountHash(Params):
     account_holder_name: BankAccountField
     account_number: Annotated[str, Field(max_length=64)]
     routing_number: Annotated[str, Field(max_length=32)] | None = None
+    account_type: Annotated[str, Field(max_length=16)] | None = None  # JP: futsu or toza
 
 
 class ExternalAccountCreate(Params):

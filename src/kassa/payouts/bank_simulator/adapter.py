@@ -43,6 +43,8 @@ class BankSimulatorAdapter:
         else:
             destination["routing_number"] = account.routing_number or ""
             destination["account_number"] = account.account_number or ""
+            if account.account_type:
+                destination["account_type"] = account.account_type
         body: dict[str, Any] = {
             "reference": instruction.payout_id, "amount": instruction.amount.minor,
             "currency": instruction.amount.currency, "destination": destination}

@@ -247,7 +247,7 @@ class Bank:
             account_holder_name=text("account_holder_name") or "",
             country=text("country") or "", currency=text("currency") or "",
             iban=text("iban"), routing_number=text("routing_number"),
-            account_number=text("account_number"))
+            account_number=text("account_number"), account_type=text("account_type"))
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             raise InvalidRequest("description must be a string", param="description")
