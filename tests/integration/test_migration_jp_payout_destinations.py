@@ -32,12 +32,12 @@ def test_jp_account_type_is_checked_and_the_downgrade_refused_while_needed(serve
                 with pytest.raises(psycopg.errors.CheckViolation):
                     conn.execute(INSERT, bad)
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="Japanese payout destination"):
-            command.downgrade(alembic_config(u), "ledger_balance_checkpoints")
+            command.downgrade(alembic_config(u), "psp_verified_keys")
         with psycopg.connect(u, autocommit=True) as conn:
             assert conn.execute("SELECT account_type FROM payout_destinations").fetchall() \
                 == [("futsu",)]
             conn.execute("DELETE FROM payout_destinations")
-        command.downgrade(alembic_config(u), "ledger_balance_checkpoints")
+        command.downgrade(alembic_config(u), "psp_verified_keys")
         with psycopg.connect(u) as conn:
             assert not conn.execute(
                 "SELECT 1 FROM information_schema.columns WHERE table_name ="

@@ -1,7 +1,7 @@
 """Japanese payout destinations: a Zengin account's type (futsu or toza).
 
 Revision ID: jp_payout_destinations
-Revises: ledger_balance_checkpoints
+Revises: psp_verified_keys
 
 A Japanese bank account is stored like a US one (``routing_number`` = the 4-digit bank code
 and the 3-digit branch code, ``account_number`` its 7 digits) plus ``account_type``, which
@@ -13,7 +13,7 @@ and a payout sent without it could not be credited.
 from alembic import op
 
 revision = "jp_payout_destinations"
-down_revision = "ledger_balance_checkpoints"
+down_revision = "psp_verified_keys"
 
 UPGRADE = r"""
 ALTER TABLE payout_destinations ADD COLUMN account_type text
