@@ -1,0 +1,73 @@
+"""Partial refunds of a converted payment never take from the merchant more (or less) in
+the settlement currency than the capture credited: each refund converts the running total
+refunded and takes the difference, so rounding cannot accumulate (domain/fx.py). A
+refund that fails later gives back exactly what it took, and the next refund still
+telescopes to the converted total."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from kassa.domain.fx import Rate, convert
+from kassa.domain.money import Money
+from kassa.ledger.verify import verify
+from kassa.services import fx
+
+
+async def _settle_in(client, auth, ccy):
+    r = await client.post("/v1/account", headers=auth, data={"default_currency": ccy})
+    assert r.status_code == 200, r.text
+
+
+async def _bts(client, auth, type_):
+    r = await client.get("/v1/balance_transactions", headers=auth,
+                         params={"type": type_, "limit": "100"})
+    return r.json()["data"]
+
+
+async def test_partial_refunds_add_up_to_the_credited_amount(kassa, client, merchant, auth):
+    # 1 euro cent is 1.503 yen: each 1-cent refund alone rounds to 2 yen, the 5-cent
+    # capture to 8 yen; five 1-cent refunds must take back 8 yen, not 10
+    await _settle_in(client, auth, "jpy")
+    await fx.store(kassa, [Rate("eur", "jpy", Decimal("150.3"), "test", kassa.clock())])
+    r = await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "5", "currency": "eur", "payment_method": "pm_card_visa",
+        "confirm": "true"})
+    assert r.status_code == 200, r.text
+    pi = r.json()
+    credited = convert(Money(5, "eur"), Decimal("150.3"), "jpy").minor
+    assert credited == 8
+    (charge,) = await _bts(client, auth, "charge")
+    assert charge["amount"] == credited
+    for _ in range(5):
+        refund = await client.post("/v1/refunds", headers=auth,
+                                   data={"payment_intent": pi["id"], "amount": "1"})
+        assert refund.status_code == 200 and refund.json()["status"] == "succeeded"
+    refunds = await _bts(client, auth, "refund")
+    assert len(refunds) == 5
+    assert -sum(b["amount"] for b in refunds) == credited
+    bal = (await client.get("/v1/balance", headers=auth)).json()
+    total = sum(b["amount"] for b in bal["pending"] + bal["available"])
+    assert total == -charge["fee"]  # fully refunded: the merchant is down the fee only
+    report = await verify(kassa.pool)
+    assert report.ok, report.problems
+
+
+async def test_partial_refunds_never_exceed_the_credited_amount_small_yen(kassa, client,
+                                                                          merchant, auth):
+    # 3 yen is 1.83 cents: alone each rounds up to 2 cents (20 for ten); 30 yen credited 18
+    await _settle_in(client, auth, "usd")
+    await fx.store(kassa, [Rate("jpy", "usd", Decimal("0.0061"), "test", kassa.clock())])
+    pi = (await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "30", "currency": "jpy", "payment_method": "pm_card_visa",
+        "confirm": "true"})).json()
+    credited = convert(Money(30, "jpy"), Decimal("0.0061"), "usd").minor  # 18.3 -> 18
+    for _ in range(10):
+        refund = await client.post("/v1/refunds", headers=auth,
+                                   data={"payment_intent": pi["id"], "amount": "3"})
+        assert refund.status_code == 200, refund.text
+    assert credited == 18
+    refunds = await _bts(client, auth, "refund")
+    assert -sum(b["amount"] for b in refunds) == credited
+    report = await verify(kassa.pool)
+    assert report.ok, report.problems
