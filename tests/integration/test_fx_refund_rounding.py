@@ -71,3 +71,39 @@ async def test_partial_refunds_never_exceed_the_credited_amount_small_yen(kassa,
     assert -sum(b["amount"] for b in refunds) == credited
     report = await verify(kassa.pool)
     assert report.ok, report.problems
+
+
+async def test_a_failed_refund_gives_back_its_own_share(kassa, client, merchant, auth):
+    from kassa.db import refunds as refunds_db
+    from kassa.services import refunds, saga
+    from kassa.services.uow import UnitOfWork
+
+    await _settle_in(client, auth, "jpy")
+    await fx.store(kassa, [Rate("eur", "jpy", Decimal("150.3"), "test", kassa.clock())])
+    pi = (await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "5", "currency": "eur", "payment_method": "pm_card_visa",
+        "confirm": "true"})).json()
+    ids = []
+    for _ in range(2):  # 1 cent: 2 yen (1.503); 2 cents: 3 yen in all, so 1 more
+        refund = await client.post("/v1/refunds", headers=auth,
+                                   data={"payment_intent": pi["id"], "amount": "1"})
+        assert refund.status_code == 200, refund.text
+        ids.append(refund.json()["id"])
+    assert sorted(b["amount"] for b in await _bts(client, auth, "refund")) == [-2, -1]
+    # the first refund fails later at the PSP (its webhook's path): it gives back its 2 yen
+    r = await refunds_db.get_refund(kassa.pool, merchant_id=None, refund_id=ids[0])
+    p = await saga.reload(kassa, pi["id"])
+    async with UnitOfWork(kassa, None) as uow:
+        await refunds.bounce(kassa, uow, r, p, "expired_or_canceled_card")
+        await uow.commit()
+    (failure,) = await _bts(client, auth, "refund_failure")
+    assert failure["amount"] == 2
+    # 2 more cents are refunded (the PSP, which this test bypassed for the failure, has 2
+    # refunded of 5): 3 cents net refunded take 4.509 -> 5 yen net, not 1 + 2 + 2 - 2 = 3
+    more = await client.post("/v1/refunds", headers=auth,
+                             data={"payment_intent": pi["id"], "amount": "2"})
+    assert more.status_code == 200 and more.json()["status"] == "succeeded", more.text
+    taken = -sum(b["amount"] for b in await _bts(client, auth, "refund")) - failure["amount"]
+    assert taken == convert(Money(3, "eur"), Decimal("150.3"), "jpy").minor == 5
+    report = await verify(kassa.pool)
+    assert report.ok, report.problems
