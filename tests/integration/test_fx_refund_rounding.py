@@ -107,3 +107,28 @@ async def test_a_failed_refund_gives_back_its_own_share(kassa, client, merchant,
     assert taken == convert(Money(3, "eur"), Decimal("150.3"), "jpy").minor == 5
     report = await verify(kassa.pool)
     assert report.ok, report.problems
+
+
+async def test_verify_catches_a_refund_that_takes_the_wrong_amount(kassa, client, merchant,
+                                                                   auth, monkeypatch):
+    # the fx gain/loss leg balances whatever the merchant side is, and the trading legs
+    # only prove the trading rate: verify must check the merchant's side at the payment's
+    from kassa.services import refunds
+
+    await _settle_in(client, auth, "jpy")
+    await fx.store(kassa, [Rate("eur", "jpy", Decimal("150.3"), "test", kassa.clock())])
+    pi = (await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "500", "currency": "eur", "payment_method": "pm_card_visa",
+        "confirm": "true"})).json()
+    share = refunds._refund_share
+
+    async def one_yen_more(kassa_, r, p):
+        found = await share(kassa_, r, p)
+        return Money(found.minor + 1, found.currency)
+
+    monkeypatch.setattr(refunds, "_refund_share", one_yen_more)
+    refund = await client.post("/v1/refunds", headers=auth,
+                               data={"payment_intent": pi["id"], "amount": "100"})
+    assert refund.status_code == 200, refund.text
+    report = await verify(kassa.pool)
+    assert any(pi["id"] in p and "refund" in p for p in report.problems), report.problems
