@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from kassa.domain.fx import Rate, convert
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
@@ -110,25 +112,49 @@ async def test_a_failed_refund_gives_back_its_own_share(kassa, client, merchant,
 
 
 async def test_verify_catches_a_refund_that_takes_the_wrong_amount(kassa, client, merchant,
-                                                                   auth, monkeypatch):
+                                                                   auth):
     # the fx gain/loss leg balances whatever the merchant side is, and the trading legs
     # only prove the trading rate: verify must check the merchant's side at the payment's
-    from kassa.services import refunds
-
     await _settle_in(client, auth, "jpy")
     await fx.store(kassa, [Rate("eur", "jpy", Decimal("150.3"), "test", kassa.clock())])
     pi = (await client.post("/v1/payment_intents", headers=auth, data={
         "amount": "500", "currency": "eur", "payment_method": "pm_card_visa",
         "confirm": "true"})).json()
-    share = refunds._refund_share
-
-    async def one_yen_more(kassa_, r, p):
-        found = await share(kassa_, r, p)
-        return Money(found.minor + 1, found.currency)
-
-    monkeypatch.setattr(refunds, "_refund_share", one_yen_more)
     refund = await client.post("/v1/refunds", headers=auth,
                                data={"payment_intent": pi["id"], "amount": "100"})
     assert refund.status_code == 200, refund.text
     report = await verify(kassa.pool)
-    assert any(pi["id"] in p and "refund" in p for p in report.problems), report.problems
+    assert report.ok, report.problems
+    mid = merchant["merchant_id"]
+    with pytest.raises(_Rollback):
+        async with kassa.pool.acquire() as conn, conn.transaction():
+            # a second 1.00 eur refund that takes 152 yen (2.00 eur at 150.3 is 301 in all), the
+            # extra yen "balanced" by an fx gain; its trading legs agree with the rate
+            await conn.execute(
+                "INSERT INTO refunds (id, merchant_id, payment_intent_id, amount, currency,"
+                " status, created) VALUES ('re_forged', $1, $2, 100, 'eur', 'succeeded', 0)",
+                mid, pi["id"])
+            tx = await conn.fetchval(
+                "INSERT INTO ledger_transactions (kind, merchant_id, source_id,"
+                " exchange_rate) VALUES ('refund', $1, 're_forged', 150.3) RETURNING id", mid)
+            await conn.executemany(
+                "INSERT INTO ledger_entries (transaction_id, account, currency, layer,"
+                " amount) VALUES ($1, $2, $3, 'posted', $4)",
+                [(tx, f"merchant:{mid}:available", "jpy", 152),
+                 (tx, "psp:simulator:receivable", "eur", -100), (tx, "fx:eur", "eur", 100),
+                 (tx, "revenue:fx_gain_loss", "jpy", -2), (tx, "fx:jpy", "jpy", -150)])
+            await conn.execute(  # and its balance transaction, as a refund writes one
+                "INSERT INTO balance_transactions (id, merchant_id, amount, fee, net,"
+                " currency, type, source, status, available_on, created,"
+                " ledger_transaction_id, exchange_rate) VALUES ('txn_forged', $1, -152, 0,"
+                " -152, 'jpy', 'refund', 're_forged', 'available', 0, 0, $2, 150.3)", mid, tx)
+            report = await verify(conn)
+            assert any(pi["id"] in p and "its refunds took 302 jpy" in p
+                       for p in report.problems), report.problems
+            raise _Rollback
+    report = await verify(kassa.pool)
+    assert report.ok, report.problems
+
+
+class _Rollback(Exception):
+    pass
