@@ -158,3 +158,24 @@ async def test_verify_catches_a_refund_that_takes_the_wrong_amount(kassa, client
 
 class _Rollback(Exception):
     pass
+
+
+async def test_concurrent_partial_refunds_still_add_up(kassa, client, merchant, auth):
+    import asyncio
+
+    await _settle_in(client, auth, "jpy")
+    await fx.store(kassa, [Rate("eur", "jpy", Decimal("150.3"), "test", kassa.clock())])
+    pi = (await client.post("/v1/payment_intents", headers=auth, data={
+        "amount": "5", "currency": "eur", "payment_method": "pm_card_visa",
+        "confirm": "true"})).json()
+
+    async def one_cent():
+        return await client.post("/v1/refunds", headers=auth,
+                                 data={"payment_intent": pi["id"], "amount": "1"})
+
+    answers = await asyncio.gather(*(one_cent() for _ in range(5)))
+    assert all(a.status_code == 200 and a.json()["status"] == "succeeded" for a in answers), \
+        [a.text for a in answers]
+    assert -sum(b["amount"] for b in await _bts(client, auth, "refund")) == 8
+    report = await verify(kassa.pool)
+    assert report.ok, report.problems
