@@ -159,10 +159,11 @@ async def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent
     current = None if p.fx is None else await fx.trading_rate(kassa, kassa.pool, p.fx)
     uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now,
                            conversion=p.fx, current=current,
-                           settled=await _refund_share(kassa, r, p)))
+                           settled=await _refund_share(kassa, uow, r, p)))
 
 
-async def _refund_share(kassa: Kassa, r: Refund, p: PaymentIntent) -> Money | None:
+async def _refund_share(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent
+                        ) -> Money | None:
     """What a converted payment's refund takes from the merchant: the running total
     refunded (this one included) converted at the original rate, less what the posted
     refunds took already. Partial refunds so add up to the converted total, never more
@@ -172,8 +173,12 @@ async def _refund_share(kassa: Kassa, r: Refund, p: PaymentIntent) -> Money | No
     if p.fx is None:
         return None
     assert p.psp is not None
+    # two refunds of the payment finishing at once would each see the other's posting
+    # missing: the payment's row lock, held to this unit of work's commit, orders them
+    conn = await uow.connection()
+    await payments_db.lock_payment_unscoped(conn, p.id)
     presented, taken = await fx_db.refunded_so_far(
-        kassa.pool, payment_id=p.id, merchant_account=ledger.merchant_available(p.merchant_id),
+        conn, payment_id=p.id, merchant_account=ledger.merchant_available(p.merchant_id),
         receivable=ledger.psp_receivable(p.psp), presentment=p.currency)
     total = p.fx.settle(Money(presented + r.amount.minor, p.currency)).minor
     return Money(max(0, total - taken), p.fx.settlement)
