@@ -91,3 +91,29 @@ async def untraded_trading_entries(conn: Conn, limit: int = 100) -> list[asyncpg
         " JOIN ledger_entries e ON e.transaction_id = t.id AND e.account LIKE 'fx:%'"
         " WHERE t.exchange_rate IS NULL LIMIT $1", limit)
     return rows
+
+
+async def refunded_so_far(conn: Conn, *, payment_id: str, merchant_account: str,
+                          receivable: str, presentment: str) -> tuple[int, int]:
+    """What the posted refunds of a converted payment (net of refund failures) gave back
+    at the PSP (presentment minor units) and took from the merchant (settlement minor
+    units): the next refund converts the running total (domain/fx.py)."""
+    row = await conn.fetchrow(
+        "SELECT coalesce(-sum(e.amount) FILTER (WHERE e.account = $3 AND e.currency = $4),"
+        "   0)::bigint AS presented,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account = $2), 0)::bigint AS taken"
+        " FROM refunds r JOIN ledger_transactions t ON t.source_id = r.id"
+        "  AND t.kind IN ('refund', 'refund_reversal')"
+        " JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE r.payment_intent_id = $1", payment_id, merchant_account, receivable,
+        presentment)
+    return int(row["presented"]), int(row["taken"])
+
+
+async def refund_taken(conn: Conn, *, refund_id: str, merchant_account: str) -> int | None:
+    """What a refund's posting took from the merchant (None: it posted nothing)."""
+    value = await conn.fetchval(
+        "SELECT sum(e.amount)::bigint FROM ledger_transactions t JOIN ledger_entries e"
+        " ON e.transaction_id = t.id WHERE t.kind = 'refund' AND t.source_id = $1"
+        " AND e.account = $2", refund_id, merchant_account)
+    return None if value is None else int(value)

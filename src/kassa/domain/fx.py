@@ -24,10 +24,11 @@ Design (README "Multi-currency"):
   Dr ``fx:usd`` USD / Cr merchant pending USD (net) / Cr revenue:fees USD.
 - **Refunds and dispute debits** take from the merchant the presentment amount converted
   at the payment's original rate (so a full refund takes back exactly what the capture
-  credited; each partial refund rounds on its own, so partial refunds that add up to the
-  whole may differ from it by up to half a minor unit each — a refund and its failure
-  always mirror each other exactly). The trading legs are at the rate current when the
-  refund is posted (the operator buys the presentment currency back at today's price);
+  credited; a partial refund takes the running total refunded, converted, less what the
+  earlier refunds took — services/refunds.py — so partial refunds add up to the credited
+  gross, never more; a refund failure gives back exactly what its refund took). The
+  trading legs are at the rate current when the refund is posted (the operator buys the
+  presentment currency back at today's price);
   the difference between the two settlement amounts is the operator's realised FX gain
   or loss, posted to :data:`FX_GAIN_LOSS` in the settlement currency (debit = loss).
   Without a usable current rate the original rate is used and the difference is zero.

@@ -181,6 +181,28 @@ async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
     return rows
 
 
+async def converted_refunds(conn: Conn, *, after: str = "", limit: int = 10_000
+                            ) -> list[asyncpg.Record]:
+    """Converted payments with posted refunds (id > ``after``, the next ``limit`` by id):
+    what their refunds, net of refund failures, gave back at the PSP (presentment) and
+    took from the merchant (settlement currency); verify.py checks the merchant's side is
+    the net presentment total at the payment's rate (the fx gain/loss leg would balance
+    any other amount, so the trading legs alone cannot show it)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT p.id, p.currency, p.settlement_currency, p.exchange_rate,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%'), 0)::bigint"
+        "  AS presented,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account = 'merchant:' || p.merchant_id"
+        "  || ':available'), 0)::bigint AS taken"
+        " FROM payment_intents p JOIN refunds r ON r.payment_intent_id = p.id"
+        " JOIN ledger_transactions t ON t.source_id = r.id"
+        "  AND t.kind IN ('refund', 'refund_reversal')"
+        " JOIN ledger_entries e ON e.transaction_id = t.id"
+        " WHERE p.exchange_rate IS NOT NULL AND p.id > $1"
+        " GROUP BY p.id ORDER BY p.id LIMIT $2", after, limit)
+    return rows
+
+
 async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
     """Per merchant and currency, the payouts-in-transit account must hold exactly the
     payouts that are pending or in transit (`kassa ledger verify`)."""

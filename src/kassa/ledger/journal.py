@@ -90,25 +90,29 @@ def capture_reversal(captured: tuple[Entry, ...], *, merchant_id: str, source_id
             description="CAPTURE REJECTED BY THE CARD SCHEME", exchange_rate=exchange_rate))
 
 
-def _back(amount: Money, conversion: Conversion | None, current: Decimal | None
+def _back(amount: Money, conversion: Conversion | None, current: Decimal | None,
+          settled: Money | None = None
           ) -> tuple[Money | None, Money | None, Decimal | None]:
     """What a refund (or dispute debit) of ``amount`` takes from the merchant (the original
-    rate), the operator's FX loss (> 0) or gain (< 0) against the ``current`` rate, and the
-    rate of the trading entries (domain/fx.py)."""
+    rate; ``settled`` when the caller fixed it: a refund's share of the converted running
+    total), the operator's FX loss (> 0) or gain (< 0) against the ``current`` rate, and
+    the rate of the trading entries (domain/fx.py)."""
     if conversion is None:
         return None, None, None
-    settled = conversion.settle(amount)
+    if settled is None:
+        settled = conversion.settle(amount)
     trading = current if current is not None else conversion.rate
     at_trading = fx.convert(amount, trading, conversion.settlement)
     return settled, at_trading - settled, trading
 
 
 def refund(r: Refund, *, psp: str, bt_id: str, now: int,
-           conversion: Conversion | None = None, current: Decimal | None = None
-           ) -> ops.PostLedger:
+           conversion: Conversion | None = None, current: Decimal | None = None,
+           settled: Money | None = None) -> ops.PostLedger:
     """A refund the PSP made, and its ``refund`` balance transaction; converted at the
-    payment's original rate, the FX difference against ``current`` to fx gain/loss."""
-    settled, gain_loss, trading = _back(r.amount, conversion, current)
+    payment's original rate (``settled``: what the caller computed it takes), the FX
+    difference against ``current`` to fx gain/loss."""
+    settled, gain_loss, trading = _back(r.amount, conversion, current, settled)
     line = settled or r.amount
     return ops.PostLedger(
         ledger.refund(merchant_id=r.merchant_id, psp=psp, amount=r.amount, settled=settled,
@@ -120,12 +124,13 @@ def refund(r: Refund, *, psp: str, bt_id: str, now: int,
 
 
 def refund_failure(r: Refund, *, psp: str, bt_id: str, now: int,
-                   conversion: Conversion | None = None, current: Decimal | None = None
-                   ) -> ops.PostLedger:
+                   conversion: Conversion | None = None, current: Decimal | None = None,
+                   settled: Money | None = None) -> ops.PostLedger:
     """A refund that succeeded failed later at the PSP: its posting reversed, and a
     ``refund_failure`` balance transaction (the merchant gets back what the refund took;
-    the trading legs are at the ``current`` rate, the difference to fx gain/loss)."""
-    settled, gain_loss, trading = _back(r.amount, conversion, current)
+    the trading legs are at the ``current`` rate, the difference to fx gain/loss;
+    ``settled``: what the refund's own posting took)."""
+    settled, gain_loss, trading = _back(r.amount, conversion, current, settled)
     line = settled or r.amount
     return ops.PostLedger(
         ledger.refund_reversal(merchant_id=r.merchant_id, psp=psp, amount=r.amount,

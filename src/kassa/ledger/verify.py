@@ -74,6 +74,17 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             if problem is not None:
                 report.problems.append(f"dispute {row['id']} ({row['status']}): {problem}")
         last = disputes[-1]["id"]
+    last = ""
+    while refunded := await invariants.converted_refunds(conn, after=last):
+        for row in refunded:
+            expected = fx.convert(Money(row["presented"], row["currency"]),
+                                  row["exchange_rate"], row["settlement_currency"]).minor
+            if row["taken"] != expected:
+                report.problems.append(
+                    f"payment {row['id']}: its refunds took {row['taken']} "
+                    f"{row['settlement_currency']} from the merchant, expected {expected} "
+                    f"({row['presented']} {row['currency']} at {row['exchange_rate']})")
+        last = refunded[-1]["id"]
     for row in await invariants.payout_ledger_mismatches(conn):
         report.problems.append(
             f"merchant {row['merchant_id']} {row['currency']}: open payouts {row['open']} but "

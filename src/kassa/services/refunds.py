@@ -12,9 +12,11 @@ from typing import Any
 
 from kassa import representations
 from kassa.db import disputes as disputes_db
+from kassa.db import fx as fx_db
 from kassa.db import ops
 from kassa.db import payments as payments_db
 from kassa.db import refunds as refunds_db
+from kassa.domain import ledger
 from kassa.domain.errors import ConcurrentModification, InvalidRequest, NotFound
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -156,7 +158,30 @@ async def post_refund(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent
     now = kassa.clock()
     current = None if p.fx is None else await fx.trading_rate(kassa, kassa.pool, p.fx)
     uow.add(journal.refund(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"), now=now,
-                           conversion=p.fx, current=current))
+                           conversion=p.fx, current=current,
+                           settled=await _refund_share(kassa, uow, r, p)))
+
+
+async def _refund_share(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent
+                        ) -> Money | None:
+    """What a converted payment's refund takes from the merchant: the running total
+    refunded (this one included) converted at the original rate, less what the posted
+    refunds took already. Partial refunds so add up to the converted total, never more
+    than the capture credited (each one rounded alone would drift by up to half a minor
+    unit per refund, either way). Never below zero (refunds posted before this rule may
+    have taken more)."""
+    if p.fx is None:
+        return None
+    assert p.psp is not None
+    # two refunds of the payment finishing at once would each see the other's posting
+    # missing: the payment's row lock, held to this unit of work's commit, orders them
+    conn = await uow.connection()
+    await payments_db.lock_payment_unscoped(conn, p.id)
+    presented, taken = await fx_db.refunded_so_far(
+        conn, payment_id=p.id, merchant_account=ledger.merchant_available(p.merchant_id),
+        receivable=ledger.psp_receivable(p.psp), presentment=p.currency)
+    total = p.fx.settle(Money(presented + r.amount.minor, p.currency)).minor
+    return Money(max(0, total - taken), p.fx.settlement)
 
 
 async def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
@@ -171,8 +196,13 @@ async def bounce(kassa: Kassa, uow: UnitOfWork, r: Refund, p: PaymentIntent,
     uow.add(ops.UpdatePayment.of(p))
     now = kassa.clock()
     current = None if p.fx is None else await fx.trading_rate(kassa, kassa.pool, p.fx)
+    taken = None if p.fx is None else await fx_db.refund_taken(
+        kassa.pool, refund_id=r.id, merchant_account=ledger.merchant_available(p.merchant_id))
+    # the merchant gets back exactly what this refund's posting took (its share)
     uow.add(journal.refund_failure(r, psp=p.psp, bt_id=kassa.ids("balance_transaction"),
-                                   now=now, conversion=p.fx, current=current))
+                                   now=now, conversion=p.fx, current=current,
+                                   settled=None if p.fx is None or taken is None
+                                   else Money(taken, p.fx.settlement)))
     uow.emit(merchant_id=r.merchant_id, type="refund.failed", obj=_obj(r, p))
     _refund_updated(uow, r, p)
 
