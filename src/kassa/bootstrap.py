@@ -292,6 +292,7 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         clock=unix_now if settings.test_clock_file is None else file_clock(
             settings.test_clock_file),
         secrets=box, production=settings.env == "production",
+        platform_psp_tokens=settings.psp_tokens_on_platform_accounts,
         stripe_account_of=None if settings.psp_accounts_localstripe else
         stripe_account_lookup(client, settings.psp_timeout_seconds),
         fx=FxPolicy(max_age_seconds=settings.fx_max_age_seconds,

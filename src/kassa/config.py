@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     # leave out what localstripe refuses, and their keys are not bound to a Stripe account
     # id (localstripe has no /v1/account: psp/stripe/account.py). Refused in production.
     psp_accounts_localstripe: bool = False
+    # A PSP's own token (``stripe:pm_…``, ``adyen:<shopper>/<id>``) on the platform's shared
+    # Stripe or Adyen account is refused: kassa cannot tell which merchant such a token was
+    # stored for, so one merchant could charge another's shopper. Set it where every
+    # merchant may charge every token of the platform's accounts (one merchant, or merchants
+    # that are one business). Merchants' own accounts (pspacct_…) take their tokens always.
+    psp_tokens_on_platform_accounts: bool = False
     # Payouts: the payout rail (unset KASSA_BANK_URL: the bank simulator on
     # bank_host:bank_port, which `kassa dev` starts on a free port unless bank_port is set),
     # the payouts worker's idle pass, its first look at an in-transit payout (doubling while

@@ -49,7 +49,9 @@ async def adyen_kassa(settings, dsn, adyen_sim_url) -> AsyncIterator[Kassa]:
                           disputes_url=f"{adyen_sim_url}/ca/services/DisputeService/v30",
                           hmac_keys=f"{NEW_KEY},{OLD_KEY}")
     k, close = await bootstrap.build(
-        settings.model_copy(update={"default_psp": "adyen", "simulator_url": adyen_sim_url}),
+        # the stored-method tests charge tokens of this (platform) account
+        settings.model_copy(update={"default_psp": "adyen", "simulator_url": adyen_sim_url,
+                                    "psp_tokens_on_platform_accounts": True}),
         dsn, pool_size=6, adyen=adyen)
     try:
         yield k

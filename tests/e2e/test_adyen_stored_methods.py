@@ -67,6 +67,25 @@ async def test_a_token_of_another_shopper_is_refused_by_adyen(world: World) -> N
     assert r.json()["error"]["code"] == "invalid_psp_token"
 
 
+async def test_a_shared_platform_accounts_tokens_are_refused_unless_allowed(
+        world: World) -> None:
+    """Without KASSA_PSP_TOKENS_ON_PLATFORM_ACCOUNTS a token of the platform's Adyen account
+    (any merchant's shopper's) is a 400 and nothing reaches Adyen."""
+    token = await stored(world, "shopper-42")
+    before = len((await world.sim.get("/_sim/authorizations")).json())
+    world.kassa.platform_psp_tokens = False
+    try:
+        r = await world.api.post("/v1/payment_intents", data={
+            "amount": "900", "currency": "eur", "confirm": "true",
+            "payment_method": f"adyen:shopper-42/{token}"})
+    finally:
+        world.kassa.platform_psp_tokens = True
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+        "psp_token_shared_account", "payment_method")
+    assert len((await world.sim.get("/_sim/authorizations")).json()) == before
+
+
 async def test_the_wire_request_names_the_stored_method_and_no_card(adyen_sim_url) -> None:
     """What the adapter sends, read at the dialect's door: the stored method with its
     shopper and recurring model, nothing of a card; off-session adds ContAuth."""

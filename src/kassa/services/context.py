@@ -127,6 +127,8 @@ class Kassa:
     # seals merchants' PSP credentials (None: no key configured, no psp_accounts)
     secrets: SecretsBox | None = None
     production: bool = False  # KASSA_ENV=production: live keys and http URLs are refused
+    # KASSA_PSP_TOKENS_ON_PLATFORM_ACCOUNTS (services/psp_tokens.py)
+    platform_psp_tokens: bool = False
     # the Stripe account (acct_…) a secret key belongs to, asked with (key, API base); a
     # merchant's account is bound to it (services/psp_accounts.py). None: not asked
     # (localstripe, which has no /v1/account)

@@ -2,7 +2,13 @@
 before a payment is created or authorised with it: the account exists for this merchant
 (a platform account, or the merchant's own ``pspacct_…``), is enabled, takes the currency,
 and the token has the shape that account's PSP issues. Each failure is a 400 naming
-``payment_method``; nothing is stored or sent."""
+``payment_method``; nothing is stored or sent.
+
+The platform's shared Stripe and Adyen accounts take no tokens unless the platform says its
+merchants may charge each other's (KASSA_PSP_TOKENS_ON_PLATFORM_ACCOUNTS): a token there
+was stored for some merchant's shopper, and nothing tells kassa which, so merchant B could
+charge A's shopper with A's shopper reference and stored id. A merchant's own account
+(pspacct_…) holds only its tokens. The simulator's tokens are test cards."""
 
 from __future__ import annotations
 
@@ -21,6 +27,17 @@ def _unknown(account: str) -> InvalidRequest:
                           code="psp_account_unknown")
 
 
+SHARED = ("stripe", "adyen")  # platform accounts whose tokens may be any merchant's
+
+
+def _shared(account: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"The platform's PSP account '{account}' is shared by every merchant: a token "
+        "stored there may be another merchant's shopper's, so it is not charged. Connect "
+        "your own account (POST /v1/psp_accounts) and use its tokens (pspacct_…:<token>).",
+        param=PARAM, code="psp_token_shared_account")
+
+
 def _disabled(account: str) -> InvalidRequest:
     return InvalidRequest(f"The PSP account '{account}' is disabled: its tokens cannot be "
                           "charged now.", param=PARAM, code="psp_account_disabled")
@@ -37,6 +54,8 @@ async def check(kassa: Kassa, *, merchant_id: str, payment_method: str | None,
     if platform is not None and platform(name) or platform is None and name in registry:
         account = getattr(registry, "account", None)
         psp = account(name).psp if account is not None else name
+        if psp in SHARED and not kassa.platform_psp_tokens:
+            raise _shared(name)
         enabled = getattr(registry, "enabled", None)
         if enabled is not None and not enabled(name):
             raise _disabled(name)
