@@ -66,6 +66,8 @@ class Plan:
     timeouts: tuple[float, float] = (0.45, 0.85)  # A times out after charging
     timeout_rate: float = 0.15
     kill_window: tuple[float, float] = (0.2, 0.85)  # the API is killed evenly within
+    kills_after_outage: bool = False  # no kill before A is back (a successor's breaker
+    # starts closed with an empty window: a short run's outage may then never open it)
     settle_s: float = 120.0  # for recovery to settle every open attempt at the end
     seed: int = 1
 
@@ -380,6 +382,8 @@ async def killer(w: World) -> None:
     for n in range(w.plan.kills):
         at = low + (high - low) * n / max(1, w.plan.kills - 1)
         await until_done(w, at)
+        if w.plan.kills_after_outage:
+            await w.a_back.wait()
         assert w.api is not None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(w.api.proc.pid, signal.SIGKILL)

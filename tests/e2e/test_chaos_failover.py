@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 
 
 async def test_failover_timeouts_and_api_kills_lose_and_double_nothing(server_url, tmp_path):
-    # the kills fall after the outage: a successor API starts with a closed breaker and
-    # a fresh window, and 150 payments leave too few of the outage's to it for its breaker
-    # to be sure to open before A is back (CI saw that once)
+    # the kills wait until A is back: a successor API starts with a closed breaker and a
+    # fresh window, and 150 payments leave too few of the outage's to it for its breaker
+    # to be sure to open before A is back (CI saw that); and the outage lasts 7 s so that
+    # its refusals outnumber the normal phase's successes in the breaker's 10 s window
     plan = chaos.Plan(payments=150, rate=10.0, concurrency=16, kills=2, settle_s=30.0,
-                      kill_window=(0.35, 0.85))
+                      kill_window=(0.35, 0.85), kills_after_outage=True, outage_min_s=7.0)
     with migrated_database(server_url, prefix="kassa_chaos") as dsn, \
             contextlib.ExitStack() as es:
         summary = await chaos.run(plan, es, tmp_path, dsn)

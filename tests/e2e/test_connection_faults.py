@@ -165,7 +165,7 @@ async def proxied(settings, dsn
         await proxy.close()
 
 
-ANSWER_WITHIN = 3.0  # above /healthz's own bound (2 s)
+ANSWER_WITHIN = 4.0  # above /healthz's own bound (2 s), with room for a loaded machine's loop
 PAY = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa",
        "confirm": "true"}
 
