@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import orjson
 
+from kassa.psp.transport_errors import never_sent
 from kassa.vault import placeholders
 from kassa.vault.crypto import DecryptionFailed
 from kassa.vault.keyring import UnwrapFailed
@@ -112,15 +113,18 @@ class Forwarder:
                 answer = await response.aread()
             finally:
                 await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            for pm_id, cvc in cvcs.items():  # provably unsent: the CVC was not used
-                self.vault.cvcs.give_back(pm_id, cvc)
-            timed_out = isinstance(exc, httpx.ConnectTimeout)
-            return Forwarded(504 if timed_out else 502, [], b"",
-                             "connect_timeout" if timed_out else "connect")
-        except httpx.TimeoutException:
-            return Forwarded(504, [], b"", "timeout")
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            # "connect" tells the caller the PSP never got the request (it may fail over to
+            # another PSP), so only what provably never left is one: httpx-aiohttp raises
+            # ConnectTimeout for a connection dropped after the request was written too
+            if never_sent(exc):
+                for pm_id, cvc in cvcs.items():  # the CVC was not used
+                    self.vault.cvcs.give_back(pm_id, cvc)
+                timed_out = isinstance(exc, httpx.ConnectTimeout)
+                return Forwarded(504 if timed_out else 502, [], b"",
+                                 "connect_timeout" if timed_out else "connect")
+            if isinstance(exc, httpx.TimeoutException):
+                return Forwarded(504, [], b"", "timeout")
             return Forwarded(502, [], b"", "transport")
         for pm_id, pan in pans.items():  # a PSP that echoes the number gets its placeholder
             answer = answer.replace(pan.encode(), placeholders.placeholder(pm_id, "number")
