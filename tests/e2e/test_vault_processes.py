@@ -26,7 +26,7 @@ from tests.support.webhook_receiver import WebhookReceiver, create_endpoint, eve
 pytestmark = pytest.mark.slow
 
 STRIPE_PAN, DECLINED_PAN = "4242424242424242", "4000000000009995"
-# what the CVC fields carried; searched as whole tokens (no digit or letter either side)
+# what the CVC fields carried; searched as whole values (token() below)
 CVCS = ("919", "838", "727")
 
 
@@ -77,8 +77,28 @@ async def database_text(dsn: str, *, skip: set[str]) -> str:
         await conn.close()
 
 
+# a CVC is 3 digits, so any long random text holds each one somewhere: inside ids, keys
+# and tokens (letters, digits, _ - + / ~ and %-escapes), decimals and timestamps (".727")
+_IN_A_TOKEN = r"[0-9A-Za-z_+/~%-]"
+
+
 def token(text: str, needle: str) -> int:
-    return len(re.findall(rf"(?<![0-9A-Za-z]){needle}(?![0-9A-Za-z])", text))
+    """How often ``needle`` occurs as a value of its own — a field's value in JSON, a form,
+    a repr or a log line (``"cvc": "727"``, ``card[cvc]=727&``, ``cvc 727.``) — and not as
+    a piece of a longer token or number."""
+    return len(re.findall(rf"(?<!{_IN_A_TOKEN})(?<!\.){re.escape(needle)}"
+                          rf"(?!{_IN_A_TOKEN})(?!\.[0-9])", text))
+
+
+def test_the_cvc_search_finds_values_not_pieces_of_tokens():
+    """The search below proves a CVC absent only if it would find one written out."""
+    for written in ('"cvc":"727"', "{'cvc': '727'}", "card[cvc]=727&exp_month=12",
+                    "card%5Bcvc%5D=727", "cvc=727", "cvc: 727", "the CVC was 727.",
+                    "Secret('727')", "727"):
+        assert token(written, "727") == 1, written
+    for pieces in ("pm_Ab727Cd", "tok-727_x", "ck_a_727-b", "Zx+727/q", "%727", "0.727",
+                   "11:02:33.727+00", "727.5", "17270", "a727", "727b", "~727~"):
+        assert token(pieces, "727") == 0, pieces
 
 
 async def test_card_numbers_stay_in_the_vault(server_url, simulator_url, tmp_path: Path):

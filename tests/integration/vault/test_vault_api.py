@@ -147,6 +147,40 @@ async def test_a_psp_that_cannot_be_reached_is_a_connect_error_to_the_adapter(
                 await client.post("http://127.0.0.1:9/v1/x", json={"amount": 1})
 
 
+async def test_a_psp_that_drops_the_sent_request_is_outcome_unknown_to_the_adapter(
+        settings, dsn, shop):
+    """The PSP read the request, then closed the connection: it may have authorised. The
+    vault's own transport (httpx-aiohttp) raises ConnectTimeout for that too; the adapter
+    must not see "never sent" (it would fail over and maybe charge twice)."""
+    import asyncio
+
+    from kassa.psp.transport_errors import never_sent
+    from kassa.vault.transport import VaultForwardingTransport
+    from tests.support.vault import running_vault
+
+    arrived: list[bytes] = []
+
+    async def drop_after_reading(reader: asyncio.StreamReader,
+                                 writer: asyncio.StreamWriter) -> None:
+        arrived.append(await reader.read(65536))
+        writer.close()
+
+    server = await asyncio.start_server(drop_after_reading, "127.0.0.1", 0)
+    psp = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server, running_vault(settings, dsn, vault_forward_hosts=psp) as vault:
+        pm = (await tokenise(vault.url, shop["publishable_key"], PAN, cvc="737")).json()["id"]
+        transport = VaultForwardingTransport(httpx.AsyncHTTPTransport(),
+                                             forward_url=vault.forward_url, token=FORWARD_TOKEN)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.TransportError) as err:
+                await client.post(psp + "/v1/authorizations",
+                                  json={"number": f"kvault_{pm}_number", "cvc": f"kvault_{pm}_cvc"})
+        assert arrived and b"737" in arrived[0]  # the PSP did get the card and its CVC
+        assert not never_sent(err.value), repr(err.value)
+        assert not isinstance(err.value, httpx.ConnectError | httpx.ConnectTimeout)
+        assert vault.vault.cvcs.take(pm) is None  # sent: the CVC was used, not given back
+
+
 def _capturing_forwarder(vault, seen: list[httpx.Request]):
     from kassa.vault.forward import Forwarder, parse_allow_list
 
