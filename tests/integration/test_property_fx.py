@@ -11,7 +11,6 @@ captured minus refunded in it; and every FX difference went to fx gain/loss.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,28 +24,14 @@ from kassa.domain.fx import Rate, convert
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
 from kassa.services import fx, merchants
-from tests.support.properties import async_property, examples_guard
+from tests.support.properties import MAX_EXAMPLES, Pay, Refund, async_property, examples_guard
 
 PRESENTMENT = ("usd", "eur", "jpy", "kwd")
 SETTLEMENT = ("usd", "jpy")
 # central rates per usd; each example moves them by up to ±20 %
 PER_USD = {"usd": Decimal(1), "eur": Decimal("0.92"), "jpy": Decimal("151.3"),
            "kwd": Decimal("0.3075")}
-MAX_EXAMPLES = int(os.environ.get("KASSA_PROPERTY_EXAMPLES", "15"))
 EXAMPLES_RUN: list[int] = []
-
-
-@dataclass(frozen=True)
-class Pay:
-    merchant: int
-    currency: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class Refund:
-    payment: int
-    percent: int
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,30 @@ guard that every example really ran."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import hypothesis
 from hypothesis import HealthCheck
+
+# examples per property (KASSA_PROPERTY_EXAMPLES raises it for a long run)
+MAX_EXAMPLES = int(os.environ.get("KASSA_PROPERTY_EXAMPLES", "15"))
+
+
+@dataclass(frozen=True)
+class Pay:
+    """A step of a money property: merchant ``merchant`` takes a payment."""
+    merchant: int
+    currency: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A step: ``percent`` of payment ``payment`` (an index into those taken) refunded."""
+    payment: int
+    percent: int
 
 
 def async_property(max_examples: int) -> hypothesis.settings:

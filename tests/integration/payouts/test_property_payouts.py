@@ -15,7 +15,6 @@ became available minus what left and stayed out."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from kassa.services import balances, merchants
 from kassa.services.payout_rail import RailPolicy, advance_due_payouts
 from tests.support.bank_server import running_bank
 from tests.support.databases import migrated_database
-from tests.support.properties import async_property, examples_guard
+from tests.support.properties import MAX_EXAMPLES, Pay, Refund, async_property, examples_guard
 
 DAY = 86_400
 CURRENCIES = ("usd", "eur")
@@ -47,21 +46,7 @@ MERCHANTS = 2
 # the bank decides a transfer's fate by the last four of the destination's account (bank.py)
 FATES = {"paid": "6789", "failed": "1113", "returned": "5556", "canceled": "6789"}
 NOW_POLICY = RailPolicy(poll_s=0.0, backoff_cap_s=0.0)  # every pass looks again at once
-MAX_EXAMPLES = int(os.environ.get("KASSA_PROPERTY_EXAMPLES", "15"))
 EXAMPLES_RUN: list[int] = []
-
-
-@dataclass(frozen=True)
-class Pay:
-    merchant: int
-    currency: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class Refund:
-    payment: int
-    percent: int
 
 
 @dataclass(frozen=True)
