@@ -98,11 +98,24 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
     await conn.execute("ANALYZE reconciliation_stage")
 
 
-MATCH = """
-INSERT INTO reconciliation_items (run_id, row_number, category, psp_reference,
-    kassa_reference, gross, fee, currency, psp_status, created, expected_fee, merchant_id,
-    matched, kassa_amount, kassa_currency, kassa_status, problem, posted)
-SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.fee,
+# the matched rows, this transaction's own (a temporary table: no WAL, no index, no foreign
+# key per row); every later step of the import reads them here, and write_items() copies
+# them into reconciliation_items in one statement once the file is known to be accepted
+MATCHED_COLUMNS = ("row_number, category, psp_reference, kassa_reference, gross, fee,"
+                   " currency, psp_status, created, expected_fee, merchant_id, matched,"
+                   " kassa_amount, kassa_currency, kassa_status, problem, posted")
+
+CREATE_MATCHED = """
+CREATE TEMPORARY TABLE reconciliation_matched (row_number bigint, category text,
+    psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,
+    psp_status text, created bigint, expected_fee bigint, merchant_id text, matched text,
+    kassa_amount bigint, kassa_currency text, kassa_status text, problem text,
+    posted boolean, nth_object bigint, nth_reference bigint) ON COMMIT DROP
+"""
+
+MATCH = f"""
+INSERT INTO reconciliation_matched ({MATCHED_COLUMNS}, nth_object, nth_reference)
+SELECT x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.fee,
     x.currency, x.psp_status, x.created, x.expected_fee, x.merchant_id, x.matched,
     x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
     (x.problem IS NULL OR x.problem = 'fee_mismatch' OR x.resolvable)
@@ -110,7 +123,8 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
         -- a movement repeated in this file is posted at most once; duplicate_rows() then
         -- refuses the file
         AND (x.matched IS NULL OR x.nth_object = 1)
-        AND (x.psp_reference IS NULL OR x.nth_reference = 1)
+        AND (x.psp_reference IS NULL OR x.nth_reference = 1),
+    x.nth_object, x.nth_reference
 FROM (
     SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
     row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
@@ -155,17 +169,17 @@ FROM (
             END AS kassa_status
         FROM reconciliation_stage s
         -- by the PSP's reference (hash joins: one pass over each table, no index needed)
-        LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $2
+        LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $1
             AND p1.psp_reference = s.psp_reference
         LEFT JOIN refunds r1 ON s.category = 'refund' AND r1.psp_reference = s.psp_reference
-        LEFT JOIN disputes d ON s.category = 'chargeback' AND d.psp = $2
+        LEFT JOIN disputes d ON s.category = 'chargeback' AND d.psp = $1
             AND d.psp_dispute_id = s.psp_reference
         -- else by kassa's reference: the attempt id kassa sent as the PSP's idempotency key
         LEFT JOIN attempts pa ON p1.id IS NULL AND s.category = 'charge'
-            AND pa.id = s.kassa_reference AND pa.operation = 'authorize' AND pa.psp = $2
+            AND pa.id = s.kassa_reference AND pa.operation = 'authorize' AND pa.psp = $1
         LEFT JOIN payment_intents p2 ON p2.id = pa.payment_intent_id
         LEFT JOIN attempts ra ON r1.id IS NULL AND s.category = 'refund'
-            AND ra.id = s.kassa_reference AND ra.operation = 'refund' AND ra.psp = $2
+            AND ra.id = s.kassa_reference AND ra.operation = 'refund' AND ra.psp = $1
         LEFT JOIN refunds r2 ON r2.id = ra.refund_id
     ) m
     -- posted by an earlier run (another file with the same movement): not again. Looked up
@@ -187,23 +201,38 @@ FROM (
 """
 
 
-async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
-    await conn.execute(MATCH, run_id, psp)  # the settings lock_psp made for the import
+async def match_rows(conn: asyncpg.Connection, *, psp: str) -> None:
+    """Match the staged rows into reconciliation_matched (the settings lock_psp made)."""
+    await conn.execute(CREATE_MATCHED)
+    await conn.execute(MATCH, psp)
+    await conn.execute("ANALYZE reconciliation_matched")
 
 
-async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:
-    """The first movement this run's file has more than once: the same kassa object, or the
-    same PSP reference, in one category (None: none)."""
+async def duplicate_rows(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The first movement the file has more than once: the same kassa object, or the same
+    PSP reference, in one category (None: none). MATCH numbered each row within its object
+    and its reference; only such a repeated movement has a row whose number is not 1."""
     return await conn.fetchrow(
         "SELECT category, what, rows FROM ("
         " SELECT category, matched AS what, array_agg(row_number ORDER BY row_number) AS rows"
-        " FROM reconciliation_items WHERE run_id = $1 AND matched IS NOT NULL"
-        " GROUP BY category, matched HAVING count(*) > 1"
+        " FROM reconciliation_matched WHERE matched IS NOT NULL AND (category, matched) IN"
+        "  (SELECT category, matched FROM reconciliation_matched WHERE nth_object > 1)"
+        " GROUP BY category, matched"
         " UNION ALL SELECT category, psp_reference,"
-        " array_agg(row_number ORDER BY row_number) FROM reconciliation_items"
-        " WHERE run_id = $1 AND psp_reference IS NOT NULL"
-        " GROUP BY category, psp_reference HAVING count(*) > 1) d"
-        " ORDER BY rows[1] LIMIT 1", run_id)
+        " array_agg(row_number ORDER BY row_number) FROM reconciliation_matched"
+        " WHERE psp_reference IS NOT NULL AND (category, psp_reference) IN"
+        "  (SELECT category, psp_reference FROM reconciliation_matched"
+        "   WHERE nth_reference > 1)"
+        " GROUP BY category, psp_reference) d"
+        " ORDER BY rows[1] LIMIT 1")
+
+
+async def write_items(conn: asyncpg.Connection, *, run_id: str) -> None:
+    """The run's rows, as matched, into reconciliation_items: one statement, in row order
+    (the primary key's b-tree is appended to, not split at random)."""
+    await conn.execute(f"INSERT INTO reconciliation_items (run_id, {MATCHED_COLUMNS})"
+                       f" SELECT $1, {MATCHED_COLUMNS} FROM reconciliation_matched"
+                       " ORDER BY row_number", run_id)
 
 
 async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created: int) -> None:
@@ -225,19 +254,21 @@ async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created
         " CASE WHEN auto THEN 'settlement posted; recovery asked to resolve the payment''s"
         " open attempts at the PSP' END, CASE WHEN auto THEN $2::bigint END, $2"
         " FROM (SELECT i.*, (i.problem = 'status_mismatch' AND i.posted) AS auto"
-        "   FROM reconciliation_items i WHERE i.run_id = $1 AND i.problem IS NOT NULL) i",
+        "   FROM reconciliation_matched i WHERE i.problem IS NOT NULL) i",
         run_id, created)
     await conn.execute(
-        "UPDATE attempts a SET next_check_at = now() FROM reconciliation_items i"
-        " WHERE i.run_id = $1 AND i.problem = 'status_mismatch' AND i.category = 'charge'"
+        "UPDATE attempts a SET next_check_at = now() FROM reconciliation_matched i"
+        " WHERE i.problem = 'status_mismatch' AND i.category = 'charge'"
         " AND i.kassa_status = 'processing' AND i.psp_status = 'captured'"
-        " AND a.payment_intent_id = i.matched AND a.status IN ('started', 'unknown')", run_id)
+        " AND a.payment_intent_id = i.matched AND a.status IN ('started', 'unknown')")
 
 
 async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: str,
                                 covers_from: int, covers_to: int, created: int) -> None:
     """Money kassa recorded at this PSP on the days the report covers that no run has a row
-    for: captures, refunds and chargebacks (by their ledger posting's time)."""
+    for: captures, refunds and chargebacks (by their ledger posting's time). This run's rows
+    are still only in reconciliation_matched (one hash anti-join); the earlier runs' in
+    reconciliation_items (an index lookup for each object this file does not have)."""
     await conn.execute(
         "INSERT INTO reconciliation_discrepancies (id, run_id, kind, category, merchant_id,"
         " kassa_object, currency, kassa_amount, resolution, created)"
@@ -257,7 +288,13 @@ async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: s
         "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
         "   WHERE t.kind = 'dispute' AND t.created_at >= to_timestamp($3)"
         "   AND t.created_at < to_timestamp($4) AND d.psp = $2) k"
-        " WHERE NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.matched = k.id)",
+        " WHERE NOT EXISTS (SELECT 1 FROM reconciliation_matched m WHERE m.matched = k.id)"
+        # an earlier run's item of the object: posted (reconciliation_settled_object: the
+        # object implies its category) or not (reconciliation_items_matched)
+        " AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.posted"
+        "   AND i.category = k.category AND i.matched = k.id)"
+        " AND NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE NOT i.posted"
+        "   AND i.matched = k.id)",
         run_id, psp, covers_from, covers_to, created)
 
 
@@ -267,8 +304,7 @@ async def post_settlement(conn: asyncpg.Connection, *, run_id: str, psp: str) ->
     gross debits the receivable back)."""
     sums = await conn.fetch(
         "SELECT currency, sum(gross)::bigint AS gross, sum(fee)::bigint AS fee"
-        " FROM reconciliation_items WHERE run_id = $1 AND posted GROUP BY currency"
-        " ORDER BY currency", run_id)
+        " FROM reconciliation_matched WHERE posted GROUP BY currency ORDER BY currency")
     for s in sums:
         entries = [(BANK_CASH, s["gross"] - s["fee"]), (EXPENSE_PSP_FEES, s["fee"]),
                    (psp_receivable(psp), -s["gross"])]
@@ -290,10 +326,9 @@ async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int 
     await conn.execute(
         "UPDATE reconciliation_runs r SET status = 'completed', covers_from = $2,"
         " covers_to = $3, completed_at = $4,"
-        " rows_read = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1),"
-        " rows_matched = (SELECT count(*) FROM reconciliation_items WHERE run_id = $1"
-        "   AND matched IS NOT NULL AND (posted OR problem IS NULL"
-        "   OR problem = 'fee_mismatch')),"
+        " (rows_read, rows_matched) = (SELECT count(*), count(*) FILTER (WHERE matched"
+        "   IS NOT NULL AND (posted OR problem IS NULL OR problem = 'fee_mismatch'))"
+        "   FROM reconciliation_matched),"
         " discrepancies = (SELECT count(*) FROM reconciliation_discrepancies"
         "   WHERE run_id = $1) WHERE id = $1", run_id, covers_from, covers_to, completed_at)
 

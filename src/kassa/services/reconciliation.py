@@ -140,8 +140,8 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
             await rdb.stage_rows(conn, records())
         except ReportError as exc:
             raise InvalidRequest(f"{path.name}: {exc}", param="file") from None
-        await rdb.match_rows(conn, run_id=run_id, psp=psp)
-        duplicate = await rdb.duplicate_rows(conn, run_id=run_id)
+        await rdb.match_rows(conn, psp=psp)
+        duplicate = await rdb.duplicate_rows(conn)
         if duplicate is not None:  # nothing of the file is kept: the transaction rolls back
             rows = ", ".join(f"line {n}" for n in duplicate["rows"])
             raise InvalidRequest(
@@ -156,6 +156,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
                                             covers_from=covers_from, covers_to=covers_to,
                                             created=now)
         await rdb.post_settlement(conn, run_id=run_id, psp=psp)
+        await rdb.write_items(conn, run_id=run_id)
         await rdb.finish_run(conn, run_id=run_id, covers_from=covers_from,
                              covers_to=covers_to, completed_at=kassa.clock())
         if pull is not None and not await rdb.complete_pull(conn, pull, run_id=run_id,
