@@ -1,7 +1,10 @@
 """Named SQL for reconciliation runs (migration money_reconciliation): the report's rows are
-COPYed into a temporary table, then matched to kassa's payments, refunds and disputes, each
-row classified, discrepancies recorded and the settlement posted — all set-based, in the one
-transaction of the import, so a run is all there or not there at all.
+COPYed into a temporary table, then matched to kassa's payments, refunds and disputes into a
+second one (``reconciliation_matched``), each row classified, discrepancies recorded and the
+settlement posted from it, and only then the rows written into ``reconciliation_items`` in
+one INSERT — all set-based, in the one transaction of the import, so a run is all there or
+not there at all (a file refused for a repeated movement never writes an item). An item's run
+is checked once per statement (migration reconfast_item_writes), not once per row.
 
 Matching: by the PSP's reference first (``payment_intents.psp_reference``,
 ``refunds.psp_reference``, ``disputes.psp_dispute_id``), then by kassa's own reference echoed
@@ -18,8 +21,6 @@ PSP charged), the same fingerprint in a later file is not posted again.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import asyncpg
@@ -375,76 +376,3 @@ async def receivable(conn: Conn, *, psp: str) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT currency, sum(amount)::bigint AS total FROM ledger_entries"
                             " WHERE account = $1 AND layer = 'posted' GROUP BY currency",
                             psp_receivable(psp))
-
-
-
-# --- the daily pull (migration reconcile_daily_pulls) ---------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class PullClaim:
-    """A worker's claim on one account's report day: valid while the row still says it is
-    this worker's ``tries``-th claim (a worker whose lease ran out has lost it)."""
-
-    psp: str
-    day: date
-    worker: str
-    tries: int
-
-
-async def claim_pull(conn: Conn, *, psp: str, day: date, worker: str, now: int,
-                     lease_until: int) -> PullClaim | None:
-    """Claim the day, or None: it is imported, another worker holds it, or its last failure
-    is still waiting for its retry time. Two workers racing for a new day: the primary key
-    lets one insert; the other's ON CONFLICT re-checks the committed row and gets nothing."""
-    tries = await conn.fetchval(
-        "INSERT INTO reconciliation_pulls (psp, report_date, status, claimed_by, lease_until,"
-        " created) VALUES ($1, $2, 'claimed', $3, $5, $4)"
-        " ON CONFLICT (psp, report_date) DO UPDATE SET status = 'claimed',"
-        " claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until,"
-        " tries = reconciliation_pulls.tries + 1, retry_at = NULL, failure = NULL"
-        " WHERE (reconciliation_pulls.status = 'failed' AND reconciliation_pulls.retry_at <= $4)"
-        " OR (reconciliation_pulls.status = 'claimed' AND reconciliation_pulls.lease_until < $4)"
-        " RETURNING tries", psp, day, worker, now, lease_until)
-    return None if tries is None else PullClaim(psp, day, worker, tries)
-
-
-async def renew_pull(conn: Conn, claim: PullClaim, *, lease_until: int) -> bool:
-    """Extend the claim's lease (the import's heartbeat); False if it is no longer this
-    worker's claim (taken over, or already marked imported or failed)."""
-    renewed = await conn.fetchval(
-        "UPDATE reconciliation_pulls SET lease_until = greatest(lease_until, $5)"
-        " WHERE psp = $1 AND report_date = $2 AND status = 'claimed' AND claimed_by = $3"
-        " AND tries = $4 RETURNING true",
-        claim.psp, claim.day, claim.worker, claim.tries, lease_until)
-    return bool(renewed)
-
-
-async def complete_pull(conn: Conn, claim: PullClaim, *, run_id: str, now: int) -> bool:
-    """Mark the day imported by ``run_id``; False if the claim was lost meanwhile."""
-    done = await conn.fetchval(
-        "UPDATE reconciliation_pulls SET status = 'imported', run_id = $5, completed_at = $6,"
-        " failure = NULL WHERE psp = $1 AND report_date = $2 AND status = 'claimed'"
-        " AND claimed_by = $3 AND tries = $4 RETURNING true",
-        claim.psp, claim.day, claim.worker, claim.tries, run_id, now)
-    return bool(done)
-
-
-async def fail_pull(conn: Conn, claim: PullClaim, *, failure: str, retry_at: int) -> None:
-    await conn.execute(
-        "UPDATE reconciliation_pulls SET status = 'failed', failure = $5, retry_at = $6"
-        " WHERE psp = $1 AND report_date = $2 AND status = 'claimed' AND claimed_by = $3"
-        " AND tries = $4", claim.psp, claim.day, claim.worker, claim.tries, failure[:2000],
-        retry_at)
-
-
-async def imported_days(conn: Conn, *, psp: str, days: list[date]) -> set[date]:
-    rows = await conn.fetch("SELECT report_date FROM reconciliation_pulls WHERE psp = $1"
-                            " AND report_date = ANY($2::date[]) AND status = 'imported'",
-                            psp, days)
-    return {r["report_date"] for r in rows}
-
-
-async def pulls_of_day(conn: Conn, day: date) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT psp, report_date, status, tries, run_id, failure, completed_at"
-        " FROM reconciliation_pulls WHERE report_date = $1 ORDER BY psp", day)

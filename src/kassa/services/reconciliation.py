@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_pulls as pulls_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS
 from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError, Staged
@@ -84,7 +85,7 @@ class PullClaimLost(Exception):
 async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: str | None = None,
                         progress: Progress | None = None,
                         on_rows: Callable[[int], None] | None = None,
-                        pull: rdb.PullClaim | None = None,
+                        pull: pulls_db.PullClaim | None = None,
                         covers: tuple[int, int] | None = None) -> dict[str, Any]:
     """The run of this file (the earlier one if it was imported before).
 
@@ -159,7 +160,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         await rdb.write_items(conn, run_id=run_id)
         await rdb.finish_run(conn, run_id=run_id, covers_from=covers_from,
                              covers_to=covers_to, completed_at=kassa.clock())
-        if pull is not None and not await rdb.complete_pull(conn, pull, run_id=run_id,
+        if pull is not None and not await pulls_db.complete_pull(conn, pull, run_id=run_id,
                                                             now=kassa.clock()):
             raise PullClaimLost(f"{pull.psp} {pull.day}")
         row = await rdb.get_run(conn, run_id)
@@ -167,11 +168,11 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
     return render_run(row)
 
 
-async def _known(kassa: Kassa, run: Any, pull: rdb.PullClaim | None,
+async def _known(kassa: Kassa, run: Any, pull: pulls_db.PullClaim | None,
                  conn: Any = None) -> dict[str, Any]:
     """A file imported before: its run; a pulled day whose report is that very file (two
     days with the same report, e.g. both without a movement) is imported by that run."""
-    if pull is not None and not await rdb.complete_pull(conn or kassa.pool, pull,
+    if pull is not None and not await pulls_db.complete_pull(conn or kassa.pool, pull,
                                                         run_id=run["id"], now=kassa.clock()):
         raise PullClaimLost(f"{pull.psp} {pull.day}")
     return render_run(run)

@@ -1,7 +1,7 @@
 """The scheduled daily pull: once per PSP account and UTC day, download the account's
 settlement report of a day that is over (through its SettlementReportSource) and import it
 as a reconciliation run. Any number of pull workers may run: each day is claimed in the
-database (db/reconciliation.py ``claim_pull``) and marked imported in the import's own
+database (db/reconciliation_pulls.py ``claim_pull``) and marked imported in the import's own
 transaction, so a day gets exactly one run however the workers race; no download happens
 inside a transaction. Days missed while no worker ran are caught up, back to
 ``catch_up_days`` before today; a report not published yet, unreachable or unreadable is
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
-from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_pulls as rdb
 from kassa.domain.errors import KassaError
 from kassa.psp.base import ReportUnavailable, SettlementReportSource
 from kassa.services import reconciliation

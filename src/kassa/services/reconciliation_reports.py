@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_pulls as pulls_db
 from kassa.db import reconciliation_reports as reports_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.domain.reconciliation import DiscrepancyKind
@@ -69,7 +69,7 @@ async def merchant_settlement(kassa: Kassa, *, merchant_id: str, start: date, en
 
 async def daily_summary(kassa: Kassa, *, day: date) -> dict[str, Any]:
     start, end = day_bounds(day)
-    pulls = {r["psp"]: r for r in await rdb.pulls_of_day(kassa.pool, day)}
+    pulls = {r["psp"]: r for r in await pulls_db.pulls_of_day(kassa.pool, day)}
     runs = await reports_db.runs_of_day(kassa.pool, day=day, start=start, end=end)
     run_ids = [r["id"] for r in runs]
     counts = await reports_db.discrepancy_counts(kassa.pool, run_ids)

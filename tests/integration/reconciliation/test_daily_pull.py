@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from kassa import bootstrap
 from kassa.config import Settings
 from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_pulls as pulls_db
 from kassa.ledger.verify import verify
 from kassa.services import merchants
 from kassa.services.reconciliation_pull import PullPolicy, pull_settlement_reports
@@ -101,7 +102,7 @@ async def test_a_claim_whose_worker_died_is_taken_over(world, tmp_path, own_simu
         Settings(env="test", simulator_url=own_simulator), sim)
     now = k.clock()
     # a worker claimed the day and died before it imported anything
-    assert await rdb.claim_pull(k.pool, psp="simulator", day=day, worker="dead", now=now - 901,
+    assert await pulls_db.claim_pull(k.pool, psp="simulator", day=day, worker="dead", now=now - 901,
                                 lease_until=now - 1) is not None
     policy = PullPolicy(reports_dir=tmp_path, catch_up_days=1)
     assert await pull_settlement_reports(k, sources=sources, worker="alive", policy=policy,
@@ -111,8 +112,8 @@ async def test_a_claim_whose_worker_died_is_taken_over(world, tmp_path, own_simu
     assert row["status"] == "imported" and row["claimed_by"] == "alive" and row["tries"] == 2
     # the dead worker's claim is no longer its own: had it come back, its import would roll
     # back instead of making a second run
-    stale = rdb.PullClaim("simulator", day, "dead", 1)
-    assert not await rdb.complete_pull(k.pool, stale, run_id=row["run_id"], now=now)
+    stale = pulls_db.PullClaim("simulator", day, "dead", 1)
+    assert not await pulls_db.complete_pull(k.pool, stale, run_id=row["run_id"], now=now)
 
 
 async def test_a_live_import_longer_than_its_lease_is_not_taken_over(world, tmp_path,
@@ -174,14 +175,14 @@ async def test_a_worker_whose_claim_was_taken_over_stops_renewing_it(world):
     k, _, _ = world
     day = datetime.now(UTC).date() - timedelta(days=40)
     now = k.clock()
-    old = await rdb.claim_pull(k.pool, psp="simulator", day=day, worker="old", now=now - 10,
+    old = await pulls_db.claim_pull(k.pool, psp="simulator", day=day, worker="old", now=now - 10,
                                lease_until=now - 1)
-    assert old is not None and await rdb.renew_pull(k.pool, old, lease_until=now - 1)
-    new = await rdb.claim_pull(k.pool, psp="simulator", day=day, worker="new", now=now,
+    assert old is not None and await pulls_db.renew_pull(k.pool, old, lease_until=now - 1)
+    new = await pulls_db.claim_pull(k.pool, psp="simulator", day=day, worker="new", now=now,
                                lease_until=now + 60)
     assert new is not None and new.tries == 2
     # the old worker's renewal neither succeeds nor shortens or steals the new lease
-    assert not await rdb.renew_pull(k.pool, old, lease_until=now + 3600)
-    assert await rdb.renew_pull(k.pool, new, lease_until=now + 30)  # never shortened
+    assert not await pulls_db.renew_pull(k.pool, old, lease_until=now + 3600)
+    assert await pulls_db.renew_pull(k.pool, new, lease_until=now + 30)  # never shortened
     assert await k.pool.fetchval("SELECT lease_until FROM reconciliation_pulls WHERE psp ="
                                  " 'simulator' AND report_date = $1", day) == now + 60
