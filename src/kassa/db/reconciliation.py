@@ -186,11 +186,15 @@ FROM (
     -- posted by an earlier run (another file with the same movement): not again. Looked up
     -- after matching: the same kassa object in the same category, however the PSP's
     -- reference reads in each file (blank in one, another in the other); or the same posted
-    -- PSP reference; or, for a fee row without one, the same fingerprint
-    LEFT JOIN reconciliation_items d1 ON d1.posted AND d1.matched IS NOT NULL
-        AND d1.category = m.category AND d1.matched = m.matched
-    LEFT JOIN reconciliation_items d2 ON d2.posted AND d2.category = m.category
-        AND d2.psp_reference = m.psp_reference
+    -- PSP reference; or, for a fee row without one, the same fingerprint. One index lookup
+    -- per row (reconciliation_settled_object, reconciliation_settled: unique, so LIMIT 1
+    -- drops nothing), not a hash over all history: the cost stays as the history grows
+    LEFT JOIN LATERAL (SELECT d1.run_id FROM reconciliation_items d1 WHERE d1.posted
+        AND d1.matched IS NOT NULL AND d1.category = m.category AND d1.matched = m.matched
+        LIMIT 1) d1 ON true
+    LEFT JOIN LATERAL (SELECT d2.run_id FROM reconciliation_items d2 WHERE d2.posted
+        AND d2.category = m.category AND d2.psp_reference = m.psp_reference LIMIT 1) d2
+        ON true
     LEFT JOIN (SELECT min(f.run_id) AS run_id, f.currency, f.gross, f.fee, f.created
                FROM reconciliation_items f WHERE f.posted AND f.category = 'fee'
                AND f.matched IS NULL AND f.psp_reference IS NULL
