@@ -16,7 +16,8 @@ RUN_COLUMNS = ("record", "run", "psp", "currency", "matched_rows", "posted_rows"
                "settled_gross", "settled_fee", "settled_net", "discrepancy", "row_number",
                "kind", "category", "merchant", "psp_reference", "kassa_object",
                "kassa_amount", "psp_amount", "kassa_value", "psp_value", "resolution",
-               "resolved_by", "resolution_how")
+               "resolved_by", "resolution_how", "settlement_currency", "settlement_gross",
+               "exchange_rates")
 SETTLEMENT_COLUMNS = ("merchant", "from", "to", "currency", "charges", "capture_reversals",
                       "gross", "fees",
                       "refund_count", "refunds", "dispute_count", "disputes", "dispute_fees",
@@ -39,13 +40,18 @@ def to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
 
 def run_rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """``summary`` rows (per currency: matched, posted, settled), then a ``discrepancy`` row
-    each."""
+    each. A summary's ``settled_gross`` is in ``currency``; its ``settled_fee`` and
+    ``settled_net`` in ``settlement_currency`` (another one where the PSP converted, at
+    ``exchange_rates``)."""
     run = report["run"]
     for s in report["summary"]["settled"]:
         yield {"record": "summary", "run": run["id"], "psp": run["psp"],
                "currency": s["currency"], "matched_rows": s["matched_rows"],
                "posted_rows": s["posted_rows"], "settled_gross": s["gross"],
-               "settled_fee": s["fee"], "settled_net": s["net"]}
+               "settled_fee": s["fee"], "settled_net": s["net"],
+               "settlement_currency": s["settlement_currency"],
+               "settlement_gross": s["settlement_gross"],
+               "exchange_rates": " ".join(s["exchange_rates"])}
     for d in report["discrepancies"]:
         yield {"record": "discrepancy", "run": run["id"], "psp": run["psp"],
                "currency": d["currency"], "discrepancy": d["id"],
@@ -112,6 +118,12 @@ def daily_text(summary: dict[str, Any]) -> str:
                          f" {_major(s['net'], s['currency'])}")
         if not p["settlement_posted"]:
             lines.append("  settlement posted: nothing")
+        for c in p.get("conversions_posted", ()):
+            gain = c["fx_gain"]
+            lines.append(f"  converted by the PSP: {_major(c['gross'], c['currency'])} paid as"
+                         f" {_major(c['settled'], c['settlement_currency'])} (fees included)"
+                         f" at {c['exchange_rate']}; FX {'gain' if gain >= 0 else 'loss'}"
+                         f" {_major(abs(gain), c['settlement_currency'])}")
         left = ", ".join(_major(b["amount"], b["currency"]) for b in p["receivable_left"])
         lines.append(f"  PSP receivable left at the day's end: {left or 'zero'}")
         lines.append("")
