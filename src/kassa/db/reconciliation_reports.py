@@ -81,6 +81,33 @@ async def merchant_settlement(conn: Conn, *, merchant_id: str, start: int, end: 
                             f"merchant:{merchant_id}:pending")
 
 
+# the merchant's captures kassa converted (domain/fx.py) over [from, to), per presentment
+# and settlement currency: how many, what the PSP receivable got (presentment), what the
+# merchant's side got (its net plus kassa's fee, settlement currency), at which rates
+MERCHANT_CONVERSIONS = """
+SELECT p.currency AS presentment_currency, s.currency, count(*) AS charges,
+    sum(p.amount)::bigint AS presentment_gross, sum(s.amount)::bigint AS gross,
+    array_agg(DISTINCT t.exchange_rate::text ORDER BY t.exchange_rate::text)
+        AS exchange_rates
+FROM ledger_transactions t
+JOIN LATERAL (SELECT min(e.currency) AS currency, sum(e.amount)::bigint AS amount
+    FROM ledger_entries e WHERE e.transaction_id = t.id AND e.layer = 'posted'
+    AND e.account LIKE 'psp:%:receivable') p ON true
+JOIN LATERAL (SELECT min(e.currency) AS currency, -sum(e.amount)::bigint AS amount
+    FROM ledger_entries e WHERE e.transaction_id = t.id AND e.layer = 'posted'
+    AND e.account IN ($4, 'revenue:fees')) s ON true
+WHERE t.merchant_id = $1 AND t.kind = 'capture' AND t.exchange_rate IS NOT NULL
+    AND t.created_at >= to_timestamp($2) AND t.created_at < to_timestamp($3)
+GROUP BY p.currency, s.currency ORDER BY s.currency, p.currency
+"""
+
+
+async def merchant_conversions(conn: Conn, *, merchant_id: str, start: int, end: int
+                               ) -> list[asyncpg.Record]:
+    return await conn.fetch(MERCHANT_CONVERSIONS, merchant_id, start, end,
+                            f"merchant:{merchant_id}:pending")
+
+
 async def merchant_exists(conn: Conn, merchant_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM merchants WHERE id = $1", merchant_id))
 

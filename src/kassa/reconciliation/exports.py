@@ -21,7 +21,7 @@ RUN_COLUMNS = ("record", "run", "psp", "currency", "matched_rows", "posted_rows"
 SETTLEMENT_COLUMNS = ("merchant", "from", "to", "currency", "charges", "capture_reversals",
                       "gross", "fees",
                       "refund_count", "refunds", "dispute_count", "disputes", "dispute_fees",
-                      "net", "payout_count", "payouts")
+                      "net", "payout_count", "payouts", "converted_from", "exchange_rates")
 DAILY_KINDS = ("missing_in_kassa", "missing_at_psp", "amount_mismatch", "fee_mismatch",
                "currency_mismatch", "status_mismatch")
 DAILY_COLUMNS = ("date", "psp", "pull", "runs", "rows_read", "rows_matched", *DAILY_KINDS,
@@ -64,8 +64,14 @@ def run_rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def settlement_rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """One row per settlement currency; ``converted_from`` names the presentment currencies
+    kassa converted into it, at ``exchange_rates``."""
     for c in report["currencies"]:
-        yield {"merchant": report["merchant"], "from": report["from"], "to": report["to"], **c}
+        into = [v for v in report.get("conversions", ()) if v["currency"] == c["currency"]]
+        yield {"merchant": report["merchant"], "from": report["from"], "to": report["to"], **c,
+               "converted_from": " ".join(v["presentment_currency"] for v in into),
+               "exchange_rates": " ".join(sorted({r for v in into
+                                                  for r in v["exchange_rates"]}))}
 
 
 def daily_rows(summary: dict[str, Any]) -> Iterator[dict[str, Any]]:

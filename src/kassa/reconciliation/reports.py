@@ -232,6 +232,8 @@ class SimulatorReport:
         rate = _rate(exchange_rate, n, "exchange_rate")
         if category is Category.FEE:
             raise ReportError("a fee row is not converted", line=n)
+        if (settled > 0) != (gross > 0) or (settled < 0) != (gross < 0):
+            raise ReportError("settlement_gross has another sign than gross", line=n)
         if not _converts(gross, currency, settled, settled_ccy, rate):
             raise ReportError(f"settlement_gross {settled} is not gross {gross} at rate "
                               f"{rate}", line=n)
@@ -240,6 +242,9 @@ class SimulatorReport:
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         for n, r in _records(lines, self.COLUMNS):
+            if len({c in r for c in self.CONVERSION}) > 1:
+                raise ReportError(f"the conversion columns are {', '.join(self.CONVERSION)},"
+                                  " all or none", line=1)
             try:
                 category = Category(r["type"])
             except ValueError:

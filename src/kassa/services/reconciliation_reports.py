@@ -69,8 +69,17 @@ async def merchant_settlement(kassa: Kassa, *, merchant_id: str, start: date, en
         # disputes (with their fees); payouts are what was paid out of it
         row["net"] = row["gross"] - row["fees"] - row["refunds"] - row["disputes"]
         currencies.append(row)
+    # the captures kassa converted into the merchant's settlement currency: each currency
+    # row above is in the settlement currency; these say from what and at which rates
+    conversions = [{"currency": r["currency"], "presentment_currency":
+                    r["presentment_currency"], "charges": r["charges"],
+                    "presentment_gross": r["presentment_gross"], "gross": r["gross"],
+                    "exchange_rates": list(r["exchange_rates"])}
+                   for r in await reports_db.merchant_conversions(
+                       kassa.pool, merchant_id=merchant_id, start=lo, end=hi)]
     return {"object": "settlement_report", "merchant": merchant_id,
-            "from": start.isoformat(), "to": end.isoformat(), "currencies": currencies}
+            "from": start.isoformat(), "to": end.isoformat(), "currencies": currencies,
+            "conversions": conversions}
 
 
 async def daily_summary(kassa: Kassa, *, day: date) -> dict[str, Any]:
