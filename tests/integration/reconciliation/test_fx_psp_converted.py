@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from kassa.db import reconciliation as rdb
 from kassa.domain.fx import Rate, convert
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
