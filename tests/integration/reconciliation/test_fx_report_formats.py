@@ -134,7 +134,7 @@ async def test_adyen_then_stripe_converted_reports(world, tmp_path):
     rates = await k.pool.fetch("SELECT currency, exchange_rate FROM reconciliation_items"
                                " WHERE run_id = $1 ORDER BY row_number", run["id"])
     # the rate Stripe's amounts imply (it reports none), within the rounding of the amounts
-    for x, (_, ccy, amount, _) in zip(rates, stripe_rows, strict=True):
+    for x, (_, ccy, _amount, _) in zip(rates, stripe_rows, strict=True):
         assert abs(x["exchange_rate"] - RATES[ccy]) / RATES[ccy] < Decimal("0.01"), x
     report = await verify(k.pool)
     assert report.ok, report.problems
