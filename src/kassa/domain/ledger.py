@@ -227,4 +227,9 @@ def settlement(*, psp: str, gross: Money, fee: Money, settled: Money | None = No
                Entry(psp_receivable(psp), -gross)]
     if settled is not None and traded is not None:
         entries.append(Entry(fx.FX_GAIN_LOSS, traded - settled))
+        if traded.minor == 0:
+            # the gross is worth less than a minor unit at the rate (a day's charges and
+            # refunds that nearly cancel): no trade to prove; it is an FX difference in its
+            # own currency, so each currency still balances with no trading leg
+            entries.append(Entry(fx.FX_GAIN_LOSS, gross))
     return _balanced(TxKind.SETTLEMENT, entries)

@@ -138,3 +138,34 @@ async def test_adyen_then_stripe_converted_reports(world, tmp_path):
         assert abs(x["exchange_rate"] - RATES[ccy]) / RATES[ccy] < Decimal("0.01"), x
     report = await verify(k.pool)
     assert report.ok, report.problems
+
+
+async def test_a_converted_day_that_nets_to_less_than_a_minor_unit_verifies(world, tmp_path):
+    """1,000 JPY charged and 999 refunded, paid out at 0.004 as 4.00 and -4.00 USD: the 1 JPY
+    left is worth nothing at the rate, so there is no trade to prove — it goes to FX gain or
+    loss in yen, the receivable is zero and verify passes."""
+    k, client, _ = world
+    shop = await merchants.create_merchant(k, name="nets to nothing")
+    auth = {"Authorization": f"Bearer {shop['secret_key']}"}
+    (pi,) = await pay(client, auth, [("jpy", 1000)])
+    r = await client.post("/v1/refunds", headers=auth, data={"payment_intent": pi["id"],
+                                                             "amount": "999"})
+    assert r.json()["status"] == "succeeded"
+    ((ref, _, attempt, _),) = await sim_refs(k, [pi])
+    refund_ref = await k.pool.fetchval("SELECT psp_reference FROM refunds WHERE id = $1",
+                                       r.json()["id"])
+    fee = PRICING.fee_for(Money(400, "usd")).minor
+    path = tmp_path / "tiny.csv"
+    path.write_text(
+        "type,psp_reference,merchant_reference,currency,gross,fee,net,status,created,"
+        "settlement_currency,settlement_gross,exchange_rate\n"
+        f"charge,{ref},{attempt},jpy,1000,{fee},{400 - fee},captured,1796169600,usd,400,0.004\n"
+        f"refund,{refund_ref},,jpy,-999,0,-400,refunded,1796169600,usd,-400,0.004\n")
+    before = await bank(k)
+    run = await recon.import_report(k, psp="simulator", path=path)
+    assert run["discrepancies"] == 0 and run["rows_matched"] == 2
+    assert "jpy" not in await receivable(k)
+    after = await bank(k)
+    assert after.get("usd", 0) - before.get("usd", 0) == -fee
+    report = await verify(k.pool)
+    assert report.ok, report.problems

@@ -174,3 +174,17 @@ def test_a_converted_settlement_balances_each_currency_through_the_trading_accou
     plain = ledger.settlement(psp="adyen", gross=Money(500, "eur"), fee=Money(20, "eur"))
     assert {e.account: e.amount.minor for e in plain.entries} == {
         "bank:cash": 480, "expense:psp_fees": 20, "psp:adyen:receivable": -500}
+
+
+def test_a_converted_settlement_worth_less_than_a_minor_unit_has_no_trade_to_prove():
+    # a day's 1,000 JPY charge and 999 JPY refund at 0.004: 4.00 and -4.00 USD paid, and
+    # the 1 JPY left is 0.004 USD, nothing at the rate
+    gross, rate = Money(1, "jpy"), Decimal("0.004")
+    traded = convert(gross, rate, "usd")
+    assert traded == Money(0, "usd")
+    posting = ledger.settlement(psp="simulator", gross=gross, fee=Money(16, "usd"),
+                                settled=Money(0, "usd"), traded=traded)
+    by = {(e.account, e.amount.currency): e.amount.minor for e in posting.entries}
+    assert by == {("psp:simulator:receivable", "jpy"): -1, ("bank:cash", "usd"): -16,
+                  ("expense:psp_fees", "usd"): 16, ("revenue:fx_gain_loss", "jpy"): 1}
+    assert not any(a.startswith("fx:") for a, _ in by)  # verify has no legs to check
