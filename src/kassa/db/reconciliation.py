@@ -13,6 +13,11 @@ posted; ``reconciliation_settled`` on a posted PSP reference). A fee row matches
 object: one without a PSP reference is recognised by its fingerprint (category, currency,
 gross, fee, created) — two such identical rows in one file are both posted (two fees the
 PSP charged), the same fingerprint in a later file is not posted again.
+
+A row the PSP converted (migration fxrecon_psp_conversions) is matched like any other on its
+presentment side (``gross``, ``currency``: kassa's receivable), and carries what the PSP paid
+for it (``settlement_currency``, ``settlement_gross``, its ``fee``) and the PSP's rate into
+its settlement posting (post_settlement).
 """
 
 from __future__ import annotations
