@@ -21,10 +21,11 @@ from kassa.api.app import create_app
 from kassa.config import Settings
 from kassa.domain.fx import convert
 from kassa.domain.money import Money
+from kassa.psp.simulator import SimulatorConfig
 from kassa.psp.simulator.settlement_report import PRICING
 from kassa.services import merchants
 from tests.support.databases import migrated_database
-from tests.support.simulator_server import running_simulator
+from tests.support.simulator_server import running_simulator, running_simulator_process
 
 RATES = {"eur": "1.0850", "jpy": "0.0067", "kwd": "3.2541"}
 PAYMENTS = [("usd", 2000), ("eur", 1999), ("jpy", 1500), ("kwd", 1234), ("kwd", 5)]
@@ -108,3 +109,18 @@ async def test_a_usd_paying_simulator_reconciled_with_the_cli(server_url, tmp_pa
         assert "converted by the PSP: 19.99 EUR paid as" in text.stdout, text.stdout
         verify = kassa("ledger", "verify", dsn=dsn)
         assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_simulator_process_started_to_pay_out_in_usd():
+    config = SimulatorConfig(settlement_currency="usd", settlement_rates={"eur": "1.0850",
+                                                                          "kwd": "3.2541"})
+    with running_simulator_process(config=config) as url:
+        shown = httpx.get(f"{url}/_sim/config", timeout=10).json()
+    assert (shown["settlement_currency"], shown["settlement_rates"]) == (
+        "usd", {"eur": "1.0850", "kwd": "3.2541"})
+    for bad in (["--settlement-rate", "eur"], ["--settlement-currency", "usd",
+                                               "--settlement-rate", "eur=1.08.5"],
+                ["--settlement-rate", "eur=1.0850"]):  # a rate needs a settlement currency
+        r = subprocess.run([sys.executable, "-m", "kassa.psp.simulator.server", *bad],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "settlement" in r.stderr, r.stderr
