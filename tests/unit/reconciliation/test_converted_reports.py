@@ -116,6 +116,14 @@ def test_stripe_rows_with_another_customer_facing_currency(refund_facing):
     assert rows[0].net == Money(10497, "usd")
 
 
+def test_the_stripe_report_run_asks_for_the_customer_facing_columns():
+    from kassa.psp.stripe.reports import COLUMNS
+
+    # not among the report's defaults: without them every row Stripe converted would read
+    # as a charge in the payout currency (a currency_mismatch)
+    assert {"customer_facing_amount", "customer_facing_currency"} <= set(COLUMNS)
+
+
 def test_stripe_converted_row_without_its_customer_facing_amount_is_refused():
     lines = [STRIPE_HEADER,
              "txn_1,2026-12-01 10:00:00,usd,108.42,3.45,104.97,charge,ch_1,ch_1,pi_1,,eur,"]
