@@ -161,21 +161,22 @@ async def settlement_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Reco
 
 async def conversions_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Record]:
     """The runs' settlements the PSP converted, per presentment currency, settlement
-    currency and rate: the gross credited to the receivable, what that is at the PSP's
-    rate, what the PSP paid (bank and fees), and the FX difference (credit = gain)."""
+    currency and rate (the transaction's source says which): the gross credited to the
+    receivable, what the PSP paid for it (bank and fees, settlement currency), and the FX
+    difference against its rate in the settlement currency (credit = gain)."""
     return await conn.fetch(
-        "SELECT r.psp, t.exchange_rate::text AS exchange_rate,"
-        " min(e.currency) FILTER (WHERE e.account LIKE 'psp:%:receivable') AS currency,"
-        " min(e.currency) FILTER (WHERE e.account IN ('bank:cash', 'expense:psp_fees'))"
-        "   AS settlement_currency,"
+        "SELECT r.psp, split_part(c.suffix, '@', 2) AS exchange_rate,"
+        " split_part(c.suffix, '>', 1) AS currency,"
+        " split_part(split_part(c.suffix, '>', 2), '@', 1) AS settlement_currency,"
         " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%:receivable'), 0)::bigint"
         "   AS gross,"
         " coalesce(sum(e.amount) FILTER (WHERE e.account IN ('bank:cash', 'expense:psp_fees')),"
         "   0)::bigint AS settled,"
-        " coalesce(-sum(e.amount) FILTER (WHERE e.account = 'revenue:fx_gain_loss'), 0)::bigint"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account = 'revenue:fx_gain_loss'"
+        "   AND e.currency = split_part(split_part(c.suffix, '>', 2), '@', 1)), 0)::bigint"
         "   AS fx_gain"
-        + _RUN_SETTLEMENTS + " AND t.exchange_rate IS NOT NULL"
-        " GROUP BY r.psp, t.id, t.exchange_rate ORDER BY r.psp, t.id", run_ids)
+        + _RUN_SETTLEMENTS + " AND c.suffix LIKE '%>%'"
+        " GROUP BY r.psp, t.id, c.suffix ORDER BY r.psp, t.id", run_ids)
 
 
 async def receivable_at(conn: Conn, *, psp: str, end: int) -> list[asyncpg.Record]:

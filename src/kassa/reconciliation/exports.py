@@ -26,7 +26,7 @@ DAILY_KINDS = ("missing_in_kassa", "missing_at_psp", "amount_mismatch", "fee_mis
                "currency_mismatch", "status_mismatch")
 DAILY_COLUMNS = ("date", "psp", "pull", "runs", "rows_read", "rows_matched", *DAILY_KINDS,
                  "open", "currency", "settled_gross", "settled_fee", "settled_net",
-                 "receivable_left")
+                 "receivable_left", "converted")
 
 
 def to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
@@ -76,7 +76,9 @@ def settlement_rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def daily_rows(summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """One row per PSP account and currency (settled or still receivable); an account
-    without either has one row without a currency."""
+    without either has one row without a currency. ``converted``: what the PSP's
+    conversions took out of the currency (its gross) or paid into it (negative: what it paid
+    for them), so settled_gross = settled_fee + settled_net + converted."""
     for p in summary["psps"]:
         base = {"date": summary["date"], "psp": p["psp"],
                 "pull": p["pull"]["status"] if p["pull"] else "",
@@ -84,13 +86,19 @@ def daily_rows(summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 "rows_matched": p["rows_matched"], **p["discrepancies"], "open": p["open"]}
         posted = {s["currency"]: s for s in p["settlement_posted"]}
         left = {b["currency"]: b["amount"] for b in p["receivable_left"]}
+        converted: dict[str, int] = {}
+        for c in p.get("conversions_posted", ()):
+            converted[c["currency"]] = converted.get(c["currency"], 0) + c["gross"]
+            converted[c["settlement_currency"]] = (converted.get(c["settlement_currency"], 0)
+                                                   - c["settled"])
         currencies = sorted(set(posted) | set(left)) or [None]
         for ccy in currencies:
             s = posted.get(ccy or "", {})
             yield {**base, "currency": ccy, "settled_gross": s.get("gross", 0 if ccy else None),
                    "settled_fee": s.get("fee", 0 if ccy else None),
                    "settled_net": s.get("net", 0 if ccy else None),
-                   "receivable_left": left.get(ccy or "", 0 if ccy else None)}
+                   "receivable_left": left.get(ccy or "", 0 if ccy else None),
+                   "converted": converted.get(ccy or "", 0 if ccy else None)}
 
 
 def _major(amount: int, currency: str) -> str:

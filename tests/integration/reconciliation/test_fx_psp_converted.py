@@ -159,6 +159,13 @@ async def test_a_psp_that_settles_in_usd_reconciles_at_its_own_rates(world, tmp_
     assert {c: v[:2] for c, v in conversions.items()} == {c: v for c, v in groups.items()}
     assert {p["currency"]: (p["fee"], p["net"]) for p in sim_day["settlement_posted"]
             if p["currency"] == "usd"} == {"usd": (fees_usd, bank_usd)}
+    daily = list(exports.daily_rows(day))
+    for row in daily:  # each currency's settlement adds up, conversions included
+        if row["psp"] == "simulator" and row["currency"]:
+            assert row["settled_gross"] == (row["settled_fee"] + row["settled_net"]
+                                            + row["converted"]), row
+    assert {r["currency"]: r["converted"] for r in daily if r["psp"] == "simulator"} == {
+        "usd": -sum(v[1] for v in groups.values()), **{c: v[0] for c, v in groups.items()}}
     text = exports.daily_text(day)
     assert "converted by the PSP:" in text and "at 1.0850" in text
     run_csv = exports.to_csv(exports.RUN_COLUMNS, exports.run_rows(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from kassa.domain.currencies import to_major
@@ -17,8 +18,10 @@ from kassa.domain.fx import convert
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
 from kassa.psp.simulator.settlement_report import PRICING
+from kassa.reconciliation import exports
 from kassa.services import merchants
 from kassa.services import reconciliation as recon
+from kassa.services import reconciliation_reports as reports
 from tests.unit.reconciliation.test_reports import ADYEN_HEADER
 
 RATES = {"eur": Decimal("1.0850"), "jpy": Decimal("0.0067"), "kwd": Decimal("3.2541")}
@@ -169,3 +172,10 @@ async def test_a_converted_day_that_nets_to_less_than_a_minor_unit_verifies(worl
     assert after.get("usd", 0) - before.get("usd", 0) == -fee
     report = await verify(k.pool)
     assert report.ok, report.problems
+    # the day's summary still says what was converted, though no rate could be proven
+    day = await reports.daily_summary(k, day=datetime.fromtimestamp(1796169600, UTC).date())
+    (sim_day,) = [p for p in day["psps"] if p["psp"] == "simulator"]
+    tiny = [c for c in sim_day["conversions_posted"] if c["exchange_rate"] == "0.004"]
+    assert [(c["currency"], c["gross"], c["settlement_currency"], c["settled"])
+            for c in tiny] == [("jpy", 1, "usd", 0)]
+    assert "1 JPY paid as 0.00 USD" in exports.daily_text(day)
