@@ -215,6 +215,25 @@ class BankAccount:
                 f"scheme={self.scheme!r}, last4={self.last4!r})")
 
 
+@dataclass(frozen=True, slots=True)
+class MaskedBankAccount:
+    """A stored destination as it is shown: everything but the full account number, which
+    is kept sealed (payouts/payout_numbers.py)."""
+
+    account_holder_name: str
+    country: str
+    currency: str
+    last4: str
+    routing_number: str | None = None  # None: an IBAN
+    account_type: str | None = None
+
+    @staticmethod
+    def of(account: BankAccount) -> MaskedBankAccount:
+        return MaskedBankAccount(account.account_holder_name, account.country,
+                                 account.currency, account.last4, account.routing_number,
+                                 account.account_type)
+
+
 def bank_account(*, account_holder_name: str, country: str, currency: str,
                  iban: str | None = None, routing_number: str | None = None,
                  account_number: str | None = None,
