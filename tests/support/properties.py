@@ -33,9 +33,12 @@ class Refund:
 @dataclass(frozen=True)
 class Dispute:
     """A step: the cardholder's bank charges back payment ``payment`` (an index into those
-    taken) and the chargeback stays open, or the issuer decides it ``won`` or ``lost``."""
+    taken) and the chargeback stays open, or the issuer decides it ``won`` or ``lost``;
+    ``refunded_first`` percent of what the payment holds is refunded just before (0: none),
+    so the chargeback takes what partial refunds left."""
     payment: int
     outcome: str  # "open" | "won" | "lost"
+    refunded_first: int = 0
 
 
 DISPUTE_OUTCOMES = ("open", "won", "lost")
