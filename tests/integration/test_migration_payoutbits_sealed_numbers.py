@@ -21,7 +21,7 @@ from kassa.services.payout_numbers import opened
 from tests.support.databases import empty_database
 from tests.support.vault import keyring_text
 
-BEFORE = "jp_payout_destinations"
+BEFORE = "fxrecon_psp_conversions"
 INSERT = ("INSERT INTO payout_destinations (id, merchant_id, currency, country,"
           " account_holder_name, iban, routing_number, account_number, account_type, last4,"
           " created) VALUES (%s, 'acct_old', %s, %s, %s, %s, %s, %s, %s, %s, 0)")

@@ -13,6 +13,11 @@ posted; ``reconciliation_settled`` on a posted PSP reference). A fee row matches
 object: one without a PSP reference is recognised by its fingerprint (category, currency,
 gross, fee, created) — two such identical rows in one file are both posted (two fees the
 PSP charged), the same fingerprint in a later file is not posted again.
+
+A row the PSP converted (migration fxrecon_psp_conversions) is matched like any other on its
+presentment side (``gross``, ``currency``: kassa's receivable), and carries what the PSP paid
+for it (``settlement_currency``, ``settlement_gross``, its ``fee``) and the PSP's rate into
+its settlement posting (post_settlement).
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from typing import Any
 import asyncpg
 
 from kassa.db.pool import Conn
-from kassa.domain.ledger import BANK_CASH, EXPENSE_PSP_FEES, TxKind, psp_receivable
+from kassa.domain import ledger
+from kassa.domain.fx import FX_PREFIX, convert
+from kassa.domain.ledger import psp_receivable
+from kassa.domain.money import Money
 
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
-                 "currency", "psp_status", "created", "expected_fee")
+                 "currency", "psp_status", "created", "settlement_currency",
+                 "settlement_gross", "exchange_rate", "expected_fee")
 
 RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
                " discrepancies, failure, covers_from, covers_to, created, completed_at")
@@ -92,7 +101,8 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
     await conn.execute(
         "CREATE TEMPORARY TABLE reconciliation_stage (row_number bigint, category text,"
         " psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,"
-        " psp_status text, created bigint, expected_fee bigint) ON COMMIT DROP")
+        " psp_status text, created bigint, settlement_currency text, settlement_gross bigint,"
+        " exchange_rate numeric, expected_fee bigint) ON COMMIT DROP")
     await conn.copy_records_to_table("reconciliation_stage", records=records,
                                      columns=STAGE_COLUMNS)
     await conn.execute("ANALYZE reconciliation_stage")
@@ -101,7 +111,8 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
 MATCH = """
 INSERT INTO reconciliation_items (run_id, row_number, category, psp_reference,
     kassa_reference, gross, fee, currency, psp_status, created, expected_fee, merchant_id,
-    matched, kassa_amount, kassa_currency, kassa_status, problem, posted)
+    matched, kassa_amount, kassa_currency, kassa_status, problem, posted,
+    settlement_currency, settlement_gross, exchange_rate)
 SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.fee,
     x.currency, x.psp_status, x.created, x.expected_fee, x.merchant_id, x.matched,
     x.kassa_amount, x.kassa_currency, x.kassa_status, x.problem,
@@ -110,7 +121,9 @@ SELECT $1, x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross
         -- a movement repeated in this file is posted at most once; duplicate_rows() then
         -- refuses the file
         AND (x.matched IS NULL OR x.nth_object = 1)
-        AND (x.psp_reference IS NULL OR x.nth_reference = 1)
+        AND (x.psp_reference IS NULL OR x.nth_reference = 1),
+    -- the PSP converted it (fxrecon): matched on the presentment side above, settled here
+    x.settlement_currency, x.settlement_gross, x.exchange_rate
 FROM (
     SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
     row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
@@ -270,28 +283,59 @@ async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: s
         run_id, psp, covers_from, covers_to, created)
 
 
+def settlement_source(run_id: str, currency: str, settlement_currency: str | None = None,
+                      exchange_rate: str | None = None) -> str:
+    """The settlement transaction's source: ``run:ccy`` for the rows settled in their own
+    currency, ``run:ccy>settlement@rate`` for the rows the PSP converted at one rate (the
+    rate as PostgreSQL prints the stored numeric; ledger/invariants.py builds the same)."""
+    if settlement_currency is None:
+        return f"{run_id}:{currency}"
+    return f"{run_id}:{currency}>{settlement_currency}@{exchange_rate}"
+
+
 async def post_settlement(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
-    """Per currency, one ledger transaction for the run's posted rows: Dr bank:cash net,
+    """One ledger transaction per currency for the run's posted rows: Dr bank:cash net,
     Dr expense:psp_fees fee / Cr psp receivable gross (a refund's or chargeback's negative
-    gross debits the receivable back)."""
+    gross debits the receivable back); and one per presentment currency, settlement
+    currency and rate for the rows the PSP converted, through the trading accounts at the
+    PSP's rate (domain/ledger.py's settlement), the rate kept on the transaction."""
     sums = await conn.fetch(
-        "SELECT currency, sum(gross)::bigint AS gross, sum(fee)::bigint AS fee"
-        " FROM reconciliation_items WHERE run_id = $1 AND posted GROUP BY currency"
-        " ORDER BY currency", run_id)
+        "SELECT currency, settlement_currency, exchange_rate, exchange_rate::text AS rate,"
+        " sum(gross)::bigint AS gross, sum(fee)::bigint AS fee,"
+        " sum(settlement_gross)::bigint AS settled"
+        " FROM reconciliation_items WHERE run_id = $1 AND posted"
+        " GROUP BY currency, settlement_currency, exchange_rate"
+        " ORDER BY currency, settlement_currency NULLS FIRST, exchange_rate", run_id)
     for s in sums:
-        entries = [(BANK_CASH, s["gross"] - s["fee"]), (EXPENSE_PSP_FEES, s["fee"]),
-                   (psp_receivable(psp), -s["gross"])]
-        entries = [(a, v) for a, v in entries if v != 0]
-        if not entries:
-            continue
+        gross = Money(s["gross"], s["currency"])
+        converted = s["settlement_currency"] is not None
+        if converted:
+            settled = Money(s["settled"], s["settlement_currency"])
+            fee = Money(s["fee"], settled.currency)
+            traded = convert(gross, s["exchange_rate"], settled.currency)
+            if not (gross.minor or settled.minor or fee.minor):
+                continue
+            posting = ledger.settlement(psp=psp, gross=gross, fee=fee, settled=settled,
+                                        traded=traded)
+            # the rate is the conversion's only if the trading legs carry one
+            rate = s["exchange_rate"] if any(
+                e.account.startswith(FX_PREFIX) for e in posting.entries) else None
+        else:
+            fee = Money(s["fee"], gross.currency)
+            if not (gross.minor or fee.minor):
+                continue
+            posting = ledger.settlement(psp=psp, gross=gross, fee=fee)
+            rate = None
         tx_id = await conn.fetchval(
-            "INSERT INTO ledger_transactions (kind, merchant_id, source_id)"
-            " VALUES ($1, $2, $3) RETURNING id", TxKind.SETTLEMENT.value, PLATFORM,
-            f"{run_id}:{s['currency']}")
+            "INSERT INTO ledger_transactions (kind, merchant_id, source_id, exchange_rate)"
+            " VALUES ($1, $2, $3, $4) RETURNING id", posting.kind.value, PLATFORM,
+            settlement_source(run_id, s["currency"], s["settlement_currency"], s["rate"]),
+            rate)
         await conn.executemany(
             "INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
-            " VALUES ($1, $2, $3, 'posted', $4)",
-            [(tx_id, account, s["currency"], amount) for account, amount in entries])
+            " VALUES ($1, $2, $3, $4, $5)",
+            [(tx_id, e.account, e.amount.currency, e.layer.value, e.amount.minor)
+             for e in posting.entries])
 
 
 async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int | None,

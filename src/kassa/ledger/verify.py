@@ -91,8 +91,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"payouts in transit {row['ledger']}")
     for row in await invariants.settlement_ledger_mismatches(conn):
         report.problems.append(
-            f"settlement {row['source']}: the run posted rows of gross {row['items']} but "
-            f"the ledger settled {row['ledger']}")
+            f"settlement {row['source']}: the run posted rows of gross {row['items']}"
+            f" (paid {row['items_received']}) but the ledger settled {row['ledger']}"
+            f" (paid {row['ledger_received']})")
     for row in await invariants.objects_settled_twice(conn):
         report.problems.append(
             f"{row['category']} {row['matched']} settled {row['n']} times: "

@@ -1,7 +1,7 @@
 """Payout destinations' account numbers sealed at rest (payouts/payout_numbers.py).
 
 Revision ID: payoutbits_sealed_numbers
-Revises: jp_payout_destinations
+Revises: fxrecon_psp_conversions (re-chained after main took fxrecon's 0029)
 
 Each destination's IBAN or account number moves into ``account_sealed`` (AES-256-GCM under
 kassa's secrets box, bound to the destination and its merchant) and the clear columns
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "payoutbits_sealed_numbers"
-down_revision = "jp_payout_destinations"
+down_revision = "fxrecon_psp_conversions"
 
 # 0013's checks that the scheme's fields are there, and 0028's Japanese account type, both
 # written on the clear columns: replaced by their equivalents on routing_number
