@@ -163,15 +163,19 @@ FROM (
                      WHEN 'succeeded' THEN 'captured' ELSE coalesce(p1.status, p2.status) END
                  WHEN coalesce(r1.id, r2.id) IS NOT NULL THEN CASE coalesce(r1.status, r2.status)
                      WHEN 'succeeded' THEN 'refunded' ELSE coalesce(r1.status, r2.status) END
+                 -- a won dispute was charged back, then reversed: a row of each
+                 WHEN d.id IS NOT NULL AND s.category = 'chargeback_reversal'
+                     THEN CASE d.status WHEN 'won' THEN 'reversed' ELSE d.status END
                  WHEN d.id IS NOT NULL THEN CASE WHEN d.status IN ('needs_response',
-                     'under_review', 'lost') THEN 'charged_back' ELSE d.status END
+                     'under_review', 'lost', 'won') THEN 'charged_back' ELSE d.status END
             END AS kassa_status
         FROM reconciliation_stage s
         -- by the PSP's reference (hash joins: one pass over each table, no index needed)
         LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $2
             AND p1.psp_reference = s.psp_reference
         LEFT JOIN refunds r1 ON s.category = 'refund' AND r1.psp_reference = s.psp_reference
-        LEFT JOIN disputes d ON s.category = 'chargeback' AND d.psp = $2
+        LEFT JOIN disputes d ON s.category IN ('chargeback', 'chargeback_reversal')
+            AND d.psp = $2
             AND d.psp_dispute_id = s.psp_reference
         -- else by kassa's reference: the attempt id kassa sent as the PSP's idempotency key
         LEFT JOIN attempts pa ON p1.id IS NULL AND s.category = 'charge'
@@ -269,8 +273,13 @@ async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: s
         "  UNION ALL SELECT 'chargeback', d.id, d.merchant_id, d.currency, d.amount"
         "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
         "   WHERE t.kind = 'dispute' AND t.created_at >= to_timestamp($3)"
+        "   AND t.created_at < to_timestamp($4) AND d.psp = $2"
+        "  UNION ALL SELECT 'chargeback_reversal', d.id, d.merchant_id, d.currency, d.amount"
+        "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
+        "   WHERE t.kind = 'dispute_reversal' AND t.created_at >= to_timestamp($3)"
         "   AND t.created_at < to_timestamp($4) AND d.psp = $2) k"
-        " WHERE NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.matched = k.id)",
+        " WHERE NOT EXISTS (SELECT 1 FROM reconciliation_items i WHERE i.matched = k.id"
+        "  AND i.category = k.category)",
         run_id, psp, covers_from, covers_to, created)
 
 

@@ -29,6 +29,7 @@ class Category(StrEnum):
     CHARGE = "charge"
     REFUND = "refund"
     CHARGEBACK = "chargeback"
+    CHARGEBACK_REVERSAL = "chargeback_reversal"  # a won dispute: the amount comes back
     FEE = "fee"  # a PSP fee not tied to a payment (no kassa object)
 
 
@@ -75,8 +76,9 @@ class SettlementRow:
                 raise ValueError("a converted row's settled gross has its gross's sign")
         if self.fee.currency != self.fee_currency:
             raise ValueError("a row's fee is in its settlement currency")
-        if self.category is Category.CHARGE and self.gross.minor < 0:
-            raise ValueError("a charge row has a positive gross")
+        if self.category in (Category.CHARGE, Category.CHARGEBACK_REVERSAL) and \
+                self.gross.minor < 0:
+            raise ValueError(f"a {self.category} row has a positive gross")
         if self.category in (Category.REFUND, Category.CHARGEBACK) and self.gross.minor > 0:
             raise ValueError(f"a {self.category} row has a negative gross")
 
@@ -93,4 +95,5 @@ class SettlementRow:
 
 # the PSP's status a matched row must carry for each category, in kassa's words
 SETTLED_STATUS = {Category.CHARGE: "captured", Category.REFUND: "refunded",
-                  Category.CHARGEBACK: "charged_back", Category.FEE: None}
+                  Category.CHARGEBACK: "charged_back",
+                  Category.CHARGEBACK_REVERSAL: "reversed", Category.FEE: None}

@@ -163,11 +163,12 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
 async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
                              ) -> list[asyncpg.Record]:
     """Disputes of converted payments (id > ``after``, the next ``limit`` by id) with what the
-    ledger took from and gave back to the merchant (settlement currency); verify.py pages
-    through them all and checks them at the payment's rate."""
+    ledger took from and gave back to the merchant (settlement currency) and the payment's
+    captured amount; verify.py pages through them all and checks them at the payment's
+    rate (domain/fx.dispute_share)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT d.id, d.status, d.amount_withdrawn, d.fee, p.currency,"
-        " p.settlement_currency, p.exchange_rate,"
+        " p.settlement_currency, p.exchange_rate, p.amount_received,"
         " coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e"
         "  ON e.transaction_id = t.id AND e.account LIKE 'merchant:%'"
         "  WHERE t.source_id = d.id AND t.kind = 'dispute'), 0)::bigint AS withdrawn,"

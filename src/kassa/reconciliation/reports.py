@@ -159,7 +159,7 @@ def _row(line: int, category: Category, psp_reference: str | None,
         raise ReportError(str(exc), line=line) from None
 
 
-_SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "fee": 0}
+_SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "chargeback_reversal": 1, "fee": 0}
 
 
 class SimulatorReport:

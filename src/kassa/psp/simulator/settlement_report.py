@@ -4,12 +4,21 @@ known discrepancies injected into it (rows dropped, altered or invented), listed
 manifest so a test can check that reconciliation finds exactly those.
 
 Columns (amounts in minor units, as the simulator's API): ``type`` (charge | refund |
-chargeback | fee), ``psp_reference`` (the authorization ``sim_…``, the refund operation
-``simop_…``, the dispute ``dp_…``), ``merchant_reference`` (the idempotency key kassa sent:
-its attempt id), ``currency``, ``gross``, ``fee``, ``net``, ``status``, ``created``.
+chargeback | chargeback_reversal | fee), ``psp_reference`` (the authorization ``sim_…``, the
+refund operation ``simop_…``, the dispute ``sdp_…``), ``merchant_reference`` (the
+idempotency key kassa sent: its attempt id), ``currency``, ``gross``, ``fee``, ``net``,
+``status``, ``created``.
 
-Pricing (the acquirer's, not kassa's): 1.50 % + 0.10 per charge, 15.00 per chargeback,
-refunds free — ``PRICING`` below; kassa holds the same contract in reconciliation/contracts.py.
+A chargeback is a row on the day the cardholder's bank took the money (``charged_back``,
+negative gross), and stays in that day's report when the dispute is later won; the win is a
+row of its own on the day it was decided (``chargeback_reversal``, status ``reversed``): the
+amount comes back (positive gross) with the chargeback fee (negative fee), as Stripe returns
+both. So each day's report says what moved that day, and reconciliation matches each row to
+the dispute's withdrawal or reinstatement.
+
+Pricing (the acquirer's, not kassa's): 1.50 % + 0.10 per charge, 15.00 per chargeback
+(returned when won), refunds free — ``PRICING`` below; kassa holds the same contract in
+reconciliation/contracts.py.
 
 An account configured with a ``settlement_currency`` and ``settlement_rates`` (chaos.py)
 pays out in that currency: a movement in a currency it has a rate for is converted at that
@@ -107,10 +116,16 @@ def processed(books: Acquirer, day: date) -> Iterator[ReportRow]:
             yield ReportRow("charge", auth.id, auth.idempotency_key, auth.currency,
                             auth.amount_captured, fee, "captured", at)
     for dispute in books.disputes.values():
-        if dispute.status in CHARGEBACK and start <= dispute.created < end:
+        # a won dispute was charged back first (only a chargeback is won or lost)
+        if dispute.status in CHARGEBACK | {"won"} and start <= dispute.created < end:
             yield ReportRow("chargeback", dispute.id, dispute.authorization_key,
                             dispute.currency, -dispute.amount, chargeback_fee(dispute.currency),
                             "charged_back", dispute.created)
+        if dispute.status == "won" and dispute.decided is not None and \
+                start <= dispute.decided < end:
+            yield ReportRow("chargeback_reversal", dispute.id, dispute.authorization_key,
+                            dispute.currency, dispute.amount,
+                            -chargeback_fee(dispute.currency), "reversed", dispute.decided)
 
 
 def _fee(row_type: str, gross: Money) -> int:
@@ -118,6 +133,8 @@ def _fee(row_type: str, gross: Money) -> int:
         return PRICING.fee_for(gross).minor
     if row_type == "chargeback":
         return chargeback_fee(gross.currency)
+    if row_type == "chargeback_reversal":  # the chargeback fee comes back with the win
+        return -chargeback_fee(gross.currency)
     return 0
 
 
