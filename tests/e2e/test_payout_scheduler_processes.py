@@ -25,7 +25,7 @@ from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.ledger.verify import verify
-from kassa.services import balances, merchants
+from kassa.services import balances, merchants, payout_destinations
 from kassa.services.context import Kassa
 from tests.integration.payouts.test_payout_scheduler import at, available, pay
 from tests.support.databases import migrated_database
@@ -89,9 +89,9 @@ async def test_two_schedulers_killed_and_down_over_thirty_days(world, tmp_path):
     for i in range(MERCHANTS):
         m = await merchants.create_merchant(kassa, name=f"race {i}")
         async with kassa.pool.acquire() as conn:
-            await payouts_db.insert_destination(conn, destination_id=kassa.ids("bank_account"),
-                                                merchant_id=m["merchant_id"], account=ACCOUNT,
-                                                created=0)
+            await payout_destinations.save_destination(
+                kassa, conn, destination_id=kassa.ids("bank_account"),
+                merchant_id=m["merchant_id"], account=ACCOUNT, created=0)
             if i in SCHEDULES:
                 await payouts_db.put_schedule(conn, merchant_id=m["merchant_id"],
                                               schedule=SCHEDULES[i])

@@ -165,12 +165,12 @@ class RawTestCards:
         return (await self.lookup(merchant_id=merchant_id, payment_method=payment_method)).card
 
     async def lookup(self, *, merchant_id: str, payment_method: str,
-                     customer: str | None = None) -> Resolved:
+                     customer: str | None = None, kept: bool = False) -> Resolved:
         raw = self.CARDS.get(payment_method)
         if raw is not None:
             return Resolved(raw)
         return await self._inner.lookup(merchant_id=merchant_id, payment_method=payment_method,
-                                        customer=customer)
+                                        customer=customer, kept=kept)
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_down_and_up_again_keep_the_items(server_url):
         with psycopg.connect(u, autocommit=True) as conn:
             conn.execute(RUN, ("recon_1", "a"))
             conn.execute(ITEMS, ("recon_1", "recon_1"))
-        command.downgrade(alembic_config(u), "jp_payout_destinations")
+        command.downgrade(alembic_config(u), "payoutbits_chargeback_reversals")
         with psycopg.connect(u, autocommit=True) as conn:
             assert key_exists(conn)
             assert conn.execute("SELECT pg_get_indexdef('reconciliation_items_matched'"

@@ -30,6 +30,20 @@ class Refund:
     percent: int
 
 
+@dataclass(frozen=True)
+class Dispute:
+    """A step: the cardholder's bank charges back payment ``payment`` (an index into those
+    taken) and the chargeback stays open, or the issuer decides it ``won`` or ``lost``;
+    ``refunded_first`` percent of what the payment holds is refunded just before (0: none),
+    so the chargeback takes what partial refunds left."""
+    payment: int
+    outcome: str  # "open" | "won" | "lost"
+    refunded_first: int = 0
+
+
+DISPUTE_OUTCOMES = ("open", "won", "lost")
+
+
 def async_property(max_examples: int) -> hypothesis.settings:
     return hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
                                suppress_health_check=[HealthCheck.function_scoped_fixture,

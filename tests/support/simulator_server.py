@@ -42,6 +42,10 @@ def running_simulator_process(port: int = 0, config: SimulatorConfig | None = No
     ]
     if config.seed is not None:
         args += ["--seed", str(config.seed)]
+    if config.settlement_currency is not None:
+        args += ["--settlement-currency", config.settlement_currency]
+    for ccy, rate in (config.settlement_rates or {}).items():
+        args += ["--settlement-rate", f"{ccy}={rate}"]
     with announced_process("kassa.psp.simulator.server", args, ANNOUNCEMENT,
                            startup_timeout=startup_timeout) as (url, _):
         yield url

@@ -108,6 +108,17 @@ async def lock_disputable(conn: asyncpg.Connection, *, payment_id: str) -> Money
     return Money(row["disputable"], row["currency"])
 
 
+async def withdrawal_taken(conn: Conn, *, dispute_id: str, merchant_account: str
+                           ) -> int | None:
+    """What a chargeback's withdrawal posting took from the merchant, fee included (None:
+    none is posted)."""
+    value = await conn.fetchval(
+        "SELECT sum(e.amount)::bigint FROM ledger_transactions t JOIN ledger_entries e"
+        " ON e.transaction_id = t.id WHERE t.kind = 'dispute' AND t.source_id = $1"
+        " AND e.account = $2", dispute_id, merchant_account)
+    return None if value is None else int(value)
+
+
 async def list_disputes(conn: Conn, *, merchant_id: str, limit: int,
                         starting_after: str | None, ending_before: str | None,
                         payment_intent: str | None = None, charge: str | None = None,

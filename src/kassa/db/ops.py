@@ -451,11 +451,18 @@ class UsePaymentMethod:
     payment_method_id: str
     merchant_id: str
     payment_intent_id: str
+    # a card saved to ``customer`` charged from the API's kept row (vault/resolver.py
+    # SavedCards): the row must still be at ``row_version``, that live customer's, or the
+    # unit is refused with KS4PC (units.CardChanged) and the confirmation reads it again
+    customer: str | None = None
+    row_version: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.op, "row": {"id": self.payment_method_id,
-                                       "merchant_id": self.merchant_id,
-                                       "payment_intent": self.payment_intent_id}}
+        row = {"id": self.payment_method_id, "merchant_id": self.merchant_id,
+               "payment_intent": self.payment_intent_id}
+        if self.row_version is not None:
+            row["customer"], row["row_version"] = self.customer, self.row_version
+        return {"op": self.op, "row": row}
 
 
 # ---------------------------------------------------------------- the unit of work's list

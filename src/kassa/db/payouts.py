@@ -11,7 +11,7 @@ import asyncpg
 
 from kassa.db.pagination import fetch_page
 from kassa.db.pool import Conn
-from kassa.domain.bank_accounts import BankAccount
+from kassa.domain.bank_accounts import BankAccount, MaskedBankAccount
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.lists import Bounds
 from kassa.domain.money import Money
@@ -228,48 +228,59 @@ async def advance_watermark(conn: asyncpg.Connection, *, merchant_id: str,
 
 
 async def insert_destination(conn: asyncpg.Connection, *, destination_id: str,
-                             merchant_id: str, account: BankAccount, created: int,
-                             metadata: dict[str, str] | None = None) -> None:
-    """The new account becomes the default for its currency (the previous one stays)."""
+                             merchant_id: str, account: BankAccount, sealed_number: bytes,
+                             created: int, metadata: dict[str, str] | None = None) -> None:
+    """The new account becomes the default for its currency (the previous one stays). Its
+    full number is stored only sealed (payouts/payout_numbers.py), its last 4 in clear."""
     await conn.execute("UPDATE payout_destinations SET default_for_currency = false"
                        " WHERE merchant_id = $1 AND currency = $2 AND default_for_currency",
                        merchant_id, account.currency)
     await conn.execute(
         "INSERT INTO payout_destinations (id, merchant_id, currency, country,"
-        " account_holder_name, iban, routing_number, account_number, account_type, last4,"
-        " metadata, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        " account_holder_name, routing_number, account_type, last4, account_sealed,"
+        " metadata, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         destination_id, merchant_id, account.currency, account.country,
-        account.account_holder_name, account.iban, account.routing_number,
-        account.account_number, account.account_type, account.last4, metadata or {},
-        created)
+        account.account_holder_name, account.routing_number, account.account_type,
+        account.last4, sealed_number, metadata or {}, created)
 
 
-def _destination(row: asyncpg.Record) -> tuple[str, BankAccount]:
-    return row["id"], BankAccount(
+_MASKED_COLUMNS = "id, account_holder_name, country, currency, routing_number, account_type, last4"
+
+
+def _destination(row: asyncpg.Record) -> tuple[str, MaskedBankAccount]:
+    return row["id"], MaskedBankAccount(
         account_holder_name=row["account_holder_name"], country=row["country"],
-        currency=row["currency"], iban=row["iban"], routing_number=row["routing_number"],
-        account_number=row["account_number"], account_type=row["account_type"])
+        currency=row["currency"], last4=row["last4"], routing_number=row["routing_number"],
+        account_type=row["account_type"])
 
 
 async def default_destination(conn: Conn, *, merchant_id: str,
-                              currency: str) -> tuple[str, BankAccount] | None:
+                              currency: str) -> tuple[str, MaskedBankAccount] | None:
     row = await conn.fetchrow(
-        "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number, account_type FROM payout_destinations WHERE merchant_id = $1"
-        " AND currency = $2"
-        " AND default_for_currency", merchant_id, currency)
+        f"SELECT {_MASKED_COLUMNS} FROM payout_destinations WHERE merchant_id = $1"
+        " AND currency = $2 AND default_for_currency", merchant_id, currency)
     return None if row is None else _destination(row)
 
 
-async def get_destination(conn: Conn, *, destination_id: str
-                          ) -> tuple[str, BankAccount] | None:
+@dataclass(frozen=True, slots=True)
+class SealedDestination:
+    """A destination as the payouts worker reads it: its number still sealed."""
+
+    id: str
+    merchant_id: str
+    account: MaskedBankAccount
+    sealed_number: bytes
+
+
+async def get_destination(conn: Conn, *, destination_id: str) -> SealedDestination | None:
     """Unscoped: for the payouts worker acting on a payout it already holds."""
     row = await conn.fetchrow(
-        "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number, account_type FROM payout_destinations WHERE id = $1",
-        destination_id)
-    return None if row is None else _destination(row)
-
+        f"SELECT {_MASKED_COLUMNS}, merchant_id, account_sealed FROM payout_destinations"
+        " WHERE id = $1", destination_id)
+    if row is None:
+        return None
+    return SealedDestination(row["id"], row["merchant_id"], _destination(row)[1],
+                             bytes(row["account_sealed"]))
 
 
 async def list_payouts(conn: Conn, *, merchant_id: str, limit: int, starting_after: str | None,
@@ -287,12 +298,10 @@ async def list_payouts(conn: Conn, *, merchant_id: str, limit: int, starting_aft
 
 
 async def list_destinations(conn: Conn, *, merchant_id: str
-                            ) -> list[tuple[str, BankAccount, bool, dict[str, str]]]:
+                            ) -> list[tuple[str, MaskedBankAccount, bool, dict[str, str]]]:
     """Newest first: (id, account, default_for_currency, metadata)."""
     rows = await conn.fetch(
-        "SELECT id, account_holder_name, country, currency, iban, routing_number,"
-        " account_number, account_type, default_for_currency, metadata"
-        " FROM payout_destinations"
+        f"SELECT {_MASKED_COLUMNS}, default_for_currency, metadata FROM payout_destinations"
         " WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 100", merchant_id)
     return [(*_destination(r), r["default_for_currency"], dict(r["metadata"] or {}))
             for r in rows]

@@ -16,6 +16,11 @@ posted; ``reconciliation_settled`` on a posted PSP reference). A fee row matches
 object: one without a PSP reference is recognised by its fingerprint (category, currency,
 gross, fee, created) — two such identical rows in one file are both posted (two fees the
 PSP charged), the same fingerprint in a later file is not posted again.
+
+A row the PSP converted (migration fxrecon_psp_conversions) is matched like any other on its
+presentment side (``gross``, ``currency``: kassa's receivable), and carries what the PSP paid
+for it (``settlement_currency``, ``settlement_gross``, its ``fee``) and the PSP's rate into
+its settlement posting (post_settlement).
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ from typing import Any
 import asyncpg
 
 from kassa.db.pool import Conn
-from kassa.domain.ledger import BANK_CASH, EXPENSE_PSP_FEES, TxKind, psp_receivable
+from kassa.domain import ledger
+from kassa.domain.fx import FX_PREFIX, convert
+from kassa.domain.ledger import psp_receivable
+from kassa.domain.money import Money
 
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
-                 "currency", "psp_status", "created", "expected_fee")
+                 "currency", "psp_status", "created", "settlement_currency",
+                 "settlement_gross", "exchange_rate", "expected_fee")
 
 RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
                " discrepancies, failure, covers_from, covers_to, created, completed_at")
@@ -93,7 +102,8 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
     await conn.execute(
         "CREATE TEMPORARY TABLE reconciliation_stage (row_number bigint, category text,"
         " psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,"
-        " psp_status text, created bigint, expected_fee bigint) ON COMMIT DROP")
+        " psp_status text, created bigint, settlement_currency text, settlement_gross bigint,"
+        " exchange_rate numeric, expected_fee bigint) ON COMMIT DROP")
     await conn.copy_records_to_table("reconciliation_stage", records=records,
                                      columns=STAGE_COLUMNS)
     await conn.execute("ANALYZE reconciliation_stage")
@@ -104,14 +114,16 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
 # them into reconciliation_items in one statement once the file is known to be accepted
 MATCHED_COLUMNS = ("row_number, category, psp_reference, kassa_reference, gross, fee,"
                    " currency, psp_status, created, expected_fee, merchant_id, matched,"
-                   " kassa_amount, kassa_currency, kassa_status, problem, posted")
+                   " kassa_amount, kassa_currency, kassa_status, problem, posted,"
+                   " settlement_currency, settlement_gross, exchange_rate")
 
 CREATE_MATCHED = """
 CREATE TEMPORARY TABLE reconciliation_matched (row_number bigint, category text,
     psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,
     psp_status text, created bigint, expected_fee bigint, merchant_id text, matched text,
     kassa_amount bigint, kassa_currency text, kassa_status text, problem text,
-    posted boolean, nth_object bigint, nth_reference bigint) ON COMMIT DROP
+    posted boolean, settlement_currency text, settlement_gross bigint,
+    exchange_rate numeric, nth_object bigint, nth_reference bigint) ON COMMIT DROP
 """
 
 MATCH = f"""
@@ -125,6 +137,8 @@ SELECT x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.
         -- refuses the file
         AND (x.matched IS NULL OR x.nth_object = 1)
         AND (x.psp_reference IS NULL OR x.nth_reference = 1),
+    -- the PSP converted it (fxrecon): matched on the presentment side above, settled here
+    x.settlement_currency, x.settlement_gross, x.exchange_rate,
     x.nth_object, x.nth_reference
 FROM (
     SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
@@ -165,15 +179,19 @@ FROM (
                      WHEN 'succeeded' THEN 'captured' ELSE coalesce(p1.status, p2.status) END
                  WHEN coalesce(r1.id, r2.id) IS NOT NULL THEN CASE coalesce(r1.status, r2.status)
                      WHEN 'succeeded' THEN 'refunded' ELSE coalesce(r1.status, r2.status) END
+                 -- a won dispute was charged back, then reversed: a row of each
+                 WHEN d.id IS NOT NULL AND s.category = 'chargeback_reversal'
+                     THEN CASE d.status WHEN 'won' THEN 'reversed' ELSE d.status END
                  WHEN d.id IS NOT NULL THEN CASE WHEN d.status IN ('needs_response',
-                     'under_review', 'lost') THEN 'charged_back' ELSE d.status END
+                     'under_review', 'lost', 'won') THEN 'charged_back' ELSE d.status END
             END AS kassa_status
         FROM reconciliation_stage s
         -- by the PSP's reference (hash joins: one pass over each table, no index needed)
         LEFT JOIN payment_intents p1 ON s.category = 'charge' AND p1.psp = $1
             AND p1.psp_reference = s.psp_reference
         LEFT JOIN refunds r1 ON s.category = 'refund' AND r1.psp_reference = s.psp_reference
-        LEFT JOIN disputes d ON s.category = 'chargeback' AND d.psp = $1
+        LEFT JOIN disputes d ON s.category IN ('chargeback', 'chargeback_reversal')
+            AND d.psp = $1
             AND d.psp_dispute_id = s.psp_reference
         -- else by kassa's reference: the attempt id kassa sent as the PSP's idempotency key
         LEFT JOIN attempts pa ON p1.id IS NULL AND s.category = 'charge'
@@ -276,7 +294,9 @@ async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: s
     them (one hash anti-join on the posting's source, before the object is even read); the
     few left are looked up in the earlier runs' reconciliation_items (one index lookup each,
     a subplan: never a hash over all history)."""
-    here = "NOT EXISTS (SELECT 1 FROM reconciliation_matched m WHERE m.matched = t.source_id)"
+    def here(category: str) -> str:  # a literal of this function's, not input
+        return ("NOT EXISTS (SELECT 1 FROM reconciliation_matched m WHERE m.matched ="
+                f" t.source_id AND m.category = '{category}')")
     await conn.execute(
         "INSERT INTO reconciliation_discrepancies (id, run_id, kind, category, merchant_id,"
         " kassa_object, currency, kassa_amount, resolution, created)"
@@ -288,46 +308,83 @@ async def record_missing_at_psp(conn: asyncpg.Connection, *, run_id: str, psp: s
         "   JOIN LATERAL (SELECT * FROM payment_intents p WHERE p.id = t.source_id"
         "     AND p.psp = $2 LIMIT 1) p ON true WHERE t.kind = 'capture'"
         "   AND t.created_at >= to_timestamp($3) AND t.created_at < to_timestamp($4)"
-        f"   AND {here}"
+        f"   AND {here('charge')}"
         "  UNION ALL SELECT 'refund', r.id, r.merchant_id, r.currency, r.amount"
         "   FROM ledger_transactions t JOIN refunds r ON r.id = t.source_id"
         "   JOIN payment_intents p ON p.id = r.payment_intent_id WHERE t.kind = 'refund'"
         "   AND t.created_at >= to_timestamp($3) AND t.created_at < to_timestamp($4)"
-        f"   AND p.psp = $2 AND {here}"
+        f"   AND p.psp = $2 AND {here('refund')}"
         "  UNION ALL SELECT 'chargeback', d.id, d.merchant_id, d.currency, d.amount"
         "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
         "   WHERE t.kind = 'dispute' AND t.created_at >= to_timestamp($3)"
-        f"   AND t.created_at < to_timestamp($4) AND d.psp = $2 AND {here}) k"
-        # an earlier run's item of the object: posted (reconciliation_settled_object: the
-        # object implies its category) or not (reconciliation_items_matched)
+        f"   AND t.created_at < to_timestamp($4) AND d.psp = $2 AND {here('chargeback')}"
+        "  UNION ALL SELECT 'chargeback_reversal', d.id, d.merchant_id, d.currency, d.amount"
+        "   FROM ledger_transactions t JOIN disputes d ON d.id = t.source_id"
+        "   WHERE t.kind = 'dispute_reversal' AND t.created_at >= to_timestamp($3)"
+        "   AND t.created_at < to_timestamp($4) AND d.psp = $2"
+        f"   AND {here('chargeback_reversal')}) k"
+        # an earlier run's item of the object in the category: posted
+        # (reconciliation_settled_object) or not (reconciliation_items_matched)
         " WHERE (SELECT 1 FROM reconciliation_items i WHERE i.posted"
         "   AND i.category = k.category AND i.matched = k.id LIMIT 1) IS NULL"
         " AND (SELECT 1 FROM reconciliation_items i WHERE NOT i.posted"
-        "   AND i.matched = k.id LIMIT 1) IS NULL",
+        "   AND i.matched = k.id AND i.category = k.category LIMIT 1) IS NULL",
         run_id, psp, covers_from, covers_to, created)
 
 
+def settlement_source(run_id: str, currency: str, settlement_currency: str | None = None,
+                      exchange_rate: str | None = None) -> str:
+    """The settlement transaction's source: ``run:ccy`` for the rows settled in their own
+    currency, ``run:ccy>settlement@rate`` for the rows the PSP converted at one rate (the
+    rate as PostgreSQL prints the stored numeric; ledger/invariants.py builds the same)."""
+    if settlement_currency is None:
+        return f"{run_id}:{currency}"
+    return f"{run_id}:{currency}>{settlement_currency}@{exchange_rate}"
+
+
 async def post_settlement(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
-    """Per currency, one ledger transaction for the run's posted rows: Dr bank:cash net,
+    """One ledger transaction per currency for the run's posted rows: Dr bank:cash net,
     Dr expense:psp_fees fee / Cr psp receivable gross (a refund's or chargeback's negative
-    gross debits the receivable back)."""
+    gross debits the receivable back); and one per presentment currency, settlement
+    currency and rate for the rows the PSP converted, through the trading accounts at the
+    PSP's rate (domain/ledger.py's settlement), the rate kept on the transaction."""
     sums = await conn.fetch(
-        "SELECT currency, sum(gross)::bigint AS gross, sum(fee)::bigint AS fee"
-        " FROM reconciliation_matched WHERE posted GROUP BY currency ORDER BY currency")
+        "SELECT currency, settlement_currency, exchange_rate, exchange_rate::text AS rate,"
+        " sum(gross)::bigint AS gross, sum(fee)::bigint AS fee,"
+        " sum(settlement_gross)::bigint AS settled"
+        " FROM reconciliation_matched WHERE posted"
+        " GROUP BY currency, settlement_currency, exchange_rate"
+        " ORDER BY currency, settlement_currency NULLS FIRST, exchange_rate")
     for s in sums:
-        entries = [(BANK_CASH, s["gross"] - s["fee"]), (EXPENSE_PSP_FEES, s["fee"]),
-                   (psp_receivable(psp), -s["gross"])]
-        entries = [(a, v) for a, v in entries if v != 0]
-        if not entries:
-            continue
+        gross = Money(s["gross"], s["currency"])
+        converted = s["settlement_currency"] is not None
+        if converted:
+            settled = Money(s["settled"], s["settlement_currency"])
+            fee = Money(s["fee"], settled.currency)
+            traded = convert(gross, s["exchange_rate"], settled.currency)
+            if not (gross.minor or settled.minor or fee.minor):
+                continue
+            posting = ledger.settlement(psp=psp, gross=gross, fee=fee, settled=settled,
+                                        traded=traded)
+            # the rate is the conversion's only if the trading legs carry one
+            rate = s["exchange_rate"] if any(
+                e.account.startswith(FX_PREFIX) for e in posting.entries) else None
+        else:
+            fee = Money(s["fee"], gross.currency)
+            if not (gross.minor or fee.minor):
+                continue
+            posting = ledger.settlement(psp=psp, gross=gross, fee=fee)
+            rate = None
         tx_id = await conn.fetchval(
-            "INSERT INTO ledger_transactions (kind, merchant_id, source_id)"
-            " VALUES ($1, $2, $3) RETURNING id", TxKind.SETTLEMENT.value, PLATFORM,
-            f"{run_id}:{s['currency']}")
+            "INSERT INTO ledger_transactions (kind, merchant_id, source_id, exchange_rate)"
+            " VALUES ($1, $2, $3, $4) RETURNING id", posting.kind.value, PLATFORM,
+            settlement_source(run_id, s["currency"], s["settlement_currency"], s["rate"]),
+            rate)
         await conn.executemany(
             "INSERT INTO ledger_entries (transaction_id, account, currency, layer, amount)"
-            " VALUES ($1, $2, $3, 'posted', $4)",
-            [(tx_id, account, s["currency"], amount) for account, amount in entries])
+            " VALUES ($1, $2, $3, $4, $5)",
+            [(tx_id, e.account, e.amount.currency, e.layer.value, e.amount.minor)
+             for e in posting.entries])
 
 
 async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int | None,

@@ -13,13 +13,20 @@ from kassa.db.reconciliation import DISCREPANCY_COLUMNS
 
 
 async def run_settled(conn: Conn, run_id: str) -> list[asyncpg.Record]:
-    """Per currency: the run's matched rows, how many it posted, and what it posted."""
+    """Per currency and settlement currency (the same unless the PSP converted): the run's
+    matched rows, how many it posted, and what it posted — gross in the currency, settled
+    gross and fee in the settlement currency, and the PSP's rates."""
     return await conn.fetch(
-        "SELECT currency, count(*) FILTER (WHERE matched IS NOT NULL) AS matched_rows,"
+        "SELECT currency, coalesce(settlement_currency, currency) AS settlement_currency,"
+        " count(*) FILTER (WHERE matched IS NOT NULL) AS matched_rows,"
         " count(*) FILTER (WHERE posted) AS posted_rows,"
         " coalesce(sum(gross) FILTER (WHERE posted), 0)::bigint AS gross,"
-        " coalesce(sum(fee) FILTER (WHERE posted), 0)::bigint AS fee"
-        " FROM reconciliation_items WHERE run_id = $1 GROUP BY currency ORDER BY currency",
+        " coalesce(sum(coalesce(settlement_gross, gross)) FILTER (WHERE posted), 0)::bigint"
+        "   AS settlement_gross,"
+        " coalesce(sum(fee) FILTER (WHERE posted), 0)::bigint AS fee,"
+        " coalesce(array_agg(DISTINCT exchange_rate::text ORDER BY exchange_rate::text)"
+        "   FILTER (WHERE posted AND exchange_rate IS NOT NULL), '{}') AS exchange_rates"
+        " FROM reconciliation_items WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
         run_id)
 
 
@@ -74,6 +81,33 @@ async def merchant_settlement(conn: Conn, *, merchant_id: str, start: int, end: 
                             f"merchant:{merchant_id}:pending")
 
 
+# the merchant's captures kassa converted (domain/fx.py) over [from, to), per presentment
+# and settlement currency: how many, what the PSP receivable got (presentment), what the
+# merchant's side got (its net plus kassa's fee, settlement currency), at which rates
+MERCHANT_CONVERSIONS = """
+SELECT p.currency AS presentment_currency, s.currency, count(*) AS charges,
+    sum(p.amount)::bigint AS presentment_gross, sum(s.amount)::bigint AS gross,
+    array_agg(DISTINCT t.exchange_rate::text ORDER BY t.exchange_rate::text)
+        AS exchange_rates
+FROM ledger_transactions t
+JOIN LATERAL (SELECT min(e.currency) AS currency, sum(e.amount)::bigint AS amount
+    FROM ledger_entries e WHERE e.transaction_id = t.id AND e.layer = 'posted'
+    AND e.account LIKE 'psp:%:receivable') p ON true
+JOIN LATERAL (SELECT min(e.currency) AS currency, -sum(e.amount)::bigint AS amount
+    FROM ledger_entries e WHERE e.transaction_id = t.id AND e.layer = 'posted'
+    AND e.account IN ($4, 'revenue:fees')) s ON true
+WHERE t.merchant_id = $1 AND t.kind = 'capture' AND t.exchange_rate IS NOT NULL
+    AND t.created_at >= to_timestamp($2) AND t.created_at < to_timestamp($3)
+GROUP BY p.currency, s.currency ORDER BY s.currency, p.currency
+"""
+
+
+async def merchant_conversions(conn: Conn, *, merchant_id: str, start: int, end: int
+                               ) -> list[asyncpg.Record]:
+    return await conn.fetch(MERCHANT_CONVERSIONS, merchant_id, start, end,
+                            f"merchant:{merchant_id}:pending")
+
+
 async def merchant_exists(conn: Conn, merchant_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM merchants WHERE id = $1", merchant_id))
 
@@ -96,8 +130,24 @@ async def discrepancy_counts(conn: Conn, run_ids: list[str]) -> list[asyncpg.Rec
         " ORDER BY r.psp, d.kind", run_ids)
 
 
+# a run's settlement transactions: one per currency, and one per presentment currency,
+# settlement currency and rate for the rows the PSP converted (db/reconciliation.py's
+# settlement_source)
+_RUN_SETTLEMENTS = (
+    " FROM reconciliation_runs r JOIN LATERAL (SELECT DISTINCT i.currency || CASE WHEN"
+    "   i.settlement_currency IS NULL THEN '' ELSE '>' || i.settlement_currency || '@'"
+    "   || i.exchange_rate::text END AS suffix FROM reconciliation_items i"
+    "   WHERE i.run_id = r.id AND i.posted) c ON true"
+    " JOIN ledger_transactions t ON t.kind = 'settlement'"
+    "   AND t.source_id = r.id || ':' || c.suffix"
+    " JOIN ledger_entries e ON e.transaction_id = t.id"
+    " WHERE r.id = ANY($1::text[])")
+
+
 async def settlement_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Record]:
-    """What the runs posted, from their ledger transactions (source ``run:currency``)."""
+    """What the runs posted per currency, from their ledger transactions: the receivable
+    credited (gross), the PSP's fees, the bank's cash (conversions_posted says what the PSP
+    converted between them)."""
     return await conn.fetch(
         "SELECT r.psp, e.currency,"
         " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%:receivable'), 0)::bigint"
@@ -105,13 +155,28 @@ async def settlement_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Reco
         " coalesce(sum(e.amount) FILTER (WHERE e.account = 'expense:psp_fees'), 0)::bigint"
         "   AS fee,"
         " coalesce(sum(e.amount) FILTER (WHERE e.account = 'bank:cash'), 0)::bigint AS net"
-        " FROM reconciliation_runs r JOIN LATERAL (SELECT DISTINCT i.currency"
-        "   FROM reconciliation_items i WHERE i.run_id = r.id AND i.posted) c ON true"
-        " JOIN ledger_transactions t ON t.kind = 'settlement'"
-        "   AND t.source_id = r.id || ':' || c.currency"
-        " JOIN ledger_entries e ON e.transaction_id = t.id"
-        " WHERE r.id = ANY($1::text[]) GROUP BY r.psp, e.currency ORDER BY r.psp, e.currency",
+        + _RUN_SETTLEMENTS + " GROUP BY r.psp, e.currency ORDER BY r.psp, e.currency",
         run_ids)
+
+
+async def conversions_posted(conn: Conn, run_ids: list[str]) -> list[asyncpg.Record]:
+    """The runs' settlements the PSP converted, per presentment currency, settlement
+    currency and rate (the transaction's source says which): the gross credited to the
+    receivable, what the PSP paid for it (bank and fees, settlement currency), and the FX
+    difference against its rate in the settlement currency (credit = gain)."""
+    return await conn.fetch(
+        "SELECT r.psp, split_part(c.suffix, '@', 2) AS exchange_rate,"
+        " split_part(c.suffix, '>', 1) AS currency,"
+        " split_part(split_part(c.suffix, '>', 2), '@', 1) AS settlement_currency,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%:receivable'), 0)::bigint"
+        "   AS gross,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account IN ('bank:cash', 'expense:psp_fees')),"
+        "   0)::bigint AS settled,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account = 'revenue:fx_gain_loss'"
+        "   AND e.currency = split_part(split_part(c.suffix, '>', 2), '@', 1)), 0)::bigint"
+        "   AS fx_gain"
+        + _RUN_SETTLEMENTS + " AND c.suffix LIKE '%>%'"
+        " GROUP BY r.psp, t.id, c.suffix ORDER BY r.psp, t.id", run_ids)
 
 
 async def receivable_at(conn: Conn, *, psp: str, end: int) -> list[asyncpg.Record]:

@@ -14,6 +14,13 @@ from kassa.domain.errors import ConcurrentModification, InvalidRequest
 
 KS409 = "KS409"  # kassa_apply: a compare-and-swap found the row moved
 KS4PM = "KS4PM"  # kassa_apply: a single-use card was used by another payment intent
+KS4PC = "KS4PC"  # kassa_apply: a kept saved card's row changed since the API read it
+
+
+class CardChanged(Exception):
+    """A unit of work claimed a saved card as the API process kept it (vault/resolver.py
+    SavedCards), and the row is no longer that one: nothing of the unit was written; read
+    the card again."""
 
 
 class IdempotencyKeyTaken(Exception):
@@ -43,6 +50,8 @@ def unit_error(sqlstate: str | None, constraint: str | None, message: str
         return IdempotencyKeyTaken()
     if sqlstate == KS409:
         return ConcurrentModification(f"{message or 'object'}; retry the request.")
+    if sqlstate == KS4PC:
+        return CardChanged(message)
     if sqlstate == KS4PM:
         return InvalidRequest(message, param="payment_method",
                               code="payment_method_unexpected_state")

@@ -5,7 +5,12 @@ number, or a Japanese Zengin account, country, currency), validated, and shown o
 Japan (Stripe's JP external account fields): ``routing_number`` is the Zengin bank code
 (4 digits) followed by the branch code (3 digits), ``account_number`` the 7-digit account
 number, ``account_type`` ``futsu`` (ordinary) or ``toza`` (current), currency jpy. The
-holder's name is usually written in katakana (full- or half-width): it is kept as given.
+holder's name (usually katakana) must be writable in the Zengin character set the bank
+transfer carries (:data:`ZENGIN_NAME_CHARS`): half-width katakana, upper-case Latin
+letters, digits, space and ``( ) - . /``. Full-width forms of those characters are
+accepted (they map one to one onto the half-width ones, as Stripe accepts full-width
+katakana); the name is kept as given. Small kana, the long-vowel mark, the middle dot,
+lower-case letters and kanji are refused (a bank would return the transfer).
 
 The checks are hand-written because the domain is stdlib only (ARCHITECTURE §10): the
 ISO 13616 mod-97 check and the ABA routing checksum are a few lines each, and the lengths
@@ -16,6 +21,7 @@ against schwifty and python-stdnum.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from kassa.domain.errors import InvalidRequest
@@ -45,6 +51,15 @@ _IBAN_CHARS = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 _SEPARATORS = re.compile(r"[\s-]")
 JP_ACCOUNT_TYPES = ("futsu", "toza")
+# the Zengin (全銀協) set for a payee's name, read after NFKC (which turns half-width kana,
+# dakuten included, and full-width Latin/digits into one form): the large katakana, the
+# voiced and semi-voiced ones, digits, upper-case Latin, space and ( ) - . /. Banks'
+# published lists differ on ヲ and the comma: both are left out, so no bank refuses a name
+ZENGIN_NAME_CHARS = frozenset(
+    "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨ"
+    "ラリルレロワン" "ガギグゲゴザジズゼゾダヂヅデドバビブベボヴ" "パピプペポ"
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" " ()-./")
+_SMALL_KANA = dict(zip("ァィゥェォッャュョヮヵヶ", "アイウエオツヤユヨワカケ", strict=True))
 
 
 def iban_checksum_ok(iban: str) -> bool:
@@ -103,6 +118,24 @@ def _jp_account_number(raw: str) -> str:
         raise InvalidRequest("A Japanese account number has 7 digits.",
                              param="account_number")
     return number
+
+
+def _zengin_holder(holder: str) -> str:
+    """The holder's name if the Zengin set can carry it (see :data:`ZENGIN_NAME_CHARS`)."""
+    for ch in unicodedata.normalize("NFKC", holder):
+        if ch in ZENGIN_NAME_CHARS:
+            continue
+        if ch in _SMALL_KANA:
+            why = f"small kana are written large ({ch} as {_SMALL_KANA[ch]})"
+        elif "a" <= ch <= "z":
+            why = "Latin letters are upper case"
+        else:
+            why = f"{ch!r} is not in it"
+        raise InvalidRequest(
+            "A Japanese account holder's name must be in the Zengin character set "
+            "(katakana, upper-case Latin letters, digits, space and ( ) - . /): "
+            f"{why}.", param="account_holder_name")
+    return holder
 
 
 def _jp_account_type(raw: str | None) -> str:
@@ -182,6 +215,25 @@ class BankAccount:
                 f"scheme={self.scheme!r}, last4={self.last4!r})")
 
 
+@dataclass(frozen=True, slots=True)
+class MaskedBankAccount:
+    """A stored destination as it is shown: everything but the full account number, which
+    is kept sealed (payouts/payout_numbers.py)."""
+
+    account_holder_name: str
+    country: str
+    currency: str
+    last4: str
+    routing_number: str | None = None  # None: an IBAN
+    account_type: str | None = None
+
+    @staticmethod
+    def of(account: BankAccount) -> MaskedBankAccount:
+        return MaskedBankAccount(account.account_holder_name, account.country,
+                                 account.currency, account.last4, account.routing_number,
+                                 account.account_type)
+
+
 def bank_account(*, account_holder_name: str, country: str, currency: str,
                  iban: str | None = None, routing_number: str | None = None,
                  account_number: str | None = None,
@@ -220,7 +272,7 @@ def bank_account(*, account_holder_name: str, country: str, currency: str,
     if country_code == "JP":
         if ccy != "jpy":
             raise InvalidRequest("A Japanese bank account receives jpy.", param="currency")
-        return BankAccount(holder, country_code, ccy,
+        return BankAccount(_zengin_holder(holder), country_code, ccy,
                            routing_number=_zengin_routing(routing_number),
                            account_number=_jp_account_number(account_number),
                            account_type=_jp_account_type(account_type))

@@ -26,7 +26,9 @@ Design (README "Multi-currency"):
   at the payment's original rate (so a full refund takes back exactly what the capture
   credited; a partial refund takes the running total refunded, converted, less what the
   earlier refunds took — services/refunds.py — so partial refunds add up to the credited
-  gross, never more; a refund failure gives back exactly what its refund took). The
+  gross, never more; a refund failure gives back exactly what its refund took; a
+  chargeback takes the top slice, :func:`dispute_share`, so refunds plus chargeback never
+  exceed the credited gross either, and a won one gives back exactly what it took). The
   trading legs are at the rate current when the refund is posted (the operator buys the
   presentment currency back at today's price);
   the difference between the two settlement amounts is the operator's realised FX gain
@@ -134,6 +136,19 @@ class Conversion:
         if amount.currency != self.presentment:
             raise ValueError(f"{amount} is not in {self.presentment}")
         return convert(amount, self.rate, self.settlement)
+
+
+def dispute_share(conversion: Conversion, *, received: Money, withdrawn: Money) -> Money:
+    """What a chargeback of ``withdrawn`` takes from the merchant (settlement currency):
+    the top slice of the converted capture, ``settle(received) − settle(received −
+    withdrawn)``. Refunds take the converted running total from the bottom
+    (services/refunds.py) and a chargeback withdraws at most what they left, so refunds
+    plus the chargeback never take more than the capture credited; converting the
+    withdrawn amount alone would overshoot by a minor unit when both round up."""
+    if withdrawn.minor > received.minor:
+        raise ValueError(f"a chargeback of {withdrawn} exceeds the capture {received}")
+    return Money(conversion.settle(received).minor
+                 - conversion.settle(received - withdrawn).minor, conversion.settlement)
 
 
 def bridge(entries: Iterable[Any], entry: Any) -> list[Any]:

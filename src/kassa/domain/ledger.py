@@ -206,3 +206,30 @@ def dispute_reversal(*, merchant_id: str, psp: str, amount: Money, fee: Money,
         Entry(merchant_available(merchant_id), -((settled or amount) + fee)),
         *_gain_loss(None if gain_loss is None else -gain_loss),
     ])
+
+
+def settlement(*, psp: str, gross: Money, fee: Money, settled: Money | None = None,
+               traded: Money | None = None) -> Posting:
+    """A PSP's settlement of report rows: Dr bank:cash net, Dr expense:psp_fees fee /
+    Cr psp receivable gross (a negative gross — refunds, chargebacks — debits it back).
+
+    Converted by the PSP (``settled``: the gross it paid in another currency, ``fee`` in
+    that currency too): the receivable is credited in the presentment currency and the bank
+    and fee are debited in the settlement currency, the ``fx:<ccy>`` trading entries
+    balancing each currency on its own. ``traded`` is ``gross`` at the PSP's rate (what the
+    trading legs carry, so verify can prove them against that rate); what the PSP paid
+    beyond it (its per-row rounding) is the operator's FX gain, short of it a loss.
+    """
+    if (settled is None) != (traded is None):
+        raise ValueError("a converted settlement has both its settled and traded amounts")
+    received = settled or gross
+    entries = [Entry(BANK_CASH, received - fee), Entry(EXPENSE_PSP_FEES, fee),
+               Entry(psp_receivable(psp), -gross)]
+    if settled is not None and traded is not None:
+        entries.append(Entry(fx.FX_GAIN_LOSS, traded - settled))
+        if traded.minor == 0:
+            # the gross is worth less than a minor unit at the rate (a day's charges and
+            # refunds that nearly cancel): no trade to prove; it is an FX difference in its
+            # own currency, so each currency still balances with no trading leg
+            entries.append(Entry(fx.FX_GAIN_LOSS, gross))
+    return _balanced(TxKind.SETTLEMENT, entries)

@@ -9,11 +9,17 @@ whose gross, currency and status agree with kassa's object is *matched* and its 
 posted (Dr bank:cash net, Dr expense:psp_fees fee / Cr psp receivable gross, ARCHITECTURE §2);
 a fee other than the contract's is still posted (the bank got what it got) and recorded as
 ``fee_mismatch``, open until someone takes it up with the PSP.
+
+A row the PSP converted (it charged the customer in one currency and settled in another,
+at its own rate) carries ``settled``: the gross in the settlement currency, and the PSP's
+``exchange_rate``. Its ``gross`` stays in the presentment currency (what kassa's receivable
+holds and what it is matched on); its ``fee`` and ``net`` are in the settlement currency.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from kassa.domain.money import Money
@@ -23,6 +29,7 @@ class Category(StrEnum):
     CHARGE = "charge"
     REFUND = "refund"
     CHARGEBACK = "chargeback"
+    CHARGEBACK_REVERSAL = "chargeback_reversal"  # a won dispute: the amount comes back
     FEE = "fee"  # a PSP fee not tied to a payment (no kassa object)
 
 
@@ -53,20 +60,40 @@ class SettlementRow:
     fee: Money
     status: str | None = None  # the PSP's status of the movement, mapped to kassa's words
     created: int | None = None  # when the PSP moved it (unix seconds)
+    settled: Money | None = None  # the gross the PSP settled in another currency
+    exchange_rate: Decimal | None = None  # the PSP's rate: 1 presentment = rate settled
 
     def __post_init__(self) -> None:
-        if self.gross.currency != self.fee.currency:
-            raise ValueError("a row's gross and fee are in one currency")
-        if self.category is Category.CHARGE and self.gross.minor < 0:
-            raise ValueError("a charge row has a positive gross")
+        if (self.settled is None) != (self.exchange_rate is None):
+            raise ValueError("a converted row has both its settled gross and its rate")
+        if self.settled is not None:
+            if self.settled.currency == self.gross.currency:
+                raise ValueError("a converted row settles in another currency")
+            if self.exchange_rate is None or self.exchange_rate <= 0:
+                raise ValueError("a converted row's rate is positive")
+            if (self.settled.minor > 0) != (self.gross.minor > 0) or \
+                    (self.settled.minor < 0) != (self.gross.minor < 0):
+                raise ValueError("a converted row's settled gross has its gross's sign")
+        if self.fee.currency != self.fee_currency:
+            raise ValueError("a row's fee is in its settlement currency")
+        if self.category in (Category.CHARGE, Category.CHARGEBACK_REVERSAL) and \
+                self.gross.minor < 0:
+            raise ValueError(f"a {self.category} row has a positive gross")
         if self.category in (Category.REFUND, Category.CHARGEBACK) and self.gross.minor > 0:
             raise ValueError(f"a {self.category} row has a negative gross")
 
     @property
+    def fee_currency(self) -> str:
+        return self.gross.currency if self.settled is None else self.settled.currency
+
+    @property
     def net(self) -> Money:
-        return Money(self.gross.minor - self.fee.minor, self.gross.currency)
+        """What the PSP pays to the bank, in the settlement currency."""
+        settled = self.gross if self.settled is None else self.settled
+        return Money(settled.minor - self.fee.minor, settled.currency)
 
 
 # the PSP's status a matched row must carry for each category, in kassa's words
 SETTLED_STATUS = {Category.CHARGE: "captured", Category.REFUND: "refunded",
-                  Category.CHARGEBACK: "charged_back", Category.FEE: None}
+                  Category.CHARGEBACK: "charged_back",
+                  Category.CHARGEBACK_REVERSAL: "reversed", Category.FEE: None}

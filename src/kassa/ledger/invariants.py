@@ -163,11 +163,12 @@ async def dispute_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncp
 async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
                              ) -> list[asyncpg.Record]:
     """Disputes of converted payments (id > ``after``, the next ``limit`` by id) with what the
-    ledger took from and gave back to the merchant (settlement currency); verify.py pages
-    through them all and checks them at the payment's rate."""
+    ledger took from and gave back to the merchant (settlement currency) and the payment's
+    captured amount; verify.py pages through them all and checks them at the payment's
+    rate (domain/fx.dispute_share)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT d.id, d.status, d.amount_withdrawn, d.fee, p.currency,"
-        " p.settlement_currency, p.exchange_rate,"
+        " p.settlement_currency, p.exchange_rate, p.amount_received,"
         " coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e"
         "  ON e.transaction_id = t.id AND e.account LIKE 'merchant:%'"
         "  WHERE t.source_id = d.id AND t.kind = 'dispute'), 0)::bigint AS withdrawn,"
@@ -222,19 +223,31 @@ async def payout_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg
 
 
 async def settlement_ledger_mismatches(conn: Conn, limit: int = 100) -> list[asyncpg.Record]:
-    """Per run and currency, the settlement posting must credit the PSP receivable exactly
-    the gross of the rows the run posted (`kassa ledger verify`)."""
+    """Per run and currency (and, for rows the PSP converted, settlement currency and rate:
+    db/reconciliation.py's settlement_source), the settlement posting must credit the PSP
+    receivable exactly the gross of the rows the run posted, and debit the bank and fees
+    exactly what the PSP paid for them (`kassa ledger verify`)."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "WITH posted AS (SELECT run_id || ':' || currency AS source, sum(gross)::bigint AS gross"
-        " FROM reconciliation_items WHERE posted GROUP BY run_id, currency),"
-        " led AS (SELECT t.source_id AS source, -sum(e.amount)::bigint AS gross"
+        "WITH posted AS (SELECT run_id || ':' || currency || CASE WHEN settlement_currency"
+        "   IS NULL THEN '' ELSE '>' || settlement_currency || '@' || exchange_rate::text END"
+        "   AS source, sum(gross)::bigint AS gross,"
+        "   sum(coalesce(settlement_gross, gross))::bigint AS received"
+        " FROM reconciliation_items WHERE posted"
+        " GROUP BY run_id, currency, settlement_currency, exchange_rate),"
+        " led AS (SELECT t.source_id AS source,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.account LIKE 'psp:%:receivable'), 0)::bigint"
+        "   AS gross,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.account IN ('bank:cash', 'expense:psp_fees')),"
+        "   0)::bigint AS received"
         " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
-        " WHERE t.kind = 'settlement' AND e.account LIKE 'psp:%:receivable'"
-        " GROUP BY t.source_id)"
+        " WHERE t.kind = 'settlement' GROUP BY t.source_id)"
         " SELECT coalesce(posted.source, led.source) AS source,"
-        " coalesce(posted.gross, 0) AS items, coalesce(led.gross, 0) AS ledger"
+        " coalesce(posted.gross, 0) AS items, coalesce(led.gross, 0) AS ledger,"
+        " coalesce(posted.received, 0) AS items_received,"
+        " coalesce(led.received, 0) AS ledger_received"
         " FROM posted FULL JOIN led ON led.source = posted.source"
-        " WHERE coalesce(posted.gross, 0) <> coalesce(led.gross, 0) LIMIT $1", limit)
+        " WHERE coalesce(posted.gross, 0) <> coalesce(led.gross, 0)"
+        " OR coalesce(posted.received, 0) <> coalesce(led.received, 0) LIMIT $1", limit)
     return rows
 
 

@@ -91,8 +91,9 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"payouts in transit {row['ledger']}")
     for row in await invariants.settlement_ledger_mismatches(conn):
         report.problems.append(
-            f"settlement {row['source']}: the run posted rows of gross {row['items']} but "
-            f"the ledger settled {row['ledger']}")
+            f"settlement {row['source']}: the run posted rows of gross {row['items']}"
+            f" (paid {row['items_received']}) but the ledger settled {row['ledger']}"
+            f" (paid {row['ledger_received']})")
     for row in await invariants.objects_settled_twice(conn):
         report.problems.append(
             f"{row['category']} {row['matched']} settled {row['n']} times: "
@@ -116,19 +117,36 @@ TAKEN = ("needs_response", "under_review", "won", "lost")
 
 
 def _converted_dispute(row: asyncpg.Record) -> str | None:
-    """A converted payment's dispute must take (and, won, give back) the withdrawn amount
-    plus the fee converted at the payment's rate, in its settlement currency."""
+    """A converted payment's dispute must take (and, won, give back exactly) its share of
+    the converted capture (domain/fx.dispute_share) plus the fee converted at the payment's
+    rate, in its settlement currency. A withdrawal posted before that rule converted the
+    withdrawn amount alone (up to a minor unit more): it passes, its reversal must match."""
     if row["amount_withdrawn"] is None:
-        expected = 0
+        allowed = {0}
     else:
+        rate, settlement = row["exchange_rate"], row["settlement_currency"]
+        conversion = fx.Conversion(row["currency"], settlement, rate, "")
+
         def settle(minor: int) -> int:
-            return fx.convert(Money(minor, row["currency"]), row["exchange_rate"],
-                              row["settlement_currency"]).minor
-        expected = settle(row["amount_withdrawn"]) + settle(row["fee"])
-    withdrawn = expected if row["status"] in TAKEN else 0
-    reinstated = expected if row["status"] == "won" else 0
-    if (row["withdrawn"], row["reinstated"]) == (withdrawn, reinstated):
+            return conversion.settle(Money(minor, row["currency"])).minor
+        fee = settle(row["fee"])
+        withdrawn = Money(row["amount_withdrawn"], row["currency"])
+        try:
+            share = fx.dispute_share(conversion, received=Money(row["amount_received"],
+                                                                row["currency"]),
+                                     withdrawn=withdrawn).minor
+        except ValueError as exc:
+            return str(exc)
+        allowed = {share + fee, settle(row["amount_withdrawn"]) + fee}
+    expected = min(allowed)  # what the current rule takes
+    if row["status"] in TAKEN:
+        if row["withdrawn"] in allowed and (
+                row["reinstated"] == (row["withdrawn"] if row["status"] == "won" else 0)):
+            return None
+        return (f"ledger withdrew {row['withdrawn']} and reinstated {row['reinstated']} "
+                f"{row['settlement_currency']}, expected {expected} and "
+                f"{expected if row['status'] == 'won' else 0} at {row['exchange_rate']}")
+    if (row["withdrawn"], row["reinstated"]) == (0, 0):
         return None
     return (f"ledger withdrew {row['withdrawn']} and reinstated {row['reinstated']} "
-            f"{row['settlement_currency']}, expected {withdrawn} and {reinstated} at "
-            f"{row['exchange_rate']}")
+            f"{row['settlement_currency']}, expected 0 and 0")

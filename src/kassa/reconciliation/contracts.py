@@ -28,6 +28,8 @@ class PSPContract:
             return min(gross, pct + fixed)
         if category == "chargeback":
             return self.chargeback_fee_major_cents * 10 ** EXPONENTS[currency] // 100
+        if category == "chargeback_reversal":  # a won dispute's fee comes back
+            return -(self.chargeback_fee_major_cents * 10 ** EXPONENTS[currency] // 100)
         return 0
 
 

@@ -13,6 +13,20 @@ column order (Adyen's varies) does not matter.
   ``Gross Credit (GC)``/``Gross Debit (GC)``, ``Commission (NC)``, ``Markup (NC)``,
   ``Scheme Fees (NC)``, ``Interchange (NC)`` in major units; ``MerchantPayout`` rows are the
   batch's control total, not movements.
+
+A row the PSP converted (charged in one currency, settled in another at its own rate) is
+read with its presentment side as ``gross`` (what kassa's receivable holds: it is matched on
+that) and its settlement side as ``settled`` with the PSP's ``exchange_rate``; its fee is in
+the settlement currency (domain/reconciliation.py):
+
+- ``simulator``: the optional columns ``settlement_currency``, ``settlement_gross`` and
+  ``exchange_rate`` (``fee``/``net`` are then in the settlement currency).
+- ``stripe``: ``customer_facing_currency``/``customer_facing_amount`` (what the customer
+  was charged) other than ``currency``/``gross`` (what reached the balance); the report has
+  no rate column, so the rate recorded is the one the amounts imply (``gross`` ÷
+  ``customer_facing_amount``, 12 significant digits).
+- ``adyen``: ``Gross Currency`` other than ``Net Currency``, with ``Exchange Rate``; the
+  settled gross is the net plus the fees (all in NC), and must be the gross at that rate.
 """
 
 from __future__ import annotations
@@ -20,11 +34,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from typing import Protocol
 
 from kassa.domain.currencies import from_major
 from kassa.domain.errors import InvalidRequest
-from kassa.domain.money import Money, UnknownCurrency, normalize_currency
+from kassa.domain.fx import convert, parse_rate
+from kassa.domain.money import EXPONENTS, Money, UnknownCurrency, normalize_currency
 from kassa.domain.reconciliation import Category, SettlementRow
 
 
@@ -37,8 +53,11 @@ class ReportError(ValueError):
 
 
 # a row as the import stages it: (row number, category, psp reference, kassa reference,
-# gross, fee, currency, status, created) — SettlementRow's fields in plain values
-Staged = tuple[int, str, str | None, str | None, int, int, str, str | None, int | None]
+# gross, fee, currency, status, created) — SettlementRow's fields in plain values — and, for
+# a row the PSP converted, (settlement currency, settled gross, exchange rate) after them
+Staged = (tuple[int, str, str | None, str | None, int, int, str, str | None, int | None]
+          | tuple[int, str, str | None, str | None, int, int, str, str | None, int | None,
+                  str, int, Decimal])
 
 
 class ReportParser(Protocol):
@@ -54,8 +73,13 @@ class ReportParser(Protocol):
 
 def staged_from_rows(rows: Iterable[SettlementRow]) -> Iterator[Staged]:
     for r in rows:
-        yield (r.row_number, r.category.value, r.psp_reference, r.kassa_reference,
-               r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created)
+        if r.settled is None or r.exchange_rate is None:
+            yield (r.row_number, r.category.value, r.psp_reference, r.kassa_reference,
+                   r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created)
+        else:
+            yield (r.row_number, r.category.value, r.psp_reference, r.kassa_reference,
+                   r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created,
+                   r.settled.currency, r.settled.minor, r.exchange_rate)
 
 
 def _records(lines: Iterable[str], required: tuple[str, ...]
@@ -99,27 +123,56 @@ def _major(value: str, currency: str, line: int, column: str) -> int:
         raise ReportError(f"{column}: {exc}", line=line) from None
 
 
+def _rate(value: str, line: int, column: str) -> Decimal:
+    try:
+        return parse_rate(value)
+    except InvalidRequest as exc:
+        raise ReportError(f"{column}: {exc}", line=line) from None
+
+
+def _implied_rate(settled: int, settled_ccy: str, gross: int, gross_ccy: str) -> Decimal:
+    """The rate a conversion's two amounts imply (major units), 12 significant digits."""
+    with localcontext() as ctx:
+        ctx.prec = 12
+        return (Decimal(settled).scaleb(-EXPONENTS[settled_ccy])
+                / Decimal(gross).scaleb(-EXPONENTS[gross_ccy]))
+
+
+def _converts(gross: int, gross_ccy: str, settled: int, settled_ccy: str,
+              rate: Decimal) -> bool:
+    """The PSP's settled gross is its gross at its rate, give or take its rounding (one
+    minor unit, or 1 % of the amount where the PSP rounds each fee part on its own)."""
+    expected = convert(Money(gross, gross_ccy), rate, settled_ccy).minor
+    return abs(expected - settled) <= max(1, abs(expected) // 100)
+
+
 def _row(line: int, category: Category, psp_reference: str | None,
          kassa_reference: str | None, gross: int, fee: int, currency: str,
-         status: str | None, created: int | None) -> SettlementRow:
+         status: str | None, created: int | None, *, settled: Money | None = None,
+         exchange_rate: Decimal | None = None) -> SettlementRow:
     try:
         return SettlementRow(line, category, psp_reference or None, kassa_reference or None,
-                             Money(gross, currency), Money(fee, currency), status, created)
+                             Money(gross, currency),
+                             Money(fee, currency if settled is None else settled.currency),
+                             status, created, settled, exchange_rate)
     except ValueError as exc:
         raise ReportError(str(exc), line=line) from None
 
 
-_SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "fee": 0}
+_SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "chargeback_reversal": 1, "fee": 0}
 
 
 class SimulatorReport:
     format = "simulator"
     COLUMNS = ("type", "psp_reference", "merchant_reference", "currency", "gross", "fee",
                "status", "created")
+    # a simulator account that settles in another currency adds these (settlement_report.py)
+    CONVERSION = ("settlement_currency", "settlement_gross", "exchange_rate")
 
     def staged(self, lines: Iterable[str]) -> Iterator[Staged]:
         """SettlementRow's rules (known type, gross's sign, a known currency, integers)
-        checked on plain values: a million rows in seconds, not tens of seconds."""
+        checked on plain values: a million rows in seconds, not tens of seconds. A
+        converted row is built as a SettlementRow (its rules are more)."""
         reader = csv.reader(lines)
         try:
             header = [h.strip() for h in next(reader)]
@@ -130,6 +183,11 @@ class SimulatorReport:
             raise ReportError(f"missing column(s) {', '.join(missing)}", line=1)
         width = len(header)
         t, p, m, c, g, f, s, w = (header.index(col) for col in self.COLUMNS)
+        conversion = [header.index(col) if col in header else None for col in self.CONVERSION]
+        if any(i is None for i in conversion) and any(i is not None for i in conversion):
+            raise ReportError(f"the conversion columns are {', '.join(self.CONVERSION)},"
+                              " all or none", line=1)
+        sc, sg, sr = conversion
         known: dict[str, str] = {}
         for number, cells in enumerate(reader, start=2):
             if not cells:
@@ -153,19 +211,55 @@ class SimulatorReport:
             if gross * sign < 0:
                 raise ReportError(f"a {kind} row has a "
                                   f"{'positive' if sign > 0 else 'negative'} gross", line=number)
+            if sc is not None and sg is not None and sr is not None and cells[sc].strip():
+                yield from staged_from_rows([self._converted(
+                    number, Category(kind), cells[p], cells[m], gross, fee, currency,
+                    cells[s] or None, created, cells[sc], cells[sg], cells[sr])])
+                continue
             yield (number, kind, cells[p] or None, cells[m] or None, gross, fee, currency,
                    cells[s] or None, created)
 
+    @staticmethod
+    def _converted(n: int, category: Category, psp_reference: str, kassa_reference: str,
+                   gross: int, fee: int, currency: str, status: str | None, created: int,
+                   settlement_currency: str, settlement_gross: str,
+                   exchange_rate: str) -> SettlementRow:
+        settled_ccy = _currency(settlement_currency, n)
+        if settled_ccy == currency:
+            return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+                        status, created)
+        settled = _int(settlement_gross, n, "settlement_gross")
+        rate = _rate(exchange_rate, n, "exchange_rate")
+        if category is Category.FEE:
+            raise ReportError("a fee row is not converted", line=n)
+        if (settled > 0) != (gross > 0) or (settled < 0) != (gross < 0):
+            raise ReportError("settlement_gross has another sign than gross", line=n)
+        if not _converts(gross, currency, settled, settled_ccy, rate):
+            raise ReportError(f"settlement_gross {settled} is not gross {gross} at rate "
+                              f"{rate}", line=n)
+        return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+                    status, created, settled=Money(settled, settled_ccy), exchange_rate=rate)
+
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         for n, r in _records(lines, self.COLUMNS):
+            if len({c in r for c in self.CONVERSION}) > 1:
+                raise ReportError(f"the conversion columns are {', '.join(self.CONVERSION)},"
+                                  " all or none", line=1)
             try:
                 category = Category(r["type"])
             except ValueError:
                 raise ReportError(f"unknown type {r['type']!r}", line=n) from None
-            yield _row(n, category, r["psp_reference"], r["merchant_reference"],
-                       _int(r["gross"], n, "gross"), _int(r["fee"], n, "fee"),
-                       _currency(r["currency"], n), r["status"] or None,
-                       _int(r["created"], n, "created"))
+            gross, fee = _int(r["gross"], n, "gross"), _int(r["fee"], n, "fee")
+            currency, created = _currency(r["currency"], n), _int(r["created"], n, "created")
+            if (r.get("settlement_currency") or "").strip():
+                yield self._converted(n, category, r["psp_reference"],
+                                      r["merchant_reference"], gross, fee, currency,
+                                      r["status"] or None, created, r["settlement_currency"],
+                                      r.get("settlement_gross", ""),
+                                      r.get("exchange_rate", ""))
+                continue
+            yield _row(n, category, r["psp_reference"], r["merchant_reference"], gross, fee,
+                       currency, r["status"] or None, created)
 
 
 _STRIPE_CATEGORIES = {"charge": Category.CHARGE, "refund": Category.REFUND,
@@ -197,6 +291,21 @@ class StripeItemizedReport:
                 gross, fee = 0, -gross
             else:
                 fee = _major(r["fee"], ccy, n, "fee")
+            conversion: dict[str, object] = {}
+            facing = (r.get("customer_facing_currency") or "").strip()
+            if category is not Category.FEE and facing and _currency(facing, n) != ccy:
+                # Stripe converted: the customer paid customer_facing_amount in
+                # customer_facing_currency (kassa's receivable); gross reached the balance
+                presented_ccy = _currency(facing, n)
+                presented = abs(_major(r.get("customer_facing_amount") or "", presented_ccy,
+                                       n, "customer_facing_amount"))
+                if presented == 0 or gross == 0:
+                    raise ReportError("a converted row has both customer_facing_amount and"
+                                      " gross", line=n)
+                presented = presented if gross > 0 else -presented
+                conversion = {"settled": Money(gross, ccy), "exchange_rate": _implied_rate(
+                    gross, ccy, presented, presented_ccy)}
+                gross, ccy = presented, presented_ccy
             # a charge is known to kassa by its PaymentIntent (the Stripe adapter's PSP
             # reference); a refund or dispute by its own id (source_id)
             if category is Category.CHARGE:
@@ -206,7 +315,7 @@ class StripeItemizedReport:
                 reference = r.get("source_id") or r["balance_transaction_id"]
             yield _row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
                        gross, fee, ccy, _STRIPE_STATUS.get(category),
-                       _created(r["created_utc"], n))
+                       _created(r["created_utc"], n), **conversion)  # type: ignore[arg-type]
 
 
 _ADYEN_TYPES = {"Settled": Category.CHARGE, "Refunded": Category.REFUND,
@@ -232,8 +341,9 @@ class AdyenSettlementDetails:
         for n, r in _records(lines, self.COLUMNS):
             kind = r["Type"]
             ccy = _currency(r["Gross Currency"] or r.get("Net Currency", ""), n)
-            net = (_major(r["Net Credit (NC)"], ccy, n, "Net Credit (NC)")
-                   - _major(r["Net Debit (NC)"], ccy, n, "Net Debit (NC)"))
+            net_ccy = _currency(r.get("Net Currency") or r["Gross Currency"], n)
+            net = (_major(r["Net Credit (NC)"], net_ccy, n, "Net Credit (NC)")
+                   - _major(r["Net Debit (NC)"], net_ccy, n, "Net Debit (NC)"))
             batch = r["Batch Number"]
             if kind == "MerchantPayout":  # the payout to the bank: -(sum of the batch)
                 if batch_net.pop(batch, 0) + net != 0:
@@ -242,21 +352,41 @@ class AdyenSettlementDetails:
             category = _ADYEN_TYPES.get(kind)
             if category is None:
                 continue
-            net_ccy = r.get("Net Currency") or r["Gross Currency"]
-            if net_ccy and _currency(net_ccy, n) != ccy:
-                raise ReportError("a converted row (gross and net currencies differ) is not "
-                                  "supported yet", line=n)
             gross = (_major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
                      - _major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
+            listed = sum(_major(r.get(c, ""), net_ccy, n, c) for c in _ADYEN_FEES)
+            batch_net[batch] = batch_net.get(batch, 0) + net
+            if net_ccy != ccy:
+                yield self._converted(n, r, category, gross, ccy, net, net_ccy, listed)
+                continue
             # what Adyen kept is gross - net: Commission, Markup, Scheme Fees, Interchange
             fee = gross - net
-            listed = sum(_major(r.get(c, ""), ccy, n, c) for c in _ADYEN_FEES)
             if category is not Category.FEE and abs(fee) != listed and listed:
                 raise ReportError(f"net {net} is not gross {gross} less the fees {listed}",
                                   line=n)
-            batch_net[batch] = batch_net.get(batch, 0) + net
             yield _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
                        ccy, _STRIPE_STATUS.get(category), _created(r["Creation Date"], n))
+
+    @staticmethod
+    def _converted(n: int, r: dict[str, str], category: Category, gross: int, ccy: str,
+                   net: int, net_ccy: str, listed: int) -> SettlementRow:
+        """Adyen charged in GC and settled in NC at ``Exchange Rate``: the settled gross
+        is the net plus the fees Adyen lists (NC), which must be the gross at that rate."""
+        if category is Category.FEE:
+            raise ReportError("a converted fee row (gross and net currencies differ) is not "
+                              "a movement kassa can match", line=n)
+        if not (r.get("Exchange Rate") or "").strip():
+            raise ReportError("a converted row (gross and net currencies differ) has no "
+                              "Exchange Rate", line=n)
+        rate = _rate(r["Exchange Rate"], n, "Exchange Rate")
+        settled = net + listed  # what Adyen kept is settled - net, as gross - net unconverted
+        if not _converts(gross, ccy, settled, net_ccy, rate):
+            raise ReportError(f"the settled gross {settled} ({net_ccy}: net plus fees) is not"
+                              f" gross {gross} ({ccy}) at Exchange Rate {rate}", line=n)
+        return _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross,
+                    settled - net, ccy, _STRIPE_STATUS.get(category),
+                    _created(r["Creation Date"], n), settled=Money(settled, net_ccy),
+                    exchange_rate=rate)
 
 
 def _created(value: str, line: int) -> int | None:

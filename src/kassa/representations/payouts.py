@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kassa.domain.bank_accounts import BankAccount
+from kassa.domain.bank_accounts import BankAccount, MaskedBankAccount
 from kassa.domain.payouts import FAILURE_MESSAGES, Payout
 
 
@@ -39,7 +39,7 @@ def payout(p: Payout) -> dict[str, Any]:
     }
 
 
-def bank_account(account_id: str, account: BankAccount, *, status: str = "new",
+def bank_account(account_id: str, account: BankAccount | MaskedBankAccount, *, status: str = "new",
                  default_for_currency: bool = True,
                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
     """Only the last 4 digits of the account number are ever shown."""

@@ -9,13 +9,14 @@ second confirm — always through ``finish_authorization``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from kassa import representations
-from kassa.db import ops
+from kassa.db import ops, units
 from kassa.db import payments as payments_db
 from kassa.domain import intent_fields
 from kassa.domain.errors import (
@@ -50,15 +51,17 @@ PI = representations.payment_intent
 
 
 async def _check_payment_method(kassa: Kassa, merchant_id: str, pm: str,
-                                currency: str, customer: str | None = None) -> Resolved:
+                                currency: str, customer: str | None = None, *,
+                                kept: bool = False) -> Resolved:
     """The payment method as one read finds it (the intent's checks and the authorisation
     reuse it: a payment reads a vault card's row, and the intent's customer, once), refused
     when there is none, or when it is a PSP's token its account cannot charge in
-    ``currency``."""
+    ``currency``. ``kept``: a card saved to ``customer`` may be the row this process kept
+    (unread: only for a confirmation, whose first commit claims it at that row version)."""
     await psp_tokens.check(kassa, merchant_id=merchant_id, payment_method=pm,
                            currency=currency)
     resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id, payment_method=pm,
-                                                  customer=customer)
+                                                  customer=customer, kept=kept)
     if resolved.card is None:
         raise InvalidRequest(f"No such PaymentMethod: '{pm}'", param="payment_method",
                              code="resource_missing")
@@ -86,7 +89,7 @@ async def create(kassa: Kassa, *, merchant_id: str, amount: int, currency: str,
     resolved = None
     if payment_method is not None:
         resolved = await _check_payment_method(kassa, merchant_id, payment_method, currency,
-                                               customer)
+                                               customer, kept=confirm)
     await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=customer,
                                    payment_method=payment_method, off_session=off_session,
                                    resolved=resolved)
@@ -149,7 +152,7 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
     resolved = None
     if payment_method is not None:
         resolved = await _check_payment_method(kassa, merchant_id, payment_method,
-                                               p.amount.currency, p.customer)
+                                               p.amount.currency, p.customer, kept=True)
         if p.status in (PaymentStatus.REQUIRES_PAYMENT_METHOD,
                         PaymentStatus.REQUIRES_CONFIRMATION):
             p.payment_method = payment_method
@@ -159,7 +162,7 @@ async def confirm(kassa: Kassa, *, merchant_id: str, payment_id: str,
         if resolved is None and p.payment_method is not None:
             resolved = await kassa.payment_methods.lookup(merchant_id=merchant_id,
                                                           payment_method=p.payment_method,
-                                                          customer=p.customer)
+                                                          customer=p.customer, kept=True)
         await saved_cards.check_intent(kassa, merchant_id=merchant_id, customer=p.customer,
                                        payment_method=p.payment_method,
                                        off_session=off_session, payment_intent=p.id,
@@ -172,7 +175,41 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
                      idempotency: IdempotencyHandle | None, new: bool = False,
                      off_session: bool = False, resolved: Resolved | None = None
                      ) -> dict[str, Any]:
-    """``resolved``: the intent's payment method as this request read it already."""
+    """``resolved``: the intent's payment method as this request read it already, or as
+    this process kept it (a saved card: ``kept_version``). A kept card that changed since
+    (its expiry updated, detached, its customer deleted) refuses step 1's commit with
+    nothing written: the card is read again, the intent's rules checked on that row, and
+    the authorisation starts over from the intent as it was."""
+    if resolved is None or resolved.kept_version is None:
+        return await _authorize_once(kassa, p, return_url=return_url,
+                                     idempotency=idempotency, new=new,
+                                     off_session=off_session, resolved=resolved)
+    as_given = copy.copy(p)  # step 1 changes only p's own fields (start_authorization, fx)
+    try:
+        return await _authorize_once(kassa, p, return_url=return_url, idempotency=idempotency,
+                                     new=new, off_session=off_session, resolved=resolved)
+    except units.CardChanged:
+        assert as_given.payment_method is not None
+        log.info("saved card %s changed since this process kept it: read again",
+                 as_given.payment_method)
+    resolved = await kassa.payment_methods.lookup(
+        merchant_id=as_given.merchant_id, payment_method=as_given.payment_method,
+        customer=as_given.customer)
+    await saved_cards.check_intent(kassa, merchant_id=as_given.merchant_id,
+                                   customer=as_given.customer,
+                                   payment_method=as_given.payment_method,
+                                   off_session=off_session,
+                                   payment_intent=None if new else as_given.id,
+                                   resolved=resolved)
+    return await _authorize_once(kassa, as_given, return_url=return_url,
+                                 idempotency=idempotency, new=new, off_session=off_session,
+                                 resolved=resolved)
+
+
+async def _authorize_once(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
+                          idempotency: IdempotencyHandle | None, new: bool = False,
+                          off_session: bool = False, resolved: Resolved | None = None
+                          ) -> dict[str, Any]:
     attempt_id = kassa.ids("charge")
     created = PI(p) if new else None
     p.start_authorization(attempt_id, "")  # refused here before anything is routed
@@ -205,7 +242,7 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         else:
             uow.add(ops.UpdatePayment.of(p))
         saga.begin(kassa, uow, attempt, idempotency)
-        claim = saved_cards.use_op(p)
+        claim = saved_cards.use_op(p, resolved)
         if claim is not None:
             uow.add(claim)  # a card attached to no customer serves this intent only
         attempt.charge = charges.details_for(kassa, attempt, p, facts)

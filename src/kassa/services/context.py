@@ -26,9 +26,11 @@ class PaymentMethodResolver(Protocol):
     async def resolve(self, *, merchant_id: str, payment_method: str) -> Card | None: ...
 
     async def lookup(self, *, merchant_id: str, payment_method: str,
-                     customer: str | None = None) -> Resolved:
+                     customer: str | None = None, kept: bool = False) -> Resolved:
         """The card and, for the vault's, its non-secret row: one read for a payment
-        (with ``customer``: also whether that customer is live, in the same read)."""
+        (with ``customer``: also whether that customer is live, in the same read; with
+        ``kept``: a card saved to them as this process kept it, unread, whose row version
+        the caller's first commit must claim)."""
         ...
 
 

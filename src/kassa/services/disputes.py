@@ -93,13 +93,16 @@ async def _post(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Disp
     """Queue the ledger postings and balance transactions a change calls for; returns the
     new balance transactions (for the events). What a withdrawal takes is fixed first
     (``record_withdrawal``); a reversal returns exactly that. A converted payment's
-    dispute takes the amount and fee converted at the payment's original rate, its trading
-    entries at the current rate (the difference to fx gain/loss, domain/fx.py)."""
+    dispute takes the top slice of the converted capture (domain/fx.dispute_share: with
+    the refunds, never more than the capture credited) and the fee converted at the
+    payment's original rate, its trading entries at the current rate (the difference to fx
+    gain/loss, domain/fx.py)."""
     now = kassa.clock()
     rows = []
     conversion = await payments_db.payment_conversion(conn, d.payment_intent_id)
     current = await fx.trading_rate(kassa, kassa.pool, conversion)
     rate = None if conversion is None else conversion.rate
+    taken: Money | None = None  # what this change's withdrawal took (settlement currency)
     for withdraw in (True, False):
         if not (change.withdraw if withdraw else change.reinstate):
             continue
@@ -107,7 +110,11 @@ async def _post(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Disp
         fee = d.fee if conversion is None else conversion.settle(d.fee)
         settled, gain_loss, trading = None, None, None
         if conversion is not None:
-            settled = conversion.settle(withdrawn)
+            if withdraw:
+                taken = settled = await _converted_withdrawal(conn, d, conversion, withdrawn)
+            else:  # a won dispute gives back exactly what its withdrawal took
+                settled = taken if taken is not None else await _withdrawal_taken(
+                    conn, d, conversion, withdrawn, fee)
             trading = current if current is not None else conversion.rate
             gain_loss = fx_rules.convert(withdrawn, trading, conversion.settlement) - settled
         line = settled or withdrawn
@@ -133,6 +140,29 @@ async def _post(kassa: Kassa, uow: UnitOfWork, conn: asyncpg.Connection, d: Disp
                                 line=_bt_op(row), exchange_rate=trading))
         rows.append(row)
     return rows
+
+
+async def _converted_withdrawal(conn: asyncpg.Connection, d: Dispute,
+                                conversion: fx_rules.Conversion, withdrawn: Money) -> Money:
+    """A converted payment's chargeback takes the top slice of the converted capture
+    (domain/fx.dispute_share), so it and the refunds never take more than was credited."""
+    p = await payments_db.get_payment_unscoped(conn, d.payment_intent_id)
+    if p is None:
+        raise LookupError(f"payment {d.payment_intent_id} of dispute {d.id} does not exist")
+    return fx_rules.dispute_share(conversion, received=Money(p.amount_received, p.currency),
+                                  withdrawn=withdrawn)
+
+
+async def _withdrawal_taken(conn: asyncpg.Connection, d: Dispute,
+                            conversion: fx_rules.Conversion, withdrawn: Money, fee: Money
+                            ) -> Money:
+    """What the posted withdrawal took, fee aside (a withdrawal posted before the top-slice
+    rule may differ from it by a minor unit); the rule's amount if none is posted."""
+    total = await disputes_db.withdrawal_taken(
+        conn, dispute_id=d.id, merchant_account=ledger.merchant_available(d.merchant_id))
+    if total is None:
+        return await _converted_withdrawal(conn, d, conversion, withdrawn)
+    return Money(total - fee.minor, conversion.settlement)
 
 
 def _withdrawn(d: Dispute) -> Money:

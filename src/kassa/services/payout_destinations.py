@@ -1,16 +1,21 @@
 """Merchants' payout destinations: bank accounts, validated by the domain, stored for the
-payouts worker, shown only masked (Stripe's external accounts)."""
+payouts worker with the full number sealed (payouts/payout_numbers.py), shown only masked
+(Stripe's external accounts)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+import orjson
+
 from kassa.db import payouts as payouts_db
-from kassa.domain.bank_accounts import bank_account
+from kassa.domain.bank_accounts import BankAccount, MaskedBankAccount, bank_account
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.representations.payouts import bank_account as render
 from kassa.services.context import Kassa
+from kassa.services.payout_numbers import seal_number
 from kassa.services.uow import IdempotencyHandle, UnitOfWork
 
 
@@ -48,13 +53,41 @@ async def add_bank_account(kassa: Kassa, *, merchant_id: str, account_id: str,
         account_number=number if domestic else None,
         account_type=fields.get("account_type"))
     destination_id = kassa.ids("bank_account")
-    obj = render(destination_id, account, metadata=dict(metadata or {}))
+    obj = render(destination_id, MaskedBankAccount.of(account), metadata=dict(metadata or {}))
     async with UnitOfWork(kassa, idempotency) as uow:
-        await payouts_db.insert_destination(await uow.connection(), destination_id=destination_id,
-                                            merchant_id=merchant_id, account=account,
-                                            created=kassa.clock(), metadata=dict(metadata or {}))
+        await save_destination(kassa, await uow.connection(), destination_id=destination_id,
+                               merchant_id=merchant_id, account=account,
+                               created=kassa.clock(), metadata=dict(metadata or {}))
         await uow.commit(response=obj, resource_id=destination_id)
     return obj
+
+
+async def save_destination(kassa: Kassa, conn: asyncpg.Connection, *, destination_id: str,
+                           merchant_id: str, account: BankAccount, created: int,
+                           metadata: dict[str, str] | None = None) -> None:
+    """Store a validated destination in the caller's transaction, its number sealed."""
+    if kassa.secrets is None:
+        raise InvalidRequest("Bank accounts cannot be stored: this kassa has no secrets key "
+                             "(set KASSA_SECRETS_KEYS or KASSA_SECRETS_KEY_FILE).",
+                             code="external_accounts_unavailable")
+    sealed = seal_number(kassa.secrets, destination_id=destination_id,
+                         merchant_id=merchant_id, number=account.number)
+    await payouts_db.insert_destination(conn, destination_id=destination_id,
+                                        merchant_id=merchant_id, account=account,
+                                        sealed_number=sealed, created=created,
+                                        metadata=metadata)
+
+
+def idempotency_params(kassa: Kassa, raw: dict[str, Any]) -> dict[str, Any]:
+    """The request as its Idempotency-Key's fingerprint sees it: the account number only as
+    a keyed digest (the key's stored request hash is unkeyed, and a 7-digit Japanese
+    account number is quickly guessed from one)."""
+    account = raw.get("external_account")
+    if not isinstance(account, dict) or "account_number" not in account:
+        return raw
+    number = orjson.dumps(account["account_number"])
+    digest = "withheld" if kassa.secrets is None else kassa.secrets.fingerprint(number)
+    return {**raw, "external_account": {**account, "account_number": digest}}
 
 
 async def list_bank_accounts(kassa: Kassa, *, merchant_id: str, account_id: str

@@ -40,6 +40,7 @@ from kassa.payouts.base import (
     RailTransfer,
     UnknownTransfer,
 )
+from kassa.services import payout_numbers
 from kassa.services.context import Kassa
 from kassa.services.payouts import Moves, record_moves
 
@@ -108,9 +109,16 @@ async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy
                    if p.destination else None)
     if destination is None:
         return await _fail(kassa, p, FailureCode.NO_ACCOUNT, policy)
+    if kassa.secrets is None:  # the number stays sealed: try again once a key is configured
+        log.error("payout %s: no secrets key to open its bank account's number", p.id)
+        return await _postpone(kassa, p, policy)
+    # the full number is opened here only, for the bank call (payouts/payout_numbers.py)
+    account = payout_numbers.opened(
+        kassa.secrets, destination_id=destination.id, merchant_id=destination.merchant_id,
+        masked=destination.account, sealed=destination.sealed_number)
     try:
         transfer = await rail.send(PayoutInstruction(
-            payout_id=p.id, amount=p.amount, destination=destination[1],
+            payout_id=p.id, amount=p.amount, destination=account,
             description=p.description, statement_descriptor=p.statement_descriptor))
     except PayoutRefused as exc:
         log.warning("payout %s refused by the rail: %s", p.id, exc)

@@ -114,6 +114,8 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         with path.open(newline="", encoding="utf-8-sig") as f:
             for row in _checked(parser.staged(_lines(f, count)), count):
                 category, gross, currency, created = row[1], row[4], row[6], row[8]
+                if len(row) > 9:  # the PSP converted it: its fee is on the settled side
+                    gross, currency = row[10], row[9]  # type: ignore[misc]
                 expected = (None if contract is None or category == "fee"
                             else contract.expected_fee_minor(category, gross, currency))
                 if created is not None:
@@ -124,7 +126,7 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
                 progress.rows += 1
                 if on_rows is not None and progress.rows % 10_000 == 0:
                     on_rows(progress.rows)
-                yield (*row, expected)
+                yield (*row, expected) if len(row) > 9 else (*row, None, None, None, expected)
         if lo is not None and hi is not None:
             bounds.extend((lo // DAY * DAY, hi // DAY * DAY + DAY))
 

@@ -31,9 +31,15 @@ async def run_report(kassa: Kassa, *, run_id: str) -> dict[str, Any]:
                                                                               run_id)]
     by_kind = Counter(d["kind"] for d in found)
     by_resolution = Counter(d["resolution"]["status"] for d in found)
+    # gross is in the rows' currency (kassa's receivable); settlement_gross, fee and net
+    # in the currency the PSP paid in — the same one unless the PSP converted, at the rates
+    # listed (kassa-side conversions never show here: the PSP charged and paid in one)
     settled = [{"currency": r["currency"], "matched_rows": r["matched_rows"],
-                "posted_rows": r["posted_rows"], "gross": r["gross"], "fee": r["fee"],
-                "net": r["gross"] - r["fee"]}
+                "posted_rows": r["posted_rows"], "gross": r["gross"],
+                "settlement_currency": r["settlement_currency"],
+                "settlement_gross": r["settlement_gross"], "fee": r["fee"],
+                "net": r["settlement_gross"] - r["fee"],
+                "exchange_rates": list(r["exchange_rates"])}
                for r in await reports_db.run_settled(kassa.pool, run_id)]
     return {"object": "reconciliation_report", "run": run, "summary": {
         "rows_read": run["rows_read"], "rows_matched": run["rows_matched"],
@@ -63,8 +69,17 @@ async def merchant_settlement(kassa: Kassa, *, merchant_id: str, start: date, en
         # disputes (with their fees); payouts are what was paid out of it
         row["net"] = row["gross"] - row["fees"] - row["refunds"] - row["disputes"]
         currencies.append(row)
+    # the captures kassa converted into the merchant's settlement currency: each currency
+    # row above is in the settlement currency; these say from what and at which rates
+    conversions = [{"currency": r["currency"], "presentment_currency":
+                    r["presentment_currency"], "charges": r["charges"],
+                    "presentment_gross": r["presentment_gross"], "gross": r["gross"],
+                    "exchange_rates": list(r["exchange_rates"])}
+                   for r in await reports_db.merchant_conversions(
+                       kassa.pool, merchant_id=merchant_id, start=lo, end=hi)]
     return {"object": "settlement_report", "merchant": merchant_id,
-            "from": start.isoformat(), "to": end.isoformat(), "currencies": currencies}
+            "from": start.isoformat(), "to": end.isoformat(), "currencies": currencies,
+            "conversions": conversions}
 
 
 async def daily_summary(kassa: Kassa, *, day: date) -> dict[str, Any]:
@@ -74,6 +89,7 @@ async def daily_summary(kassa: Kassa, *, day: date) -> dict[str, Any]:
     run_ids = [r["id"] for r in runs]
     counts = await reports_db.discrepancy_counts(kassa.pool, run_ids)
     posted = await reports_db.settlement_posted(kassa.pool, run_ids)
+    converted = await reports_db.conversions_posted(kassa.pool, run_ids)
     named = await reports_db.day_psps(kassa.pool, day=day, start=start, end=end)
     out = []
     for psp in sorted(set(kassa.psps) | set(named)):
@@ -90,9 +106,20 @@ async def daily_summary(kassa: Kassa, *, day: date) -> dict[str, Any]:
             "rows_matched": sum(r["rows_matched"] for r in mine),
             "discrepancies": {k: kinds[k]["n"] if k in kinds else 0 for k in KINDS},
             "open": sum(c["open"] for c in kinds.values()),
+            # per currency, from the ledger: gross credited to the receivable, fees and
+            # cash debited in it (a converted settlement's are in its settlement currency)
             "settlement_posted": [{"currency": p["currency"], "gross": p["gross"],
                                    "fee": p["fee"], "net": p["net"]}
                                   for p in posted if p["psp"] == psp],
+            # the PSP's conversions among them: gross (currency) paid as settled
+            # (settlement currency, fees included) at the PSP's rate, and the FX gain
+            # (negative: loss) against that rate
+            "conversions_posted": [{"currency": c["currency"], "gross": c["gross"],
+                                    "settlement_currency": c["settlement_currency"],
+                                    "settled": c["settled"],
+                                    "exchange_rate": c["exchange_rate"],
+                                    "fx_gain": c["fx_gain"]}
+                                   for c in converted if c["psp"] == psp],
             "receivable_left": [{"currency": b["currency"], "amount": b["total"]}
                                 for b in await reports_db.receivable_at(kassa.pool, psp=psp,
                                                                         end=end)

@@ -251,12 +251,22 @@ async def check_intent(kassa: Kassa, *, merchant_id: str, customer: str | None,
                              "to that customer.", param="off_session")
 
 
-def use_op(p: PaymentIntent) -> ops.UsePaymentMethod | None:
+def use_op(p: PaymentIntent, resolved: Resolved | None = None
+           ) -> ops.UsePaymentMethod | None:
     """The claim a confirmation's first commit makes on its card: none for a test shortcut
-    (never a vault row: nothing to claim, no write on the hot path)."""
+    (never a vault row: nothing to claim, no write on the hot path). A card the request did
+    not read but took as this process kept it (``resolved.kept_version``) is claimed at that
+    row version: the database refuses the unit if the card changed (units.CardChanged)."""
     if p.payment_method is None or lookup_test_payment_method(p.payment_method) is not None \
             or psp_tokens.parse(p.payment_method) is not None:  # nor for a PSP's token
         return None
+    if resolved is not None and resolved.kept_version is not None \
+            and resolved.row is not None and resolved.row["id"] == p.payment_method:
+        assert resolved.live_customer is not None and resolved.live_customer == p.customer
+        return ops.UsePaymentMethod(
+            payment_method_id=p.payment_method, merchant_id=p.merchant_id,
+            payment_intent_id=p.id, customer=resolved.live_customer,
+            row_version=resolved.kept_version)
     return ops.UsePaymentMethod(payment_method_id=p.payment_method, merchant_id=p.merchant_id,
                                 payment_intent_id=p.id)
 

@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import orjson
 
-from kassa.psp.transport_errors import never_sent
 from kassa.vault import placeholders
 from kassa.vault.crypto import DecryptionFailed
+from kassa.vault.hop import Hop, HopFailed, HttpxHop
 from kassa.vault.keyring import UnwrapFailed
 from kassa.vault.secret import Secret
 from kassa.vault.service import Vault
@@ -55,12 +55,12 @@ class Forwarded:
 
 
 @functools.lru_cache(maxsize=1024)  # the few PSP endpoints: parsing was 6 % of a forward
-def _target(url: str) -> tuple[httpx.URL, tuple[str, str, int]]:
-    """The URL parsed (httpx.URL is immutable: one parse serves every forward to it, where a
-    Request given the str parsed it again, a fifth of a forward's own CPU) and its origin."""
+def _target(url: str) -> tuple[str, tuple[str, str, int]]:
+    """The URL as httpx parses and writes it back (what is sent: the origin checked is the
+    one of the very string the hop parses again) and its origin, once per URL."""
     parsed = httpx.URL(url)
     port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
-    return parsed, (parsed.scheme, parsed.host, port)
+    return str(parsed), (parsed.scheme, parsed.host, port)
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -73,23 +73,22 @@ def parse_allow_list(text: str) -> frozenset[tuple[str, str, int]]:
 
 
 class Forwarder:
-    def __init__(self, vault: Vault, transport: httpx.AsyncBaseTransport, *,
+    def __init__(self, vault: Vault, hop: Hop | httpx.AsyncBaseTransport, *,
                  allowed: frozenset[tuple[str, str, int]], default_timeout: float = 10.0
                  ) -> None:
-        """``transport``: the PSP connections (pooled, kept alive), used without an httpx
-        client around it: a forward needs none of a client's redirects, auth, cookies
-        (a PSP's cookie must not travel with another merchant's request) or default
-        headers (the caller's request brings its own), and those layers were half the
-        cost of the PSP hop."""
+        """``hop``: the PSP connections (pooled, kept alive: hop.AiohttpHop), or an httpx
+        transport (hop.HttpxHop). No client around them: a forward needs none of a
+        client's redirects, auth, cookies (a PSP's cookie must not travel with another
+        merchant's request) or default headers (the caller's request brings its own)."""
         self.vault = vault
-        self.transport = transport
+        self.hop: Hop = HttpxHop(hop) if isinstance(hop, httpx.AsyncBaseTransport) else hop
         self.allowed = allowed
         self.default_timeout = default_timeout
 
     async def forward(self, *, method: str, url: str, headers: Iterable[tuple[str, str]],
                       body: bytes, psp_timeout: float | None) -> Forwarded:
         try:
-            parsed, target = _target(url)
+            normalised, target = _target(url)
         except (httpx.InvalidURL, TypeError):
             raise ForwardRefused("the forward URL is not a URL") from None
         if target not in self.allowed:
@@ -105,33 +104,24 @@ class Forwarder:
                 content_type = v
             outgoing.append((k, v))
         filled, pans, cvcs = await self._fill(content_type, body)
-        request = httpx.Request(method, parsed, headers=outgoing, content=filled, extensions={
-            "timeout": httpx.Timeout(psp_timeout or self.default_timeout).as_dict()})
         try:
-            response = await self.transport.handle_async_request(request)
-            try:
-                answer = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
+            answer = await self.hop.send(method, normalised, outgoing, filled,
+                                         psp_timeout or self.default_timeout)
+        except HopFailed as failed:
             # "connect" tells the caller the PSP never got the request (it may fail over to
-            # another PSP), so only what provably never left is one: httpx-aiohttp raises
-            # ConnectTimeout for a connection dropped after the request was written too
-            if never_sent(exc):
+            # another PSP), so only what provably never left is one (hop.py)
+            if failed.kind in ("connect", "connect_timeout"):
                 for pm_id, cvc in cvcs.items():  # the CVC was not used
                     self.vault.cvcs.give_back(pm_id, cvc)
-                timed_out = isinstance(exc, httpx.ConnectTimeout)
-                return Forwarded(504 if timed_out else 502, [], b"",
-                                 "connect_timeout" if timed_out else "connect")
-            if isinstance(exc, httpx.TimeoutException):
-                return Forwarded(504, [], b"", "timeout")
-            return Forwarded(502, [], b"", "transport")
+                return Forwarded(504 if failed.kind == "connect_timeout" else 502, [], b"",
+                                 failed.kind)
+            return Forwarded(504 if failed.kind == "timeout" else 502, [], b"", failed.kind)
+        body_back = answer.body
         for pm_id, pan in pans.items():  # a PSP that echoes the number gets its placeholder
-            answer = answer.replace(pan.encode(), placeholders.placeholder(pm_id, "number")
-                                    .encode())
-        returned = [(k, v) for k, v in response.headers.multi_items()
-                    if k.lower() not in _NOT_RETURNED]
-        return Forwarded(response.status_code, returned, answer)
+            body_back = body_back.replace(pan.encode(), placeholders.placeholder(pm_id, "number")
+                                          .encode())
+        returned = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_RETURNED]
+        return Forwarded(answer.status, returned, body_back)
 
     async def _fill(self, content_type: str, body: bytes
                     ) -> tuple[bytes, dict[str, str], dict[str, Secret]]:

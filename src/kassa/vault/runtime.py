@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
-
 from kassa.config import Settings
 from kassa.startup_errors import StartupError
 from kassa.vault.cvc import CvcMemory
@@ -45,9 +43,8 @@ def vault_dsn(settings: Settings, dsn: str) -> str:
 
 async def build_vault(settings: Settings, dsn: str, *, create_keyring: bool = False,
                       pool_size: int = 8) -> tuple[Vault, Forwarder, Closer]:
-    from httpx_aiohttp import AiohttpTransport
-
     from kassa.db.pool import create_pool
+    from kassa.vault.hop import AiohttpHop
 
     keys = keyring(settings, create=create_keyring)
     pool = await create_pool(vault_dsn(settings, dsn), min_size=1, max_size=pool_size)
@@ -62,14 +59,12 @@ async def build_vault(settings: Settings, dsn: str, *, create_keyring: bool = Fa
     except BaseException:
         await pool.close()
         raise
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    transport = AiohttpTransport(limits=limits)
-    forwarder = Forwarder(vault, transport,
-                          allowed=parse_allow_list(settings.vault_allowed_hosts()),
+    hop = AiohttpHop(max_connections=200)
+    forwarder = Forwarder(vault, hop, allowed=parse_allow_list(settings.vault_allowed_hosts()),
                           default_timeout=settings.psp_timeout_seconds)
 
     async def close() -> None:
-        await transport.aclose()
+        await hop.aclose()
         await pool.close()
 
     return vault, forwarder, close

@@ -32,19 +32,22 @@ async def get_payment_method(conn: Conn, *, merchant_id: str, payment_method_id:
 
 async def get_payment_method_and_customer(conn: Conn, *, merchant_id: str,
                                           payment_method_id: str, customer_id: str
-                                          ) -> tuple[dict[str, Any] | None, bool]:
-    """The card's row as get_payment_method reads it, and whether the merchant's customer
-    ``customer_id`` exists and is not deleted: one statement for a saved card's payment
-    (the serving role reads both tables)."""
+                                          ) -> tuple[dict[str, Any] | None, bool, str]:
+    """The card's row as get_payment_method reads it, whether the merchant's customer
+    ``customer_id`` exists and is not deleted, and the row's version (xmin: every update of
+    the row changes it; what a kept row's claim compares, db/sql/apply.sql): one statement
+    for a saved card's payment (the serving role reads both tables)."""
     record = await conn.fetchrow(
         f"SELECT {PM_COLUMNS}, (SELECT NOT c.deleted FROM customers c"
-        "  WHERE c.id = $3 AND c.merchant_id = $2) AS customer_live"
+        "  WHERE c.id = $3 AND c.merchant_id = $2) AS customer_live,"
+        " xmin::text AS row_version"
         " FROM kassa_vault.payment_methods WHERE id = $1 AND merchant_id = $2",
         payment_method_id, merchant_id, customer_id)
     if record is None:
-        return None, False
+        return None, False, ""
     row = dict(record)
-    return row, bool(row.pop("customer_live"))
+    live, version = bool(row.pop("customer_live")), row.pop("row_version")
+    return row, live, version
 
 
 # KEK versions

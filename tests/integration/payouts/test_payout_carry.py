@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.money import Money
 from kassa.ledger.verify import verify
-from kassa.services import balances, merchants
+from kassa.services import balances, merchants, payout_destinations
 from kassa.services.context import Kassa
 from kassa.services.payout_scheduler import schedule_payouts
 
@@ -36,8 +35,9 @@ async def available(kassa: Kassa, merchant_id: str) -> int:
 async def daily(kassa: Kassa):
     m = await merchants.create_merchant(kassa, name="carried")
     async with kassa.pool.acquire() as conn:
-        await payouts_db.insert_destination(conn, destination_id=kassa.ids("bank_account"),
-                                       merchant_id=m["merchant_id"], account=ACCOUNT, created=0)
+        await payout_destinations.save_destination(
+            kassa, conn, destination_id=kassa.ids("bank_account"),
+            merchant_id=m["merchant_id"], account=ACCOUNT, created=0)
     yield m
     async with kassa.pool.acquire() as conn:  # the next tests' schedulers leave it alone
         await conn.execute("UPDATE payout_destinations SET default_for_currency = false"

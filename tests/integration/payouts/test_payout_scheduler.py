@@ -15,7 +15,7 @@ from kassa.db import payouts as payouts_db
 from kassa.domain.bank_accounts import bank_account
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.ledger.verify import verify
-from kassa.services import balances, merchants
+from kassa.services import balances, merchants, payout_destinations
 from kassa.services.context import Kassa
 from kassa.services.payout_scheduler import schedule_payouts
 
@@ -56,9 +56,9 @@ async def scheduled(kassa: Kassa, client):
     for i in range(MERCHANTS):
         m = await merchants.create_merchant(kassa, name=f"scheduled {i}")
         async with kassa.pool.acquire() as conn:
-            await payouts_db.insert_destination(conn, destination_id=kassa.ids("bank_account"),
-                                                merchant_id=m["merchant_id"], account=ACCOUNT,
-                                                created=0)
+            await payout_destinations.save_destination(
+                kassa, conn, destination_id=kassa.ids("bank_account"),
+                merchant_id=m["merchant_id"], account=ACCOUNT, created=0)
             if i == 0:
                 await payouts_db.put_schedule(conn, merchant_id=m["merchant_id"], schedule=
                                               PayoutSchedule(interval=Interval.WEEKLY,

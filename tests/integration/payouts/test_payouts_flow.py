@@ -285,10 +285,18 @@ async def test_a_japanese_bank_account_is_paid_out_to(client, auth, merchant, ka
                        ({"external_account[account_type]": "futsu",
                          "external_account[routing_number]": "110000"}, "routing_number"),
                        ({"external_account[account_type]": "futsu",
-                         "external_account[currency]": "usd"}, "currency")):
+                         "external_account[currency]": "usd"}, "currency"),
+                       # kanji and small kana are not in the Zengin set a transfer carries
+                       ({"external_account[account_type]": "futsu",
+                         "external_account[account_holder_name]": "山田 太郎"},
+                        "account_holder_name"),
+                       ({"external_account[account_type]": "futsu",
+                         "external_account[account_holder_name]": "ヤマダ シヨウジ・キュウ"},
+                        "account_holder_name")):
         r = await client.post(path, headers=auth, data={**fields, **bad})
         assert r.status_code == 400, r.text
         assert r.json()["error"]["param"].endswith(param), r.text
+        assert r.json()["error"]["type"] == "invalid_request_error", r.text
     r = await client.post(path, headers=auth,
                           data={**fields, "external_account[account_type]": "futsu"})
     assert r.status_code == 200, r.text

@@ -10,11 +10,12 @@ import uuid
 import pytest
 
 from kassa.db import payouts as payouts_db
-from kassa.domain.bank_accounts import bank_account
+from kassa.domain.bank_accounts import MaskedBankAccount, bank_account
 from kassa.domain.errors import ConcurrentModification
 from kassa.domain.money import Money
 from kassa.domain.payout_schedules import Interval, PayoutSchedule
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus, estimated_arrival
+from kassa.services import payout_destinations, payout_numbers
 from kassa.services.context import Kassa
 
 
@@ -136,12 +137,18 @@ async def test_one_default_destination_per_currency(kassa: Kassa, merchant):
                           iban="GB82WEST12345698765432")
     async with kassa.pool.acquire() as conn:
         assert await payouts_db.default_destination(conn, merchant_id=mid, currency="eur") is None
-        await payouts_db.insert_destination(conn, destination_id=f"ba_{uuid.uuid4().hex[:8]}",
-                                            merchant_id=mid, account=first, created=0)
+        await payout_destinations.save_destination(
+            kassa, conn, destination_id=f"ba_{uuid.uuid4().hex[:8]}", merchant_id=mid,
+            account=first, created=0)
         second_id = f"ba_{uuid.uuid4().hex[:8]}"
-        await payouts_db.insert_destination(conn, destination_id=second_id, merchant_id=mid,
-                                            account=second, created=1)
+        await payout_destinations.save_destination(
+            kassa, conn, destination_id=second_id, merchant_id=mid, account=second, created=1)
         assert await payouts_db.default_destination(conn, merchant_id=mid, currency="eur") == (
-            second_id, second)
-        assert await payouts_db.get_destination(conn, destination_id=second_id) == (second_id,
-                                                                                    second)
+            second_id, MaskedBankAccount.of(second))
+        stored = await payouts_db.get_destination(conn, destination_id=second_id)
+        assert (stored.id, stored.merchant_id, stored.account) == (
+            second_id, mid, MaskedBankAccount.of(second))
+        assert second.iban not in repr(stored)  # sealed: only the rail opens it
+        assert payout_numbers.opened(kassa.secrets, destination_id=second_id,
+                                      merchant_id=mid, masked=stored.account,
+                                      sealed=stored.sealed_number) == second

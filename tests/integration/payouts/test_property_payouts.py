@@ -28,13 +28,12 @@ from hypothesis import strategies as st
 from kassa import bootstrap
 from kassa.api.app import create_app
 from kassa.config import Settings
-from kassa.db import payouts as payouts_db
 from kassa.domain import ledger
 from kassa.domain.bank_accounts import bank_account
 from kassa.ledger import invariants
 from kassa.ledger.verify import verify
 from kassa.payouts.bank_simulator import BankConfig, BankSimulatorAdapter
-from kassa.services import balances, merchants
+from kassa.services import balances, merchants, payout_destinations
 from kassa.services.payout_rail import RailPolicy, advance_due_payouts
 from tests.support.bank_server import running_bank
 from tests.support.databases import migrated_database
@@ -154,8 +153,9 @@ async def make_payout(w: World, op: PayOut) -> None:
     if await w.available(op.merchant, op.currency) <= 0:  # the currency that has money
         op = dataclasses.replace(op, currency=next(c for c in CURRENCIES if c != op.currency))
     async with w.kassa.pool.acquire() as conn:  # the fate's account becomes the default
-        await payouts_db.insert_destination(
-            conn, destination_id=w.kassa.ids("bank_account"), merchant_id=shop["merchant_id"],
+        await payout_destinations.save_destination(
+            w.kassa, conn, destination_id=w.kassa.ids("bank_account"),
+            merchant_id=shop["merchant_id"],
             account=destination(op.currency, FATES[op.fate]), created=0)
     available = await w.available(op.merchant, op.currency)
     amount = max(1, available * op.percent // 100)

@@ -56,3 +56,70 @@ async def test_a_converted_chargeback_and_its_reversal(world: World):
     assert [(b["currency"], b["amount"]) for b in bal["available"]] == [("gbp", 0)]
     report = await verify(world.kassa.pool)
     assert report.ok, report.problems
+
+
+async def test_a_chargeback_after_partial_refunds_takes_only_what_remains(world: World):
+    # 1 euro cent is 1.507 yen: the 2-cent capture credits 3 yen (3.014), a 1-cent refund
+    # takes 2 (1.507 rounds up) and leaves 1; converting the disputed cent alone would take
+    # 2 more, 4 yen in all for a 3-yen capture
+    r = await world.api.post("/v1/account", headers=world.auth,
+                             data={"default_currency": "jpy"})
+    assert r.status_code == 200
+    await fx.store(world.kassa, [Rate("eur", "jpy", Decimal("150.7"), "test",
+                                      world.kassa.clock())])
+    pi = await world.pay(amount=2, currency="eur")
+    assert pi["status"] == "succeeded"
+    refund = await world.api.post("/v1/refunds", headers=world.auth,
+                                  data={"payment_intent": pi["id"], "amount": "1"})
+    assert refund.status_code == 200 and refund.json()["status"] == "succeeded", refund.text
+    # the cardholder's bank charges back the whole 2 cents; kassa can withdraw the 1 left
+    r = await world.sim.post(f"/_sim/disputes/{await world.authorization(pi)}/open",
+                             json={})
+    assert r.status_code == 200, r.text
+    await world.flush()
+    await world.apply()
+    (d,) = (await world.api.get("/v1/disputes", headers=world.auth,
+                                params={"payment_intent": pi["id"]})).json()["data"]
+    credited = convert(Money(2, "eur"), Decimal("150.7"), "jpy").minor
+    fee = convert(Money(1_500, "eur"), Decimal("150.7"), "jpy").minor
+    assert credited == 3
+
+    async def merchant_debits() -> int:
+        bts = (await world.api.get("/v1/balance_transactions", headers=world.auth,
+                                   params={"limit": "100"})).json()["data"]
+        return -sum(b["amount"] for b in bts if b["type"] in ("refund", "adjustment"))
+    (bt,) = d["balance_transactions"]
+    assert (bt["amount"], bt["fee"], bt["currency"]) == (-1, fee, "jpy")
+    # the refund and the chargeback took back exactly what the capture credited
+    assert await merchant_debits() == credited
+    report = await verify(world.kassa.pool)
+    assert report.ok, report.problems
+    r = await world.api.post(f"/v1/disputes/{d['id']}", headers=world.auth, json={
+        "evidence": {"uncategorized_text": "winning_evidence"}, "submit": True})
+    assert r.status_code == 200, r.text
+    await world.flush()
+    await world.apply()
+    won = (await world.api.get(f"/v1/disputes/{d['id']}", headers=world.auth)).json()
+    assert won["status"] == "won"
+    assert [(b["amount"], b["fee"]) for b in won["balance_transactions"]] == [
+        (-1, fee), (1, -fee)]
+    report = await verify(world.kassa.pool)
+    assert report.ok, report.problems
+
+
+def test_verify_judges_a_converted_chargeback_by_its_share():
+    from kassa.ledger.verify import _converted_dispute
+
+    # 2 eur cents credited 3 yen; the chargeback of the 1 cent left takes 1 yen (the share)
+    # plus the 2260-yen fee; 2 yen is what the pre-share rule took (passes, old data); a
+    # reversal must give back exactly what was taken; anything else is reported
+    row = {"id": "dp_x", "status": "lost", "amount_withdrawn": 1, "fee": 1500,
+           "currency": "eur", "settlement_currency": "jpy", "exchange_rate": Decimal("150.7"),
+           "amount_received": 2, "withdrawn": 2261, "reinstated": 0}
+    assert _converted_dispute(row) is None
+    assert _converted_dispute({**row, "withdrawn": 2262}) is None  # the legacy amount
+    assert "expected 2261 and 0" in _converted_dispute({**row, "withdrawn": 2263})
+    won = {**row, "status": "won", "reinstated": 2261}
+    assert _converted_dispute(won) is None
+    assert "expected 2261 and 2261" in _converted_dispute({**won, "reinstated": 2262})
+    assert _converted_dispute({**row, "amount_withdrawn": 3}) is not None  # > captured

@@ -159,10 +159,35 @@ def test_japanese_account_masked_with_its_bank_and_branch():
     assert acct.number == "0001234"  # for the bank call only
 
 
-@pytest.mark.parametrize("holder", ["ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ", "カ）ヤマダショウジ",
-                                    "YAMADA TARO"])
-def test_a_katakana_holder_name_is_kept_as_given(holder):
+@pytest.mark.parametrize("holder", ["ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ", "カ）ヤマダシヨウジ",
+                                    "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ", "YAMADA TARO", "ＹＡＭＡＤＡ ３",
+                                    "ﾊﾟﾌﾞﾘｯｸ".replace("ｯ", "ﾂ"), "ヴイ-1.2/(A)"])
+def test_a_zengin_holder_name_is_kept_as_given(holder):
     assert bank_account(**{**JP, "account_holder_name": holder}).account_holder_name == holder
+
+
+@pytest.mark.parametrize(("holder", "why"), [
+    ("山田 太郎", "'山' is not in it"),  # kanji
+    ("ヤマダ・タロウ", "'・' is not in it"),  # the middle dot
+    ("キュウヨ イチロウ", "small kana are written large (ュ as ユ)"),
+    ("ｷｭｳﾖ ｲﾁﾛｳ", "small kana are written large (ュ as ユ)"),  # half-width small kana
+    ("ヤマダー", "'ー' is not in it"),  # the long-vowel mark
+    ("Yamada Taro", "Latin letters are upper case"),
+    ("やまだ たろう", "'や' is not in it"),  # hiragana
+    ("YAMADA, TARO", "',' is not in it"),
+    ("YAMADA & CO", "'&' is not in it"),
+])
+def test_a_japanese_holder_name_outside_the_zengin_set_is_refused(holder, why):
+    with pytest.raises(InvalidRequest) as exc:
+        bank_account(**{**JP, "account_holder_name": holder})
+    assert exc.value.param == "account_holder_name"
+    assert "Zengin character set" in exc.value.message and why in exc.value.message
+
+
+def test_the_zengin_rule_is_for_japanese_accounts_only():
+    us = bank_account(account_holder_name="Jane Doe & Co., Ltd.", country="US",
+                      currency="usd", routing_number="110000000", account_number="000123456789")
+    assert us.account_holder_name == "Jane Doe & Co., Ltd."
 
 
 def test_full_width_spaces_in_a_holder_name_are_one_space():

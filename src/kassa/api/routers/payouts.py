@@ -110,10 +110,12 @@ async def cancel_payout(request: Request, payout_id: str) -> Response:
              responses=openapi.ok(BankAccountObject),
              openapi_extra=openapi.body(ExternalAccountCreate))
 async def create_external_account(request: Request, account_id: Id) -> Response:
+    kassa = deps.kassa(request)
     return await routing.post(
         request, ExternalAccountCreate, payout_destinations.add_bank_account,
         lambda b: dict(external_account=b.external_account.model_dump(exclude_none=True),
-                       metadata=b.metadata), account_id=account_id)
+                       metadata=b.metadata), account_id=account_id,
+        fingerprinted=lambda raw: payout_destinations.idempotency_params(kassa, raw))
 
 
 async def _bank_accounts(kassa: Any, *, merchant_id: str, account_id: str) -> dict[str, Any]:

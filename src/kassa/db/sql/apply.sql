@@ -225,6 +225,22 @@ BEGIN
                 AND EXISTS (SELECT 1 FROM customers c WHERE c.id = r->>'customer'
                             AND c.merchant_id = r->>'merchant_id' AND NOT c.deleted);
         WHEN 'use_payment_method' THEN
+          IF r ? 'row_version' THEN
+            -- the API charges a saved card from the row it kept (vault/resolver.py): the row
+            -- must be unchanged since (xmin: an expiry updated, a detach, any update moves
+            -- it), still this customer's, the customer not deleted; else nothing of this
+            -- unit is written (KS4PC, db/units.py) and the API reads the card again
+            PERFORM 1 FROM kassa_vault.payment_methods pm
+                WHERE pm.id = r->>'id' AND pm.merchant_id = r->>'merchant_id'
+                AND pm.xmin::text = r->>'row_version' AND pm.customer = r->>'customer'
+                AND NOT pm.detached
+                AND EXISTS (SELECT 1 FROM customers c WHERE c.id = r->>'customer'
+                            AND c.merchant_id = r->>'merchant_id' AND NOT c.deleted);
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'KS4PC',
+                    MESSAGE = 'the saved card changed since this process read it';
+            END IF;
+          ELSE
             -- a card attached to no customer serves one payment intent only (Stripe): the
             -- first to confirm with it claims it, in that confirmation's first commit; any
             -- other intent is refused (KS4PM, db/units.py), also when two race (the loser
@@ -241,6 +257,7 @@ BEGIN
                     'or was detached from a Customer. It may not be used again. To use a '
                     'PaymentMethod multiple times, you must attach it to a Customer first.';
             END IF;
+          END IF;
         ELSE
             RAISE EXCEPTION 'kassa_apply: unknown operation %', o->>'op';
         END CASE;

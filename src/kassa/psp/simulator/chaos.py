@@ -7,6 +7,10 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from kassa.domain.errors import InvalidRequest as RateInvalid
+from kassa.domain.fx import parse_rate
+from kassa.domain.money import EXPONENTS
+
 # One-shot faults, each consumed by one mutating request:
 ERROR = "error"  # answer 503 without acting
 ERROR_AFTER_CHARGE = "error_after_charge"  # act, then answer 503 (money moved, caller told no)
@@ -57,6 +61,11 @@ class SimulatorConfig:
     # how long an uncaptured authorisation holds funds; a later capture fails with
     # `authorization_expired` (card networks: about 7 days)
     authorization_validity_s: float = 7 * 24 * 3600.0
+    # -- settlement (settlement_report.py): the currency this account pays out in, and the
+    # rates it converts at ({"eur": "1.0842"}: 1 EUR = 1.0842 of it, decimal strings); a
+    # movement in a currency without a rate settles in its own (null: all do)
+    settlement_currency: str | None = None
+    settlement_rates: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "timeout_hang_s", "webhook_delay_ms", "webhook_jitter_ms",
@@ -97,6 +106,26 @@ class SimulatorConfig:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed,
                                                                                    int)):
             raise ValueError("seed must be an integer or null")
+        self._check_settlement()
+
+    def _check_settlement(self) -> None:
+        if self.settlement_currency is not None and self.settlement_currency not in EXPONENTS:
+            raise ValueError("settlement_currency must be a lowercase ISO 4217 code or null")
+        rates = self.settlement_rates
+        if rates is None:
+            return
+        if self.settlement_currency is None or not isinstance(rates, dict):
+            raise ValueError("settlement_rates maps a currency to a decimal string rate, with"
+                             " a settlement_currency")
+        for ccy, rate in rates.items():
+            if ccy not in EXPONENTS or ccy == self.settlement_currency or \
+                    not isinstance(rate, str):
+                raise ValueError(f"settlement_rates: {ccy!r} must be another currency's code"
+                                 " with a decimal string rate")
+            try:
+                parse_rate(rate)
+            except RateInvalid as exc:
+                raise ValueError(f"settlement_rates[{ccy}]: {exc}") from None
 
     def updated(self, changes: dict[str, Any]) -> SimulatorConfig:
         """A copy with ``changes`` applied; unknown or invalid fields raise ValueError."""

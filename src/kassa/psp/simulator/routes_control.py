@@ -127,12 +127,27 @@ async def sim_settlement_report(request: Request) -> Response:
             raise InvalidRequest("inject maps a discrepancy kind to a count", "inject")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidRequest("seed must be an integer", "seed")
-        rows = list(settlement_report.processed(simulator_of(request).acquirer, day))
+        rows = _settled_rows(request, day)
         rows, manifest = settlement_report.with_discrepancies(rows, inject, seed=seed)
     except (InvalidRequest, ValueError) as exc:
         return error_response(400, "invalid_request_error", str(exc))
     return json_response({"date": day.isoformat(), "rows": len(rows), "injected": manifest,
-                          "csv": settlement_report.render_csv(rows)})
+                          "csv": _render(request, rows)})
+
+
+def _settled_rows(request: Request, day: date) -> list[settlement_report.ReportRow]:
+    """What the acquirer moved on ``day``, as this account settles it (its configured
+    settlement currency and rates, if any)."""
+    simulator = simulator_of(request)
+    config = simulator.chaos.config
+    return list(settlement_report.settled_in(
+        settlement_report.processed(simulator.acquirer, day), config.settlement_currency,
+        config.settlement_rates))
+
+
+def _render(request: Request, rows: list[settlement_report.ReportRow]) -> str:
+    return settlement_report.render_csv(
+        rows, conversions=simulator_of(request).chaos.config.settlement_currency is not None)
 
 
 async def settlement_report_of_day(request: Request) -> Response:
@@ -146,8 +161,8 @@ async def settlement_report_of_day(request: Request) -> Response:
                               "the day is YYYY-MM-DD", "day")
     if day > datetime.now(UTC).date():
         return error_response(404, "report_not_ready", f"No settlement report for {day} yet.")
-    rows = list(settlement_report.processed(simulator_of(request).acquirer, day))
-    return Response(settlement_report.render_csv(rows), media_type="text/csv",
+    rows = _settled_rows(request, day)
+    return Response(_render(request, rows), media_type="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="settlement_{day.isoformat()}.csv"'})
 

@@ -93,7 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refund-mode", choices=OPERATION_MODES, default="immediate")
     parser.add_argument("--state", type=Path, default=None,
                         help="SQLite file that keeps the books across restarts")
+    parser.add_argument("--settlement-currency", default=None,
+                        help="the currency this account pays out in (settlement_report.py)")
+    parser.add_argument("--settlement-rate", action="append", default=[],
+                        metavar="CCY=RATE", help="converts CCY at RATE into the settlement "
+                        "currency (decimal; repeat per currency)")
     args = parser.parse_args(argv)
+    rates: dict[str, str] = {}
+    for pair in args.settlement_rate:
+        ccy, sep, rate = pair.partition("=")
+        if not sep:
+            parser.error(f"--settlement-rate {pair!r}: give CCY=RATE, e.g. eur=1.0842")
+        rates[ccy.strip().lower()] = rate.strip()
     # the signing secret comes from the environment only, never the command line
     secret = os.environ.get("KASSA_SIMULATOR_WEBHOOK_SECRET", "").split(",")[0].strip()
     # the Adyen dialect's API key and HMAC key: the ones kassa's Adyen account is given
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
                                  capture_mode=args.capture_mode, refund_mode=args.refund_mode,
                                  adyen_api_key=adyen_key, adyen_hmac_key=adyen_hmac,
                                  adyen_merchant_account=args.adyen_merchant_account,
-                                 adyen_webhook_url=args.adyen_webhook_url)
+                                 adyen_webhook_url=args.adyen_webhook_url,
+                                 settlement_currency=args.settlement_currency,
+                                 settlement_rates=rates or None)
     except ValueError as exc:
         parser.error(str(exc))
     server = _AnnouncingServer(_uvicorn_config(args.host, args.port, config, 1, args.state))

@@ -26,10 +26,12 @@ from kassa.psp.stripe.mapping import ATTEMPT_KEY
 from kassa.psp.stripe.settings import StripeSettings
 
 # the columns the stripe parser reads (reconciliation/reports.py), asked for explicitly:
-# payment_intent_id and the attempt's metadata are not among the report's defaults
+# payment_intent_id and the attempt's metadata are not among the report's defaults, nor
+# what the customer was charged when Stripe converted (customer_facing_*: kassa's side)
 COLUMNS = ("balance_transaction_id", "created_utc", "currency", "gross", "fee", "net",
            "reporting_category", "source_id", "charge_id", "payment_intent_id",
-           f"payment_metadata[{ATTEMPT_KEY}]")
+           f"payment_metadata[{ATTEMPT_KEY}]", "customer_facing_amount",
+           "customer_facing_currency")
 
 
 class StripeSettlementReports:

@@ -64,6 +64,8 @@ class Disputes(Books):
         dispute.status = status
         self.touch(dispute=dispute.authorization_id)
         closed = status in ("won", "lost", "warning_closed")
+        if closed:
+            dispute.decided = int(time.time())
         self._emit("dispute.closed" if closed else "dispute.updated", dispute.view())
         return dispute.view()
 

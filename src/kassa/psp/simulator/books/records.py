@@ -101,6 +101,7 @@ class SimDispute:
     evidence_due_by: int
     evidence: dict[str, str] = field(default_factory=dict)
     submitted: bool = False
+    decided: int | None = None  # when it was won, lost or closed (the settlement report's day)
 
     def view(self) -> Body:
         return {

@@ -2,7 +2,7 @@
 INSERT, and what it cost per row is gone while what it guaranteed stays.
 
 Revision ID: reconfast_item_writes
-Revises: jp_payout_destinations
+Revises: payoutbits_chargeback_reversals (re-chained after main's 0029-0032)
 
 - The foreign key ``reconciliation_items.run_id → reconciliation_runs`` ran one lookup (with
   a FOR KEY SHARE lock) per inserted item. It is replaced by a trigger once per statement
@@ -13,9 +13,8 @@ Revises: jp_payout_destinations
   that does not exist.
 - ``reconciliation_items_matched`` (every matched item) becomes the matched items that were
   not posted: a posted one is already in ``reconciliation_settled_object`` (category,
-  matched), and a kassa object's category is implied by it (pi_ charge, re_ refund, dp_
-  chargeback), so "has any run a row for this object" is the two indexes together. A day's
-  items no longer write one entry each into a fourth index.
+  matched), so "has any run a row for this object in this category" is the two indexes
+  together. A day's items no longer write one entry each into a fourth index.
 
 No row changes; the downgrade restores the key (validated: the triggers kept it true) and
 the index.
@@ -24,7 +23,7 @@ the index.
 from alembic import op
 
 revision = "reconfast_item_writes"
-down_revision = "jp_payout_destinations"
+down_revision = "payoutbits_chargeback_reversals"
 
 UPGRADE = r"""
 ALTER TABLE reconciliation_items DROP CONSTRAINT reconciliation_items_run_id_fkey;
