@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -33,13 +34,13 @@ from kassa.db.pool import Conn
 from kassa.domain import ledger
 from kassa.domain.fx import FX_PREFIX, convert
 from kassa.domain.ledger import psp_receivable
-from kassa.domain.money import Money
+from kassa.domain.money import EXPONENTS, Money
 
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
                  "currency", "psp_status", "created", "settlement_currency",
-                 "settlement_gross", "exchange_rate", "expected_fee")
+                 "settlement_gross", "exchange_rate", "expected_settled", "expected_fee")
 
 RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
                " discrepancies, failure, covers_from, covers_to, created, completed_at")
@@ -102,7 +103,7 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
         "CREATE TEMPORARY TABLE reconciliation_stage (row_number bigint, category text,"
         " psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,"
         " psp_status text, created bigint, settlement_currency text, settlement_gross bigint,"
-        " exchange_rate numeric, expected_fee bigint) ON COMMIT DROP")
+        " exchange_rate numeric, expected_settled bigint, expected_fee bigint) ON COMMIT DROP")
     await conn.copy_records_to_table("reconciliation_stage", records=records,
                                      columns=STAGE_COLUMNS)
     await conn.execute("ANALYZE reconciliation_stage")
@@ -204,6 +205,46 @@ async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None
     await conn.execute(MATCH, run_id, psp)  # the settings lock_psp made for the import
 
 
+FLAG_CONVERSIONS = """
+UPDATE reconciliation_items i SET problem = 'amount_mismatch', posted = false,
+    expected_settled = f.expected
+FROM (
+    SELECT s.row_number, coalesce(s.expected_settled, round(s.gross * k.rate
+        * 10::numeric ^ (coalesce(eq.e, 2) - coalesce(eb.e, 2)))::bigint) AS expected
+    FROM reconciliation_stage s
+    LEFT JOIN unnest($2::text[], $3::int[]) AS eb(c, e) ON eb.c = s.currency
+    LEFT JOIN unnest($2::text[], $3::int[]) AS eq(c, e) ON eq.c = s.settlement_currency
+    -- kassa's own rate for the pair nearest the row's time, within fx_max_age_seconds (the
+    -- inverse pair's if kassa has only that); none: no band check
+    LEFT JOIN LATERAL (
+        SELECT r.rate FROM (
+            SELECT f.rate, f.as_of FROM fx_rates f WHERE f.base = s.currency
+                AND f.quote = s.settlement_currency
+                AND f.as_of BETWEEN s.created - $5 AND s.created + $5
+            UNION ALL SELECT 1 / f.rate, f.as_of FROM fx_rates f
+                WHERE f.base = s.settlement_currency AND f.quote = s.currency
+                AND f.as_of BETWEEN s.created - $5 AND s.created + $5) r
+        ORDER BY abs(r.as_of - s.created), r.as_of DESC LIMIT 1) k ON s.created IS NOT NULL
+    WHERE s.settlement_currency IS NOT NULL AND (s.expected_settled IS NOT NULL
+        OR abs(s.exchange_rate - k.rate) > $4 * k.rate)
+) f
+WHERE i.run_id = $1 AND i.row_number = f.row_number
+    AND (i.problem IS NULL OR i.problem = 'fee_mismatch' OR i.posted)
+"""
+
+
+async def flag_conversions(conn: asyncpg.Connection, *, run_id: str, band: Decimal,
+                           max_age: int) -> None:
+    """A converted row whose settled gross is not its gross at the PSP's rate (the parser's
+    ``expected_settled``), or whose rate is more than ``band`` (a fraction) off kassa's own
+    rate for the pair near the row's time, is an ``amount_mismatch`` on the settled side
+    (``expected_settled``: the gross at the PSP's rate, or at kassa's) and is not posted:
+    nothing is booked to FX gain/loss on the PSP's word. Runs after MATCH, over the rows it
+    matched (a row with another problem keeps it: it is not posted anyway)."""
+    await conn.execute(FLAG_CONVERSIONS, run_id, list(EXPONENTS), list(EXPONENTS.values()),
+                       band, max_age)
+
+
 async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:
     """The first movement this run's file has more than once: the same kassa object, or the
     same PSP reference, in one category (None: none)."""
@@ -228,12 +269,22 @@ async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created
         " merchant_id, psp_reference, kassa_object, currency, kassa_amount, psp_amount,"
         " kassa_value, psp_value, resolution, resolution_how, resolved_at, created)"
         " SELECT 'rdsc_' || substr($1, 7) || '_' || i.row_number, $1, i.row_number, i.problem,"
-        " i.category, i.merchant_id, i.psp_reference, i.matched, i.currency, i.kassa_amount,"
-        " abs(i.gross), CASE i.problem WHEN 'currency_mismatch' THEN i.kassa_currency"
+        " i.category, i.merchant_id, i.psp_reference, i.matched,"
+        # a converted row's fee and settled gross are in its settlement currency
+        " CASE WHEN i.problem = 'fee_mismatch' OR i.expected_settled IS NOT NULL"
+        "   THEN coalesce(i.settlement_currency, i.currency) ELSE i.currency END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN abs(i.expected_settled)"
+        "   ELSE i.kassa_amount END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN abs(i.settlement_gross)"
+        "   ELSE abs(i.gross) END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN i.expected_settled::text"
+        "   ELSE CASE i.problem WHEN 'currency_mismatch' THEN i.kassa_currency"
         "   WHEN 'status_mismatch' THEN i.kassa_status"
-        "   WHEN 'fee_mismatch' THEN i.expected_fee::text END,"
-        " CASE i.problem WHEN 'currency_mismatch' THEN i.currency"
-        "   WHEN 'status_mismatch' THEN i.psp_status WHEN 'fee_mismatch' THEN i.fee::text END,"
+        "   WHEN 'fee_mismatch' THEN i.expected_fee::text END END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN i.settlement_gross::text"
+        "   ELSE CASE i.problem WHEN 'currency_mismatch' THEN i.currency"
+        "   WHEN 'status_mismatch' THEN i.psp_status WHEN 'fee_mismatch' THEN i.fee::text END"
+        " END,"
         " CASE WHEN auto THEN 'auto_resolved' ELSE 'open' END,"
         " CASE WHEN auto THEN 'settlement posted; recovery asked to resolve the payment''s"
         " open attempts at the PSP' END, CASE WHEN auto THEN $2::bigint END, $2"
