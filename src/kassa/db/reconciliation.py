@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -34,7 +33,7 @@ from kassa.db.pool import Conn
 from kassa.domain import ledger
 from kassa.domain.fx import FX_PREFIX, convert
 from kassa.domain.ledger import psp_receivable
-from kassa.domain.money import EXPONENTS, Money
+from kassa.domain.money import Money
 
 PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant owns
 
@@ -203,46 +202,6 @@ FROM (
 
 async def match_rows(conn: asyncpg.Connection, *, run_id: str, psp: str) -> None:
     await conn.execute(MATCH, run_id, psp)  # the settings lock_psp made for the import
-
-
-FLAG_CONVERSIONS = """
-UPDATE reconciliation_items i SET problem = 'amount_mismatch', posted = false,
-    expected_settled = f.expected
-FROM (
-    SELECT s.row_number, coalesce(s.expected_settled, round(s.gross * k.rate
-        * 10::numeric ^ (coalesce(eq.e, 2) - coalesce(eb.e, 2)))::bigint) AS expected
-    FROM reconciliation_stage s
-    LEFT JOIN unnest($2::text[], $3::int[]) AS eb(c, e) ON eb.c = s.currency
-    LEFT JOIN unnest($2::text[], $3::int[]) AS eq(c, e) ON eq.c = s.settlement_currency
-    -- kassa's own rate for the pair nearest the row's time, within fx_max_age_seconds (the
-    -- inverse pair's if kassa has only that); none: no band check
-    LEFT JOIN LATERAL (
-        SELECT r.rate FROM (
-            SELECT f.rate, f.as_of FROM fx_rates f WHERE f.base = s.currency
-                AND f.quote = s.settlement_currency
-                AND f.as_of BETWEEN s.created - $5 AND s.created + $5
-            UNION ALL SELECT 1 / f.rate, f.as_of FROM fx_rates f
-                WHERE f.base = s.settlement_currency AND f.quote = s.currency
-                AND f.as_of BETWEEN s.created - $5 AND s.created + $5) r
-        ORDER BY abs(r.as_of - s.created), r.as_of DESC LIMIT 1) k ON s.created IS NOT NULL
-    WHERE s.settlement_currency IS NOT NULL AND (s.expected_settled IS NOT NULL
-        OR abs(s.exchange_rate - k.rate) > $4 * k.rate)
-) f
-WHERE i.run_id = $1 AND i.row_number = f.row_number
-    AND (i.problem IS NULL OR i.problem = 'fee_mismatch' OR i.posted)
-"""
-
-
-async def flag_conversions(conn: asyncpg.Connection, *, run_id: str, band: Decimal,
-                           max_age: int) -> None:
-    """A converted row whose settled gross is not its gross at the PSP's rate (the parser's
-    ``expected_settled``), or whose rate is more than ``band`` (a fraction) off kassa's own
-    rate for the pair near the row's time, is an ``amount_mismatch`` on the settled side
-    (``expected_settled``: the gross at the PSP's rate, or at kassa's) and is not posted:
-    nothing is booked to FX gain/loss on the PSP's word. Runs after MATCH, over the rows it
-    matched (a row with another problem keeps it: it is not posted anyway)."""
-    await conn.execute(FLAG_CONVERSIONS, run_id, list(EXPONENTS), list(EXPONENTS.values()),
-                       band, max_age)
 
 
 async def duplicate_rows(conn: asyncpg.Connection, *, run_id: str) -> asyncpg.Record | None:

@@ -43,24 +43,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Protocol
 
-from kassa.domain.currencies import from_major
-from kassa.domain.errors import InvalidRequest
-from kassa.domain.fx import convert, parse_rate
-from kassa.domain.money import EXPONENTS, Money, UnknownCurrency, normalize_currency
+from kassa.domain.fx import convert
+from kassa.domain.money import Money
 from kassa.domain.reconciliation import Category, SettlementRow
-
-
-class ReportError(ValueError):
-    """The file is not a settlement report of this format (``line`` says where)."""
-
-    def __init__(self, message: str, *, line: int | None = None):
-        super().__init__(message if line is None else f"line {line}: {message}")
-        self.line = line
-
+from kassa.reconciliation import report_cells as rc
+from kassa.reconciliation.report_cells import ReportError as ReportError  # re-exported
 
 # a row as the import stages it: (row number, category, psp reference, kassa reference,
 # gross, fee, currency, status, created) — SettlementRow's fields in plain values — and, for
@@ -92,88 +82,6 @@ def staged_from_rows(rows: Iterable[SettlementRow]) -> Iterator[Staged]:
                    r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created,
                    r.settled.currency, r.settled.minor, r.exchange_rate,
                    None if r.expected_settled is None else r.expected_settled.minor)
-
-
-def _records(lines: Iterable[str], required: tuple[str, ...]
-             ) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(lines)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ReportError("the file is empty") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ReportError(f"missing column(s) {', '.join(missing)}", line=1)
-    for number, cells in enumerate(reader, start=2):
-        if not cells:
-            continue
-        if len(cells) != len(header):
-            raise ReportError(f"{len(cells)} cells, the header has {len(header)}", line=number)
-        yield number, dict(zip(header, cells, strict=True))
-
-
-def _currency(code: str, line: int) -> str:
-    try:
-        return normalize_currency(code)
-    except UnknownCurrency:
-        raise ReportError(f"unknown currency {code!r}", line=line) from None
-
-
-def _int(value: str, line: int, column: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ReportError(f"{column} is not an integer: {value!r}", line=line) from None
-
-
-def _major(value: str, currency: str, line: int, column: str) -> int:
-    if not value.strip():
-        return 0
-    try:
-        return from_major(value.strip(), currency).minor
-    except (ValueError, ArithmeticError, InvalidRequest) as exc:
-        raise ReportError(f"{column}: {exc}", line=line) from None
-
-
-def _rate(value: str, line: int, column: str) -> Decimal:
-    try:
-        return parse_rate(value)
-    except InvalidRequest as exc:
-        raise ReportError(f"{column}: {exc}", line=line) from None
-
-
-def _implied_rate(settled: int, settled_ccy: str, gross: int, gross_ccy: str,
-                  line: int) -> Decimal:
-    """The rate a conversion's two amounts imply (major units), 12 significant digits, a
-    rate parse_rate accepts (else the row is not a conversion kassa can post)."""
-    with localcontext() as ctx:
-        ctx.prec = 12
-        implied = (Decimal(settled).scaleb(-EXPONENTS[settled_ccy])
-                   / Decimal(gross).scaleb(-EXPONENTS[gross_ccy]))
-    return _rate(implied, line, "the rate gross / customer_facing_amount implies")
-
-
-def _unconverted(gross: int, gross_ccy: str, settled: int, settled_ccy: str,
-                 rate: Decimal, *, parts: int = 0) -> int | None:
-    """None if the PSP's settled gross is its gross at its rate, give or take its rounding:
-    one minor unit, plus one per fee part it rounds on its own (Adyen's ``parts``); else
-    the gross at its rate (what it should have settled: an amount_mismatch)."""
-    expected = convert(Money(gross, gross_ccy), rate, settled_ccy).minor
-    return None if abs(expected - settled) <= 1 + parts else expected
-
-
-def _row(line: int, category: Category, psp_reference: str | None,
-         kassa_reference: str | None, gross: int, fee: int, currency: str,
-         status: str | None, created: int | None, *, settled: Money | None = None,
-         exchange_rate: Decimal | None = None,
-         expected_settled: Money | None = None) -> SettlementRow:
-    try:
-        return SettlementRow(line, category, psp_reference or None, kassa_reference or None,
-                             Money(gross, currency),
-                             Money(fee, currency if settled is None else settled.currency),
-                             status, created, settled, exchange_rate, expected_settled)
-    except ValueError as exc:
-        raise ReportError(str(exc), line=line) from None
 
 
 _SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "fee": 0}
@@ -218,12 +126,12 @@ class SimulatorReport:
             code = cells[c]
             currency = known.get(code)
             if currency is None:
-                currency = known[code] = _currency(code, number)
+                currency = known[code] = rc.currency(code, number)
             try:
                 gross, fee, created = int(cells[g]), int(cells[f]), int(cells[w])
             except ValueError:
                 for column, i in (("gross", g), ("fee", f), ("created", w)):
-                    _int(cells[i], number, column)
+                    rc.integer(cells[i], number, column)
                 raise
             if gross * sign < 0:
                 raise ReportError(f"a {kind} row has a "
@@ -246,33 +154,33 @@ class SimulatorReport:
             if settlement_gross.strip() or exchange_rate.strip():
                 raise ReportError("settlement_gross or exchange_rate without a"
                                   " settlement_currency", line=n)
-            return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+            return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
                         status, created)
-        settled_ccy = _currency(settlement_currency, n)
+        settled_ccy = rc.currency(settlement_currency, n)
         if settled_ccy == currency:  # settled as charged: the other cells must say so
-            if settlement_gross.strip() and _int(settlement_gross, n,
+            if settlement_gross.strip() and rc.integer(settlement_gross, n,
                                                  "settlement_gross") != gross:
                 raise ReportError(f"settlement_gross {settlement_gross} in the gross's own"
                                   f" currency is not gross {gross}", line=n)
-            if exchange_rate.strip() and _rate(exchange_rate, n, "exchange_rate") != 1:
+            if exchange_rate.strip() and rc.rate(exchange_rate, n, "exchange_rate") != 1:
                 raise ReportError(f"exchange_rate {exchange_rate} for a row settled in its"
                                   " own currency", line=n)
-            return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+            return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
                         status, created)
-        settled = _int(settlement_gross, n, "settlement_gross")
-        rate = _rate(exchange_rate, n, "exchange_rate")
+        settled = rc.integer(settlement_gross, n, "settlement_gross")
+        rate = rc.rate(exchange_rate, n, "exchange_rate")
         if category is Category.FEE:
             raise ReportError("a fee row is not converted", line=n)
         if (settled > 0) != (gross > 0) or (settled < 0) != (gross < 0):
             raise ReportError("settlement_gross has another sign than gross", line=n)
-        expected = _unconverted(gross, currency, settled, settled_ccy, rate)
-        return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+        expected = rc.unconverted(gross, currency, settled, settled_ccy, rate)
+        return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
                     status, created, settled=Money(settled, settled_ccy), exchange_rate=rate,
                     expected_settled=None if expected is None else Money(expected,
                                                                           settled_ccy))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             if len({c in r for c in self.CONVERSION}) > 1:
                 raise ReportError(f"the conversion columns are {', '.join(self.CONVERSION)},"
                                   " all or none", line=1)
@@ -280,8 +188,9 @@ class SimulatorReport:
                 category = Category(r["type"])
             except ValueError:
                 raise ReportError(f"unknown type {r['type']!r}", line=n) from None
-            gross, fee = _int(r["gross"], n, "gross"), _int(r["fee"], n, "fee")
-            currency, created = _currency(r["currency"], n), _int(r["created"], n, "created")
+            gross, fee = rc.integer(r["gross"], n, "gross"), rc.integer(r["fee"], n, "fee")
+            currency = rc.currency(r["currency"], n)
+            created = rc.integer(r["created"], n, "created")
             if any((r.get(c) or "").strip() for c in self.CONVERSION):
                 yield self._converted(n, category, r["psp_reference"],
                                       r["merchant_reference"], gross, fee, currency,
@@ -289,7 +198,7 @@ class SimulatorReport:
                                       r.get("settlement_gross", ""),
                                       r.get("exchange_rate", ""))
                 continue
-            yield _row(n, category, r["psp_reference"], r["merchant_reference"], gross, fee,
+            yield rc.row(n, category, r["psp_reference"], r["merchant_reference"], gross, fee,
                        currency, r["status"] or None, created)
 
 
@@ -312,28 +221,28 @@ class StripeItemizedReport:
         return staged_from_rows(self.parse(lines))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             category = _STRIPE_CATEGORIES.get(r["reporting_category"])
             if category is None:
                 continue
-            ccy = _currency(r["currency"], n)
-            gross = _major(r["gross"], ccy, n, "gross")
+            ccy = rc.currency(r["currency"], n)
+            gross = rc.major(r["gross"], ccy, n, "gross")
             if category is Category.FEE:  # Stripe writes a fee row as gross; kassa as fee
                 gross, fee = 0, -gross
             else:
-                fee = _major(r["fee"], ccy, n, "fee")
+                fee = rc.major(r["fee"], ccy, n, "fee")
             if (r.get("net") or "").strip():  # what reached the balance: gross less fee
-                net = _major(r["net"], ccy, n, "net")
+                net = rc.major(r["net"], ccy, n, "net")
                 if net != gross - fee:
                     raise ReportError(f"net {r['net']} is not gross {r['gross']} less fee"
                                       f" {r['fee']}", line=n)
             conversion: dict[str, object] = {}
             facing = (r.get("customer_facing_currency") or "").strip()
-            if category is not Category.FEE and facing and _currency(facing, n) != ccy:
+            if category is not Category.FEE and facing and rc.currency(facing, n) != ccy:
                 # Stripe converted: the customer paid customer_facing_amount in
                 # customer_facing_currency (kassa's receivable); gross reached the balance
-                presented_ccy = _currency(facing, n)
-                presented = _major(r.get("customer_facing_amount") or "", presented_ccy,
+                presented_ccy = rc.currency(facing, n)
+                presented = rc.major(r.get("customer_facing_amount") or "", presented_ccy,
                                    n, "customer_facing_amount")
                 if presented == 0 or gross == 0:
                     raise ReportError("a converted row has both customer_facing_amount and"
@@ -344,7 +253,7 @@ class StripeItemizedReport:
                     raise ReportError("customer_facing_amount has another sign than gross",
                                       line=n)
                 presented = abs(presented) if gross > 0 else -abs(presented)
-                conversion = {"settled": Money(gross, ccy), "exchange_rate": _implied_rate(
+                conversion = {"settled": Money(gross, ccy), "exchange_rate": rc.implied_rate(
                     gross, ccy, presented, presented_ccy, n)}
                 gross, ccy = presented, presented_ccy
             # a charge is known to kassa by its PaymentIntent (the Stripe adapter's PSP
@@ -354,9 +263,9 @@ class StripeItemizedReport:
                              or r.get("source_id") or r["balance_transaction_id"])
             else:
                 reference = r.get("source_id") or r["balance_transaction_id"]
-            yield _row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
+            yield rc.row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
                        gross, fee, ccy, _STRIPE_STATUS.get(category),
-                       _created(r["created_utc"], n), **conversion)  # type: ignore[arg-type]
+                       rc.created(r["created_utc"], n), **conversion)  # type: ignore[arg-type]
 
 
 _ADYEN_TYPES = {"Settled": Category.CHARGE, "Refunded": Category.REFUND,
@@ -379,12 +288,12 @@ class AdyenSettlementDetails:
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         batch_net: dict[str, int] = {}
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             kind = r["Type"]
-            ccy = _currency(r["Gross Currency"] or r.get("Net Currency", ""), n)
-            net_ccy = _currency(r.get("Net Currency") or r["Gross Currency"], n)
-            net = (_major(r["Net Credit (NC)"], net_ccy, n, "Net Credit (NC)")
-                   - _major(r["Net Debit (NC)"], net_ccy, n, "Net Debit (NC)"))
+            ccy = rc.currency(r["Gross Currency"] or r.get("Net Currency", ""), n)
+            net_ccy = rc.currency(r.get("Net Currency") or r["Gross Currency"], n)
+            net = (rc.major(r["Net Credit (NC)"], net_ccy, n, "Net Credit (NC)")
+                   - rc.major(r["Net Debit (NC)"], net_ccy, n, "Net Debit (NC)"))
             batch = r["Batch Number"]
             if kind == "MerchantPayout":  # the payout to the bank: -(sum of the batch)
                 if batch_net.pop(batch, 0) + net != 0:
@@ -393,9 +302,9 @@ class AdyenSettlementDetails:
             category = _ADYEN_TYPES.get(kind)
             if category is None:
                 continue
-            gross = (_major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
-                     - _major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
-            parts = [_major(r.get(c, ""), net_ccy, n, c) for c in _ADYEN_FEES
+            gross = (rc.major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
+                     - rc.major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
+            parts = [rc.major(r.get(c, ""), net_ccy, n, c) for c in _ADYEN_FEES
                      if (r.get(c) or "").strip()]
             listed = sum(parts)
             batch_net[batch] = batch_net.get(batch, 0) + net
@@ -408,8 +317,8 @@ class AdyenSettlementDetails:
             if category is not Category.FEE and abs(fee) != listed and listed:
                 raise ReportError(f"net {net} is not gross {gross} less the fees {listed}",
                                   line=n)
-            yield _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
-                       ccy, _STRIPE_STATUS.get(category), _created(r["Creation Date"], n))
+            yield rc.row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
+                       ccy, _STRIPE_STATUS.get(category), rc.created(r["Creation Date"], n))
 
     @staticmethod
     def _converted(n: int, r: dict[str, str], category: Category, gross: int, ccy: str,
@@ -427,36 +336,21 @@ class AdyenSettlementDetails:
         if not (r.get("Exchange Rate") or "").strip():
             raise ReportError("a converted row (gross and net currencies differ) has no "
                               "Exchange Rate", line=n)
-        rate = _rate(r["Exchange Rate"], n, "Exchange Rate")
+        rate = rc.rate(r["Exchange Rate"], n, "Exchange Rate")
         if listed is None:
             settled = convert(Money(gross, ccy), rate, net_ccy).minor
             expected = None
         else:  # what Adyen kept is settled - net, as gross - net unconverted
             settled = net + listed
-            expected = _unconverted(gross, ccy, settled, net_ccy, rate, parts=parts)
+            expected = rc.unconverted(gross, ccy, settled, net_ccy, rate, parts=parts)
         if settled == 0 or (settled > 0) != (gross > 0):
             raise ReportError(f"the settled gross {settled} ({net_ccy}: net plus fees) has"
                               f" another sign than gross {gross} ({ccy})", line=n)
-        return _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross,
+        return rc.row(n, category, r["Psp Reference"], r["Merchant Reference"], gross,
                     settled - net, ccy, _STRIPE_STATUS.get(category),
-                    _created(r["Creation Date"], n), settled=Money(settled, net_ccy),
+                    rc.created(r["Creation Date"], n), settled=Money(settled, net_ccy),
                     exchange_rate=rate,
                     expected_settled=None if expected is None else Money(expected, net_ccy))
-
-
-def _created(value: str, line: int) -> int | None:
-    if not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if text.isdigit():
-            return int(text)
-        moment = datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportError(f"unreadable date {value!r}", line=line) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 PARSERS: dict[str, ReportParser] = {p.format: p for p in (

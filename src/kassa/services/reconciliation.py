@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_conversions as conversions
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS
 from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError, Staged
@@ -144,8 +145,9 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         except ReportError as exc:
             raise InvalidRequest(f"{path.name}: {exc}", param="file") from None
         await rdb.match_rows(conn, run_id=run_id, psp=psp)
-        await rdb.flag_conversions(conn, run_id=run_id, band=kassa.fx.reconcile_band,
-                                   max_age=kassa.fx.max_age_seconds)
+        await conversions.flag_conversions(conn, run_id=run_id,
+                                           band=kassa.fx.reconcile_band,
+                                           max_age=kassa.fx.max_age_seconds)
         duplicate = await rdb.duplicate_rows(conn, run_id=run_id)
         if duplicate is not None:  # nothing of the file is kept: the transaction rolls back
             rows = ", ".join(f"line {n}" for n in duplicate["rows"])
