@@ -44,6 +44,13 @@ def delta(before: dict, after: dict) -> dict:
             if after.get(key, 0) != before.get(key, 0)}
 
 
+async def kassas_eur_usd_rate(k) -> None:
+    """kassa's own eur→usd rate, 1.09, as of the reports' day."""
+    await k.pool.execute("INSERT INTO fx_rates (id, base, quote, rate, source, as_of,"
+                         " loaded_at) VALUES ('fxr_fxfix_1', 'eur', 'usd', 1.09, 'test', $1,"
+                         " $1) ON CONFLICT DO NOTHING", DEC_2)
+
+
 async def one_payment(k, client, name: str, ccy: str, amount: int):
     shop = await merchants.create_merchant(k, name=name)
     auth = {"Authorization": f"Bearer {shop['secret_key']}"}
@@ -97,9 +104,7 @@ async def test_stripe_implied_rate_far_from_kassas_rate_posts_nothing(world, tmp
     own eur→usd rate (1.09): an open amount_mismatch, kassa_value the gross at kassa's rate;
     the bank is not debited 100,000 USD (before: posted)."""
     k, client, _ = world
-    await k.pool.execute("INSERT INTO fx_rates (id, base, quote, rate, source, as_of,"
-                         " loaded_at) VALUES ('fxr_fxfix_1', 'eur', 'usd', 1.09, 'test', $1,"
-                         " $1)", DEC_2)
+    await kassas_eur_usd_rate(k)
     ref, _, amount = await one_payment(k, client, "absurd", "eur", 1000)
     path = tmp_path / "stripe_absurd.csv"
     path.write_text(STRIPE_HEAD + f"txn_x,2026-12-02 10:00:00,usd,100000.00,0.25,99999.75,"
@@ -122,6 +127,34 @@ async def test_stripe_implied_rate_far_from_kassas_rate_posts_nothing(world, tmp
     assert delta(before, await balances(k)) == {
         ("psp:simulator:receivable", "eur"): -1000, ("bank:cash", "usd"): 1120 - fee,
         ("expense:psp_fees", "usd"): fee}
+    report = await verify(k.pool)
+    assert report.ok, report.problems
+
+
+@pytest.mark.parametrize(("rate", "flagged"), [("1.1445", False), ("1.1446", True),
+                                               ("1.0355", False), ("1.0354", True)])
+async def test_a_stated_rate_beyond_the_band_of_kassas_posts_nothing(world, tmp_path, rate,
+                                                                    flagged):
+    """The simulator's (as Adyen's) own rate, its settled gross consistent with it: within
+    5 % of kassa's 1.09 (1.0355 … 1.1445) it posts; beyond, an open amount_mismatch whose
+    kassa_value is the gross at kassa's rate."""
+    k, client, _ = world
+    await kassas_eur_usd_rate(k)
+    ref, attempt, amount = await one_payment(k, client, f"band{rate}", "eur", 10_000)
+    settled = convert(Money(amount, "eur"), Decimal(rate), "usd").minor
+    fee = PRICING.fee_for(Money(settled, "usd")).minor
+    path = tmp_path / f"band{rate}.csv"
+    path.write_text(SIM_HEAD + f"charge,{ref},{attempt},eur,{amount},{fee},{settled - fee},"
+                    f"captured,{DEC_2 + 3600},usd,{settled},{rate}\n")
+    before = await balances(k)
+    run = await recon.import_report(k, psp="simulator", path=path)
+    if flagged:
+        assert await discrepancies(k, run) == [
+            ("amount_mismatch", "usd", 10_900, settled, "10900", str(settled), "open")]
+        assert delta(before, await balances(k)) == {}
+    else:
+        assert await discrepancies(k, run) == []
+        assert delta(before, await balances(k))[("bank:cash", "usd")] == settled - fee
     report = await verify(k.pool)
     assert report.ok, report.problems
 
