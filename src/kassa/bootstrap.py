@@ -296,7 +296,8 @@ async def build(settings: Settings, dsn: str, *, pool_size: int | None = None,
         stripe_account_of=None if settings.psp_accounts_localstripe else
         stripe_account_lookup(client, settings.psp_timeout_seconds),
         fx=FxPolicy(max_age_seconds=settings.fx_max_age_seconds,
-                    cache_seconds=settings.fx_settings_cache_seconds),
+                    cache_seconds=settings.fx_settings_cache_seconds,
+                    reconcile_band=settings.fx_reconcile_band),
     )
     if settings.db_write_batch > 1:
         kassa.writer = BatchWriter(pool, max_batch=settings.db_write_batch,

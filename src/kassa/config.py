@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     # latest rate not older than this; `kassa fx pull` reads rates from this URL (JSON/CSV)
     fx_max_age_seconds: int = Field(default=24 * 3600, ge=1)
     fx_provider_url: str | None = None
+    # a PSP's conversion in a settlement report more than this fraction off kassa's own rate
+    # for the pair (near the row's time, within fx_max_age_seconds) is an amount_mismatch
+    # and is not posted; kassa without a rate for the pair checks no band
+    fx_reconcile_band: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1)
     # a merchant's settlement currency is read once per this many seconds per process
     # (a change applies to payments confirmed from then on, within this time elsewhere)
     fx_settings_cache_seconds: float = Field(default=60.0, ge=0)

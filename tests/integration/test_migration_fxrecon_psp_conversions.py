@@ -1,7 +1,8 @@
 """Migration fxrecon_psp_conversions: a settlement row the PSP converted carries its
 settlement currency, settled gross (same sign as the gross) and rate, all or none; the
 downgrade is refused while such a row exists, and works (and upgrades again) once none
-does."""
+does. ``expected_settled`` (a settled-side amount_mismatch) only on a converted row that is
+not posted."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def test_conversions_are_checked_and_the_downgrade_refused_while_needed(server_u
                     (10_000, "usd", 10_842, "0")), start=3):  # a rate that is no rate
                 with pytest.raises(psycopg.errors.CheckViolation):
                     conn.execute(ITEM, (n, f"a{n}", *bad))
+            expected = ("UPDATE reconciliation_items SET expected_settled = 10900,"
+                        " posted = %s WHERE row_number = %s")
+            for posted, row in ((True, 1), (False, 2)):  # posted; not converted
+                with pytest.raises(psycopg.errors.CheckViolation):
+                    conn.execute(expected, (posted, row))
+            conn.execute(expected, (False, 1))
+            conn.execute("UPDATE reconciliation_items SET expected_settled = NULL")
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="the PSP converted"):
             command.downgrade(alembic_config(u), "jp_payout_destinations")
         with psycopg.connect(u, autocommit=True) as conn:
@@ -48,6 +56,6 @@ def test_conversions_are_checked_and_the_downgrade_refused_while_needed(server_u
             assert not conn.execute(
                 "SELECT 1 FROM information_schema.columns WHERE table_name ="
                 " 'reconciliation_items' AND column_name IN ('settlement_currency',"
-                " 'settlement_gross', 'exchange_rate')").fetchall()
+                " 'settlement_gross', 'exchange_rate', 'expected_settled')").fetchall()
             assert conn.execute("SELECT count(*) FROM reconciliation_items").fetchone() == (1,)
         upgrade(u)

@@ -40,7 +40,7 @@ PLATFORM = "platform"  # ledger_transactions.merchant_id of postings no merchant
 
 STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "gross", "fee",
                  "currency", "psp_status", "created", "settlement_currency",
-                 "settlement_gross", "exchange_rate", "expected_fee")
+                 "settlement_gross", "exchange_rate", "expected_settled", "expected_fee")
 
 RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
                " discrepancies, failure, covers_from, covers_to, created, completed_at")
@@ -103,7 +103,7 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
         "CREATE TEMPORARY TABLE reconciliation_stage (row_number bigint, category text,"
         " psp_reference text, kassa_reference text, gross bigint, fee bigint, currency text,"
         " psp_status text, created bigint, settlement_currency text, settlement_gross bigint,"
-        " exchange_rate numeric, expected_fee bigint) ON COMMIT DROP")
+        " exchange_rate numeric, expected_settled bigint, expected_fee bigint) ON COMMIT DROP")
     await conn.copy_records_to_table("reconciliation_stage", records=records,
                                      columns=STAGE_COLUMNS)
     await conn.execute("ANALYZE reconciliation_stage")
@@ -115,7 +115,7 @@ async def stage_rows(conn: asyncpg.Connection, records: AsyncIterable[tuple[Any,
 MATCHED_COLUMNS = ("row_number, category, psp_reference, kassa_reference, gross, fee,"
                    " currency, psp_status, created, expected_fee, merchant_id, matched,"
                    " kassa_amount, kassa_currency, kassa_status, problem, posted,"
-                   " settlement_currency, settlement_gross, exchange_rate")
+                   " settlement_currency, settlement_gross, exchange_rate, expected_settled")
 
 CREATE_MATCHED = """
 CREATE TEMPORARY TABLE reconciliation_matched (row_number bigint, category text,
@@ -123,7 +123,8 @@ CREATE TEMPORARY TABLE reconciliation_matched (row_number bigint, category text,
     psp_status text, created bigint, expected_fee bigint, merchant_id text, matched text,
     kassa_amount bigint, kassa_currency text, kassa_status text, problem text,
     posted boolean, settlement_currency text, settlement_gross bigint,
-    exchange_rate numeric, nth_object bigint, nth_reference bigint) ON COMMIT DROP
+    exchange_rate numeric, expected_settled bigint, nth_object bigint,
+    nth_reference bigint) ON COMMIT DROP
 """
 
 MATCH = f"""
@@ -139,7 +140,8 @@ SELECT x.row_number, x.category, x.psp_reference, x.kassa_reference, x.gross, x.
         AND (x.psp_reference IS NULL OR x.nth_reference = 1),
     -- the PSP converted it (fxrecon): matched on the presentment side above, settled here
     x.settlement_currency, x.settlement_gross, x.exchange_rate,
-    x.nth_object, x.nth_reference
+    -- set by flag_conversions (db/reconciliation_conversions.py) for a conversion it refuses
+    NULL::bigint, x.nth_object, x.nth_reference
 FROM (
     SELECT m.*, coalesce(d1.run_id, d2.run_id, d3.run_id) AS settled_before,
     row_number() OVER (PARTITION BY m.category, m.matched ORDER BY m.row_number)
@@ -267,12 +269,22 @@ async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created
         " merchant_id, psp_reference, kassa_object, currency, kassa_amount, psp_amount,"
         " kassa_value, psp_value, resolution, resolution_how, resolved_at, created)"
         " SELECT 'rdsc_' || substr($1, 7) || '_' || i.row_number, $1, i.row_number, i.problem,"
-        " i.category, i.merchant_id, i.psp_reference, i.matched, i.currency, i.kassa_amount,"
-        " abs(i.gross), CASE i.problem WHEN 'currency_mismatch' THEN i.kassa_currency"
+        " i.category, i.merchant_id, i.psp_reference, i.matched,"
+        # a converted row's fee and settled gross are in its settlement currency
+        " CASE WHEN i.problem = 'fee_mismatch' OR i.expected_settled IS NOT NULL"
+        "   THEN coalesce(i.settlement_currency, i.currency) ELSE i.currency END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN abs(i.expected_settled)"
+        "   ELSE i.kassa_amount END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN abs(i.settlement_gross)"
+        "   ELSE abs(i.gross) END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN i.expected_settled::text"
+        "   ELSE CASE i.problem WHEN 'currency_mismatch' THEN i.kassa_currency"
         "   WHEN 'status_mismatch' THEN i.kassa_status"
-        "   WHEN 'fee_mismatch' THEN i.expected_fee::text END,"
-        " CASE i.problem WHEN 'currency_mismatch' THEN i.currency"
-        "   WHEN 'status_mismatch' THEN i.psp_status WHEN 'fee_mismatch' THEN i.fee::text END,"
+        "   WHEN 'fee_mismatch' THEN i.expected_fee::text END END,"
+        " CASE WHEN i.expected_settled IS NOT NULL THEN i.settlement_gross::text"
+        "   ELSE CASE i.problem WHEN 'currency_mismatch' THEN i.currency"
+        "   WHEN 'status_mismatch' THEN i.psp_status WHEN 'fee_mismatch' THEN i.fee::text END"
+        " END,"
         " CASE WHEN auto THEN 'auto_resolved' ELSE 'open' END,"
         " CASE WHEN auto THEN 'settlement posted; recovery asked to resolve the payment''s"
         " open attempts at the PSP' END, CASE WHEN auto THEN $2::bigint END, $2"

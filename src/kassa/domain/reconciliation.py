@@ -62,6 +62,9 @@ class SettlementRow:
     created: int | None = None  # when the PSP moved it (unix seconds)
     settled: Money | None = None  # the gross the PSP settled in another currency
     exchange_rate: Decimal | None = None  # the PSP's rate: 1 presentment = rate settled
+    # the gross at the PSP's own rate, set only when ``settled`` is not it (beyond the PSP's
+    # rounding: reports.py's _converts): the row is an ``amount_mismatch``, not posted
+    expected_settled: Money | None = None
 
     def __post_init__(self) -> None:
         if (self.settled is None) != (self.exchange_rate is None):
@@ -74,6 +77,10 @@ class SettlementRow:
             if (self.settled.minor > 0) != (self.gross.minor > 0) or \
                     (self.settled.minor < 0) != (self.gross.minor < 0):
                 raise ValueError("a converted row's settled gross has its gross's sign")
+        if self.expected_settled is not None and (
+                self.settled is None or self.expected_settled.currency != self.settled.currency):
+            raise ValueError("a converted row's expected settled gross is in its settlement"
+                             " currency")
         if self.fee.currency != self.fee_currency:
             raise ValueError("a row's fee is in its settlement currency")
         if self.category in (Category.CHARGE, Category.CHARGEBACK_REVERSAL) and \

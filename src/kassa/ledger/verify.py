@@ -94,6 +94,11 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool) -> Report:
             f"settlement {row['source']}: the run posted rows of gross {row['items']}"
             f" (paid {row['items_received']}) but the ledger settled {row['ledger']}"
             f" (paid {row['ledger_received']})")
+    for row in await invariants.settlement_fx_beyond_rounding(conn):
+        report.problems.append(
+            f"settlement {row['source']}: FX gain/loss {row['gain_loss']} {row['currency']}"
+            f" for {row['n']} converted row(s), more than the PSP's rounding"
+            f" ({invariants.SETTLED_ROUNDING_PER_ROW} per row)")
     for row in await invariants.objects_settled_twice(conn):
         report.problems.append(
             f"{row['category']} {row['matched']} settled {row['n']} times: "

@@ -24,40 +24,41 @@ the settlement currency (domain/reconciliation.py):
 - ``stripe``: ``customer_facing_currency``/``customer_facing_amount`` (what the customer
   was charged) other than ``currency``/``gross`` (what reached the balance); the report has
   no rate column, so the rate recorded is the one the amounts imply (``gross`` ÷
-  ``customer_facing_amount``, 12 significant digits).
+  ``customer_facing_amount``, 12 significant digits, within parse_rate's bounds); its
+  ``net`` column, when present, must be ``gross - fee``.
 - ``adyen``: ``Gross Currency`` other than ``Net Currency``, with ``Exchange Rate``; the
   settled gross is the net plus the fees (all in NC), and must be the gross at that rate.
+  Without a fee breakdown (all four fee columns blank) the settled gross is the gross at
+  Adyen's rate and the fee what Adyen kept of it (``settled - net``), as for an
+  unconverted row (``gross - net`` whatever the breakdown says): what Adyen kept is its
+  fee, not an FX loss.
+
+A settled gross that is not the gross at the PSP's rate beyond the PSP's rounding (one minor
+unit, plus one per fee part Adyen lists: it rounds each on its own) is not refused and not
+posted: the row carries ``expected_settled`` (the gross at the PSP's rate) and the import
+records an ``amount_mismatch`` on the settled side (db/reconciliation.py flag_conversions).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Protocol
 
-from kassa.domain.currencies import from_major
-from kassa.domain.errors import InvalidRequest
-from kassa.domain.fx import convert, parse_rate
-from kassa.domain.money import EXPONENTS, Money, UnknownCurrency, normalize_currency
+from kassa.domain.fx import convert
+from kassa.domain.money import Money
 from kassa.domain.reconciliation import Category, SettlementRow
-
-
-class ReportError(ValueError):
-    """The file is not a settlement report of this format (``line`` says where)."""
-
-    def __init__(self, message: str, *, line: int | None = None):
-        super().__init__(message if line is None else f"line {line}: {message}")
-        self.line = line
-
+from kassa.reconciliation import report_cells as rc
+from kassa.reconciliation.report_cells import ReportError as ReportError  # re-exported
 
 # a row as the import stages it: (row number, category, psp reference, kassa reference,
 # gross, fee, currency, status, created) — SettlementRow's fields in plain values — and, for
-# a row the PSP converted, (settlement currency, settled gross, exchange rate) after them
+# a row the PSP converted, (settlement currency, settled gross, exchange rate, expected
+# settled gross or None) after them
 Staged = (tuple[int, str, str | None, str | None, int, int, str, str | None, int | None]
           | tuple[int, str, str | None, str | None, int, int, str, str | None, int | None,
-                  str, int, Decimal])
+                  str, int, Decimal, int | None])
 
 
 class ReportParser(Protocol):
@@ -79,84 +80,8 @@ def staged_from_rows(rows: Iterable[SettlementRow]) -> Iterator[Staged]:
         else:
             yield (r.row_number, r.category.value, r.psp_reference, r.kassa_reference,
                    r.gross.minor, r.fee.minor, r.gross.currency, r.status, r.created,
-                   r.settled.currency, r.settled.minor, r.exchange_rate)
-
-
-def _records(lines: Iterable[str], required: tuple[str, ...]
-             ) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(lines)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ReportError("the file is empty") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ReportError(f"missing column(s) {', '.join(missing)}", line=1)
-    for number, cells in enumerate(reader, start=2):
-        if not cells:
-            continue
-        if len(cells) != len(header):
-            raise ReportError(f"{len(cells)} cells, the header has {len(header)}", line=number)
-        yield number, dict(zip(header, cells, strict=True))
-
-
-def _currency(code: str, line: int) -> str:
-    try:
-        return normalize_currency(code)
-    except UnknownCurrency:
-        raise ReportError(f"unknown currency {code!r}", line=line) from None
-
-
-def _int(value: str, line: int, column: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ReportError(f"{column} is not an integer: {value!r}", line=line) from None
-
-
-def _major(value: str, currency: str, line: int, column: str) -> int:
-    if not value.strip():
-        return 0
-    try:
-        return from_major(value.strip(), currency).minor
-    except (ValueError, ArithmeticError, InvalidRequest) as exc:
-        raise ReportError(f"{column}: {exc}", line=line) from None
-
-
-def _rate(value: str, line: int, column: str) -> Decimal:
-    try:
-        return parse_rate(value)
-    except InvalidRequest as exc:
-        raise ReportError(f"{column}: {exc}", line=line) from None
-
-
-def _implied_rate(settled: int, settled_ccy: str, gross: int, gross_ccy: str) -> Decimal:
-    """The rate a conversion's two amounts imply (major units), 12 significant digits."""
-    with localcontext() as ctx:
-        ctx.prec = 12
-        return (Decimal(settled).scaleb(-EXPONENTS[settled_ccy])
-                / Decimal(gross).scaleb(-EXPONENTS[gross_ccy]))
-
-
-def _converts(gross: int, gross_ccy: str, settled: int, settled_ccy: str,
-              rate: Decimal) -> bool:
-    """The PSP's settled gross is its gross at its rate, give or take its rounding (one
-    minor unit, or 1 % of the amount where the PSP rounds each fee part on its own)."""
-    expected = convert(Money(gross, gross_ccy), rate, settled_ccy).minor
-    return abs(expected - settled) <= max(1, abs(expected) // 100)
-
-
-def _row(line: int, category: Category, psp_reference: str | None,
-         kassa_reference: str | None, gross: int, fee: int, currency: str,
-         status: str | None, created: int | None, *, settled: Money | None = None,
-         exchange_rate: Decimal | None = None) -> SettlementRow:
-    try:
-        return SettlementRow(line, category, psp_reference or None, kassa_reference or None,
-                             Money(gross, currency),
-                             Money(fee, currency if settled is None else settled.currency),
-                             status, created, settled, exchange_rate)
-    except ValueError as exc:
-        raise ReportError(str(exc), line=line) from None
+                   r.settled.currency, r.settled.minor, r.exchange_rate,
+                   None if r.expected_settled is None else r.expected_settled.minor)
 
 
 _SIGN_RULE = {"charge": 1, "refund": -1, "chargeback": -1, "chargeback_reversal": 1, "fee": 0}
@@ -201,17 +126,18 @@ class SimulatorReport:
             code = cells[c]
             currency = known.get(code)
             if currency is None:
-                currency = known[code] = _currency(code, number)
+                currency = known[code] = rc.currency(code, number)
             try:
                 gross, fee, created = int(cells[g]), int(cells[f]), int(cells[w])
             except ValueError:
                 for column, i in (("gross", g), ("fee", f), ("created", w)):
-                    _int(cells[i], number, column)
+                    rc.integer(cells[i], number, column)
                 raise
             if gross * sign < 0:
                 raise ReportError(f"a {kind} row has a "
                                   f"{'positive' if sign > 0 else 'negative'} gross", line=number)
-            if sc is not None and sg is not None and sr is not None and cells[sc].strip():
+            if sc is not None and sg is not None and sr is not None and (
+                    cells[sc].strip() or cells[sg].strip() or cells[sr].strip()):
                 yield from staged_from_rows([self._converted(
                     number, Category(kind), cells[p], cells[m], gross, fee, currency,
                     cells[s] or None, created, cells[sc], cells[sg], cells[sr])])
@@ -224,24 +150,37 @@ class SimulatorReport:
                    gross: int, fee: int, currency: str, status: str | None, created: int,
                    settlement_currency: str, settlement_gross: str,
                    exchange_rate: str) -> SettlementRow:
-        settled_ccy = _currency(settlement_currency, n)
-        if settled_ccy == currency:
-            return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+        if not settlement_currency.strip():
+            if settlement_gross.strip() or exchange_rate.strip():
+                raise ReportError("settlement_gross or exchange_rate without a"
+                                  " settlement_currency", line=n)
+            return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
                         status, created)
-        settled = _int(settlement_gross, n, "settlement_gross")
-        rate = _rate(exchange_rate, n, "exchange_rate")
+        settled_ccy = rc.currency(settlement_currency, n)
+        if settled_ccy == currency:  # settled as charged: the other cells must say so
+            if settlement_gross.strip() and rc.integer(settlement_gross, n,
+                                                 "settlement_gross") != gross:
+                raise ReportError(f"settlement_gross {settlement_gross} in the gross's own"
+                                  f" currency is not gross {gross}", line=n)
+            if exchange_rate.strip() and rc.rate(exchange_rate, n, "exchange_rate") != 1:
+                raise ReportError(f"exchange_rate {exchange_rate} for a row settled in its"
+                                  " own currency", line=n)
+            return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+                        status, created)
+        settled = rc.integer(settlement_gross, n, "settlement_gross")
+        rate = rc.rate(exchange_rate, n, "exchange_rate")
         if category is Category.FEE:
             raise ReportError("a fee row is not converted", line=n)
         if (settled > 0) != (gross > 0) or (settled < 0) != (gross < 0):
             raise ReportError("settlement_gross has another sign than gross", line=n)
-        if not _converts(gross, currency, settled, settled_ccy, rate):
-            raise ReportError(f"settlement_gross {settled} is not gross {gross} at rate "
-                              f"{rate}", line=n)
-        return _row(n, category, psp_reference, kassa_reference, gross, fee, currency,
-                    status, created, settled=Money(settled, settled_ccy), exchange_rate=rate)
+        expected = rc.unconverted(gross, currency, settled, settled_ccy, rate)
+        return rc.row(n, category, psp_reference, kassa_reference, gross, fee, currency,
+                    status, created, settled=Money(settled, settled_ccy), exchange_rate=rate,
+                    expected_settled=None if expected is None else Money(expected,
+                                                                          settled_ccy))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             if len({c in r for c in self.CONVERSION}) > 1:
                 raise ReportError(f"the conversion columns are {', '.join(self.CONVERSION)},"
                                   " all or none", line=1)
@@ -249,16 +188,17 @@ class SimulatorReport:
                 category = Category(r["type"])
             except ValueError:
                 raise ReportError(f"unknown type {r['type']!r}", line=n) from None
-            gross, fee = _int(r["gross"], n, "gross"), _int(r["fee"], n, "fee")
-            currency, created = _currency(r["currency"], n), _int(r["created"], n, "created")
-            if (r.get("settlement_currency") or "").strip():
+            gross, fee = rc.integer(r["gross"], n, "gross"), rc.integer(r["fee"], n, "fee")
+            currency = rc.currency(r["currency"], n)
+            created = rc.integer(r["created"], n, "created")
+            if any((r.get(c) or "").strip() for c in self.CONVERSION):
                 yield self._converted(n, category, r["psp_reference"],
                                       r["merchant_reference"], gross, fee, currency,
                                       r["status"] or None, created, r["settlement_currency"],
                                       r.get("settlement_gross", ""),
                                       r.get("exchange_rate", ""))
                 continue
-            yield _row(n, category, r["psp_reference"], r["merchant_reference"], gross, fee,
+            yield rc.row(n, category, r["psp_reference"], r["merchant_reference"], gross, fee,
                        currency, r["status"] or None, created)
 
 
@@ -281,30 +221,40 @@ class StripeItemizedReport:
         return staged_from_rows(self.parse(lines))
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             category = _STRIPE_CATEGORIES.get(r["reporting_category"])
             if category is None:
                 continue
-            ccy = _currency(r["currency"], n)
-            gross = _major(r["gross"], ccy, n, "gross")
+            ccy = rc.currency(r["currency"], n)
+            gross = rc.major(r["gross"], ccy, n, "gross")
             if category is Category.FEE:  # Stripe writes a fee row as gross; kassa as fee
                 gross, fee = 0, -gross
             else:
-                fee = _major(r["fee"], ccy, n, "fee")
+                fee = rc.major(r["fee"], ccy, n, "fee")
+            if (r.get("net") or "").strip():  # what reached the balance: gross less fee
+                net = rc.major(r["net"], ccy, n, "net")
+                if net != gross - fee:
+                    raise ReportError(f"net {r['net']} is not gross {r['gross']} less fee"
+                                      f" {r['fee']}", line=n)
             conversion: dict[str, object] = {}
             facing = (r.get("customer_facing_currency") or "").strip()
-            if category is not Category.FEE and facing and _currency(facing, n) != ccy:
+            if category is not Category.FEE and facing and rc.currency(facing, n) != ccy:
                 # Stripe converted: the customer paid customer_facing_amount in
                 # customer_facing_currency (kassa's receivable); gross reached the balance
-                presented_ccy = _currency(facing, n)
-                presented = abs(_major(r.get("customer_facing_amount") or "", presented_ccy,
-                                       n, "customer_facing_amount"))
+                presented_ccy = rc.currency(facing, n)
+                presented = rc.major(r.get("customer_facing_amount") or "", presented_ccy,
+                                   n, "customer_facing_amount")
                 if presented == 0 or gross == 0:
                     raise ReportError("a converted row has both customer_facing_amount and"
                                       " gross", line=n)
-                presented = presented if gross > 0 else -presented
-                conversion = {"settled": Money(gross, ccy), "exchange_rate": _implied_rate(
-                    gross, ccy, presented, presented_ccy)}
+                # Stripe may write a refund's customer_facing_amount unsigned (the amount
+                # refunded); a negative one on a charge contradicts it
+                if presented < 0 < gross:
+                    raise ReportError("customer_facing_amount has another sign than gross",
+                                      line=n)
+                presented = abs(presented) if gross > 0 else -abs(presented)
+                conversion = {"settled": Money(gross, ccy), "exchange_rate": rc.implied_rate(
+                    gross, ccy, presented, presented_ccy, n)}
                 gross, ccy = presented, presented_ccy
             # a charge is known to kassa by its PaymentIntent (the Stripe adapter's PSP
             # reference); a refund or dispute by its own id (source_id)
@@ -313,9 +263,9 @@ class StripeItemizedReport:
                              or r.get("source_id") or r["balance_transaction_id"])
             else:
                 reference = r.get("source_id") or r["balance_transaction_id"]
-            yield _row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
+            yield rc.row(n, category, reference, r.get("payment_metadata[kassa_attempt]"),
                        gross, fee, ccy, _STRIPE_STATUS.get(category),
-                       _created(r["created_utc"], n), **conversion)  # type: ignore[arg-type]
+                       rc.created(r["created_utc"], n), **conversion)  # type: ignore[arg-type]
 
 
 _ADYEN_TYPES = {"Settled": Category.CHARGE, "Refunded": Category.REFUND,
@@ -338,12 +288,12 @@ class AdyenSettlementDetails:
 
     def parse(self, lines: Iterable[str]) -> Iterator[SettlementRow]:
         batch_net: dict[str, int] = {}
-        for n, r in _records(lines, self.COLUMNS):
+        for n, r in rc.records(lines, self.COLUMNS):
             kind = r["Type"]
-            ccy = _currency(r["Gross Currency"] or r.get("Net Currency", ""), n)
-            net_ccy = _currency(r.get("Net Currency") or r["Gross Currency"], n)
-            net = (_major(r["Net Credit (NC)"], net_ccy, n, "Net Credit (NC)")
-                   - _major(r["Net Debit (NC)"], net_ccy, n, "Net Debit (NC)"))
+            ccy = rc.currency(r["Gross Currency"] or r.get("Net Currency", ""), n)
+            net_ccy = rc.currency(r.get("Net Currency") or r["Gross Currency"], n)
+            net = (rc.major(r["Net Credit (NC)"], net_ccy, n, "Net Credit (NC)")
+                   - rc.major(r["Net Debit (NC)"], net_ccy, n, "Net Debit (NC)"))
             batch = r["Batch Number"]
             if kind == "MerchantPayout":  # the payout to the bank: -(sum of the batch)
                 if batch_net.pop(batch, 0) + net != 0:
@@ -352,56 +302,55 @@ class AdyenSettlementDetails:
             category = _ADYEN_TYPES.get(kind)
             if category is None:
                 continue
-            gross = (_major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
-                     - _major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
-            listed = sum(_major(r.get(c, ""), net_ccy, n, c) for c in _ADYEN_FEES)
+            gross = (rc.major(r["Gross Credit (GC)"], ccy, n, "Gross Credit (GC)")
+                     - rc.major(r["Gross Debit (GC)"], ccy, n, "Gross Debit (GC)"))
+            parts = [rc.major(r.get(c, ""), net_ccy, n, c) for c in _ADYEN_FEES
+                     if (r.get(c) or "").strip()]
+            listed = sum(parts)
             batch_net[batch] = batch_net.get(batch, 0) + net
             if net_ccy != ccy:
-                yield self._converted(n, r, category, gross, ccy, net, net_ccy, listed)
+                yield self._converted(n, r, category, gross, ccy, net, net_ccy,
+                                      listed if parts else None, len(parts))
                 continue
             # what Adyen kept is gross - net: Commission, Markup, Scheme Fees, Interchange
             fee = gross - net
             if category is not Category.FEE and abs(fee) != listed and listed:
                 raise ReportError(f"net {net} is not gross {gross} less the fees {listed}",
                                   line=n)
-            yield _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
-                       ccy, _STRIPE_STATUS.get(category), _created(r["Creation Date"], n))
+            yield rc.row(n, category, r["Psp Reference"], r["Merchant Reference"], gross, fee,
+                       ccy, _STRIPE_STATUS.get(category), rc.created(r["Creation Date"], n))
 
     @staticmethod
     def _converted(n: int, r: dict[str, str], category: Category, gross: int, ccy: str,
-                   net: int, net_ccy: str, listed: int) -> SettlementRow:
+                   net: int, net_ccy: str, listed: int | None, parts: int) -> SettlementRow:
         """Adyen charged in GC and settled in NC at ``Exchange Rate``: the settled gross
-        is the net plus the fees Adyen lists (NC), which must be the gross at that rate."""
+        is the net plus the fees Adyen lists (NC), which must be the gross at that rate
+        (else an amount_mismatch). ``listed`` None: no breakdown, the settled gross is the
+        gross at that rate and the fee what Adyen kept of it (rounded half-even, as
+        convert rounds) — chosen over refusing the row because the unconverted rule is the
+        same (fee = gross - net whatever the breakdown says) and Adyen's net is what the
+        bank receives."""
         if category is Category.FEE:
             raise ReportError("a converted fee row (gross and net currencies differ) is not "
                               "a movement kassa can match", line=n)
         if not (r.get("Exchange Rate") or "").strip():
             raise ReportError("a converted row (gross and net currencies differ) has no "
                               "Exchange Rate", line=n)
-        rate = _rate(r["Exchange Rate"], n, "Exchange Rate")
-        settled = net + listed  # what Adyen kept is settled - net, as gross - net unconverted
-        if not _converts(gross, ccy, settled, net_ccy, rate):
-            raise ReportError(f"the settled gross {settled} ({net_ccy}: net plus fees) is not"
-                              f" gross {gross} ({ccy}) at Exchange Rate {rate}", line=n)
-        return _row(n, category, r["Psp Reference"], r["Merchant Reference"], gross,
+        rate = rc.rate(r["Exchange Rate"], n, "Exchange Rate")
+        if listed is None:
+            settled = convert(Money(gross, ccy), rate, net_ccy).minor
+            expected = None
+        else:  # what Adyen kept is settled - net, as gross - net unconverted
+            settled = net + listed
+            expected = rc.unconverted(gross, ccy, settled, net_ccy, rate, parts=parts)
+        if settled == 0 or (settled > 0) != (gross > 0):
+            raise ReportError(f"the settled gross {settled} ({net_ccy}: net plus fees) has"
+                              f" another sign than gross {gross} ({ccy})", line=n)
+        return rc.row(n, category, r["Psp Reference"], r["Merchant Reference"], gross,
                     settled - net, ccy, _STRIPE_STATUS.get(category),
-                    _created(r["Creation Date"], n), settled=Money(settled, net_ccy),
-                    exchange_rate=rate)
-
-
-def _created(value: str, line: int) -> int | None:
-    if not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if text.isdigit():
-            return int(text)
-        moment = datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportError(f"unreadable date {value!r}", line=line) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+                    rc.created(r["Creation Date"], n), settled=Money(settled, net_ccy),
+                    exchange_rate=rate,
+                    expected_settled=None if expected is None else Money(expected, net_ccy))
 
 
 PARSERS: dict[str, ReportParser] = {p.format: p for p in (

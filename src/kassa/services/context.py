@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 import asyncpg
@@ -103,6 +104,9 @@ class FxPolicy:
 
     max_age_seconds: int = 24 * 3600
     cache_seconds: float = 60.0
+    # reconciliation: a PSP's conversion rate more than this fraction off kassa's own rate
+    # for the pair is an amount_mismatch, not posted (db/reconciliation.py flag_conversions)
+    reconcile_band: Decimal = Decimal("0.05")
     # merchant id -> (monotonic expiry, settlement currency or None)
     settlement: dict[str, tuple[float, str | None]] = field(default_factory=dict)
 

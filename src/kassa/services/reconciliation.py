@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kassa.db import reconciliation as rdb
+from kassa.db import reconciliation_conversions as conversions
 from kassa.db import reconciliation_pulls as pulls_db
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS
@@ -126,7 +127,8 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
                 progress.rows += 1
                 if on_rows is not None and progress.rows % 10_000 == 0:
                     on_rows(progress.rows)
-                yield (*row, expected) if len(row) > 9 else (*row, None, None, None, expected)
+                yield ((*row, expected) if len(row) > 9
+                       else (*row, None, None, None, None, expected))
         if lo is not None and hi is not None:
             bounds.extend((lo // DAY * DAY, hi // DAY * DAY + DAY))
 
@@ -144,6 +146,8 @@ async def import_report(kassa: Kassa, *, psp: str, path: Path, report_format: st
         except ReportError as exc:
             raise InvalidRequest(f"{path.name}: {exc}", param="file") from None
         await rdb.match_rows(conn, psp=psp)
+        await conversions.flag_conversions(conn, band=kassa.fx.reconcile_band,
+                                           max_age=kassa.fx.max_age_seconds)
         duplicate = await rdb.duplicate_rows(conn)
         if duplicate is not None:  # nothing of the file is kept: the transaction rolls back
             rows = ", ".join(f"line {n}" for n in duplicate["rows"])

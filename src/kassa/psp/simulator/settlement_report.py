@@ -165,7 +165,10 @@ def _other_currency(row: ReportRow) -> str:
     taken = {row.currency, row.settlement_currency}
     if row.settlement_currency is None:
         return "eur" if row.currency != "eur" else "gbp"
-    return next(c for c in ("eur", "gbp", "chf", "jpy", "krw", "kwd", "bhd", "omr")
+    # the familiar ones first, then any of the same minor unit (jpy settled in krw leaves
+    # no zero-decimal one among the first)
+    preferred = ("eur", "gbp", "chf", "jpy", "krw", "kwd", "bhd", "omr")
+    return next(c for c in (*preferred, *sorted(EXPONENTS))
                 if EXPONENTS[c] == EXPONENTS[row.currency] and c not in taken)
 
 

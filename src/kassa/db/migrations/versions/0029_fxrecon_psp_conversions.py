@@ -10,8 +10,12 @@ presentment side where it was (``gross``, ``currency``: what kassa's receivable 
 matched on) and adds ``settlement_currency``, ``settlement_gross`` (minor units, same sign as
 ``gross``) and ``exchange_rate`` (the PSP's: 1 presentment = rate settlement); ``fee`` of such
 a row is in the settlement currency. All three are set or none, the settlement currency is
-another than the presentment one, the rate is positive. The downgrade is refused while a
-converted row exists: the old schema would read its fee in the wrong currency.
+another than the presentment one, the rate is positive. ``expected_settled`` (settlement
+currency, minor units) is set on a converted row that is an ``amount_mismatch`` on the
+settled side: what the PSP should have settled (the gross at its rate, or at kassa's own
+rate when the PSP's is outside the band); such a row is not posted. The downgrade is
+refused while a converted row exists: the old schema would read its fee in the wrong
+currency.
 """
 
 from alembic import op
@@ -23,11 +27,14 @@ UPGRADE = r"""
 ALTER TABLE reconciliation_items ADD COLUMN settlement_currency text,
     ADD COLUMN settlement_gross bigint,
     ADD COLUMN exchange_rate numeric CHECK (exchange_rate > 0),
+    ADD COLUMN expected_settled bigint,
     ADD CONSTRAINT reconciliation_items_conversion CHECK (
         (settlement_currency IS NULL) = (settlement_gross IS NULL)
         AND (settlement_gross IS NULL) = (exchange_rate IS NULL)
         AND settlement_currency IS DISTINCT FROM currency
-        AND sign(settlement_gross) = sign(gross));
+        AND sign(settlement_gross) = sign(gross)
+        AND (expected_settled IS NULL OR (settlement_currency IS NOT NULL
+             AND NOT posted)));
 """
 
 DOWNGRADE = r"""
@@ -42,7 +49,7 @@ BEGIN
     END IF;
 END $$;
 ALTER TABLE reconciliation_items DROP CONSTRAINT reconciliation_items_conversion,
-    DROP COLUMN exchange_rate, DROP COLUMN settlement_gross,
+    DROP COLUMN expected_settled, DROP COLUMN exchange_rate, DROP COLUMN settlement_gross,
     DROP COLUMN settlement_currency;
 """
 
