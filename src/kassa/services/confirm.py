@@ -192,9 +192,10 @@ async def _authorize(kassa: Kassa, p: PaymentIntent, *, return_url: str | None,
         assert as_given.payment_method is not None
         log.info("saved card %s changed since this process kept it: read again",
                  as_given.payment_method)
-    resolved = await kassa.payment_methods.lookup(
-        merchant_id=as_given.merchant_id, payment_method=as_given.payment_method,
-        customer=as_given.customer)
+    # read, not kept; gone since (no row): refused as the first read refuses it
+    resolved = await _check_payment_method(kassa, as_given.merchant_id,
+                                           as_given.payment_method, as_given.amount.currency,
+                                           as_given.customer)
     await saved_cards.check_intent(kassa, merchant_id=as_given.merchant_id,
                                    customer=as_given.customer,
                                    payment_method=as_given.payment_method,

@@ -260,9 +260,13 @@ def use_op(p: PaymentIntent, resolved: Resolved | None = None
     if p.payment_method is None or lookup_test_payment_method(p.payment_method) is not None \
             or psp_tokens.parse(p.payment_method) is not None:  # nor for a PSP's token
         return None
-    if resolved is not None and resolved.kept_version is not None \
-            and resolved.row is not None and resolved.row["id"] == p.payment_method:
-        assert resolved.live_customer is not None and resolved.live_customer == p.customer
+    if resolved is not None and resolved.kept_version is not None:
+        if resolved.row is None or resolved.row["id"] != p.payment_method \
+                or resolved.live_customer is None or resolved.live_customer != p.customer:
+            # a kept row that is not this intent's card for this customer: claiming the
+            # intent's card unchecked would charge what nothing read (fail closed)
+            raise RuntimeError(f"the kept card given for {p.id} is not its payment method "
+                               "for its customer")
         return ops.UsePaymentMethod(
             payment_method_id=p.payment_method, merchant_id=p.merchant_id,
             payment_intent_id=p.id, customer=resolved.live_customer,

@@ -33,6 +33,12 @@ TIMEOUT_HEADER = "kassa-forward-timeout"
 TOKEN_HEADER = "kassa-vault-token"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
+# the caller's Accept-Encoding is not sent on: the vault asks the PSP for its answer as it
+# is (identity), so the card numbers it echoes are masked in the very bytes received and
+# nothing is decompressed here (no size a compressed answer could blow up to); an answer
+# encoded all the same is refused (Forwarder.forward), never passed on unread
+_NOT_SENT = _HOP_BY_HOP | {"accept-encoding"}
+_IDENTITY = ("accept-encoding", "identity")
 _NOT_RETURNED = _HOP_BY_HOP | {"content-encoding"}
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,12 @@ class Forwarder:
             normalised, target = _target(url)
         except (httpx.InvalidURL, TypeError):
             raise ForwardRefused("the forward URL is not a URL") from None
+        if method != "POST":
+            # a card is sent with POST only (every adapter's authorisation); and an HTTP
+            # client sends an idempotent method again on a new connection after a kept-alive
+            # one dropped it, so a PUT's "connect" failure need not mean unsent (hop.py)
+            raise ForwardRefused(f"the vault forwards POST requests only, not {method[:10]}",
+                                 status=405)
         if target not in self.allowed:
             raise ForwardRefused(f"{target[0]}://{target[1]}:{target[2]} is not an allowed PSP "
                                  "host (KASSA_VAULT_FORWARD_HOSTS)", status=403)
@@ -98,11 +110,12 @@ class Forwarder:
         content_type = ""
         for k, v in headers:
             name = k.lower()
-            if name in _HOP_BY_HOP or name.startswith(("kassa-vault-", "kassa-forward-")):
+            if name in _NOT_SENT or name.startswith(("kassa-vault-", "kassa-forward-")):
                 continue
             if name == "content-type" and not content_type:
                 content_type = v
             outgoing.append((k, v))
+        outgoing.append(_IDENTITY)
         filled, pans, cvcs = await self._fill(content_type, body)
         try:
             answer = await self.hop.send(method, normalised, outgoing, filled,
@@ -116,6 +129,13 @@ class Forwarder:
                 return Forwarded(504 if failed.kind == "connect_timeout" else 502, [], b"",
                                  failed.kind)
             return Forwarded(504 if failed.kind == "timeout" else 502, [], b"", failed.kind)
+        if any(k.lower() == "content-encoding" and v.strip().lower() not in ("", "identity")
+               for k, v in answer.headers):
+            # encoded although identity was asked for: the card number it may echo cannot be
+            # masked, nor the answer read — the request was sent, its outcome is unknown
+            log.error("the PSP at %s://%s:%s answered with a content-encoding: refused as an "
+                      "unknown outcome", *target)
+            return Forwarded(502, [], b"", "transport")
         body_back = answer.body
         for pm_id, pan in pans.items():  # a PSP that echoes the number gets its placeholder
             body_back = body_back.replace(pan.encode(), placeholders.placeholder(pm_id, "number")

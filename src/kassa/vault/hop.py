@@ -67,7 +67,12 @@ class AiohttpHop:
         if self._session is None:  # made on the serving loop, at the first forward
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections,
-                                               keepalive_timeout=self.keepalive_seconds),
+                                               keepalive_timeout=self.keepalive_seconds,
+                                               # the trust store the PSP calls had
+                                               # with httpx (certifi's CAs, or
+                                               # SSL_CERT_FILE / SSL_CERT_DIR), not
+                                               # aiohttp's default (the system's)
+                                               ssl=httpx.create_ssl_context()),
                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
         return self._session
 
@@ -82,8 +87,12 @@ class AiohttpHop:
                               [(k.decode("latin-1"), v.decode("latin-1"))
                                for k, v in response.raw_headers], answer)
         except aiohttp.ClientConnectorError:
-            # refused, DNS, TLS handshake: raised before a byte of the request was written
-            raise HopFailed("connect") from None
+            # refused, DNS, TLS handshake: raised before a byte of the request was written —
+            # for a POST. aiohttp sends an idempotent method (PUT, DELETE, GET) again on a
+            # new connection after a kept-alive one dropped it, and a refusal of that
+            # reconnect is this same error although the PSP may have the first (the vault
+            # forwards POST only: forward.py; this holds for any other caller of the hop)
+            raise HopFailed("connect" if method == "POST" else "transport") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             # a connect timeout too: aiohttp cannot say the request had not left by then
             raise HopFailed("timeout") from None

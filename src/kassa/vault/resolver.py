@@ -39,10 +39,19 @@ class Resolved(NamedTuple):
     kept_version: str | None = None
 
 
+# what a payment reads of a kept row (card_of, the intent's checks in saved_cards, the
+# charge's facts in charges.card_facts): not its billing details nor metadata, which may
+# be tens of kB a card (50 keys of 500 characters) and would let 10 000 kept cards take
+# hundreds of MB of an API process
+KEPT_COLUMNS = ("id", "brand", "last4", "exp_month", "exp_year", "funding", "country",
+                "checks", "customer", "detached", "used_by")
+
+
 class SavedCards:
     """Rows of cards saved to a customer, as last read, by (merchant, payment method), with
-    their row version; bounded (least recently used out). Only ever a hint: every payment
-    charged from a kept row has its claim check the row in the database (module docstring).
+    their row version; bounded (least recently used out; of each row only KEPT_COLUMNS).
+    Only ever a hint: every payment charged from a kept row has its claim check the row in
+    the database (module docstring).
     """
 
     def __init__(self, size: int = 10_000) -> None:
@@ -58,7 +67,7 @@ class SavedCards:
         return kept
 
     def keep(self, merchant_id: str, row: dict[str, Any], version: str) -> None:
-        self._rows[(merchant_id, row["id"])] = (row, version)
+        self._rows[(merchant_id, row["id"])] = ({k: row[k] for k in KEPT_COLUMNS}, version)
         self._rows.move_to_end((merchant_id, row["id"]))
         while len(self._rows) > self.size:
             self._rows.popitem(last=False)

@@ -149,3 +149,71 @@ async def test_the_claim_refuses_a_row_version_that_moved(api, vault, shop):
         await units.apply(api.kassa.pool, claim(cus, version))
     assert await api.kassa.pool.fetchval(
         "SELECT used_by FROM kassa_vault.payment_methods WHERE id = $1", pm) is None
+
+
+async def test_a_card_gone_since_it_was_kept_is_refused_as_missing(api, vault, shop, sim):
+    """The kept row's claim is refused (KS4PC: no such row now); the card read again is
+    none, so the confirmation is the 400 a first read gives — not a charge written and
+    declined for a card that is not there."""
+    cus, pm = await _saved_card(api, vault, shop)
+    assert (await _pay(api, shop, pm, cus)).status_code == 200
+    assert (await _kept(api, shop, pm, cus)).kept_version is not None
+    async with api.kassa.pool.acquire() as conn, conn.transaction():
+        for table in ("idempotency_keys", "card_secrets"):
+            await conn.execute(f"DELETE FROM kassa_vault.{table} WHERE payment_method_id = $1",
+                               pm)
+        await conn.execute("DELETE FROM kassa_vault.payment_methods WHERE id = $1", pm)
+    intents = await api.kassa.pool.fetchval(
+        "SELECT count(*) FROM payment_intents WHERE merchant_id = $1", shop["merchant_id"])
+    r = await _pay(api, shop, pm, cus, "1900")
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == ("resource_missing", "payment_method")
+    assert error["message"] == f"No such PaymentMethod: '{pm}'"
+    # both ends: nothing reached the PSP, nothing was written
+    assert [a["amount_captured"] for a in await _authorizations(sim, shop)] == [900]
+    assert await api.kassa.pool.fetchval(
+        "SELECT count(*) FROM payment_intents WHERE merchant_id = $1",
+        shop["merchant_id"]) == intents
+    assert await api.kassa.pool.fetchval(
+        "SELECT count(*) FROM charges WHERE merchant_id = $1", shop["merchant_id"]) == 1
+
+
+async def test_a_kept_row_that_is_not_the_intents_card_is_never_claimed_unchecked(
+        api, vault, shop):
+    from types import SimpleNamespace
+
+    from kassa.services import saved_cards
+
+    cus, pm = await _saved_card(api, vault, shop)
+    assert (await _pay(api, shop, pm, cus)).status_code == 200
+    kept = await _kept(api, shop, pm, cus)
+    mid = shop["merchant_id"]
+    claim = saved_cards.use_op(SimpleNamespace(id="pi_1", merchant_id=mid, payment_method=pm,
+                                               customer=cus), kept)
+    assert claim is not None and claim.row_version == kept.kept_version
+    for other_card, other_customer in (("pm_other", cus), (pm, "cus_other"), (pm, None)):
+        with pytest.raises(RuntimeError):
+            saved_cards.use_op(SimpleNamespace(id="pi_1", merchant_id=mid,
+                                               payment_method=other_card,
+                                               customer=other_customer), kept)
+
+
+async def test_a_kept_row_holds_only_what_a_payment_reads(api, vault, shop):
+    cus, pm = await _saved_card(api, vault, shop)
+    big = {f"k{i}": "x" * 500 for i in range(50)}  # Stripe's most metadata: 50 × 500
+    r = await api.post(f"/v1/payment_methods/{pm}", headers=_auth(shop), data={
+        **{f"metadata[{k}]": v for k, v in big.items()},
+        "billing_details[name]": "Ada Lovelace", "billing_details[address][line1]": "1 Road"})
+    assert r.status_code == 200, r.text
+    assert (await _pay(api, shop, pm, cus)).status_code == 200
+    kept = await _kept(api, shop, pm, cus)
+    assert kept.kept_version is not None
+    assert "metadata" not in kept.row and "billing_details" not in kept.row
+    assert (kept.row["last4"], kept.row["customer"]) == ("4242", cus)
+    # what the payment read of it is whole: the charge's facts, the PSP's card
+    r = await _pay(api, shop, pm, cus, "1200")
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+    charge = (await api.get(f"/v1/charges/{r.json()['latest_charge']}",
+                            headers=_auth(shop))).json()
+    assert charge["payment_method_details"]["card"]["last4"] == "4242"
