@@ -80,3 +80,31 @@ def test_down_and_up_again_keep_the_items(server_url):
             assert conn.execute("SELECT count(*) FROM reconciliation_items").fetchone() == (2,)
             with pytest.raises(psycopg.errors.ForeignKeyViolation):
                 conn.execute("DELETE FROM reconciliation_runs")
+
+
+def test_a_run_is_deleted_only_where_the_trigger_sees_every_committed_item(server_url):
+    """Under REPEATABLE READ the deleter's snapshot predates an item committed since, which
+    the key's own check would still have seen: such a delete is refused (found by review:
+    it left an orphan item). A temporary table named like the items cannot stand in for
+    them either (the functions' search_path puts pg_temp last)."""
+    with empty_database(server_url, "kassa_item_writes_isolation") as u:
+        upgrade(u)
+        with psycopg.connect(u, autocommit=True) as setup:
+            setup.execute(RUN, ("recon_1", "a"))
+        with psycopg.connect(u) as deleter, psycopg.connect(u, autocommit=True) as writer:
+            deleter.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            deleter.execute("SELECT 1 FROM reconciliation_runs").fetchall()  # the snapshot
+            writer.execute(ITEMS, ("recon_1", "recon_1"))
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="READ COMMITTED"):
+                deleter.execute("DELETE FROM reconciliation_runs WHERE id = 'recon_1'")
+            deleter.rollback()
+        with psycopg.connect(u, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM reconciliation_items").fetchone() == (2,)
+            conn.execute("CREATE TEMPORARY TABLE reconciliation_items (run_id text)")
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still has items"):
+                conn.execute("DELETE FROM reconciliation_runs WHERE id = 'recon_1'")
+            conn.execute("CREATE TEMPORARY TABLE reconciliation_runs (id text)")
+            conn.execute("INSERT INTO reconciliation_runs VALUES ('recon_ghost')")
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="recon_ghost"):
+                conn.execute(ORPHAN.replace("reconciliation_items", "public.reconciliation_items")
+                             .replace("recon_nope", "recon_ghost"))

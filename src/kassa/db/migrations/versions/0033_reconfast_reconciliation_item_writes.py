@@ -16,6 +16,14 @@ Revises: payoutbits_chargeback_reversals (re-chained after main's 0029-0032)
   matched), so "has any run a row for this object in this category" is the two indexes
   together. A day's items no longer write one entry each into a fourth index.
 
+The key's own check reads with a snapshot of its own, the triggers with the statement's: a
+run is therefore deleted or re-keyed only under READ COMMITTED (where the trigger, run after
+the row lock, sees every committed item); under REPEATABLE READ or SERIALIZABLE an item
+committed after the deleter's snapshot would be invisible to it, so those are refused
+(found by review). The functions resolve their tables with a fixed search_path (the
+migration's schema, then pg_temp last), so a session's temporary table of the same name
+cannot stand in for the real one.
+
 No row changes; the downgrade restores the key (validated: the triggers kept it true) and
 the index.
 """
@@ -55,6 +63,12 @@ CREATE TRIGGER reconciliation_items_run_updated AFTER UPDATE ON reconciliation_i
 CREATE FUNCTION reconciliation_runs_keep_items() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (TG_OP = 'DELETE' OR NEW.id IS DISTINCT FROM OLD.id)
+       AND current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'reconciliation runs are deleted or re-keyed only under READ'
+            ' COMMITTED (an item committed after this snapshot would not be seen)'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF (TG_OP = 'DELETE' OR NEW.id IS DISTINCT FROM OLD.id)
        AND EXISTS (SELECT 1 FROM reconciliation_items WHERE run_id = OLD.id) THEN
         RAISE EXCEPTION 'reconciliation run % still has items', OLD.id
             USING ERRCODE = 'foreign_key_violation';
@@ -68,7 +82,8 @@ CREATE TRIGGER reconciliation_runs_keep_items BEFORE DELETE OR UPDATE OF id
 CREATE FUNCTION reconciliation_runs_keep_items_truncate() RETURNS trigger LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM reconciliation_items) THEN
+    IF current_setting('transaction_isolation') <> 'read committed'
+       OR EXISTS (SELECT 1 FROM reconciliation_items) THEN
         RAISE EXCEPTION 'reconciliation runs still have items'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -81,6 +96,17 @@ CREATE TRIGGER reconciliation_runs_keep_items_truncate BEFORE TRUNCATE
 DROP INDEX reconciliation_items_matched;
 CREATE INDEX reconciliation_items_matched ON reconciliation_items (matched)
     WHERE matched IS NOT NULL AND NOT posted;
+
+DO $$
+DECLARE f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['reconciliation_items_run_exists()',
+                             'reconciliation_runs_keep_items()',
+                             'reconciliation_runs_keep_items_truncate()'] LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f,
+                       current_schema());
+    END LOOP;
+END $$;
 """
 
 DOWNGRADE = r"""
