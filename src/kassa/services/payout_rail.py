@@ -40,6 +40,7 @@ from kassa.payouts.base import (
     RailTransfer,
     UnknownTransfer,
 )
+from kassa.secrets_box import SecretsBoxError
 from kassa.services import payout_numbers
 from kassa.services.context import Kassa
 from kassa.services.payouts import Moves, record_moves
@@ -113,9 +114,20 @@ async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy
         log.error("payout %s: no secrets key to open its bank account's number", p.id)
         return await _postpone(kassa, p, policy)
     # the full number is opened here only, for the bank call (payouts/payout_numbers.py)
-    account = payout_numbers.opened(
-        kassa.secrets, destination_id=destination.id, merchant_id=destination.merchant_id,
-        masked=destination.account, sealed=destination.sealed_number)
+    try:
+        account = payout_numbers.opened(
+            kassa.secrets, destination_id=destination.id,
+            merchant_id=destination.merchant_id, masked=destination.account,
+            sealed=destination.sealed_number)
+    except SecretsBoxError as exc:  # its key version removed, a wrong key, a tampered row
+        # no retry opens it: an operator restores the key (or the merchant's account) and
+        # resolves the review; nothing was sent, the money stays where it is
+        reason = (f"the number of bank account {destination.id} cannot be opened ({exc}); "
+                  "restore its secrets key, then resolve this review")
+        log.error("payout %s held for review: %s", p.id, reason)
+        await payouts_db.hold_for_review(kassa.pool, payout_id=p.id, version=p.version,
+                                         reason=reason)
+        return p
     try:
         transfer = await rail.send(PayoutInstruction(
             payout_id=p.id, amount=p.amount, destination=account,
