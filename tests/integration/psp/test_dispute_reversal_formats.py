@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from kassa.ledger.verify import verify
 from kassa.domain.money import Money
+from kassa.ledger.verify import verify
 from kassa.psp.simulator.settlement_report import PRICING, chargeback_fee
 from kassa.services import reconciliation as recon
 from tests.integration.psp.conftest import World
