@@ -16,10 +16,10 @@ import psycopg
 from kassa.api.app import create_app
 from kassa.db.embedded_tools import bin_dir
 from kassa.secrets_box import SecretsBox
-from tests.support.vault import SESSION_SECRETS_KEYS, keyring_text
 from tests.integration.payouts.test_payouts_flow import DAY, funded, payout, step
 from tests.integration.payouts.test_payouts_flow import bank as bank  # noqa: F401 (fixture)
 from tests.integration.payouts.test_payouts_flow import bank_url as bank_url  # noqa: F401
+from tests.support.vault import SESSION_SECRETS_KEYS, keyring_text
 
 
 def _every_text_value(dsn: str) -> str:
