@@ -55,9 +55,13 @@ class SecretsBox:
                                       f"{KEY_BYTES}-byte key")
         self._keys = {v: AESGCM(k) for v, k in keys.items()}
         self.current = max(keys)
-        # a key of its own for fingerprints, derived so that no key serves two purposes
-        self._mac_key = hmac.new(keys[self.current], b"kassa/secrets-box/fingerprint",
-                                 hashlib.sha256).digest()
+        # a key of its own for fingerprints, derived so that no key serves two purposes,
+        # from the lowest version held: adding a version (a rotation) must not change a
+        # fingerprint, or a request retried across it would no longer match its
+        # Idempotency-Key; only retiring that version does (wait out idempotency_retention_hours)
+        self.fingerprint_version = min(keys)
+        self._mac_key = hmac.new(keys[self.fingerprint_version],
+                                 b"kassa/secrets-box/fingerprint", hashlib.sha256).digest()
 
     @classmethod
     def from_text(cls, text: str) -> SecretsBox:

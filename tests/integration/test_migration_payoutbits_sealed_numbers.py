@@ -58,6 +58,15 @@ def _pg_dump(u: str) -> str:
     return done.stdout
 
 
+def _heap(u: str) -> bytes:
+    """The bytes of payout_destinations' heap file as the server wrote it (superuser)."""
+    with psycopg.connect(u, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")  # the table's pages flushed from shared buffers
+        return bytes(conn.execute(
+            "SELECT pg_read_binary_file(pg_relation_filepath('payout_destinations'))"
+        ).fetchone()[0])
+
+
 def _stored(u: str, box: SecretsBox) -> dict[str, BankAccount]:
     import asyncio
 
@@ -91,10 +100,13 @@ def test_numbers_are_sealed_up_and_opened_down(server_url, monkeypatch):
             for row in OLD_ROWS:
                 conn.execute(INSERT, row)
         assert all(n in _pg_dump(u) for n in NUMBERS)  # the old shape: in clear
+        assert all(n.encode() in _heap(u) for n in NUMBERS)  # (the probe can see them)
         upgrade(u)
-        dump, columns = _pg_dump(u), _text_dump(u)
+        dump, columns, heap = _pg_dump(u), _text_dump(u), _heap(u)
         for number in NUMBERS:
             assert number not in dump and number not in columns
+            # neither a dropped column's value nor a row's pre-UPDATE version on disk
+            assert heap.count(number.encode()) == 0, number
         with psycopg.connect(u) as conn:
             assert conn.execute("SELECT id, last4 FROM payout_destinations ORDER BY id"
                                 ).fetchall() == [("ba_iban", "3000"), ("ba_jp", "1234"),
@@ -131,6 +143,7 @@ def test_numbers_are_sealed_up_and_opened_down(server_url, monkeypatch):
                                       "110000000", "1", None, "3000"))
         upgrade(u)
         assert all(n not in _pg_dump(u) for n in NUMBERS)
+        assert all(n.encode() not in _heap(u) for n in NUMBERS)
         assert _stored(u, box)["ba_jp"].account_number == "0001234"
 
 

@@ -112,6 +112,15 @@ def test_the_fingerprint_is_keyed_and_stable() -> None:
     assert box.fingerprint(b"secret") != box.fingerprint(b"secret2")
 
 
+def test_the_fingerprint_survives_a_rotation() -> None:
+    # a new (higher) version seals from now on; the fingerprint stays under the lowest, so
+    # an Idempotency-Key's stored digest still matches the request retried after rotation
+    text = key_text(1)
+    rotated = SecretsBox.from_text(text + "," + key_text(2))
+    assert rotated.current == 2 and rotated.fingerprint_version == 1
+    assert rotated.fingerprint(b"secret") == SecretsBox.from_text(text).fingerprint(b"secret")
+
+
 def test_the_composition_root_makes_a_key_outside_production_only(tmp_path: Path) -> None:
     from kassa import bootstrap
     from kassa.config import Settings

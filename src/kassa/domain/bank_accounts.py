@@ -9,8 +9,11 @@ holder's name (usually katakana) must be writable in the Zengin character set th
 transfer carries (:data:`ZENGIN_NAME_CHARS`): half-width katakana, upper-case Latin
 letters, digits, space and ``( ) - . /``. Full-width forms of those characters are
 accepted (they map one to one onto the half-width ones, as Stripe accepts full-width
-katakana); the name is kept as given. Small kana, the long-vowel mark, the middle dot,
-lower-case letters and kanji are refused (a bank would return the transfer).
+katakana), and only those: no other compatibility form (``Ⅳ``, ``①``, ``™``) passes. The
+name is stored, shown and sent in its half-width form, what the transfer carries, and is
+at most 30 half-width characters (a voiced or semi-voiced mark is one of them: ``ｶﾞ`` is
+two). Small kana, the long-vowel mark, the middle dot, lower-case letters and kanji are
+refused (a bank would return the transfer).
 
 The checks are hand-written because the domain is stdlib only (ARCHITECTURE §10): the
 ISO 13616 mod-97 check and the ABA routing checksum are a few lines each, and the lengths
@@ -60,6 +63,10 @@ ZENGIN_NAME_CHARS = frozenset(
     "ラリルレロワン" "ガギグゲゴザジズゼゾダヂヅデドバビブベボヴ" "パピプペポ"
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" " ()-./")
 _SMALL_KANA = dict(zip("ァィゥェォッャュョヮヵヶ", "アイウエオツヤユヨワカケ", strict=True))
+ZENGIN_NAME_MAX = 30  # half-width characters in a transfer's payee name field
+# the half-width katakana block (U+FF61-FF9F) by its full-width form; the voiced and
+# semi-voiced marks map to the combining ones (U+3099, U+309A), which NFD splits off
+_HALF_WIDTH = {unicodedata.normalize("NFKC", chr(c)): chr(c) for c in range(0xFF61, 0xFFA0)}
 
 
 def iban_checksum_ok(iban: str) -> bool:
@@ -120,9 +127,26 @@ def _jp_account_number(raw: str) -> str:
     return number
 
 
+def _width_folded(holder: str) -> str:
+    """The name with full-width Latin, digits and punctuation (U+FF01-FF5E), half-width
+    katakana and the ideographic space mapped onto one form, nothing else: NFKC would also
+    turn ``Ⅳ`` into ``IV``, ``①`` into ``1`` and ``™`` into ``TM``, which the bank would
+    not receive as given. NFC then joins a kana and its voiced mark (``ｶﾞ`` → ``ガ``)."""
+    out = []
+    for ch in holder:
+        code = ord(ch)
+        if 0xFF01 <= code <= 0xFF5E or 0xFF61 <= code <= 0xFF9F:
+            out.append(unicodedata.normalize("NFKC", ch))
+        else:
+            out.append(" " if ch == "\u3000" else ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 def _zengin_holder(holder: str) -> str:
-    """The holder's name if the Zengin set can carry it (see :data:`ZENGIN_NAME_CHARS`)."""
-    for ch in unicodedata.normalize("NFKC", holder):
+    """The holder's name in half-width Zengin characters (see :data:`ZENGIN_NAME_CHARS`),
+    if the set can carry it and it fits the transfer's 30 characters."""
+    folded = _width_folded(holder)
+    for ch in folded:
         if ch in ZENGIN_NAME_CHARS:
             continue
         if ch in _SMALL_KANA:
@@ -135,7 +159,14 @@ def _zengin_holder(holder: str) -> str:
             "A Japanese account holder's name must be in the Zengin character set "
             "(katakana, upper-case Latin letters, digits, space and ( ) - . /): "
             f"{why}.", param="account_holder_name")
-    return holder
+    half = "".join(ch if ch.isascii() else "".join(
+        _HALF_WIDTH[part] for part in unicodedata.normalize("NFD", ch)) for ch in folded)
+    if len(half) > ZENGIN_NAME_MAX:
+        raise InvalidRequest(
+            f"A Japanese account holder's name is at most {ZENGIN_NAME_MAX} half-width "
+            f"characters (a voiced mark counts as one); this one is {len(half)}.",
+            param="account_holder_name")
+    return half
 
 
 def _jp_account_type(raw: str | None) -> str:

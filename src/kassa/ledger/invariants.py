@@ -165,8 +165,9 @@ async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
                              ) -> list[asyncpg.Record]:
     """Disputes of converted payments (id > ``after``, the next ``limit`` by id) with what the
     ledger took from and gave back to the merchant (settlement currency) and the payment's
-    captured amount; verify.py pages through them all and checks them at the payment's
-    rate (domain/fx.dispute_share)."""
+    captured amount, and whether its withdrawal was posted before the share rule
+    (``legacy``); verify.py pages through them all and checks them at the payment's rate
+    (domain/fx.dispute_share)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT d.id, d.status, d.amount_withdrawn, d.fee, p.currency,"
         " p.settlement_currency, p.exchange_rate, p.amount_received,"
@@ -176,7 +177,11 @@ async def converted_disputes(conn: Conn, *, after: str = "", limit: int = 10_000
         " coalesce((SELECT -sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e"
         "  ON e.transaction_id = t.id AND e.account LIKE 'merchant:%'"
         "  WHERE t.source_id = d.id AND t.kind = 'dispute_reversal'), 0)::bigint"
-        "  AS reinstated"
+        "  AS reinstated,"
+        # posted before the share rule (migration payoutfix_dispute_share_cutover)
+        " EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.source_id = d.id"
+        "  AND t.kind = 'dispute' AND t.id <= (SELECT last_legacy_transaction"
+        "  FROM ledger_rule_cutovers WHERE rule = 'dispute_share')) AS legacy"
         " FROM disputes d JOIN payment_intents p ON p.id = d.payment_intent_id"
         " WHERE p.exchange_rate IS NOT NULL AND d.id > $1 ORDER BY d.id LIMIT $2",
         after, limit)

@@ -124,10 +124,12 @@ TAKEN = ("needs_response", "under_review", "won", "lost")
 def _converted_dispute(row: asyncpg.Record) -> str | None:
     """A converted payment's dispute must take (and, won, give back exactly) its share of
     the converted capture (domain/fx.dispute_share) plus the fee converted at the payment's
-    rate, in its settlement currency. A withdrawal posted before that rule converted the
-    withdrawn amount alone (up to a minor unit more): it passes, its reversal must match."""
+    rate, in its settlement currency. A withdrawal posted before that rule (``legacy``:
+    before migration payoutfix_dispute_share_cutover) converted the withdrawn amount alone
+    (up to a minor unit more): it passes, its reversal must match; a later one must follow
+    the rule, so a regression to the old amount is reported."""
     if row["amount_withdrawn"] is None:
-        allowed = {0}
+        expected, allowed = 0, {0}
     else:
         rate, settlement = row["exchange_rate"], row["settlement_currency"]
         conversion = fx.Conversion(row["currency"], settlement, rate, "")
@@ -142,8 +144,10 @@ def _converted_dispute(row: asyncpg.Record) -> str | None:
                                      withdrawn=withdrawn).minor
         except ValueError as exc:
             return str(exc)
-        allowed = {share + fee, settle(row["amount_withdrawn"]) + fee}
-    expected = min(allowed)  # what the current rule takes
+        expected = share + fee  # what the current rule takes
+        allowed = {expected}
+        if row["legacy"]:
+            allowed.add(settle(row["amount_withdrawn"]) + fee)
     if row["status"] in TAKEN:
         if row["withdrawn"] in allowed and (
                 row["reinstated"] == (row["withdrawn"] if row["status"] == "won" else 0)):

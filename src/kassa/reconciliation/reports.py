@@ -204,9 +204,12 @@ class SimulatorReport:
 
 _STRIPE_CATEGORIES = {"charge": Category.CHARGE, "refund": Category.REFUND,
                       "dispute": Category.CHARGEBACK, "fee": Category.FEE,
+                      # a won dispute: the amount (and Stripe's dispute fee) come back
+                      "dispute_reversal": Category.CHARGEBACK_REVERSAL,
                       "other_adjustment": Category.FEE}
 _STRIPE_STATUS = {Category.CHARGE: "captured", Category.REFUND: "refunded",
-                  Category.CHARGEBACK: "charged_back"}
+                  Category.CHARGEBACK: "charged_back",
+                  Category.CHARGEBACK_REVERSAL: "reversed"}
 
 
 class StripeItemizedReport:
@@ -269,7 +272,8 @@ class StripeItemizedReport:
 
 
 _ADYEN_TYPES = {"Settled": Category.CHARGE, "Refunded": Category.REFUND,
-                "Chargeback": Category.CHARGEBACK, "Fee": Category.FEE,
+                "Chargeback": Category.CHARGEBACK,
+                "ChargebackReversed": Category.CHARGEBACK_REVERSAL, "Fee": Category.FEE,
                 "MiscCosts": Category.FEE}
 _ADYEN_FEES = ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from kassa.db import payouts as payouts_db
+from kassa.domain.bank_accounts import BankAccount
 from kassa.domain.errors import IllegalTransition
 from kassa.domain.payouts import FailureCode, Payout, PayoutStatus, catch_up
 from kassa.payouts.base import (
@@ -40,6 +41,7 @@ from kassa.payouts.base import (
     RailTransfer,
     UnknownTransfer,
 )
+from kassa.secrets_box import SecretsBox, SecretsBoxError
 from kassa.services import payout_numbers
 from kassa.services.context import Kassa
 from kassa.services.payouts import Moves, record_moves
@@ -83,6 +85,8 @@ async def advance_due_payouts(kassa: Kassa, *, rail: PayoutAdapter,
 async def advance_payout(kassa: Kassa, p: Payout, *, rail: PayoutAdapter,
                          policy: RailPolicy) -> Payout:
     if p.status is PayoutStatus.PENDING:
+        if await _unopenable(kassa, p):  # held before its money moves to in transit
+            return p
         try:
             p = await _record(kassa, p, None, policy,
                               decide=lambda now: [(PayoutStatus.IN_TRANSIT, None)]
@@ -104,6 +108,36 @@ async def advance_payout(kassa: Kassa, p: Payout, *, rail: PayoutAdapter,
     return await _apply(kassa, p, transfer, policy)
 
 
+async def _opened(kassa: Kassa, box: SecretsBox, p: Payout,
+                  destination: payouts_db.SealedDestination
+                  ) -> BankAccount | None:
+    """The destination with its full number; None, the payout held for review, if the
+    number cannot be opened (its key version removed, a wrong key, a tampered row): no
+    retry would open it, so an operator restores the key (or the merchant replaces the
+    account) and resolves the review; nothing is sent and no money moves."""
+    try:
+        return payout_numbers.opened(
+            box, destination_id=destination.id, merchant_id=destination.merchant_id,
+            masked=destination.account, sealed=destination.sealed_number)
+    except SecretsBoxError as exc:
+        reason = (f"the number of bank account {destination.id} cannot be opened ({exc}); "
+                  "restore its secrets key, then resolve this review")
+        log.error("payout %s held for review: %s", p.id, reason)
+        await payouts_db.hold_for_review(kassa.pool, payout_id=p.id, version=p.version,
+                                         reason=reason)
+        return None
+
+
+async def _unopenable(kassa: Kassa, p: Payout) -> bool:
+    """Whether a pending payout was held because its number cannot be opened (the other
+    reasons not to send, no destination or no key at all, are _send's)."""
+    destination = (await payouts_db.get_destination(kassa.pool, destination_id=p.destination)
+                   if p.destination else None)
+    if destination is None or kassa.secrets is None:
+        return False
+    return await _opened(kassa, kassa.secrets, p, destination) is None
+
+
 async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy) -> Payout:
     destination = (await payouts_db.get_destination(kassa.pool, destination_id=p.destination)
                    if p.destination else None)
@@ -113,9 +147,9 @@ async def _send(kassa: Kassa, p: Payout, rail: PayoutAdapter, policy: RailPolicy
         log.error("payout %s: no secrets key to open its bank account's number", p.id)
         return await _postpone(kassa, p, policy)
     # the full number is opened here only, for the bank call (payouts/payout_numbers.py)
-    account = payout_numbers.opened(
-        kassa.secrets, destination_id=destination.id, merchant_id=destination.merchant_id,
-        masked=destination.account, sealed=destination.sealed_number)
+    account = await _opened(kassa, kassa.secrets, p, destination)
+    if account is None:
+        return p
     try:
         transfer = await rail.send(PayoutInstruction(
             payout_id=p.id, amount=p.amount, destination=account,

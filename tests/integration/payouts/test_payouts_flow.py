@@ -303,7 +303,7 @@ async def test_a_japanese_bank_account_is_paid_out_to(client, auth, merchant, ka
     account = r.json()
     assert (account["country"], account["currency"], account["routing_number"],
             account["account_type"], account["last4"], account["account_holder_name"]) == (
-        "JP", "jpy", "1100000", "futsu", "1234", "ヤマダ タロウ")
+        "JP", "jpy", "1100000", "futsu", "1234", "ﾔﾏﾀﾞ ﾀﾛｳ")  # stored half-width
     assert "0001234" not in str(account)
     listed = (await client.get(path, headers=auth)).json()["data"]
     assert [(a["id"], a["account_type"]) for a in listed if a["currency"] == "jpy"] == [
@@ -317,7 +317,7 @@ async def test_a_japanese_bank_account_is_paid_out_to(client, auth, merchant, ka
     sent = [t for t in (await bank.get("/_bank/transfers")).json()["data"]
             if t["reference"] == po["id"]]
     assert [(t["amount"], t["currency"], t["destination"]) for t in sent] == [
-        (4000, "jpy", {"account_holder_name": "ヤマダ タロウ", "country": "JP",
+        (4000, "jpy", {"account_holder_name": "ﾔﾏﾀﾞ ﾀﾛｳ", "country": "JP",
                        "currency": "jpy", "last4": "1234", "routing_number": "1100000",
                        "scheme": "zengin", "account_type": "futsu", "bank_code": "1100",
                        "branch_code": "000"})]

@@ -105,6 +105,23 @@ async def test_a_chargeback_after_partial_refunds_takes_only_what_remains(world:
         (-1, fee), (1, -fee)]
     report = await verify(world.kassa.pool)
     assert report.ok, report.problems
+    # posted under the share rule: verify would not take the legacy amount (2 + fee) for it;
+    # a withdrawal at or before the recorded cutover is legacy
+    from kassa.ledger import invariants
+    from kassa.ledger.verify import _converted_dispute
+
+    (row,) = [r for r in await invariants.converted_disputes(world.kassa.pool)
+              if r["id"] == d["id"]]
+    assert row["legacy"] is False
+    overshoot = {**row, "withdrawn": 2 + fee, "reinstated": 2 + fee}
+    assert "expected 2261 and 2261" in _converted_dispute(overshoot)
+    await world.kassa.pool.execute(
+        "UPDATE ledger_rule_cutovers SET last_legacy_transaction = (SELECT max(id)"
+        " FROM ledger_transactions) WHERE rule = 'dispute_share'")
+    (row,) = [r for r in await invariants.converted_disputes(world.kassa.pool)
+              if r["id"] == d["id"]]
+    assert row["legacy"] is True
+    assert _converted_dispute({**row, "withdrawn": 2 + fee, "reinstated": 2 + fee}) is None
 
 
 def test_verify_judges_a_converted_chargeback_by_its_share():
@@ -115,9 +132,11 @@ def test_verify_judges_a_converted_chargeback_by_its_share():
     # reversal must give back exactly what was taken; anything else is reported
     row = {"id": "dp_x", "status": "lost", "amount_withdrawn": 1, "fee": 1500,
            "currency": "eur", "settlement_currency": "jpy", "exchange_rate": Decimal("150.7"),
-           "amount_received": 2, "withdrawn": 2261, "reinstated": 0}
+           "amount_received": 2, "withdrawn": 2261, "reinstated": 0, "legacy": False}
     assert _converted_dispute(row) is None
-    assert _converted_dispute({**row, "withdrawn": 2262}) is None  # the legacy amount
+    # the legacy amount: correct for a withdrawal posted before the rule, and only for one
+    assert _converted_dispute({**row, "withdrawn": 2262, "legacy": True}) is None
+    assert "expected 2261 and 0" in _converted_dispute({**row, "withdrawn": 2262})
     assert "expected 2261 and 0" in _converted_dispute({**row, "withdrawn": 2263})
     won = {**row, "status": "won", "reinstated": 2261}
     assert _converted_dispute(won) is None

@@ -151,7 +151,7 @@ def test_japanese_account_masked_with_its_bank_and_branch():
     assert (acct.routing_number, acct.account_number, acct.account_type, acct.scheme) == (
         "0001100", "0001234", "toza", "zengin")
     assert (acct.bank_code, acct.branch_code) == ("0001", "100")
-    assert acct.masked() == {"account_holder_name": "ヤマダ タロウ", "country": "JP",
+    assert acct.masked() == {"account_holder_name": "ﾔﾏﾀﾞ ﾀﾛｳ", "country": "JP",
                              "currency": "jpy", "last4": "1234", "routing_number": "0001100",
                              "scheme": "zengin", "account_type": "toza", "bank_code": "0001",
                              "branch_code": "100"}
@@ -159,11 +159,32 @@ def test_japanese_account_masked_with_its_bank_and_branch():
     assert acct.number == "0001234"  # for the bank call only
 
 
-@pytest.mark.parametrize("holder", ["ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ", "カ）ヤマダシヨウジ",
-                                    "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ", "YAMADA TARO", "ＹＡＭＡＤＡ ３",
-                                    "ﾊﾟﾌﾞﾘｯｸ".replace("ｯ", "ﾂ"), "ヴイ-1.2/(A)"])
-def test_a_zengin_holder_name_is_kept_as_given(holder):
-    assert bank_account(**{**JP, "account_holder_name": holder}).account_holder_name == holder
+@pytest.mark.parametrize(("holder", "stored"), [
+    ("ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ"), ("ﾔﾏﾀﾞ ﾀﾛｳ", "ﾔﾏﾀﾞ ﾀﾛｳ"),
+    ("カ）ヤマダシヨウジ", "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ"), ("ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ", "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ"),
+    ("YAMADA TARO", "YAMADA TARO"), ("ＹＡＭＡＤＡ ３", "YAMADA 3"),
+    ("ﾊﾟﾌﾞﾘﾂｸ", "ﾊﾟﾌﾞﾘﾂｸ"), ("ヴイ-1.2/(A)", "ｳﾞｲ-1.2/(A)"),
+    ("カ\u3099", "ｶﾞ"),  # a kana and a combining voiced mark
+])
+def test_a_zengin_holder_name_is_stored_in_its_half_width_form(holder, stored):
+    # what is stored is what the transfer carries (and what the API shows)
+    acct = bank_account(**{**JP, "account_holder_name": holder})
+    assert acct.account_holder_name == stored
+    assert acct.masked()["account_holder_name"] == stored
+
+
+def test_a_zengin_holder_name_is_at_most_30_half_width_characters():
+    assert bank_account(**{**JP, "account_holder_name": "A" * 30}).account_holder_name \
+        == "A" * 30
+    # 15 voiced kana are 30 half-width characters (each kana and its mark); 16 are 32
+    assert len(bank_account(**{**JP, "account_holder_name": "ガ" * 15}
+                            ).account_holder_name) == 30
+    for holder, length in (("A" * 31, 31), ("ガ" * 16, 32), ("ﾊﾟ" * 15 + "A", 31)):
+        with pytest.raises(InvalidRequest) as exc:
+            bank_account(**{**JP, "account_holder_name": holder})
+        assert exc.value.param == "account_holder_name"
+        assert "at most 30 half-width characters" in exc.value.message
+        assert f"this one is {length}" in exc.value.message
 
 
 @pytest.mark.parametrize(("holder", "why"), [
@@ -176,6 +197,11 @@ def test_a_zengin_holder_name_is_kept_as_given(holder):
     ("やまだ たろう", "'や' is not in it"),  # hiragana
     ("YAMADA, TARO", "',' is not in it"),
     ("YAMADA & CO", "'&' is not in it"),
+    # compatibility characters NFKC would have turned into Zengin ones
+    ("ヤマダ Ⅳ", "'Ⅳ' is not in it"),
+    ("ヤマダ ①", "'①' is not in it"),
+    ("YAMADA™", "'™' is not in it"),
+    ("ﾔﾏﾀ゛", "'゛' is not in it"),  # the spacing voiced mark
 ])
 def test_a_japanese_holder_name_outside_the_zengin_set_is_refused(holder, why):
     with pytest.raises(InvalidRequest) as exc:
@@ -192,7 +218,7 @@ def test_the_zengin_rule_is_for_japanese_accounts_only():
 
 def test_full_width_spaces_in_a_holder_name_are_one_space():
     assert bank_account(**{**JP, "account_holder_name": "ヤマダ\u3000\u3000タロウ"}
-                        ).account_holder_name == "ヤマダ タロウ"
+                        ).account_holder_name == "ﾔﾏﾀﾞ ﾀﾛｳ"
 
 
 @pytest.mark.parametrize(("kwargs", "param"), [

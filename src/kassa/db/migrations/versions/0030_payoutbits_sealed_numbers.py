@@ -71,17 +71,20 @@ def upgrade() -> None:
         " FROM payout_destinations ORDER BY seq")).fetchall()
     box = _need_box(len(rows), "upgrade")
     op.execute("ALTER TABLE payout_destinations ADD COLUMN account_sealed bytea")
+    for name in OLD_CHECKS:  # they need a clear number, which the UPDATE below nulls
+        op.execute(f"ALTER TABLE payout_destinations DROP CONSTRAINT {name}")
     for row in rows:
-        conn.execute(sa.text("UPDATE payout_destinations SET account_sealed = :sealed"
-                             " WHERE id = :id"),
+        conn.execute(sa.text("UPDATE payout_destinations SET account_sealed = :sealed,"
+                             " iban = NULL, account_number = NULL WHERE id = :id"),
                      {"id": row.id, "sealed": seal_number(
                          box, destination_id=row.id, merchant_id=row.merchant_id,
                          number=row.number)})
-    for name in OLD_CHECKS:
-        op.execute(f"ALTER TABLE payout_destinations DROP CONSTRAINT {name}")
     op.execute("ALTER TABLE payout_destinations DROP COLUMN iban,"
                " DROP COLUMN account_number,"
                " ALTER COLUMN account_sealed SET NOT NULL")
+    # rewrite the heap: the UPDATEs' old row versions (the clear numbers) are not copied
+    op.execute("CLUSTER payout_destinations USING payout_destinations_pkey")
+    op.execute("ALTER TABLE payout_destinations SET WITHOUT CLUSTER")
     op.execute("ALTER TABLE payout_destinations ADD CONSTRAINT"
                f" payout_destinations_jp_account_type {NEW_JP_CHECK}")
     # a US destination has an account type only in Japan, and a routing number either way
