@@ -10,7 +10,7 @@ from alembic import command
 from kassa.db.migrate import alembic_config, upgrade
 from tests.support.databases import empty_database
 
-BEFORE = "payoutbits_chargeback_reversals"
+BEFORE = "reconfast_item_writes"
 CUTOVER = "SELECT rule, last_legacy_transaction FROM ledger_rule_cutovers"
 POST = ("INSERT INTO ledger_transactions (kind, merchant_id, source_id)"
         " VALUES ('capture', 'acct_old', %s) RETURNING id")

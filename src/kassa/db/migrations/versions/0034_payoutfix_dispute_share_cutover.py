@@ -2,7 +2,7 @@
 the legacy amount is still correct.
 
 Revision ID: payoutfix_dispute_share_cutover
-Revises: payoutbits_chargeback_reversals
+Revises: reconfast_item_writes (re-chained after 0033 reconfast_item_writes)
 
 A converted payment's chargeback takes its share of the converted capture
 (domain/fx.dispute_share) plus the fee; before that rule it converted the withdrawn amount
@@ -17,7 +17,7 @@ drops the record (the old verify accepts both amounts for every dispute).
 from alembic import op
 
 revision = "payoutfix_dispute_share_cutover"
-down_revision = "payoutbits_chargeback_reversals"
+down_revision = "reconfast_item_writes"
 
 UPGRADE = r"""
 CREATE TABLE ledger_rule_cutovers (
