@@ -44,10 +44,6 @@ STAGE_COLUMNS = ("row_number", "category", "psp_reference", "kassa_reference", "
 
 RUN_COLUMNS = ("id, psp, format, source_name, file_sha256, status, rows_read, rows_matched,"
                " discrepancies, failure, covers_from, covers_to, created, completed_at")
-DISCREPANCY_COLUMNS = ("id, run_id, row_number, kind, category, merchant_id, psp_reference,"
-                       " kassa_object, currency, kassa_amount, psp_amount, kassa_value,"
-                       " psp_value, resolution, resolution_how, resolved_by, resolved_at,"
-                       " created")
 
 
 async def lock_psp(conn: asyncpg.Connection, psp: str) -> None:
@@ -71,22 +67,6 @@ async def find_run(conn: Conn, *, psp: str, sha256: str) -> asyncpg.Record | Non
 async def get_run(conn: Conn, run_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE id = $1",
                                run_id)
-
-
-async def list_runs(conn: Conn, *, limit: int, starting_after: str | None,
-                    ending_before: str | None) -> tuple[list[asyncpg.Record], bool]:
-    cursor, descending = starting_after or ending_before, ending_before is None
-    params: list[Any] = [limit + 1]
-    where = ""
-    if cursor is not None:
-        params.append(cursor)
-        where = (f" WHERE seq {'<' if descending else '>'} (SELECT seq FROM"
-                 " reconciliation_runs WHERE id = $2)")
-    rows = await conn.fetch(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs{where}"
-                            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT $1",
-                            *params)
-    page = rows[:limit]
-    return (page if descending else page[::-1]), len(rows) > limit
 
 
 async def insert_run(conn: asyncpg.Connection, *, run_id: str, psp: str, format: str,
@@ -414,40 +394,6 @@ async def finish_run(conn: asyncpg.Connection, *, run_id: str, covers_from: int 
         "   FROM reconciliation_matched),"
         " discrepancies = (SELECT count(*) FROM reconciliation_discrepancies"
         "   WHERE run_id = $1) WHERE id = $1", run_id, covers_from, covers_to, completed_at)
-
-
-async def list_discrepancies(conn: Conn, *, run_id: str, limit: int,
-                             starting_after: str | None, kind: str | None = None,
-                             resolution: str | None = None
-                             ) -> tuple[list[asyncpg.Record], bool]:
-    params: list[Any] = [run_id, limit + 1]
-    where = "run_id = $1"
-    for column, value in (("kind", kind), ("resolution", resolution)):
-        if value is not None:
-            params.append(value)
-            where += f" AND {column} = ${len(params)}"
-    if starting_after is not None:
-        params.append(starting_after)
-        where += (f" AND seq > (SELECT seq FROM reconciliation_discrepancies"
-                  f" WHERE id = ${len(params)})")
-    rows = await conn.fetch(f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies"
-                            f" WHERE {where} ORDER BY seq LIMIT $2", *params)
-    return rows[:limit], len(rows) > limit
-
-
-async def resolve_discrepancy(conn: Conn, *, discrepancy_id: str, resolved_by: str,
-                              how: str, at: int) -> asyncpg.Record | None:
-    """An open discrepancy resolved by a person, who says why; None if there is no open one
-    with this id."""
-    return await conn.fetchrow(
-        "UPDATE reconciliation_discrepancies SET resolution = 'resolved', resolved_by = $2,"
-        " resolution_how = $3, resolved_at = $4 WHERE id = $1 AND resolution = 'open'"
-        f" RETURNING {DISCREPANCY_COLUMNS}", discrepancy_id, resolved_by, how, at)
-
-
-async def get_discrepancy(conn: Conn, discrepancy_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies"
-                               " WHERE id = $1", discrepancy_id)
 
 
 async def receivable(conn: Conn, *, psp: str) -> list[asyncpg.Record]:

@@ -9,7 +9,7 @@ from datetime import date
 import asyncpg
 
 from kassa.db.pool import Conn
-from kassa.db.reconciliation import DISCREPANCY_COLUMNS
+from kassa.db.reconciliation_queries import DISCREPANCY_COLUMNS
 
 
 async def run_settled(conn: Conn, run_id: str) -> list[asyncpg.Record]:

@@ -21,6 +21,7 @@ from typing import IO, Any
 from kassa.db import reconciliation as rdb
 from kassa.db import reconciliation_conversions as conversions
 from kassa.db import reconciliation_pulls as pulls_db
+from kassa.db import reconciliation_queries as queries
 from kassa.domain.errors import InvalidRequest, NotFound
 from kassa.reconciliation.contracts import CONTRACTS
 from kassa.reconciliation.reports import FORMAT_OF_PSP, PARSERS, ReportError, Staged
@@ -198,7 +199,7 @@ async def list_runs(kassa: Kassa, *, limit: int, starting_after: str | None,
             raise InvalidRequest(f"No such reconciliation run: '{cursor}'",
                                  param="starting_after" if cursor == starting_after
                                  else "ending_before", code="resource_missing")
-    rows, more = await rdb.list_runs(kassa.pool, limit=limit, starting_after=starting_after,
+    rows, more = await queries.list_runs(kassa.pool, limit=limit, starting_after=starting_after,
                                      ending_before=ending_before)
     return [render_run(r) for r in rows], more
 
@@ -209,11 +210,11 @@ async def list_discrepancies(kassa: Kassa, *, run_id: str, limit: int,
                              ) -> tuple[list[dict[str, Any]], bool]:
     await retrieve_run(kassa, run_id=run_id)
     if starting_after is not None:
-        cursor = await rdb.get_discrepancy(kassa.pool, starting_after)
+        cursor = await queries.get_discrepancy(kassa.pool, starting_after)
         if cursor is None or cursor["run_id"] != run_id:
             raise InvalidRequest(f"No such discrepancy in this run: '{starting_after}'",
                                  param="starting_after", code="resource_missing")
-    rows, more = await rdb.list_discrepancies(kassa.pool, run_id=run_id, limit=limit,
+    rows, more = await queries.list_discrepancies(kassa.pool, run_id=run_id, limit=limit,
                                               starting_after=starting_after, kind=kind,
                                               resolution=resolution)
     return [render_discrepancy(r) for r in rows], more
@@ -229,11 +230,11 @@ async def resolve_discrepancy(kassa: Kassa, *, discrepancy_id: str, resolved_by:
         raise InvalidRequest("Say why it is resolved.", param="reason")
     async with UnitOfWork(kassa, idempotency) as uow:
         conn = await uow.connection()
-        row = await rdb.resolve_discrepancy(conn, discrepancy_id=discrepancy_id,
+        row = await queries.resolve_discrepancy(conn, discrepancy_id=discrepancy_id,
                                             resolved_by=resolved_by.strip(),
                                             how=reason.strip(), at=kassa.clock())
         if row is None:
-            existing = await rdb.get_discrepancy(conn, discrepancy_id)
+            existing = await queries.get_discrepancy(conn, discrepancy_id)
             if existing is None:
                 raise NotFound(f"No such discrepancy: '{discrepancy_id}'", param="id")
             raise InvalidRequest(f"This discrepancy is already {existing['resolution']}.",
