@@ -277,8 +277,9 @@ async def record_discrepancies(conn: asyncpg.Connection, *, run_id: str, created
         "   FROM reconciliation_matched i WHERE i.problem IS NOT NULL) i",
         run_id, created)
     await conn.execute(
+        # whatever the row's problem (a refused conversion replaces status_mismatch)
         "UPDATE attempts a SET next_check_at = now() FROM reconciliation_matched i"
-        " WHERE i.problem = 'status_mismatch' AND i.category = 'charge'"
+        " WHERE i.category = 'charge'"
         " AND i.kassa_status = 'processing' AND i.psp_status = 'captured'"
         " AND a.payment_intent_id = i.matched AND a.status IN ('started', 'unknown')")
 

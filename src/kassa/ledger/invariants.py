@@ -279,7 +279,9 @@ async def settlement_fx_beyond_rounding(conn: Conn, limit: int = 100
         " JOIN ledger_entries e ON e.transaction_id = t.id AND e.account = $2"
         "   AND e.currency = p.settlement_currency"
         " GROUP BY p.source, p.settlement_currency, p.n"
-        " HAVING abs(sum(e.amount)) > p.n * $3 + 1 LIMIT $1",
+        # each row off by its rounding, plus the group's own re-rounding of the converted
+        # total (up to half a unit per row)
+        " HAVING abs(sum(e.amount)) > p.n * $3 + ceil(p.n / 2.0) + 1 LIMIT $1",
         limit, FX_GAIN_LOSS, SETTLED_ROUNDING_PER_ROW)
     return rows
 

@@ -82,7 +82,10 @@ def upgrade() -> None:
     op.execute("ALTER TABLE payout_destinations DROP COLUMN iban,"
                " DROP COLUMN account_number,"
                " ALTER COLUMN account_sealed SET NOT NULL")
-    # rewrite the heap: the UPDATEs' old row versions (the clear numbers) are not copied
+    # rewrite the heap, after the DROP COLUMN: CLUSTER copies the UPDATEs' old row versions
+    # too (still visible to this transaction), but a rewrite writes a dropped column of every
+    # copied row as null, so no clear number is left in the table's files (WAL archives and
+    # base backups taken before keep them)
     op.execute("CLUSTER payout_destinations USING payout_destinations_pkey")
     op.execute("ALTER TABLE payout_destinations SET WITHOUT CLUSTER")
     op.execute("ALTER TABLE payout_destinations ADD CONSTRAINT"
