@@ -10,7 +10,6 @@ receivable this payment put there ends at zero."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -19,24 +18,7 @@ from kassa.ledger.verify import verify
 from kassa.psp.simulator.settlement_report import PRICING, chargeback_fee
 from kassa.services import reconciliation as recon
 from tests.integration.psp.conftest import World
-
-
-async def _won_dispute(world: World) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
-    pi = await world.pay(amount=8_000)
-    auth_id = await world.authorization(pi)
-    r = await world.sim.post(f"/_sim/disputes/{auth_id}/open", json={})
-    assert r.status_code == 200, r.text
-    sim_dispute = r.json()["id"]
-    await world.flush()
-    await world.apply()
-    r = await world.sim.post(f"/_sim/disputes/{auth_id}/close", json={"outcome": "won"})
-    assert r.status_code == 200, r.text
-    await world.flush()
-    await world.apply()
-    (d,) = (await world.api.get("/v1/disputes", headers=world.auth,
-                                params={"payment_intent": pi["id"]})).json()["data"]
-    assert d["status"] == "won"
-    return pi, auth_id, sim_dispute, d
+from tests.integration.psp.test_dispute_settlement_report import won_dispute
 
 
 async def _balance(world: World, pattern: str) -> int:
@@ -72,7 +54,7 @@ def _adyen(auth_id: str, sim_dispute: str, fee: int, now: int) -> str:
 async def test_a_won_dispute_is_reconciled_from_the_psps_own_format(
         world: World, tmp_path, report_format: str) -> None:
     receivable = await _balance(world, "psp:%:receivable")  # other tests' money too
-    pi, auth_id, sim_dispute, d = await _won_dispute(world)
+    pi, auth_id, sim_dispute, d = await won_dispute(world)
     fee = chargeback_fee("usd")
     now = int(time.time())
     day = now - now % 86400

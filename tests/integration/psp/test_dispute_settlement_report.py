@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from kassa.ledger.verify import verify
 from kassa.psp.simulator.settlement_report import chargeback_fee
@@ -20,7 +21,9 @@ async def _bank_cash(world: World) -> int:
         "SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entries WHERE account = 'bank:cash'"))
 
 
-async def test_a_won_chargeback_and_its_reversal_are_each_reconciled(world: World, tmp_path):
+async def won_dispute(world: World) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
+    """A paid intent whose dispute the simulator's issuer opened and kassa then won: the
+    intent, its authorisation, the simulator's dispute id and kassa's dispute."""
     pi = await world.pay(amount=8_000)
     auth_id = await world.authorization(pi)
     r = await world.sim.post(f"/_sim/disputes/{auth_id}/open", json={})
@@ -35,6 +38,11 @@ async def test_a_won_chargeback_and_its_reversal_are_each_reconciled(world: Worl
     (d,) = (await world.api.get("/v1/disputes", headers=world.auth,
                                 params={"payment_intent": pi["id"]})).json()["data"]
     assert d["status"] == "won"
+    return pi, auth_id, sim_dispute, d
+
+
+async def test_a_won_chargeback_and_its_reversal_are_each_reconciled(world: World, tmp_path):
+    pi, auth_id, sim_dispute, d = await won_dispute(world)
 
     r = await world.sim.post("/_sim/settlement_report", json={"inject": {}, "seed": 0})
     assert r.status_code == 200, r.text
